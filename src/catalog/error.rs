@@ -1,0 +1,94 @@
+//! Error types: [`Refusal`] for submissions the authority turns away, [`CatalogError`] for
+//! leaves the projection cannot apply.
+
+/// Why a submission is refused; the HTTP layer maps variants to statuses and problem+json bodies.
+///
+/// | variant | status | meaning |
+/// |---|---|---|
+/// | `Malformed` | 400 | not JSON, not an envelope, bad base64 |
+/// | `Invalid` | 422 | schema or field problems, every one listed |
+/// | `Forbidden` | 403 | unknown key, bad signature, no grant, outside the grant, not an admin |
+/// | `TooLarge` | 413 | the leaf would exceed 65535 bytes |
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// 400: the body is not JSON, not a DSSE envelope, or holds bad base64.
+    #[error("malformed submission: {0}")]
+    Malformed(String),
+    /// 422: schema or field problems, every one listed as `"<json pointer>: <problem>"`.
+    #[error("invalid submission: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// 403: unknown key, bad signature, no grant, target or channel outside the grant, not an admin.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// 413: the leaf this submission would become exceeds 65535 bytes.
+    #[error("too large: {0}")]
+    TooLarge(String),
+}
+
+impl Refusal {
+    /// The HTTP status this refusal maps to (400, 422, 403 or 413).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Refusal::Malformed(_) => 400,
+            Refusal::Invalid(_) => 422,
+            Refusal::Forbidden(_) => 403,
+            Refusal::TooLarge(_) => 413,
+        }
+    }
+
+    /// A short, stable title for a problem+json body.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Refusal::Malformed(_) => "malformed submission",
+            Refusal::Invalid(_) => "invalid submission",
+            Refusal::Forbidden(_) => "forbidden",
+            Refusal::TooLarge(_) => "entry too large",
+        }
+    }
+
+    /// Every problem as a separate message (one for all variants but `Invalid`).
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            Refusal::Invalid(list) => list.clone(),
+            Refusal::Malformed(m) | Refusal::Forbidden(m) | Refusal::TooLarge(m) => {
+                vec![m.clone()]
+            }
+        }
+    }
+}
+
+/// Errors of the catalog projection: a leaf that cannot be applied, or genesis parameters
+/// that cannot form a valid authority.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// `apply` was called with an index other than `applied_size()`.
+    #[error("leaf {got} applied out of order: the catalog expects leaf {expected}")]
+    OutOfOrder {
+        /// The index the catalog expects next.
+        expected: u64,
+        /// The index that was passed.
+        got: u64,
+    },
+    /// The leaf bytes do not parse as a canonical v1 leaf.
+    #[error("leaf {index} is malformed: {reason}")]
+    MalformedLeaf {
+        /// Index of the offending leaf.
+        index: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The leaf parses but breaks a catalog invariant (second genesis, grant by a non-admin, ...).
+    #[error("leaf {index} breaks a catalog invariant: {reason}")]
+    Invariant {
+        /// Index of the offending leaf.
+        index: u64,
+        /// Which invariant, and how.
+        reason: String,
+    },
+    /// `genesis_leaf` was given parameters that cannot form a valid authority.
+    #[error("invalid genesis: {0}")]
+    InvalidGenesis(String),
+    /// Canonical JSON encoding failed (never expected for the catalog's own types).
+    #[error("canonical JSON encoding failed: {0}")]
+    Encoding(String),
+}

@@ -1,0 +1,502 @@
+//! The catalog projection: a deterministic function of the leaves, in order.
+//!
+//! [`Catalog::apply`] is the only way state changes; the live sequencer and replay both call
+//! it. It trusts signatures (they were checked at admission and can be re-checked with
+//! [`super::audit_leaf`]) but re-runs every other admission rule, so a leaf that the
+//! authority could not have admitted is refused.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::admission::{Authorized, KeyDirectory, Submission, SubmissionKind};
+use super::canonical::to_canonical_vec;
+use super::dsse::Envelope;
+use super::error::CatalogError;
+use super::leaf::{GenesisKind, GenesisLeaf, Leaf, MAX_LEAF_BYTES};
+use super::request::{
+    check_token, check_vkey, AgentplaneRefs, ApiVersion, DigestSet, EvidenceItem, RequestPayload,
+    Role, API_VERSION,
+};
+use super::time::{format_rfc3339_ms, parse_rfc3339_ms};
+use crate::note::{KeyType, Verifier};
+
+/// At most this many admin keys at genesis.
+pub const MAX_ADMINS: usize = 16;
+/// Longest origin, in characters.
+pub const MAX_ORIGIN_CHARS: usize = 255;
+
+/// What applying one leaf changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// The authority was created (leaf 0).
+    Genesis,
+    /// A grant was added for `publisher` (its `name+hex8`).
+    GrantAdded {
+        /// The granted key's `name+hex8`.
+        publisher: String,
+    },
+    /// A publication was accepted.
+    Published {
+        /// `sha256:<64 hex>`.
+        subject_digest: String,
+        /// The `targetCatalogRef`.
+        target: String,
+        /// The channel.
+        channel: String,
+    },
+}
+
+/// One grant in force for a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantRecord {
+    /// Index of the `PublisherGrant` leaf.
+    pub leaf_index: u64,
+    /// The role granted.
+    pub role: Role,
+    /// Target prefixes (see [`super::request::prefix_matches`]).
+    pub target_prefixes: Vec<String>,
+    /// Channels; `"*"` is any.
+    pub channels: Vec<String>,
+    /// The admin that signed it (`name+hex8`).
+    pub granted_by: String,
+    /// When it was accepted (RFC 3339).
+    pub granted_at: String,
+}
+
+impl GrantRecord {
+    /// True if this grant lets its key publish `target` on `channel`.
+    pub fn covers(&self, target: &str, channel: &str) -> bool {
+        self.role == Role::Publisher && self.covers_target(target) && self.covers_channel(channel)
+    }
+
+    /// True if one of the prefixes covers `target`.
+    pub fn covers_target(&self, target: &str) -> bool {
+        self.target_prefixes
+            .iter()
+            .any(|p| super::request::prefix_matches(p, target))
+    }
+
+    /// True if `channel` is listed or `"*"` is.
+    pub fn covers_channel(&self, channel: &str) -> bool {
+        self.channels
+            .iter()
+            .any(|c| c == super::request::ANY_CHANNEL || c == channel)
+    }
+}
+
+/// One accepted publication, as the projection keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicationRecord {
+    /// Index of the `Publication` leaf.
+    pub leaf_index: u64,
+    /// `subject.name`.
+    pub subject_name: String,
+    /// `sha256:<hex>` of the subject.
+    pub subject_digest: String,
+    /// `targetCatalogRef`.
+    pub target_catalog_ref: String,
+    /// The channel.
+    pub channel: String,
+    /// `requesterRef`.
+    pub requester_ref: String,
+    /// The evidence references.
+    pub evidence: Vec<EvidenceItem>,
+    /// The agentplane references.
+    pub agentplane_refs: AgentplaneRefs,
+    /// The publisher key (`name+hex8`).
+    pub publisher: String,
+    /// Index of the grant that authorized it.
+    pub grant_index: u64,
+    /// When it was accepted (RFC 3339).
+    pub accepted_at: String,
+    /// SHA-256 of the request payload, hex.
+    pub request_digest: String,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Authority {
+    pub(super) origin: String,
+    pub(super) log_key: Verifier,
+    pub(super) admins: Vec<Verifier>,
+    pub(super) created_at: String,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Principal {
+    pub(super) verifier: Verifier,
+    pub(super) grants: Vec<GrantRecord>,
+}
+
+/// The projection. `apply` is the ONLY way state changes; the live sequencer and replay both
+/// call it. Cloning copies the maps (the key directory is shared copy-on-write).
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub(super) applied: u64,
+    pub(super) authority: Option<Authority>,
+    pub(super) keys: KeyDirectory,
+    pub(super) principals: BTreeMap<String, Principal>,
+    pub(super) subjects: BTreeMap<String, Vec<PublicationRecord>>,
+}
+
+/// Checks genesis parameters; shared by `genesis_leaf` and `apply`.
+fn check_genesis(origin: &str, log_key: &Verifier, admins: &[Verifier]) -> Result<(), String> {
+    check_token(origin, MAX_ORIGIN_CHARS).map_err(|m| format!("origin {m}"))?;
+    if log_key.name() != origin {
+        return Err(format!(
+            "the log key is named {:?} but must be named after the origin {origin:?}",
+            log_key.name()
+        ));
+    }
+    if !matches!(log_key.key_type(), KeyType::Ed25519) {
+        return Err("the log key must be an Ed25519 key".into());
+    }
+    if admins.is_empty() || admins.len() > MAX_ADMINS {
+        return Err(format!(
+            "there must be 1 to {MAX_ADMINS} admin keys, found {}",
+            admins.len()
+        ));
+    }
+    for (i, a) in admins.iter().enumerate() {
+        if !matches!(a.key_type(), KeyType::Ed25519) {
+            return Err(format!("admin key {} must be an Ed25519 key", a.short_id()));
+        }
+        if a.public_key() == log_key.public_key() || a.short_id() == log_key.short_id() {
+            return Err(format!(
+                "admin key {} must differ from the log key",
+                a.short_id()
+            ));
+        }
+        if admins[..i]
+            .iter()
+            .any(|b| b.public_key() == a.public_key() || b.short_id() == a.short_id())
+        {
+            return Err(format!("admin key {} is listed twice", a.short_id()));
+        }
+    }
+    Ok(())
+}
+
+impl Catalog {
+    /// An empty catalog (nothing applied).
+    pub fn new() -> Catalog {
+        Catalog::default()
+    }
+
+    /// The canonical bytes of leaf 0 (`AuthorityGenesis`). The log key must be named after
+    /// the origin; 1 to 16 Ed25519 admin keys, distinct and different from the log key.
+    pub fn genesis_leaf(
+        origin: &str,
+        log_key: &Verifier,
+        admins: &[Verifier],
+        created_at_ms: u64,
+    ) -> Result<Vec<u8>, CatalogError> {
+        check_genesis(origin, log_key, admins).map_err(CatalogError::InvalidGenesis)?;
+        let created_at = format_rfc3339_ms(created_at_ms).ok_or_else(|| {
+            CatalogError::InvalidGenesis(format!("createdAt {created_at_ms} ms is past year 9999"))
+        })?;
+        let leaf = GenesisLeaf {
+            api_version: ApiVersion::V1,
+            kind: GenesisKind::AuthorityGenesis,
+            origin: origin.to_string(),
+            log_key: log_key.to_vkey(),
+            admin_keys: admins.iter().map(Verifier::to_vkey).collect(),
+            created_at,
+        };
+        let bytes = to_canonical_vec(&leaf)?;
+        if bytes.len() > MAX_LEAF_BYTES {
+            return Err(CatalogError::InvalidGenesis(format!(
+                "the genesis entry would be {} bytes, over the {MAX_LEAF_BYTES}-byte limit",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Number of leaves applied so far (= the index `apply` expects next).
+    pub fn applied_size(&self) -> u64 {
+        self.applied
+    }
+
+    /// Snapshot of every key the authority knows, for [`Submission::verify`].
+    pub fn keys(&self) -> KeyDirectory {
+        self.keys.clone()
+    }
+
+    /// The log origin, once genesis is applied.
+    pub fn origin(&self) -> Option<&str> {
+        self.authority.as_ref().map(|a| a.origin.as_str())
+    }
+
+    /// The log's verifier key, once genesis is applied.
+    pub fn log_key(&self) -> Option<&Verifier> {
+        self.authority.as_ref().map(|a| &a.log_key)
+    }
+
+    /// The admin keys, in genesis order (empty before genesis).
+    pub fn admins(&self) -> &[Verifier] {
+        self.authority
+            .as_ref()
+            .map(|a| a.admins.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// True if `key` is an admin of this authority.
+    pub fn is_admin(&self, key: &Verifier) -> bool {
+        self.admins().contains(key)
+    }
+
+    /// The grants in force for a key (`name+hex8`), in leaf order.
+    pub fn grants(&self, short_id: &str) -> &[GrantRecord] {
+        self.principals
+            .get(short_id)
+            .map(|p| p.grants.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The publications of a subject (`sha256:<hex>`), in leaf order.
+    pub fn publications(&self, subject_digest: &str) -> &[PublicationRecord] {
+        self.subjects
+            .get(subject_digest)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Every subject digest with at least one publication, sorted.
+    pub fn subjects(&self) -> impl Iterator<Item = &str> {
+        self.subjects.keys().map(String::as_str)
+    }
+
+    /// The whole state as canonical JSON (RFC 8785): the input of [`Catalog::state_digest`].
+    pub fn state_json(&self) -> Result<Vec<u8>, CatalogError> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct AuthorityView<'a> {
+            origin: &'a str,
+            log_key: String,
+            admin_keys: Vec<String>,
+            created_at: &'a str,
+        }
+        #[derive(Serialize)]
+        struct PrincipalView<'a> {
+            key: String,
+            grants: &'a [GrantRecord],
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct StateView<'a> {
+            api_version: &'static str,
+            applied_size: u64,
+            authority: Option<AuthorityView<'a>>,
+            principals: BTreeMap<&'a str, PrincipalView<'a>>,
+            subjects: &'a BTreeMap<String, Vec<PublicationRecord>>,
+        }
+        let view = StateView {
+            api_version: API_VERSION,
+            applied_size: self.applied,
+            authority: self.authority.as_ref().map(|a| AuthorityView {
+                origin: &a.origin,
+                log_key: a.log_key.to_vkey(),
+                admin_keys: a.admins.iter().map(Verifier::to_vkey).collect(),
+                created_at: &a.created_at,
+            }),
+            principals: self
+                .principals
+                .iter()
+                .map(|(id, p)| {
+                    (
+                        id.as_str(),
+                        PrincipalView {
+                            key: p.verifier.to_vkey(),
+                            grants: &p.grants,
+                        },
+                    )
+                })
+                .collect(),
+            subjects: &self.subjects,
+        };
+        to_canonical_vec(&view)
+    }
+
+    /// SHA-256 of [`Catalog::state_json`]: equal digests mean equal states (replay determinism).
+    pub fn state_digest(&self) -> [u8; 32] {
+        let json = match self.state_json() {
+            Ok(j) => j,
+            // Unreachable for these types (string keys, integers, strings); hash the error
+            // rather than panic.
+            Err(e) => e.to_string().into_bytes(),
+        };
+        Sha256::digest(&json).into()
+    }
+
+    /// Applies leaf `index` (must equal `applied_size()`) — trusted: it does not re-verify
+    /// signatures (replay must be fast), but it rejects leaves that do not parse or that break
+    /// invariants (genesis not first, grant not by an admin, publication outside its grant,
+    /// admission record inconsistent with the state, ...). On error nothing changes.
+    pub fn apply(&mut self, index: u64, leaf: &[u8]) -> Result<Effect, CatalogError> {
+        if index != self.applied {
+            return Err(CatalogError::OutOfOrder {
+                expected: self.applied,
+                got: index,
+            });
+        }
+        let parsed =
+            Leaf::parse(leaf).map_err(|reason| CatalogError::MalformedLeaf { index, reason })?;
+        let inv = |reason: String| CatalogError::Invariant { index, reason };
+        let effect = match parsed {
+            Leaf::Genesis(g) => {
+                if self.authority.is_some() || index != 0 {
+                    return Err(inv("AuthorityGenesis may only be leaf 0".into()));
+                }
+                let log_key = check_vkey(&g.log_key).map_err(|m| inv(format!("logKey {m}")))?;
+                let admins = g
+                    .admin_keys
+                    .iter()
+                    .map(|k| check_vkey(k).map_err(|m| inv(format!("adminKeys: {m}"))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                check_genesis(&g.origin, &log_key, &admins).map_err(inv)?;
+                if parse_rfc3339_ms(&g.created_at).is_none() {
+                    return Err(inv(format!("createdAt {:?} is not RFC 3339", g.created_at)));
+                }
+                for a in &admins {
+                    self.keys.insert(a.clone());
+                }
+                self.authority = Some(Authority {
+                    origin: g.origin,
+                    log_key,
+                    admins,
+                    created_at: g.created_at,
+                });
+                Effect::Genesis
+            }
+            Leaf::Grant(g) => {
+                let (sub, signer) = self
+                    .signed_parts(
+                        &g.envelope,
+                        &g.admission.signer,
+                        &g.admission.accepted_at,
+                        &g.admission.request_digest,
+                        SubmissionKind::Grant,
+                    )
+                    .map_err(inv)?;
+                let (Authorized::Grant { publisher }, RequestPayload::Grant(req)) = (
+                    self.authorize(sub.payload(), &signer)
+                        .map_err(|r| inv(r.to_string()))?,
+                    sub.payload(),
+                ) else {
+                    return Err(inv("grant leaf authorized as something else".into()));
+                };
+                let id = publisher.short_id();
+                let record = GrantRecord {
+                    leaf_index: index,
+                    role: req.role,
+                    target_prefixes: req.target_prefixes.clone(),
+                    channels: req.channels.clone(),
+                    granted_by: g.admission.signer.clone(),
+                    granted_at: g.admission.accepted_at.clone(),
+                };
+                self.keys.insert((*publisher).clone());
+                self.principals
+                    .entry(id.clone())
+                    .or_insert_with(|| Principal {
+                        verifier: *publisher,
+                        grants: Vec::new(),
+                    })
+                    .grants
+                    .push(record);
+                Effect::GrantAdded { publisher: id }
+            }
+            Leaf::Publication(p) => {
+                let (sub, signer) = self
+                    .signed_parts(
+                        &p.envelope,
+                        &p.admission.signer,
+                        &p.admission.accepted_at,
+                        &p.admission.request_digest,
+                        SubmissionKind::Publication,
+                    )
+                    .map_err(inv)?;
+                let (Authorized::Publication { grant_index }, RequestPayload::Publication(req)) = (
+                    self.authorize(sub.payload(), &signer)
+                        .map_err(|r| inv(r.to_string()))?,
+                    sub.payload(),
+                ) else {
+                    return Err(inv("publication leaf authorized as something else".into()));
+                };
+                if grant_index != p.admission.grant_index {
+                    return Err(inv(format!(
+                        "admission names grant leaf {} but the grant that covers it is leaf {grant_index}",
+                        p.admission.grant_index
+                    )));
+                }
+                let subject_digest = req.subject_digest();
+                let record = PublicationRecord {
+                    leaf_index: index,
+                    subject_name: req.subject.name.clone(),
+                    subject_digest: subject_digest.clone(),
+                    target_catalog_ref: req.target_catalog_ref.clone(),
+                    channel: req.channel.clone(),
+                    requester_ref: req.requester_ref.clone(),
+                    evidence: req.evidence.clone(),
+                    agentplane_refs: req.agentplane_refs.clone(),
+                    publisher: p.admission.signer.clone(),
+                    grant_index,
+                    accepted_at: p.admission.accepted_at.clone(),
+                    request_digest: p.admission.request_digest.sha256.clone(),
+                };
+                self.subjects
+                    .entry(subject_digest.clone())
+                    .or_default()
+                    .push(record);
+                Effect::Published {
+                    subject_digest,
+                    target: req.target_catalog_ref.clone(),
+                    channel: req.channel.clone(),
+                }
+            }
+        };
+        self.applied += 1;
+        Ok(effect)
+    }
+
+    /// The checks common to signed leaves, short of signature verification: the payload
+    /// validates and is of the leaf's kind, the digest and time are well formed, and the
+    /// recorded signer signed the envelope and is a key the authority knows.
+    fn signed_parts(
+        &self,
+        envelope: &Envelope,
+        signer: &str,
+        accepted_at: &str,
+        request_digest: &DigestSet,
+        kind: SubmissionKind,
+    ) -> Result<(Submission, Verifier), String> {
+        if self.authority.is_none() {
+            return Err("the first leaf must be AuthorityGenesis".into());
+        }
+        let sub = Submission::from_envelope(envelope.clone())
+            .map_err(|r| format!("the envelope does not validate: {r}"))?;
+        if sub.kind() != kind {
+            return Err(format!("a {kind:?} leaf holds a {:?} request", sub.kind()));
+        }
+        if request_digest.sha256 != hex::encode(sub.dedup_key()) {
+            return Err("requestDigest is not the SHA-256 of the payload".into());
+        }
+        if parse_rfc3339_ms(accepted_at).is_none() {
+            return Err(format!("acceptedAt {accepted_at:?} is not RFC 3339"));
+        }
+        if !envelope.signatures.iter().any(|s| s.keyid == signer) {
+            return Err(format!(
+                "the recorded signer {signer} has no signature in the envelope"
+            ));
+        }
+        let key = self
+            .keys
+            .get(signer)
+            .cloned()
+            .ok_or_else(|| format!("the recorded signer {signer} is not a known key"))?;
+        Ok((sub, key))
+    }
+}

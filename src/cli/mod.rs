@@ -1,0 +1,90 @@
+//! The `srcos-catalog` command line. Only this module knows argv; each subcommand is a
+//! thin layer over the library and reports errors with their context.
+
+mod fsck;
+mod keygen;
+mod serve;
+mod submit;
+mod verify;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Catalog publication authority for SourceOS/SociOS build evidence.
+#[derive(Debug, Parser)]
+#[command(name = "srcos-catalog", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a key pair: PREFIX.key (mode 0600) and PREFIX.vkey.
+    Keygen(keygen::KeygenArgs),
+    /// Run the authority's HTTP server on a data directory (created on first start).
+    Serve(serve::ServeArgs),
+    /// Grant a publisher key the right to publish under target prefixes and channels.
+    Grant(submit::GrantArgs),
+    /// Sign a publication request, submit it, verify the receipt, and save it.
+    Publish(submit::PublishArgs),
+    /// Verify a receipt offline with the log's verifier key.
+    Verify(verify::VerifyArgs),
+    /// Recompute every tile and the root from the entries and check them.
+    Fsck(fsck::FsckArgs),
+}
+
+/// A CLI failure: a message with its context, printed as `error: …`.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+/// Adds context to an error.
+pub(crate) trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, CliError>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, CliError> {
+        self.map_err(|e| CliError(format!("{}: {e}", what())))
+    }
+}
+
+/// The data directory used when `--data` is not given.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("./catalog-data")
+}
+
+/// Parses argv and runs the command; returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => keygen::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Grant(args) => submit::run_grant(args),
+        Command::Publish(args) => submit::run_publish(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Fsck(args) => fsck::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(CliError(message)) => {
+            eprintln!("error: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A multi-threaded tokio runtime for commands that talk HTTP.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context(|| "starting the async runtime".into())
+}

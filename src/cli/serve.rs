@@ -1,0 +1,114 @@
+//! `srcos-catalog serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{default_data_dir, runtime, CliError, Context};
+use crate::keyfile::read_verifier;
+use crate::log::{Log, LogOptions};
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The data directory (created with a new log key and genesis if empty).
+    #[arg(long, default_value_os_t = default_data_dir())]
+    data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Origin (and log key name) of a new log.
+    #[arg(long)]
+    origin: Option<String>,
+    /// Admin verifier key files for a new log (repeatable). Without any, an admin key
+    /// is generated as DATA/admin.key.
+    #[arg(long = "admin-vkey")]
+    admin_vkeys: Vec<PathBuf>,
+    /// Most entries per batch (one fsync and one checkpoint per batch).
+    #[arg(long, default_value_t = 1024)]
+    batch_max: usize,
+    /// Longest wait, in milliseconds, for more entries before committing a batch.
+    #[arg(long, default_value_t = 1)]
+    batch_delay_ms: u64,
+}
+
+/// Opens the log, serves until SIGTERM/SIGINT, then finishes the batch in flight.
+pub fn run(args: ServeArgs) -> Result<(), CliError> {
+    init_tracing();
+    let admin_keys = args
+        .admin_vkeys
+        .iter()
+        .map(|path| read_verifier(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut options = LogOptions::new(&args.data);
+    options.origin = args.origin.clone();
+    options.admin_keys = admin_keys;
+    options.batch_max = args.batch_max;
+    options.batch_delay = Duration::from_millis(args.batch_delay_ms);
+    let (log, report) =
+        Log::open(options).context(|| format!("opening the log in {}", args.data.display()))?;
+    let log = Arc::new(log);
+
+    let rt = runtime()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .context(|| format!("listening on {}", args.listen))?;
+        let local = listener
+            .local_addr()
+            .context(|| "reading the bound address".into())?;
+        if report.created {
+            println!("created a new log in {}", args.data.display());
+        }
+        if let Some(path) = &report.generated_admin_key {
+            println!(
+                "admin key: {} (keep it secret; its verifier key is beside it in admin.vkey)",
+                path.display()
+            );
+        }
+        if let Some(promoted) = report.pending_checkpoint {
+            println!(
+                "recovery: an interrupted checkpoint was {}",
+                if promoted { "completed" } else { "discarded" }
+            );
+        }
+        println!("origin: {}", log.origin());
+        println!("log verifier key: {}", log.verifier().to_vkey());
+        println!("tree size: {}", log.head().checkpoint.size);
+        println!("listening on http://{local}");
+        crate::api::serve(log.clone(), listener, shutdown_signal())
+            .await
+            .context(|| "serving HTTP".into())
+    })?;
+    log.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

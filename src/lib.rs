@@ -1,0 +1,34 @@
+//! srcos-catalog: the catalog publication authority for SourceOS/SociOS build evidence.
+//!
+//! An append-only transparency log of every publication: build pipelines submit
+//! DSSE-signed publication requests, the authority checks them, appends accepted ones
+//! as leaves of an RFC 6962 Merkle log, and signs a C2SP checkpoint. The signed
+//! inclusion proof is the publisher's receipt, verifiable offline.
+//!
+//! Modules, with dependencies pointing down the list:
+//! - [`merkle`]: RFC 6962/9162 hashing and proofs (pure).
+//! - [`note`]: C2SP signed notes, checkpoints, cosignatures, tlog-proof (pure).
+//! - [`tiles`]: C2SP tlog-tiles addressing (pure).
+//! - [`receipt`]: the receipt format and its offline verification (pure).
+//! - [`catalog`]: requests, admission, leaves and the catalog projection (pure).
+//! - [`storage`]: the tile store and the lookup index.
+//! - [`keyfile`]: key files on disk.
+//! - [`log`]: sequencing, integration, signing, recovery and the read side.
+//! - [`api`]: the HTTP API.
+//! - [`client`]: talking to a server.
+//! - [`cli`]: the command line.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod catalog;
+pub mod cli;
+pub mod client;
+pub mod keyfile;
+pub mod log;
+pub mod merkle;
+pub mod note;
+pub mod receipt;
+pub mod storage;
+pub mod tiles;

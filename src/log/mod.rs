@@ -1,0 +1,355 @@
+//! The log engine: opening and recovering the store, sequencing, integration, signing,
+//! and the read side (entries, tiles, proofs, receipts).
+//!
+//! One [`Log`] owns one data directory:
+//! - `log.key` / `log.vkey`: the log's signing key (0600) and verifier key;
+//! - `log/`: the C2SP tlog-tiles directory (the source of truth);
+//! - `index/`: the sled lookup index (a rebuildable projection).
+
+pub mod fsck;
+pub mod integrator;
+mod open;
+pub mod reader;
+mod sequencer;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::catalog::{KeyDirectory, Refusal, Verified};
+use crate::merkle::{self, Hash};
+use crate::note::{Checkpoint, Signer, Verifier};
+use crate::receipt::Receipt;
+use crate::storage::index::Index;
+use crate::storage::{LogStore, StorageError};
+use crate::tiles::TileId;
+use reader::{ReadError, TileCache, TreeView};
+use sequencer::Job;
+
+pub use open::OpenReport;
+
+/// How to open a log.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// The data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// The origin for a new log; must match the existing key's name for an old one.
+    pub origin: Option<String>,
+    /// Admin verifier keys for a new log. If empty, an admin key is generated.
+    pub admin_keys: Vec<Verifier>,
+    /// Most entries in one batch.
+    pub batch_max: usize,
+    /// Longest wait for more entries before committing a batch.
+    pub batch_delay: Duration,
+    /// Most submissions waiting for the sequencer before new ones get 503.
+    pub queue_capacity: usize,
+}
+
+impl LogOptions {
+    /// Defaults for `data_dir`: batches of up to 1024 entries, 1 ms collection window.
+    pub fn new(data_dir: impl Into<PathBuf>) -> LogOptions {
+        LogOptions {
+            data_dir: data_dir.into(),
+            origin: None,
+            admin_keys: Vec::new(),
+            batch_max: 1024,
+            batch_delay: Duration::from_millis(1),
+            queue_capacity: 65_536,
+        }
+    }
+}
+
+/// The default origin of a new log.
+pub const DEFAULT_ORIGIN: &str = "catalog.srcos.local/log";
+
+/// Opening or recovering the log failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A read during recovery failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A key file problem.
+    #[error(transparent)]
+    KeyFile(#[from] crate::keyfile::KeyFileError),
+    /// The stored log is inconsistent with itself or with its key.
+    #[error("{0}")]
+    Inconsistent(String),
+    /// The options conflict with the existing log.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The signed tree head currently served.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// The parsed checkpoint.
+    pub checkpoint: Checkpoint,
+    /// The exact signed note bytes.
+    pub signed: Arc<Vec<u8>>,
+}
+
+/// The outcome of an accepted or duplicate submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Submitted {
+    /// The entry's index.
+    pub index: u64,
+    /// A committed tree size that includes it.
+    pub tree_size: u64,
+    /// Whether the same request was already in the log (nothing was appended).
+    pub duplicate: bool,
+}
+
+/// Why a submission got no receipt.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Admission refused it.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// The log cannot take writes now (shutting down, queue full, or failed).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected storage problem.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl SubmitError {
+    fn failed() -> SubmitError {
+        SubmitError::Unavailable(
+            "the log stopped taking writes after a storage error; restart it to recover".into(),
+        )
+    }
+}
+
+/// State shared by the sequencer and the readers.
+pub(crate) struct Shared {
+    store: Box<dyn LogStore>,
+    index: Index,
+    cache: TileCache,
+    signer: Signer,
+    verifier: Verifier,
+    origin: String,
+    head: RwLock<Arc<Head>>,
+    keys: RwLock<KeyDirectory>,
+    failed: AtomicBool,
+}
+
+impl Shared {
+    fn head(&self) -> Arc<Head> {
+        match self.head.read() {
+            Ok(head) => head.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_head(&self, head: Head) {
+        let head = Arc::new(head);
+        match self.head.write() {
+            Ok(mut slot) => *slot = head,
+            Err(poisoned) => *poisoned.into_inner() = head,
+        }
+    }
+
+    fn set_keys(&self, keys: KeyDirectory) {
+        match self.keys.write() {
+            Ok(mut slot) => *slot = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+    }
+}
+
+/// A running log: submit entries, read everything.
+pub struct Log {
+    shared: Arc<Shared>,
+    jobs: Mutex<Option<SyncSender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Log {
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        &self.shared.origin
+    }
+
+    /// The log's verifier key.
+    pub fn verifier(&self) -> &Verifier {
+        &self.shared.verifier
+    }
+
+    /// The current signed tree head.
+    pub fn head(&self) -> Arc<Head> {
+        self.shared.head()
+    }
+
+    /// The keys submissions are verified against (admins and granted publishers).
+    pub fn keys(&self) -> KeyDirectory {
+        match self.shared.keys.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Queues a verified submission and waits until its batch is durable.
+    pub async fn submit(
+        &self,
+        verified: Verified,
+        dedup_key: [u8; 32],
+    ) -> Result<Submitted, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            verified,
+            dedup_key,
+            reply,
+        };
+        {
+            let jobs = self
+                .jobs
+                .lock()
+                .map_err(|_| SubmitError::Internal("sequencer channel poisoned".into()))?;
+            let sender = jobs
+                .as_ref()
+                .ok_or_else(|| SubmitError::Unavailable("the log is shutting down".into()))?;
+            match sender.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    return Err(SubmitError::Unavailable(
+                        "the sequencer queue is full; retry shortly".into(),
+                    ))
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(SubmitError::Unavailable("the log is shutting down".into()))
+                }
+            }
+        }
+        answer
+            .await
+            .map_err(|_| SubmitError::Unavailable("the log stopped before answering".into()))?
+    }
+
+    /// Stops the sequencer after the batch in flight and waits for it.
+    pub fn shutdown(&self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+
+    fn view(&self, size: u64) -> Result<TreeView<'_>, ReadError> {
+        let head_size = self.head().checkpoint.size;
+        if size > head_size {
+            return Err(ReadError::NotFound(format!(
+                "tree size {size} is beyond the current size {head_size}"
+            )));
+        }
+        Ok(TreeView::new(
+            self.shared.store.as_ref(),
+            &self.shared.cache,
+            size,
+        ))
+    }
+
+    /// A tile (hash tile or entry bundle) of the current tree.
+    pub fn tile(&self, tile: TileId) -> Result<Arc<Vec<u8>>, ReadError> {
+        let head = self.head();
+        self.view(head.checkpoint.size)?.tile(tile)
+    }
+
+    /// The exact bytes of entry `index`.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, ReadError> {
+        let head = self.head();
+        self.view(head.checkpoint.size)?.entry(index)
+    }
+
+    /// The index of the entry with this leaf hash.
+    pub fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, ReadError> {
+        Ok(self.shared.index.find_leaf(leaf_hash)?)
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size`.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ReadError> {
+        let view = self.view(size)?;
+        merkle::inclusion_proof(index, size, &view).map_err(proof_error)
+    }
+
+    /// The consistency proof between two tree sizes (`0 < first <= second <= current`).
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ReadError> {
+        let view = self.view(second)?;
+        merkle::consistency_proof(first, second, &view).map_err(proof_error)
+    }
+
+    /// The signed checkpoint for `size`: the current one, or for an earlier size the
+    /// same deterministic Ed25519 signature the log gives any prefix of its tree (every
+    /// such checkpoint is consistent with every other by construction).
+    pub fn checkpoint_at(&self, size: u64) -> Result<Arc<Vec<u8>>, ReadError> {
+        let head = self.head();
+        if size == head.checkpoint.size {
+            return Ok(head.signed.clone());
+        }
+        let view = self.view(size)?;
+        let root = merkle::tree_root(size, &view).map_err(proof_error)?;
+        let checkpoint = Checkpoint {
+            origin: self.shared.origin.clone(),
+            size,
+            root,
+            extensions: Vec::new(),
+        };
+        let note = checkpoint
+            .sign(&self.shared.signer)
+            .map_err(|e| ReadError::NotFound(format!("signing checkpoint: {e}")))?;
+        Ok(Arc::new(note.to_bytes()))
+    }
+
+    /// A receipt for entry `index` at `tree_size` (default: the current size).
+    pub fn receipt(&self, index: u64, tree_size: Option<u64>) -> Result<Receipt, ReadError> {
+        let head = self.head();
+        let size = tree_size.unwrap_or(head.checkpoint.size);
+        if index >= size {
+            return Err(ReadError::NotFound(format!(
+                "entry {index} is not in the tree of size {size}"
+            )));
+        }
+        let checkpoint = self.checkpoint_at(size)?;
+        let view = self.view(size)?;
+        let entry = view.entry(index)?;
+        let proof = merkle::inclusion_proof(index, size, &view).map_err(proof_error)?;
+        Ok(Receipt::new(
+            &self.shared.origin,
+            index,
+            &entry,
+            size,
+            &proof,
+            &checkpoint,
+        ))
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn proof_error(e: merkle::ProofError<ReadError>) -> ReadError {
+    match e {
+        merkle::ProofError::Source(e) => e,
+        other => ReadError::NotFound(other.to_string()),
+    }
+}

@@ -1,0 +1,217 @@
+//! Reads the committed log: tiles, entries and stored hashes, with a small cache.
+//!
+//! Every read is made against a tree size the caller already holds a checkpoint for,
+//! and only tiles that size covers are read. That is what keeps leftovers of an
+//! interrupted batch (tiles beyond the checkpoint) from ever being served.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::merkle::{root_of_leaf_hashes, Hash, HashSource, NodeId};
+use crate::storage::{LogStore, StorageError};
+use crate::tiles::{
+    decode_bundle, stored_hashes_at_level, TileId, TileKind, HASH_BYTES, TILE_HEIGHT, TILE_WIDTH,
+};
+
+/// Tiles are immutable once their name (with width) is committed, so a cache keyed by
+/// [`TileId`] never goes stale. Bounded by count; cleared wholesale when full, which is
+/// crude but keeps the hot right edge and proof paths warm under steady load.
+#[derive(Default)]
+pub struct TileCache {
+    tiles: Mutex<HashMap<TileId, Arc<Vec<u8>>>>,
+}
+
+const CACHE_TILES: usize = 4096;
+
+impl TileCache {
+    fn get(&self, tile: TileId) -> Option<Arc<Vec<u8>>> {
+        self.tiles.lock().ok()?.get(&tile).cloned()
+    }
+
+    fn put(&self, tile: TileId, data: Arc<Vec<u8>>) {
+        if let Ok(mut tiles) = self.tiles.lock() {
+            if tiles.len() >= CACHE_TILES {
+                tiles.clear();
+            }
+            tiles.insert(tile, data);
+        }
+    }
+}
+
+/// A read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The requested tile, entry or node is not covered by the tree size.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// A view of the log at one committed tree size.
+pub struct TreeView<'a> {
+    store: &'a dyn LogStore,
+    cache: &'a TileCache,
+    size: u64,
+}
+
+impl<'a> TreeView<'a> {
+    /// A view of the tree of `size` leaves; `size` must not exceed the committed size.
+    pub fn new(store: &'a dyn LogStore, cache: &'a TileCache, size: u64) -> TreeView<'a> {
+        TreeView { store, cache, size }
+    }
+
+    /// The tree size this view reads at.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether `tile` (with its width) is part of the tree at this size.
+    pub fn covers(&self, tile: TileId) -> bool {
+        let level = match tile.kind {
+            TileKind::Hash(level) => level,
+            TileKind::Entries => 0,
+        };
+        let stored = stored_hashes_at_level(self.size, level);
+        match tile
+            .index
+            .checked_mul(TILE_WIDTH)
+            .and_then(|start| start.checked_add(u64::from(tile.width)))
+        {
+            Some(end) => end <= stored,
+            None => false,
+        }
+    }
+
+    /// Reads a tile this size covers. A partial whose file was removed after its tile
+    /// filled up is cut from the full tile (its first W hashes or entries).
+    pub fn tile(&self, tile: TileId) -> Result<Arc<Vec<u8>>, ReadError> {
+        if !self.covers(tile) {
+            return Err(ReadError::NotFound(format!(
+                "{} is not part of the tree of size {}",
+                tile.path(),
+                self.size
+            )));
+        }
+        if let Some(data) = self.cache.get(tile) {
+            return Ok(data);
+        }
+        let data = match self.store.read_tile(tile)? {
+            Some(data) => data,
+            None if !tile.is_full() => self.cut_from_full(tile)?,
+            None => return Err(StorageError::Corrupt(format!("{} is missing", tile.path())).into()),
+        };
+        check_tile_shape(tile, &data)?;
+        let data = Arc::new(data);
+        self.cache.put(tile, data.clone());
+        Ok(data)
+    }
+
+    fn cut_from_full(&self, tile: TileId) -> Result<Vec<u8>, ReadError> {
+        let full = tile.full();
+        let data = self.store.read_tile(full)?.ok_or_else(|| {
+            StorageError::Corrupt(format!("{} and {} are missing", tile.path(), full.path()))
+        })?;
+        let width = usize::from(tile.width);
+        match tile.kind {
+            TileKind::Hash(_) => data
+                .get(..width * HASH_BYTES)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| StorageError::Corrupt(format!("{} is short", full.path())).into()),
+            TileKind::Entries => {
+                let entries = decode_bundle(&data).ok_or_else(|| {
+                    StorageError::Corrupt(format!("{} is not a bundle", full.path()))
+                })?;
+                let mut out = Vec::new();
+                for entry in entries.iter().take(width) {
+                    crate::tiles::append_bundle_entry(&mut out, entry).ok_or_else(|| {
+                        StorageError::Corrupt(format!("{} has an oversized entry", full.path()))
+                    })?;
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The stored hashes of tile level `level`, entries `[first, first + count)`, which
+    /// must lie in one tile.
+    fn stored_hashes(&self, level: u8, first: u64, count: u64) -> Result<Vec<Hash>, ReadError> {
+        let tile = crate::tiles::tile_for_hash(level, first + count - 1, self.size)
+            .ok_or_else(|| ReadError::NotFound(format!("hash {first} at tile level {level}")))?;
+        let data = self.tile(tile)?;
+        let offset = (first % TILE_WIDTH) as usize * HASH_BYTES;
+        let bytes = data
+            .get(offset..offset + count as usize * HASH_BYTES)
+            .ok_or_else(|| StorageError::Corrupt(format!("{} is short", tile.path())))?;
+        Ok(bytes
+            .chunks_exact(HASH_BYTES)
+            .map(|c| {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(c);
+                h
+            })
+            .collect())
+    }
+
+    /// The entry at `index`.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, ReadError> {
+        let tile = crate::tiles::bundle_for_leaf(index, self.size).ok_or_else(|| {
+            ReadError::NotFound(format!("entry {index} is beyond tree size {}", self.size))
+        })?;
+        let data = self.tile(tile)?;
+        let entries = decode_bundle(&data)
+            .ok_or_else(|| StorageError::Corrupt(format!("{} is not a bundle", tile.path())))?;
+        entries
+            .get((index % TILE_WIDTH) as usize)
+            .map(|e| e.to_vec())
+            .ok_or_else(|| StorageError::Corrupt(format!("{} is short", tile.path())).into())
+    }
+}
+
+fn check_tile_shape(tile: TileId, data: &[u8]) -> Result<(), StorageError> {
+    let ok = match tile.kind {
+        TileKind::Hash(_) => data.len() == usize::from(tile.width) * HASH_BYTES,
+        TileKind::Entries => {
+            decode_bundle(data).is_some_and(|e| e.len() == usize::from(tile.width))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::Corrupt(format!(
+            "{} does not hold {} {}",
+            tile.path(),
+            tile.width,
+            if matches!(tile.kind, TileKind::Entries) {
+                "entries"
+            } else {
+                "hashes"
+            }
+        )))
+    }
+}
+
+impl HashSource for TreeView<'_> {
+    type Error = ReadError;
+
+    /// A node at Merkle level L is either stored directly (L a multiple of 8) or is the
+    /// root of 2^(L mod 8) consecutive stored hashes of tile level L / 8.
+    fn hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, ReadError> {
+        ids.iter()
+            .map(|id| {
+                let tile_level = id.level / TILE_HEIGHT;
+                let within = u32::from(id.level % TILE_HEIGHT);
+                let first = id.index.checked_shl(within).ok_or_else(|| {
+                    ReadError::NotFound(format!("node {}/{}", id.level, id.index))
+                })?;
+                let hashes = self.stored_hashes(tile_level, first, 1u64 << within)?;
+                Ok(if within == 0 {
+                    hashes[0]
+                } else {
+                    root_of_leaf_hashes(&hashes)
+                })
+            })
+            .collect()
+    }
+}

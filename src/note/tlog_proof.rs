@@ -1,0 +1,169 @@
+//! The C2SP tlog-proof text format (`c2sp.org/tlog-proof@v1`, C2SP repository
+//! commit 0065ea5b, the only revision of tlog-proof.md we could read).
+//!
+//! ```text
+//! c2sp.org/tlog-proof@v1\n
+//! [extra <base64 opaque data>\n]          optional, unauthenticated
+//! index <decimal, no leading zeros>\n
+//! [<base64 32-byte hash>\n]*              inclusion proof, leaf sibling first
+//! \n
+//! <signed checkpoint note, verbatim, to end of input>
+//! ```
+//!
+//! This module only handles the format. It checks that the trailing part is
+//! a well-formed signed note whose text is a well-formed checkpoint, but it
+//! verifies no signature and no Merkle path: [`TlogProof::open`] does the
+//! signature part, the Merkle module does the rest.
+
+use super::checkpoint::{open_checkpoint, Checkpoint};
+use super::encoding::{decode_b64, encode_b64, parse_decimal};
+use super::key::Verifier;
+use super::signed::Note;
+use super::{NoteError, MAX_NOTE_SIZE};
+
+/// The mandatory first line (without its `\n`).
+pub const TLOG_PROOF_HEADER: &str = "c2sp.org/tlog-proof@v1";
+
+/// Most hashes an inclusion proof can need: a tree of at most 2^64 - 1
+/// leaves is at most 64 levels deep. More lines are refused so that a
+/// hostile proof cannot make a verifier hash without bound.
+pub const MAX_PROOF_HASHES: usize = 64;
+
+/// A parsed tlog-proof.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlogProof {
+    /// Zero-based index of the entry in the log.
+    pub index: u64,
+    /// Optional opaque, unauthenticated extra data (`Some(vec![])` is an
+    /// `extra ` line with an empty payload; `None` is no line).
+    pub extra: Option<Vec<u8>>,
+    /// Inclusion proof hashes, from the leaf's sibling up to the root's child.
+    pub hashes: Vec<[u8; 32]>,
+    /// The signed checkpoint note, verbatim.
+    pub checkpoint: Vec<u8>,
+}
+
+fn bad(msg: &str) -> NoteError {
+    NoteError::BadProof(msg.to_owned())
+}
+
+/// Split off the next `\n`-terminated line (without the `\n`).
+fn next_line(rest: &[u8]) -> Result<(&[u8], &[u8]), NoteError> {
+    let i = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| bad("unexpected end of input"))?;
+    let (line, tail) = rest.split_at(i.min(rest.len()));
+    Ok((line, tail.get(1..).unwrap_or_default()))
+}
+
+/// The header lines are ASCII; anything else is a format error.
+fn ascii(line: &[u8]) -> Result<&str, NoteError> {
+    if !line.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        return Err(bad("header lines must be printable ASCII"));
+    }
+    std::str::from_utf8(line).map_err(|_| bad("header lines must be printable ASCII"))
+}
+
+impl TlogProof {
+    /// Parse a tlog-proof.
+    ///
+    /// Limits: the whole input is at most [`MAX_NOTE_SIZE`] bytes
+    /// ([`NoteError::TooLarge`]) and at most [`MAX_PROOF_HASHES`] hash lines.
+    /// Header errors are [`NoteError::BadProof`] (base64 errors are
+    /// [`NoteError::BadBase64`]); errors in the embedded note or checkpoint
+    /// are reported as those parsers report them.
+    pub fn parse(bytes: &[u8]) -> Result<TlogProof, NoteError> {
+        if bytes.len() > MAX_NOTE_SIZE {
+            return Err(NoteError::TooLarge {
+                size: bytes.len(),
+                max: MAX_NOTE_SIZE,
+            });
+        }
+        let (header, mut rest) = next_line(bytes)?;
+        if header != TLOG_PROOF_HEADER.as_bytes() {
+            return Err(bad("first line is not c2sp.org/tlog-proof@v1"));
+        }
+
+        let (mut line, mut after) = next_line(rest)?;
+        let mut extra = None;
+        if let Some(b64) = line.strip_prefix(b"extra ") {
+            extra = Some(decode_b64(ascii(b64)?, "extra data")?);
+            rest = after;
+            (line, after) = next_line(rest)?;
+        }
+        let index = line
+            .strip_prefix(b"index ")
+            .ok_or_else(|| bad("missing index line"))
+            .and_then(ascii)
+            .and_then(|s| {
+                parse_decimal(s).ok_or_else(|| bad("index is not a canonical decimal"))
+            })?;
+        rest = after;
+
+        let mut hashes = Vec::new();
+        loop {
+            let (line, after) = next_line(rest)?;
+            rest = after;
+            if line.is_empty() {
+                break;
+            }
+            if hashes.len() == MAX_PROOF_HASHES {
+                return Err(bad("too many proof hashes"));
+            }
+            let hash: [u8; 32] = decode_b64(ascii(line)?, "proof hash")?
+                .try_into()
+                .map_err(|_| bad("proof hash is not 32 bytes"))?;
+            hashes.push(hash);
+        }
+
+        // The checkpoint must be a well-formed note with a checkpoint body.
+        let note = Note::parse(rest)?;
+        Checkpoint::parse(note.text())?;
+        Ok(TlogProof {
+            index,
+            extra,
+            hashes,
+            checkpoint: rest.to_vec(),
+        })
+    }
+
+    /// Serialise as the tlog-proof text. A `checkpoint` that is not UTF-8
+    /// (impossible after [`TlogProof::parse`]) is converted lossily; use
+    /// [`TlogProof::to_bytes`] to keep it verbatim.
+    pub fn to_text(&self) -> String {
+        String::from_utf8_lossy(&self.to_bytes()).into_owned()
+    }
+
+    /// Serialise as bytes, with the checkpoint copied verbatim.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut head = format!("{TLOG_PROOF_HEADER}\n");
+        if let Some(extra) = &self.extra {
+            head.push_str("extra ");
+            head.push_str(&encode_b64(extra));
+            head.push('\n');
+        }
+        head.push_str("index ");
+        head.push_str(&self.index.to_string());
+        head.push('\n');
+        for h in &self.hashes {
+            head.push_str(&encode_b64(h));
+            head.push('\n');
+        }
+        head.push('\n');
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&self.checkpoint);
+        out
+    }
+
+    /// Verify the embedded checkpoint with the log's key (see
+    /// [`open_checkpoint`]) and check that `index < size`. The Merkle path
+    /// itself is NOT checked here.
+    pub fn open(&self, log: &Verifier) -> Result<(Checkpoint, Note), NoteError> {
+        let (checkpoint, note) = open_checkpoint(&self.checkpoint, log)?;
+        if self.index >= checkpoint.size {
+            return Err(bad("index is not below the checkpoint's tree size"));
+        }
+        Ok((checkpoint, note))
+    }
+}

@@ -1,0 +1,192 @@
+//! Shared helpers for the integration tests: a real `srcos-catalog serve` process on a
+//! loopback port, and the real CLI.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_srcos-catalog"))
+}
+
+/// Runs the CLI and returns its output.
+pub fn cli(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running srcos-catalog")
+}
+
+/// Runs the CLI and insists it succeeds; returns stdout.
+pub fn cli_ok(args: &[&str]) -> String {
+    let out = cli(args);
+    assert!(
+        out.status.success(),
+        "srcos-catalog {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A running server.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// Everything it printed on stdout before it started listening.
+    pub banner: Vec<String>,
+}
+
+impl Server {
+    /// Starts `serve` on an ephemeral loopback port and waits until it listens.
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--data".into(),
+            data.display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(bin())
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning the server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut banner = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let url = loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).expect("reading server stdout");
+            assert!(n > 0, "server exited before listening; printed {banner:?}");
+            let line = line.trim_end().to_string();
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.to_string();
+            }
+            banner.push(line);
+            assert!(Instant::now() < deadline, "server did not start");
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        Server {
+            child: Some(child),
+            url,
+            data: data.to_path_buf(),
+            banner,
+        }
+    }
+
+    /// The line of the banner that starts with `prefix`, without the prefix.
+    pub fn banner_value(&self, prefix: &str) -> Option<String> {
+        self.banner
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix).map(|s| s.trim().to_string()))
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        match self.child.take() {
+            Some(mut child) => {
+                unsafe {
+                    libc::kill(child.id() as i32, libc::SIGTERM);
+                }
+                child.wait().map(|s| s.success()).unwrap_or(false)
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A blocking HTTP helper on top of the library client.
+pub struct Http {
+    rt: tokio::runtime::Runtime,
+    client: srcos_catalog::client::http::HttpClient,
+}
+
+impl Http {
+    /// A client for `url`.
+    pub fn new(url: &str) -> Http {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        Http {
+            rt,
+            client: srcos_catalog::client::http::HttpClient::new(url).expect("client"),
+        }
+    }
+
+    /// GET; returns (status, content type, body).
+    pub fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let r = self.rt.block_on(self.client.get(path)).expect("GET");
+        (
+            r.status.as_u16(),
+            r.content_type.unwrap_or_default(),
+            r.body.to_vec(),
+        )
+    }
+
+    /// POST JSON; returns (status, content type, body).
+    pub fn post(&self, path: &str, body: Vec<u8>) -> (u16, String, Vec<u8>) {
+        let r = self
+            .rt
+            .block_on(self.client.post(path, "application/json", body.into()))
+            .expect("POST");
+        (
+            r.status.as_u16(),
+            r.content_type.unwrap_or_default(),
+            r.body.to_vec(),
+        )
+    }
+}
+
+/// A fresh temporary directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// A valid publication request for `subject` with a digest derived from `n`.
+pub fn request_json(subject: &str, n: u64, target: &str, channel: &str) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(format!("{subject}:{n}")));
+    let sbom = hex::encode(sha2::Sha256::digest(format!("sbom:{subject}:{n}")));
+    format!(
+        r#"{{"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
+"subject":{{"name":"{subject}","digest":{{"sha256":"{digest}"}}}},
+"targetCatalogRef":"{target}","channel":"{channel}",
+"requesterRef":"socios://pipeline/test",
+"evidence":[{{"type":"sbom","mediaType":"application/spdx+json","digest":{{"sha256":"{sbom}"}},"uri":"file:///sbom.json","size":1234}}],
+"agentplaneRefs":{{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}}}}"#
+    )
+}
