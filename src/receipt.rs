@@ -215,6 +215,12 @@ fn decode_hash(field: &'static str, text: &str) -> Result<Hash, ReceiptError> {
         field,
         reason: format!("{text:?} is not hex: {e}"),
     })?;
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(ReceiptError::Encoding {
+            field,
+            reason: format!("{text:?} is not lowercase hex"),
+        });
+    }
     bytes
         .try_into()
         .map_err(|b: Vec<u8>| ReceiptError::Encoding {

@@ -41,6 +41,7 @@ fn canonical(json: &str) -> Vec<u8> {
 struct Fixture {
     _dir: tempfile::TempDir,
     _server: Server,
+    url: String,
     http: Http,
     publisher: Signer,
 }
@@ -63,6 +64,7 @@ fn fixture() -> Fixture {
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
     Fixture {
         _dir: dir,
+        url: server.url.clone(),
         _server: server,
         http,
         publisher,
@@ -99,12 +101,28 @@ fn bad_submissions_get_precise_errors_and_change_nothing() {
         "dev",
     ));
 
-    // Oversized body: 413 before anything is parsed.
-    expect_problem(
-        f.http.post("/v1/publications", vec![b' '; (1 << 20) + 1]),
-        413,
-        "limited to",
+    // Oversized body: 413 before anything is parsed, whether the size is declared
+    // up front or only discovered while streaming a chunked body.
+    let declared = format!(
+        "POST /v1/publications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{",
+        (1 << 20) + 1
     );
+    let (status, text) = common::raw_http(&f.url, declared.as_bytes());
+    assert_eq!(status, 413, "{text}");
+    assert!(
+        text.contains("application/problem+json") && text.contains("limited to"),
+        "{text}"
+    );
+    let mut chunked =
+        b"POST /v1/publications HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..17 {
+        chunked.extend_from_slice(b"10000\r\n");
+        chunked.extend_from_slice(&[b' '; 0x10000]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (status, text) = common::raw_http(&f.url, &chunked);
+    assert_eq!(status, 413, "{}", &text[..text.len().min(300)]);
     // Not JSON, truncated JSON, not an envelope.
     expect_problem(
         f.http.post("/v1/publications", b"\x00\xffgarbage".to_vec()),

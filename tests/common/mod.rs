@@ -190,3 +190,26 @@ pub fn request_json(subject: &str, n: u64, target: &str, channel: &str) -> Strin
 "agentplaneRefs":{{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}}}}"#
     )
 }
+
+/// Sends raw bytes on a fresh TCP connection and returns (status, headers+body text).
+/// Write errors are ignored: a server may answer (e.g. 413) and close before the client
+/// has sent everything, and the answer is what the test checks.
+pub fn raw_http(url: &str, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
