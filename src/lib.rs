@@ -15,7 +15,8 @@
 //! - [`keyfile`]: key files on disk.
 //! - [`log`]: sequencing, integration, signing, recovery and the read side.
 //! - [`api`]: the HTTP API.
-//! - [`client`]: talking to a server.
+//! - [`client`]: talking to a server, and the monitor.
+//! - [`witness`]: a C2SP tlog-witness that cosigns other logs' checkpoints.
 //! - [`cli`]: the command line.
 
 #![forbid(unsafe_code)]
@@ -32,3 +33,4 @@ pub mod note;
 pub mod receipt;
 pub mod storage;
 pub mod tiles;
+pub mod witness;

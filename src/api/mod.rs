@@ -4,9 +4,11 @@
 //! signature checks) in parallel, then wait on the log's sequencer for the durable
 //! commit; reads go straight to the committed tiles.
 
+mod body;
 mod problem;
 mod read;
 mod submit;
+mod witnessed;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +16,9 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::log::witnessing::Witnessing;
 use crate::log::Log;
+pub use body::read_limited;
 pub use problem::{Problem, PROBLEM_JSON};
 
 /// Largest request body accepted (413 above).
@@ -25,11 +29,21 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub struct AppState {
     /// The log.
     pub log: Arc<Log>,
+    /// Witness cosigning, when the log has witnesses: `/checkpoint` and receipts then
+    /// carry cosigned checkpoints.
+    pub witnessing: Option<Arc<Witnessing>>,
+}
+
+/// The full router for a log without witnesses.
+pub fn router(log: Arc<Log>) -> Router {
+    app_router(AppState {
+        log,
+        witnessing: None,
+    })
 }
 
 /// The full router.
-pub fn router(log: Arc<Log>) -> Router {
-    let state = AppState { log };
+pub fn app_router(state: AppState) -> Router {
     Router::new()
         .route("/v1/publications", post(submit::publication))
         .route("/v1/admin/grants", post(submit::grant))
@@ -51,7 +65,20 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(log).into_make_service_with_connect_info::<SocketAddr>();
+    let state = AppState {
+        log,
+        witnessing: None,
+    };
+    serve_app(state, listener, shutdown).await
+}
+
+/// [`serve`], with witnessing.
+pub async fn serve_app(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app_router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -35,14 +35,17 @@ fn json(value: &impl Serialize) -> Response {
 }
 
 /// `GET /checkpoint`: the current signed checkpoint (C2SP tlog-checkpoint).
+/// With witnesses, the witnessed checkpoint (see `witnessed::served_checkpoint`).
 pub async fn checkpoint(State(app): State<AppState>) -> Response {
-    let head = app.log.head();
-    with_headers(
-        StatusCode::OK,
-        "text/plain; charset=utf-8",
-        "no-cache",
-        head.signed.as_ref().clone(),
-    )
+    match super::witnessed::served_checkpoint(&app) {
+        Ok(signed) => with_headers(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "no-cache",
+            signed.as_ref().clone(),
+        ),
+        Err(problem) => problem.into_response(),
+    }
 }
 
 /// `GET /tile/<L>/<N>[.p/<W>]` and `GET /tile/entries/<N>[.p/<W>]` (C2SP tlog-tiles).
@@ -115,7 +118,7 @@ pub async fn receipt(
     Path(index): Path<String>,
     query: Result<Query<ReceiptQuery>, QueryRejection>,
 ) -> Response {
-    let result = (|| {
+    let result = async {
         let Query(query) = query.map_err(query_problem)?;
         let index = parse_index(&index, "index")?;
         let size = query
@@ -123,8 +126,12 @@ pub async fn receipt(
             .as_deref()
             .map(|s| parse_index(s, "tree_size"))
             .transpose()?;
-        Ok::<_, Problem>(app.log.receipt(index, size)?)
-    })();
+        match size {
+            Some(size) => super::witnessed::receipt_at(&app, index, size),
+            None => super::witnessed::latest_receipt(&app, index, None).await,
+        }
+    }
+    .await;
     match result {
         Ok(receipt) => with_headers(
             StatusCode::OK,

@@ -4,7 +4,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::{AppState, Problem, MAX_BODY_BYTES};
 use crate::catalog::{Submission, SubmissionKind};
@@ -44,9 +43,8 @@ async fn submit(
     let dedup_key = submission.dedup_key();
     let verified = submission.verify(&app.log.keys())?;
     let submitted = app.log.submit(verified, dedup_key).await?;
-    let receipt = app
-        .log
-        .receipt(submitted.index, Some(submitted.tree_size))?;
+    let receipt =
+        super::witnessed::latest_receipt(app, submitted.index, Some(submitted.tree_size)).await?;
     let status = if submitted.duplicate {
         StatusCode::OK
     } else {
@@ -62,24 +60,5 @@ async fn submit(
 
 /// Reads at most [`MAX_BODY_BYTES`]; a declared or actual larger body is a 413.
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, Problem> {
-    let too_large = || {
-        Problem::too_large(format!(
-            "request bodies are limited to {MAX_BODY_BYTES} bytes"
-        ))
-    };
-    if let Some(length) = headers.get(header::CONTENT_LENGTH) {
-        let declared = length
-            .to_str()
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| Problem::bad_request("Content-Length is not a number"))?;
-        if declared > MAX_BODY_BYTES as u64 {
-            return Err(too_large());
-        }
-    }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(Problem::bad_request(format!("reading the body: {e}"))),
-    }
+    super::body::read_limited(headers, body, MAX_BODY_BYTES).await
 }

@@ -11,6 +11,7 @@ pub mod integrator;
 mod open;
 pub mod reader;
 mod sequencer;
+pub mod witnessing;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::catalog::{KeyDirectory, Refusal, Verified};
 use crate::merkle::{self, Hash};
@@ -137,25 +138,20 @@ pub(crate) struct Shared {
     signer: Signer,
     verifier: Verifier,
     origin: String,
-    head: RwLock<Arc<Head>>,
+    /// The committed head; a watch so that background tasks (witnessing) learn of each
+    /// new checkpoint without the sequencer ever waiting for them.
+    head: watch::Sender<Arc<Head>>,
     keys: RwLock<KeyDirectory>,
     failed: AtomicBool,
 }
 
 impl Shared {
     fn head(&self) -> Arc<Head> {
-        match self.head.read() {
-            Ok(head) => head.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.head.borrow().clone()
     }
 
     fn set_head(&self, head: Head) {
-        let head = Arc::new(head);
-        match self.head.write() {
-            Ok(mut slot) => *slot = head,
-            Err(poisoned) => *poisoned.into_inner() = head,
-        }
+        self.head.send_replace(Arc::new(head));
     }
 
     fn set_keys(&self, keys: KeyDirectory) {
@@ -194,6 +190,12 @@ impl Log {
     /// The current signed tree head.
     pub fn head(&self) -> Arc<Head> {
         self.shared.head()
+    }
+
+    /// A receiver that sees every newly committed head (the latest one when several
+    /// commit before it looks).
+    pub fn subscribe_heads(&self) -> watch::Receiver<Arc<Head>> {
+        self.shared.head.subscribe()
     }
 
     /// The keys submissions are verified against (admins and granted publishers).
@@ -327,6 +329,17 @@ impl Log {
             )));
         }
         let checkpoint = self.checkpoint_at(size)?;
+        self.receipt_against(index, size, &checkpoint)
+    }
+
+    /// A receipt for entry `index` proven against `checkpoint`, which must be a signed
+    /// note (possibly cosigned) for tree size `size`.
+    pub fn receipt_against(
+        &self,
+        index: u64,
+        size: u64,
+        checkpoint: &[u8],
+    ) -> Result<Receipt, ReadError> {
         let view = self.view(size)?;
         let entry = view.entry(index)?;
         let proof = merkle::inclusion_proof(index, size, &view).map_err(proof_error)?;
@@ -336,7 +349,7 @@ impl Log {
             &entry,
             size,
             &proof,
-            &checkpoint,
+            checkpoint,
         ))
     }
 }

@@ -87,7 +87,7 @@ impl Log {
             signer,
             verifier,
             origin,
-            head: RwLock::new(Arc::new(head)),
+            head: tokio::sync::watch::Sender::new(Arc::new(head)),
             keys: RwLock::new(catalog.keys()),
             failed: AtomicBool::new(false),
         });

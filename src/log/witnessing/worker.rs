@@ -1,0 +1,189 @@
+//! One witness's submission loop: take the newest head, send it with a consistency
+//! proof from the size this witness last cosigned, verify the cosignature it returns.
+//!
+//! The witness's size is learned, not stored: the first request of a worker says
+//! `old 0`, and a witness that has cosigned before answers 409 with its size, which the
+//! next attempt uses (tlog-witness allows exactly this). A failure is reported and
+//! retried with a capped backoff; the sequencer is never involved.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::{Event, WitnessEndpoint};
+use crate::client::http::{HttpClient, HttpError};
+use crate::log::{Head, Log};
+use crate::note::{verify_cosignature, NoteSignature, MAX_SIGNATURES};
+use crate::witness::request::{parse_size_body, AddCheckpoint};
+
+/// First retry delay after a failure; doubled up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest retry delay: short enough that a witness coming back is used again well
+/// within a hold-back receipt's wait.
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+/// A 409 is followed at most this many times in one exchange.
+const MAX_ATTEMPTS: usize = 3;
+
+/// The state of one witness's loop.
+pub(super) struct Worker {
+    index: usize,
+    endpoint: WitnessEndpoint,
+    client: HttpClient,
+    log: Arc<Log>,
+    timeout: Duration,
+    /// The size the witness last cosigned, as far as this worker knows.
+    known_size: u64,
+}
+
+impl Worker {
+    /// A worker for witness number `index`.
+    pub(super) fn new(
+        index: usize,
+        endpoint: WitnessEndpoint,
+        log: Arc<Log>,
+        timeout: Duration,
+    ) -> Result<Worker, HttpError> {
+        let client = HttpClient::new(&endpoint.url)?;
+        Ok(Worker {
+            index,
+            endpoint,
+            client,
+            log,
+            timeout,
+            known_size: 0,
+        })
+    }
+
+    /// Runs until the log's head channel or the aggregator goes away.
+    pub(super) async fn run(
+        mut self,
+        mut heads: watch::Receiver<Arc<Head>>,
+        events: mpsc::Sender<Event>,
+    ) {
+        let mut backoff = FIRST_BACKOFF;
+        let mut failing = false;
+        loop {
+            let head = heads.borrow_and_update().clone();
+            let size = head.checkpoint.size;
+            let outcome = match tokio::time::timeout(self.timeout, self.exchange(&head)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+            };
+            match outcome {
+                Ok(signature) => {
+                    if failing {
+                        tracing::info!(witness = %self.endpoint.url, size, "witness cosigning again");
+                    }
+                    failing = false;
+                    backoff = FIRST_BACKOFF;
+                    let event = Event::Cosigned {
+                        witness: self.index,
+                        head,
+                        signature,
+                    };
+                    if events.send(event).await.is_err() || heads.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    if !failing {
+                        tracing::warn!(witness = %self.endpoint.url, size, %error, "witness did not cosign");
+                    }
+                    failing = true;
+                    let event = Event::Failed {
+                        witness: self.index,
+                        size,
+                    };
+                    if events.send(event).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// One add-checkpoint exchange, following 409 answers.
+    async fn exchange(&mut self, head: &Head) -> Result<NoteSignature, String> {
+        let size = head.checkpoint.size;
+        for _ in 0..MAX_ATTEMPTS {
+            let old = self.known_size;
+            if old > size {
+                // Re-learn next time: the witness may have been reset, or it has seen a
+                // larger (or different) tree than ours, which an operator must look at.
+                self.known_size = 0;
+                return Err(format!(
+                    "the witness has cosigned size {old}, larger than this log's {size}"
+                ));
+            }
+            let proof = self.proof(old, size).await?;
+            let body = AddCheckpoint {
+                old_size: old,
+                proof,
+                checkpoint: head.signed.to_vec(),
+            }
+            .to_bytes();
+            let response = self
+                .client
+                .post("/add-checkpoint", "text/plain", body.into())
+                .await
+                .map_err(|e| e.to_string())?;
+            match response.status.as_u16() {
+                200 => {
+                    let signature = self.cosignature(&response.body, head)?;
+                    self.known_size = size;
+                    return Ok(signature);
+                }
+                409 => {
+                    let latest = parse_size_body(&response.body)
+                        .ok_or("answered 409 without a text/x.tlog.size body")?;
+                    if latest == old {
+                        return Err(format!("answered 409 with our own old size {old}"));
+                    }
+                    self.known_size = latest;
+                }
+                status => {
+                    let detail: String = String::from_utf8_lossy(&response.body)
+                        .chars()
+                        .take(300)
+                        .collect();
+                    return Err(format!("answered {status}: {detail}"));
+                }
+            }
+        }
+        Err("the witness's size kept changing (409 answers)".into())
+    }
+
+    /// The consistency proof from `old` to `size` (empty from 0 or to the same size).
+    async fn proof(&self, old: u64, size: u64) -> Result<Vec<[u8; 32]>, String> {
+        if old == 0 || old == size {
+            return Ok(Vec::new());
+        }
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.consistency_proof(old, size))
+            .await
+            .map_err(|e| format!("proof task: {e}"))?
+            .map_err(|e| format!("consistency proof {old} -> {size}: {e}"))
+    }
+
+    /// Finds and verifies this witness's cosignature among the answer's lines.
+    fn cosignature(&self, body: &[u8], head: &Head) -> Result<NoteSignature, String> {
+        let text = std::str::from_utf8(body).map_err(|_| "the answer is not UTF-8")?;
+        let key = &self.endpoint.key;
+        for line in text.split_terminator('\n').take(MAX_SIGNATURES) {
+            let Ok(signature) = NoteSignature::parse_line(line) else {
+                continue;
+            };
+            if signature.name != key.name() || signature.key_id != key.key_id() {
+                continue;
+            }
+            let note_text = head.checkpoint.to_text();
+            verify_cosignature(&note_text, &signature, key)
+                .map_err(|e| format!("its cosignature does not verify: {e}"))?;
+            return Ok(signature);
+        }
+        Err(format!("the answer has no cosignature by {}", key.short_id()))
+    }
+}
