@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::merkle::{self, Hash};
-use crate::note::{self, Checkpoint, TlogProof, Verifier};
+use crate::note::{self, Checkpoint, KeyType, Note, NoteError, TlogProof, VerifiedSignature, Verifier};
 
 /// The media type every receipt declares.
 pub const RECEIPT_MEDIA_TYPE: &str = "application/vnd.srcos.catalog.receipt.v1+json";
@@ -69,6 +69,20 @@ pub enum ReceiptError {
     /// The tlog-proof text is malformed or disagrees with the rest of the receipt.
     #[error("tlogProof: {0}")]
     TlogProof(String),
+    /// A key given as a witness key is not a cosignature (0x04) key.
+    #[error("witness key {0} is not a cosignature (type 0x04) key")]
+    WitnessKey(String),
+    /// A known witness's cosignature on the checkpoint does not verify.
+    #[error("checkpoint cosignature: {0}")]
+    Cosignature(NoteError),
+    /// Fewer distinct known witnesses cosigned the checkpoint than the quorum requires.
+    #[error("the checkpoint has valid cosignatures from {got} distinct known witnesses, {needed} required")]
+    Quorum {
+        /// Distinct known witnesses whose cosignature verified.
+        got: usize,
+        /// The quorum.
+        needed: usize,
+    },
 }
 
 /// What a verified receipt establishes.
@@ -207,6 +221,59 @@ impl Receipt {
             ));
         }
         Ok(())
+    }
+}
+
+/// What a receipt verified against witnesses establishes.
+#[derive(Debug, Clone)]
+pub struct WitnessedReceipt {
+    /// Everything [`Receipt::verify`] establishes.
+    pub receipt: VerifiedReceipt,
+    /// The distinct known witnesses whose cosignature verified, with their timestamps.
+    pub cosigners: Vec<VerifiedSignature>,
+}
+
+impl Receipt {
+    /// [`Receipt::verify`], then requires cosignatures on the checkpoint from at least
+    /// `quorum` distinct witnesses among `witnesses` (type 0x04 keys).
+    ///
+    /// As C2SP requires, signature lines from unknown keys are ignored; a line from a
+    /// known witness that does not verify is an error ([`ReceiptError::Cosignature`]),
+    /// not merely uncounted. Witnesses are counted by public key, so one key listed
+    /// under two names counts once (the cosignature message does not bind the name).
+    pub fn verify_with_witnesses(
+        &self,
+        log_key: &Verifier,
+        witnesses: &[Verifier],
+        quorum: usize,
+    ) -> Result<WitnessedReceipt, ReceiptError> {
+        if let Some(bad) = witnesses
+            .iter()
+            .find(|w| w.key_type() != KeyType::CosignatureV1)
+        {
+            return Err(ReceiptError::WitnessKey(bad.short_id()));
+        }
+        let receipt = self.verify(log_key)?;
+        let note = Note::parse(self.checkpoint.as_bytes()).map_err(ReceiptError::Checkpoint)?;
+        let verified = match note.verify(witnesses) {
+            Ok(verified) => verified,
+            Err(NoteError::NoVerifiedSignature) => Vec::new(),
+            Err(e) => return Err(ReceiptError::Cosignature(e)),
+        };
+        let mut cosigners: Vec<VerifiedSignature> = Vec::new();
+        for signature in verified {
+            let key = signature.verifier.public_key();
+            if !cosigners.iter().any(|c| c.verifier.public_key() == key) {
+                cosigners.push(signature);
+            }
+        }
+        if cosigners.len() < quorum {
+            return Err(ReceiptError::Quorum {
+                got: cosigners.len(),
+                needed: quorum,
+            });
+        }
+        Ok(WitnessedReceipt { receipt, cosigners })
     }
 }
 

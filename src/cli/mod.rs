@@ -6,6 +6,8 @@ mod keygen;
 mod serve;
 mod submit;
 mod verify;
+mod witness;
+mod witnessing;
 
 use std::path::PathBuf;
 
@@ -33,6 +35,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Recompute every tile and the root from the entries and check them.
     Fsck(fsck::FsckArgs),
+    /// Run a C2SP tlog-witness that cosigns consistent checkpoints of the given logs.
+    Witness(witness::WitnessArgs),
 }
 
 /// A CLI failure: a message with its context, printed as `error: …`.
@@ -71,6 +75,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Publish(args) => submit::run_publish(args),
         Command::Verify(args) => verify::run(args),
         Command::Fsck(args) => fsck::run(args),
+        Command::Witness(args) => witness::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

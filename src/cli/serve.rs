@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// Longest wait, in milliseconds, for more entries before committing a batch.
     #[arg(long, default_value_t = 1)]
     batch_delay_ms: u64,
+    /// Witness cosigning.
+    #[command(flatten)]
+    witnessing: super::witnessing::WitnessingArgs,
 }
 
 /// Opens the log, serves until SIGTERM/SIGINT, then finishes the batch in flight.
@@ -48,6 +51,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     options.admin_keys = admin_keys;
     options.batch_max = args.batch_max;
     options.batch_delay = Duration::from_millis(args.batch_delay_ms);
+    let witnessing = args.witnessing.options()?;
     let (log, report) =
         Log::open(options).context(|| format!("opening the log in {}", args.data.display()))?;
     let log = Arc::new(log);
@@ -78,8 +82,16 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         println!("origin: {}", log.origin());
         println!("log verifier key: {}", log.verifier().to_vkey());
         println!("tree size: {}", log.head().checkpoint.size);
+        let witnessing = match witnessing {
+            Some(options) => Some(super::witnessing::start(log.clone(), options)?),
+            None => None,
+        };
         println!("listening on http://{local}");
-        crate::api::serve(log.clone(), listener, shutdown_signal())
+        let state = crate::api::AppState {
+            log: log.clone(),
+            witnessing,
+        };
+        crate::api::serve_app(state, listener, shutdown_signal())
             .await
             .context(|| "serving HTTP".into())
     })?;
@@ -88,7 +100,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn init_tracing() {
+pub(super) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -97,7 +109,7 @@ fn init_tracing() {
         .try_init();
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());

@@ -15,6 +15,13 @@ pub struct VerifyArgs {
     /// The log's verifier key file.
     #[arg(long)]
     log_vkey: PathBuf,
+    /// A witness's cosignature verifier key file (repeatable).
+    #[arg(long = "witness-vkey")]
+    witness_vkeys: Vec<PathBuf>,
+    /// Cosignatures required from distinct known witnesses (default: 1 when witness
+    /// keys are given, 0 otherwise).
+    #[arg(long)]
+    quorum: Option<usize>,
     /// The receipt to check.
     receipt: PathBuf,
 }
@@ -22,12 +29,25 @@ pub struct VerifyArgs {
 /// Verifies and prints a one-line summary.
 pub fn run(args: VerifyArgs) -> Result<(), CliError> {
     let log_key = read_verifier(&args.log_vkey)?;
+    let witnesses = args
+        .witness_vkeys
+        .iter()
+        .map(|path| read_verifier(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let quorum = args.quorum.unwrap_or(usize::from(!witnesses.is_empty()));
+    if quorum > witnesses.len() {
+        return Err(CliError(format!(
+            "--quorum {quorum} needs at least {quorum} --witness-vkey, got {}",
+            witnesses.len()
+        )));
+    }
     let bytes =
         std::fs::read(&args.receipt).context(|| format!("reading {}", args.receipt.display()))?;
     let receipt = Receipt::from_json(&bytes).context(|| args.receipt.display().to_string())?;
-    let verified = receipt
-        .verify(&log_key)
+    let witnessed = receipt
+        .verify_with_witnesses(&log_key, &witnesses, quorum)
         .context(|| format!("{} does not verify", args.receipt.display()))?;
+    let verified = &witnessed.receipt;
     println!(
         "OK: entry {} (leaf {}) is in {} at tree size {} (root {})",
         verified.index,
@@ -36,5 +56,19 @@ pub fn run(args: VerifyArgs) -> Result<(), CliError> {
         verified.checkpoint.size,
         base64::engine::general_purpose::STANDARD.encode(verified.checkpoint.root)
     );
+    for cosigner in &witnessed.cosigners {
+        println!(
+            "cosigned by {} at {}",
+            cosigner.verifier.short_id(),
+            cosigner.timestamp.unwrap_or(0)
+        );
+    }
+    if !witnesses.is_empty() {
+        println!(
+            "witnesses: {} of {} known cosigned (quorum {quorum})",
+            witnessed.cosigners.len(),
+            witnesses.len()
+        );
+    }
     Ok(())
 }

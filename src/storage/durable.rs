@@ -25,12 +25,21 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The directory holding `path`: its parent, or `.` for a bare relative file name
+/// (whose `parent()` is the empty path, which cannot be opened or created).
+fn parent_dir(path: &Path) -> Option<&Path> {
+    match path.parent() {
+        Some(parent) if parent.as_os_str().is_empty() => Some(Path::new(".")),
+        other => other,
+    }
+}
+
 /// Creates `dir` and any missing parents, fsyncing each parent that gained an entry.
 pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = dir.parent() {
+    if let Some(parent) = parent_dir(dir) {
         create_dir_all_durable(parent)?;
     }
     match fs::create_dir(dir) {
@@ -38,7 +47,7 @@ pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
     }
-    if let Some(parent) = dir.parent() {
+    if let Some(parent) = parent_dir(dir) {
         sync_dir(parent)?;
     }
     Ok(())
@@ -49,7 +58,7 @@ pub fn replace_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     write_and_sync(&tmp, data)?;
     fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
+    if let Some(parent) = parent_dir(path) {
         sync_dir(parent)?;
     }
     Ok(())
@@ -66,7 +75,7 @@ pub fn write_secret_file(path: &Path, data: &[u8]) -> io::Result<()> {
         .open(path)?;
     file.write_all(data)?;
     file.sync_all()?;
-    if let Some(parent) = path.parent() {
+    if let Some(parent) = parent_dir(path) {
         sync_dir(parent)?;
     }
     Ok(())
@@ -77,7 +86,7 @@ pub fn write_public_file(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
     file.write_all(data)?;
     file.sync_all()?;
-    if let Some(parent) = path.parent() {
+    if let Some(parent) = parent_dir(path) {
         sync_dir(parent)?;
     }
     Ok(())
