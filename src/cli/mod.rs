@@ -3,6 +3,7 @@
 
 mod fsck;
 mod keygen;
+mod monitor;
 mod serve;
 mod submit;
 mod verify;
@@ -37,6 +38,8 @@ enum Command {
     Fsck(fsck::FsckArgs),
     /// Run a C2SP tlog-witness that cosigns consistent checkpoints of the given logs.
     Witness(witness::WitnessArgs),
+    /// Follow a log, prove it append-only, and optionally audit every admission.
+    Monitor(monitor::MonitorArgs),
 }
 
 /// A CLI failure: a message with its context, printed as `error: …`.
@@ -76,6 +79,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Witness(args) => witness::run(args),
+        // The monitor has its own exit status for alerts.
+        Command::Monitor(args) => return monitor::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

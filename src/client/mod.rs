@@ -4,6 +4,7 @@
 //! adds the network: submitting signed requests and fetching what the log serves.
 
 pub mod http;
+pub mod monitor;
 
 use axum::body::Bytes;
 

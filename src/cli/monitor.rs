@@ -1,0 +1,163 @@
+//! `srcos-catalog monitor`: follow a log, prove it append-only, optionally audit every
+//! admission and report catalog events for watched subjects.
+//!
+//! Exit status: 0 when every poll verified (or the server was unreachable for less than
+//! `--unreachable-after`), 1 on a usage or local error, 2 on an alert (the evidence is
+//! printed on stdout).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use clap::Args;
+
+use super::serve::shutdown_signal;
+use super::{runtime, CliError};
+use crate::client::monitor::{Monitor, MonitorError, MonitorOptions, PollOutcome, PollReport};
+use crate::keyfile::read_verifier;
+
+/// Exit status of an alert.
+const ALERT_EXIT: u8 = 2;
+
+/// Arguments of `monitor`.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// The log server or a static tlog-tiles mirror of it.
+    #[arg(long)]
+    server: String,
+    /// The log's verifier key file.
+    #[arg(long)]
+    log_vkey: PathBuf,
+    /// The state file (last verified checkpoint); created on first use.
+    #[arg(long)]
+    state: PathBuf,
+    /// Poll once and exit.
+    #[arg(long, conflicts_with = "interval")]
+    once: bool,
+    /// Time between polls (e.g. 500ms, 30s, 5m, 1h).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Alert when no verifiable checkpoint was obtained for this long.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    unreachable_after: Duration,
+    /// Longest wait for one HTTP answer.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Read every entry from the tiles and re-check every admission.
+    #[arg(long)]
+    audit: bool,
+    /// Report catalog events for a subject: subject=NAME (repeatable).
+    #[arg(long = "watch", value_parser = parse_watch)]
+    watch: Vec<String>,
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 5m or 1h"))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    };
+    ms.map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is not a duration like 500ms, 30s, 5m or 1h"))
+}
+
+fn parse_watch(text: &str) -> Result<String, String> {
+    match text.split_once('=') {
+        Some(("subject", name)) if !name.is_empty() => Ok(name.to_string()),
+        _ => Err(format!("{text:?} is not subject=NAME")),
+    }
+}
+
+/// Runs the monitor; returns the exit status (see the module documentation).
+pub fn run(args: MonitorArgs) -> ExitCode {
+    match monitor(args) {
+        Ok(code) => code,
+        Err(CliError(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn monitor(args: MonitorArgs) -> Result<ExitCode, CliError> {
+    let options = MonitorOptions {
+        server: args.server.clone(),
+        log_key: read_verifier(&args.log_vkey)?,
+        state: args.state.clone(),
+        audit: args.audit,
+        watch_subjects: args.watch.clone(),
+        unreachable_after: args.unreachable_after,
+        request_timeout: args.timeout,
+    };
+    let mut monitor = Monitor::open(options)?;
+    if let Some(last) = monitor.last_verified() {
+        println!("state: last verified {} at size {}", last.origin, last.size);
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            match monitor.poll().await {
+                Ok(report) => print_report(&report),
+                Err(MonitorError::Alert(alert)) => {
+                    print!("{alert}");
+                    return Ok(ExitCode::from(ALERT_EXIT));
+                }
+                Err(other) => return Err(CliError(other.to_string())),
+            }
+            if args.once {
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(args.interval) => {}
+                _ = &mut shutdown => return Ok(ExitCode::SUCCESS),
+            }
+        }
+    })
+}
+
+fn print_report(report: &PollReport) {
+    match &report.outcome {
+        PollOutcome::First(c) => println!(
+            "ok: first checkpoint of {} at size {} (root {}), trusted on first use",
+            c.origin,
+            c.size,
+            BASE64.encode(c.root)
+        ),
+        PollOutcome::Unchanged(c) => println!("ok: {} unchanged at size {}", c.origin, c.size),
+        PollOutcome::Grown(c, from) => println!(
+            "ok: {} grew from size {from} to {} (root {}), consistency verified",
+            c.origin,
+            c.size,
+            BASE64.encode(c.root)
+        ),
+        PollOutcome::Unreachable(for_how_long, reason) => println!(
+            "warning: no verifiable checkpoint for {} s: {reason}",
+            for_how_long.as_secs()
+        ),
+    }
+    if let Some(scan) = &report.scan {
+        if scan.to > scan.from {
+            println!(
+                "entries {}..{} match the tiles and the root; {} admissions re-checked",
+                scan.from, scan.to, scan.audited
+            );
+        }
+        for event in &scan.events {
+            println!("event {}", event.to_json());
+        }
+    }
+}

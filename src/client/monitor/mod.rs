@@ -1,0 +1,372 @@
+//! The monitor: follows a log's `/checkpoint`, proves each new checkpoint consistent
+//! with the last one it verified, remembers that one durably, and raises an [`Alert`]
+//! with the conflicting signed checkpoints as evidence when the log misbehaves.
+//!
+//! - `state`: the state file (last verified checkpoint, entries cursor).
+//! - `tiles`: reading tiles, and proofs and roots computed from them.
+//! - `audit`: reading every entry from the tiles, checking it, re-checking admissions.
+//! - `watch`: catalog events for watched subjects.
+//! - `alert`: alerts and their evidence.
+//!
+//! Consistency proofs come from `/v1/proofs/consistency`; if the server has no such
+//! endpoint (a static tlog-tiles mirror answers 404) the proof is computed from the
+//! hash tiles instead. Either way it is verified the same way, so where it came from
+//! does not matter.
+
+mod alert;
+mod audit;
+pub mod state;
+mod tiles;
+mod watch;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::client::http::{HttpClient, HttpError};
+use crate::merkle::{consistency_proof, consistency_proof_nodes, verify_consistency, Hash};
+use crate::merkle::VerifyError;
+use crate::note::{open_checkpoint, Checkpoint, Verifier, MAX_NOTE_SIZE};
+pub use alert::{Alert, AlertKind, Evidence};
+pub use audit::ScanReport;
+use audit::{ScanError, Scanner};
+use state::{MonitorState, StateFileError};
+use tiles::{FetchError, Fetcher};
+pub use watch::WatchEvent;
+
+/// How to monitor.
+#[derive(Debug, Clone)]
+pub struct MonitorOptions {
+    /// The server or mirror base URL (`http://host:port`).
+    pub server: String,
+    /// The log's verifier key.
+    pub log_key: Verifier,
+    /// The state file.
+    pub state: PathBuf,
+    /// Read every entry and re-check every admission.
+    pub audit: bool,
+    /// Subject names whose catalog events to report.
+    pub watch_subjects: Vec<String>,
+    /// How long the server may fail to answer with a verifiable checkpoint before that
+    /// is an alert (counted from the last success recorded in the state file).
+    pub unreachable_after: Duration,
+    /// Longest wait for one HTTP answer.
+    pub request_timeout: Duration,
+}
+
+/// The monitor could not run (as opposed to an [`Alert`] about the log).
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// The log misbehaved, or was unreachable for too long.
+    #[error("{0}")]
+    Alert(Box<Alert>),
+    /// The state file is unusable.
+    #[error(transparent)]
+    State(#[from] StateFileError),
+    /// The server URL is unusable.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+}
+
+impl From<Alert> for MonitorError {
+    fn from(alert: Alert) -> MonitorError {
+        MonitorError::Alert(Box::new(alert))
+    }
+}
+
+/// What one poll found.
+#[derive(Debug, Clone)]
+pub enum PollOutcome {
+    /// The first checkpoint, accepted on first use (there was no state).
+    First(Checkpoint),
+    /// The same checkpoint as before.
+    Unchanged(Checkpoint),
+    /// A larger checkpoint, proven consistent with the previous one (its size).
+    Grown(Checkpoint, u64),
+    /// No verifiable answer, for less than the alert threshold (how long, and why).
+    Unreachable(Duration, String),
+}
+
+/// What one poll found, and what the entry scan did.
+#[derive(Debug, Clone)]
+pub struct PollReport {
+    /// The checkpoint outcome.
+    pub outcome: PollOutcome,
+    /// The entry scan, with `--audit` or `--watch`.
+    pub scan: Option<ScanReport>,
+}
+
+/// A monitor of one log.
+pub struct Monitor {
+    options: MonitorOptions,
+    client: HttpClient,
+    state: Option<MonitorState>,
+    scanner: Option<Scanner>,
+    started_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The answer of `/v1/proofs/consistency`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyAnswer {
+    first: u64,
+    second: u64,
+    hashes: Vec<String>,
+}
+
+/// Why no consistency was established.
+enum ProofFailure {
+    Unreachable(String),
+    Alert(AlertKind, String),
+}
+
+impl Monitor {
+    /// Loads the state (if any) and prepares the client.
+    pub fn open(options: MonitorOptions) -> Result<Monitor, MonitorError> {
+        let client = HttpClient::new(&options.server)?;
+        let state = MonitorState::load(&options.state, &options.log_key)?;
+        let scanner = (options.audit || !options.watch_subjects.is_empty()).then(|| {
+            Scanner::new(
+                state.as_ref().and_then(|s| s.entries.clone()),
+                options.audit,
+                options.log_key.clone(),
+                options.watch_subjects.clone(),
+            )
+        });
+        Ok(Monitor {
+            options,
+            client,
+            state,
+            scanner,
+            started_ms: now_ms(),
+        })
+    }
+
+    /// The last verified checkpoint, if any.
+    pub fn last_verified(&self) -> Option<&Checkpoint> {
+        self.state.as_ref().map(|s| &s.checkpoint)
+    }
+
+    /// Fetches, verifies and records the current checkpoint (and scans the entries
+    /// when asked). The state file changes only after everything verified.
+    pub async fn poll(&mut self) -> Result<PollReport, MonitorError> {
+        let fetch = Fetcher::new(&self.client, self.options.request_timeout);
+        let served = match self.fetch_checkpoint(&fetch).await {
+            Ok(served) => served,
+            Err(reason) => return self.unreachable(reason),
+        };
+        let (checkpoint, _) = open_checkpoint(&served, &self.options.log_key).map_err(|e| {
+            self.evidence(
+                Alert::new(
+                    AlertKind::BadSignature,
+                    format!("the served checkpoint does not verify with the log key: {e}"),
+                ),
+                &served,
+            )
+        })?;
+        let outcome = match &self.state {
+            None => PollOutcome::First(checkpoint.clone()),
+            Some(last) => match self.compare(&fetch, last, &checkpoint).await {
+                Ok(outcome) => outcome,
+                Err(ProofFailure::Unreachable(reason)) => return self.unreachable(reason),
+                Err(ProofFailure::Alert(kind, detail)) => {
+                    return Err(self.evidence(Alert::new(kind, detail), &served).into())
+                }
+            },
+        };
+        let scan = match &mut self.scanner {
+            None => None,
+            Some(scanner) => match scanner.scan(&fetch, &checkpoint).await {
+                Ok(report) => Some(report),
+                Err(ScanError::Unreachable(reason)) => return self.unreachable(reason),
+                Err(ScanError::Alert(detail)) => {
+                    let alert = Alert::new(AlertKind::Audit, detail);
+                    return Err(self.evidence(alert, &served).into());
+                }
+            },
+        };
+        let state = MonitorState {
+            note: served,
+            checkpoint,
+            last_reached_ms: now_ms(),
+            entries: self
+                .scanner
+                .as_ref()
+                .map(|s| s.cursor().clone())
+                .or_else(|| self.state.as_ref().and_then(|s| s.entries.clone())),
+        };
+        state.save(&self.options.state, &self.options.log_key)?;
+        self.state = Some(state);
+        Ok(PollReport { outcome, scan })
+    }
+
+    /// Adds the last verified checkpoint and the served bytes to an alert.
+    fn evidence(&self, alert: Alert, served: &[u8]) -> Alert {
+        let alert = match &self.state {
+            Some(last) => alert.with("last verified checkpoint", &last.note),
+            None => alert,
+        };
+        alert.with("served checkpoint", served)
+    }
+
+    /// No verifiable answer: a warning until the threshold, then an alert.
+    fn unreachable(&self, reason: String) -> Result<PollReport, MonitorError> {
+        let since = self
+            .state
+            .as_ref()
+            .map_or(self.started_ms, |s| s.last_reached_ms);
+        let down_for = Duration::from_millis(now_ms().saturating_sub(since));
+        if down_for < self.options.unreachable_after {
+            return Ok(PollReport {
+                outcome: PollOutcome::Unreachable(down_for, reason),
+                scan: None,
+            });
+        }
+        let mut alert = Alert::new(
+            AlertKind::Unreachable,
+            format!(
+                "no verifiable checkpoint from {} for {} s (threshold {} s): {reason}",
+                self.options.server,
+                down_for.as_secs(),
+                self.options.unreachable_after.as_secs()
+            ),
+        );
+        if let Some(last) = &self.state {
+            alert = alert.with("last verified checkpoint", &last.note);
+        }
+        Err(alert.into())
+    }
+
+    async fn fetch_checkpoint(&self, fetch: &Fetcher<'_>) -> Result<Vec<u8>, String> {
+        let (status, body) = fetch.get("/checkpoint").await.map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("GET /checkpoint: HTTP {status}"));
+        }
+        if body.len() > MAX_NOTE_SIZE {
+            return Err(format!("GET /checkpoint: {} bytes", body.len()));
+        }
+        Ok(body)
+    }
+
+    /// Rollback, fork, or growth proven consistent.
+    async fn compare(
+        &self,
+        fetch: &Fetcher<'_>,
+        last: &MonitorState,
+        new: &Checkpoint,
+    ) -> Result<PollOutcome, ProofFailure> {
+        let old = &last.checkpoint;
+        if new.origin != old.origin {
+            return Err(ProofFailure::Alert(
+                AlertKind::BadSignature,
+                format!(
+                    "the log key signed a checkpoint for origin {:?}, but monitors {:?}",
+                    new.origin, old.origin
+                ),
+            ));
+        }
+        if new.size < old.size {
+            return Err(ProofFailure::Alert(
+                AlertKind::Rollback,
+                format!(
+                    "the log went back from size {} to size {}",
+                    old.size, new.size
+                ),
+            ));
+        }
+        if new.size == old.size {
+            if new.root != old.root {
+                return Err(ProofFailure::Alert(
+                    AlertKind::Fork,
+                    format!(
+                        "two checkpoints of size {} with different roots ({} and {})",
+                        new.size,
+                        BASE64.encode(old.root),
+                        BASE64.encode(new.root)
+                    ),
+                ));
+            }
+            return Ok(PollOutcome::Unchanged(new.clone()));
+        }
+        let proof = self.consistency_proof(fetch, old.size, new.size).await?;
+        match verify_consistency(old.size, new.size, &old.root, &new.root, &proof) {
+            Ok(()) => Ok(PollOutcome::Grown(new.clone(), old.size)),
+            Err(e @ (VerifyError::RootMismatch | VerifyError::FirstRootMismatch)) => {
+                Err(ProofFailure::Alert(
+                    AlertKind::Fork,
+                    format!(
+                        "the checkpoint of size {} is not an extension of the one of size {}: {e}",
+                        new.size, old.size
+                    ),
+                ))
+            }
+            Err(e) => Err(ProofFailure::Alert(
+                AlertKind::BadProof,
+                format!(
+                    "the consistency proof from size {} to {} is malformed: {e}",
+                    old.size, new.size
+                ),
+            )),
+        }
+    }
+
+    /// The proof from the API, or from the hash tiles where there is no API.
+    async fn consistency_proof(
+        &self,
+        fetch: &Fetcher<'_>,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<Hash>, ProofFailure> {
+        let path = format!("/v1/proofs/consistency?first={first}&second={second}");
+        let (status, body) = fetch
+            .get(&path)
+            .await
+            .map_err(|e| ProofFailure::Unreachable(e.to_string()))?;
+        let bad = |detail: String| ProofFailure::Alert(AlertKind::BadProof, detail);
+        match status {
+            200 => {
+                let answer: ConsistencyAnswer = serde_json::from_slice(&body)
+                    .map_err(|e| bad(format!("GET {path}: {e}")))?;
+                if answer.first != first || answer.second != second {
+                    return Err(bad(format!(
+                        "GET {path} answered a proof from {} to {}",
+                        answer.first, answer.second
+                    )));
+                }
+                answer
+                    .hashes
+                    .iter()
+                    .map(|h| {
+                        hex::decode(h)
+                            .ok()
+                            .and_then(|b| Hash::try_from(b).ok())
+                            .ok_or_else(|| bad(format!("GET {path}: {h:?} is not a hash")))
+                    })
+                    .collect()
+            }
+            404 => {
+                let nodes: Vec<_> = consistency_proof_nodes(first, second)
+                    .map_err(|e| bad(e.to_string()))?
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let tiles = fetch.hashes_for(&nodes, second).await.map_err(|e| match e {
+                    FetchError::Unreachable(m) => ProofFailure::Unreachable(m),
+                    FetchError::Bad(m) => bad(m),
+                })?;
+                consistency_proof(first, second, &tiles).map_err(|e| bad(format!("{e:?}")))
+            }
+            status => Err(ProofFailure::Unreachable(format!("GET {path}: HTTP {status}"))),
+        }
+    }
+}
