@@ -55,8 +55,14 @@ impl Server {
             "127.0.0.1:0".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
+        Server::spawn(&args, data)
+    }
+
+    /// Runs the binary with `args` (a command that prints `listening on <url>` once it
+    /// listens, like `serve` and `witness`) and waits until it listens.
+    pub fn spawn(args: &[String], data: &Path) -> Server {
         let mut child = Command::new(bin())
-            .args(&args)
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
