@@ -11,7 +11,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::merkle::{self, Hash};
-use crate::note::{self, Checkpoint, KeyType, Note, NoteError, TlogProof, VerifiedSignature, Verifier};
+use crate::note::{
+    self, Checkpoint, KeyType, Note, NoteError, TlogProof, VerifiedSignature, Verifier,
+};
 
 /// The media type every receipt declares.
 pub const RECEIPT_MEDIA_TYPE: &str = "application/vnd.srcos.catalog.receipt.v1+json";

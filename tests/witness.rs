@@ -209,7 +209,10 @@ fn every_status_code_of_add_checkpoint() {
     assert_eq!(status, 200, "{body}");
     assert!(content_type.starts_with("text/plain"));
     let timestamp = check_cosignature(&body, &log, 5, &setup.witness_prefix);
-    assert!(timestamp >= now && timestamp <= now + 60, "timestamp {timestamp}");
+    assert!(
+        timestamp >= now && timestamp <= now + 60,
+        "timestamp {timestamp}"
+    );
     assert_eq!(latest_size(url, &setup), Some(5));
 
     // 409: a stale old size, with the latest size as text/x.tlog.size.
@@ -286,7 +289,10 @@ fn concurrent_requests_cannot_roll_the_state_back() {
         let winner = winners[0];
         for (_, status, answer) in &results {
             if *status != 200 {
-                assert_eq!((*status, answer.as_str()), (409, format!("{winner}\n").as_str()));
+                assert_eq!(
+                    (*status, answer.as_str()),
+                    (409, format!("{winner}\n").as_str())
+                );
             }
         }
         assert_eq!(latest_size(&url, &setup), Some(winner));
@@ -306,7 +312,10 @@ fn a_restarted_witness_keeps_its_state_and_still_refuses_a_fork() {
 
     let witness = start(&setup);
     assert!(
-        witness.banner.iter().any(|l| l.contains("latest cosigned size 7")),
+        witness
+            .banner
+            .iter()
+            .any(|l| l.contains("latest cosigned size 7")),
         "{:?}",
         witness.banner
     );

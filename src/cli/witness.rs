@@ -42,7 +42,8 @@ pub fn run(args: WitnessArgs) -> Result<(), CliError> {
     }
     let state = StateDir::open(&args.state)
         .context(|| format!("opening the state directory {}", args.state.display()))?;
-    let witness = Arc::new(Witness::open(signer, logs, state).context(|| "opening the witness".into())?);
+    let witness =
+        Arc::new(Witness::open(signer, logs, state).context(|| "opening the witness".into())?);
 
     let rt = runtime()?;
     rt.block_on(async {

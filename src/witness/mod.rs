@@ -255,13 +255,18 @@ fn check_consistency(
     // verify_consistency follows tlog-witness: from size 0 only an empty proof is
     // valid, and at equal sizes the roots must match (422, the HEAD status for a fork
     // at the same size; v1.0.0 said 409).
-    verify_consistency(old_size, checkpoint.size, &old_root, &checkpoint.root, proof).map_err(
-        |e| {
-            AddError::Inconsistent(format!(
-                "not consistent with the checkpoint of size {old_size} cosigned before: {e}"
-            ))
-        },
+    verify_consistency(
+        old_size,
+        checkpoint.size,
+        &old_root,
+        &checkpoint.root,
+        proof,
     )
+    .map_err(|e| {
+        AddError::Inconsistent(format!(
+            "not consistent with the checkpoint of size {old_size} cosigned before: {e}"
+        ))
+    })
 }
 
 /// The note the witness stores and serves: the checkpoint text, the log's own

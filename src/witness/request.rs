@@ -74,7 +74,11 @@ fn next_line(rest: &[u8]) -> Result<(&[u8], &[u8]), RequestError> {
 
 /// Decodes one proof line: canonical padded base64 of exactly 32 bytes.
 fn proof_hash(line: &[u8], position: usize) -> Result<Hash, RequestError> {
-    let bad = || malformed(format!("proof line {position} is not base64 of a 32-byte hash"));
+    let bad = || {
+        malformed(format!(
+            "proof line {position} is not base64 of a 32-byte hash"
+        ))
+    };
     let bytes = STANDARD.decode(line).map_err(|_| bad())?;
     if STANDARD.encode(&bytes).as_bytes() != line {
         return Err(bad());

@@ -60,7 +60,11 @@ async fn add_checkpoint(
         Ok(cosignature) => text(StatusCode::OK, TEXT_PLAIN, cosignature.to_line()),
         Err(AddError::Conflict { old, latest }) => {
             tracing::info!(old, latest, "add-checkpoint: stale old size");
-            text(StatusCode::CONFLICT, TLOG_SIZE_MEDIA_TYPE, size_body(latest))
+            text(
+                StatusCode::CONFLICT,
+                TLOG_SIZE_MEDIA_TYPE,
+                size_body(latest),
+            )
         }
         Err(e) => {
             // Refusals of validly signed checkpoints are evidence of a misbehaving log;

@@ -137,8 +137,7 @@ impl Scanner {
                     )));
                 }
                 range.append(hash, |_, _| {});
-                if index + 1 == known && from < known && range.root() != self.cursor.range.root()
-                {
+                if index + 1 == known && from < known && range.root() != self.cursor.range.root() {
                     return Err(ScanError::Alert(format!(
                         "entries 0..{known} now differ from the entries read before"
                     )));
@@ -175,7 +174,12 @@ impl Scanner {
     }
 
     /// Re-checks and applies one entry (with `--audit`).
-    fn audit(&mut self, index: u64, entry: &[u8], checkpoint: &Checkpoint) -> Result<(), ScanError> {
+    fn audit(
+        &mut self,
+        index: u64,
+        entry: &[u8],
+        checkpoint: &Checkpoint,
+    ) -> Result<(), ScanError> {
         let Some(catalog) = &mut self.catalog else {
             return Ok(());
         };

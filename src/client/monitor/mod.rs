@@ -27,8 +27,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::client::http::{HttpClient, HttpError};
-use crate::merkle::{consistency_proof, consistency_proof_nodes, verify_consistency, Hash};
 use crate::merkle::VerifyError;
+use crate::merkle::{consistency_proof, consistency_proof_nodes, verify_consistency, Hash};
 use crate::note::{open_checkpoint, Checkpoint, Verifier, MAX_NOTE_SIZE};
 pub use alert::{Alert, AlertKind, Evidence};
 pub use audit::ScanReport;
@@ -335,8 +335,8 @@ impl Monitor {
         let bad = |detail: String| ProofFailure::Alert(AlertKind::BadProof, detail);
         match status {
             200 => {
-                let answer: ConsistencyAnswer = serde_json::from_slice(&body)
-                    .map_err(|e| bad(format!("GET {path}: {e}")))?;
+                let answer: ConsistencyAnswer =
+                    serde_json::from_slice(&body).map_err(|e| bad(format!("GET {path}: {e}")))?;
                 if answer.first != first || answer.second != second {
                     return Err(bad(format!(
                         "GET {path} answered a proof from {} to {}",
@@ -360,13 +360,18 @@ impl Monitor {
                     .into_iter()
                     .flatten()
                     .collect();
-                let tiles = fetch.hashes_for(&nodes, second).await.map_err(|e| match e {
-                    FetchError::Unreachable(m) => ProofFailure::Unreachable(m),
-                    FetchError::Bad(m) => bad(m),
-                })?;
+                let tiles = fetch
+                    .hashes_for(&nodes, second)
+                    .await
+                    .map_err(|e| match e {
+                        FetchError::Unreachable(m) => ProofFailure::Unreachable(m),
+                        FetchError::Bad(m) => bad(m),
+                    })?;
                 consistency_proof(first, second, &tiles).map_err(|e| bad(format!("{e:?}")))
             }
-            status => Err(ProofFailure::Unreachable(format!("GET {path}: HTTP {status}"))),
+            status => Err(ProofFailure::Unreachable(format!(
+                "GET {path}: HTTP {status}"
+            ))),
         }
     }
 }

@@ -51,7 +51,9 @@ impl<'a> Fetcher<'a> {
         let path = format!("/{}", tile.path());
         let (status, body) = self.get(&path).await?;
         if status != 200 {
-            return Err(FetchError::Unreachable(format!("GET {path}: HTTP {status}")));
+            return Err(FetchError::Unreachable(format!(
+                "GET {path}: HTTP {status}"
+            )));
         }
         let width = usize::from(tile.width);
         let ok = match tile.kind {

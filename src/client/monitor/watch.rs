@@ -66,7 +66,8 @@ pub fn watch_event(index: u64, entry: &[u8], subjects: &[String]) -> Option<Watc
     Some(WatchEvent {
         leaf_index: index,
         kind: string_at(&leaf, &["kind"])?,
-        digest: string_at(&request, &["subject", "digest", "sha256"]).map(|h| format!("sha256:{h}")),
+        digest: string_at(&request, &["subject", "digest", "sha256"])
+            .map(|h| format!("sha256:{h}")),
         subject,
         channel: string_at(&request, &["channel"]),
         target_catalog_ref: string_at(&request, &["targetCatalogRef"]),

@@ -175,7 +175,9 @@ impl Witnessing {
         for (index, endpoint) in options.witnesses.iter().enumerate() {
             let worker = worker::Worker::new(index, endpoint.clone(), log.clone(), options.timeout)
                 .map_err(|e| format!("witness {}: {e}", endpoint.url))?;
-            tasks.push(tokio::spawn(worker.run(log.subscribe_heads(), events.clone())));
+            tasks.push(tokio::spawn(
+                worker.run(log.subscribe_heads(), events.clone()),
+            ));
         }
         let aggregate = Aggregate::new(
             options.witnesses.iter().map(|w| w.key.short_id()).collect(),
@@ -226,10 +228,7 @@ impl Witnessing {
     /// (plus a second of slack) in fail-open mode, the hold-back wait in hold-back mode.
     pub async fn covering(&self, index: u64) -> Result<Arc<Witnessed>, NotWitnessed> {
         let (wait, what) = match self.options.below_quorum {
-            BelowQuorum::FailOpen => (
-                self.options.timeout + Duration::from_secs(1),
-                "was settled",
-            ),
+            BelowQuorum::FailOpen => (self.options.timeout + Duration::from_secs(1), "was settled"),
             BelowQuorum::HoldBack => (self.options.hold_back_wait, "reached the quorum"),
         };
         let mode = self.options.below_quorum;

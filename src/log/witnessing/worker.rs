@@ -184,6 +184,9 @@ impl Worker {
                 .map_err(|e| format!("its cosignature does not verify: {e}"))?;
             return Ok(signature);
         }
-        Err(format!("the answer has no cosignature by {}", key.short_id()))
+        Err(format!(
+            "the answer has no cosignature by {}",
+            key.short_id()
+        ))
     }
 }
