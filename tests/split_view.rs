@@ -1,0 +1,189 @@
+//! A split view, as a compromised authority could present it: two servers share one log
+//! key and the same first entries, then diverge. A real witness and a real monitor are
+//! shown both views:
+//! - the witness cosigns one view and refuses the other (409, 400 and 422 where each
+//!   applies), so the second view's receipts carry no cosignature;
+//! - `verify --quorum 1` rejects those receipts, although the log key alone accepts them;
+//! - the monitor alerts with both signed checkpoints as proof.
+
+mod common;
+mod watchers;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{cli, tempdir, Http, Server};
+use srcos_catalog::keyfile::read_verifier;
+use srcos_catalog::note::{Checkpoint, Note, Verifier};
+use srcos_catalog::receipt::Receipt;
+use srcos_catalog::witness::request::AddCheckpoint;
+use srcos_catalog::witness::state::origin_hash;
+use watchers::{
+    checkpoint, copy_dir, monitor_once, new_log, origin, publish_ok, start_witness, wait_until,
+    witness_arg, witness_key, SUBJECT,
+};
+
+const OTHER: &str = "quay.io/other/thing";
+
+fn parse(note: &[u8]) -> (Checkpoint, Note) {
+    let note = Note::parse(note).unwrap();
+    (Checkpoint::parse(note.text()).unwrap(), note)
+}
+
+/// How many of `witnesses` cosigned `note` (the log signature must verify too).
+fn cosignatures(note: &[u8], log: &Verifier, witnesses: &[Verifier]) -> usize {
+    let mut keys = vec![log.clone()];
+    keys.extend_from_slice(witnesses);
+    parse(note).1.verify(&keys).unwrap().len() - 1
+}
+
+/// `verify` on a receipt, with the witness key and a quorum of 1 if `quorum`.
+fn verify(
+    receipt: &[u8],
+    dir: &Path,
+    log_vkey: &Path,
+    witness_vkey: &Path,
+    quorum: bool,
+) -> (bool, String) {
+    let path = dir.join("receipt-under-test.json");
+    std::fs::write(&path, receipt).unwrap();
+    let mut args = vec!["verify", "--log-vkey", log_vkey.to_str().unwrap()];
+    if quorum {
+        args.extend([
+            "--witness-vkey",
+            witness_vkey.to_str().unwrap(),
+            "--quorum",
+            "1",
+        ]);
+    }
+    args.push(path.to_str().unwrap());
+    let out = cli(&args);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_split_view_is_refused_by_the_witness_rejected_by_verify_and_caught_by_the_monitor() {
+    let dir = tempdir();
+    let a = dir.path().join("a");
+    let publisher = new_log(&a, 3);
+    let b = dir.path().join("b");
+    copy_dir(&a, &b);
+    let log_vkey = a.join("log.vkey");
+    let log_key = read_verifier(&log_vkey).unwrap();
+    let origin = origin(&a);
+
+    let w = witness_key(dir.path(), "w");
+    let w_vkey = w.with_extension("vkey");
+    let witness_key = read_verifier(&w_vkey).unwrap();
+    let witness = start_witness(&w, &[(&origin, &log_vkey)], &dir.path().join("w-state"));
+    let witnessing = ["--witness".to_string(), witness_arg(&witness.url, &w)];
+    let witnessing: Vec<&str> = witnessing.iter().map(String::as_str).collect();
+
+    // View A: the witness cosigns it as it grows.
+    let server_a = Server::start(&a, &witnessing);
+    let mut receipt_a = Vec::new();
+    for n in 10..13 {
+        receipt_a = publish_ok(&server_a.url, &publisher, SUBJECT, n);
+    }
+    let (ok, text) = verify(&receipt_a, dir.path(), &log_vkey, &w_vkey, true);
+    assert!(ok, "view A is cosigned: {text}");
+    let checkpoint_a = checkpoint(&server_a.url);
+    let (cp_a, _) = parse(&checkpoint_a);
+    assert_eq!(cp_a.size, 8);
+    assert_eq!(
+        cosignatures(&checkpoint_a, &log_key, &[witness_key.clone()]),
+        1
+    );
+
+    // View B: the same key and first 5 entries, then other entries, up to size 9.
+    let server_b = Server::start(&b, &witnessing);
+    let mut receipt_b = Vec::new();
+    for n in 10..14 {
+        receipt_b = publish_ok(&server_b.url, &publisher, OTHER, n);
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "view B's head to be served",
+        || parse(&checkpoint(&server_b.url)).0.size == 9,
+    );
+    let checkpoint_b = checkpoint(&server_b.url);
+    assert_eq!(
+        cosignatures(&checkpoint_b, &log_key, &[witness_key.clone()]),
+        0,
+        "the witness must not cosign view B"
+    );
+
+    // The witness refuses view B whatever the client claims: 409 with the size it
+    // cosigned, 400 for a checkpoint smaller than that, 422 for B's own proof.
+    let http = Http::new(&witness.url);
+    let b_at = |size: u64| {
+        let (status, _, body) =
+            Http::new(&server_b.url).get(&format!("/v1/receipts/0?tree_size={size}"));
+        assert_eq!(status, 200);
+        Receipt::from_json(&body).unwrap().checkpoint.into_bytes()
+    };
+    let request = |old: u64, proof: Vec<[u8; 32]>, note: Vec<u8>| {
+        AddCheckpoint {
+            old_size: old,
+            proof,
+            checkpoint: note,
+        }
+        .to_bytes()
+    };
+    let (status, _, body) = http.post("/add-checkpoint", request(0, Vec::new(), b_at(9)));
+    assert_eq!((status, body.as_slice()), (409, b"8\n".as_slice()));
+    let (status, _, _) = http.post("/add-checkpoint", request(8, Vec::new(), b_at(7)));
+    assert_eq!(status, 400);
+    let (status, _, body) = Http::new(&server_b.url).get("/v1/proofs/consistency?first=8&second=9");
+    assert_eq!(status, 200);
+    let proof: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let proof: Vec<[u8; 32]> = proof["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let (status, _, _) = http.post("/add-checkpoint", request(8, proof, b_at(9)));
+    assert_eq!(status, 422);
+    let (status, _, _) = http.post("/add-checkpoint", request(8, Vec::new(), b_at(8)));
+    assert_eq!(status, 422, "same size, other root");
+    // What the witness vouches for is view A.
+    let (status, _, latest) = http.get(&format!("/{}/checkpoint", origin_hash(&origin)));
+    assert_eq!(status, 200);
+    assert_eq!(parse(&latest).0, cp_a);
+
+    // The log key alone accepts B's receipt; a witness quorum rejects it.
+    let (ok, text) = verify(&receipt_b, dir.path(), &log_vkey, &w_vkey, false);
+    assert!(ok, "{text}");
+    let (ok, text) = verify(&receipt_b, dir.path(), &log_vkey, &w_vkey, true);
+    assert!(!ok);
+    assert!(
+        text.contains("from 0 distinct known witnesses, 1 required"),
+        "{text}"
+    );
+
+    // A monitor that has seen one view alerts on the other, with both checkpoints.
+    let state = dir.path().join("monitor-a.json");
+    let (code, out) = monitor_once(&server_a.url, &a, &state, &[]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = monitor_once(&server_b.url, &b, &state, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("ALERT fork:"), "{out}");
+    let note_a = String::from_utf8(checkpoint_a).unwrap();
+    let note_b = String::from_utf8(checkpoint_b).unwrap();
+    assert!(out.contains(&note_a) && out.contains(&note_b), "{out}");
+    // And the other way round.
+    let state = dir.path().join("monitor-b.json");
+    assert_eq!(monitor_once(&server_b.url, &b, &state, &[]).0, 0);
+    let (code, out) = monitor_once(&server_a.url, &a, &state, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("ALERT rollback:"), "{out}");
+    assert!(out.contains(&note_a) && out.contains(&note_b), "{out}");
+}
