@@ -93,7 +93,7 @@ fn a_split_view_is_refused_by_the_witness_rejected_by_verify_and_caught_by_the_m
     let (cp_a, _) = parse(&checkpoint_a);
     assert_eq!(cp_a.size, 8);
     assert_eq!(
-        cosignatures(&checkpoint_a, &log_key, &[witness_key.clone()]),
+        cosignatures(&checkpoint_a, &log_key, std::slice::from_ref(&witness_key)),
         1
     );
 
@@ -110,7 +110,7 @@ fn a_split_view_is_refused_by_the_witness_rejected_by_verify_and_caught_by_the_m
     );
     let checkpoint_b = checkpoint(&server_b.url);
     assert_eq!(
-        cosignatures(&checkpoint_b, &log_key, &[witness_key.clone()]),
+        cosignatures(&checkpoint_b, &log_key, std::slice::from_ref(&witness_key)),
         0,
         "the witness must not cosign view B"
     );

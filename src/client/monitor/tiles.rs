@@ -81,9 +81,8 @@ impl<'a> Fetcher<'a> {
         };
         for node in nodes {
             let (tile, _, _) = locate(*node, size).map_err(FetchError::Bad)?;
-            if !hashes.tiles.contains_key(&tile) {
-                let data = self.tile(tile).await?;
-                hashes.tiles.insert(tile, data);
+            if let std::collections::hash_map::Entry::Vacant(slot) = hashes.tiles.entry(tile) {
+                slot.insert(self.tile(tile).await?);
             }
         }
         Ok(hashes)

@@ -239,13 +239,10 @@ impl Witnessing {
             receiver.wait_for(|s| served_in(s, mode).is_some_and(|w| w.checkpoint.size > index)),
         )
         .await;
-        match found {
-            Ok(Ok(snapshot)) => {
-                if let Some(w) = served_in(&snapshot, mode) {
-                    return Ok(w.clone());
-                }
+        if let Ok(Ok(snapshot)) = found {
+            if let Some(w) = served_in(&snapshot, mode) {
+                return Ok(w.clone());
             }
-            Ok(Err(_)) | Err(_) => {}
         }
         Err(NotWitnessed {
             index,
