@@ -8,47 +8,17 @@ mod watchers;
 
 use std::time::{Duration, Instant};
 
-use common::{cli, tempdir, Http, Server};
+use common::{tempdir, Http, Server};
 use srcos_catalog::keyfile::read_verifier;
 use srcos_catalog::note::{Note, Verifier};
 use srcos_catalog::receipt::Receipt;
 use watchers::{
-    checkpoint, new_log, origin, publish, publish_ok, start_witness, tree_size, wait_until,
-    witness_arg, witness_key, BlackHole, SUBJECT,
+    checkpoint, cosigners, new_log, origin, publish, publish_ok, start_witness,
+    start_witnessed_log, tree_size, verify_receipt, wait_until, witness_key, BlackHole, SUBJECT,
 };
 
 fn vkey(prefix: &std::path::Path) -> Verifier {
     read_verifier(&prefix.with_extension("vkey")).unwrap()
-}
-
-/// The keys among `witnesses` whose cosignature on the note verifies (log key checked too).
-fn cosigners(note: &[u8], log: &Verifier, witnesses: &[Verifier]) -> usize {
-    let note = Note::parse(note).unwrap();
-    let mut keys = vec![log.clone()];
-    keys.extend_from_slice(witnesses);
-    let verified = note.verify(&keys).unwrap();
-    assert!(verified.iter().any(|v| v.verifier == *log), "log signature");
-    verified.len() - 1
-}
-
-fn verify_cli(
-    receipt: &[u8],
-    dir: &std::path::Path,
-    log_vkey: &std::path::Path,
-    extra: &[&str],
-) -> (bool, String) {
-    let path = dir.join("receipt-under-test.json");
-    std::fs::write(&path, receipt).unwrap();
-    let mut args = vec!["verify", "--log-vkey", log_vkey.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.push(path.to_str().unwrap());
-    let out = cli(&args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]
@@ -63,16 +33,8 @@ fn checkpoints_and_receipts_carry_the_cosignatures_of_the_quorum() {
     let witness1 = start_witness(&w1, &[(&origin, &log_vkey)], &dir.path().join("s1"));
     let witness2 = start_witness(&w2, &[(&origin, &log_vkey)], &dir.path().join("s2"));
     let witnesses = [vkey(&w1), vkey(&w2)];
-    let args = [
-        "--witness".to_string(),
-        witness_arg(&witness1.url, &w1),
-        "--witness".to_string(),
-        witness_arg(&witness2.url, &w2),
-        "--witness-quorum".to_string(),
-        "2".to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut server = Server::start(&data, &args);
+    let witnessing = [(witness1.url.as_str(), w1.as_path()), (&witness2.url, &w2)];
+    let mut server = start_witnessed_log(&data, &witnessing, &["--witness-quorum", "2"]);
     assert!(server
         .banner
         .iter()
@@ -90,7 +52,7 @@ fn checkpoints_and_receipts_carry_the_cosignatures_of_the_quorum() {
     assert!(parsed.tlog_proof.ends_with(&parsed.checkpoint));
     let w1_path = w1.with_extension("vkey");
     let w2_path = w2.with_extension("vkey");
-    let (ok, text) = verify_cli(
+    let (ok, text) = verify_receipt(
         &receipt,
         dir.path(),
         &log_vkey,
@@ -122,7 +84,7 @@ fn checkpoints_and_receipts_carry_the_cosignatures_of_the_quorum() {
 
     // A restarted log learns each witness's size from a 409 and is cosigned again.
     server.kill9();
-    let server = Server::start(&data, &args);
+    let server = start_witnessed_log(&data, &witnessing, &["--witness-quorum", "2"]);
     wait_until(
         Duration::from_secs(20),
         "cosignatures after a restart",
@@ -148,16 +110,8 @@ fn a_dead_or_hung_witness_never_stalls_sequencing() {
     let witness = start_witness(&w1, &[(&origin(&data), &log_vkey)], &dir.path().join("s1"));
     let hung = BlackHole::new();
     // Quorum 1 of {live, hung}, with a witness timeout far above the time we allow.
-    let args = [
-        "--witness".to_string(),
-        witness_arg(&hung.url, &hung_key),
-        "--witness".to_string(),
-        witness_arg(&witness.url, &w1),
-        "--witness-timeout-ms".to_string(),
-        "30000".to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start(&data, &args);
+    let witnessing = [(hung.url.as_str(), hung_key.as_path()), (&witness.url, &w1)];
+    let server = start_witnessed_log(&data, &witnessing, &["--witness-timeout-ms", "30000"]);
     let started = Instant::now();
     let mut slowest = Duration::ZERO;
     for n in 0..20 {
@@ -193,14 +147,8 @@ fn fail_open_serves_uncosigned_checkpoints_when_no_witness_answers() {
     let log_vkey = data.join("log.vkey");
     let hung_key = witness_key(dir.path(), "hung");
     let hung = BlackHole::new();
-    let args = [
-        "--witness".to_string(),
-        witness_arg(&hung.url, &hung_key),
-        "--witness-timeout-ms".to_string(),
-        "1500".to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start(&data, &args);
+    let witnessing = [(hung.url.as_str(), hung_key.as_path())];
+    let server = start_witnessed_log(&data, &witnessing, &["--witness-timeout-ms", "1500"]);
     // The first head waits at most one witness timeout; once the witness is known to be
     // down, receipts do not wait for it at all.
     let t = Instant::now();
@@ -218,8 +166,8 @@ fn fail_open_serves_uncosigned_checkpoints_when_no_witness_answers() {
     assert_eq!(tree_size(&server.url), 14);
     // Such a receipt verifies with the log key, and fails a witness quorum.
     let hung_vkey = hung_key.with_extension("vkey");
-    assert!(verify_cli(&receipt, dir.path(), &log_vkey, &[]).0);
-    let (ok, text) = verify_cli(
+    assert!(verify_receipt(&receipt, dir.path(), &log_vkey, &[]).0);
+    let (ok, text) = verify_receipt(
         &receipt,
         dir.path(),
         &log_vkey,
@@ -248,16 +196,8 @@ fn hold_back_waits_for_the_quorum_and_resumes_when_the_witness_returns() {
     let w1 = witness_key(dir.path(), "w1");
     let state = dir.path().join("s1");
     let mut witness = start_witness(&w1, &[(&origin, &log_vkey)], &state);
-    let args = [
-        "--witness".to_string(),
-        witness_arg(&witness.url, &w1),
-        "--below-quorum".to_string(),
-        "hold-back".to_string(),
-        "--hold-back-wait-ms".to_string(),
-        "1500".to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start(&data, &args);
+    let mode = ["--below-quorum", "hold-back", "--hold-back-wait-ms", "1500"];
+    let server = start_witnessed_log(&data, &[(&witness.url, &w1)], &mode);
     let receipt = publish_ok(&server.url, &publisher, SUBJECT, 1);
     let parsed = Receipt::from_json(&receipt).unwrap();
     assert_eq!(
@@ -323,7 +263,7 @@ fn hold_back_waits_for_the_quorum_and_resumes_when_the_witness_returns() {
         },
     );
     let w1_vkey = w1.with_extension("vkey");
-    let (ok, text) = verify_cli(
+    let (ok, text) = verify_receipt(
         &receipt,
         dir.path(),
         &log_vkey,

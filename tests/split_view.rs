@@ -9,18 +9,17 @@
 mod common;
 mod watchers;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::{cli, tempdir, Http, Server};
+use common::{tempdir, Http};
 use srcos_catalog::keyfile::read_verifier;
-use srcos_catalog::note::{Checkpoint, Note, Verifier};
+use srcos_catalog::note::{Checkpoint, Note};
 use srcos_catalog::receipt::Receipt;
 use srcos_catalog::witness::request::AddCheckpoint;
 use srcos_catalog::witness::state::origin_hash;
 use watchers::{
-    checkpoint, copy_dir, monitor_once, new_log, origin, publish_ok, start_witness, wait_until,
-    witness_arg, witness_key, SUBJECT,
+    checkpoint, copy_dir, cosigners, monitor_once, new_log, origin, publish_ok, start_witness,
+    start_witnessed_log, verify_receipt, wait_until, witness_key, SUBJECT,
 };
 
 const OTHER: &str = "quay.io/other/thing";
@@ -28,39 +27,6 @@ const OTHER: &str = "quay.io/other/thing";
 fn parse(note: &[u8]) -> (Checkpoint, Note) {
     let note = Note::parse(note).unwrap();
     (Checkpoint::parse(note.text()).unwrap(), note)
-}
-
-/// How many of `witnesses` cosigned `note` (the log signature must verify too).
-fn cosignatures(note: &[u8], log: &Verifier, witnesses: &[Verifier]) -> usize {
-    let mut keys = vec![log.clone()];
-    keys.extend_from_slice(witnesses);
-    parse(note).1.verify(&keys).unwrap().len() - 1
-}
-
-/// `verify` on a receipt, with the witness key and a quorum of 1 if `quorum`.
-fn verify(
-    receipt: &[u8],
-    dir: &Path,
-    log_vkey: &Path,
-    witness_vkey: &Path,
-    quorum: bool,
-) -> (bool, String) {
-    let path = dir.join("receipt-under-test.json");
-    std::fs::write(&path, receipt).unwrap();
-    let mut args = vec!["verify", "--log-vkey", log_vkey.to_str().unwrap()];
-    if quorum {
-        args.extend([
-            "--witness-vkey",
-            witness_vkey.to_str().unwrap(),
-            "--quorum",
-            "1",
-        ]);
-    }
-    args.push(path.to_str().unwrap());
-    let out = cli(&args);
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
 }
 
 #[test]
@@ -77,28 +43,28 @@ fn a_split_view_is_refused_by_the_witness_rejected_by_verify_and_caught_by_the_m
     let w = witness_key(dir.path(), "w");
     let w_vkey = w.with_extension("vkey");
     let witness_key = read_verifier(&w_vkey).unwrap();
+    let quorum = ["--witness-vkey", w_vkey.to_str().unwrap(), "--quorum", "1"];
     let witness = start_witness(&w, &[(&origin, &log_vkey)], &dir.path().join("w-state"));
-    let witnessing = ["--witness".to_string(), witness_arg(&witness.url, &w)];
-    let witnessing: Vec<&str> = witnessing.iter().map(String::as_str).collect();
+    let witnessing = [(witness.url.as_str(), w.as_path())];
 
     // View A: the witness cosigns it as it grows.
-    let server_a = Server::start(&a, &witnessing);
+    let server_a = start_witnessed_log(&a, &witnessing, &[]);
     let mut receipt_a = Vec::new();
     for n in 10..13 {
         receipt_a = publish_ok(&server_a.url, &publisher, SUBJECT, n);
     }
-    let (ok, text) = verify(&receipt_a, dir.path(), &log_vkey, &w_vkey, true);
+    let (ok, text) = verify_receipt(&receipt_a, dir.path(), &log_vkey, &quorum);
     assert!(ok, "view A is cosigned: {text}");
     let checkpoint_a = checkpoint(&server_a.url);
     let (cp_a, _) = parse(&checkpoint_a);
     assert_eq!(cp_a.size, 8);
     assert_eq!(
-        cosignatures(&checkpoint_a, &log_key, std::slice::from_ref(&witness_key)),
+        cosigners(&checkpoint_a, &log_key, std::slice::from_ref(&witness_key)),
         1
     );
 
     // View B: the same key and first 5 entries, then other entries, up to size 9.
-    let server_b = Server::start(&b, &witnessing);
+    let server_b = start_witnessed_log(&b, &witnessing, &[]);
     let mut receipt_b = Vec::new();
     for n in 10..14 {
         receipt_b = publish_ok(&server_b.url, &publisher, OTHER, n);
@@ -110,7 +76,7 @@ fn a_split_view_is_refused_by_the_witness_rejected_by_verify_and_caught_by_the_m
     );
     let checkpoint_b = checkpoint(&server_b.url);
     assert_eq!(
-        cosignatures(&checkpoint_b, &log_key, std::slice::from_ref(&witness_key)),
+        cosigners(&checkpoint_b, &log_key, std::slice::from_ref(&witness_key)),
         0,
         "the witness must not cosign view B"
     );
@@ -160,9 +126,9 @@ fn a_split_view_is_refused_by_the_witness_rejected_by_verify_and_caught_by_the_m
     assert_eq!(parse(&latest).0, cp_a);
 
     // The log key alone accepts B's receipt; a witness quorum rejects it.
-    let (ok, text) = verify(&receipt_b, dir.path(), &log_vkey, &w_vkey, false);
+    let (ok, text) = verify_receipt(&receipt_b, dir.path(), &log_vkey, &[]);
     assert!(ok, "{text}");
-    let (ok, text) = verify(&receipt_b, dir.path(), &log_vkey, &w_vkey, true);
+    let (ok, text) = verify_receipt(&receipt_b, dir.path(), &log_vkey, &quorum);
     assert!(!ok);
     assert!(
         text.contains("from 0 distinct known witnesses, 1 required"),

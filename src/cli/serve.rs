@@ -58,12 +58,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
 
     let rt = runtime()?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .context(|| format!("listening on {}", args.listen))?;
-        let local = listener
-            .local_addr()
-            .context(|| "reading the bound address".into())?;
+        let (listener, local) = bind(args.listen).await?;
         if report.created {
             println!("created a new log in {}", args.data.display());
         }
@@ -98,6 +93,19 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     log.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds `addr`; returns the listener and the address actually bound (for port 0).
+pub(super) async fn bind(
+    addr: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), CliError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .context(|| format!("listening on {addr}"))?;
+    let local = listener
+        .local_addr()
+        .context(|| "reading the bound address".into())?;
+    Ok((listener, local))
 }
 
 pub(super) fn init_tracing() {

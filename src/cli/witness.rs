@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::serve::{init_tracing, shutdown_signal};
+use super::serve::{bind, init_tracing, shutdown_signal};
 use super::witnessing::split_pair;
 use super::{runtime, CliError, Context};
 use crate::keyfile::{read_signer, read_verifier};
@@ -47,12 +47,7 @@ pub fn run(args: WitnessArgs) -> Result<(), CliError> {
 
     let rt = runtime()?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .context(|| format!("listening on {}", args.listen))?;
-        let local = listener
-            .local_addr()
-            .context(|| "reading the bound address".into())?;
+        let (listener, local) = bind(args.listen).await?;
         println!("witness verifier key: {}", witness.verifier().to_vkey());
         for (origin, size) in witness.followed().await {
             println!(

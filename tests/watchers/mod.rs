@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use srcos_catalog::catalog::sign_envelope;
 use srcos_catalog::keyfile::read_signer;
-use srcos_catalog::note::{KeyType, Signer};
+use srcos_catalog::note::{KeyType, Note, Signer, Verifier};
 
 use crate::common::{bin, cli, cli_ok, request_json, Http, Server};
 
@@ -244,4 +244,47 @@ impl BlackHole {
 /// The binary's path (for spawning monitors in the background).
 pub fn binary() -> PathBuf {
     bin()
+}
+
+/// Starts `serve` on `data` asking the witnesses `(url, key prefix)` to cosign, with
+/// `extra` options (quorum, mode, timeouts).
+pub fn start_witnessed_log(data: &Path, witnesses: &[(&str, &Path)], extra: &[&str]) -> Server {
+    let mut args: Vec<String> = Vec::new();
+    for (url, prefix) in witnesses {
+        args.push("--witness".into());
+        args.push(witness_arg(url, prefix));
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(data, &args)
+}
+
+/// How many of `witnesses` cosigned the signed checkpoint `note`; the log's own
+/// signature must verify too.
+pub fn cosigners(note: &[u8], log: &Verifier, witnesses: &[Verifier]) -> usize {
+    let note = Note::parse(note).expect("a signed note");
+    let mut keys = vec![log.clone()];
+    keys.extend_from_slice(witnesses);
+    let verified = note.verify(&keys).expect("the note verifies");
+    assert!(verified.iter().any(|v| v.verifier == *log), "log signature");
+    verified.len() - 1
+}
+
+/// Runs `verify --log-vkey LOG_VKEY EXTRA... RECEIPT` on receipt bytes; returns whether
+/// it succeeded and everything it printed.
+pub fn verify_receipt(
+    receipt: &[u8],
+    dir: &Path,
+    log_vkey: &Path,
+    extra: &[&str],
+) -> (bool, String) {
+    let path = dir.join("receipt-under-test.json");
+    std::fs::write(&path, receipt).expect("write receipt");
+    let mut args = vec!["verify", "--log-vkey", log_vkey.to_str().expect("path")];
+    args.extend_from_slice(extra);
+    args.push(path.to_str().expect("path"));
+    let out = cli(&args);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
 }
