@@ -6,6 +6,7 @@ use base64::Engine as _;
 use clap::Args;
 
 use super::{CliError, Context};
+use crate::catalog::time::format_rfc3339_ms;
 use crate::keyfile::read_verifier;
 use crate::receipt::Receipt;
 
@@ -57,11 +58,10 @@ pub fn run(args: VerifyArgs) -> Result<(), CliError> {
         base64::engine::general_purpose::STANDARD.encode(verified.checkpoint.root)
     );
     for cosigner in &witnessed.cosigners {
-        println!(
-            "cosigned by {} at {}",
-            cosigner.verifier.short_id(),
-            cosigner.timestamp.unwrap_or(0)
-        );
+        let seconds = cosigner.timestamp.unwrap_or(0);
+        let time = format_rfc3339_ms(seconds.saturating_mul(1000))
+            .unwrap_or_else(|| format!("{seconds} s after the epoch"));
+        println!("cosigned by {} at {time}", cosigner.verifier.short_id());
     }
     if !witnesses.is_empty() {
         println!(
