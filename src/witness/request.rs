@@ -201,6 +201,26 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Total on hostile input: any bytes, and any single-byte change to a valid body.
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+                        at in 0usize..4096, byte in proptest::num::u8::ANY) {
+            let _ = AddCheckpoint::parse(&bytes);
+            let mut valid = AddCheckpoint {
+                old_size: 3,
+                proof: vec![[5u8; 32]; 3],
+                checkpoint: b"origin\n9\nroot\n\n\xe2\x80\x94 sig\n".to_vec(),
+            }
+            .to_bytes();
+            let i = at % valid.len();
+            valid[i] = byte;
+            if let Ok(parsed) = AddCheckpoint::parse(&valid) {
+                proptest::prop_assert_eq!(AddCheckpoint::parse(&parsed.to_bytes()), Ok(parsed));
+            }
+        }
+    }
+
     #[test]
     fn size_bodies() {
         assert_eq!(parse_size_body(size_body(42).as_bytes()), Some(42));
