@@ -8,6 +8,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
+/// The directory holding `path`: its parent, or `.` for a bare file name (whose parent
+/// is the empty path, which cannot be opened).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
 /// Writes `data` to `path` (truncating) and fsyncs the file. The caller fsyncs the
 /// directory (several files usually share one).
 pub fn write_and_sync(path: &Path, data: &[u8]) -> io::Result<()> {
@@ -49,10 +58,7 @@ pub fn replace_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     write_and_sync(&tmp, data)?;
     fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    sync_dir(parent_dir(path))
 }
 
 /// Creates a new file with mode 0600 (owner read/write only) holding `data`, durably.
@@ -66,10 +72,7 @@ pub fn write_secret_file(path: &Path, data: &[u8]) -> io::Result<()> {
         .open(path)?;
     file.write_all(data)?;
     file.sync_all()?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    sync_dir(parent_dir(path))
 }
 
 /// Creates a new world-readable file (for public keys), durably; refuses to overwrite.
@@ -77,8 +80,32 @@ pub fn write_public_file(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
     file.write_all(data)?;
     file.sync_all()?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
+    sync_dir(parent_dir(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_file_name_lives_in_the_current_directory() {
+        assert_eq!(parent_dir(Path::new("publisher.key")), Path::new("."));
+        assert_eq!(
+            parent_dir(Path::new("keys/publisher.key")),
+            Path::new("keys")
+        );
+        assert_eq!(parent_dir(Path::new("/publisher.key")), Path::new("/"));
     }
-    Ok(())
+
+    #[test]
+    fn secret_files_are_private_and_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        write_secret_file(&path, b"secret").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(write_secret_file(&path, b"other").is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"secret");
+    }
 }
