@@ -3,6 +3,7 @@
 
 mod fsck;
 mod keygen;
+mod loadgen;
 mod serve;
 mod submit;
 mod verify;
@@ -33,6 +34,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Recompute every tile and the root from the entries and check them.
     Fsck(fsck::FsckArgs),
+    /// Drive a server with signed publications and report throughput and latency.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 /// A CLI failure: a message with its context, printed as `error: …`.
@@ -71,6 +74,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Publish(args) => submit::run_publish(args),
         Command::Verify(args) => verify::run(args),
         Command::Fsck(args) => fsck::run(args),
+        Command::Loadgen(args) => loadgen::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,6 +4,8 @@
 //! adds the network: submitting signed requests and fetching what the log serves.
 
 pub mod http;
+pub mod loadgen;
+pub mod plot;
 
 use axum::body::Bytes;
 

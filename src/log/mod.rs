@@ -173,7 +173,8 @@ pub struct Log {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-pub(crate) fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch (the clock the sequencer stamps leaves with).
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

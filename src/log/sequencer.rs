@@ -83,6 +83,8 @@ impl Sequencer {
             }
             return;
         }
+        let started = Instant::now();
+        let batch_len = batch.len();
         let accepted_at = now_ms();
         let mut tiles = BatchTiles::default();
         let mut in_batch: HashMap<[u8; 32], u64> = HashMap::new();
@@ -161,6 +163,7 @@ impl Sequencer {
         if indexed.is_empty() {
             return;
         }
+        let admitted = started.elapsed();
         let tree_size = match self.commit(tiles, &indexed) {
             Ok(size) => size,
             Err(reason) => {
@@ -171,6 +174,13 @@ impl Sequencer {
                 return;
             }
         };
+        tracing::debug!(
+            batch = batch_len,
+            appended = indexed.len(),
+            admit_us = admitted.as_micros() as u64,
+            commit_us = (started.elapsed() - admitted).as_micros() as u64,
+            "batch committed"
+        );
         if keys_changed {
             self.shared.set_keys(self.catalog.keys());
         }

@@ -36,7 +36,8 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Creates `dir` and any missing parents, fsyncing each parent that gained an entry.
 pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
+    // The empty path is the current directory (the parent of a bare relative name).
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
@@ -47,10 +48,7 @@ pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
     }
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    sync_dir(parent_dir(dir))
 }
 
 /// Atomically replaces `path` with `data`: temporary file, fsync, rename, fsync dir.
@@ -95,6 +93,15 @@ mod tests {
             Path::new("keys")
         );
         assert_eq!(parent_dir(Path::new("/publisher.key")), Path::new("/"));
+    }
+
+    #[test]
+    fn relative_directories_are_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        create_dir_all_durable(&nested).unwrap();
+        assert!(nested.is_dir());
+        create_dir_all_durable(Path::new("")).unwrap();
     }
 
     #[test]
