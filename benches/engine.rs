@@ -45,7 +45,7 @@ fn catalog_leaves(count: usize) -> (Vec<Vec<u8>>, Signer) {
     let grant = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"PublisherGrant",
         "publisherKey": publisher.verifier().to_vkey(),"role":"publisher",
         "targetPrefixes":["sourceos://catalog/"],"channels":["*"]});
-    let mut submit =
+    let submit =
         |payload: Vec<u8>, signer: &Signer, catalog: &mut Catalog, leaves: &mut Vec<Vec<u8>>| {
             let envelope = sign_envelope(&payload, signer).to_json();
             let verified = Submission::parse(envelope.as_bytes())
