@@ -14,28 +14,49 @@ use crate::tiles::{
 };
 
 /// Tiles are immutable once their name (with width) is committed, so a cache keyed by
-/// [`TileId`] never goes stale. Bounded by count; cleared wholesale when full, which is
-/// crude but keeps the hot right edge and proof paths warm under steady load.
+/// [`TileId`] never goes stale. Bounded by bytes (entry bundles can be hundreds of KiB);
+/// cleared wholesale when full, which is crude but keeps the hot right edge and proof
+/// paths warm under steady load, and keeps memory flat whatever the log size.
 #[derive(Default)]
 pub struct TileCache {
-    tiles: Mutex<HashMap<TileId, Arc<Vec<u8>>>>,
+    tiles: Mutex<Bounded<Arc<Vec<u8>>>>,
     /// The interior levels of hash tiles (see [`TreeView::subtree_levels`]).
-    subtrees: Mutex<HashMap<TileId, Arc<Vec<Vec<Hash>>>>>,
+    subtrees: Mutex<Bounded<Arc<Vec<Vec<Hash>>>>>,
 }
 
-const CACHE_TILES: usize = 4096;
-const CACHE_SUBTREES: usize = 1024;
+/// Bytes of tile data kept.
+const CACHE_TILE_BYTES: usize = 48 << 20;
+/// Bytes of tile interiors kept.
+const CACHE_SUBTREE_BYTES: usize = 16 << 20;
 
-fn cache_get<V: Clone>(map: &Mutex<HashMap<TileId, V>>, tile: TileId) -> Option<V> {
-    map.lock().ok()?.get(&tile).cloned()
+/// A map whose values are charged by size and which empties itself past a budget.
+struct Bounded<V> {
+    map: HashMap<TileId, V>,
+    bytes: usize,
 }
 
-fn cache_put<V>(map: &Mutex<HashMap<TileId, V>>, limit: usize, tile: TileId, value: V) {
-    if let Ok(mut map) = map.lock() {
-        if map.len() >= limit {
-            map.clear();
+impl<V> Default for Bounded<V> {
+    fn default() -> Self {
+        Bounded {
+            map: HashMap::new(),
+            bytes: 0,
         }
-        map.insert(tile, value);
+    }
+}
+
+fn cache_get<V: Clone>(cache: &Mutex<Bounded<V>>, tile: TileId) -> Option<V> {
+    cache.lock().ok()?.map.get(&tile).cloned()
+}
+
+fn cache_put<V>(cache: &Mutex<Bounded<V>>, budget: usize, tile: TileId, value: V, bytes: usize) {
+    if let Ok(mut cache) = cache.lock() {
+        if cache.bytes + bytes > budget {
+            cache.map.clear();
+            cache.bytes = 0;
+        }
+        if cache.map.insert(tile, value).is_none() {
+            cache.bytes += bytes;
+        }
     }
 }
 
@@ -105,7 +126,14 @@ impl<'a> TreeView<'a> {
         };
         check_tile_shape(tile, &data)?;
         let data = Arc::new(data);
-        cache_put(&self.cache.tiles, CACHE_TILES, tile, data.clone());
+        let bytes = data.len();
+        cache_put(
+            &self.cache.tiles,
+            CACHE_TILE_BYTES,
+            tile,
+            data.clone(),
+            bytes,
+        );
         Ok(data)
     }
 
@@ -160,7 +188,14 @@ impl<'a> TreeView<'a> {
             levels.push(next);
         }
         let levels = Arc::new(levels);
-        cache_put(&self.cache.subtrees, CACHE_SUBTREES, tile, levels.clone());
+        let bytes = levels.iter().map(Vec::len).sum::<usize>() * HASH_BYTES;
+        cache_put(
+            &self.cache.subtrees,
+            CACHE_SUBTREE_BYTES,
+            tile,
+            levels.clone(),
+            bytes,
+        );
         Ok(levels)
     }
 
