@@ -3,6 +3,7 @@
 
 mod fsck;
 mod keygen;
+mod loadgen;
 mod monitor;
 mod serve;
 mod submit;
@@ -40,6 +41,8 @@ enum Command {
     Witness(witness::WitnessArgs),
     /// Follow a log, prove it append-only, and optionally audit every admission.
     Monitor(monitor::MonitorArgs),
+    /// Drive a server with signed publications and report throughput and latency.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 /// A CLI failure: a message with its context, printed as `error: …`.
@@ -81,6 +84,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Witness(args) => witness::run(args),
         // The monitor has its own exit status for alerts.
         Command::Monitor(args) => return monitor::run(args),
+        Command::Loadgen(args) => loadgen::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

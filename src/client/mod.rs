@@ -4,7 +4,9 @@
 //! adds the network: submitting signed requests and fetching what the log serves.
 
 pub mod http;
+pub mod loadgen;
 pub mod monitor;
+pub mod plot;
 
 use axum::body::Bytes;
 

@@ -6,6 +6,7 @@
 //! - `log/`: the C2SP tlog-tiles directory (the source of truth);
 //! - `index/`: the sled lookup index (a rebuildable projection).
 
+mod committer;
 pub mod fsck;
 pub mod integrator;
 mod open;
@@ -13,6 +14,7 @@ pub mod reader;
 mod sequencer;
 pub mod witnessing;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -26,7 +28,7 @@ use crate::catalog::{KeyDirectory, Refusal, Verified};
 use crate::merkle::{self, Hash};
 use crate::note::{Checkpoint, Signer, Verifier};
 use crate::receipt::Receipt;
-use crate::storage::index::Index;
+use crate::storage::index::{Index, IndexedLeaf};
 use crate::storage::{LogStore, StorageError};
 use crate::tiles::TileId;
 use reader::{ReadError, TileCache, TreeView};
@@ -143,6 +145,8 @@ pub(crate) struct Shared {
     head: watch::Sender<Arc<Head>>,
     keys: RwLock<KeyDirectory>,
     failed: AtomicBool,
+    /// Dedup keys of entries admitted but not yet durable (and so not yet in the index).
+    uncommitted: Mutex<HashMap<[u8; 32], u64>>,
 }
 
 impl Shared {
@@ -152,6 +156,30 @@ impl Shared {
 
     fn set_head(&self, head: Head) {
         self.head.send_replace(Arc::new(head));
+    }
+
+    fn uncommitted_dedup(&self, key: &[u8; 32]) -> Option<u64> {
+        self.uncommitted.lock().ok()?.get(key).copied()
+    }
+
+    fn add_uncommitted(&self, leaves: &[IndexedLeaf]) {
+        if let Ok(mut map) = self.uncommitted.lock() {
+            for leaf in leaves {
+                if let Some(key) = leaf.dedup_key {
+                    map.insert(key, leaf.index);
+                }
+            }
+        }
+    }
+
+    fn remove_uncommitted(&self, leaves: &[IndexedLeaf]) {
+        if let Ok(mut map) = self.uncommitted.lock() {
+            for leaf in leaves {
+                if let Some(key) = leaf.dedup_key {
+                    map.remove(&key);
+                }
+            }
+        }
     }
 
     fn set_keys(&self, keys: KeyDirectory) {
@@ -166,10 +194,12 @@ impl Shared {
 pub struct Log {
     shared: Arc<Shared>,
     jobs: Mutex<Option<SyncSender<Job>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The sequencer and committer threads, joined in that order on shutdown.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-pub(crate) fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch (the clock the sequencer stamps leaves with).
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -248,8 +278,12 @@ impl Log {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
         }
-        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(thread) = thread {
+        let threads = self
+            .threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for thread in threads {
             let _ = thread.join();
         }
     }

@@ -11,11 +11,13 @@
 //! 3. The catalog is rebuilt by applying every entry, and the sled index catches up
 //!    with the checkpoint.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::committer;
 use super::integrator::{BatchTiles, Integrator};
 use super::reader::{TileCache, TreeView};
 use super::sequencer::Sequencer;
@@ -90,6 +92,7 @@ impl Log {
             head: tokio::sync::watch::Sender::new(Arc::new(head)),
             keys: RwLock::new(catalog.keys()),
             failed: AtomicBool::new(false),
+            uncommitted: Mutex::new(HashMap::new()),
         });
         let (sender, receiver) = sync_channel(options.queue_capacity.max(1));
         let sequencer = Sequencer {
@@ -99,15 +102,22 @@ impl Log {
             batch_max: options.batch_max.max(1),
             batch_delay: options.batch_delay,
         };
-        let thread = std::thread::Builder::new()
+        // One prepared batch may wait while another is being committed.
+        let (commits, prepared) = sync_channel(1);
+        let committer_shared = shared.clone();
+        let committer = std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || committer::run(committer_shared, prepared))
+            .map_err(|e| StorageError::io("starting the committer thread", e))?;
+        let sequencer = std::thread::Builder::new()
             .name("sequencer".into())
-            .spawn(move || sequencer.run(receiver))
+            .spawn(move || sequencer.run(receiver, commits))
             .map_err(|e| StorageError::io("starting the sequencer thread", e))?;
         Ok((
             Log {
                 shared,
                 jobs: Mutex::new(Some(sender)),
-                thread: Mutex::new(Some(thread)),
+                threads: Mutex::new(vec![sequencer, committer]),
             },
             report,
         ))

@@ -7,33 +7,55 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::merkle::{root_of_leaf_hashes, Hash, HashSource, NodeId};
+use crate::merkle::{node_hash, Hash, HashSource, NodeId};
 use crate::storage::{LogStore, StorageError};
 use crate::tiles::{
     decode_bundle, stored_hashes_at_level, TileId, TileKind, HASH_BYTES, TILE_HEIGHT, TILE_WIDTH,
 };
 
 /// Tiles are immutable once their name (with width) is committed, so a cache keyed by
-/// [`TileId`] never goes stale. Bounded by count; cleared wholesale when full, which is
-/// crude but keeps the hot right edge and proof paths warm under steady load.
+/// [`TileId`] never goes stale. Bounded by bytes (entry bundles can be hundreds of KiB);
+/// cleared wholesale when full, which is crude but keeps the hot right edge and proof
+/// paths warm under steady load, and keeps memory flat whatever the log size.
 #[derive(Default)]
 pub struct TileCache {
-    tiles: Mutex<HashMap<TileId, Arc<Vec<u8>>>>,
+    tiles: Mutex<Bounded<Arc<Vec<u8>>>>,
+    /// The interior levels of hash tiles (see [`TreeView::subtree_levels`]).
+    subtrees: Mutex<Bounded<Arc<Vec<Vec<Hash>>>>>,
 }
 
-const CACHE_TILES: usize = 4096;
+/// Bytes of tile data kept.
+const CACHE_TILE_BYTES: usize = 48 << 20;
+/// Bytes of tile interiors kept.
+const CACHE_SUBTREE_BYTES: usize = 16 << 20;
 
-impl TileCache {
-    fn get(&self, tile: TileId) -> Option<Arc<Vec<u8>>> {
-        self.tiles.lock().ok()?.get(&tile).cloned()
+/// A map whose values are charged by size and which empties itself past a budget.
+struct Bounded<V> {
+    map: HashMap<TileId, V>,
+    bytes: usize,
+}
+
+impl<V> Default for Bounded<V> {
+    fn default() -> Self {
+        Bounded {
+            map: HashMap::new(),
+            bytes: 0,
+        }
     }
+}
 
-    fn put(&self, tile: TileId, data: Arc<Vec<u8>>) {
-        if let Ok(mut tiles) = self.tiles.lock() {
-            if tiles.len() >= CACHE_TILES {
-                tiles.clear();
-            }
-            tiles.insert(tile, data);
+fn cache_get<V: Clone>(cache: &Mutex<Bounded<V>>, tile: TileId) -> Option<V> {
+    cache.lock().ok()?.map.get(&tile).cloned()
+}
+
+fn cache_put<V>(cache: &Mutex<Bounded<V>>, budget: usize, tile: TileId, value: V, bytes: usize) {
+    if let Ok(mut cache) = cache.lock() {
+        if cache.bytes + bytes > budget {
+            cache.map.clear();
+            cache.bytes = 0;
+        }
+        if cache.map.insert(tile, value).is_none() {
+            cache.bytes += bytes;
         }
     }
 }
@@ -94,7 +116,7 @@ impl<'a> TreeView<'a> {
                 self.size
             )));
         }
-        if let Some(data) = self.cache.get(tile) {
+        if let Some(data) = cache_get(&self.cache.tiles, tile) {
             return Ok(data);
         }
         let data = match self.store.read_tile(tile)? {
@@ -104,7 +126,14 @@ impl<'a> TreeView<'a> {
         };
         check_tile_shape(tile, &data)?;
         let data = Arc::new(data);
-        self.cache.put(tile, data.clone());
+        let bytes = data.len();
+        cache_put(
+            &self.cache.tiles,
+            CACHE_TILE_BYTES,
+            tile,
+            data.clone(),
+            bytes,
+        );
         Ok(data)
     }
 
@@ -134,24 +163,40 @@ impl<'a> TreeView<'a> {
         }
     }
 
-    /// The stored hashes of tile level `level`, entries `[first, first + count)`, which
-    /// must lie in one tile.
-    fn stored_hashes(&self, level: u8, first: u64, count: u64) -> Result<Vec<Hash>, ReadError> {
-        let tile = crate::tiles::tile_for_hash(level, first + count - 1, self.size)
-            .ok_or_else(|| ReadError::NotFound(format!("hash {first} at tile level {level}")))?;
+    /// Every complete node inside a hash tile: `levels[0]` are its stored hashes and
+    /// `levels[k]` the roots of aligned runs of 2^k of them. Computed once per tile (tiles
+    /// are immutable) so that a proof costs lookups, not up to 255 hashes per element.
+    fn subtree_levels(&self, tile: TileId) -> Result<Arc<Vec<Vec<Hash>>>, ReadError> {
+        if let Some(levels) = cache_get(&self.cache.subtrees, tile) {
+            return Ok(levels);
+        }
         let data = self.tile(tile)?;
-        let offset = (first % TILE_WIDTH) as usize * HASH_BYTES;
-        let bytes = data
-            .get(offset..offset + count as usize * HASH_BYTES)
-            .ok_or_else(|| StorageError::Corrupt(format!("{} is short", tile.path())))?;
-        Ok(bytes
+        let mut levels: Vec<Vec<Hash>> = vec![data
             .chunks_exact(HASH_BYTES)
             .map(|c| {
                 let mut h = [0u8; 32];
                 h.copy_from_slice(c);
                 h
             })
-            .collect())
+            .collect()];
+        for _ in 1..TILE_HEIGHT {
+            let below = levels.last().map(Vec::as_slice).unwrap_or_default();
+            let next: Vec<Hash> = below
+                .chunks_exact(2)
+                .map(|pair| node_hash(&pair[0], &pair[1]))
+                .collect();
+            levels.push(next);
+        }
+        let levels = Arc::new(levels);
+        let bytes = levels.iter().map(Vec::len).sum::<usize>() * HASH_BYTES;
+        cache_put(
+            &self.cache.subtrees,
+            CACHE_SUBTREE_BYTES,
+            tile,
+            levels.clone(),
+            bytes,
+        );
+        Ok(levels)
     }
 
     /// The entry at `index`.
@@ -200,17 +245,27 @@ impl HashSource for TreeView<'_> {
     fn hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, ReadError> {
         ids.iter()
             .map(|id| {
+                let missing = || ReadError::NotFound(format!("node {}/{}", id.level, id.index));
                 let tile_level = id.level / TILE_HEIGHT;
-                let within = u32::from(id.level % TILE_HEIGHT);
-                let first = id.index.checked_shl(within).ok_or_else(|| {
-                    ReadError::NotFound(format!("node {}/{}", id.level, id.index))
-                })?;
-                let hashes = self.stored_hashes(tile_level, first, 1u64 << within)?;
-                Ok(if within == 0 {
-                    hashes[0]
-                } else {
-                    root_of_leaf_hashes(&hashes)
-                })
+                let within = id.level % TILE_HEIGHT;
+                let first = id
+                    .index
+                    .checked_shl(u32::from(within))
+                    .ok_or_else(missing)?;
+                let last = first
+                    .checked_add((1u64 << within) - 1)
+                    .ok_or_else(missing)?;
+                let tile =
+                    crate::tiles::tile_for_hash(tile_level, last, self.size).ok_or_else(missing)?;
+                let levels = self.subtree_levels(tile)?;
+                let local = ((first % TILE_WIDTH) >> within) as usize;
+                levels
+                    .get(usize::from(within))
+                    .and_then(|level| level.get(local))
+                    .copied()
+                    .ok_or_else(|| {
+                        StorageError::Corrupt(format!("{} is short", tile.path())).into()
+                    })
             })
             .collect()
     }

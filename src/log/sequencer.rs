@@ -1,25 +1,29 @@
-//! The sequencer: one thread that admits submissions in log order and commits them in
-//! groups.
+//! The sequencer: one thread that admits submissions in log order and hands each batch
+//! to the committer.
 //!
 //! Requests that arrive together become one batch (up to `batch_max` entries, waiting at
-//! most `batch_delay` for more). Each batch ends in one durable commit — tiles first,
-//! then the newly signed checkpoint — and only then does any request in it get its
-//! answer. Admission runs here, against the catalog state the previous entries
-//! produced, and each admitted leaf is applied at once, so a grant and a publication
-//! that relies on it may share a batch. Stateless work (parsing, signature checks) was
-//! done before, in parallel, by the HTTP handlers.
+//! most `batch_delay` for more). Admission runs here, against the catalog state the
+//! previous entries produced, and each admitted leaf is applied at once, so a grant and
+//! a publication that relies on it may share a batch. Stateless work (parsing,
+//! signature checks) was done before, in parallel, by the HTTP handlers.
+//!
+//! The sequencer does not wait for the disk: while the committer makes batch N durable,
+//! the sequencer already admits batch N+1 (a two-stage pipeline; the channel between
+//! them holds one batch, which is what bounds how far ahead admission may run). Nobody
+//! gets an answer before their batch is durable; the committer answers.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::committer::{PreparedBatch, Reply};
 use super::integrator::{BatchTiles, Integrator};
-use super::{now_ms, Head, Shared, SubmitError, Submitted};
-use crate::catalog::{Catalog, Effect, Verified};
+use super::{now_ms, Shared, SubmitError, Submitted};
+use crate::catalog::{Catalog, Effect, Refusal, Verified};
 use crate::note::Checkpoint;
 use crate::storage::index::IndexedLeaf;
 use crate::tiles::MAX_ENTRY_BYTES;
@@ -41,14 +45,19 @@ pub(crate) struct Sequencer {
 }
 
 impl Sequencer {
-    /// Runs until every sender is dropped (shutdown), finishing the batch in flight.
-    pub fn run(mut self, jobs: Receiver<Job>) {
+    /// Runs until every sender is dropped (shutdown), handing the last batch to the
+    /// committer before returning (dropping `commits` then lets the committer finish).
+    pub fn run(mut self, jobs: Receiver<Job>, commits: SyncSender<PreparedBatch>) {
         while let Ok(first) = jobs.recv() {
             let batch = self.collect_batch(first, &jobs);
-            self.process(batch);
-        }
-        if let Err(e) = self.shared.index.flush() {
-            tracing::warn!(error = %e, "flushing the index on shutdown");
+            if let Some(prepared) = self.prepare(batch) {
+                if let Err(unsent) = commits.send(prepared) {
+                    // The committer is gone (it only stops after a failure).
+                    for reply in unsent.0.replies {
+                        let _ = reply.sender.send(Err(SubmitError::failed()));
+                    }
+                }
+            }
         }
     }
 
@@ -76,31 +85,40 @@ impl Sequencer {
         batch
     }
 
-    fn process(&mut self, batch: Vec<Job>) {
+    /// Admits, applies and integrates a batch; returns what the committer must make
+    /// durable, or `None` if nothing was appended (every job already answered).
+    fn prepare(&mut self, batch: Vec<Job>) -> Option<PreparedBatch> {
         if self.shared.failed.load(Ordering::Acquire) {
             for job in batch {
                 let _ = job.reply.send(Err(SubmitError::failed()));
             }
-            return;
+            return None;
         }
+        let started = Instant::now();
         let accepted_at = now_ms();
         let mut tiles = BatchTiles::default();
         let mut in_batch: HashMap<[u8; 32], u64> = HashMap::new();
         let mut indexed = Vec::new();
-        let mut waiting = Vec::new();
+        let mut replies = Vec::new();
         let mut keys_changed = false;
         let head_size = self.shared.head().checkpoint.size;
 
         for job in batch {
             if let Some(&index) = in_batch.get(&job.dedup_key) {
-                waiting.push((job.reply, index, true));
+                replies.push(Reply::duplicate(job.reply, index));
+                continue;
+            }
+            // An entry of a batch still being committed is not in the index yet; its
+            // duplicate is answered once this batch (committed after it) is durable.
+            if let Some(index) = self.shared.uncommitted_dedup(&job.dedup_key) {
+                replies.push(Reply::duplicate(job.reply, index));
                 continue;
             }
             match self.shared.index.find_dedup(&job.dedup_key) {
                 Ok(Some(index)) => {
                     let _ = job.reply.send(Ok(Submitted {
                         index,
-                        tree_size: head_size,
+                        tree_size: head_size.max(index + 1),
                         duplicate: true,
                     }));
                     continue;
@@ -119,12 +137,12 @@ impl Sequencer {
                 }
             };
             if leaf.len() > MAX_ENTRY_BYTES {
-                let _ = job.reply.send(Err(SubmitError::Refused(
-                    crate::catalog::Refusal::TooLarge(format!(
+                let _ = job
+                    .reply
+                    .send(Err(SubmitError::Refused(Refusal::TooLarge(format!(
                         "the leaf would be {} bytes; entries are limited to {MAX_ENTRY_BYTES}",
                         leaf.len()
-                    )),
-                )));
+                    )))));
                 continue;
             }
             let index = self.integrator.size();
@@ -155,36 +173,22 @@ impl Sequencer {
                 leaf_hash,
                 dedup_key: Some(job.dedup_key),
             });
-            waiting.push((job.reply, index, false));
+            replies.push(Reply::appended(job.reply, index));
         }
 
         if indexed.is_empty() {
-            return;
-        }
-        let tree_size = match self.commit(tiles, &indexed) {
-            Ok(size) => size,
-            Err(reason) => {
-                self.fail(&reason);
-                for (reply, _, _) in waiting {
-                    let _ = reply.send(Err(SubmitError::failed()));
-                }
-                return;
+            // Only duplicates of uncommitted entries can be waiting; they still need a
+            // durable batch after theirs, so send an empty one.
+            if replies.is_empty() {
+                return None;
             }
-        };
+        }
         if keys_changed {
+            // Safe before the batch is durable: a publication verified with the new key
+            // is admitted after the grant, in this batch or a later one, and batches
+            // become durable in order.
             self.shared.set_keys(self.catalog.keys());
         }
-        for (reply, index, duplicate) in waiting {
-            let _ = reply.send(Ok(Submitted {
-                index,
-                tree_size,
-                duplicate,
-            }));
-        }
-    }
-
-    /// Makes the batch durable and visible. Returns the new tree size.
-    fn commit(&mut self, tiles: BatchTiles, indexed: &[IndexedLeaf]) -> Result<u64, String> {
         let writes = self.integrator.finish(tiles);
         let checkpoint = Checkpoint {
             origin: self.shared.origin.clone(),
@@ -192,33 +196,29 @@ impl Sequencer {
             root: self.integrator.root(),
             extensions: Vec::new(),
         };
-        let signed = checkpoint
-            .sign(&self.shared.signer)
-            .map_err(|e| format!("signing checkpoint: {e}"))?
-            .to_bytes();
-        self.shared
-            .store
-            .commit(&writes, &signed)
-            .map_err(|e| format!("committing batch: {e}"))?;
-        let size = checkpoint.size;
-        self.shared.set_head(Head {
-            checkpoint,
-            signed: Arc::new(signed),
-        });
-        for write in writes.iter().filter(|w| w.tile.is_full()) {
-            if let Err(e) = self.shared.store.remove_partials(write.tile) {
-                tracing::warn!(error = %e, tile = %write.tile, "removing partial tiles");
+        let signed = match checkpoint.sign(&self.shared.signer) {
+            Ok(note) => note.to_bytes(),
+            Err(e) => {
+                self.fail(&format!("signing checkpoint: {e}"));
+                for reply in replies {
+                    let _ = reply.sender.send(Err(SubmitError::failed()));
+                }
+                return None;
             }
-        }
-        self.shared
-            .index
-            .record(indexed, size)
-            .map_err(|e| format!("updating the index: {e}"))?;
-        Ok(size)
+        };
+        self.shared.add_uncommitted(&indexed);
+        Some(PreparedBatch {
+            writes,
+            checkpoint,
+            signed,
+            indexed,
+            replies,
+            prepared_in: started.elapsed(),
+        })
     }
 
-    /// Stops accepting writes after a storage failure. The in-memory state may now be
-    /// ahead of the disk; only a restart (which recovers from the disk) is safe.
+    /// Stops accepting writes after a failure. The in-memory state may now be ahead of
+    /// the disk; only a restart (which recovers from the disk) is safe.
     fn fail(&self, reason: &str) {
         tracing::error!(reason, "log failed; refusing writes until restarted");
         self.shared.failed.store(true, Ordering::Release);

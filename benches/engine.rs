@@ -1,0 +1,189 @@
+//! Engine paths behind the issue-5 targets, with the machine's limits measured in the
+//! same run so every figure can be read as a ratio:
+//! - proofs served from a real tile store (inclusion proof + receipt assembly);
+//! - offline receipt verification on one core;
+//! - replay: entries through the integrator (tree) and `Catalog::apply` (catalog);
+//! - raw Ed25519 verification and raw SHA-256, the per-core limits.
+//!
+//! Under `cargo bench` the log has 1,000,000 entries; under `cargo test` (CI smoke
+//! check) a small one, so CI stays fast.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use sha2::Digest;
+use srcos_catalog::catalog::{sign_envelope, Catalog, Submission};
+use srcos_catalog::log::integrator::{BatchTiles, Integrator};
+use srcos_catalog::log::reader::{TileCache, TreeView};
+use srcos_catalog::merkle;
+use srcos_catalog::note::{Checkpoint, KeyType, Signer};
+use srcos_catalog::receipt::Receipt;
+use srcos_catalog::storage::posix::PosixStore;
+use srcos_catalog::storage::LogStore;
+
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn data_dir() -> tempfile::TempDir {
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::tempdir_in(base).unwrap()
+}
+
+/// A real catalog log: genesis, one grant, then `count` publications, all admitted by
+/// the catalog; returns the signer, the leaves and the catalog after them.
+fn catalog_leaves(count: usize) -> (Vec<Vec<u8>>, Signer) {
+    let log_key = Signer::generate("bench.srcos.local/log", KeyType::Ed25519).unwrap();
+    let admin = Signer::generate("admin", KeyType::Ed25519).unwrap();
+    let publisher = Signer::generate("bench.example/publisher", KeyType::Ed25519).unwrap();
+    let mut catalog = Catalog::new();
+    let mut leaves =
+        vec![
+            Catalog::genesis_leaf(log_key.name(), &log_key.verifier(), &[admin.verifier()], 0)
+                .unwrap(),
+        ];
+    catalog.apply(0, &leaves[0]).unwrap();
+    let grant = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"PublisherGrant",
+        "publisherKey": publisher.verifier().to_vkey(),"role":"publisher",
+        "targetPrefixes":["sourceos://catalog/"],"channels":["*"]});
+    let submit =
+        |payload: Vec<u8>, signer: &Signer, catalog: &mut Catalog, leaves: &mut Vec<Vec<u8>>| {
+            let envelope = sign_envelope(&payload, signer).to_json();
+            let verified = Submission::parse(envelope.as_bytes())
+                .unwrap()
+                .verify(&catalog.keys())
+                .unwrap();
+            let leaf = catalog.admit(&verified, 1_700_000_000_000).unwrap();
+            catalog.apply(leaves.len() as u64, &leaf).unwrap();
+            leaves.push(leaf);
+        };
+    submit(
+        serde_jcs::to_vec(&grant).unwrap(),
+        &admin,
+        &mut catalog,
+        &mut leaves,
+    );
+    for n in 0..count {
+        let digest = hex::encode(sha2::Sha256::digest(n.to_be_bytes()));
+        let request = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
+            "subject":{"name":"quay.io/bench/image","digest":{"sha256": digest}},
+            "targetCatalogRef":"sourceos://catalog/images/bench","channel":"dev",
+            "requesterRef":"socios://pipeline/bench",
+            "evidence":[{"type":"sbom","mediaType":"application/spdx+json","digest":{"sha256": digest},"uri":"file:///sbom.json","size":1024}],
+            "agentplaneRefs":{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}});
+        submit(
+            serde_jcs::to_vec(&request).unwrap(),
+            &publisher,
+            &mut catalog,
+            &mut leaves,
+        );
+    }
+    (leaves, log_key)
+}
+
+/// Writes `size` synthetic entries to a tile store in batches of 4096.
+fn build_store(store: &PosixStore, size: u64, signer: &Signer) -> Vec<u8> {
+    let mut integrator = Integrator::new();
+    let mut signed = Vec::new();
+    let mut n = 0u64;
+    while n < size {
+        let mut tiles = BatchTiles::default();
+        let end = (n + 4096).min(size);
+        while n < end {
+            let entry = format!("{{\"entry\":{n},\"pad\":\"{:0>64}\"}}", n);
+            integrator.append(entry.as_bytes(), &mut tiles).unwrap();
+            n += 1;
+        }
+        let writes = integrator.finish(tiles);
+        let checkpoint = Checkpoint {
+            origin: signer.name().to_string(),
+            size: integrator.size(),
+            root: integrator.root(),
+            extensions: Vec::new(),
+        };
+        signed = checkpoint.sign(signer).unwrap().to_bytes();
+        store.commit(&writes, &signed).unwrap();
+    }
+    signed
+}
+
+fn proofs_from_tiles(c: &mut Criterion) {
+    let size: u64 = if bench_mode() { 1_000_000 } else { 10_000 };
+    let dir = data_dir();
+    let store = PosixStore::open(dir.path()).unwrap();
+    let signer = Signer::generate("bench.srcos.local/log", KeyType::Ed25519).unwrap();
+    let checkpoint = build_store(&store, size, &signer);
+    let cache = TileCache::default();
+    let view = TreeView::new(&store, &cache, size);
+    let mut group = c.benchmark_group("served");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    group.bench_function(format!("inclusion_proof_from_tiles/{size}"), |b| {
+        b.iter(|| {
+            i = (i + 7919) % size;
+            merkle::inclusion_proof(i, size, &view).unwrap()
+        })
+    });
+    group.bench_function(format!("receipt_from_tiles/{size}"), |b| {
+        b.iter(|| {
+            i = (i + 7919) % size;
+            let proof = merkle::inclusion_proof(i, size, &view).unwrap();
+            let entry = view.entry(i).unwrap();
+            Receipt::new(signer.name(), i, &entry, size, &proof, &checkpoint)
+        })
+    });
+    group.finish();
+
+    let receipt = {
+        let proof = merkle::inclusion_proof(size / 3, size, &view).unwrap();
+        let entry = view.entry(size / 3).unwrap();
+        Receipt::new(signer.name(), size / 3, &entry, size, &proof, &checkpoint)
+    };
+    let key = signer.verifier();
+    let mut group = c.benchmark_group("verify");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("receipt_verify_one_core", |b| {
+        b.iter(|| receipt.verify(&key).unwrap())
+    });
+    group.finish();
+}
+
+fn limits(c: &mut Criterion) {
+    let signer = Signer::generate("k", KeyType::Ed25519).unwrap();
+    let message = vec![0x5au8; 600];
+    let signature = signer.sign_bytes(&message);
+    let verifier = signer.verifier();
+    let mut group = c.benchmark_group("limits");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ed25519_verify", |b| {
+        b.iter(|| assert!(verifier.verify_bytes(&message, &signature)))
+    });
+    let node = [7u8; 65];
+    group.bench_function("sha256_node_65B", |b| b.iter(|| sha2::Sha256::digest(node)));
+    group.finish();
+}
+
+fn replay(c: &mut Criterion) {
+    let count = if bench_mode() { 20_000 } else { 200 };
+    let (leaves, _) = catalog_leaves(count);
+    let mut group = c.benchmark_group("replay");
+    group.throughput(Throughput::Elements(leaves.len() as u64));
+    group.sample_size(10);
+    group.bench_function(format!("tree_and_catalog/{}", leaves.len()), |b| {
+        b.iter_batched(
+            || (Catalog::new(), Integrator::new()),
+            |(mut catalog, mut integrator)| {
+                let mut tiles = BatchTiles::default();
+                for (i, leaf) in leaves.iter().enumerate() {
+                    catalog.apply(i as u64, leaf).unwrap();
+                    integrator.append(leaf, &mut tiles).unwrap();
+                }
+                (catalog.state_digest(), integrator.root())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, limits, proofs_from_tiles, replay);
+criterion_main!(benches);

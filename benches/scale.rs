@@ -1,0 +1,114 @@
+//! Scale: does a big log slow the engine down? Durable appends (batches of 1024) and
+//! inclusion proofs from tiles on a fresh log and on a log of `SRCOS_SCALE_ENTRIES`
+//! entries (default 10,000,000 under `cargo bench`, 20,000 under `cargo test`), in one
+//! run, so the two can be compared as a ratio. Memory of the engine is O(log n): the
+//! integrator holds the compact range and one partial tile per level.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use srcos_catalog::log::integrator::{BatchTiles, Integrator};
+use srcos_catalog::log::reader::{TileCache, TreeView};
+use srcos_catalog::merkle;
+use srcos_catalog::note::{Checkpoint, KeyType, Signer};
+use srcos_catalog::storage::posix::PosixStore;
+use srcos_catalog::storage::LogStore;
+
+fn target_size() -> u64 {
+    if let Some(n) = std::env::var("SRCOS_SCALE_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    if std::env::args().any(|a| a == "--bench") {
+        10_000_000
+    } else {
+        20_000
+    }
+}
+
+struct Log {
+    _dir: tempfile::TempDir,
+    store: PosixStore,
+    integrator: Integrator,
+    signer: Signer,
+    counter: u64,
+}
+
+impl Log {
+    fn new() -> Log {
+        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&base).unwrap();
+        let dir = tempfile::tempdir_in(base).unwrap();
+        let store = PosixStore::open(dir.path()).unwrap();
+        Log {
+            _dir: dir,
+            store,
+            integrator: Integrator::new(),
+            signer: Signer::generate("scale.srcos.local/log", KeyType::Ed25519).unwrap(),
+            counter: 0,
+        }
+    }
+
+    /// Appends one durable batch of `n` 200-byte entries.
+    fn append_batch(&mut self, n: usize) {
+        let mut tiles = BatchTiles::default();
+        let mut entry = vec![b'x'; 200];
+        for _ in 0..n {
+            self.counter += 1;
+            entry[..8].copy_from_slice(&self.counter.to_be_bytes());
+            self.integrator.append(&entry, &mut tiles).unwrap();
+        }
+        let writes = self.integrator.finish(tiles);
+        let checkpoint = Checkpoint {
+            origin: self.signer.name().to_string(),
+            size: self.integrator.size(),
+            root: self.integrator.root(),
+            extensions: Vec::new(),
+        };
+        let signed = checkpoint.sign(&self.signer).unwrap().to_bytes();
+        self.store.commit(&writes, &signed).unwrap();
+    }
+}
+
+fn scale(c: &mut Criterion) {
+    let big_size = target_size();
+    let mut fresh = Log::new();
+    let mut big = Log::new();
+    let started = std::time::Instant::now();
+    while big.integrator.size() < big_size {
+        big.append_batch(4096);
+    }
+    eprintln!(
+        "built a {}-entry log in {:.1}s",
+        big.integrator.size(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut group = c.benchmark_group("scale_append_1024");
+    group.throughput(Throughput::Elements(1024));
+    group.sample_size(20);
+    group.bench_function(BenchmarkId::from_parameter("fresh"), |b| {
+        b.iter(|| fresh.append_batch(1024))
+    });
+    group.bench_function(BenchmarkId::from_parameter(big_size), |b| {
+        b.iter(|| big.append_batch(1024))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("scale_inclusion_proof");
+    for log in [&fresh, &big] {
+        let size = log.integrator.size();
+        let cache = TileCache::default();
+        let view = TreeView::new(&log.store, &cache, size);
+        let mut i = 0u64;
+        group.bench_function(BenchmarkId::from_parameter(size), |b| {
+            b.iter(|| {
+                i = (i + 104_729) % size;
+                merkle::inclusion_proof(i, size, &view).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, scale);
+criterion_main!(benches);

@@ -1,0 +1,195 @@
+//! `srcos-catalog loadgen`: drive a server with signed publications and report
+//! throughput and latency; with `--sweep`, plot throughput and p99 against offered load.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{runtime, CliError, Context};
+use crate::client::http::HttpClient;
+use crate::client::loadgen::{self, LoadConfig, LoadReport};
+use crate::client::plot::{sweep_svg, SweepPoint};
+use crate::keyfile::read_signer;
+use crate::note::Verifier;
+
+/// Arguments of `loadgen`.
+#[derive(Debug, Args)]
+pub struct LoadgenArgs {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// An admin private key of that server (to grant the generated publishers).
+    #[arg(long)]
+    admin_key: PathBuf,
+    /// Publisher keys to generate, grant and sign with (round-robin).
+    #[arg(long, default_value_t = 8)]
+    publishers: usize,
+    /// Requests per second, or `max` (closed loop over --connections).
+    #[arg(long, default_value = "max")]
+    rate: String,
+    /// How long to send for at each rate: `60s`, `500ms`, or seconds.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 256)]
+    connections: usize,
+    /// Requests to pre-sign for `--rate max`.
+    #[arg(long, default_value_t = 200_000)]
+    max_requests: usize,
+    /// Verify every Nth accepted receipt offline (0: none).
+    #[arg(long, default_value_t = 100)]
+    verify_every: usize,
+    /// Comma-separated offered rates to run one after the other (overrides --rate).
+    #[arg(long, value_delimiter = ',')]
+    sweep: Vec<f64>,
+    /// With --sweep: write an SVG plot of throughput and p99 against offered load.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Print each report as one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else if let Some(m) = text.strip_suffix('m') {
+        (m, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 60s, 500ms or 2m"))?;
+    if !(value.is_finite() && value > 0.0) {
+        return Err(format!("{text:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// Runs the load (or the sweep) and prints the reports.
+pub fn run(args: LoadgenArgs) -> Result<(), CliError> {
+    let admin = read_signer(&args.admin_key)?;
+    let rates: Vec<Option<f64>> = if args.sweep.is_empty() {
+        match args.rate.as_str() {
+            "max" => vec![None],
+            r => vec![Some(r.parse::<f64>().map_err(|_| {
+                CliError(format!("--rate {r:?} is neither a number nor `max`"))
+            })?)],
+        }
+    } else {
+        args.sweep.iter().map(|r| Some(*r)).collect()
+    };
+    if rates.iter().flatten().any(|r| !(r.is_finite() && *r > 0.0)) {
+        return Err(CliError("rates must be positive numbers".into()));
+    }
+    let rt = runtime()?;
+    let reports = rt.block_on(async {
+        let client = HttpClient::new(&args.server)?;
+        let log_key = server_log_key(&client).await?;
+        let publishers = loadgen::grant_publishers(&client, &admin, args.publishers.max(1))
+            .await
+            .context(|| "granting the load generator's publishers".into())?;
+        let mut reports = Vec::new();
+        for (round, rate) in rates.iter().enumerate() {
+            let count = match rate {
+                Some(r) => (r * args.duration.as_secs_f64()).ceil() as usize,
+                None => args.max_requests,
+            };
+            let run_id = crate::log::now_ms() ^ (round as u64) << 48;
+            eprintln!("pre-signing {count} requests…");
+            let requests = loadgen::presign(&publishers, count, run_id);
+            let config = LoadConfig {
+                publishers: publishers.len(),
+                rate: *rate,
+                duration: args.duration,
+                connections: args.connections,
+                max_requests: args.max_requests,
+                verify_every: args.verify_every,
+            };
+            let report = loadgen::run(&client, &config, requests, &log_key).await;
+            print_report(&report, args.json);
+            reports.push(report);
+        }
+        Ok::<_, CliError>(reports)
+    })?;
+    if reports.iter().any(|r| r.receipts_failed > 0) {
+        return Err(CliError("some receipts did not verify".into()));
+    }
+    if let Some(path) = &args.svg {
+        let points: Vec<SweepPoint> = reports
+            .iter()
+            .filter_map(|r| {
+                r.offered_rate.map(|offered| SweepPoint {
+                    offered,
+                    throughput: r.throughput,
+                    p99_ms: r.latency_ms.p99,
+                })
+            })
+            .collect();
+        let svg = sweep_svg(
+            "srcos-catalog: durable signed publications over HTTP",
+            &points,
+        );
+        std::fs::write(path, svg).context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+async fn server_log_key(client: &HttpClient) -> Result<Verifier, CliError> {
+    let answer = client.get("/v1/log").await?;
+    let info: serde_json::Value =
+        serde_json::from_slice(&answer.body).context(|| "reading /v1/log".into())?;
+    let vkey = info
+        .get("verifierKey")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| CliError("/v1/log has no verifierKey".into()))?;
+    Ok(Verifier::from_vkey(vkey)?)
+}
+
+fn print_report(report: &LoadReport, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(report).unwrap_or_default());
+        return;
+    }
+    let offered = report
+        .offered_rate
+        .map(|r| format!("{r:.0}/s"))
+        .unwrap_or_else(|| "max".into());
+    println!(
+        "offered {offered}: sent {} accepted {} in {:.2}s = {:.0}/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}; receipts verified {} failed {}; errors {:?}",
+        report.sent,
+        report.accepted,
+        report.elapsed_seconds,
+        report.throughput,
+        report.latency_ms.p50,
+        report.latency_ms.p90,
+        report.latency_ms.p99,
+        report.latency_ms.p999,
+        report.latency_ms.max,
+        report.receipts_verified,
+        report.receipts_failed,
+        report.errors
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("NaNs").is_err());
+    }
+}

@@ -1,0 +1,361 @@
+//! The load generator: drives a real server over HTTP with pre-signed, unique
+//! publication requests from several granted publisher keys, and reports throughput and
+//! latency percentiles.
+//!
+//! Requests are signed before the clock starts, so signing does not compete with the
+//! server for the CPU during the measurement. At a fixed rate the generator is open-loop:
+//! request i is due at `start + i / rate`, and its latency is measured from that due
+//! time, so a server that falls behind is charged for the queueing it causes (no
+//! coordinated omission). With `rate = max` it is closed-loop over `connections`
+//! concurrent requests.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::http::HttpClient;
+use crate::catalog::sign_envelope;
+use crate::note::{KeyType, Signer, Verifier};
+use crate::receipt::Receipt;
+
+/// How to load the server.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Publisher keys to generate and grant.
+    pub publishers: usize,
+    /// Requests per second, or `None` for as fast as `connections` allow.
+    pub rate: Option<f64>,
+    /// How long to send for.
+    pub duration: Duration,
+    /// Most requests in flight at once.
+    pub connections: usize,
+    /// Requests to pre-sign when `rate` is `None`.
+    pub max_requests: usize,
+    /// Verify every Nth accepted receipt (0: none).
+    pub verify_every: usize,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadReport {
+    /// Requests per second offered (`None` = max).
+    pub offered_rate: Option<f64>,
+    /// Seconds from the first send to the last answer.
+    pub elapsed_seconds: f64,
+    /// Requests sent.
+    pub sent: u64,
+    /// 201 answers (appended, receipt received).
+    pub accepted: u64,
+    /// Accepted requests per second.
+    pub throughput: f64,
+    /// Latency percentiles of accepted requests, in milliseconds.
+    pub latency_ms: Percentiles,
+    /// Everything that was not a 201, by status or error.
+    pub errors: BTreeMap<String, u64>,
+    /// Receipts verified offline with the log key.
+    pub receipts_verified: u64,
+    /// Receipts that failed verification (must be 0).
+    pub receipts_failed: u64,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// The load generator failed to set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Talking to the server failed.
+    #[error("{0}")]
+    Http(#[from] super::http::HttpError),
+    /// The server refused a setup step.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Prefix every generated request targets; grants cover it.
+pub const LOADGEN_TARGET_PREFIX: &str = "sourceos://catalog/loadgen/";
+
+/// Grants `count` fresh publisher keys with the admin key; returns the publishers.
+pub async fn grant_publishers(
+    client: &HttpClient,
+    admin: &Signer,
+    count: usize,
+) -> Result<Vec<Signer>, LoadError> {
+    let mut publishers = Vec::with_capacity(count);
+    for i in 0..count {
+        let publisher = Signer::generate(
+            &format!("loadgen.srcos.local/publisher-{i}"),
+            KeyType::Ed25519,
+        )
+        .map_err(|e| LoadError::Setup(e.to_string()))?;
+        let grant = serde_json::json!({
+            "apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherGrant",
+            "publisherKey": publisher.verifier().to_vkey(), "role": "publisher",
+            "targetPrefixes": [LOADGEN_TARGET_PREFIX], "channels": ["*"],
+        });
+        let payload = serde_jcs::to_vec(&grant).map_err(|e| LoadError::Setup(e.to_string()))?;
+        let envelope = sign_envelope(&payload, admin).to_json();
+        let answer = client
+            .post(
+                "/v1/admin/grants",
+                "application/json",
+                Bytes::from(envelope),
+            )
+            .await?;
+        if answer.status.as_u16() != 201 {
+            return Err(LoadError::Setup(format!(
+                "granting publisher {i}: {} {}",
+                answer.status,
+                String::from_utf8_lossy(&answer.body)
+            )));
+        }
+        publishers.push(publisher);
+    }
+    Ok(publishers)
+}
+
+/// Signs `count` unique publication requests, round-robin over `publishers`, on every
+/// core. `run_id` makes the requests of different runs differ (no dedup between runs).
+pub fn presign(publishers: &[Signer], count: usize, run_id: u64) -> Vec<Bytes> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let chunk = count.div_ceil(threads.max(1)).max(1);
+    let mut out = vec![Bytes::new(); count];
+    std::thread::scope(|scope| {
+        for (t, slice) in out.chunks_mut(chunk).enumerate() {
+            scope.spawn(move || {
+                for (j, slot) in slice.iter_mut().enumerate() {
+                    let i = t * chunk + j;
+                    if let Some(publisher) = publishers.get(i % publishers.len().max(1)) {
+                        *slot = Bytes::from(signed_request(publisher, run_id, i as u64));
+                    }
+                }
+            });
+        }
+    });
+    out
+}
+
+fn signed_request(publisher: &Signer, run_id: u64, n: u64) -> String {
+    let subject = hex::encode(Sha256::digest(format!("loadgen:{run_id}:{n}")));
+    let sbom = hex::encode(Sha256::digest(format!("loadgen-sbom:{run_id}:{n}")));
+    let request = serde_json::json!({
+        "apiVersion": "catalog.srcos.ai/v1", "kind": "CatalogPublicationRequest",
+        "subject": {"name": "quay.io/loadgen/image", "digest": {"sha256": subject}},
+        "targetCatalogRef": format!("{LOADGEN_TARGET_PREFIX}image"), "channel": "dev",
+        "requesterRef": "socios://pipeline/loadgen",
+        "evidence": [{"type": "sbom", "mediaType": "application/spdx+json",
+                      "digest": {"sha256": sbom}, "uri": "file:///sbom.json", "size": 1024}],
+        "agentplaneRefs": {"validationArtifactRef": null, "runArtifactRef": null, "replayArtifactRef": null},
+    });
+    let payload = serde_jcs::to_vec(&request).unwrap_or_default();
+    sign_envelope(&payload, publisher).to_json()
+}
+
+struct Outcome {
+    latency_us: u64,
+    status: Result<u16, String>,
+    receipt: Option<Bytes>,
+}
+
+/// Sends `requests` and measures. `log_key` verifies the sampled receipts.
+pub async fn run(
+    client: &HttpClient,
+    config: &LoadConfig,
+    requests: Vec<Bytes>,
+    log_key: &Verifier,
+) -> LoadReport {
+    let requests = Arc::new(requests);
+    let outcomes = Arc::new(Mutex::new(Vec::with_capacity(requests.len())));
+    let start = Instant::now();
+    let deadline = start + config.duration;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let verify_every = config.verify_every;
+    match config.rate {
+        None => {
+            let next = Arc::new(AtomicUsize::new(0));
+            let mut workers = Vec::new();
+            for _ in 0..config.connections.max(1) {
+                let (client, requests, outcomes, next, sent) = (
+                    client.clone(),
+                    requests.clone(),
+                    outcomes.clone(),
+                    next.clone(),
+                    sent.clone(),
+                );
+                workers.push(tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(body) = requests.get(i) else { break };
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        let outcome =
+                            send(&client, body.clone(), Instant::now(), i, verify_every).await;
+                        if let Ok(mut list) = outcomes.lock() {
+                            list.push(outcome);
+                        }
+                    }
+                }));
+            }
+            for worker in workers {
+                let _ = worker.await;
+            }
+        }
+        Some(rate) => {
+            let permits = Arc::new(tokio::sync::Semaphore::new(config.connections.max(1)));
+            let mut tasks = Vec::new();
+            for (i, body) in requests.iter().enumerate() {
+                let due = start + Duration::from_secs_f64(i as f64 / rate.max(0.001));
+                if due >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                sent.fetch_add(1, Ordering::Relaxed);
+                let (client, body, outcomes) = (client.clone(), body.clone(), outcomes.clone());
+                tasks.push(tokio::spawn(async move {
+                    let outcome = send(&client, body, due, i, verify_every).await;
+                    drop(permit);
+                    if let Ok(mut list) = outcomes.lock() {
+                        list.push(outcome);
+                    }
+                }));
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let outcomes = match Arc::try_unwrap(outcomes) {
+        Ok(m) => m.into_inner().unwrap_or_default(),
+        Err(shared) => shared
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default(),
+    };
+    summarize(
+        config.rate,
+        elapsed,
+        sent.load(Ordering::Relaxed) as u64,
+        outcomes,
+        log_key,
+    )
+}
+
+async fn send(
+    client: &HttpClient,
+    body: Bytes,
+    due: Instant,
+    i: usize,
+    verify_every: usize,
+) -> Outcome {
+    let answer = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.post("/v1/publications", "application/json", body),
+    )
+    .await;
+    let latency_us = due.elapsed().as_micros() as u64;
+    match answer {
+        Ok(Ok(r)) => {
+            let sample = verify_every > 0 && i % verify_every == 0 && r.status.as_u16() == 201;
+            Outcome {
+                latency_us,
+                status: Ok(r.status.as_u16()),
+                receipt: sample.then_some(r.body),
+            }
+        }
+        Ok(Err(e)) => Outcome {
+            latency_us,
+            status: Err(e.to_string().chars().take(80).collect()),
+            receipt: None,
+        },
+        Err(_) => Outcome {
+            latency_us,
+            status: Err("timeout after 30s".into()),
+            receipt: None,
+        },
+    }
+}
+
+fn summarize(
+    rate: Option<f64>,
+    elapsed: f64,
+    sent: u64,
+    outcomes: Vec<Outcome>,
+    log_key: &Verifier,
+) -> LoadReport {
+    let mut latencies = Vec::with_capacity(outcomes.len());
+    let mut errors = BTreeMap::new();
+    let (mut verified, mut failed) = (0, 0);
+    for outcome in &outcomes {
+        match &outcome.status {
+            Ok(201) => latencies.push(outcome.latency_us),
+            Ok(status) => *errors.entry(format!("HTTP {status}")).or_insert(0) += 1,
+            Err(e) => *errors.entry(e.clone()).or_insert(0) += 1,
+        }
+        if let Some(body) = &outcome.receipt {
+            match Receipt::from_json(body).and_then(|r| r.verify(log_key)) {
+                Ok(_) => verified += 1,
+                Err(_) => failed += 1,
+            }
+        }
+    }
+    latencies.sort_unstable();
+    let accepted = latencies.len() as u64;
+    LoadReport {
+        offered_rate: rate,
+        elapsed_seconds: elapsed,
+        sent,
+        accepted,
+        throughput: if elapsed > 0.0 {
+            accepted as f64 / elapsed
+        } else {
+            0.0
+        },
+        latency_ms: percentiles(&latencies),
+        errors,
+        receipts_verified: verified,
+        receipts_failed: failed,
+    }
+}
+
+fn percentiles(sorted_us: &[u64]) -> Percentiles {
+    let at = |q: f64| -> f64 {
+        if sorted_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((sorted_us.len() as f64 - 1.0) * q).round() as usize;
+        sorted_us.get(i).copied().unwrap_or(0) as f64 / 1000.0
+    };
+    Percentiles {
+        p50: at(0.50),
+        p90: at(0.90),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: at(1.0),
+    }
+}
