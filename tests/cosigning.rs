@@ -271,3 +271,94 @@ fn hold_back_waits_for_the_quorum_and_resumes_when_the_witness_returns() {
     );
     assert!(ok, "{text}");
 }
+
+/// `Receipt::verify_with_witnesses`: distinct known witnesses are counted, unknown
+/// signers are ignored, one key under two names counts once, and a known witness's bad
+/// cosignature is an error rather than a missing vote.
+#[test]
+fn verify_counts_distinct_known_witnesses_and_rejects_a_bad_cosignature() {
+    use base64::Engine as _;
+    use srcos_catalog::log::{Log, LogOptions};
+    use srcos_catalog::note::{cosign, KeyType, Signer};
+    use srcos_catalog::receipt::ReceiptError;
+
+    let dir = tempdir();
+    let (log, _) = Log::open(LogOptions::new(dir.path().join("data"))).unwrap();
+    let plain = log.receipt(0, None).unwrap();
+    let entry = base64::engine::general_purpose::STANDARD
+        .decode(&plain.entry)
+        .unwrap();
+    let proof: Vec<[u8; 32]> = plain
+        .inclusion_proof
+        .iter()
+        .map(|h| hex::decode(h).unwrap().try_into().unwrap())
+        .collect();
+    let mut note = Note::parse(plain.checkpoint.as_bytes()).unwrap();
+    let text = note.text().to_string();
+    let [w1, w2, stranger] = ["w1", "w2", "stranger"].map(|name| {
+        Signer::generate(&format!("witness.example/{name}"), KeyType::CosignatureV1).unwrap()
+    });
+    // w1's key again under another name: its cosignature verifies for both names.
+    let private = w1.to_private_key_string();
+    let key_material = base64::engine::general_purpose::STANDARD
+        .decode(private.rsplit('+').next().unwrap())
+        .unwrap();
+    let seed: [u8; 32] = key_material[1..].try_into().unwrap();
+    let alias = Signer::from_seed("witness.example/alias", KeyType::CosignatureV1, &seed).unwrap();
+    assert_eq!(alias.verifier().public_key(), w1.verifier().public_key());
+    let with = |signers: &[&Signer], note: &mut Note| {
+        for s in signers {
+            note.add_signature(cosign(&text, s, 1_700_000_000).unwrap())
+                .unwrap();
+        }
+        let bytes = note.to_bytes();
+        srcos_catalog::receipt::Receipt::new(
+            &plain.origin,
+            0,
+            &entry,
+            plain.tree_size,
+            &proof,
+            &bytes,
+        )
+    };
+    let known = [w1.verifier(), w2.verifier()];
+    let receipt = with(&[&w1, &stranger], &mut note.clone());
+    let ok = receipt
+        .verify_with_witnesses(log.verifier(), &known, 1)
+        .unwrap();
+    assert_eq!(ok.cosigners.len(), 1, "the stranger is ignored");
+    assert!(matches!(
+        receipt.verify_with_witnesses(log.verifier(), &known, 2),
+        Err(ReceiptError::Quorum { got: 1, needed: 2 })
+    ));
+    let receipt = with(&[&w1, &w2], &mut note.clone());
+    assert_eq!(
+        receipt
+            .verify_with_witnesses(log.verifier(), &known, 2)
+            .unwrap()
+            .cosigners
+            .len(),
+        2
+    );
+    let receipt = with(&[&w1, &alias], &mut note.clone());
+    let both_names = [w1.verifier(), alias.verifier()];
+    assert!(matches!(
+        receipt.verify_with_witnesses(log.verifier(), &both_names, 2),
+        Err(ReceiptError::Quorum { got: 1, needed: 2 })
+    ));
+    // w2's line with w1's signature bytes: a known witness's cosignature that fails.
+    let mut forged = cosign(&text, &w1, 1_700_000_000).unwrap();
+    forged.name = w2.name().to_string();
+    forged.key_id = w2.key_id();
+    note.add_signature(forged).unwrap();
+    let receipt = with(&[&w1], &mut note);
+    assert!(matches!(
+        receipt.verify_with_witnesses(log.verifier(), &known, 1),
+        Err(ReceiptError::Cosignature(_))
+    ));
+    // A log key given as a witness key is a usage error.
+    assert!(matches!(
+        receipt.verify_with_witnesses(log.verifier(), &[log.verifier().clone()], 0),
+        Err(ReceiptError::WitnessKey(_))
+    ));
+}
