@@ -450,11 +450,11 @@ fn wrong_payload_type_is_invalid() {
 fn unknown_kind_is_invalid() {
     let p = signer("p", 3);
     let l = invalid(Submission::parse(&body(
-        br#"{"apiVersion":"catalog.srcos.ai/v1","kind":"Review"}"#,
+        br#"{"apiVersion":"catalog.srcos.ai/v1","kind":"Rumour"}"#,
         &p,
     )));
     assert_eq!(l.len(), 1);
-    assert!(l[0].starts_with("/kind: unknown kind \"Review\""), "{l:?}");
+    assert!(l[0].starts_with("/kind: unknown kind \"Rumour\""), "{l:?}");
 }
 
 #[test]

@@ -11,10 +11,20 @@
 //! The byte layout of every leaf is specified in `log-format/leaves.md`.
 
 pub mod admission;
+mod apply_decision;
 pub mod canonical;
+mod decision_leaf;
+pub mod decisions;
 pub mod dsse;
+pub mod entry;
 pub mod error;
+pub mod evidence;
+mod gates;
 pub mod leaf;
+mod lookup;
+pub mod policy;
+pub mod projection;
+pub mod query;
 pub mod request;
 pub mod state;
 pub mod time;
@@ -28,4 +38,10 @@ pub use request::{
     CatalogPublicationRequest, DigestSet, EvidenceItem, PublicationRequestKind, PublisherGrantKind,
     PublisherGrantRequest, RequestPayload, Role, Subject, API_VERSION,
 };
-pub use state::{Catalog, Effect, GrantRecord, PublicationRecord};
+pub use decisions::{DecisionKind, DecisionPayload, NewStatus, Verdict};
+pub use entry::{EntryStatus, EntryView};
+pub use evidence::{analyze, BlobSource, EvidenceFinding, EvidenceReport, NoBlobs, Severity};
+pub use policy::{ChannelPolicy, Policy};
+pub use state::{
+    Catalog, Effect, GrantRecord, PolicyRecord, PublicationRecord, RevocationRecord,
+};

@@ -89,12 +89,12 @@ impl Log {
             origin,
             head: RwLock::new(Arc::new(head)),
             keys: RwLock::new(catalog.keys()),
+            catalog: RwLock::new(catalog),
             failed: AtomicBool::new(false),
         });
         let (sender, receiver) = sync_channel(options.queue_capacity.max(1));
         let sequencer = Sequencer {
             shared: shared.clone(),
-            catalog,
             integrator,
             batch_max: options.batch_max.max(1),
             batch_delay: options.batch_delay,

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use super::integrator::{BatchTiles, Integrator};
 use super::{now_ms, Head, Shared, SubmitError, Submitted};
 use crate::catalog::{Catalog, Effect, Verified};
+use std::sync::RwLockWriteGuard;
 use crate::note::Checkpoint;
 use crate::storage::index::IndexedLeaf;
 use crate::tiles::MAX_ENTRY_BYTES;
@@ -34,7 +35,6 @@ pub(crate) struct Job {
 /// Everything the sequencer thread owns.
 pub(crate) struct Sequencer {
     pub shared: Arc<Shared>,
-    pub catalog: Catalog,
     pub integrator: Integrator,
     pub batch_max: usize,
     pub batch_delay: Duration,
@@ -111,7 +111,10 @@ impl Sequencer {
                     continue;
                 }
             }
-            let leaf = match self.catalog.admit(&job.verified, accepted_at) {
+            // One short write hold per submission (admit + apply, no I/O), so queries
+            // interleave with a long batch.
+            let mut catalog = self.catalog();
+            let leaf = match catalog.admit(&job.verified, accepted_at) {
                 Ok(leaf) => leaf,
                 Err(refusal) => {
                     let _ = job.reply.send(Err(SubmitError::Refused(refusal)));
@@ -128,7 +131,9 @@ impl Sequencer {
                 continue;
             }
             let index = self.integrator.size();
-            match self.catalog.apply(index, &leaf) {
+            let applied = catalog.apply(index, &leaf);
+            drop(catalog);
+            match applied {
                 Ok(Effect::GrantAdded { .. }) | Ok(Effect::Genesis) => keys_changed = true,
                 Ok(_) => {}
                 Err(e) => {
@@ -172,7 +177,8 @@ impl Sequencer {
             }
         };
         if keys_changed {
-            self.shared.set_keys(self.catalog.keys());
+            let keys = self.catalog().keys();
+            self.shared.set_keys(keys);
         }
         for (reply, index, duplicate) in waiting {
             let _ = reply.send(Ok(Submitted {
@@ -180,6 +186,13 @@ impl Sequencer {
                 tree_size,
                 duplicate,
             }));
+        }
+    }
+
+    fn catalog(&self) -> RwLockWriteGuard<'_, Catalog> {
+        match self.shared.catalog.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
