@@ -15,7 +15,7 @@ use super::decisions::{DecisionPayload, NewStatus, PromotionRequest, ReviewReque
 use super::entry::{key_name, EntryRecord, EntryView};
 use super::error::Refusal;
 use super::evidence::EvidenceReport;
-use super::policy::{check_evidence, EvidenceFacts};
+use super::policy::{check_evidence, check_publication, EvidenceFacts};
 use super::request::{check_vkey, CatalogPublicationRequest, Role};
 use super::state::{Catalog, GrantRecord, PublicationRecord};
 use crate::note::Verifier;
@@ -66,40 +66,10 @@ impl Catalog {
         report: &EvidenceReport,
     ) -> Result<u64, Refusal> {
         let (policy, policy_index) = self.current_policy();
-        let Some(channel) = policy.channel(&r.channel) else {
-            let mut known: Vec<&str> = policy.channels.keys().map(String::as_str).collect();
-            known.sort_unstable();
-            return Err(Refusal::Invalid(vec![format!(
-                "channel: the policy defines no channel {:?} (defined: {})",
-                r.channel,
-                known.join(", ")
-            )]));
-        };
-        let mut failures = Vec::new();
-        if let Err(m) = report.check_shape(&r.evidence) {
-            failures.push(format!("evidenceContent: {m}"));
-        }
-        if let Some(from) = &channel.promote_from {
-            failures.push(format!(
-                "promoteFrom: channel {} is reached only by promotion from {from}; publish to {from} and promote",
-                r.channel
-            ));
-        }
-        if let Some(existing) = self.find_entry(&r.target_catalog_ref, &r.subject.digest.sha256) {
-            failures.push(format!(
-                "entry: {} sha256:{} is already catalogued by leaf {}; review, promote or change its status instead",
-                r.target_catalog_ref, r.subject.digest.sha256, existing.publication_index
-            ));
-        }
-        failures.extend(check_evidence(
-            &r.channel,
-            channel,
-            EvidenceFacts {
-                evidence: &r.evidence,
-                agentplane_refs: &r.agentplane_refs,
-                report,
-            },
-        ));
+        let existing = self
+            .find_entry(&r.target_catalog_ref, &r.subject.digest.sha256)
+            .map(|e| e.publication_index);
+        let failures = check_publication(policy, r, report, existing);
         if failures.is_empty() {
             Ok(policy_index)
         } else {

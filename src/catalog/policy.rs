@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::evidence::{EvidenceReport, Severity};
-use super::request::{check_channel, check_evidence_type, AgentplaneRefs, EvidenceItem};
+use super::request::{
+    check_channel, check_evidence_type, AgentplaneRefs, CatalogPublicationRequest, EvidenceItem,
+};
 
 /// Most channels in one policy.
 pub const MAX_CHANNELS: usize = 32;
@@ -226,6 +228,52 @@ pub struct EvidenceFacts<'a> {
     pub agentplane_refs: &'a AgentplaneRefs,
     /// What analysis of the uploaded blobs found.
     pub report: &'a EvidenceReport,
+}
+
+/// Every policy requirement a publication must meet to enter its channel: the channel
+/// exists, is published to directly, holds no entry for the subject yet
+/// (`existing_entry` is the publication index of one), and every evidence requirement
+/// holds. Empty when admitted. Shared by admission and `publish --dry-run`.
+pub fn check_publication(
+    policy: &Policy,
+    r: &CatalogPublicationRequest,
+    report: &EvidenceReport,
+    existing_entry: Option<u64>,
+) -> Vec<String> {
+    let Some(channel) = policy.channel(&r.channel) else {
+        let known: Vec<&str> = policy.channels.keys().map(String::as_str).collect();
+        return vec![format!(
+            "channel: the policy defines no channel {:?} (defined: {})",
+            r.channel,
+            known.join(", ")
+        )];
+    };
+    let mut failures = Vec::new();
+    if let Err(m) = report.check_shape(&r.evidence) {
+        failures.push(format!("evidenceContent: {m}"));
+    }
+    if let Some(from) = &channel.promote_from {
+        failures.push(format!(
+            "promoteFrom: channel {} is reached only by promotion from {from}; publish to {from} and promote",
+            r.channel
+        ));
+    }
+    if let Some(existing) = existing_entry {
+        failures.push(format!(
+            "entry: {} sha256:{} is already catalogued by leaf {existing}; review, promote or change its status instead",
+            r.target_catalog_ref, r.subject.digest.sha256
+        ));
+    }
+    failures.extend(check_evidence(
+        &r.channel,
+        channel,
+        EvidenceFacts {
+            evidence: &r.evidence,
+            agentplane_refs: &r.agentplane_refs,
+            report,
+        },
+    ));
+    failures
 }
 
 /// Checks `facts` against the evidence requirements of `channel` (not approvals, not

@@ -8,6 +8,7 @@
 
 pub mod fsck;
 pub mod integrator;
+pub mod intake;
 mod open;
 pub mod reader;
 mod sequencer;
