@@ -10,6 +10,7 @@ pub mod fsck;
 pub mod integrator;
 pub mod intake;
 mod open;
+pub mod replay;
 pub mod reader;
 mod sequencer;
 
