@@ -217,6 +217,7 @@ fn reviews_publish_and_self_approval_is_refused() {
         &alice.signer,
         &json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "Review",
             "entry": {"targetCatalogRef": target, "subjectDigest": {"sha256": hex}},
+            "reviewer": alice.signer.verifier().short_id(),
             "channel": "dev", "verdict": "approve", "comment": "evidence checked"}),
     );
     assert_eq!(status, 201);
@@ -317,7 +318,7 @@ fn revoked_keys_can_no_longer_publish_review_or_be_granted() {
         &a.admin,
         &json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherGrant",
             "publisherKey": publisher.signer.verifier().to_vkey(), "role": "publisher",
-            "targetPrefixes": [PREFIX], "channels": ["dev"]}),
+            "targetPrefixes": [PREFIX], "channels": ["dev", "candidate"]}),
     );
     assert_eq!(status, 403);
     let other = a.key("other");

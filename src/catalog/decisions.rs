@@ -125,6 +125,9 @@ pub struct ReviewRequest {
     pub kind: DecisionKind,
     /// The entry.
     pub entry: EntryKey,
+    /// The reviewer's key id (`name+hex8`); it must be the signer. It makes two reviewers'
+    /// identical verdicts two different requests (requests are deduplicated by payload).
+    pub reviewer: String,
     /// The channel the verdict is for (the current one, or one to promote into).
     pub channel: String,
     /// Approve or deny.
@@ -288,6 +291,9 @@ pub fn parse_decision(kind: DecisionKind, json: &[u8]) -> Result<DecisionPayload
             let r: ReviewRequest = strict(json)?;
             check_kind(&mut p, r.kind, kind);
             check_entry(&mut p, &r.entry);
+            if let Err(m) = check_token(&r.reviewer, MAX_REF_CHARS) {
+                p.push(format!("/reviewer: {m}"));
+            }
             channel(&mut p, "/channel", &r.channel);
             check_text(&mut p, "/comment", &r.comment);
             DecisionPayload::Review(r)

@@ -214,6 +214,13 @@ impl Catalog {
 
     fn authorize_review(&self, r: &ReviewRequest, signer: &Verifier) -> Result<DecisionAuth, Refusal> {
         let target = &r.entry.target_catalog_ref;
+        if r.reviewer != signer.short_id() {
+            return Err(forbidden(format!(
+                "the review names reviewer {} but is signed by {}",
+                r.reviewer,
+                signer.short_id()
+            )));
+        }
         let grant_index = self.reviewer_or_admin(signer, target, &r.channel, false, "review it")?;
         let (record, publication, view) = self.entry_for(target, &r.entry.subject_digest.sha256)?;
         if r.verdict == Verdict::Approve

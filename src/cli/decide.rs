@@ -164,6 +164,8 @@ fn base(kind: &str) -> serde_json::Map<String, Value> {
 pub fn run_review(args: ReviewArgs) -> Result<(), CliError> {
     let mut p = base("Review");
     p.insert("entry".into(), args.entry.json()?);
+    let reviewer = crate::keyfile::read_signer(&args.key)?.verifier().short_id();
+    p.insert("reviewer".into(), json!(reviewer));
     p.insert("channel".into(), json!(args.channel));
     p.insert("verdict".into(), json!(if args.approve { "approve" } else { "deny" }));
     if let Some(c) = &args.comment {

@@ -110,6 +110,7 @@ impl Authority {
             &json!({
                 "apiVersion": "catalog.srcos.ai/v1", "kind": "Review",
                 "entry": {"targetCatalogRef": target, "subjectDigest": {"sha256": hex}},
+                "reviewer": signer.verifier().short_id(),
                 "channel": channel, "verdict": verdict,
             }),
         )
