@@ -139,7 +139,12 @@ pub fn describe(error: ClientError) -> CliError {
             detail,
             errors,
         } => {
-            let mut message = format!("refused ({status}): {detail}");
+            // Several problems: the list says it all (the detail only joins them).
+            let mut message = if errors.len() > 1 {
+                format!("refused ({status}): {} problems", errors.len())
+            } else {
+                format!("refused ({status}): {detail}")
+            };
             if errors.len() > 1 {
                 for error in errors {
                     message.push_str("\n  - ");

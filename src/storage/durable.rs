@@ -20,14 +20,22 @@ pub fn write_and_sync(path: &Path, data: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-/// fsyncs a directory so that entries created or renamed in it are durable.
+/// fsyncs a directory so that entries created or renamed in it are durable. The empty
+/// path (the parent of a bare relative name such as `catalog-data`) is the current
+/// directory.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir)?.sync_all()
 }
 
 /// Creates `dir` and any missing parents, fsyncing each parent that gained an entry.
 pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
+    // The empty path is the parent of a bare relative name: the current directory.
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
@@ -81,4 +89,18 @@ pub fn write_public_file(path: &Path, data: &[u8]) -> io::Result<()> {
         sync_dir(parent)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_relative_names_have_the_current_directory_as_parent() {
+        // `Path::new("catalog-data").parent()` is the empty path.
+        let parent = Path::new("catalog-data").parent().unwrap();
+        assert!(parent.as_os_str().is_empty());
+        create_dir_all_durable(parent).unwrap();
+        sync_dir(parent).unwrap();
+    }
 }
