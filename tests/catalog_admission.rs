@@ -207,8 +207,11 @@ fn publication_on_ungranted_channel_is_forbidden() {
         "apiVersion": "catalog.srcos.ai/v1", "kind": "PolicySet",
         "channels": {"dev": {"requiredEvidence": []}, "qa": {"requiredEvidence": ["sbom"]}},
     });
-    w.submit(&body(&serde_json::to_vec(&policy).unwrap(), &w.admin), T0 + 1)
-        .unwrap();
+    w.submit(
+        &body(&serde_json::to_vec(&policy).unwrap(), &w.admin),
+        T0 + 1,
+    )
+    .unwrap();
     let payload = with(fixture_value(), "/channel", json!("qa"));
     let m = forbidden(w.admit(&body(&payload, &w.publisher), T0));
     assert!(m.contains("channel \"qa\""), "{m}");

@@ -23,13 +23,20 @@ fn every_missing_required_evidence_type_is_named() {
     a.grant(&publisher.signer, "publisher", &["*"]);
     let hex = subject_hex("missing");
     // Only an attestation: all four dev requirements fail, each by name.
-    let req = request("quay.io/t/missing", &hex, "dev", vec![item("attestation", "application/json", b"{}")], no_refs());
+    let req = request(
+        "quay.io/t/missing",
+        &hex,
+        "dev",
+        vec![item("attestation", "application/json", b"{}")],
+        no_refs(),
+    );
     let (status, body) = a.publish(&publisher.signer, &req);
     assert_eq!(status, 422, "{body}");
     let errs = errors(&body);
     for t in ["build-receipt", "sbom", "vulnerability-scan", "provenance"] {
         assert!(
-            errs.iter().any(|e| e.starts_with("requiredEvidence") && e.contains(&format!("type {t},"))),
+            errs.iter()
+                .any(|e| e.starts_with("requiredEvidence") && e.contains(&format!("type {t},"))),
             "{t} not named in {errs:#?}"
         );
     }
@@ -38,15 +45,27 @@ fn every_missing_required_evidence_type_is_named() {
     for skip in 0..4 {
         let mut items = dev_items(&hex);
         let gone = items.remove(skip);
-        let (status, body) = a.publish(&publisher.signer, &request("quay.io/t/missing", &hex, "dev", items, no_refs()));
+        let (status, body) = a.publish(
+            &publisher.signer,
+            &request("quay.io/t/missing", &hex, "dev", items, no_refs()),
+        );
         assert_eq!(status, 422);
         let errs = errors(&body);
         assert_eq!(errs.len(), 1, "{errs:#?}");
-        assert!(errs[0].contains(gone["type"].as_str().unwrap()), "{errs:#?}");
+        assert!(
+            errs[0].contains(gone["type"].as_str().unwrap()),
+            "{errs:#?}"
+        );
     }
     // Direct publication to candidate: reached only by promotion, and every candidate
     // requirement is listed.
-    let req = request("quay.io/t/missing", &hex, "candidate", dev_items(&hex), no_refs());
+    let req = request(
+        "quay.io/t/missing",
+        &hex,
+        "candidate",
+        dev_items(&hex),
+        no_refs(),
+    );
     let (status, body) = a.publish(&publisher.signer, &req);
     assert_eq!(status, 422);
     let errs = errors(&body).join("\n");
@@ -62,15 +81,33 @@ fn every_missing_required_evidence_type_is_named() {
         assert!(errs.contains(needle), "{needle:?} missing from\n{errs}");
     }
     // An unknown channel fails closed.
-    let (status, body) = a.publish(&publisher.signer, &request("quay.io/t/missing", &hex, "nightly", dev_items(&hex), no_refs()));
+    let (status, body) = a.publish(
+        &publisher.signer,
+        &request(
+            "quay.io/t/missing",
+            &hex,
+            "nightly",
+            dev_items(&hex),
+            no_refs(),
+        ),
+    );
     assert_eq!(status, 422);
-    assert!(errors(&body)[0].contains("no channel \"nightly\""), "{body}");
+    assert!(
+        errors(&body)[0].contains("no channel \"nightly\""),
+        "{body}"
+    );
     // The complete request is admitted, and a second one for the same entry is not.
-    let (status, body) = a.publish(&publisher.signer, &request("quay.io/t/missing", &hex, "dev", dev_items(&hex), no_refs()));
+    let (status, body) = a.publish(
+        &publisher.signer,
+        &request("quay.io/t/missing", &hex, "dev", dev_items(&hex), no_refs()),
+    );
     assert_eq!(status, 201, "{body}");
     let mut other = dev_items(&hex);
     other.push(item("attestation", "application/json", b"{}"));
-    let (status, body) = a.publish(&publisher.signer, &request("quay.io/t/missing", &hex, "dev", other, no_refs()));
+    let (status, body) = a.publish(
+        &publisher.signer,
+        &request("quay.io/t/missing", &hex, "dev", other, no_refs()),
+    );
     assert_eq!(status, 422);
     assert!(errors(&body)[0].starts_with("entry:"), "{body}");
 }
@@ -83,12 +120,18 @@ fn blob_store_refuses_tampered_and_oversized_uploads() {
     let (status, _) = a.upload(b"{\"spdxVersion\":\"SPDX-2.3\"}");
     assert_eq!(status, 200, "an identical upload is idempotent");
     let (status, _, body) = a.http.get(&format!("/v1/blobs/sha256:{hex}"));
-    assert_eq!((status, body.as_slice()), (200, &b"{\"spdxVersion\":\"SPDX-2.3\"}"[..]));
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"{\"spdxVersion\":\"SPDX-2.3\"}"[..])
+    );
     // A body whose digest differs from its name is refused and not stored.
     let other = subject_hex("other");
     let (status, body) = a.put_blob(&other, b"tampered bytes");
     assert_eq!(status, 422, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("digest mismatch"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("digest mismatch"),
+        "{body}"
+    );
     let (status, _, _) = a.http.get(&format!("/v1/blobs/sha256:{other}"));
     assert_eq!(status, 404);
     // Over the configured limit: 413.
@@ -97,7 +140,10 @@ fn blob_store_refuses_tampered_and_oversized_uploads() {
     assert_eq!(status, 413);
     let (status, _) = a.put_blob("NOTHEX", b"x");
     assert_eq!(status, 400);
-    assert_eq!(std::fs::read_dir(a.data.join("blobs/tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(a.data.join("blobs/tmp")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
@@ -112,24 +158,46 @@ fn uploaded_content_that_contradicts_the_request_is_refused() {
         "subject": [{"name": "other", "digest": {"sha256": subject_hex("another artifact")}}], "predicate": {}})
         .to_string()
         .into_bytes();
-    files[1].2 = json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}).to_string().into_bytes();
-    let items: Vec<Value> = files.iter().take(4).map(|(t, m, b)| item(t, m, b)).collect();
+    files[1].2 = json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []})
+        .to_string()
+        .into_bytes();
+    let items: Vec<Value> = files
+        .iter()
+        .take(4)
+        .map(|(t, m, b)| item(t, m, b))
+        .collect();
     for (_, _, b) in files.iter().take(4) {
         assert_eq!(a.upload(b).0, 201);
     }
-    let (status, body) = a.publish(&publisher.signer, &request("quay.io/t/c", &hex, "dev", items, no_refs()));
+    let (status, body) = a.publish(
+        &publisher.signer,
+        &request("quay.io/t/c", &hex, "dev", items, no_refs()),
+    );
     assert_eq!(status, 422, "{body}");
     let errs = errors(&body).join("\n");
-    assert!(errs.contains("evidenceContent: evidence/3 (provenance): subject digests"), "{errs}");
-    assert!(errs.contains("do not include the subject sha256:"), "{errs}");
+    assert!(
+        errs.contains("evidenceContent: evidence/3 (provenance): subject digests"),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("do not include the subject sha256:"),
+        "{errs}"
+    );
     assert!(errs.contains("evidenceContent: evidence/1 (sbom): the blob is cyclonedx but the media type is application/spdx+json"), "{errs}");
     // A declared size that differs from the blob is a contradiction too.
-    let mut items: Vec<Value> = release_evidence(&hex).iter().take(4).map(|(t, m, b)| item(t, m, b)).collect();
+    let mut items: Vec<Value> = release_evidence(&hex)
+        .iter()
+        .take(4)
+        .map(|(t, m, b)| item(t, m, b))
+        .collect();
     for (_, _, b) in release_evidence(&hex).iter().take(4) {
         a.upload(b);
     }
     items[0]["size"] = json!(1);
-    let (status, body) = a.publish(&publisher.signer, &request("quay.io/t/c", &hex, "dev", items, no_refs()));
+    let (status, body) = a.publish(
+        &publisher.signer,
+        &request("quay.io/t/c", &hex, "dev", items, no_refs()),
+    );
     assert_eq!(status, 422);
     assert!(errors(&body)[0].contains("declared size 1"), "{body}");
 }
@@ -142,14 +210,26 @@ fn scans_at_or_above_the_threshold_are_refused() {
     for (severity, expected) in [("High", 422), ("Critical", 422), ("Medium", 201)] {
         let hex = subject_hex(severity);
         let mut files = release_evidence(&hex);
-        files[2].2 = json!({"matches": [{"vulnerability": {"id": "CVE-9", "severity": severity}}]}).to_string().into_bytes();
-        let items: Vec<Value> = files.iter().take(4).map(|(t, m, b)| item(t, m, b)).collect();
+        files[2].2 = json!({"matches": [{"vulnerability": {"id": "CVE-9", "severity": severity}}]})
+            .to_string()
+            .into_bytes();
+        let items: Vec<Value> = files
+            .iter()
+            .take(4)
+            .map(|(t, m, b)| item(t, m, b))
+            .collect();
         a.upload(&files[2].2);
-        let (status, body) = a.publish(&publisher.signer, &request("quay.io/t/scan", &hex, "dev", items, no_refs()));
+        let (status, body) = a.publish(
+            &publisher.signer,
+            &request("quay.io/t/scan", &hex, "dev", items, no_refs()),
+        );
         assert_eq!(status, expected, "{severity}: {body}");
         if expected == 422 {
             let e = &errors(&body)[0];
-            assert!(e.starts_with("vulnerabilityThreshold: evidence/2 reports a"), "{e}");
+            assert!(
+                e.starts_with("vulnerabilityThreshold: evidence/2 reports a"),
+                "{e}"
+            );
             assert!(e.contains("refuses high and above"), "{e}");
         }
     }
@@ -162,21 +242,41 @@ fn scans_at_or_above_the_threshold_are_refused() {
         .to_string()
         .into_bytes());
     a.upload(&files[2].2);
-    let items: Vec<Value> = files.iter().take(4).map(|(t, m, b)| item(t, m, b)).collect();
-    let (status, body) = a.publish(&publisher.signer, &request("quay.io/t/scan", &hex, "dev", items, no_refs()));
+    let items: Vec<Value> = files
+        .iter()
+        .take(4)
+        .map(|(t, m, b)| item(t, m, b))
+        .collect();
+    let (status, body) = a.publish(
+        &publisher.signer,
+        &request("quay.io/t/scan", &hex, "dev", items, no_refs()),
+    );
     assert_eq!(status, 422);
-    assert!(errors(&body)[0].contains("reports a critical finding"), "{body}");
+    assert!(
+        errors(&body)[0].contains("reports a critical finding"),
+        "{body}"
+    );
 }
 
 /// Publishes a complete release (every blob uploaded) to dev; returns (target, hex).
-fn publish_release(a: &Authority, publisher: &common::authority::Key, seed: &str) -> (String, String) {
+fn publish_release(
+    a: &Authority,
+    publisher: &common::authority::Key,
+    seed: &str,
+) -> (String, String) {
     let hex = subject_hex(seed);
     let files = release_evidence(&hex);
     for (_, _, b) in &files {
         a.upload(b);
     }
     let items: Vec<Value> = files.iter().map(|(t, m, b)| item(t, m, b)).collect();
-    let req = request(&format!("quay.io/t/{seed}"), &hex, "dev", items, agentplane_refs(seed));
+    let req = request(
+        &format!("quay.io/t/{seed}"),
+        &hex,
+        "dev",
+        items,
+        agentplane_refs(seed),
+    );
     let (status, body) = a.publish(&publisher.signer, &req);
     assert_eq!(status, 201, "{body}");
     (req["targetCatalogRef"].as_str().unwrap().to_string(), hex)
@@ -196,7 +296,10 @@ fn reviews_publish_and_self_approval_is_refused() {
     a.grant(&publisher.signer, "reviewer", &["*"]);
     let (status, body) = a.review(&publisher.signer, &target, &hex, "dev", "approve");
     assert_eq!(status, 403, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("self-approval"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("self-approval"),
+        "{body}"
+    );
     let twin = a.key("pipeline.example/smoke");
     a.grant(&twin.signer, "reviewer", &["*"]);
     let (status, _) = a.review(&twin.signer, &target, &hex, "dev", "approve");
@@ -240,22 +343,49 @@ fn promotions_are_gated_by_the_destination_policy() {
     // Not yet published in dev: no promotion.
     let (status, body) = a.promote(&alice.signer, &target, &hex, "dev", "candidate");
     assert_eq!(status, 422);
-    assert!(errors(&body).iter().any(|e| e.starts_with("status: the entry is draft")), "{body}");
-    assert_eq!(a.review(&alice.signer, &target, &hex, "dev", "approve").0, 201);
+    assert!(
+        errors(&body)
+            .iter()
+            .any(|e| e.starts_with("status: the entry is draft")),
+        "{body}"
+    );
+    assert_eq!(
+        a.review(&alice.signer, &target, &hex, "dev", "approve").0,
+        201
+    );
     // Skipping a channel is refused.
     let (status, body) = a.promote(&alice.signer, &target, &hex, "dev", "stable");
     assert_eq!(status, 422);
     let errs = errors(&body).join("\n");
-    assert!(errs.contains("promoteFrom: channel stable is reached only from candidate, and the entry is in dev"), "{errs}");
+    assert!(
+        errs.contains(
+            "promoteFrom: channel stable is reached only from candidate, and the entry is in dev"
+        ),
+        "{errs}"
+    );
     // Candidate needs its own approval first.
     let (status, body) = a.promote(&alice.signer, &target, &hex, "dev", "candidate");
     assert_eq!(status, 422);
-    assert!(errors(&body).join("\n").contains("approvals: channel candidate needs 1 distinct approval(s) for this entry, it has 0"), "{body}");
-    assert_eq!(a.review(&bob.signer, &target, &hex, "candidate", "approve").0, 201);
+    assert!(
+        errors(&body).join("\n").contains(
+            "approvals: channel candidate needs 1 distinct approval(s) for this entry, it has 0"
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        a.review(&bob.signer, &target, &hex, "candidate", "approve")
+            .0,
+        201
+    );
     // Wrong fromChannel is named.
     let (status, body) = a.promote(&alice.signer, &target, &hex, "candidate", "stable");
     assert_eq!(status, 422);
-    assert!(errors(&body).join("\n").contains("fromChannel: the entry is in channel dev"), "{body}");
+    assert!(
+        errors(&body)
+            .join("\n")
+            .contains("fromChannel: the entry is in channel dev"),
+        "{body}"
+    );
     let (status, body) = a.promote(&alice.signer, &target, &hex, "dev", "candidate");
     assert_eq!(status, 201, "{body}");
     let e = a.entry(&hex);
@@ -263,12 +393,27 @@ fn promotions_are_gated_by_the_destination_policy() {
     assert_eq!(e["entry"]["status"], "published");
     assert_eq!(e["entry"]["promotion"]["state"], "promoted");
     // Stable needs two distinct names: two keys named bob count once.
-    assert_eq!(a.review(&bob.signer, &target, &hex, "stable", "approve").0, 201);
-    assert_eq!(a.review(&bob2.signer, &target, &hex, "stable", "approve").0, 201);
+    assert_eq!(
+        a.review(&bob.signer, &target, &hex, "stable", "approve").0,
+        201
+    );
+    assert_eq!(
+        a.review(&bob2.signer, &target, &hex, "stable", "approve").0,
+        201
+    );
     let (status, body) = a.promote(&alice.signer, &target, &hex, "candidate", "stable");
     assert_eq!(status, 422);
-    assert!(errors(&body).join("\n").contains("needs 2 distinct approval(s) for this entry, it has 1"), "{body}");
-    assert_eq!(a.review(&alice.signer, &target, &hex, "stable", "approve").0, 201);
+    assert!(
+        errors(&body)
+            .join("\n")
+            .contains("needs 2 distinct approval(s) for this entry, it has 1"),
+        "{body}"
+    );
+    assert_eq!(
+        a.review(&alice.signer, &target, &hex, "stable", "approve")
+            .0,
+        201
+    );
     let (status, body) = a.promote(&alice.signer, &target, &hex, "candidate", "stable");
     assert_eq!(status, 201, "{body}");
     assert_eq!(a.entry(&hex)["entry"]["labels"]["channel"], "stable");
@@ -277,12 +422,24 @@ fn promotions_are_gated_by_the_destination_policy() {
     let req = request("quay.io/t/thin", &hex2, "dev", dev_items(&hex2), no_refs());
     assert_eq!(a.publish(&publisher.signer, &req).0, 201);
     let target2 = req["targetCatalogRef"].as_str().unwrap();
-    assert_eq!(a.review(&alice.signer, target2, &hex2, "dev", "approve").0, 201);
-    assert_eq!(a.review(&bob.signer, target2, &hex2, "candidate", "approve").0, 201);
+    assert_eq!(
+        a.review(&alice.signer, target2, &hex2, "dev", "approve").0,
+        201
+    );
+    assert_eq!(
+        a.review(&bob.signer, target2, &hex2, "candidate", "approve")
+            .0,
+        201
+    );
     let (status, body) = a.promote(&alice.signer, target2, &hex2, "dev", "candidate");
     assert_eq!(status, 422);
     let errs = errors(&body).join("\n");
-    assert!(errs.contains("requiredEvidence: channel candidate requires evidence of type smoke-receipt"), "{errs}");
+    assert!(
+        errs.contains(
+            "requiredEvidence: channel candidate requires evidence of type smoke-receipt"
+        ),
+        "{errs}"
+    );
     assert!(errs.contains("blobsPresent"), "{errs}");
 }
 
@@ -307,9 +464,18 @@ fn revoked_keys_can_no_longer_publish_review_or_be_granted() {
         assert_eq!(status, 201, "{body}");
     }
     let hex2 = subject_hex("revoked-2");
-    let (status, body) = a.publish(&publisher.signer, &request("quay.io/t/r2", &hex2, "dev", dev_items(&hex2), no_refs()));
+    let (status, body) = a.publish(
+        &publisher.signer,
+        &request("quay.io/t/r2", &hex2, "dev", dev_items(&hex2), no_refs()),
+    );
     assert_eq!(status, 403, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("was revoked by leaf"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("was revoked by leaf"),
+        "{body}"
+    );
     let (status, body) = a.review(&reviewer.signer, &target, &hex, "dev", "approve");
     assert_eq!(status, 403, "{body}");
     // Re-granting a revoked key is refused; only admins revoke; revoking twice is refused.
@@ -349,9 +515,18 @@ fn status_changes_and_the_revoked_mapping() {
     let req = request("quay.io/t/s", &hex, "dev", dev_items(&hex), no_refs());
     assert_eq!(a.publish(&publisher.signer, &req).0, 201);
     let target = req["targetCatalogRef"].as_str().unwrap().to_string();
-    assert_eq!(a.status(&reviewer.signer, &target, &hex, "restricted").0, 201);
+    assert_eq!(
+        a.status(&reviewer.signer, &target, &hex, "restricted").0,
+        201
+    );
     let e = a.entry(&hex);
-    assert_eq!((e["entry"]["status"].as_str(), e["entry"]["labels"]["catalogStatus"].as_str()), (Some("restricted"), Some("restricted")));
+    assert_eq!(
+        (
+            e["entry"]["status"].as_str(),
+            e["entry"]["labels"]["catalogStatus"].as_str()
+        ),
+        (Some("restricted"), Some("restricted"))
+    );
     // A restricted entry cannot be reviewed; a reviewer cannot revoke; an admin can.
     let (status, _) = a.review(&reviewer.signer, &target, &hex, "dev", "approve");
     assert_eq!(status, 422);
@@ -359,10 +534,16 @@ fn status_changes_and_the_revoked_mapping() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(a.status(&a.admin, &target, &hex, "revoked").0, 201);
     let e = a.entry(&hex);
-    assert_eq!(e["entry"]["status"], "restricted", "revoked is shown as restricted");
+    assert_eq!(
+        e["entry"]["status"], "restricted",
+        "revoked is shown as restricted"
+    );
     assert_eq!(e["entry"]["labels"]["catalogStatus"], "revoked");
     let (status, body) = a.get_json("/v1/catalog/entries?status=revoked");
-    assert_eq!((status, body["entries"].as_array().unwrap().len()), (200, 1));
+    assert_eq!(
+        (status, body["entries"].as_array().unwrap().len()),
+        (200, 1)
+    );
     // Revoked is final.
     let (status, body) = a.status(&a.admin, &target, &hex, "archived");
     assert_eq!(status, 422);
@@ -370,7 +551,10 @@ fn status_changes_and_the_revoked_mapping() {
     // Unknown entries are named.
     let (status, body) = a.status(&a.admin, &target, &subject_hex("nothing"), "archived");
     assert_eq!(status, 422);
-    assert!(errors(&body)[0].starts_with("entry: no catalog entry"), "{body}");
+    assert!(
+        errors(&body)[0].starts_with("entry: no catalog entry"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -380,7 +564,10 @@ fn admins_set_the_policy_and_it_is_published() {
     assert_eq!(status, 200);
     assert_eq!(body["leafIndex"], 0);
     assert_eq!(body["policy"]["channels"]["stable"]["approvals"], 2);
-    assert_eq!(body["policy"]["channels"]["dev"]["requiresHumanReview"], true);
+    assert_eq!(
+        body["policy"]["channels"]["dev"]["requiresHumanReview"],
+        true
+    );
     let policy = json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "PolicySet", "channels": {
         "dev": {"requiredEvidence": ["sbom"]},
         "edge": {"requiredEvidence": ["sbom"], "requiresHumanReview": false, "approvals": 0},
@@ -401,7 +588,13 @@ fn admins_set_the_policy_and_it_is_published() {
     // A channel without human review publishes at once (its promotion state is origin).
     a.grant(&publisher.signer, "publisher", &["edge"]);
     let hex = subject_hex("edge");
-    let req = request("quay.io/t/edge", &hex, "edge", vec![item("sbom", "application/spdx+json", b"{}")], no_refs());
+    let req = request(
+        "quay.io/t/edge",
+        &hex,
+        "edge",
+        vec![item("sbom", "application/spdx+json", b"{}")],
+        no_refs(),
+    );
     let (status, body) = a.publish(&publisher.signer, &req);
     assert_eq!(status, 201, "{body}");
     let e = a.entry(&hex);

@@ -27,7 +27,9 @@ impl Schema {
     }
 
     fn check(&self, v: &Value) -> Result<(), String> {
-        self.schemas.validate(v, self.index).map_err(|e| format!("{e:#}"))
+        self.schemas
+            .validate(v, self.index)
+            .map_err(|e| format!("{e:#}"))
     }
 }
 
@@ -50,19 +52,33 @@ fn entries_and_bundles_validate_against_the_sourceos_spec_schemas() {
     a.grant(&reviewer.signer, "reviewer", &["*"]);
     // Entries in several states: draft, published (approved), restricted, revoked.
     let mut hexes = Vec::new();
-    for (i, next) in ["draft", "approve", "restricted", "revoked"].iter().enumerate() {
+    for (i, next) in ["draft", "approve", "restricted", "revoked"]
+        .iter()
+        .enumerate()
+    {
         let hex = subject_hex(&format!("projection-{i}"));
         let files = release_evidence(&hex);
         for (_, _, b) in &files {
             a.upload(b);
         }
-        let items = files.iter().take(4).map(|(t, m, b)| item(t, m, b)).collect();
+        let items = files
+            .iter()
+            .take(4)
+            .map(|(t, m, b)| item(t, m, b))
+            .collect();
         let req = request("quay.io/socios/p", &hex, "dev", items, agentplane_refs("p"));
         assert_eq!(a.publish(&publisher.signer, &req).0, 201);
         let target = req["targetCatalogRef"].as_str().unwrap().to_string();
         match *next {
-            "approve" => assert_eq!(a.review(&reviewer.signer, &target, &hex, "dev", "approve").0, 201),
-            "restricted" => assert_eq!(a.status(&reviewer.signer, &target, &hex, "restricted").0, 201),
+            "approve" => assert_eq!(
+                a.review(&reviewer.signer, &target, &hex, "dev", "approve")
+                    .0,
+                201
+            ),
+            "restricted" => assert_eq!(
+                a.status(&reviewer.signer, &target, &hex, "restricted").0,
+                201
+            ),
             "revoked" => assert_eq!(a.status(&admin, &target, &hex, "revoked").0, 201),
             _ => {}
         }
@@ -72,16 +88,23 @@ fn entries_and_bundles_validate_against_the_sourceos_spec_schemas() {
     assert_eq!(status, 200);
     let entries = list["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 4);
-    let statuses: Vec<&str> = entries.iter().map(|e| e["entry"]["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = entries
+        .iter()
+        .map(|e| e["entry"]["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["draft", "published", "restricted", "restricted"]);
     for wrapped in entries {
         let entry = &wrapped["entry"];
-        with_promotion.check(entry).unwrap_or_else(|e| panic!("{e}\n{entry:#}"));
+        with_promotion
+            .check(entry)
+            .unwrap_or_else(|e| panic!("{e}\n{entry:#}"));
         let mut older = entry.clone();
         let obj = older.as_object_mut().unwrap();
         obj.remove("promotion");
         obj.remove("scope");
-        verbatim.check(&older).unwrap_or_else(|e| panic!("{e}\n{older:#}"));
+        verbatim
+            .check(&older)
+            .unwrap_or_else(|e| panic!("{e}\n{older:#}"));
         // Single lookups by URN and by local id agree with the listing.
         let id = entry["id"].as_str().unwrap();
         let local = id.strip_prefix("urn:srcos:catalog-entry:").unwrap();
@@ -91,19 +114,44 @@ fn entries_and_bundles_validate_against_the_sourceos_spec_schemas() {
             assert_eq!(&one["entry"], entry);
             assert_eq!(one["leafIndices"], wrapped["leafIndices"]);
         }
-        let (status, b) = a.get_json(&format!("/v1/catalog/evidence-bundles/urn:srcos:evidence-bundle:{local}"));
+        let (status, b) = a.get_json(&format!(
+            "/v1/catalog/evidence-bundles/urn:srcos:evidence-bundle:{local}"
+        ));
         assert_eq!(status, 200, "{b}");
-        bundle_schema.check(&b["evidenceBundle"]).unwrap_or_else(|e| panic!("{e}\n{b:#}"));
+        bundle_schema
+            .check(&b["evidenceBundle"])
+            .unwrap_or_else(|e| panic!("{e}\n{b:#}"));
         assert_eq!(b["evidenceBundle"]["id"], entry["evidenceBundleRef"]);
         assert_eq!(b["evidenceBundle"]["subjectRef"], entry["id"]);
         assert_eq!(b["evidenceBundle"]["generatedAt"], entry["updatedAt"]);
         // The bundle lists the evidence (with digests), the agentplane refs and one
         // decision ref per leaf; each leaf's receipt is fetchable.
-        let receipts: Vec<&str> = b["evidenceBundle"]["receiptRefs"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
-        assert!(receipts.iter().any(|r| r.starts_with("agentplane://run-artifact/p#sha256:")), "{receipts:?}");
-        assert!(receipts.iter().any(|r| r.starts_with("file:///provenance.json#sha256:")), "{receipts:?}");
+        let receipts: Vec<&str> = b["evidenceBundle"]["receiptRefs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert!(
+            receipts
+                .iter()
+                .any(|r| r.starts_with("agentplane://run-artifact/p#sha256:")),
+            "{receipts:?}"
+        );
+        assert!(
+            receipts
+                .iter()
+                .any(|r| r.starts_with("file:///provenance.json#sha256:")),
+            "{receipts:?}"
+        );
         let leaves = wrapped["leafIndices"].as_array().unwrap();
-        assert_eq!(b["evidenceBundle"]["decisionRefs"].as_array().unwrap().len(), leaves.len());
+        assert_eq!(
+            b["evidenceBundle"]["decisionRefs"]
+                .as_array()
+                .unwrap()
+                .len(),
+            leaves.len()
+        );
         assert_eq!(b["evidence"].as_array().unwrap().len(), 4);
         assert_eq!(b["evidenceReport"]["items"].as_array().unwrap().len(), 4);
         for leaf in leaves {
@@ -115,10 +163,19 @@ fn entries_and_bundles_validate_against_the_sourceos_spec_schemas() {
     assert_eq!(revoked["labels"]["catalogStatus"], "revoked");
     assert_eq!(entries[1]["entry"]["promotion"]["state"], "approved");
     // updatedAt is the acceptance time recorded in the last leaf, not the clock.
-    let last = entries[1]["leafIndices"].as_array().unwrap().last().unwrap().as_u64().unwrap();
+    let last = entries[1]["leafIndices"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_u64()
+        .unwrap();
     let (_, _, leaf) = a.http.get(&format!("/v1/entries/{last}"));
     let leaf: Value = serde_json::from_slice(&leaf).unwrap();
-    assert_eq!(leaf["admission"]["acceptedAt"], entries[1]["entry"]["updatedAt"]);
+    assert_eq!(
+        leaf["admission"]["acceptedAt"],
+        entries[1]["entry"]["updatedAt"]
+    );
     let (status, _) = a.get_json("/v1/catalog/entries/urn:srcos:catalog-entry:0000");
     assert_eq!(status, 404);
 }
@@ -133,13 +190,24 @@ fn entry_listings_page_deterministically_with_filters() {
     let mut published = Vec::new();
     for i in 0..23 {
         let hex = subject_hex(&format!("page-{i}"));
-        let items = release_evidence(&hex).iter().take(4).map(|(t, m, b)| item(t, m, b)).collect();
-        let name = if i % 2 == 0 { "quay.io/socios/even" } else { "quay.io/socios/odd" };
+        let items = release_evidence(&hex)
+            .iter()
+            .take(4)
+            .map(|(t, m, b)| item(t, m, b))
+            .collect();
+        let name = if i % 2 == 0 {
+            "quay.io/socios/even"
+        } else {
+            "quay.io/socios/odd"
+        };
         let req = request(name, &hex, "dev", items, no_refs());
         assert_eq!(a.publish(&publisher.signer, &req).0, 201);
         if i % 3 == 0 {
             let target = req["targetCatalogRef"].as_str().unwrap();
-            assert_eq!(a.review(&reviewer.signer, target, &hex, "dev", "approve").0, 201);
+            assert_eq!(
+                a.review(&reviewer.signer, target, &hex, "dev", "approve").0,
+                201
+            );
             published.push(hex.clone());
         }
     }
@@ -164,7 +232,10 @@ fn entry_listings_page_deterministically_with_filters() {
     }
     assert_eq!(seen.len(), 23);
     assert!(pages >= 3);
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "publication order: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "publication order: {seen:?}"
+    );
     // The same query gives the same bytes.
     let (_, _, first) = a.http.get("/v1/catalog/entries?limit=7");
     let (_, _, again) = a.http.get("/v1/catalog/entries?limit=7");
@@ -176,13 +247,22 @@ fn entry_listings_page_deterministically_with_filters() {
         v["entries"].as_array().unwrap().len()
     };
     assert_eq!(count("subject=quay.io/socios/even"), 12);
-    assert_eq!(count("subject=quay.io/socios/odd&status=published"), published.len() - 4);
+    assert_eq!(
+        count("subject=quay.io/socios/odd&status=published"),
+        published.len() - 4
+    );
     assert_eq!(count("status=published"), published.len());
     assert_eq!(count("status=draft&channel=dev"), 23 - published.len());
     assert_eq!(count("channel=stable"), 0);
     assert_eq!(count(&format!("subject=sha256:{}", published[1])), 1);
     // Bad parameters are 400s that say why.
-    for q in ["limit=0", "limit=1001", "status=gone", "page_token=-1", "colour=red"] {
+    for q in [
+        "limit=0",
+        "limit=1001",
+        "status=gone",
+        "page_token=-1",
+        "colour=red",
+    ] {
         let (status, v) = a.get_json(&format!("/v1/catalog/entries?{q}"));
         assert_eq!(status, 400, "{q}: {v}");
     }

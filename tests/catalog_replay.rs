@@ -41,9 +41,17 @@ struct Pool {
     statuses: Mutex<std::collections::BTreeMap<u16, usize>>,
 }
 
-async fn post(client: &HttpClient, endpoint: &str, signer: &Signer, payload: &Value) -> Option<u16> {
+async fn post(
+    client: &HttpClient,
+    endpoint: &str,
+    signer: &Signer,
+    payload: &Value,
+) -> Option<u16> {
     let envelope = sign_envelope(&serde_jcs::to_vec(payload).unwrap(), signer);
-    let r = client.post(endpoint, "application/json", envelope.to_json().into()).await.ok()?;
+    let r = client
+        .post(endpoint, "application/json", envelope.to_json().into())
+        .await
+        .ok()?;
     let status = r.status.as_u16();
     assert!(
         matches!(status, 200 | 201 | 403 | 422 | 503),
@@ -72,16 +80,38 @@ async fn operation(client: &HttpClient, pool: &Pool, rng: &mut Rng, n: u64) -> O
                 for (_, _, b) in &files {
                     let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
                     client
-                        .put(&format!("/v1/blobs/sha256:{hex}"), "application/octet-stream", b.clone().into())
+                        .put(
+                            &format!("/v1/blobs/sha256:{hex}"),
+                            "application/octet-stream",
+                            b.clone().into(),
+                        )
                         .await
                         .ok()?;
                 }
             }
-            let take = if full { 7 } else { 4 - (rng.below(8) == 0) as usize };
-            let items = files.iter().take(take).map(|(t, m, b)| item(t, m, b)).collect();
-            let refs = if full { agentplane_refs("r") } else { no_refs() };
+            let take = if full {
+                7
+            } else {
+                4 - (rng.below(8) == 0) as usize
+            };
+            let items = files
+                .iter()
+                .take(take)
+                .map(|(t, m, b)| item(t, m, b))
+                .collect();
+            let refs = if full {
+                agentplane_refs("r")
+            } else {
+                no_refs()
+            };
             let publisher = &pool.publishers[rng.below(pool.publishers.len() as u64) as usize];
-            let req = request(&format!("quay.io/replay/s{}", rng.below(5)), &hex, "dev", items, refs);
+            let req = request(
+                &format!("quay.io/replay/s{}", rng.below(5)),
+                &hex,
+                "dev",
+                items,
+                refs,
+            );
             let status = post(client, "/v1/publications", publisher, &req).await?;
             if status == 201 {
                 let target = req["targetCatalogRef"].as_str().unwrap().to_string();
@@ -99,7 +129,11 @@ async fn operation(client: &HttpClient, pool: &Pool, rng: &mut Rng, n: u64) -> O
                 "verdict": if rng.below(6) == 0 { "deny" } else { "approve" }, "comment": format!("{n}")}),
         ),
         (75..=89, Some((target, hex))) => {
-            let (from, to) = [("dev", "candidate"), ("candidate", "stable"), ("dev", "stable")][rng.below(3) as usize];
+            let (from, to) = [
+                ("dev", "candidate"),
+                ("candidate", "stable"),
+                ("dev", "stable"),
+            ][rng.below(3) as usize];
             (
                 "/v1/promotions",
                 reviewer,
@@ -110,7 +144,11 @@ async fn operation(client: &HttpClient, pool: &Pool, rng: &mut Rng, n: u64) -> O
         }
         (90..=95, Some((target, hex))) => {
             let status = ["superseded", "restricted", "archived", "revoked"][rng.below(4) as usize];
-            let signer = if rng.below(2) == 0 { &pool.admin } else { reviewer };
+            let signer = if rng.below(2) == 0 {
+                &pool.admin
+            } else {
+                reviewer
+            };
             (
                 "/v1/status-changes",
                 signer,
@@ -120,9 +158,14 @@ async fn operation(client: &HttpClient, pool: &Pool, rng: &mut Rng, n: u64) -> O
         }
         (96..=97, _) => {
             // A policy that keeps the default shape but varies the dev threshold.
-            let mut policy = serde_json::to_value(srcos_catalog::catalog::Policy::defaults()).unwrap();
+            let mut policy =
+                serde_json::to_value(srcos_catalog::catalog::Policy::defaults()).unwrap();
             policy["channels"]["dev"]["approvals"] = json!(1 + rng.below(2));
-            ("/v1/admin/policy", &pool.admin, json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "PolicySet", "channels": policy["channels"]}))
+            (
+                "/v1/admin/policy",
+                &pool.admin,
+                json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "PolicySet", "channels": policy["channels"]}),
+            )
         }
         _ => {
             // Revoke a throwaway key granted just before (real keys stay usable).
@@ -130,8 +173,12 @@ async fn operation(client: &HttpClient, pool: &Pool, rng: &mut Rng, n: u64) -> O
             post(client, "/v1/admin/grants", &pool.admin, &json!({"apiVersion": "catalog.srcos.ai/v1",
                 "kind": "PublisherGrant", "publisherKey": victim.verifier().to_vkey(), "role": "publisher",
                 "targetPrefixes": [PREFIX], "channels": ["dev"]})).await?;
-            ("/v1/admin/revocations", &pool.admin, json!({"apiVersion": "catalog.srcos.ai/v1",
-                "kind": "PublisherRevoke", "key": victim.verifier().to_vkey()}))
+            (
+                "/v1/admin/revocations",
+                &pool.admin,
+                json!({"apiVersion": "catalog.srcos.ai/v1",
+                "kind": "PublisherRevoke", "key": victim.verifier().to_vkey()}),
+            )
         }
     };
     let status = post(client, endpoint, signer, &payload).await?;
@@ -144,23 +191,39 @@ fn check_replay(url: &str, data: &std::path::Path, rt: &tokio::runtime::Runtime)
     let replayed = replay_dir(data, None).unwrap();
     let size = replayed.checkpoint.size;
     let client = HttpClient::new(url).unwrap();
-    let r = rt.block_on(client.get(&format!("/v1/catalog/state?tree_size={size}"))).unwrap();
+    let r = rt
+        .block_on(client.get(&format!("/v1/catalog/state?tree_size={size}")))
+        .unwrap();
     let live: Value = serde_json::from_slice(&r.body).unwrap();
     let digest = hex::encode(replayed.state_digest);
-    assert_eq!(live["stateDigest"], digest, "live and replayed states differ at size {size}");
+    assert_eq!(
+        live["stateDigest"], digest,
+        "live and replayed states differ at size {size}"
+    );
     let again = replay_dir(data, None).unwrap();
-    assert_eq!(again.catalog.state_json().unwrap(), replayed.catalog.state_json().unwrap());
+    assert_eq!(
+        again.catalog.state_json().unwrap(),
+        replayed.catalog.state_json().unwrap()
+    );
     (size, digest)
 }
 
 #[test]
 fn replay_reproduces_the_live_catalog_after_random_operations_and_crashes() {
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     eprintln!("replay test seed {seed}");
     let mut rng = Rng(seed);
     let dir = common::tempdir();
     let data = dir.path().join("data");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let total = Arc::new(AtomicUsize::new(0));
     let mut pool: Option<Arc<Pool>> = None;
     let rounds = 4;
@@ -194,16 +257,34 @@ fn replay_reproduces_the_live_catalog_after_random_operations_and_crashes() {
         if round == rounds {
             // Two replays through the CLI, of the served log and of the directory, agree.
             let log_vkey = data.join("log.vkey");
-            let a = cli_ok(&["replay", "--server", &server.url, "--log-vkey", log_vkey.to_str().unwrap()]);
-            let b = cli_ok(&["replay", "--data", data.to_str().unwrap(), "--compare", &server.url]);
-            let digest = |out: &str| out.lines().find_map(|l| l.strip_prefix("state digest: ")).unwrap().to_string();
+            let a = cli_ok(&[
+                "replay",
+                "--server",
+                &server.url,
+                "--log-vkey",
+                log_vkey.to_str().unwrap(),
+            ]);
+            let b = cli_ok(&[
+                "replay",
+                "--data",
+                data.to_str().unwrap(),
+                "--compare",
+                &server.url,
+            ]);
+            let digest = |out: &str| {
+                out.lines()
+                    .find_map(|l| l.strip_prefix("state digest: "))
+                    .unwrap()
+                    .to_string()
+            };
             assert_eq!(digest(&a), digest(&b));
             break;
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for worker in 0..4u64 {
-            let (client, pool, stop, total) = (client.clone(), pool.clone(), stop.clone(), total.clone());
+            let (client, pool, stop, total) =
+                (client.clone(), pool.clone(), stop.clone(), total.clone());
             let mut rng = Rng(rng.next() | 1);
             tasks.push(rt.spawn(async move {
                 let mut n = (round as u64) << 32 | worker << 24;
@@ -220,7 +301,9 @@ fn replay_reproduces_the_live_catalog_after_random_operations_and_crashes() {
         let start_ops = total.load(Ordering::Relaxed);
         let want = 300 + rng.below(600) as usize;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while total.load(Ordering::Relaxed) < (start_ops + want).min(4000) && Instant::now() < deadline {
+        while total.load(Ordering::Relaxed) < (start_ops + want).min(4000)
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(rng.below(20)));
@@ -231,9 +314,21 @@ fn replay_reproduces_the_live_catalog_after_random_operations_and_crashes() {
         }
     }
     let statuses = pool.as_ref().unwrap().statuses.lock().unwrap().clone();
-    eprintln!("{} operations; answers by status: {statuses:?}", total.load(Ordering::Relaxed));
-    assert!(total.load(Ordering::Relaxed) >= 1500, "thousands of operations expected");
-    assert!(statuses.get(&201).copied().unwrap_or(0) > 300, "{statuses:?}");
-    assert!(statuses.get(&422).copied().unwrap_or(0) > 10, "refusals were exercised: {statuses:?}");
+    eprintln!(
+        "{} operations; answers by status: {statuses:?}",
+        total.load(Ordering::Relaxed)
+    );
+    assert!(
+        total.load(Ordering::Relaxed) >= 1500,
+        "thousands of operations expected"
+    );
+    assert!(
+        statuses.get(&201).copied().unwrap_or(0) > 300,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.get(&422).copied().unwrap_or(0) > 10,
+        "refusals were exercised: {statuses:?}"
+    );
     assert!(pool.unwrap().entries.lock().unwrap().len() > 100);
 }

@@ -24,7 +24,8 @@ fn digest(path: &str) -> Result<&str, Problem> {
     let hex = path.strip_prefix("sha256:").ok_or_else(|| {
         Problem::not_found(format!("blobs are addressed as sha256:<hex>, not {path:?}"))
     })?;
-    crate::catalog::request::check_sha256(hex).map_err(|m| Problem::bad_request(format!("digest {m}")))?;
+    crate::catalog::request::check_sha256(hex)
+        .map_err(|m| Problem::bad_request(format!("digest {m}")))?;
     Ok(hex)
 }
 
@@ -89,15 +90,18 @@ async fn put_inner(
     })
     .unwrap_or_default();
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(response)
 }
 
 fn blob_problem(e: BlobError) -> Problem {
     match e {
-        BlobError::TooLarge { max } => Problem::too_large(format!("blobs are limited to {max} bytes")),
+        BlobError::TooLarge { max } => {
+            Problem::too_large(format!("blobs are limited to {max} bytes"))
+        }
         BlobError::DigestMismatch { .. } => Problem::invalid(vec![format!("digest mismatch: {e}")]),
         BlobError::BadDigest(m) => Problem::bad_request(m),
         BlobError::Storage(e) => Problem::internal(e.to_string()),

@@ -18,7 +18,10 @@ use crate::catalog::Catalog;
 fn json_response(value: &Value) -> Response {
     let mut response = (StatusCode::OK, value.to_string()).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
@@ -61,7 +64,8 @@ pub async fn entries(
     query: Result<Query<EntriesQuery>, QueryRejection>,
 ) -> Response {
     let result = (|| {
-        let Query(q) = query.map_err(|r| Problem::bad_request(format!("query string: {}", r.body_text())))?;
+        let Query(q) =
+            query.map_err(|r| Problem::bad_request(format!("query string: {}", r.body_text())))?;
         let status = q
             .status
             .as_deref()
@@ -77,13 +81,19 @@ pub async fn entries(
             Some(l) => {
                 let n = number(l, "limit")?;
                 if n == 0 || n > MAX_PAGE as u64 {
-                    return Err(Problem::bad_request(format!("limit must be 1 to {MAX_PAGE}")));
+                    return Err(Problem::bad_request(format!(
+                        "limit must be 1 to {MAX_PAGE}"
+                    )));
                 }
                 n as usize
             }
             None => 100,
         };
-        let after = q.page_token.as_deref().map(|t| number(t, "page_token")).transpose()?;
+        let after = q
+            .page_token
+            .as_deref()
+            .map(|t| number(t, "page_token"))
+            .transpose()?;
         let query = EntryQuery {
             subject: q.subject,
             channel: q.channel,
@@ -182,8 +192,13 @@ pub async fn state(
     query: Result<Query<StateQuery>, QueryRejection>,
 ) -> Response {
     let result = (|| {
-        let Query(q) = query.map_err(|r| Problem::bad_request(format!("query string: {}", r.body_text())))?;
-        let wanted = q.tree_size.as_deref().map(|t| number(t, "tree_size")).transpose()?;
+        let Query(q) =
+            query.map_err(|r| Problem::bad_request(format!("query string: {}", r.body_text())))?;
+        let wanted = q
+            .tree_size
+            .as_deref()
+            .map(|t| number(t, "tree_size"))
+            .transpose()?;
         app.log.read_catalog(|catalog, at| {
             let size = wanted.unwrap_or(at);
             if size > at {

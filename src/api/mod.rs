@@ -87,4 +87,3 @@ pub async fn serve_with(
         .with_graceful_shutdown(shutdown)
         .await
 }
-

@@ -42,7 +42,11 @@ pub async fn promotion(State(app): State<AppState>, headers: HeaderMap, body: Bo
 }
 
 /// Changes an entry's status (a reviewer, or an admin; `revoked` by an admin only).
-pub async fn status_change(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn status_change(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     decision(app, headers, body, DecisionKind::StatusChange).await
 }
 

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::decisions::{DecisionKind, DecisionPayload};
 use super::dsse::{decode_base64, Envelope, EnvelopeSignature, MAX_SIGNATURES, PAYLOAD_TYPE};
 use super::error::Refusal;
-use super::decisions::{DecisionKind, DecisionPayload};
 use super::evidence::EvidenceReport;
 use super::leaf::{
     DecisionAdmission, DecisionLeaf, GrantAdmission, GrantLeaf, Leaf, PublicationAdmission,
@@ -453,7 +453,9 @@ impl Catalog {
         };
         let signer_id = signer.short_id();
         match payload {
-            RequestPayload::Decision(d) => self.authorize_decision(d, signer).map(Authorized::Decision),
+            RequestPayload::Decision(d) => {
+                self.authorize_decision(d, signer).map(Authorized::Decision)
+            }
             RequestPayload::Grant(g) => {
                 if !auth.admins.contains(signer) {
                     return Err(Refusal::Forbidden(format!(

@@ -9,7 +9,11 @@ use super::request::RequestPayload;
 use super::state::{Catalog, Effect, PolicyRecord, RevocationRecord};
 
 impl Catalog {
-    pub(super) fn apply_decision(&mut self, index: u64, d: &DecisionLeaf) -> Result<Effect, String> {
+    pub(super) fn apply_decision(
+        &mut self,
+        index: u64,
+        d: &DecisionLeaf,
+    ) -> Result<Effect, String> {
         let a = &d.admission;
         let (sub, signer) = self.signed_parts(
             &d.envelope,
@@ -38,9 +42,7 @@ impl Catalog {
                 policy: p.policy(),
             }),
             DecisionPayload::Revoke(_) => {
-                let key = auth
-                    .revoked_key
-                    .ok_or("a revocation names no key")?;
+                let key = auth.revoked_key.ok_or("a revocation names no key")?;
                 self.revoked.insert(
                     key.short_id(),
                     RevocationRecord {
@@ -49,7 +51,9 @@ impl Catalog {
                     },
                 );
             }
-            DecisionPayload::Review(_) | DecisionPayload::Promotion(_) | DecisionPayload::StatusChange(_) => {
+            DecisionPayload::Review(_)
+            | DecisionPayload::Promotion(_)
+            | DecisionPayload::StatusChange(_) => {
                 let action = match payload {
                     DecisionPayload::Review(r) => EntryAction::Review {
                         channel: r.channel.clone(),
@@ -60,7 +64,9 @@ impl Catalog {
                         to_channel: p.to_channel.clone(),
                         policy_index: auth.policy_index.unwrap_or(0),
                     },
-                    DecisionPayload::StatusChange(s) => EntryAction::StatusChange { status: s.status },
+                    DecisionPayload::StatusChange(s) => {
+                        EntryAction::StatusChange { status: s.status }
+                    }
                     _ => return Err("unreachable decision kind".into()),
                 };
                 let key = payload.entry().ok_or("an entry decision names no entry")?;

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::error::Refusal;
 use super::policy::Policy;
 use super::request::{
-    check_catalog_ref, check_channel, check_sha256, check_token, check_vkey, ApiVersion,
-    DigestSet, MAX_REF_CHARS,
+    check_catalog_ref, check_channel, check_sha256, check_token, check_vkey, ApiVersion, DigestSet,
+    MAX_REF_CHARS,
 };
 
 /// Longest free-text comment or reason, in characters.
@@ -248,7 +248,9 @@ fn check_text(p: &mut Vec<String>, at: &str, text: &Option<String>) {
     if let Some(t) = text {
         let n = t.chars().count();
         if n > MAX_COMMENT_CHARS {
-            p.push(format!("{at}: at most {MAX_COMMENT_CHARS} characters, found {n}"));
+            p.push(format!(
+                "{at}: at most {MAX_COMMENT_CHARS} characters, found {n}"
+            ));
         }
     }
 }

@@ -155,7 +155,10 @@ impl From<NewStatus> for EntryStatus {
 /// The name part of a `name+hex8` short id: approvals are distinct by name, so one person
 /// holding two keys under one name counts once.
 pub fn key_name(short_id: &str) -> &str {
-    short_id.rsplit_once('+').map(|(n, _)| n).unwrap_or(short_id)
+    short_id
+        .rsplit_once('+')
+        .map(|(n, _)| n)
+        .unwrap_or(short_id)
 }
 
 /// An entry folded up to a tree size.
@@ -210,7 +213,10 @@ impl EntryView {
     /// Whether `channel`'s approvals are met under `policy` (no standing denial).
     pub fn approvals_met(&self, channel: &str, policy: &Policy) -> bool {
         match policy.channel(channel) {
-            Some(c) => self.denials(channel).is_empty() && self.approvals(channel) >= c.required_approvals(),
+            Some(c) => {
+                self.denials(channel).is_empty()
+                    && self.approvals(channel) >= c.required_approvals()
+            }
             None => false,
         }
     }

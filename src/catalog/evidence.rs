@@ -81,7 +81,7 @@ impl Severity {
         let score: f64 = t.parse().ok()?;
         Some(match score {
             s if !(0.0..=10.0).contains(&s) => return None,
-            s if s == 0.0 => Severity::Negligible,
+            0.0 => Severity::Negligible,
             s if s < 4.0 => Severity::Low,
             s if s < 7.0 => Severity::Medium,
             s if s < 9.0 => Severity::High,
@@ -161,7 +161,10 @@ impl EvidenceReport {
         let mut last: Option<u64> = None;
         for f in &self.items {
             if f.index as usize >= evidence.len() {
-                return Err(format!("finding for evidence/{} which does not exist", f.index));
+                return Err(format!(
+                    "finding for evidence/{} which does not exist",
+                    f.index
+                ));
             }
             if last.is_some_and(|l| l >= f.index) {
                 return Err("findings are not in increasing index order".into());
@@ -264,8 +267,10 @@ fn sbom(media_type: &str, bytes: &[u8]) -> EvidenceFinding {
             if v == "SPDX-2.3" {
                 f.format = "spdx-2.3".into();
             } else {
-                f.problems
-                    .push(format!("spdxVersion is {:?}, expected \"SPDX-2.3\"", clip(v)));
+                f.problems.push(format!(
+                    "spdxVersion is {:?}, expected \"SPDX-2.3\"",
+                    clip(v)
+                ));
             }
             if probe.spdx_id.as_deref() != Some("SPDXRef-DOCUMENT") {
                 f.problems
@@ -350,9 +355,9 @@ fn provenance(subject: &str, bytes: &[u8]) -> EvidenceFinding {
             Some(d) => f.problems.push(format!(
                 "imageRef pins sha256:{d}, not the subject sha256:{subject}"
             )),
-            None => f.problems.push(
-                "imageRef does not pin the subject by digest (name@sha256:<hex>)".into(),
-            ),
+            None => f
+                .problems
+                .push("imageRef does not pin the subject by digest (name@sha256:<hex>)".into()),
         }
         return f;
     }
@@ -417,7 +422,12 @@ fn scan(bytes: &[u8]) -> EvidenceFinding {
         let severities: Vec<Option<Severity>> = g
             .matches
             .iter()
-            .map(|m| m.vulnerability.severity.as_deref().and_then(Severity::parse))
+            .map(|m| {
+                m.vulnerability
+                    .severity
+                    .as_deref()
+                    .and_then(Severity::parse)
+            })
             .collect();
         f.findings = Some(severities.len() as u64);
         f.max_severity = severities.into_iter().flatten().max();
@@ -428,8 +438,7 @@ fn scan(bytes: &[u8]) -> EvidenceFinding {
         Err(e) => return unparsable("a Grype JSON or in-toto vulns scan", &e),
     };
     let is_vulns = s.kind.as_deref() == Some(IN_TOTO_STATEMENT_V1)
-        && s
-            .predicate_type
+        && s.predicate_type
             .as_deref()
             .is_some_and(|t| t.starts_with(IN_TOTO_VULNS));
     if !is_vulns {
@@ -453,7 +462,12 @@ fn scan(bytes: &[u8]) -> EvidenceFinding {
     f.findings = Some(results.len() as u64);
     f.max_severity = results
         .iter()
-        .flat_map(|r| r.get("severity").and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|r| {
+            r.get("severity")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .filter_map(|s| s.get("score").and_then(Value::as_str))
         .filter_map(Severity::parse)
         .max();
@@ -509,7 +523,8 @@ fn task_images(bytes: &[u8]) -> EvidenceFinding {
         pinned &= ok;
     }
     if images == 0 {
-        f.problems.push("lists no task images (*Image members)".into());
+        f.problems
+            .push("lists no task images (*Image members)".into());
     }
     f.pinned = Some(images > 0 && pinned);
     f
@@ -539,7 +554,10 @@ mod tests {
     #[test]
     fn pinned_digests() {
         let h = "a".repeat(64);
-        assert_eq!(pinned_digest(&format!("quay.io/x@sha256:{h}")), Some(h.as_str()));
+        assert_eq!(
+            pinned_digest(&format!("quay.io/x@sha256:{h}")),
+            Some(h.as_str())
+        );
         assert_eq!(pinned_digest("quay.io/x:dev"), None);
         assert_eq!(pinned_digest("quay.io/x@sha256:abc"), None);
     }
@@ -548,7 +566,10 @@ mod tests {
     fn scans() {
         let g = br#"{"matches":[{"vulnerability":{"id":"CVE-1","severity":"Medium"}},{"vulnerability":{"severity":"High"}}],"source":{}}"#;
         let f = scan(g);
-        assert_eq!((f.format.as_str(), f.max_severity), ("grype", Some(Severity::High)));
+        assert_eq!(
+            (f.format.as_str(), f.max_severity),
+            ("grype", Some(Severity::High))
+        );
         let v = br#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://in-toto.io/attestation/vulns/v0.2","subject":[],"predicate":{"scanner":{"uri":"x","result":[{"id":"CVE-2","severity":[{"method":"nvd","score":"9.8"}]}]}}}"#;
         let f = scan(v);
         assert_eq!(f.max_severity, Some(Severity::Critical));

@@ -78,7 +78,12 @@ impl Catalog {
     }
 
     /// The first reviewer grant (leaf order) of `signer` covering `target` and `channel`.
-    fn reviewer_grant(&self, signer: &Verifier, target: &str, channel: &str) -> Option<&GrantRecord> {
+    fn reviewer_grant(
+        &self,
+        signer: &Verifier,
+        target: &str,
+        channel: &str,
+    ) -> Option<&GrantRecord> {
         let id = signer.short_id();
         let p = self.principals.get(&id).filter(|p| &p.verifier == signer)?;
         p.grants.iter().find(|g| {
@@ -139,7 +144,8 @@ impl Catalog {
             }
             DecisionPayload::Revoke(r) => {
                 self.require_admin(signer, "revoke keys")?;
-                let key = check_vkey(&r.key).map_err(|m| Refusal::Invalid(vec![format!("/key: {m}")]))?;
+                let key =
+                    check_vkey(&r.key).map_err(|m| Refusal::Invalid(vec![format!("/key: {m}")]))?;
                 let id = key.short_id();
                 if self.is_admin(&key) || self.log_key().is_some_and(|k| k == &key) {
                     return Err(forbidden(format!(
@@ -212,7 +218,11 @@ impl Catalog {
         }
     }
 
-    fn authorize_review(&self, r: &ReviewRequest, signer: &Verifier) -> Result<DecisionAuth, Refusal> {
+    fn authorize_review(
+        &self,
+        r: &ReviewRequest,
+        signer: &Verifier,
+    ) -> Result<DecisionAuth, Refusal> {
         let target = &r.entry.target_catalog_ref;
         if r.reviewer != signer.short_id() {
             return Err(forbidden(format!(
@@ -241,7 +251,10 @@ impl Catalog {
             ));
         }
         if self.current_policy().0.channel(&r.channel).is_none() {
-            failures.push(format!("channel: the policy defines no channel {:?}", r.channel));
+            failures.push(format!(
+                "channel: the policy defines no channel {:?}",
+                r.channel
+            ));
         }
         if !failures.is_empty() {
             return Err(Refusal::Invalid(failures));
@@ -253,9 +266,14 @@ impl Catalog {
         })
     }
 
-    fn authorize_promotion(&self, p: &PromotionRequest, signer: &Verifier) -> Result<DecisionAuth, Refusal> {
+    fn authorize_promotion(
+        &self,
+        p: &PromotionRequest,
+        signer: &Verifier,
+    ) -> Result<DecisionAuth, Refusal> {
         let target = &p.entry.target_catalog_ref;
-        let grant_index = self.reviewer_or_admin(signer, target, &p.to_channel, true, "promote it")?;
+        let grant_index =
+            self.reviewer_or_admin(signer, target, &p.to_channel, true, "promote it")?;
         let (record, publication, view) = self.entry_for(target, &p.entry.subject_digest.sha256)?;
         let (policy, policy_index) = self.current_policy();
         let mut failures = Vec::new();

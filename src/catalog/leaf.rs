@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::canonical::to_canonical_vec;
+use super::decisions::DecisionKind;
 use super::dsse::Envelope;
 use super::error::CatalogError;
-use super::decisions::DecisionKind;
 use super::evidence::EvidenceReport;
 use super::request::{ApiVersion, DigestSet, PublisherGrantKind};
 

@@ -30,18 +30,16 @@ pub mod state;
 pub mod time;
 
 pub use admission::{audit_leaf, KeyDirectory, Submission, SubmissionKind, Verified};
+pub use decisions::{DecisionKind, DecisionPayload, NewStatus, Verdict};
 pub use dsse::{pae, sign_envelope, Envelope, EnvelopeSignature, MAX_SIGNATURES, PAYLOAD_TYPE};
+pub use entry::{EntryStatus, EntryView};
 pub use error::{CatalogError, Refusal};
+pub use evidence::{analyze, BlobSource, EvidenceFinding, EvidenceReport, NoBlobs, Severity};
 pub use leaf::{leaf_dedup_key, Leaf, MAX_LEAF_BYTES};
+pub use policy::{ChannelPolicy, Policy};
 pub use request::{
     parse_grant_request, parse_publication_request, AgentplaneRefs, ApiVersion, ArtifactRef,
     CatalogPublicationRequest, DigestSet, EvidenceItem, PublicationRequestKind, PublisherGrantKind,
     PublisherGrantRequest, RequestPayload, Role, Subject, API_VERSION,
 };
-pub use decisions::{DecisionKind, DecisionPayload, NewStatus, Verdict};
-pub use entry::{EntryStatus, EntryView};
-pub use evidence::{analyze, BlobSource, EvidenceFinding, EvidenceReport, NoBlobs, Severity};
-pub use policy::{ChannelPolicy, Policy};
-pub use state::{
-    Catalog, Effect, GrantRecord, PolicyRecord, PublicationRecord, RevocationRecord,
-};
+pub use state::{Catalog, Effect, GrantRecord, PolicyRecord, PublicationRecord, RevocationRecord};

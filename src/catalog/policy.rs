@@ -103,7 +103,12 @@ impl Policy {
     /// `candidate`) needs two approvals. Scans refuse `high` and above everywhere.
     pub fn defaults() -> Policy {
         let dev = ChannelPolicy {
-            required_evidence: strings(&["build-receipt", "sbom", "vulnerability-scan", "provenance"]),
+            required_evidence: strings(&[
+                "build-receipt",
+                "sbom",
+                "vulnerability-scan",
+                "provenance",
+            ]),
             require_blobs: false,
             vulnerability_threshold: Some(Severity::High),
             requires_digest_pinned_inputs: false,
@@ -166,11 +171,18 @@ impl Policy {
                     "{at}/requiredEvidence: at most {MAX_REQUIRED_TYPES} types"
                 ));
             }
-            for (i, t) in c.required_evidence.iter().enumerate().take(MAX_REQUIRED_TYPES) {
+            for (i, t) in c
+                .required_evidence
+                .iter()
+                .enumerate()
+                .take(MAX_REQUIRED_TYPES)
+            {
                 if let Err(m) = check_evidence_type(t) {
                     out.push(format!("{at}/requiredEvidence/{i}: {m}"));
                 } else if c.required_evidence[..i].contains(t) {
-                    out.push(format!("{at}/requiredEvidence/{i}: duplicates an earlier type"));
+                    out.push(format!(
+                        "{at}/requiredEvidence/{i}: duplicates an earlier type"
+                    ));
                 }
             }
             if c.approvals > MAX_APPROVALS {
@@ -182,7 +194,9 @@ impl Policy {
                         "{at}/requiredAgentplaneRefs/{i}: must be one of {AGENTPLANE_REF_NAMES:?}"
                     ));
                 } else if c.required_agentplane_refs[..i].contains(r) {
-                    out.push(format!("{at}/requiredAgentplaneRefs/{i}: duplicates an earlier name"));
+                    out.push(format!(
+                        "{at}/requiredAgentplaneRefs/{i}: duplicates an earlier name"
+                    ));
                 }
             }
             if c.required_agentplane_refs.len() > AGENTPLANE_REF_NAMES.len() {
@@ -190,7 +204,9 @@ impl Policy {
             }
             if let Some(from) = &c.promote_from {
                 if from == name {
-                    out.push(format!("{at}/promoteFrom: a channel cannot promote from itself"));
+                    out.push(format!(
+                        "{at}/promoteFrom: a channel cannot promote from itself"
+                    ));
                 } else if !self.channels.contains_key(from) {
                     out.push(format!(
                         "{at}/promoteFrom: channel {:?} is not defined in this policy",
@@ -203,7 +219,11 @@ impl Policy {
         for name in self.channels.keys() {
             let mut seen = vec![name.as_str()];
             let mut at = name.as_str();
-            while let Some(from) = self.channels.get(at).and_then(|c| c.promote_from.as_deref()) {
+            while let Some(from) = self
+                .channels
+                .get(at)
+                .and_then(|c| c.promote_from.as_deref())
+            {
                 if seen.contains(&from) {
                     out.push(format!(
                         "/channels/{}/promoteFrom: promotions form a cycle",
@@ -278,7 +298,11 @@ pub fn check_publication(
 
 /// Checks `facts` against the evidence requirements of `channel` (not approvals, not
 /// `promoteFrom`). Returns every failure, each named after its requirement.
-pub fn check_evidence(channel: &str, policy: &ChannelPolicy, facts: EvidenceFacts<'_>) -> Vec<String> {
+pub fn check_evidence(
+    channel: &str,
+    policy: &ChannelPolicy,
+    facts: EvidenceFacts<'_>,
+) -> Vec<String> {
     let mut out = Vec::new();
     let has = |t: &str| facts.evidence.iter().any(|e| e.evidence_type == t);
     for t in &policy.required_evidence {

@@ -95,7 +95,11 @@ fn object_ref(p: &PublicationRecord) -> String {
 }
 
 /// The CatalogEntry of `view`.
-pub fn catalog_entry(view: &EntryView, publication: &PublicationRecord, origin: &str) -> CatalogEntry {
+pub fn catalog_entry(
+    view: &EntryView,
+    publication: &PublicationRecord,
+    origin: &str,
+) -> CatalogEntry {
     let labels = [
         ("channel", view.channel.clone()),
         ("catalogStatus", view.status.as_str().to_string()),
@@ -139,7 +143,11 @@ fn agentplane_refs(refs: &AgentplaneRefs) -> impl Iterator<Item = String> + '_ {
 }
 
 /// The EvidenceBundle of `view`.
-pub fn evidence_bundle(view: &EntryView, publication: &PublicationRecord, origin: &str) -> EvidenceBundle {
+pub fn evidence_bundle(
+    view: &EntryView,
+    publication: &PublicationRecord,
+    origin: &str,
+) -> EvidenceBundle {
     let mut artifact_refs = vec![object_ref(publication)];
     let mut receipt_refs = Vec::new();
     for e in &publication.evidence {

@@ -300,7 +300,9 @@ pub fn parse_request_payload(json: &[u8]) -> Result<RequestPayload, Refusal> {
             check_api_version(&mut p, obj);
             p.into_result()?;
             match super::decisions::DecisionKind::from_name(k) {
-                Some(kind) => super::decisions::parse_decision(kind, json).map(RequestPayload::Decision),
+                Some(kind) => {
+                    super::decisions::parse_decision(kind, json).map(RequestPayload::Decision)
+                }
                 None => Err(Refusal::Invalid(vec!["/kind: unknown".into()])),
             }
         }

@@ -11,14 +11,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::admission::{Authorized, KeyDirectory, Submission, SubmissionKind};
-use super::decisions::DecisionKind;
-use super::entry::{entry_local_id, EntryRecord};
-use super::evidence::EvidenceReport;
-use super::policy::Policy;
 use super::canonical::to_canonical_vec;
+use super::decisions::DecisionKind;
 use super::dsse::Envelope;
+use super::entry::{entry_local_id, EntryRecord};
 use super::error::CatalogError;
+use super::evidence::EvidenceReport;
 use super::leaf::{GenesisKind, GenesisLeaf, Leaf, MAX_LEAF_BYTES};
+use super::policy::Policy;
 use super::request::{
     check_token, check_vkey, AgentplaneRefs, ApiVersion, DigestSet, EvidenceItem, RequestPayload,
     Role, API_VERSION,
@@ -356,12 +356,16 @@ impl Catalog {
         let view = StateView {
             api_version: API_VERSION,
             applied_size: at,
-            authority: self.authority.as_ref().filter(|_| at > 0).map(|a| AuthorityView {
-                origin: &a.origin,
-                log_key: a.log_key.to_vkey(),
-                admin_keys: a.admins.iter().map(Verifier::to_vkey).collect(),
-                created_at: &a.created_at,
-            }),
+            authority: self
+                .authority
+                .as_ref()
+                .filter(|_| at > 0)
+                .map(|a| AuthorityView {
+                    origin: &a.origin,
+                    log_key: a.log_key.to_vkey(),
+                    admin_keys: a.admins.iter().map(Verifier::to_vkey).collect(),
+                    created_at: &a.created_at,
+                }),
             principals: self
                 .principals
                 .iter()

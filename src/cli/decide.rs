@@ -25,7 +25,8 @@ pub struct EntryArgs {
 
 impl EntryArgs {
     fn json(&self) -> Result<Value, CliError> {
-        let hex = parse_subject_digest(&self.subject).map_err(|m| CliError(format!("--subject: {m}")))?;
+        let hex =
+            parse_subject_digest(&self.subject).map_err(|m| CliError(format!("--subject: {m}")))?;
         Ok(json!({"targetCatalogRef": self.target, "subjectDigest": {"sha256": hex}}))
     }
 }
@@ -164,10 +165,15 @@ fn base(kind: &str) -> serde_json::Map<String, Value> {
 pub fn run_review(args: ReviewArgs) -> Result<(), CliError> {
     let mut p = base("Review");
     p.insert("entry".into(), args.entry.json()?);
-    let reviewer = crate::keyfile::read_signer(&args.key)?.verifier().short_id();
+    let reviewer = crate::keyfile::read_signer(&args.key)?
+        .verifier()
+        .short_id();
     p.insert("reviewer".into(), json!(reviewer));
     p.insert("channel".into(), json!(args.channel));
-    p.insert("verdict".into(), json!(if args.approve { "approve" } else { "deny" }));
+    p.insert(
+        "verdict".into(),
+        json!(if args.approve { "approve" } else { "deny" }),
+    );
     if let Some(c) = &args.comment {
         p.insert("comment".into(), json!(c));
     }
@@ -217,13 +223,17 @@ pub fn run_revoke(args: RevokeArgs) -> Result<(), CliError> {
 pub fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
     match command {
         PolicyCommand::Set(args) => {
-            let text = std::fs::read(&args.policy).context(|| format!("reading {}", args.policy.display()))?;
-            let v: Value = serde_json::from_slice(&text).context(|| args.policy.display().to_string())?;
+            let text = std::fs::read(&args.policy)
+                .context(|| format!("reading {}", args.policy.display()))?;
+            let v: Value =
+                serde_json::from_slice(&text).context(|| args.policy.display().to_string())?;
             let channels = v
                 .get("channels")
                 .or_else(|| v.pointer("/policy/channels"))
                 .cloned()
-                .ok_or_else(|| CliError(format!("{} has no \"channels\"", args.policy.display())))?;
+                .ok_or_else(|| {
+                    CliError(format!("{} has no \"channels\"", args.policy.display()))
+                })?;
             let mut p = base("PolicySet");
             p.insert("channels".into(), channels);
             let envelope = sign_payload(&Value::Object(p), &args.admin_key)?;
@@ -232,7 +242,10 @@ pub fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
         }
         PolicyCommand::Show(args) => {
             let shown = fetch_policy(&args.server, args.data.as_deref())?;
-            println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&shown).unwrap_or_default()
+            );
             Ok(())
         }
     }
@@ -261,7 +274,7 @@ pub fn fetch_policy(server: &str, data: Option<&std::path::Path>) -> Result<Valu
                         String::from_utf8_lossy(&r.body)
                     )));
                 }
-                Ok(serde_json::from_slice(&r.body).context(|| "reading /v1/policy".into())?)
+                serde_json::from_slice(&r.body).context(|| "reading /v1/policy".into())
             })
         }
     }

@@ -94,10 +94,12 @@ pub fn deliver(dest: &Dest, endpoint: &str, envelope: &Envelope) -> Result<Publi
                 let log_key = dest.log_key(None).await?;
                 let body = envelope.to_json().into_bytes();
                 let submitted = intake(&local.log, Some(&local.blobs), &body, None).await;
-                let result = submitted.map_err(|e| describe(submit_error(e))).and_then(|s| {
-                    let receipt = local.log.receipt(s.index, Some(s.tree_size))?;
-                    verified(receipt, &log_key, s.duplicate)
-                });
+                let result = submitted
+                    .map_err(|e| describe(submit_error(e)))
+                    .and_then(|s| {
+                        let receipt = local.log.receipt(s.index, Some(s.tree_size))?;
+                        verified(receipt, &log_key, s.duplicate)
+                    });
                 local.log.shutdown();
                 result
             }
@@ -180,7 +182,10 @@ pub fn finish(published: &Published, out: Option<&PathBuf>, what: &str) -> Resul
 
 /// Canonicalizes `payload` (RFC 8785, so the same request always has the same bytes and a
 /// retry is recognised as a duplicate) and signs it with the key in `key_file`.
-pub fn sign_payload(payload: &serde_json::Value, key_file: &std::path::Path) -> Result<Envelope, CliError> {
+pub fn sign_payload(
+    payload: &serde_json::Value,
+    key_file: &std::path::Path,
+) -> Result<Envelope, CliError> {
     let signer = crate::keyfile::read_signer(key_file)?;
     let bytes = serde_jcs::to_vec(payload).context(|| "encoding the request".into())?;
     Ok(crate::catalog::sign_envelope(&bytes, &signer))

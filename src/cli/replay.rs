@@ -32,10 +32,15 @@ pub struct ReplayArgs {
 
 /// Replays, checks the root, compares, and prints the state digest.
 pub fn run(args: ReplayArgs) -> Result<(), CliError> {
-    let key = args.log_vkey.as_ref().map(|p| read_verifier(p)).transpose()?;
+    let key = args
+        .log_vkey
+        .as_ref()
+        .map(|p| read_verifier(p))
+        .transpose()?;
     let (replayed, live) = match (&args.data, &args.server) {
         (Some(dir), _) => {
-            let r = replay_dir(dir, key.as_ref()).map_err(|e| CliError(format!("replay of {}: {e}", dir.display())))?;
+            let r = replay_dir(dir, key.as_ref())
+                .map_err(|e| CliError(format!("replay of {}: {e}", dir.display())))?;
             (r, args.compare.clone())
         }
         (None, Some(url)) => {
@@ -86,14 +91,17 @@ fn live_digest(url: &str, size: u64) -> Result<String, CliError> {
     let rt = runtime()?;
     rt.block_on(async {
         let client = HttpClient::new(url)?;
-        let r = client.get(&format!("/v1/catalog/state?tree_size={size}")).await?;
+        let r = client
+            .get(&format!("/v1/catalog/state?tree_size={size}"))
+            .await?;
         if !r.status.is_success() {
             return Err(CliError(format!(
                 "GET /v1/catalog/state: {}",
                 String::from_utf8_lossy(&r.body)
             )));
         }
-        let v: serde_json::Value = serde_json::from_slice(&r.body).context(|| "reading the state".into())?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&r.body).context(|| "reading the state".into())?;
         v["stateDigest"]
             .as_str()
             .map(str::to_string)

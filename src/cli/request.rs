@@ -29,7 +29,10 @@ pub struct FromReportsArgs {
     #[arg(long, default_value = "dev")]
     channel: String,
     /// The requesterRef.
-    #[arg(long, default_value = "socios://pipeline/sourceos-build-smoke-runner-image")]
+    #[arg(
+        long,
+        default_value = "socios://pipeline/sourceos-build-smoke-runner-image"
+    )]
     requester: String,
     /// Prefix of the evidence URIs (the file's path under DIR follows it).
     #[arg(long, default_value = ".workstation/reports/")]
@@ -55,10 +58,15 @@ pub fn run(command: RequestCommand) -> Result<(), CliError> {
     }
     // Validate what was made exactly as the authority will.
     let text = serde_json::to_string_pretty(&made.request).context(|| "encoding".into())?;
-    crate::catalog::parse_publication_request(text.as_bytes())
-        .map_err(|e| CliError(format!("the request made from {} is invalid: {e}", args.dir.display())))?;
+    crate::catalog::parse_publication_request(text.as_bytes()).map_err(|e| {
+        CliError(format!(
+            "the request made from {} is invalid: {e}",
+            args.dir.display()
+        ))
+    })?;
     match &args.out {
-        Some(path) => std::fs::write(path, format!("{text}\n")).context(|| format!("writing {}", path.display()))?,
+        Some(path) => std::fs::write(path, format!("{text}\n"))
+            .context(|| format!("writing {}", path.display()))?,
         None => println!("{text}"),
     }
     eprintln!(

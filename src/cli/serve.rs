@@ -54,8 +54,9 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let (log, report) =
         Log::open(options).context(|| format!("opening the log in {}", args.data.display()))?;
     let log = Arc::new(log);
-    let blobs = crate::storage::blobs::BlobStore::open(&args.data.join("blobs"), args.max_blob_bytes)
-        .context(|| format!("opening {}/blobs", args.data.display()))?;
+    let blobs =
+        crate::storage::blobs::BlobStore::open(&args.data.join("blobs"), args.max_blob_bytes)
+            .context(|| format!("opening {}/blobs", args.data.display()))?;
     let blobs = Some(Arc::new(blobs));
 
     let rt = runtime()?;

@@ -167,8 +167,15 @@ fn upload(dest: &Dest, files: &BTreeMap<String, PathBuf>) -> Result<(), CliError
         let local = LocalLog::open(dir)?;
         for (hex, path) in files {
             let bytes = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
-            let new = local.blobs.put(hex, &bytes).context(|| format!("storing {}", path.display()))?;
-            eprintln!("{} sha256:{hex} ({})", if new { "stored" } else { "already held" }, path.display());
+            let new = local
+                .blobs
+                .put(hex, &bytes)
+                .context(|| format!("storing {}", path.display()))?;
+            eprintln!(
+                "{} sha256:{hex} ({})",
+                if new { "stored" } else { "already held" },
+                path.display()
+            );
         }
         local.log.shutdown();
         return Ok(());
@@ -179,7 +186,11 @@ fn upload(dest: &Dest, files: &BTreeMap<String, PathBuf>) -> Result<(), CliError
         for (hex, path) in files {
             let bytes = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
             let r = client
-                .put(&format!("/v1/blobs/sha256:{hex}"), "application/octet-stream", bytes.into())
+                .put(
+                    &format!("/v1/blobs/sha256:{hex}"),
+                    "application/octet-stream",
+                    bytes.into(),
+                )
                 .await?;
             match r.status.as_u16() {
                 201 => eprintln!("uploaded sha256:{hex} ({})", path.display()),
@@ -208,9 +219,15 @@ fn dry_run(
     let policy_index = shown["leafIndex"].as_u64().unwrap_or(0);
     let mut held = BTreeMap::new();
     for (hex, path) in files {
-        held.insert(hex.clone(), std::fs::read(path).context(|| format!("reading {}", path.display()))?);
+        held.insert(
+            hex.clone(),
+            std::fs::read(path).context(|| format!("reading {}", path.display()))?,
+        );
     }
-    let id = crate::catalog::entry::entry_local_id(&request.target_catalog_ref, &request.subject_digest());
+    let id = crate::catalog::entry::entry_local_id(
+        &request.target_catalog_ref,
+        &request.subject_digest(),
+    );
     let existing = match &args.dest.data {
         Some(dir) => {
             let local = LocalLog::open(dir)?;
@@ -221,7 +238,9 @@ fn dry_run(
                     }
                 }
             }
-            let existing = local.log.read_catalog(|c, at| c.entry_index(&id).filter(|i| *i < at));
+            let existing = local
+                .log
+                .read_catalog(|c, at| c.entry_index(&id).filter(|i| *i < at));
             local.log.shutdown();
             existing
         }
@@ -264,7 +283,9 @@ fn remote_state(
             if held.contains_key(&e.digest.sha256) {
                 continue;
             }
-            let r = client.get(&format!("/v1/blobs/sha256:{}", e.digest.sha256)).await?;
+            let r = client
+                .get(&format!("/v1/blobs/sha256:{}", e.digest.sha256))
+                .await?;
             if r.status.as_u16() == 200 {
                 held.insert(e.digest.sha256.clone(), r.body.to_vec());
             }
@@ -273,7 +294,8 @@ fn remote_state(
         if r.status.as_u16() != 200 {
             return Ok(None);
         }
-        let v: serde_json::Value = serde_json::from_slice(&r.body).context(|| "reading the entry".into())?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&r.body).context(|| "reading the entry".into())?;
         Ok(v["leafIndices"][0].as_u64())
     })
 }

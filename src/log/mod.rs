@@ -7,11 +7,11 @@
 //! - `index/`: the sled lookup index (a rebuildable projection).
 
 pub mod fsck;
-pub mod integrator;
 pub mod intake;
+pub mod integrator;
 mod open;
-pub mod replay;
 pub mod reader;
+pub mod replay;
 mod sequencer;
 
 use std::path::PathBuf;
@@ -224,7 +224,9 @@ impl Log {
     /// Whether the log stopped taking writes after a storage error (its in-memory state
     /// may then be ahead of the disk until a restart).
     pub fn has_failed(&self) -> bool {
-        self.shared.failed.load(std::sync::atomic::Ordering::Acquire)
+        self.shared
+            .failed
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Queues a verified submission and waits until its batch is durable.

@@ -87,7 +87,8 @@ pub fn replay_dir(data_dir: &Path, log_key: Option<&Verifier>) -> Result<Replaye
     let log_key = match log_key {
         Some(k) => k,
         None => {
-            own = crate::keyfile::read_verifier(&data_dir.join("log.vkey")).map_err(|e| e.to_string())?;
+            own = crate::keyfile::read_verifier(&data_dir.join("log.vkey"))
+                .map_err(|e| e.to_string())?;
             &own
         }
     };

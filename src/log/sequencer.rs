@@ -20,10 +20,10 @@ use tokio::sync::oneshot;
 use super::integrator::{BatchTiles, Integrator};
 use super::{now_ms, Head, Shared, SubmitError, Submitted};
 use crate::catalog::{Catalog, Effect, Verified};
-use std::sync::RwLockWriteGuard;
 use crate::note::Checkpoint;
 use crate::storage::index::IndexedLeaf;
 use crate::tiles::MAX_ENTRY_BYTES;
+use std::sync::RwLockWriteGuard;
 
 /// One submission waiting for its place in the log.
 pub(crate) struct Job {

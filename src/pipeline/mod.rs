@@ -106,7 +106,8 @@ pub fn walk(root: &Path) -> Result<Vec<FileInfo>, PipelineError> {
 pub fn index_by_digest(files: &[FileInfo]) -> BTreeMap<String, PathBuf> {
     let mut map = BTreeMap::new();
     for f in files {
-        map.entry(f.sha256.clone()).or_insert_with(|| f.path.clone());
+        map.entry(f.sha256.clone())
+            .or_insert_with(|| f.path.clone());
     }
     map
 }
@@ -229,9 +230,9 @@ pub fn from_reports(
     requester: &str,
     uri_prefix: &str,
 ) -> Result<FromReports, PipelineError> {
-    let (name, hex) = subject
-        .rsplit_once("@sha256:")
-        .ok_or_else(|| PipelineError::Invalid(format!("--subject {subject:?} is not NAME@sha256:HEX")))?;
+    let (name, hex) = subject.rsplit_once("@sha256:").ok_or_else(|| {
+        PipelineError::Invalid(format!("--subject {subject:?} is not NAME@sha256:HEX"))
+    })?;
     crate::catalog::request::check_sha256(hex)
         .map_err(|m| PipelineError::Invalid(format!("--subject digest {m}")))?;
     let mut evidence = Vec::new();
@@ -314,7 +315,10 @@ mod tests {
 
     #[test]
     fn task_image_receipt_names_both_map() {
-        for kind in ["SmokeRunnerTaskImageDigestReceipt", "SmokeRunnerTaskImageReferenceReceipt"] {
+        for kind in [
+            "SmokeRunnerTaskImageDigestReceipt",
+            "SmokeRunnerTaskImageReferenceReceipt",
+        ] {
             assert_eq!(
                 classify(&json!({"kind": kind})),
                 Classified::Evidence {

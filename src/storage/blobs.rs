@@ -67,7 +67,8 @@ impl BlobStore {
             max_bytes,
         };
         for dir in [store.root.join("sha256"), store.tmp_dir()] {
-            create_dir_all_durable(&dir).map_err(io_error(format!("creating {}", dir.display())))?;
+            create_dir_all_durable(&dir)
+                .map_err(io_error(format!("creating {}", dir.display())))?;
         }
         let tmp = store.tmp_dir();
         for entry in fs::read_dir(&tmp).map_err(io_error(format!("listing {}", tmp.display())))? {
@@ -218,11 +219,20 @@ mod tests {
         assert!(store.put(&hex, b"hello").unwrap());
         assert!(!store.put(&hex, b"hello").unwrap());
         assert_eq!(store.get(&hex).unwrap().as_deref(), Some(&b"hello"[..]));
-        assert!(matches!(store.put(&hex, b"other"), Err(BlobError::DigestMismatch { .. })));
+        assert!(matches!(
+            store.put(&hex, b"other"),
+            Err(BlobError::DigestMismatch { .. })
+        ));
         let big = vec![0u8; 17];
         let big_hex = hex::encode(Sha256::digest(&big));
-        assert!(matches!(store.put(&big_hex, &big), Err(BlobError::TooLarge { .. })));
-        assert!(matches!(store.put("ABC", b""), Err(BlobError::BadDigest(_))));
+        assert!(matches!(
+            store.put(&big_hex, &big),
+            Err(BlobError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            store.put("ABC", b""),
+            Err(BlobError::BadDigest(_))
+        ));
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 }

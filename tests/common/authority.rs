@@ -103,7 +103,14 @@ impl Authority {
     }
 
     /// A review.
-    pub fn review(&self, signer: &Signer, target: &str, hex: &str, channel: &str, verdict: &str) -> (u16, Value) {
+    pub fn review(
+        &self,
+        signer: &Signer,
+        target: &str,
+        hex: &str,
+        channel: &str,
+        verdict: &str,
+    ) -> (u16, Value) {
         self.send(
             "/v1/reviews",
             signer,
@@ -117,7 +124,14 @@ impl Authority {
     }
 
     /// A promotion.
-    pub fn promote(&self, signer: &Signer, target: &str, hex: &str, from: &str, to: &str) -> (u16, Value) {
+    pub fn promote(
+        &self,
+        signer: &Signer,
+        target: &str,
+        hex: &str,
+        from: &str,
+        to: &str,
+    ) -> (u16, Value) {
         self.send(
             "/v1/promotions",
             signer,
@@ -151,7 +165,9 @@ impl Authority {
 
     /// PUTs `bytes` under `hex`.
     pub fn put_blob(&self, hex: &str, bytes: &[u8]) -> (u16, Value) {
-        let (status, body) = self.http.put(&format!("/v1/blobs/sha256:{hex}"), bytes.to_vec());
+        let (status, body) = self
+            .http
+            .put(&format!("/v1/blobs/sha256:{hex}"), bytes.to_vec());
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
@@ -173,7 +189,11 @@ impl Authority {
 pub fn errors(body: &Value) -> Vec<String> {
     body["errors"]
         .as_array()
-        .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_else(|| vec![body["detail"].as_str().unwrap_or_default().to_string()])
 }
 

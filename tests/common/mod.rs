@@ -163,7 +163,10 @@ impl Http {
     pub fn put(&self, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
         let r = self
             .rt
-            .block_on(self.client.put(path, "application/octet-stream", body.into()))
+            .block_on(
+                self.client
+                    .put(path, "application/octet-stream", body.into()),
+            )
             .expect("PUT");
         (r.status.as_u16(), r.body.to_vec())
     }
