@@ -57,15 +57,8 @@ async fn put_inner(
     let store = store(app)?;
     let hex = digest(path)?;
     let too_large = |max: u64| Problem::too_large(format!("blobs are limited to {max} bytes"));
-    if let Some(length) = headers.get(header::CONTENT_LENGTH) {
-        let declared = length
-            .to_str()
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| Problem::bad_request("Content-Length is not a number"))?;
-        if declared > store.max_bytes() {
-            return Err(too_large(store.max_bytes()));
-        }
+    if super::problem::declared_length(headers)?.is_some_and(|n| n > store.max_bytes()) {
+        return Err(too_large(store.max_bytes()));
     }
     let mut writer = store.writer(hex).map_err(blob_problem)?;
     let mut body = body;

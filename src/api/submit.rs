@@ -96,15 +96,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes,
             "request bodies are limited to {MAX_BODY_BYTES} bytes"
         ))
     };
-    if let Some(length) = headers.get(header::CONTENT_LENGTH) {
-        let declared = length
-            .to_str()
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| Problem::bad_request("Content-Length is not a number"))?;
-        if declared > MAX_BODY_BYTES as u64 {
-            return Err(too_large());
-        }
+    if super::problem::declared_length(headers)?.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
     }
     match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),

@@ -7,7 +7,7 @@ use super::state::{Catalog, PublicationRecord};
 pub const MAX_PAGE: usize = 1000;
 /// Entries examined per query at most; a query that filters out more returns a page
 /// token to resume from, so no request scans the whole catalog.
-pub const MAX_SCAN: usize = 100_000;
+pub const MAX_SCAN: usize = 10_000;
 
 /// A filter over entries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

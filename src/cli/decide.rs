@@ -161,6 +161,20 @@ fn base(kind: &str) -> serde_json::Map<String, Value> {
     m
 }
 
+/// Signs the payload with `key`, delivers it to `endpoint`, prints the receipt.
+fn send(
+    payload: serde_json::Map<String, Value>,
+    key: &std::path::Path,
+    dest: &Dest,
+    endpoint: &str,
+    out: Option<&PathBuf>,
+    what: &str,
+) -> Result<(), CliError> {
+    let envelope = sign_payload(&Value::Object(payload), key)?;
+    let published = deliver(dest, endpoint, &envelope)?;
+    finish(&published, out, what)
+}
+
 /// `review`.
 pub fn run_review(args: ReviewArgs) -> Result<(), CliError> {
     let mut p = base("Review");
@@ -177,9 +191,14 @@ pub fn run_review(args: ReviewArgs) -> Result<(), CliError> {
     if let Some(c) = &args.comment {
         p.insert("comment".into(), json!(c));
     }
-    let envelope = sign_payload(&Value::Object(p), &args.key)?;
-    let published = deliver(&args.dest, "/v1/reviews", &envelope)?;
-    finish(&published, args.out.as_ref(), "review")
+    send(
+        p,
+        &args.key,
+        &args.dest,
+        "/v1/reviews",
+        args.out.as_ref(),
+        "review",
+    )
 }
 
 /// `promote`.
@@ -188,9 +207,14 @@ pub fn run_promote(args: PromoteArgs) -> Result<(), CliError> {
     p.insert("entry".into(), args.entry.json()?);
     p.insert("fromChannel".into(), json!(args.from));
     p.insert("toChannel".into(), json!(args.to));
-    let envelope = sign_payload(&Value::Object(p), &args.key)?;
-    let published = deliver(&args.dest, "/v1/promotions", &envelope)?;
-    finish(&published, args.out.as_ref(), "promotion")
+    send(
+        p,
+        &args.key,
+        &args.dest,
+        "/v1/promotions",
+        args.out.as_ref(),
+        "promotion",
+    )
 }
 
 /// `status`.
@@ -201,9 +225,14 @@ pub fn run_status(args: StatusArgs) -> Result<(), CliError> {
     if let Some(r) = &args.reason {
         p.insert("reason".into(), json!(r));
     }
-    let envelope = sign_payload(&Value::Object(p), &args.key)?;
-    let published = deliver(&args.dest, "/v1/status-changes", &envelope)?;
-    finish(&published, args.out.as_ref(), "status change")
+    send(
+        p,
+        &args.key,
+        &args.dest,
+        "/v1/status-changes",
+        args.out.as_ref(),
+        "status change",
+    )
 }
 
 /// `revoke`.
@@ -214,9 +243,14 @@ pub fn run_revoke(args: RevokeArgs) -> Result<(), CliError> {
     if let Some(r) = &args.reason {
         p.insert("reason".into(), json!(r));
     }
-    let envelope = sign_payload(&Value::Object(p), &args.admin_key)?;
-    let published = deliver(&args.dest, "/v1/admin/revocations", &envelope)?;
-    finish(&published, args.out.as_ref(), "revocation")
+    send(
+        p,
+        &args.admin_key,
+        &args.dest,
+        "/v1/admin/revocations",
+        args.out.as_ref(),
+        "revocation",
+    )
 }
 
 /// `policy set|show`.
@@ -236,9 +270,14 @@ pub fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
                 })?;
             let mut p = base("PolicySet");
             p.insert("channels".into(), channels);
-            let envelope = sign_payload(&Value::Object(p), &args.admin_key)?;
-            let published = deliver(&args.dest, "/v1/admin/policy", &envelope)?;
-            finish(&published, args.out.as_ref(), "policy")
+            send(
+                p,
+                &args.admin_key,
+                &args.dest,
+                "/v1/admin/policy",
+                args.out.as_ref(),
+                "policy",
+            )
         }
         PolicyCommand::Show(args) => {
             let shown = fetch_policy(&args.server, args.data.as_deref())?;
