@@ -8,6 +8,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
+/// The directory holding `path`: its parent, or `.` for a bare file name (whose parent
+/// is the empty path, which cannot be opened).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
 /// Writes `data` to `path` (truncating) and fsyncs the file. The caller fsyncs the
 /// directory (several files usually share one).
 pub fn write_and_sync(path: &Path, data: &[u8]) -> io::Result<()> {
@@ -20,21 +29,14 @@ pub fn write_and_sync(path: &Path, data: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-/// fsyncs a directory so that entries created or renamed in it are durable. The empty
-/// path (the parent of a bare relative name such as `catalog-data`) is the current
-/// directory.
+/// fsyncs a directory so that entries created or renamed in it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
     File::open(dir)?.sync_all()
 }
 
 /// Creates `dir` and any missing parents, fsyncing each parent that gained an entry.
 pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
-    // The empty path is the parent of a bare relative name: the current directory.
+    // The empty path is the current directory (the parent of a bare relative name).
     if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
@@ -46,10 +48,7 @@ pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
     }
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    sync_dir(parent_dir(dir))
 }
 
 /// Atomically replaces `path` with `data`: temporary file, fsync, rename, fsync dir.
@@ -57,10 +56,7 @@ pub fn replace_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     write_and_sync(&tmp, data)?;
     fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    sync_dir(parent_dir(path))
 }
 
 /// Creates a new file with mode 0600 (owner read/write only) holding `data`, durably.
@@ -74,10 +70,7 @@ pub fn write_secret_file(path: &Path, data: &[u8]) -> io::Result<()> {
         .open(path)?;
     file.write_all(data)?;
     file.sync_all()?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    sync_dir(parent_dir(path))
 }
 
 /// Creates a new world-readable file (for public keys), durably; refuses to overwrite.
@@ -85,10 +78,7 @@ pub fn write_public_file(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
     file.write_all(data)?;
     file.sync_all()?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    sync_dir(parent_dir(path))
 }
 
 #[cfg(test)]
@@ -96,11 +86,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bare_relative_names_have_the_current_directory_as_parent() {
-        // `Path::new("catalog-data").parent()` is the empty path.
-        let parent = Path::new("catalog-data").parent().unwrap();
-        assert!(parent.as_os_str().is_empty());
-        create_dir_all_durable(parent).unwrap();
-        sync_dir(parent).unwrap();
+    fn a_bare_file_name_lives_in_the_current_directory() {
+        assert_eq!(parent_dir(Path::new("publisher.key")), Path::new("."));
+        assert_eq!(
+            parent_dir(Path::new("keys/publisher.key")),
+            Path::new("keys")
+        );
+        assert_eq!(parent_dir(Path::new("/publisher.key")), Path::new("/"));
+    }
+
+    #[test]
+    fn relative_directories_are_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        create_dir_all_durable(&nested).unwrap();
+        assert!(nested.is_dir());
+        create_dir_all_durable(Path::new("")).unwrap();
+    }
+
+    #[test]
+    fn secret_files_are_private_and_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        write_secret_file(&path, b"secret").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(write_secret_file(&path, b"other").is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"secret");
     }
 }
