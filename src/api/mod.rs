@@ -4,6 +4,8 @@
 //! signature checks) in parallel, then wait on the log's sequencer for the durable
 //! commit; reads go straight to the committed tiles.
 
+mod blobs;
+mod catalog;
 mod problem;
 mod read;
 mod submit;
@@ -11,10 +13,11 @@ mod submit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::log::Log;
+use crate::storage::blobs::BlobStore;
 pub use problem::{Problem, PROBLEM_JSON};
 
 /// Largest request body accepted (413 above).
@@ -25,14 +28,32 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub struct AppState {
     /// The log.
     pub log: Arc<Log>,
+    /// The evidence blob store, if this server keeps one.
+    pub blobs: Option<Arc<BlobStore>>,
 }
 
-/// The full router.
+/// The full router, without an evidence store (blob endpoints answer 404).
 pub fn router(log: Arc<Log>) -> Router {
-    let state = AppState { log };
+    router_with(log, None)
+}
+
+/// The full router; `blobs` enables the evidence store and content checks.
+pub fn router_with(log: Arc<Log>, blobs: Option<Arc<BlobStore>>) -> Router {
+    let state = AppState { log, blobs };
     Router::new()
         .route("/v1/publications", post(submit::publication))
         .route("/v1/admin/grants", post(submit::grant))
+        .route("/v1/admin/policy", post(submit::policy_set))
+        .route("/v1/admin/revocations", post(submit::revoke))
+        .route("/v1/reviews", post(submit::review))
+        .route("/v1/promotions", post(submit::promotion))
+        .route("/v1/status-changes", post(submit::status_change))
+        .route("/v1/blobs/{digest}", put(blobs::put).get(blobs::get))
+        .route("/v1/catalog/entries", get(catalog::entries))
+        .route("/v1/catalog/entries/{id}", get(catalog::entry))
+        .route("/v1/catalog/evidence-bundles/{id}", get(catalog::bundle))
+        .route("/v1/catalog/state", get(catalog::state))
+        .route("/v1/policy", get(catalog::policy))
         .route("/checkpoint", get(read::checkpoint))
         .route("/tile/{*path}", get(read::tile))
         .route("/v1/log", get(read::log_info))
@@ -51,7 +72,17 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(log).into_make_service_with_connect_info::<SocketAddr>();
+    serve_with(log, None, listener, shutdown).await
+}
+
+/// [`serve`] with an evidence blob store.
+pub async fn serve_with(
+    log: Arc<Log>,
+    blobs: Option<Arc<BlobStore>>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router_with(log, blobs).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

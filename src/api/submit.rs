@@ -1,4 +1,4 @@
-//! `POST /v1/publications` and `POST /v1/admin/grants`.
+//! Every signed submission: publications, grants, and the decision kinds.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::{AppState, Problem, MAX_BODY_BYTES};
-use crate::catalog::{Submission, SubmissionKind};
+use crate::catalog::{DecisionKind, SubmissionKind};
+use crate::log::intake::intake;
 use crate::receipt::RECEIPT_MEDIA_TYPE;
 
 /// Submits a publication request (a DSSE envelope signed by a granted publisher).
@@ -18,6 +19,39 @@ pub async fn publication(State(app): State<AppState>, headers: HeaderMap, body: 
 /// Submits a publisher grant (a DSSE envelope signed by an admin).
 pub async fn grant(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     respond(submit(&app, &headers, body, SubmissionKind::Grant).await)
+}
+
+/// Sets the channel policy (a DSSE envelope signed by an admin).
+pub async fn policy_set(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    decision(app, headers, body, DecisionKind::PolicySet).await
+}
+
+/// Revokes a key (admin).
+pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    decision(app, headers, body, DecisionKind::PublisherRevoke).await
+}
+
+/// Records a review (a granted reviewer).
+pub async fn review(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    decision(app, headers, body, DecisionKind::Review).await
+}
+
+/// Promotes an entry (a reviewer granted for the destination channel, or an admin).
+pub async fn promotion(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    decision(app, headers, body, DecisionKind::Promotion).await
+}
+
+/// Changes an entry's status (a reviewer, or an admin; `revoked` by an admin only).
+pub async fn status_change(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    decision(app, headers, body, DecisionKind::StatusChange).await
+}
+
+async fn decision(app: AppState, headers: HeaderMap, body: Body, kind: DecisionKind) -> Response {
+    respond(submit(&app, &headers, body, SubmissionKind::Decision(kind)).await)
 }
 
 fn respond(result: Result<Response, Problem>) -> Response {
@@ -34,16 +68,11 @@ async fn submit(
     expected: SubmissionKind,
 ) -> Result<Response, Problem> {
     let bytes = read_body(headers, body).await?;
-    let submission = Submission::parse(&bytes)?;
-    if submission.kind() != expected {
-        return Err(Problem::invalid(vec![format!(
-            "this endpoint takes {expected:?} submissions, the payload is a {:?}",
-            submission.kind()
-        )]));
-    }
-    let dedup_key = submission.dedup_key();
-    let verified = submission.verify(&app.log.keys())?;
-    let submitted = app.log.submit(verified, dedup_key).await?;
+    let blobs = app
+        .blobs
+        .as_deref()
+        .map(|b| b as &(dyn crate::catalog::BlobSource + Sync));
+    let submitted = intake(&app.log, blobs, &bytes, Some(expected)).await?;
     // The newest checkpoint includes the entry too (submitted.tree_size <= head) and is
     // already signed; asking for exactly submitted.tree_size could mean re-signing.
     let receipt = app.log.receipt(submitted.index, None)?;
@@ -67,15 +96,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes,
             "request bodies are limited to {MAX_BODY_BYTES} bytes"
         ))
     };
-    if let Some(length) = headers.get(header::CONTENT_LENGTH) {
-        let declared = length
-            .to_str()
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| Problem::bad_request("Content-Length is not a number"))?;
-        if declared > MAX_BODY_BYTES as u64 {
-            return Err(too_large());
-        }
+    if super::problem::declared_length(headers)?.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
     }
     match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),

@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// Longest wait, in milliseconds, for more entries before committing a batch.
     #[arg(long, default_value_t = 1)]
     batch_delay_ms: u64,
+    /// Largest evidence blob accepted by PUT /v1/blobs, in bytes.
+    #[arg(long, default_value_t = crate::storage::blobs::DEFAULT_MAX_BLOB_BYTES)]
+    max_blob_bytes: u64,
 }
 
 /// Opens the log, serves until SIGTERM/SIGINT, then finishes the batch in flight.
@@ -51,6 +54,10 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let (log, report) =
         Log::open(options).context(|| format!("opening the log in {}", args.data.display()))?;
     let log = Arc::new(log);
+    let blobs =
+        crate::storage::blobs::BlobStore::open(&args.data.join("blobs"), args.max_blob_bytes)
+            .context(|| format!("opening {}/blobs", args.data.display()))?;
+    let blobs = Some(Arc::new(blobs));
 
     let rt = runtime()?;
     rt.block_on(async {
@@ -79,7 +86,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         println!("log verifier key: {}", log.verifier().to_vkey());
         println!("tree size: {}", log.head().checkpoint.size);
         println!("listening on http://{local}");
-        crate::api::serve(log.clone(), listener, shutdown_signal())
+        crate::api::serve_with(log.clone(), blobs, listener, shutdown_signal())
             .await
             .context(|| "serving HTTP".into())
     })?;
