@@ -68,7 +68,11 @@ fn catalog_leaves(count: usize) -> (Vec<Vec<u8>>, Signer) {
             "subject":{"name":"quay.io/bench/image","digest":{"sha256": digest}},
             "targetCatalogRef":"sourceos://catalog/images/bench","channel":"dev",
             "requesterRef":"socios://pipeline/bench",
-            "evidence":[{"type":"sbom","mediaType":"application/spdx+json","digest":{"sha256": digest},"uri":"file:///sbom.json","size":1024}],
+            "evidence":[
+                {"type":"build-receipt","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///build.json","size":1024},
+                {"type":"sbom","mediaType":"application/spdx+json","digest":{"sha256": digest},"uri":"file:///sbom.json","size":1024},
+                {"type":"vulnerability-scan","mediaType":"application/vnd.anchore.grype+json","digest":{"sha256": digest},"uri":"file:///scan.json","size":1024},
+                {"type":"provenance","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///prov.json","size":1024}],
             "agentplaneRefs":{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}});
         submit(
             serde_jcs::to_vec(&request).unwrap(),

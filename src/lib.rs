@@ -13,6 +13,7 @@
 //! - [`catalog`]: requests, admission, leaves and the catalog projection (pure).
 //! - [`storage`]: the tile store and the lookup index.
 //! - [`keyfile`]: key files on disk.
+//! - [`pipeline`]: socios reports trees → publication requests.
 //! - [`log`]: sequencing, integration, signing, recovery and the read side.
 //! - [`api`]: the HTTP API.
 //! - [`client`]: talking to a server, and the monitor.
@@ -30,6 +31,7 @@ pub mod keyfile;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod pipeline;
 pub mod receipt;
 pub mod storage;
 pub mod tiles;

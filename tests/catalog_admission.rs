@@ -202,17 +202,28 @@ fn publication_outside_granted_prefixes_is_forbidden() {
 #[test]
 fn publication_on_ungranted_channel_is_forbidden() {
     let mut w = World::new();
-    let payload = with(fixture_value(), "/channel", json!("stable"));
+    // A custom channel "qa", published to directly, defined by an admin's PolicySet.
+    let policy = json!({
+        "apiVersion": "catalog.srcos.ai/v1", "kind": "PolicySet",
+        "channels": {"dev": {"requiredEvidence": []}, "qa": {"requiredEvidence": ["sbom"]}},
+    });
+    w.submit(
+        &body(&serde_json::to_vec(&policy).unwrap(), &w.admin),
+        T0 + 1,
+    )
+    .unwrap();
+    let payload = with(fixture_value(), "/channel", json!("qa"));
     let m = forbidden(w.admit(&body(&payload, &w.publisher), T0));
-    assert!(m.contains("channel \"stable\""), "{m}");
+    assert!(m.contains("channel \"qa\""), "{m}");
     // A wildcard grant opens every channel, and the leaf records that grant.
     let grant = grant_payload(&w.publisher, &["sourceos://catalog/images"], &["*"]);
-    w.submit(&body(&grant, &w.admin), T0 + 1).unwrap();
-    w.submit(&body(&payload, &w.publisher), T0 + 2).unwrap();
+    w.submit(&body(&grant, &w.admin), T0 + 2).unwrap();
+    w.submit(&body(&payload, &w.publisher), T0 + 3).unwrap();
     let pubs = w
         .catalog
         .publications("sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef");
-    assert_eq!(pubs[0].grant_index, 2);
+    assert_eq!(pubs[0].grant_index, 3);
+    assert_eq!(pubs[0].policy_index, 2);
 }
 
 #[test]
@@ -450,11 +461,11 @@ fn wrong_payload_type_is_invalid() {
 fn unknown_kind_is_invalid() {
     let p = signer("p", 3);
     let l = invalid(Submission::parse(&body(
-        br#"{"apiVersion":"catalog.srcos.ai/v1","kind":"Review"}"#,
+        br#"{"apiVersion":"catalog.srcos.ai/v1","kind":"Rumour"}"#,
         &p,
     )));
     assert_eq!(l.len(), 1);
-    assert!(l[0].starts_with("/kind: unknown kind \"Review\""), "{l:?}");
+    assert!(l[0].starts_with("/kind: unknown kind \"Rumour\""), "{l:?}");
 }
 
 #[test]
@@ -488,7 +499,7 @@ fn leaves_are_canonical_json() {
         assert!(leaf.len() <= MAX_LEAF_BYTES);
     }
     assert!(w.leaves[0].starts_with(br#"{"adminKeys":["admin+"#));
-    assert!(w.leaves[2].starts_with(br#"{"admission":{"acceptedAt":"2026-01-01T00:00:02.000Z","grantIndex":1,"requestDigest":{"sha256":""#));
+    assert!(w.leaves[2].starts_with(br#"{"admission":{"acceptedAt":"2026-01-01T00:00:02.000Z","grantIndex":1,"policyIndex":0,"requestDigest":{"sha256":""#));
     let s = String::from_utf8(w.leaves[2].clone()).unwrap();
     assert!(s.ends_with(r#""kind":"Publication"}"#), "{s}");
 }
@@ -643,7 +654,7 @@ fn grant_payload_is_validated() {
     let p = signer("p", 3);
     let v = json!({
         "apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherGrant",
-        "publisherKey": "not-a-key", "role": "reviewer",
+        "publisherKey": "not-a-key", "role": "owner",
         "targetPrefixes": [], "channels": ["dev", "dev", "Bad"],
     });
     let l = invalid(Submission::parse(&body(
@@ -685,16 +696,19 @@ fn oversized_entries_are_refused() {
     ));
     // One that fits as base64 but not once wrapped in the leaf is refused by admit:
     // aim the payload at 49100 bytes (65468 base64 characters).
-    let uri = |n: usize| {
+    // Cycle through the types the dev policy requires, so only the size can refuse it.
+    let types = ["build-receipt", "sbom", "vulnerability-scan", "provenance"];
+    let uri = |i: usize, n: usize| {
         let mut x = item.clone();
+        x["type"] = json!(types[i % 4]);
         x["uri"] = json!("u".repeat(n));
         x
     };
     let mut last = 1000usize;
     let mut payload = Vec::new();
     for _ in 0..3 {
-        let mut items: Vec<Value> = (0..21).map(|_| uri(2048)).collect();
-        items.push(uri(last));
+        let mut items: Vec<Value> = (0..21).map(|i| uri(i, 2048)).collect();
+        items.push(uri(21, last));
         let mut v = fixture_value();
         v["evidence"] = json!(items);
         payload = serde_json::to_vec(&v).unwrap();

@@ -1,24 +1,18 @@
-//! Reading request bodies with a hard size limit (every endpoint that takes a body).
+//! Reading request bodies with a hard size limit (every endpoint that buffers a body).
 
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use super::problem::declared_length;
 use super::Problem;
 
 /// Reads at most `max` bytes; a declared or actual larger body is a 413, so a hostile
 /// client can never make the server buffer more than `max`.
 pub async fn read_limited(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, Problem> {
     let too_large = || Problem::too_large(format!("request bodies are limited to {max} bytes"));
-    if let Some(length) = headers.get(header::CONTENT_LENGTH) {
-        let declared = length
-            .to_str()
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| Problem::bad_request("Content-Length is not a number"))?;
-        if declared > max as u64 {
-            return Err(too_large());
-        }
+    if declared_length(headers)?.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
     }
     match Limited::new(body, max).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),

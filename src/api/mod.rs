@@ -4,7 +4,9 @@
 //! signature checks) in parallel, then wait on the log's sequencer for the durable
 //! commit; reads go straight to the committed tiles.
 
+mod blobs;
 mod body;
+mod catalog;
 mod problem;
 mod read;
 mod submit;
@@ -13,11 +15,12 @@ mod witnessed;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::log::witnessing::Witnessing;
 use crate::log::Log;
+use crate::storage::blobs::BlobStore;
 pub use body::read_limited;
 pub use problem::{Problem, PROBLEM_JSON};
 
@@ -29,24 +32,43 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub struct AppState {
     /// The log.
     pub log: Arc<Log>,
+    /// The evidence blob store, if this server keeps one.
+    pub blobs: Option<Arc<BlobStore>>,
     /// Witness cosigning, when the log has witnesses: `/checkpoint` and receipts then
     /// carry cosigned checkpoints.
     pub witnessing: Option<Arc<Witnessing>>,
 }
 
-/// The full router for a log without witnesses.
+/// The full router, without an evidence store (blob endpoints answer 404).
 pub fn router(log: Arc<Log>) -> Router {
+    router_with(log, None)
+}
+
+/// The full router; `blobs` enables the evidence store and content checks.
+pub fn router_with(log: Arc<Log>, blobs: Option<Arc<BlobStore>>) -> Router {
     app_router(AppState {
         log,
+        blobs,
         witnessing: None,
     })
 }
 
-/// The full router.
+/// The full router for a complete [`AppState`] (blobs and witnessing).
 pub fn app_router(state: AppState) -> Router {
     Router::new()
         .route("/v1/publications", post(submit::publication))
         .route("/v1/admin/grants", post(submit::grant))
+        .route("/v1/admin/policy", post(submit::policy_set))
+        .route("/v1/admin/revocations", post(submit::revoke))
+        .route("/v1/reviews", post(submit::review))
+        .route("/v1/promotions", post(submit::promotion))
+        .route("/v1/status-changes", post(submit::status_change))
+        .route("/v1/blobs/{digest}", put(blobs::put).get(blobs::get))
+        .route("/v1/catalog/entries", get(catalog::entries))
+        .route("/v1/catalog/entries/{id}", get(catalog::entry))
+        .route("/v1/catalog/evidence-bundles/{id}", get(catalog::bundle))
+        .route("/v1/catalog/state", get(catalog::state))
+        .route("/v1/policy", get(catalog::policy))
         .route("/checkpoint", get(read::checkpoint))
         .route("/tile/{*path}", get(read::tile))
         .route("/v1/log", get(read::log_info))
@@ -65,14 +87,25 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(log, None, listener, shutdown).await
+}
+
+/// [`serve`] with an evidence blob store.
+pub async fn serve_with(
+    log: Arc<Log>,
+    blobs: Option<Arc<BlobStore>>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let state = AppState {
         log,
+        blobs,
         witnessing: None,
     };
     serve_app(state, listener, shutdown).await
 }
 
-/// [`serve`], with witnessing.
+/// [`serve`] for a complete [`AppState`] (blobs and witnessing).
 pub async fn serve_app(
     state: AppState,
     listener: tokio::net::TcpListener,

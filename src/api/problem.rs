@@ -92,6 +92,20 @@ impl Problem {
     }
 }
 
+/// The declared `Content-Length`, if any; a value that is not a number is a 400.
+pub(crate) fn declared_length(headers: &axum::http::HeaderMap) -> Result<Option<u64>, Problem> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .map(|length| {
+            length
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| Problem::bad_request("Content-Length is not a number"))
+        })
+        .transpose()
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -10,11 +10,13 @@ use std::sync::Arc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::decisions::{DecisionKind, DecisionPayload};
 use super::dsse::{decode_base64, Envelope, EnvelopeSignature, MAX_SIGNATURES, PAYLOAD_TYPE};
 use super::error::Refusal;
+use super::evidence::EvidenceReport;
 use super::leaf::{
-    GrantAdmission, GrantLeaf, Leaf, PublicationAdmission, PublicationKind, PublicationLeaf,
-    MAX_LEAF_BYTES,
+    DecisionAdmission, DecisionLeaf, GrantAdmission, GrantLeaf, Leaf, PublicationAdmission,
+    PublicationKind, PublicationLeaf, MAX_LEAF_BYTES,
 };
 use super::request::{
     check_token, check_vkey, object, parse_request_payload, string, type_name, ApiVersion,
@@ -77,6 +79,8 @@ pub enum SubmissionKind {
     Publication,
     /// A `PublisherGrant`.
     Grant,
+    /// A decision (`PolicySet`, `PublisherRevoke`, `Review`, `Promotion`, `StatusChange`).
+    Decision(DecisionKind),
 }
 
 #[derive(Debug)]
@@ -297,9 +301,10 @@ impl Submission {
 
     /// Publication or Grant.
     pub fn kind(&self) -> SubmissionKind {
-        match self.inner.payload {
+        match &self.inner.payload {
             RequestPayload::Publication(_) => SubmissionKind::Publication,
             RequestPayload::Grant(_) => SubmissionKind::Grant,
+            RequestPayload::Decision(d) => SubmissionKind::Decision(d.kind()),
         }
     }
 
@@ -322,7 +327,7 @@ impl Submission {
     pub fn publication(&self) -> Option<&CatalogPublicationRequest> {
         match &self.inner.payload {
             RequestPayload::Publication(r) => Some(r),
-            RequestPayload::Grant(_) => None,
+            _ => None,
         }
     }
 
@@ -330,7 +335,15 @@ impl Submission {
     pub fn grant(&self) -> Option<&PublisherGrantRequest> {
         match &self.inner.payload {
             RequestPayload::Grant(g) => Some(g),
-            RequestPayload::Publication(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The decision payload, if this is one.
+    pub fn decision(&self) -> Option<&DecisionPayload> {
+        match &self.inner.payload {
+            RequestPayload::Decision(d) => Some(d),
+            _ => None,
         }
     }
 
@@ -356,6 +369,7 @@ impl Submission {
                 submission: self.clone(),
                 signer,
                 signers,
+                evidence: None,
             }),
             None if !bad.is_empty() => Err(Refusal::Forbidden(format!(
                 "the signature by {} does not verify over the DSSE PAE of this envelope",
@@ -379,9 +393,22 @@ pub struct Verified {
     submission: Submission,
     signer: Verifier,
     signers: Vec<Verifier>,
+    evidence: Option<Arc<EvidenceReport>>,
 }
 
 impl Verified {
+    /// Attaches the stateless analysis of the request's evidence blobs, which admission
+    /// checks against the channel policy and records in the leaf.
+    pub fn with_evidence(mut self, report: EvidenceReport) -> Verified {
+        self.evidence = Some(Arc::new(report));
+        self
+    }
+
+    /// The attached evidence analysis, if any (none means no blob was held).
+    pub fn evidence(&self) -> Option<&EvidenceReport> {
+        self.evidence.as_deref()
+    }
+
     /// The verified submission.
     pub fn submission(&self) -> &Submission {
         &self.submission
@@ -402,8 +429,11 @@ impl Verified {
 pub(super) enum Authorized {
     /// An admin grants `publisher`.
     Grant { publisher: Box<Verifier> },
-    /// A publisher publishes under the grant at leaf `grant_index`.
-    Publication { grant_index: u64 },
+    /// A publisher publishes under the grant at leaf `grant_index`, admitted by the
+    /// policy set at leaf `policy_index`.
+    Publication { grant_index: u64, policy_index: u64 },
+    /// A decision passed its gate.
+    Decision(super::gates::DecisionAuth),
 }
 
 impl Catalog {
@@ -414,6 +444,7 @@ impl Catalog {
         &self,
         payload: &RequestPayload,
         signer: &Verifier,
+        report: &EvidenceReport,
     ) -> Result<Authorized, Refusal> {
         let Some(auth) = &self.authority else {
             return Err(Refusal::Forbidden(
@@ -422,6 +453,9 @@ impl Catalog {
         };
         let signer_id = signer.short_id();
         match payload {
+            RequestPayload::Decision(d) => {
+                self.authorize_decision(d, signer).map(Authorized::Decision)
+            }
             RequestPayload::Grant(g) => {
                 if !auth.admins.contains(signer) {
                     return Err(Refusal::Forbidden(format!(
@@ -431,6 +465,7 @@ impl Catalog {
                 let publisher = check_vkey(&g.publisher_key)
                     .map_err(|m| Refusal::Invalid(vec![format!("/publisherKey: {m}")]))?;
                 let id = publisher.short_id();
+                self.check_not_revoked(&publisher)?;
                 if publisher.public_key() == auth.log_key.public_key()
                     || id == auth.log_key.short_id()
                 {
@@ -450,6 +485,7 @@ impl Catalog {
                 })
             }
             RequestPayload::Publication(r) => {
+                self.check_not_revoked(signer)?;
                 let principal = self
                     .principals
                     .get(&signer_id)
@@ -466,8 +502,10 @@ impl Catalog {
                         .filter(|g| g.role == Role::Publisher)
                 };
                 if let Some(g) = publisher_grants().find(|g| g.covers(target, channel)) {
+                    let policy_index = self.check_publication_policy(r, report)?;
                     return Ok(Authorized::Publication {
                         grant_index: g.leaf_index,
+                        policy_index,
                     });
                 }
                 if publisher_grants().any(|g| g.covers_target(target)) {
@@ -519,7 +557,8 @@ impl Catalog {
             let Some(key) = self.keys.get(&sig.keyid) else {
                 continue;
             };
-            let authorized = match self.authorize(sub.payload(), key) {
+            let report = verified.evidence.as_deref().cloned().unwrap_or_default();
+            let authorized = match self.authorize(sub.payload(), key, &report) {
                 Ok(a) => a,
                 Err(e) => {
                     first_err.get_or_insert(e);
@@ -537,7 +576,7 @@ impl Catalog {
                 });
                 continue;
             }
-            let leaf = build_leaf(sub, accepted_at, key, authorized);
+            let leaf = build_leaf(sub, accepted_at, key, authorized, report);
             let bytes = leaf
                 .to_bytes()
                 .map_err(|e| Refusal::Malformed(format!("cannot encode the entry: {e}")))?;
@@ -555,7 +594,13 @@ impl Catalog {
     }
 }
 
-fn build_leaf(sub: &Submission, accepted_at: String, signer: &Verifier, a: Authorized) -> Leaf {
+fn build_leaf(
+    sub: &Submission,
+    accepted_at: String,
+    signer: &Verifier,
+    a: Authorized,
+    report: EvidenceReport,
+) -> Leaf {
     let request_digest = DigestSet::from_sha256(&sub.dedup_key());
     let signer = signer.short_id();
     let envelope = sub.envelope().clone();
@@ -570,7 +615,10 @@ fn build_leaf(sub: &Submission, accepted_at: String, signer: &Verifier, a: Autho
                 request_digest,
             },
         }),
-        Authorized::Publication { grant_index } => Leaf::Publication(PublicationLeaf {
+        Authorized::Publication {
+            grant_index,
+            policy_index,
+        } => Leaf::Publication(PublicationLeaf {
             api_version: ApiVersion::V1,
             kind: PublicationKind::Publication,
             envelope,
@@ -579,6 +627,25 @@ fn build_leaf(sub: &Submission, accepted_at: String, signer: &Verifier, a: Autho
                 signer,
                 grant_index,
                 request_digest,
+                policy_index: Some(policy_index),
+                evidence: (!report.is_empty()).then_some(report),
+            },
+        }),
+        Authorized::Decision(d) => Leaf::Decision(DecisionLeaf {
+            api_version: ApiVersion::V1,
+            kind: match sub.payload() {
+                RequestPayload::Decision(p) => p.kind(),
+                // authorize() yields Decision only for decision payloads.
+                _ => DecisionKind::Review,
+            },
+            envelope,
+            admission: DecisionAdmission {
+                accepted_at,
+                signer,
+                request_digest,
+                grant_index: d.grant_index,
+                publication_index: d.publication_index,
+                policy_index: d.policy_index,
             },
         }),
     }
@@ -595,6 +662,7 @@ pub fn audit_leaf(state: &Catalog, index: u64, leaf: &[u8]) -> Result<(), Refusa
         )]));
     }
     let parsed = Leaf::parse(leaf).map_err(|e| Refusal::Malformed(format!("leaf {index}: {e}")))?;
+    let mut recorded_report = None;
     let (envelope, accepted_at, kind) = match parsed {
         Leaf::Genesis(g) => {
             if index != 0 {
@@ -622,10 +690,21 @@ pub fn audit_leaf(state: &Catalog, index: u64, leaf: &[u8]) -> Result<(), Refusa
             };
         }
         Leaf::Grant(g) => (g.envelope, g.admission.accepted_at, SubmissionKind::Grant),
-        Leaf::Publication(p) => (
-            p.envelope,
-            p.admission.accepted_at,
-            SubmissionKind::Publication,
+        Leaf::Publication(p) => {
+            // The auditor has the leaf, not necessarily the blobs: it re-checks the
+            // policy decision against the recorded analysis (re-analyzing the blobs, where
+            // it holds them, is `evidence::analyze`).
+            recorded_report = p.admission.evidence;
+            (
+                p.envelope,
+                p.admission.accepted_at,
+                SubmissionKind::Publication,
+            )
+        }
+        Leaf::Decision(d) => (
+            d.envelope,
+            d.admission.accepted_at,
+            SubmissionKind::Decision(d.kind),
         ),
     };
     let sub = Submission::from_envelope(envelope)?;
@@ -640,7 +719,10 @@ pub fn audit_leaf(state: &Catalog, index: u64, leaf: &[u8]) -> Result<(), Refusa
             "leaf {index}: acceptedAt {accepted_at:?} is not RFC 3339"
         )])
     })?;
-    let verified = sub.verify(&state.keys())?;
+    let mut verified = sub.verify(&state.keys())?;
+    if let Some(report) = recorded_report {
+        verified = verified.with_evidence(report);
+    }
     let expected = state.admit(&verified, ms)?;
     if expected == leaf {
         Ok(())

@@ -13,9 +13,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::canonical::to_canonical_vec;
+use super::decisions::DecisionKind;
 use super::dsse::Envelope;
 use super::error::CatalogError;
+use super::evidence::EvidenceReport;
 use super::request::{ApiVersion, DigestSet, PublisherGrantKind};
+
+pub use super::decision_leaf::{DecisionAdmission, DecisionLeaf};
 
 /// tlog-tiles entries are at most 65535 bytes; no leaf may be larger.
 pub const MAX_LEAF_BYTES: usize = 65535;
@@ -78,7 +82,7 @@ pub struct GrantLeaf {
     pub admission: GrantAdmission,
 }
 
-/// The authority's record of admitting a publication. Issue 3 adds optional policy members.
+/// The authority's record of admitting a publication.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PublicationAdmission {
@@ -90,6 +94,14 @@ pub struct PublicationAdmission {
     pub grant_index: u64,
     /// SHA-256 of the envelope payload bytes (= the dedup key).
     pub request_digest: DigestSet,
+    /// Leaf index of the `PolicySet` in force (0: the genesis defaults). Absent only in
+    /// leaves written before policies existed; they are checked against the policy in
+    /// force at their position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_index: Option<u64>,
+    /// What analysis of the uploaded evidence blobs found; absent when no blob was held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<EvidenceReport>,
 }
 
 /// An accepted publication.
@@ -115,6 +127,8 @@ pub enum Leaf {
     Grant(GrantLeaf),
     /// `Publication`.
     Publication(PublicationLeaf),
+    /// `PolicySet`, `PublisherRevoke`, `Review`, `Promotion` or `StatusChange`.
+    Decision(DecisionLeaf),
 }
 
 impl Leaf {
@@ -124,6 +138,7 @@ impl Leaf {
             Leaf::Genesis(_) => "AuthorityGenesis",
             Leaf::Grant(_) => "PublisherGrant",
             Leaf::Publication(_) => "Publication",
+            Leaf::Decision(d) => d.kind.as_str(),
         }
     }
 
@@ -133,6 +148,7 @@ impl Leaf {
             Leaf::Genesis(l) => to_canonical_vec(l),
             Leaf::Grant(l) => to_canonical_vec(l),
             Leaf::Publication(l) => to_canonical_vec(l),
+            Leaf::Decision(l) => to_canonical_vec(l),
         }
     }
 
@@ -154,6 +170,7 @@ impl Leaf {
             "AuthorityGenesis" => Leaf::Genesis(from_value(v)?),
             "PublisherGrant" => Leaf::Grant(from_value(v)?),
             "Publication" => Leaf::Publication(from_value(v)?),
+            k if DecisionKind::from_name(k).is_some() => Leaf::Decision(from_value(v)?),
             other => {
                 let shown: String = other.chars().take(64).collect();
                 return Err(format!("unknown leaf kind {shown:?}"));
@@ -178,6 +195,7 @@ pub fn leaf_dedup_key(bytes: &[u8]) -> Option<[u8; 32]> {
         Leaf::Genesis(_) => return None,
         Leaf::Grant(l) => l.admission.request_digest,
         Leaf::Publication(l) => l.admission.request_digest,
+        Leaf::Decision(l) => l.admission.request_digest,
     };
     hex::decode(&digest.sha256).ok()?.try_into().ok()
 }

@@ -166,17 +166,19 @@ impl CatalogPublicationRequest {
     }
 }
 
-/// The role a grant confers. Issue 3 adds `reviewer`.
+/// The role a grant confers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// May submit publication requests.
     Publisher,
+    /// May review, promote and change the status of entries (never approve its own).
+    Reviewer,
 }
 
 impl Role {
     /// Every role, in wire form.
-    pub const ALL: &'static [&'static str] = &["publisher"];
+    pub const ALL: &'static [&'static str] = &["publisher", "reviewer"];
 }
 
 /// The payload an admin signs to authorize a publisher key.
@@ -271,6 +273,8 @@ pub enum RequestPayload {
     Publication(CatalogPublicationRequest),
     /// A `PublisherGrant`.
     Grant(PublisherGrantRequest),
+    /// A decision: `PolicySet`, `PublisherRevoke`, `Review`, `Promotion`, `StatusChange`.
+    Decision(super::decisions::DecisionPayload),
 }
 
 /// Parses a DSSE payload whose `kind` decides the type.
@@ -292,6 +296,16 @@ pub fn parse_request_payload(json: &[u8]) -> Result<RequestPayload, Refusal> {
             p.into_result()?;
             strict(json).map(RequestPayload::Grant)
         }
+        Some(k) if super::decisions::DecisionKind::from_name(k).is_some() => {
+            check_api_version(&mut p, obj);
+            p.into_result()?;
+            match super::decisions::DecisionKind::from_name(k) {
+                Some(kind) => {
+                    super::decisions::parse_decision(kind, json).map(RequestPayload::Decision)
+                }
+                None => Err(Refusal::Invalid(vec!["/kind: unknown".into()])),
+            }
+        }
         other => {
             check_api_version(&mut p, obj);
             match (obj.get("kind"), other) {
@@ -300,7 +314,7 @@ pub fn parse_request_payload(json: &[u8]) -> Result<RequestPayload, Refusal> {
                 (Some(_), Some(k)) => p.push(
                     "/kind",
                     format!(
-                        "unknown kind {:?}; expected \"CatalogPublicationRequest\" or \"PublisherGrant\"",
+                        "unknown kind {:?}; expected CatalogPublicationRequest, PublisherGrant, PolicySet, PublisherRevoke, Review, Promotion or StatusChange",
                         shorten(k)
                     ),
                 ),

@@ -12,9 +12,13 @@ use sha2::{Digest, Sha256};
 
 use super::admission::{Authorized, KeyDirectory, Submission, SubmissionKind};
 use super::canonical::to_canonical_vec;
+use super::decisions::DecisionKind;
 use super::dsse::Envelope;
+use super::entry::{entry_local_id, EntryRecord};
 use super::error::CatalogError;
+use super::evidence::EvidenceReport;
 use super::leaf::{GenesisKind, GenesisLeaf, Leaf, MAX_LEAF_BYTES};
+use super::policy::Policy;
 use super::request::{
     check_token, check_vkey, AgentplaneRefs, ApiVersion, DigestSet, EvidenceItem, RequestPayload,
     Role, API_VERSION,
@@ -46,6 +50,33 @@ pub enum Effect {
         /// The channel.
         channel: String,
     },
+    /// A decision was recorded (policy, revocation, review, promotion, status change).
+    Decided {
+        /// Its kind.
+        kind: DecisionKind,
+        /// The entry it is about (local id), for entry decisions.
+        entry: Option<String>,
+    },
+}
+
+/// A `PolicySet` in force from its leaf on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRecord {
+    /// Index of the `PolicySet` leaf.
+    pub leaf_index: u64,
+    /// The policy.
+    pub policy: Policy,
+}
+
+/// A revoked key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevocationRecord {
+    /// Index of the `PublisherRevoke` leaf.
+    pub leaf_index: u64,
+    /// The admin that revoked it.
+    pub revoked_by: String,
 }
 
 /// One grant in force for a key.
@@ -115,6 +146,11 @@ pub struct PublicationRecord {
     pub accepted_at: String,
     /// SHA-256 of the request payload, hex.
     pub request_digest: String,
+    /// The `PolicySet` leaf whose policy admitted it (0: the genesis defaults).
+    pub policy_index: u64,
+    /// What analysis of its uploaded evidence found (absent: no blob was held).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence_report: Option<EvidenceReport>,
 }
 
 #[derive(Clone, Debug)]
@@ -140,6 +176,13 @@ pub struct Catalog {
     pub(super) keys: KeyDirectory,
     pub(super) principals: BTreeMap<String, Principal>,
     pub(super) subjects: BTreeMap<String, Vec<PublicationRecord>>,
+    pub(super) policies: Vec<PolicyRecord>,
+    pub(super) revoked: BTreeMap<String, RevocationRecord>,
+    /// Entries by publication leaf index (the order queries page in).
+    pub(super) entries: BTreeMap<u64, EntryRecord>,
+    /// Derived lookups, rebuilt by `apply`; not part of the canonical state.
+    pub(super) entry_ids: BTreeMap<String, u64>,
+    pub(super) names: BTreeMap<String, Vec<u64>>,
 }
 
 /// Checks genesis parameters; shared by `genesis_leaf` and `apply`.
@@ -272,6 +315,15 @@ impl Catalog {
 
     /// The whole state as canonical JSON (RFC 8785): the input of [`Catalog::state_digest`].
     pub fn state_json(&self) -> Result<Vec<u8>, CatalogError> {
+        self.state_json_at(self.applied)
+    }
+
+    /// The state as it was after the first `at` leaves (`at` at most `applied_size()`), as
+    /// canonical JSON. Every part of the state is an append-only list of records tagged
+    /// with their leaf index, so this equals `state_json()` of a catalog that applied only
+    /// those leaves: the live server can answer for its committed size while a batch is
+    /// being admitted, and replay can compare at one exact size.
+    pub fn state_json_at(&self, at: u64) -> Result<Vec<u8>, CatalogError> {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct AuthorityView<'a> {
@@ -283,7 +335,7 @@ impl Catalog {
         #[derive(Serialize)]
         struct PrincipalView<'a> {
             key: String,
-            grants: &'a [GrantRecord],
+            grants: Vec<&'a GrantRecord>,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
@@ -292,38 +344,86 @@ impl Catalog {
             applied_size: u64,
             authority: Option<AuthorityView<'a>>,
             principals: BTreeMap<&'a str, PrincipalView<'a>>,
-            subjects: &'a BTreeMap<String, Vec<PublicationRecord>>,
+            subjects: BTreeMap<&'a str, Vec<&'a PublicationRecord>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            policies: Vec<&'a PolicyRecord>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            revoked: BTreeMap<&'a str, &'a RevocationRecord>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            entries: Vec<EntryRecord>,
         }
+        let at = at.min(self.applied);
         let view = StateView {
             api_version: API_VERSION,
-            applied_size: self.applied,
-            authority: self.authority.as_ref().map(|a| AuthorityView {
-                origin: &a.origin,
-                log_key: a.log_key.to_vkey(),
-                admin_keys: a.admins.iter().map(Verifier::to_vkey).collect(),
-                created_at: &a.created_at,
-            }),
+            applied_size: at,
+            authority: self
+                .authority
+                .as_ref()
+                .filter(|_| at > 0)
+                .map(|a| AuthorityView {
+                    origin: &a.origin,
+                    log_key: a.log_key.to_vkey(),
+                    admin_keys: a.admins.iter().map(Verifier::to_vkey).collect(),
+                    created_at: &a.created_at,
+                }),
             principals: self
                 .principals
                 .iter()
-                .map(|(id, p)| {
-                    (
-                        id.as_str(),
-                        PrincipalView {
-                            key: p.verifier.to_vkey(),
-                            grants: &p.grants,
-                        },
-                    )
+                .filter_map(|(id, p)| {
+                    let grants: Vec<&GrantRecord> =
+                        p.grants.iter().filter(|g| g.leaf_index < at).collect();
+                    (!grants.is_empty()).then(|| {
+                        (
+                            id.as_str(),
+                            PrincipalView {
+                                key: p.verifier.to_vkey(),
+                                grants,
+                            },
+                        )
+                    })
                 })
                 .collect(),
-            subjects: &self.subjects,
+            subjects: self
+                .subjects
+                .iter()
+                .filter_map(|(d, list)| {
+                    let list: Vec<&PublicationRecord> =
+                        list.iter().filter(|r| r.leaf_index < at).collect();
+                    (!list.is_empty()).then_some((d.as_str(), list))
+                })
+                .collect(),
+            policies: self.policies.iter().filter(|p| p.leaf_index < at).collect(),
+            revoked: self
+                .revoked
+                .iter()
+                .filter(|(_, r)| r.leaf_index < at)
+                .map(|(k, r)| (k.as_str(), r))
+                .collect(),
+            entries: self
+                .entries
+                .range(..at)
+                .map(|(_, e)| EntryRecord {
+                    decisions: e
+                        .decisions
+                        .iter()
+                        .take_while(|d| d.leaf_index < at)
+                        .cloned()
+                        .collect(),
+                    ..e.clone()
+                })
+                .collect(),
         };
         to_canonical_vec(&view)
     }
 
     /// SHA-256 of [`Catalog::state_json`]: equal digests mean equal states (replay determinism).
     pub fn state_digest(&self) -> [u8; 32] {
-        let json = match self.state_json() {
+        self.state_digest_at(self.applied)
+    }
+
+    /// SHA-256 of [`Catalog::state_json_at`].
+    pub fn state_digest_at(&self, at: u64) -> [u8; 32] {
+        let json = match self.state_json_at(at) {
             Ok(j) => j,
             // Unreachable for these types (string keys, integers, strings); hash the error
             // rather than panic.
@@ -383,7 +483,7 @@ impl Catalog {
                     )
                     .map_err(inv)?;
                 let (Authorized::Grant { publisher }, RequestPayload::Grant(req)) = (
-                    self.authorize(sub.payload(), &signer)
+                    self.authorize(sub.payload(), &signer, &EvidenceReport::default())
                         .map_err(|r| inv(r.to_string()))?,
                     sub.payload(),
                 ) else {
@@ -419,11 +519,19 @@ impl Catalog {
                         SubmissionKind::Publication,
                     )
                     .map_err(inv)?;
-                let (Authorized::Publication { grant_index }, RequestPayload::Publication(req)) = (
-                    self.authorize(sub.payload(), &signer)
+                let report = p.admission.evidence.clone().unwrap_or_default();
+                let (
+                    Authorized::Publication {
+                        grant_index,
+                        policy_index,
+                    },
+                    RequestPayload::Publication(req),
+                ) = (
+                    self.authorize(sub.payload(), &signer, &report)
                         .map_err(|r| inv(r.to_string()))?,
                     sub.payload(),
-                ) else {
+                )
+                else {
                     return Err(inv("publication leaf authorized as something else".into()));
                 };
                 if grant_index != p.admission.grant_index {
@@ -431,6 +539,15 @@ impl Catalog {
                         "admission names grant leaf {} but the grant that covers it is leaf {grant_index}",
                         p.admission.grant_index
                     )));
+                }
+                if p.admission.policy_index.is_some_and(|i| i != policy_index) {
+                    return Err(inv(format!(
+                        "admission names policy leaf {:?} but the policy in force is leaf {policy_index}",
+                        p.admission.policy_index
+                    )));
+                }
+                if p.admission.evidence.as_ref().is_some_and(|r| r.is_empty()) {
+                    return Err(inv("an empty evidence report must be omitted".into()));
                 }
                 let subject_digest = req.subject_digest();
                 let record = PublicationRecord {
@@ -446,7 +563,24 @@ impl Catalog {
                     grant_index,
                     accepted_at: p.admission.accepted_at.clone(),
                     request_digest: p.admission.request_digest.sha256.clone(),
+                    policy_index,
+                    evidence_report: p.admission.evidence.clone(),
                 };
+                let id = entry_local_id(&req.target_catalog_ref, &subject_digest);
+                self.entries.insert(
+                    index,
+                    EntryRecord {
+                        id: id.clone(),
+                        publication_index: index,
+                        subject_digest: subject_digest.clone(),
+                        decisions: Vec::new(),
+                    },
+                );
+                self.entry_ids.insert(id, index);
+                self.names
+                    .entry(req.subject.name.clone())
+                    .or_default()
+                    .push(index);
                 self.subjects
                     .entry(subject_digest.clone())
                     .or_default()
@@ -457,6 +591,7 @@ impl Catalog {
                     channel: req.channel.clone(),
                 }
             }
+            Leaf::Decision(d) => self.apply_decision(index, &d).map_err(inv)?,
         };
         self.applied += 1;
         Ok(effect)
@@ -465,7 +600,7 @@ impl Catalog {
     /// The checks common to signed leaves, short of signature verification: the payload
     /// validates and is of the leaf's kind, the digest and time are well formed, and the
     /// recorded signer signed the envelope and is a key the authority knows.
-    fn signed_parts(
+    pub(super) fn signed_parts(
         &self,
         envelope: &Envelope,
         signer: &str,

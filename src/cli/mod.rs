@@ -1,10 +1,14 @@
 //! The `srcos-catalog` command line. Only this module knows argv; each subcommand is a
 //! thin layer over the library and reports errors with their context.
 
+mod decide;
+mod dest;
 mod fsck;
 mod keygen;
 mod loadgen;
 mod monitor;
+mod replay;
+mod request;
 mod serve;
 mod submit;
 mod verify;
@@ -29,10 +33,26 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Run the authority's HTTP server on a data directory (created on first start).
     Serve(serve::ServeArgs),
-    /// Grant a publisher key the right to publish under target prefixes and channels.
+    /// Grant a key the publisher or reviewer role under target prefixes and channels.
     Grant(submit::GrantArgs),
     /// Sign a publication request, submit it, verify the receipt, and save it.
     Publish(submit::PublishArgs),
+    /// Build a publication request (`request from-reports DIR ...`).
+    #[command(subcommand)]
+    Request(request::RequestCommand),
+    /// Approve or deny an entry for a channel (a reviewer).
+    Review(decide::ReviewArgs),
+    /// Move an entry to the next channel, if that channel's policy is met.
+    Promote(decide::PromoteArgs),
+    /// Set an entry's status: superseded, restricted, archived or revoked.
+    Status(decide::StatusArgs),
+    /// Revoke every grant of a key, for good (an admin).
+    Revoke(decide::RevokeArgs),
+    /// Set or show the channel policy.
+    #[command(subcommand)]
+    Policy(decide::PolicyCommand),
+    /// Rebuild the catalog from the log's entries, check the root, compare with the live state.
+    Replay(replay::ReplayArgs),
     /// Verify a receipt offline with the log's verifier key.
     Verify(verify::VerifyArgs),
     /// Recompute every tile and the root from the entries and check them.
@@ -79,6 +99,13 @@ pub fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Grant(args) => submit::run_grant(args),
         Command::Publish(args) => submit::run_publish(args),
+        Command::Request(command) => request::run(command),
+        Command::Review(args) => decide::run_review(args),
+        Command::Promote(args) => decide::run_promote(args),
+        Command::Status(args) => decide::run_status(args),
+        Command::Revoke(args) => decide::run_revoke(args),
+        Command::Policy(command) => decide::run_policy(command),
+        Command::Replay(args) => replay::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Witness(args) => witness::run(args),

@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// Longest wait, in milliseconds, for more entries before committing a batch.
     #[arg(long, default_value_t = 1)]
     batch_delay_ms: u64,
+    /// Largest evidence blob accepted by PUT /v1/blobs, in bytes.
+    #[arg(long, default_value_t = crate::storage::blobs::DEFAULT_MAX_BLOB_BYTES)]
+    max_blob_bytes: u64,
     /// Witness cosigning.
     #[command(flatten)]
     witnessing: super::witnessing::WitnessingArgs,
@@ -55,6 +58,10 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let (log, report) =
         Log::open(options).context(|| format!("opening the log in {}", args.data.display()))?;
     let log = Arc::new(log);
+    let blobs =
+        crate::storage::blobs::BlobStore::open(&args.data.join("blobs"), args.max_blob_bytes)
+            .context(|| format!("opening {}/blobs", args.data.display()))?;
+    let blobs = Some(Arc::new(blobs));
 
     let rt = runtime()?;
     rt.block_on(async {
@@ -84,6 +91,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         println!("listening on http://{local}");
         let state = crate::api::AppState {
             log: log.clone(),
+            blobs,
             witnessing,
         };
         crate::api::serve_app(state, listener, shutdown_signal())

@@ -77,6 +77,16 @@ impl HttpClient {
         self.send(Method::GET, path, None, Bytes::new()).await
     }
 
+    /// `PUT base + path` with a body.
+    pub async fn put(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<HttpResponse, HttpError> {
+        self.send(Method::PUT, path, Some(content_type), body).await
+    }
+
     /// `POST base + path` with a body.
     pub async fn post(
         &self,

@@ -157,14 +157,26 @@ pub fn presign(publishers: &[Signer], count: usize, run_id: u64) -> Vec<Bytes> {
 
 fn signed_request(publisher: &Signer, run_id: u64, n: u64) -> String {
     let subject = hex::encode(Sha256::digest(format!("loadgen:{run_id}:{n}")));
-    let sbom = hex::encode(Sha256::digest(format!("loadgen-sbom:{run_id}:{n}")));
+    // The evidence the default `dev` policy requires, by digest (no blobs uploaded).
+    let evidence: Vec<serde_json::Value> = [
+        ("build-receipt", "application/json"),
+        ("sbom", "application/spdx+json"),
+        ("vulnerability-scan", "application/vnd.anchore.grype+json"),
+        ("provenance", "application/json"),
+    ]
+    .iter()
+    .map(|(kind, media_type)| {
+        let digest = hex::encode(Sha256::digest(format!("{kind}:{run_id}:{n}")));
+        serde_json::json!({"type": kind, "mediaType": media_type, "digest": {"sha256": digest},
+                           "uri": format!("file:///{kind}.json"), "size": 1024})
+    })
+    .collect();
     let request = serde_json::json!({
         "apiVersion": "catalog.srcos.ai/v1", "kind": "CatalogPublicationRequest",
         "subject": {"name": "quay.io/loadgen/image", "digest": {"sha256": subject}},
         "targetCatalogRef": format!("{LOADGEN_TARGET_PREFIX}image"), "channel": "dev",
         "requesterRef": "socios://pipeline/loadgen",
-        "evidence": [{"type": "sbom", "mediaType": "application/spdx+json",
-                      "digest": {"sha256": sbom}, "uri": "file:///sbom.json", "size": 1024}],
+        "evidence": evidence,
         "agentplaneRefs": {"validationArtifactRef": null, "runArtifactRef": null, "replayArtifactRef": null},
     });
     let payload = serde_jcs::to_vec(&request).unwrap_or_default();

@@ -8,9 +8,11 @@
 
 mod committer;
 pub mod fsck;
+pub mod intake;
 pub mod integrator;
 mod open;
 pub mod reader;
+pub mod replay;
 mod sequencer;
 pub mod witnessing;
 
@@ -24,7 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use crate::catalog::{KeyDirectory, Refusal, Verified};
+use crate::catalog::{Catalog, KeyDirectory, Refusal, Verified};
 use crate::merkle::{self, Hash};
 use crate::note::{Checkpoint, Signer, Verifier};
 use crate::receipt::Receipt;
@@ -144,6 +146,9 @@ pub(crate) struct Shared {
     /// new checkpoint without the sequencer ever waiting for them.
     head: watch::Sender<Arc<Head>>,
     keys: RwLock<KeyDirectory>,
+    /// The catalog state, written only by the sequencer (one leaf at a time, so readers
+    /// never wait long) and read by queries at the committed size.
+    catalog: RwLock<Catalog>,
     failed: AtomicBool,
     /// Dedup keys of entries admitted but not yet durable (and so not yet in the index).
     uncommitted: Mutex<HashMap<[u8; 32], u64>>,
@@ -234,6 +239,26 @@ impl Log {
             Ok(keys) => keys.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Runs `read` on the catalog state with the committed tree size: leaves at or above
+    /// it may be applied but not yet durable, so answers must be given as of that size
+    /// (see [`Catalog::state_json_at`]).
+    pub fn read_catalog<R>(&self, read: impl FnOnce(&Catalog, u64) -> R) -> R {
+        // The head is read first: the catalog has always applied at least that much.
+        let committed = self.head().checkpoint.size;
+        match self.shared.catalog.read() {
+            Ok(catalog) => read(&catalog, committed),
+            Err(poisoned) => read(&poisoned.into_inner(), committed),
+        }
+    }
+
+    /// Whether the log stopped taking writes after a storage error (its in-memory state
+    /// may then be ahead of the disk until a restart).
+    pub fn has_failed(&self) -> bool {
+        self.shared
+            .failed
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Queues a verified submission and waits until its batch is durable.

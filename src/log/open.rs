@@ -91,13 +91,13 @@ impl Log {
             origin,
             head: tokio::sync::watch::Sender::new(Arc::new(head)),
             keys: RwLock::new(catalog.keys()),
+            catalog: RwLock::new(catalog),
             failed: AtomicBool::new(false),
             uncommitted: Mutex::new(HashMap::new()),
         });
         let (sender, receiver) = sync_channel(options.queue_capacity.max(1));
         let sequencer = Sequencer {
             shared: shared.clone(),
-            catalog,
             integrator,
             batch_max: options.batch_max.max(1),
             batch_delay: options.batch_delay,

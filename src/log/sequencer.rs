@@ -27,6 +27,7 @@ use crate::catalog::{Catalog, Effect, Refusal, Verified};
 use crate::note::Checkpoint;
 use crate::storage::index::IndexedLeaf;
 use crate::tiles::MAX_ENTRY_BYTES;
+use std::sync::RwLockWriteGuard;
 
 /// One submission waiting for its place in the log.
 pub(crate) struct Job {
@@ -38,7 +39,6 @@ pub(crate) struct Job {
 /// Everything the sequencer thread owns.
 pub(crate) struct Sequencer {
     pub shared: Arc<Shared>,
-    pub catalog: Catalog,
     pub integrator: Integrator,
     pub batch_max: usize,
     pub batch_delay: Duration,
@@ -129,7 +129,10 @@ impl Sequencer {
                     continue;
                 }
             }
-            let leaf = match self.catalog.admit(&job.verified, accepted_at) {
+            // One short write hold per submission (admit + apply, no I/O), so queries
+            // interleave with a long batch.
+            let mut catalog = self.catalog();
+            let leaf = match catalog.admit(&job.verified, accepted_at) {
                 Ok(leaf) => leaf,
                 Err(refusal) => {
                     let _ = job.reply.send(Err(SubmitError::Refused(refusal)));
@@ -146,7 +149,9 @@ impl Sequencer {
                 continue;
             }
             let index = self.integrator.size();
-            match self.catalog.apply(index, &leaf) {
+            let applied = catalog.apply(index, &leaf);
+            drop(catalog);
+            match applied {
                 Ok(Effect::GrantAdded { .. }) | Ok(Effect::Genesis) => keys_changed = true,
                 Ok(_) => {}
                 Err(e) => {
@@ -187,7 +192,8 @@ impl Sequencer {
             // Safe before the batch is durable: a publication verified with the new key
             // is admitted after the grant, in this batch or a later one, and batches
             // become durable in order.
-            self.shared.set_keys(self.catalog.keys());
+            let keys = self.catalog().keys();
+            self.shared.set_keys(keys);
         }
         let writes = self.integrator.finish(tiles);
         let checkpoint = Checkpoint {
@@ -215,6 +221,13 @@ impl Sequencer {
             replies,
             prepared_in: started.elapsed(),
         })
+    }
+
+    fn catalog(&self) -> RwLockWriteGuard<'_, Catalog> {
+        match self.shared.catalog.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// Stops accepting writes after a failure. The in-memory state may now be ahead of

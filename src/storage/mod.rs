@@ -5,6 +5,7 @@
 //! lookup indexes (leaf hash → index, dedup key → index) live in [`index::Index`]
 //! (sled), which is a projection that can always be rebuilt from the tiles.
 
+pub mod blobs;
 pub mod durable;
 pub mod index;
 pub mod posix;

@@ -2,6 +2,8 @@
 //! loopback port, and the real CLI.
 #![allow(dead_code)]
 
+pub mod authority;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -163,6 +165,18 @@ impl Http {
         )
     }
 
+    /// PUT raw bytes; returns (status, body).
+    pub fn put(&self, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+        let r = self
+            .rt
+            .block_on(
+                self.client
+                    .put(path, "application/octet-stream", body.into()),
+            )
+            .expect("PUT");
+        (r.status.as_u16(), r.body.to_vec())
+    }
+
     /// POST JSON; returns (status, content type, body).
     pub fn post(&self, path: &str, body: Vec<u8>) -> (u16, String, Vec<u8>) {
         let r = self
@@ -182,17 +196,31 @@ pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
 
-/// A valid publication request for `subject` with a digest derived from `n`.
+/// A valid publication request for `subject` with a digest derived from `n`, carrying the
+/// evidence types the default `dev` policy requires (build receipt, SBOM, scan,
+/// provenance) by digest only.
 pub fn request_json(subject: &str, n: u64, target: &str, channel: &str) -> String {
     use sha2::Digest;
     let digest = hex::encode(sha2::Sha256::digest(format!("{subject}:{n}")));
-    let sbom = hex::encode(sha2::Sha256::digest(format!("sbom:{subject}:{n}")));
+    let ev = |ty: &str, media: &str| {
+        let d = hex::encode(sha2::Sha256::digest(format!("{ty}:{subject}:{n}")));
+        format!(
+            r#"{{"type":"{ty}","mediaType":"{media}","digest":{{"sha256":"{d}"}},"uri":"file:///{ty}.json","size":1234}}"#
+        )
+    };
+    let evidence = [
+        ev("build-receipt", "application/json"),
+        ev("sbom", "application/spdx+json"),
+        ev("vulnerability-scan", "application/vnd.anchore.grype+json"),
+        ev("provenance", "application/json"),
+    ]
+    .join(",");
     format!(
         r#"{{"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
 "subject":{{"name":"{subject}","digest":{{"sha256":"{digest}"}}}},
 "targetCatalogRef":"{target}","channel":"{channel}",
 "requesterRef":"socios://pipeline/test",
-"evidence":[{{"type":"sbom","mediaType":"application/spdx+json","digest":{{"sha256":"{sbom}"}},"uri":"file:///sbom.json","size":1234}}],
+"evidence":[{evidence}],
 "agentplaneRefs":{{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}}}}"#
     )
 }

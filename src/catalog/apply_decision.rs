@@ -1,0 +1,95 @@
+//! `Catalog::apply` for decision leaves: re-run the gate against the state before the
+//! leaf, require the recorded admission to be exactly what the gate allows, then record.
+
+use super::admission::SubmissionKind;
+use super::decisions::DecisionPayload;
+use super::entry::{entry_local_id, DecisionRecord, EntryAction};
+use super::leaf::DecisionLeaf;
+use super::request::RequestPayload;
+use super::state::{Catalog, Effect, PolicyRecord, RevocationRecord};
+
+impl Catalog {
+    pub(super) fn apply_decision(
+        &mut self,
+        index: u64,
+        d: &DecisionLeaf,
+    ) -> Result<Effect, String> {
+        let a = &d.admission;
+        let (sub, signer) = self.signed_parts(
+            &d.envelope,
+            &a.signer,
+            &a.accepted_at,
+            &a.request_digest,
+            SubmissionKind::Decision(d.kind),
+        )?;
+        let RequestPayload::Decision(payload) = sub.payload() else {
+            return Err("a decision leaf holds another request kind".into());
+        };
+        let auth = self
+            .authorize_decision(payload, &signer)
+            .map_err(|r| r.to_string())?;
+        let recorded = (a.grant_index, a.publication_index, a.policy_index);
+        let expected = (auth.grant_index, auth.publication_index, auth.policy_index);
+        if recorded != expected {
+            return Err(format!(
+                "admission records (grantIndex, publicationIndex, policyIndex) = {recorded:?} but the rules give {expected:?}"
+            ));
+        }
+        let mut entry = None;
+        match payload {
+            DecisionPayload::PolicySet(p) => self.policies.push(PolicyRecord {
+                leaf_index: index,
+                policy: p.policy(),
+            }),
+            DecisionPayload::Revoke(_) => {
+                let key = auth.revoked_key.ok_or("a revocation names no key")?;
+                self.revoked.insert(
+                    key.short_id(),
+                    RevocationRecord {
+                        leaf_index: index,
+                        revoked_by: a.signer.clone(),
+                    },
+                );
+            }
+            DecisionPayload::Review(_)
+            | DecisionPayload::Promotion(_)
+            | DecisionPayload::StatusChange(_) => {
+                let action = match payload {
+                    DecisionPayload::Review(r) => EntryAction::Review {
+                        channel: r.channel.clone(),
+                        verdict: r.verdict,
+                    },
+                    DecisionPayload::Promotion(p) => EntryAction::Promotion {
+                        from_channel: p.from_channel.clone(),
+                        to_channel: p.to_channel.clone(),
+                        policy_index: auth.policy_index.unwrap_or(0),
+                    },
+                    DecisionPayload::StatusChange(s) => {
+                        EntryAction::StatusChange { status: s.status }
+                    }
+                    _ => return Err("unreachable decision kind".into()),
+                };
+                let key = payload.entry().ok_or("an entry decision names no entry")?;
+                let publication_index = auth.publication_index.ok_or("no publication index")?;
+                let record = self
+                    .entries
+                    .get_mut(&publication_index)
+                    .ok_or("the entry vanished")?;
+                record.decisions.push(DecisionRecord {
+                    leaf_index: index,
+                    accepted_at: a.accepted_at.clone(),
+                    signer: a.signer.clone(),
+                    action,
+                });
+                entry = Some(entry_local_id(
+                    &key.target_catalog_ref,
+                    &format!("sha256:{}", key.subject_digest.sha256),
+                ));
+            }
+        }
+        Ok(Effect::Decided {
+            kind: d.kind,
+            entry,
+        })
+    }
+}

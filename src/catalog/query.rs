@@ -1,0 +1,71 @@
+//! Paginated entry queries over the state as of a tree size, in publication order.
+
+use super::entry::{EntryStatus, EntryView};
+use super::state::{Catalog, PublicationRecord};
+
+/// Largest page.
+pub const MAX_PAGE: usize = 1000;
+/// Entries examined per query at most; a query that filters out more returns a page
+/// token to resume from, so no request scans the whole catalog.
+pub const MAX_SCAN: usize = 10_000;
+
+/// A filter over entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntryQuery {
+    /// A subject name, or `sha256:<hex>`.
+    pub subject: Option<String>,
+    /// The current channel.
+    pub channel: Option<String>,
+    /// The authority's status (`draft`, ..., `revoked`).
+    pub status: Option<EntryStatus>,
+    /// Resume after this publication index (the previous page's token).
+    pub after: Option<u64>,
+    /// Page size, 1 to [`MAX_PAGE`].
+    pub limit: usize,
+}
+
+/// One page of entries.
+#[derive(Debug)]
+pub struct EntryPage<'a> {
+    /// The entries, with their publications.
+    pub items: Vec<(EntryView, &'a PublicationRecord)>,
+    /// The token of the next page, if there may be more.
+    pub next: Option<u64>,
+}
+
+impl Catalog {
+    /// The entries matching `q` as of tree size `at`, in publication order.
+    pub fn query_entries(&self, q: &EntryQuery, at: u64) -> EntryPage<'_> {
+        let limit = q.limit.clamp(1, MAX_PAGE);
+        let after = q.after;
+        let beyond = |i: &u64| after.is_none_or(|a| *i > a) && *i < at;
+        let candidates: Box<dyn Iterator<Item = u64> + '_> = match q.subject.as_deref() {
+            Some(s) if s.starts_with("sha256:") => Box::new(
+                self.publications(s)
+                    .iter()
+                    .map(|p| p.leaf_index)
+                    .filter(beyond),
+            ),
+            Some(name) => Box::new(self.entries_named(name).iter().copied().filter(beyond)),
+            None => Box::new(self.entry_indices(after, at)),
+        };
+        let mut items = Vec::new();
+        let mut last = None;
+        for (scanned, index) in candidates.enumerate() {
+            if items.len() == limit || scanned == MAX_SCAN {
+                return EntryPage { items, next: last };
+            }
+            last = Some(index);
+            let Some((view, publication)) = self.entry_view(index, at) else {
+                continue;
+            };
+            if q.channel.as_deref().is_some_and(|c| c != view.channel)
+                || q.status.is_some_and(|s| s != view.status)
+            {
+                continue;
+            }
+            items.push((view, publication));
+        }
+        EntryPage { items, next: None }
+    }
+}

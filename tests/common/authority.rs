@@ -1,0 +1,257 @@
+//! A running authority for the catalog tests: a real server, its admin key, and helpers
+//! that sign requests with the library and send them over HTTP.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use srcos_catalog::catalog::sign_envelope;
+use srcos_catalog::keyfile::{key_pair_paths, read_signer, write_key_pair};
+use srcos_catalog::note::{KeyType, Signer};
+
+use super::{tempdir, Http, Server};
+
+/// The target prefix every test grant uses.
+pub const PREFIX: &str = "sourceos://catalog/images/";
+
+/// A server with helpers.
+pub struct Authority {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+    /// The data directory.
+    pub data: PathBuf,
+    /// The server process.
+    pub server: Server,
+    /// HTTP client.
+    pub http: Http,
+    /// The generated admin key.
+    pub admin: Signer,
+}
+
+/// A key with its files.
+pub struct Key {
+    /// The signer.
+    pub signer: Signer,
+    /// `PREFIX.key`.
+    pub key_file: PathBuf,
+    /// `PREFIX.vkey`.
+    pub vkey_file: PathBuf,
+}
+
+impl Authority {
+    /// Starts a fresh server.
+    pub fn start(extra: &[&str]) -> Authority {
+        let dir = tempdir();
+        let data = dir.path().join("data");
+        let server = Server::start(&data, extra);
+        let http = Http::new(&server.url);
+        let admin = read_signer(&data.join("admin.key")).unwrap();
+        Authority {
+            dir,
+            data,
+            server,
+            http,
+            admin,
+        }
+    }
+
+    /// A new key named `name`, written under the temp dir.
+    pub fn key(&self, name: &str) -> Key {
+        let signer = Signer::generate(name, KeyType::Ed25519).unwrap();
+        let file = name.replace('/', "_");
+        let mut prefix = self.dir.path().join(&file);
+        let mut n = 0;
+        while key_pair_paths(&prefix).private.exists() {
+            n += 1;
+            prefix = self.dir.path().join(format!("{file}-{n}"));
+        }
+        let paths = key_pair_paths(&prefix);
+        write_key_pair(&paths, &signer).unwrap();
+        Key {
+            signer,
+            key_file: paths.private,
+            vkey_file: paths.public,
+        }
+    }
+
+    /// POSTs `payload` signed by `signer` to `endpoint`; returns (status, JSON body).
+    pub fn send(&self, endpoint: &str, signer: &Signer, payload: &Value) -> (u16, Value) {
+        let bytes = serde_jcs::to_vec(payload).unwrap();
+        let envelope = sign_envelope(&bytes, signer);
+        let (status, _, body) = self.http.post(endpoint, envelope.to_json().into_bytes());
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Grants `key` `role` on [`PREFIX`] for `channels`; panics unless 201.
+    pub fn grant(&self, key: &Signer, role: &str, channels: &[&str]) {
+        let (status, body) = self.send(
+            "/v1/admin/grants",
+            &self.admin,
+            &json!({
+                "apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherGrant",
+                "publisherKey": key.verifier().to_vkey(), "role": role,
+                "targetPrefixes": [PREFIX], "channels": channels,
+            }),
+        );
+        assert_eq!(status, 201, "grant: {body}");
+    }
+
+    /// Publishes `request` signed by `signer`.
+    pub fn publish(&self, signer: &Signer, request: &Value) -> (u16, Value) {
+        self.send("/v1/publications", signer, request)
+    }
+
+    /// A review.
+    pub fn review(
+        &self,
+        signer: &Signer,
+        target: &str,
+        hex: &str,
+        channel: &str,
+        verdict: &str,
+    ) -> (u16, Value) {
+        self.send(
+            "/v1/reviews",
+            signer,
+            &json!({
+                "apiVersion": "catalog.srcos.ai/v1", "kind": "Review",
+                "entry": {"targetCatalogRef": target, "subjectDigest": {"sha256": hex}},
+                "reviewer": signer.verifier().short_id(),
+                "channel": channel, "verdict": verdict,
+            }),
+        )
+    }
+
+    /// A promotion.
+    pub fn promote(
+        &self,
+        signer: &Signer,
+        target: &str,
+        hex: &str,
+        from: &str,
+        to: &str,
+    ) -> (u16, Value) {
+        self.send(
+            "/v1/promotions",
+            signer,
+            &json!({
+                "apiVersion": "catalog.srcos.ai/v1", "kind": "Promotion",
+                "entry": {"targetCatalogRef": target, "subjectDigest": {"sha256": hex}},
+                "fromChannel": from, "toChannel": to,
+            }),
+        )
+    }
+
+    /// A status change.
+    pub fn status(&self, signer: &Signer, target: &str, hex: &str, status: &str) -> (u16, Value) {
+        self.send(
+            "/v1/status-changes",
+            signer,
+            &json!({
+                "apiVersion": "catalog.srcos.ai/v1", "kind": "StatusChange",
+                "entry": {"targetCatalogRef": target, "subjectDigest": {"sha256": hex}},
+                "status": status,
+            }),
+        )
+    }
+
+    /// PUTs a blob under its own digest; returns (status, digest hex).
+    pub fn upload(&self, bytes: &[u8]) -> (u16, String) {
+        let hex = hex::encode(Sha256::digest(bytes));
+        let (status, _) = self.put_blob(&hex, bytes);
+        (status, hex)
+    }
+
+    /// PUTs `bytes` under `hex`.
+    pub fn put_blob(&self, hex: &str, bytes: &[u8]) -> (u16, Value) {
+        let (status, body) = self
+            .http
+            .put(&format!("/v1/blobs/sha256:{hex}"), bytes.to_vec());
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// GET a JSON document.
+    pub fn get_json(&self, path: &str) -> (u16, Value) {
+        let (status, _, body) = self.http.get(path);
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// The entry for `target` + subject (`hex`) through the list query.
+    pub fn entry(&self, hex: &str) -> Value {
+        let (status, v) = self.get_json(&format!("/v1/catalog/entries?subject=sha256:{hex}"));
+        assert_eq!(status, 200, "{v}");
+        v["entries"][0].clone()
+    }
+}
+
+/// The 422 `errors` of an answer.
+pub fn errors(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![body["detail"].as_str().unwrap_or_default().to_string()])
+}
+
+/// An evidence item for `bytes`.
+pub fn item(ty: &str, media: &str, bytes: &[u8]) -> Value {
+    json!({
+        "type": ty, "mediaType": media,
+        "digest": {"sha256": hex::encode(Sha256::digest(bytes))},
+        "uri": format!("file:///{ty}.json"), "size": bytes.len(),
+    })
+}
+
+/// A request for subject `hex` with these evidence items and agentplane refs.
+pub fn request(name: &str, hex: &str, channel: &str, evidence: Vec<Value>, refs: Value) -> Value {
+    json!({
+        "apiVersion": "catalog.srcos.ai/v1", "kind": "CatalogPublicationRequest",
+        "subject": {"name": name, "digest": {"sha256": hex}},
+        "targetCatalogRef": format!("{PREFIX}{}", name.rsplit('/').next().unwrap()),
+        "channel": channel, "requesterRef": "socios://pipeline/test",
+        "evidence": evidence, "agentplaneRefs": refs,
+    })
+}
+
+/// No agentplane refs.
+pub fn no_refs() -> Value {
+    json!({"validationArtifactRef": null, "runArtifactRef": null, "replayArtifactRef": null})
+}
+
+/// A subject digest derived from `seed`.
+pub fn subject_hex(seed: &str) -> String {
+    hex::encode(Sha256::digest(seed.as_bytes()))
+}
+
+/// The evidence files of a complete, content-checked release: (type, media type, bytes).
+pub fn release_evidence(subject: &str) -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let base = subject_hex("base");
+    let t = subject_hex("task");
+    vec![
+        ("build-receipt", "application/json", json!({"kind": "SmokeRunnerImageBuildReceipt", "imageRef": "x:dev", "pushed": "false"}).to_string().into_bytes()),
+        ("sbom", "application/spdx+json", json!({"spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "x", "packages": []}).to_string().into_bytes()),
+        ("vulnerability-scan", "application/vnd.anchore.grype+json", json!({"matches": [{"vulnerability": {"id": "CVE-1", "severity": "Low"}}]}).to_string().into_bytes()),
+        ("provenance", "application/json", json!({"kind": "SmokeRunnerImageProvenance", "imageRef": format!("quay.io/x@sha256:{subject}")}).to_string().into_bytes()),
+        ("smoke-receipt", "application/json", json!({"kind": "SmokeRunnerLiveIsoSmokeReceipt", "result": "passed", "n": subject}).to_string().into_bytes()),
+        ("base-image-receipt", "application/json", json!({"kind": "SmokeRunnerBaseImageReceipt", "baseImage": format!("f@sha256:{base}")}).to_string().into_bytes()),
+        ("task-image-digests", "application/json", json!({"kind": "SmokeRunnerTaskImageDigestReceipt", "builderImage": {"ref": "b", "digest": format!("sha256:{t}")}}).to_string().into_bytes()),
+    ]
+}
+
+/// agentplane validation and run refs.
+pub fn agentplane_refs(seed: &str) -> Value {
+    json!({
+        "validationArtifactRef": {"uri": format!("agentplane://validation-artifact/{seed}"), "digest": {"sha256": subject_hex(&format!("v{seed}"))}},
+        "runArtifactRef": {"uri": format!("agentplane://run-artifact/{seed}"), "digest": {"sha256": subject_hex(&format!("r{seed}"))}},
+        "replayArtifactRef": null,
+    })
+}
+
+/// Reads a file relative to the crate root.
+pub fn crate_file(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
