@@ -25,7 +25,7 @@ use srcos_catalog::storage::LogStore;
 use srcos_catalog::tiles::decode_bundle;
 use watchers::{
     binary, checkpoint, copy_dir, grant, monitor_once, new_log, origin, publish_ok, publisher,
-    wait_until, BlackHole, StaticMirror, SUBJECT,
+    status_change, wait_until, BlackHole, StaticMirror, SUBJECT,
 };
 
 const OTHER: &str = "quay.io/other/thing";
@@ -130,23 +130,37 @@ fn follows_a_log_across_monitor_restarts_and_reports_watched_subjects() {
         .collect();
     assert_eq!(indices, vec![8, 9], "{background}");
 
-    // A restarted monitor continues from its state: only the new event is reported, and
-    // its audit rebuilds the catalog from entry 0 first.
+    // A restarted monitor continues from its state: only the new events are reported,
+    // including a decision about a watched publication, and its audit rebuilds the
+    // catalog from entry 0 first.
     publish_ok(&server.url, &publisher, SUBJECT, 12);
+    status_change(&server.url, &data, SUBJECT, 0, "archived");
+    status_change(&server.url, &data, OTHER, 0, "archived");
     let (code, out) = monitor_once(&server.url, &data, &state, &args);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("grew from size 10 to 11"), "{out}");
-    assert!(out.contains("11 admissions re-checked"), "{out}");
+    assert!(out.contains("grew from size 10 to 13"), "{out}");
+    assert!(out.contains("13 admissions re-checked"), "{out}");
     let seen = events(&out);
-    assert_eq!(seen.len(), 1, "{out}");
-    assert_eq!(seen[0]["leafIndex"], 10);
+    assert_eq!(seen.len(), 2, "{out}");
+    assert_eq!(
+        (seen[0]["leafIndex"].as_u64(), seen[0]["kind"].as_str()),
+        (Some(10), Some("Publication"))
+    );
+    assert_eq!(seen[1]["kind"], "StatusChange");
+    assert_eq!(seen[1]["leafIndex"], 11);
+    assert_eq!(seen[1]["publicationIndex"], 2);
+    assert_eq!(seen[1]["status"], "archived");
+    assert_eq!(seen[1]["subject"], SUBJECT);
 
-    // Without --audit, --watch alone reads only the new entries.
+    // Without --audit, --watch alone also re-reads from entry 0 after a restart (to know
+    // which publications are watched), and reports only what is new.
     publish_ok(&server.url, &publisher, SUBJECT, 13);
     let (code, out) = monitor_once(&server.url, &data, &state, &["--watch", &watch]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("entries 11..12 match"), "{out}");
-    assert_eq!(events(&out).len(), 1, "{out}");
+    assert!(out.contains("entries 0..14 match"), "{out}");
+    let seen = events(&out);
+    assert_eq!(seen.len(), 1, "{out}");
+    assert_eq!(seen[0]["leafIndex"], 13);
 }
 
 #[test]

@@ -151,9 +151,13 @@ fn print_report(report: &PollReport) {
     }
     if let Some(scan) = &report.scan {
         if scan.to > scan.from {
+            let audited = match scan.audited {
+                0 => String::new(),
+                n => format!("; {n} admissions re-checked"),
+            };
             println!(
-                "entries {}..{} match the tiles and the root; {} admissions re-checked",
-                scan.from, scan.to, scan.audited
+                "entries {}..{} match the tiles and the root{audited}",
+                scan.from, scan.to
             );
         }
         for event in &scan.events {

@@ -288,3 +288,24 @@ pub fn verify_receipt(
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
+
+/// Has the admin set the status of publication `n` of `subject` (see [`publish`]).
+pub fn status_change(url: &str, data: &Path, subject: &str, n: u64, status: &str) {
+    use sha2::Digest;
+    let admin = read_signer(&data.join("admin.key")).expect("admin key");
+    let digest = hex::encode(sha2::Sha256::digest(format!("{subject}:{n}")));
+    let change = serde_json::json!({
+        "apiVersion": "catalog.srcos.ai/v1", "kind": "StatusChange",
+        "entry": {"targetCatalogRef": TARGET, "subjectDigest": {"sha256": digest}},
+        "status": status,
+    });
+    let payload = serde_jcs::to_vec(&change).expect("status change json");
+    let envelope = sign_envelope(&payload, &admin).to_json();
+    let (code, _, body) = Http::new(url).post("/v1/status-changes", envelope.into_bytes());
+    assert_eq!(
+        code,
+        201,
+        "status change: {}",
+        String::from_utf8_lossy(&body)
+    );
+}

@@ -16,7 +16,7 @@ use crate::tiles::{bundle_for_leaf, decode_bundle, tile_for_hash, HASH_BYTES, TI
 
 use super::state::EntriesCursor;
 use super::tiles::{FetchError, Fetcher};
-use super::watch::{watch_event, WatchEvent};
+use super::watch::{WatchEvent, Watcher};
 
 /// Why a scan stopped.
 #[derive(Debug, Clone)]
@@ -53,8 +53,11 @@ pub struct ScanReport {
 pub struct Scanner {
     cursor: EntriesCursor,
     catalog: Option<Catalog>,
+    watcher: Watcher,
     log_key: Verifier,
-    subjects: Vec<String>,
+    /// How far this process has read (`None`: not yet; an auditor or a watcher then
+    /// starts from entry 0).
+    read: Option<u64>,
 }
 
 impl Scanner {
@@ -71,8 +74,9 @@ impl Scanner {
                 range: CompactRange::new(),
             }),
             catalog: audit.then(Catalog::new),
+            watcher: Watcher::new(subjects),
             log_key,
-            subjects,
+            read: None,
         }
     }
 
@@ -93,6 +97,8 @@ impl Scanner {
             if let Some(catalog) = &mut self.catalog {
                 *catalog = Catalog::new();
             }
+            self.watcher.reset();
+            self.read = None;
         }
         result
     }
@@ -104,8 +110,12 @@ impl Scanner {
     ) -> Result<ScanReport, ScanError> {
         let to = checkpoint.size;
         let known = self.cursor.size;
-        // An auditor rebuilds its catalog from entry 0 once per process.
-        let from = self.catalog.as_ref().map_or(known, Catalog::applied_size);
+        // An auditor or a watcher rebuilds its memory from entry 0 once per process.
+        let from = if self.catalog.is_some() || self.watcher.is_active() {
+            self.read.unwrap_or(0)
+        } else {
+            known
+        };
         let mut range = if from == known {
             self.cursor.range.clone()
         } else {
@@ -143,10 +153,9 @@ impl Scanner {
                     )));
                 }
                 self.audit(index, entry, checkpoint)?;
+                let event = self.watcher.observe(index, entry);
                 if index >= known {
-                    report
-                        .events
-                        .extend(watch_event(index, entry, &self.subjects));
+                    report.events.extend(event);
                 }
                 if self.catalog.is_some() {
                     report.audited += 1;
@@ -170,6 +179,7 @@ impl Scanner {
             Err(e) => return Err(ScanError::Alert(format!("hash tiles: {e:?}"))),
         }
         self.cursor = EntriesCursor { size: to, range };
+        self.read = Some(to);
         Ok(report)
     }
 
