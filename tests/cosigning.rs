@@ -13,8 +13,8 @@ use srcos_catalog::keyfile::read_verifier;
 use srcos_catalog::note::{Note, Verifier};
 use srcos_catalog::receipt::Receipt;
 use watchers::{
-    checkpoint, cosigners, new_log, origin, publish, publish_ok, start_witness,
-    start_witnessed_log, tree_size, verify_receipt, wait_until, witness_key, BlackHole, SUBJECT,
+    checkpoint, cosigners, publish, publish_ok, start_witness, start_witnessed_log, stopped_log,
+    tree_size, verify_receipt, wait_until, witness_key, BlackHole, SUBJECT,
 };
 
 fn vkey(prefix: &std::path::Path) -> Verifier {
@@ -23,18 +23,24 @@ fn vkey(prefix: &std::path::Path) -> Verifier {
 
 #[test]
 fn checkpoints_and_receipts_carry_the_cosignatures_of_the_quorum() {
-    let dir = tempdir();
-    let data = dir.path().join("data");
-    let publisher = new_log(&data, 2);
-    let log_vkey = data.join("log.vkey");
-    let log_key = read_verifier(&log_vkey).unwrap();
-    let origin = origin(&data);
-    let (w1, w2) = (witness_key(dir.path(), "w1"), witness_key(dir.path(), "w2"));
-    let witness1 = start_witness(&w1, &[(&origin, &log_vkey)], &dir.path().join("s1"));
-    let witness2 = start_witness(&w2, &[(&origin, &log_vkey)], &dir.path().join("s2"));
+    let fx = stopped_log(2);
+    let (w1, w2) = (
+        witness_key(fx.dir.path(), "w1"),
+        witness_key(fx.dir.path(), "w2"),
+    );
+    let witness1 = start_witness(
+        &w1,
+        &[(&fx.origin, &fx.log_vkey)],
+        &fx.dir.path().join("s1"),
+    );
+    let witness2 = start_witness(
+        &w2,
+        &[(&fx.origin, &fx.log_vkey)],
+        &fx.dir.path().join("s2"),
+    );
     let witnesses = [vkey(&w1), vkey(&w2)];
     let witnessing = [(witness1.url.as_str(), w1.as_path()), (&witness2.url, &w2)];
-    let mut server = start_witnessed_log(&data, &witnessing, &["--witness-quorum", "2"]);
+    let mut server = start_witnessed_log(&fx.data, &witnessing, &["--witness-quorum", "2"]);
     assert!(server
         .banner
         .iter()
@@ -42,11 +48,11 @@ fn checkpoints_and_receipts_carry_the_cosignatures_of_the_quorum() {
 
     // The receipt of a new publication is cosigned by both; its tlog-proof carries the
     // same cosigned checkpoint (Receipt::verify checks they are byte-identical).
-    let receipt = publish_ok(&server.url, &publisher, SUBJECT, 10);
+    let receipt = publish_ok(&server.url, &fx.publisher, SUBJECT, 10);
     let parsed = Receipt::from_json(&receipt).unwrap();
-    parsed.verify(&log_key).unwrap();
+    parsed.verify(&fx.log_key).unwrap();
     assert_eq!(
-        cosigners(parsed.checkpoint.as_bytes(), &log_key, &witnesses),
+        cosigners(parsed.checkpoint.as_bytes(), &fx.log_key, &witnesses),
         2
     );
     assert!(parsed.tlog_proof.ends_with(&parsed.checkpoint));
@@ -54,8 +60,8 @@ fn checkpoints_and_receipts_carry_the_cosignatures_of_the_quorum() {
     let w2_path = w2.with_extension("vkey");
     let (ok, text) = verify_receipt(
         &receipt,
-        dir.path(),
-        &log_vkey,
+        fx.dir.path(),
+        &fx.log_vkey,
         &[
             "--witness-vkey",
             w1_path.to_str().unwrap(),
@@ -72,58 +78,61 @@ fn checkpoints_and_receipts_carry_the_cosignatures_of_the_quorum() {
     );
 
     // /checkpoint and GET /v1/receipts/<i> serve the cosigned checkpoint too.
-    assert_eq!(cosigners(&checkpoint(&server.url), &log_key, &witnesses), 2);
+    assert_eq!(
+        cosigners(&checkpoint(&server.url), &fx.log_key, &witnesses),
+        2
+    );
     let (status, _, fetched) =
         Http::new(&server.url).get(&format!("/v1/receipts/{}", parsed.log_index));
     assert_eq!(status, 200);
     let fetched = Receipt::from_json(&fetched).unwrap();
     assert_eq!(
-        cosigners(fetched.checkpoint.as_bytes(), &log_key, &witnesses),
+        cosigners(fetched.checkpoint.as_bytes(), &fx.log_key, &witnesses),
         2
     );
 
     // A restarted log learns each witness's size from a 409 and is cosigned again.
     server.kill9();
-    let server = start_witnessed_log(&data, &witnessing, &["--witness-quorum", "2"]);
+    let server = start_witnessed_log(&fx.data, &witnessing, &["--witness-quorum", "2"]);
     wait_until(
         Duration::from_secs(20),
         "cosignatures after a restart",
-        || cosigners(&checkpoint(&server.url), &log_key, &witnesses) == 2,
+        || cosigners(&checkpoint(&server.url), &fx.log_key, &witnesses) == 2,
     );
-    let receipt = publish_ok(&server.url, &publisher, SUBJECT, 11);
+    let receipt = publish_ok(&server.url, &fx.publisher, SUBJECT, 11);
     let parsed = Receipt::from_json(&receipt).unwrap();
     assert_eq!(
-        cosigners(parsed.checkpoint.as_bytes(), &log_key, &witnesses),
+        cosigners(parsed.checkpoint.as_bytes(), &fx.log_key, &witnesses),
         2
     );
 }
 
 #[test]
 fn a_dead_or_hung_witness_never_stalls_sequencing() {
-    let dir = tempdir();
-    let data = dir.path().join("data");
-    let publisher = new_log(&data, 1);
-    let log_vkey = data.join("log.vkey");
-    let log_key = read_verifier(&log_vkey).unwrap();
-    let w1 = witness_key(dir.path(), "w1");
-    let hung_key = witness_key(dir.path(), "hung");
-    let witness = start_witness(&w1, &[(&origin(&data), &log_vkey)], &dir.path().join("s1"));
+    let fx = stopped_log(1);
+    let w1 = witness_key(fx.dir.path(), "w1");
+    let hung_key = witness_key(fx.dir.path(), "hung");
+    let witness = start_witness(
+        &w1,
+        &[(&fx.origin, &fx.log_vkey)],
+        &fx.dir.path().join("s1"),
+    );
     let hung = BlackHole::new();
     // Quorum 1 of {live, hung}, with a witness timeout far above the time we allow.
     let witnessing = [(hung.url.as_str(), hung_key.as_path()), (&witness.url, &w1)];
-    let server = start_witnessed_log(&data, &witnessing, &["--witness-timeout-ms", "30000"]);
+    let server = start_witnessed_log(&fx.data, &witnessing, &["--witness-timeout-ms", "30000"]);
     let started = Instant::now();
     let mut slowest = Duration::ZERO;
     for n in 0..20 {
         let t = Instant::now();
-        let receipt = publish_ok(&server.url, &publisher, SUBJECT, 100 + n);
+        let receipt = publish_ok(&server.url, &fx.publisher, SUBJECT, 100 + n);
         slowest = slowest.max(t.elapsed());
         let parsed = Receipt::from_json(&receipt).unwrap();
         // The live witness alone meets the quorum, so receipts are still cosigned.
         assert_eq!(
             cosigners(
                 parsed.checkpoint.as_bytes(),
-                &log_key,
+                &fx.log_key,
                 &[vkey(&w1), vkey(&hung_key)]
             ),
             1
@@ -141,22 +150,19 @@ fn a_dead_or_hung_witness_never_stalls_sequencing() {
 
 #[test]
 fn fail_open_serves_uncosigned_checkpoints_when_no_witness_answers() {
-    let dir = tempdir();
-    let data = dir.path().join("data");
-    let publisher = new_log(&data, 1);
-    let log_vkey = data.join("log.vkey");
-    let hung_key = witness_key(dir.path(), "hung");
+    let fx = stopped_log(1);
+    let hung_key = witness_key(fx.dir.path(), "hung");
     let hung = BlackHole::new();
     let witnessing = [(hung.url.as_str(), hung_key.as_path())];
-    let server = start_witnessed_log(&data, &witnessing, &["--witness-timeout-ms", "1500"]);
+    let server = start_witnessed_log(&fx.data, &witnessing, &["--witness-timeout-ms", "1500"]);
     // The first head waits at most one witness timeout; once the witness is known to be
     // down, receipts do not wait for it at all.
     let t = Instant::now();
-    let receipt = publish_ok(&server.url, &publisher, SUBJECT, 1);
+    let receipt = publish_ok(&server.url, &fx.publisher, SUBJECT, 1);
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let t = Instant::now();
     for n in 2..12 {
-        publish_ok(&server.url, &publisher, SUBJECT, n);
+        publish_ok(&server.url, &fx.publisher, SUBJECT, n);
     }
     assert!(
         t.elapsed() < Duration::from_secs(5),
@@ -166,11 +172,11 @@ fn fail_open_serves_uncosigned_checkpoints_when_no_witness_answers() {
     assert_eq!(tree_size(&server.url), 14);
     // Such a receipt verifies with the log key, and fails a witness quorum.
     let hung_vkey = hung_key.with_extension("vkey");
-    assert!(verify_receipt(&receipt, dir.path(), &log_vkey, &[]).0);
+    assert!(verify_receipt(&receipt, fx.dir.path(), &fx.log_vkey, &[]).0);
     let (ok, text) = verify_receipt(
         &receipt,
-        dir.path(),
-        &log_vkey,
+        fx.dir.path(),
+        &fx.log_vkey,
         &[
             "--witness-vkey",
             hung_vkey.to_str().unwrap(),
@@ -187,21 +193,16 @@ fn fail_open_serves_uncosigned_checkpoints_when_no_witness_answers() {
 
 #[test]
 fn hold_back_waits_for_the_quorum_and_resumes_when_the_witness_returns() {
-    let dir = tempdir();
-    let data = dir.path().join("data");
-    let publisher = new_log(&data, 1);
-    let log_vkey = data.join("log.vkey");
-    let log_key = read_verifier(&log_vkey).unwrap();
-    let origin = origin(&data);
-    let w1 = witness_key(dir.path(), "w1");
-    let state = dir.path().join("s1");
-    let mut witness = start_witness(&w1, &[(&origin, &log_vkey)], &state);
+    let fx = stopped_log(1);
+    let w1 = witness_key(fx.dir.path(), "w1");
+    let state = fx.dir.path().join("s1");
+    let mut witness = start_witness(&w1, &[(&fx.origin, &fx.log_vkey)], &state);
     let mode = ["--below-quorum", "hold-back", "--hold-back-wait-ms", "1500"];
-    let server = start_witnessed_log(&data, &[(&witness.url, &w1)], &mode);
-    let receipt = publish_ok(&server.url, &publisher, SUBJECT, 1);
+    let server = start_witnessed_log(&fx.data, &[(&witness.url, &w1)], &mode);
+    let receipt = publish_ok(&server.url, &fx.publisher, SUBJECT, 1);
     let parsed = Receipt::from_json(&receipt).unwrap();
     assert_eq!(
-        cosigners(parsed.checkpoint.as_bytes(), &log_key, &[vkey(&w1)]),
+        cosigners(parsed.checkpoint.as_bytes(), &fx.log_key, &[vkey(&w1)]),
         1
     );
     let witnessed_size = parsed.tree_size;
@@ -212,7 +213,7 @@ fn hold_back_waits_for_the_quorum_and_resumes_when_the_witness_returns() {
     witness.kill9();
     let url = server.url.clone();
     let pending = std::thread::spawn({
-        let publisher = publisher.clone();
+        let publisher = fx.publisher.clone();
         move || {
             let t = Instant::now();
             let answer = publish(&url, &publisher, SUBJECT, 2);
@@ -248,7 +249,7 @@ fn hold_back_waits_for_the_quorum_and_resumes_when_the_witness_returns() {
         "--state".into(),
         state.display().to_string(),
         "--log".into(),
-        format!("{origin}={}", log_vkey.display()),
+        format!("{}={}", fx.origin, fx.log_vkey.display()),
     ];
     let _witness = Server::spawn(&args, &state);
     let index = witnessed_size;
@@ -265,8 +266,8 @@ fn hold_back_waits_for_the_quorum_and_resumes_when_the_witness_returns() {
     let w1_vkey = w1.with_extension("vkey");
     let (ok, text) = verify_receipt(
         &receipt,
-        dir.path(),
-        &log_vkey,
+        fx.dir.path(),
+        &fx.log_vkey,
         &["--witness-vkey", w1_vkey.to_str().unwrap(), "--quorum", "1"],
     );
     assert!(ok, "{text}");

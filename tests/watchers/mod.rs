@@ -309,3 +309,38 @@ pub fn status_change(url: &str, data: &Path, subject: &str, n: u64, status: &str
         String::from_utf8_lossy(&body)
     );
 }
+
+/// A stopped log made by [`new_log`] in a fresh temporary directory, with what tests
+/// need to start it again and to check what it serves.
+pub struct StoppedLog {
+    /// The temporary directory (the data directory is `data` inside it).
+    pub dir: tempfile::TempDir,
+    /// The data directory.
+    pub data: PathBuf,
+    /// The granted publisher.
+    pub publisher: Signer,
+    /// `DATA/log.vkey`.
+    pub log_vkey: PathBuf,
+    /// The log's verifier key.
+    pub log_key: Verifier,
+    /// The log's origin.
+    pub origin: String,
+}
+
+/// [`new_log`] with `entries` publications in a fresh temporary directory.
+pub fn stopped_log(entries: u64) -> StoppedLog {
+    let dir = crate::common::tempdir();
+    let data = dir.path().join("data");
+    let publisher = new_log(&data, entries);
+    let log_vkey = data.join("log.vkey");
+    let log_key = srcos_catalog::keyfile::read_verifier(&log_vkey).expect("log vkey");
+    let origin = origin(&data);
+    StoppedLog {
+        dir,
+        data,
+        publisher,
+        log_vkey,
+        log_key,
+        origin,
+    }
+}
