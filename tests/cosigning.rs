@@ -197,7 +197,7 @@ fn hold_back_waits_for_the_quorum_and_resumes_when_the_witness_returns() {
     let w1 = witness_key(fx.dir.path(), "w1");
     let state = fx.dir.path().join("s1");
     let mut witness = start_witness(&w1, &[(&fx.origin, &fx.log_vkey)], &state);
-    let mode = ["--below-quorum", "hold-back", "--hold-back-wait-ms", "1500"];
+    let mode = ["--below-quorum", "hold-back", "--hold-back-wait-ms", "4000"];
     let server = start_witnessed_log(&fx.data, &[(&witness.url, &w1)], &mode);
     let receipt = publish_ok(&server.url, &fx.publisher, SUBJECT, 1);
     let parsed = Receipt::from_json(&receipt).unwrap();
@@ -220,9 +220,13 @@ fn hold_back_waits_for_the_quorum_and_resumes_when_the_witness_returns() {
             (answer, t.elapsed())
         }
     });
-    wait_until(Duration::from_secs(1), "the entry to be sequenced", || {
+    wait_until(Duration::from_secs(3), "the entry to be sequenced", || {
         tree_size(&server.url) == witnessed_size + 1
     });
+    assert!(
+        !pending.is_finished(),
+        "the entry is in the tree while its receipt still waits"
+    );
     let ((status, body), waited) = pending.join().unwrap();
     let body = String::from_utf8_lossy(&body).into_owned();
     assert_eq!(status, 503, "{body}");
@@ -230,7 +234,7 @@ fn hold_back_waits_for_the_quorum_and_resumes_when_the_witness_returns() {
         body.contains("below-witness-quorum") && body.contains("reached the quorum"),
         "{body}"
     );
-    assert!(waited >= Duration::from_millis(1400), "{waited:?}");
+    assert!(waited >= Duration::from_millis(3900), "{waited:?}");
     // /checkpoint still serves the last quorum checkpoint, not the newer head.
     let served = checkpoint(&server.url);
     let note = Note::parse(&served).unwrap();
@@ -302,7 +306,8 @@ fn verify_counts_distinct_known_witnesses_and_rejects_a_bad_cosignature() {
     // w1's key again under another name: its cosignature verifies for both names.
     let private = w1.to_private_key_string();
     let key_material = base64::engine::general_purpose::STANDARD
-        .decode(private.rsplit('+').next().unwrap())
+        // PRIVATE+KEY+<name>+<hex8>+<base64>: the base64 may itself contain '+'.
+        .decode(private.splitn(5, '+').nth(4).unwrap())
         .unwrap();
     let seed: [u8; 32] = key_material[1..].try_into().unwrap();
     let alias = Signer::from_seed("witness.example/alias", KeyType::CosignatureV1, &seed).unwrap();
