@@ -8,13 +8,12 @@
 //! - `watch`: catalog events for watched subjects.
 //! - `alert`: alerts and their evidence.
 //!
-//! Consistency proofs come from `/v1/proofs/consistency`; if the server has no such
-//! endpoint (a static tlog-tiles mirror answers 404) the proof is computed from the
-//! hash tiles instead. Either way it is verified the same way, so where it came from
-//! does not matter.
+//! - `consistency`: rollback, fork, or growth proven consistent (from the API or the
+//!   hash tiles).
 
 mod alert;
 mod audit;
+mod consistency;
 pub mod state;
 mod tiles;
 mod watch;
@@ -22,19 +21,14 @@ mod watch;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-use serde::Deserialize;
-
 use crate::client::http::{HttpClient, HttpError};
-use crate::merkle::VerifyError;
-use crate::merkle::{consistency_proof, consistency_proof_nodes, verify_consistency, Hash};
 use crate::note::{open_checkpoint, Checkpoint, Verifier, MAX_NOTE_SIZE};
 pub use alert::{Alert, AlertKind, Evidence};
 pub use audit::ScanReport;
 use audit::{ScanError, Scanner};
+use consistency::ProofFailure;
 use state::{MonitorState, StateFileError};
-use tiles::{FetchError, Fetcher};
+use tiles::Fetcher;
 pub use watch::WatchEvent;
 
 /// How to monitor.
@@ -115,21 +109,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The answer of `/v1/proofs/consistency`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConsistencyAnswer {
-    first: u64,
-    second: u64,
-    hashes: Vec<String>,
-}
-
-/// Why no consistency was established.
-enum ProofFailure {
-    Unreachable(String),
-    Alert(AlertKind, String),
-}
-
 impl Monitor {
     /// Loads the state (if any) and prepares the client.
     pub fn open(options: MonitorOptions) -> Result<Monitor, MonitorError> {
@@ -176,7 +155,7 @@ impl Monitor {
         })?;
         let outcome = match &self.state {
             None => PollOutcome::First(checkpoint.clone()),
-            Some(last) => match self.compare(&fetch, last, &checkpoint).await {
+            Some(last) => match consistency::compare(&fetch, last, &checkpoint).await {
                 Ok(outcome) => outcome,
                 Err(ProofFailure::Unreachable(reason)) => return self.unreachable(reason),
                 Err(ProofFailure::Alert(kind, detail)) => {
@@ -256,122 +235,5 @@ impl Monitor {
             return Err(format!("GET /checkpoint: {} bytes", body.len()));
         }
         Ok(body)
-    }
-
-    /// Rollback, fork, or growth proven consistent.
-    async fn compare(
-        &self,
-        fetch: &Fetcher<'_>,
-        last: &MonitorState,
-        new: &Checkpoint,
-    ) -> Result<PollOutcome, ProofFailure> {
-        let old = &last.checkpoint;
-        if new.origin != old.origin {
-            return Err(ProofFailure::Alert(
-                AlertKind::BadSignature,
-                format!(
-                    "the log key signed a checkpoint for origin {:?}, but monitors {:?}",
-                    new.origin, old.origin
-                ),
-            ));
-        }
-        if new.size < old.size {
-            return Err(ProofFailure::Alert(
-                AlertKind::Rollback,
-                format!(
-                    "the log went back from size {} to size {}",
-                    old.size, new.size
-                ),
-            ));
-        }
-        if new.size == old.size {
-            if new.root != old.root {
-                return Err(ProofFailure::Alert(
-                    AlertKind::Fork,
-                    format!(
-                        "two checkpoints of size {} with different roots ({} and {})",
-                        new.size,
-                        BASE64.encode(old.root),
-                        BASE64.encode(new.root)
-                    ),
-                ));
-            }
-            return Ok(PollOutcome::Unchanged(new.clone()));
-        }
-        let proof = self.consistency_proof(fetch, old.size, new.size).await?;
-        match verify_consistency(old.size, new.size, &old.root, &new.root, &proof) {
-            Ok(()) => Ok(PollOutcome::Grown(new.clone(), old.size)),
-            Err(e @ (VerifyError::RootMismatch | VerifyError::FirstRootMismatch)) => {
-                Err(ProofFailure::Alert(
-                    AlertKind::Fork,
-                    format!(
-                        "the checkpoint of size {} is not an extension of the one of size {}: {e}",
-                        new.size, old.size
-                    ),
-                ))
-            }
-            Err(e) => Err(ProofFailure::Alert(
-                AlertKind::BadProof,
-                format!(
-                    "the consistency proof from size {} to {} is malformed: {e}",
-                    old.size, new.size
-                ),
-            )),
-        }
-    }
-
-    /// The proof from the API, or from the hash tiles where there is no API.
-    async fn consistency_proof(
-        &self,
-        fetch: &Fetcher<'_>,
-        first: u64,
-        second: u64,
-    ) -> Result<Vec<Hash>, ProofFailure> {
-        let path = format!("/v1/proofs/consistency?first={first}&second={second}");
-        let (status, body) = fetch
-            .get(&path)
-            .await
-            .map_err(|e| ProofFailure::Unreachable(e.to_string()))?;
-        let bad = |detail: String| ProofFailure::Alert(AlertKind::BadProof, detail);
-        match status {
-            200 => {
-                let answer: ConsistencyAnswer =
-                    serde_json::from_slice(&body).map_err(|e| bad(format!("GET {path}: {e}")))?;
-                if answer.first != first || answer.second != second {
-                    return Err(bad(format!(
-                        "GET {path} answered a proof from {} to {}",
-                        answer.first, answer.second
-                    )));
-                }
-                answer
-                    .hashes
-                    .iter()
-                    .map(|h| {
-                        hex::decode(h)
-                            .ok()
-                            .and_then(|b| Hash::try_from(b).ok())
-                            .ok_or_else(|| bad(format!("GET {path}: {h:?} is not a hash")))
-                    })
-                    .collect()
-            }
-            404 => {
-                let nodes: Vec<_> = consistency_proof_nodes(first, second)
-                    .map_err(|e| bad(e.to_string()))?
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                let tiles = fetch
-                    .hashes_for(&nodes, second)
-                    .await
-                    .map_err(|e| match e {
-                        FetchError::Unreachable(m) => ProofFailure::Unreachable(m),
-                        FetchError::Bad(m) => bad(m),
-                    })?;
-                consistency_proof(first, second, &tiles).map_err(|e| bad(format!("{e:?}")))
-            }
-            status => Err(ProofFailure::Unreachable(format!(
-                "GET {path}: HTTP {status}"
-            ))),
-        }
     }
 }
