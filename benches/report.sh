@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Reproduces the figures of docs/performance.md in one run: the criterion benches
+# (engine paths and the machine's limits), the scale bench, and the HTTP load
+# (peak, then a sweep that writes docs/load.svg) against a fresh release server.
+# Outputs go to target/perf/. Takes about 10 minutes on the 2-core CI machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=target/perf
+mkdir -p "$out"
+cargo build --release -q
+
+cargo bench -q --bench engine --bench log --bench merkle --bench note -- \
+  --warm-up-time 1 --measurement-time 4 2>&1 | tee "$out/benches.txt"
+SRCOS_SCALE_ENTRIES="${SRCOS_SCALE_ENTRIES:-10000000}" cargo bench -q --bench scale -- \
+  --warm-up-time 1 --measurement-time 4 2>&1 | tee "$out/scale.txt"
+
+data=$(mktemp -d -p target)
+bin=target/release/srcos-catalog
+"$bin" serve --data "$data" --listen 127.0.0.1:18090 > "$out/serve.log" 2>&1 &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT
+for _ in $(seq 100); do grep -q "listening on" "$out/serve.log" && break; sleep 0.1; done
+
+"$bin" loadgen --server http://127.0.0.1:18090 --admin-key "$data/admin.key" \
+  --rate max --duration "${PEAK_DURATION:-20s}" --connections 256 --max-requests 400000 \
+  | tee "$out/peak.txt"
+peak=$(sed -E 's/.* = ([0-9]+)\/s.*/\1/' "$out/peak.txt")
+rates=$(for pct in 20 40 60 80 100 120; do echo $((peak * pct / 100)); done | paste -sd, -)
+"$bin" loadgen --server http://127.0.0.1:18090 --admin-key "$data/admin.key" \
+  --sweep "$rates" --duration "${SWEEP_DURATION:-10s}" --connections 1024 --svg docs/load.svg \
+  | tee "$out/sweep.txt"
+echo "server peak resident memory: $(grep VmHWM /proc/$pid/status)" | tee "$out/memory.txt"
+echo "tree size: $(curl -s http://127.0.0.1:18090/v1/log)" | tee -a "$out/memory.txt"
