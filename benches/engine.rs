@@ -14,7 +14,7 @@ use srcos_catalog::catalog::{sign_envelope, Catalog, Submission};
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
 use srcos_catalog::log::reader::{TileCache, TreeView};
 use srcos_catalog::merkle;
-use srcos_catalog::note::{Checkpoint, KeyType, Signer};
+use srcos_catalog::note::{KeyType, Signer};
 use srcos_catalog::receipt::Receipt;
 use srcos_catalog::storage::posix::PosixStore;
 use srcos_catalog::storage::LogStore;
@@ -98,12 +98,7 @@ fn build_store(store: &PosixStore, size: u64, signer: &Signer) -> Vec<u8> {
             n += 1;
         }
         let writes = integrator.finish(tiles);
-        let checkpoint = Checkpoint {
-            origin: signer.name().to_string(),
-            size: integrator.size(),
-            root: integrator.root(),
-            extensions: Vec::new(),
-        };
+        let checkpoint = integrator.checkpoint(signer.name());
         signed = checkpoint.sign(signer).unwrap().to_bytes();
         store.commit(&writes, &signed).unwrap();
     }

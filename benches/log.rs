@@ -7,7 +7,7 @@ use std::io::Write;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
-use srcos_catalog::note::{Checkpoint, KeyType, Signer};
+use srcos_catalog::note::{KeyType, Signer};
 use srcos_catalog::storage::posix::PosixStore;
 use srcos_catalog::storage::LogStore;
 
@@ -58,12 +58,7 @@ fn durable_appends(c: &mut Criterion) {
                     integrator.append(&e, &mut tiles).unwrap();
                 }
                 let writes = integrator.finish(tiles);
-                let checkpoint = Checkpoint {
-                    origin: signer.name().to_string(),
-                    size: integrator.size(),
-                    root: integrator.root(),
-                    extensions: Vec::new(),
-                };
+                let checkpoint = integrator.checkpoint(signer.name());
                 let signed = checkpoint.sign(&signer).unwrap().to_bytes();
                 store.commit(&writes, &signed).unwrap();
             })

@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
 use srcos_catalog::log::reader::{TileCache, TreeView};
 use srcos_catalog::merkle;
-use srcos_catalog::note::{Checkpoint, KeyType, Signer};
+use srcos_catalog::note::{KeyType, Signer};
 use srcos_catalog::storage::posix::PosixStore;
 use srcos_catalog::storage::LogStore;
 
@@ -59,12 +59,7 @@ impl Log {
             self.integrator.append(&entry, &mut tiles).unwrap();
         }
         let writes = self.integrator.finish(tiles);
-        let checkpoint = Checkpoint {
-            origin: self.signer.name().to_string(),
-            size: self.integrator.size(),
-            root: self.integrator.root(),
-            extensions: Vec::new(),
-        };
+        let checkpoint = self.integrator.checkpoint(self.signer.name());
         let signed = checkpoint.sign(&self.signer).unwrap().to_bytes();
         self.store.commit(&writes, &signed).unwrap();
     }

@@ -11,26 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::authority::*;
-use common::{cli_ok, Server};
+use common::{cli_ok, Rng, Server};
 use serde_json::{json, Value};
 use srcos_catalog::catalog::sign_envelope;
 use srcos_catalog::client::http::HttpClient;
 use srcos_catalog::keyfile::read_signer;
 use srcos_catalog::log::replay::replay_dir;
 use srcos_catalog::note::{KeyType, Signer};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// Everything the workers share.
 struct Pool {
@@ -210,13 +197,7 @@ fn check_replay(url: &str, data: &std::path::Path, rt: &tokio::runtime::Runtime)
 
 #[test]
 fn replay_reproduces_the_live_catalog_after_random_operations_and_crashes() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("replay test seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock("replay test");
     let dir = common::tempdir();
     let data = dir.path().join("data");
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -17,18 +17,6 @@ use srcos_catalog::merkle;
 use srcos_catalog::note::{self, KeyType, Signer, Verifier};
 use srcos_catalog::receipt::Receipt;
 
-/// A tiny xorshift generator seeded from the clock: the moments vary run to run, and
-/// the seed is printed so a failing run can be replayed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[derive(Clone)]
 struct Acked {
     receipt: Receipt,
@@ -59,13 +47,7 @@ fn grant(rt: &tokio::runtime::Runtime, client: &HttpClient, admin: &Signer, publ
 
 #[test]
 fn acknowledged_entries_survive_kill_9_at_random_moments() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("crash test seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = common::Rng::from_clock("crash test");
     let dir = tempdir();
     let data = dir.path().join("data");
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -7,6 +7,7 @@
 //! Memory is O(log n), whatever the size of the log.
 
 use crate::merkle::{leaf_hash, CompactRange, Hash, NodeId};
+use crate::note::Checkpoint;
 use crate::storage::TileWrite;
 use crate::tiles::{append_bundle_entry, TileId, TileKind, TILE_HEIGHT, TILE_WIDTH};
 
@@ -64,6 +65,16 @@ impl Integrator {
     /// The Merkle root of everything integrated so far.
     pub fn root(&self) -> Hash {
         self.compact.root()
+    }
+
+    /// The (unsigned) checkpoint of everything integrated so far, for `origin`.
+    pub fn checkpoint(&self, origin: &str) -> Checkpoint {
+        Checkpoint {
+            origin: origin.to_string(),
+            size: self.size(),
+            root: self.root(),
+            extensions: Vec::new(),
+        }
     }
 
     /// Appends one entry, recording the tiles it fills or changes in `batch`.

@@ -273,12 +273,7 @@ fn write_genesis(
         .append(&leaf, &mut batch)
         .map_err(|e| LogError::Inconsistent(e.to_string()))?;
     let writes = integrator.finish(batch);
-    let checkpoint = Checkpoint {
-        origin: signer.name().to_string(),
-        size: integrator.size(),
-        root: integrator.root(),
-        extensions: Vec::new(),
-    };
+    let checkpoint = integrator.checkpoint(signer.name());
     let signed = checkpoint
         .sign(signer)
         .map_err(|e| LogError::Inconsistent(format!("signing genesis checkpoint: {e}")))?

@@ -24,7 +24,6 @@ use super::committer::{PreparedBatch, Reply};
 use super::integrator::{BatchTiles, Integrator};
 use super::{now_ms, Shared, SubmitError, Submitted};
 use crate::catalog::{Catalog, Effect, Refusal, Verified};
-use crate::note::Checkpoint;
 use crate::storage::index::IndexedLeaf;
 use crate::tiles::MAX_ENTRY_BYTES;
 use std::sync::RwLockWriteGuard;
@@ -196,12 +195,7 @@ impl Sequencer {
             self.shared.set_keys(keys);
         }
         let writes = self.integrator.finish(tiles);
-        let checkpoint = Checkpoint {
-            origin: self.shared.origin.clone(),
-            size: self.integrator.size(),
-            root: self.integrator.root(),
-            extensions: Vec::new(),
-        };
+        let checkpoint = self.integrator.checkpoint(&self.shared.origin);
         let signed = match checkpoint.sign(&self.shared.signer) {
             Ok(note) => note.to_bytes(),
             Err(e) => {

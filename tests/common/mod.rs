@@ -247,3 +247,33 @@ pub fn raw_http(url: &str, request: &[u8]) -> (u16, String) {
         .unwrap_or(0);
     (status, text)
 }
+
+/// A tiny xorshift generator for the randomized crash tests. Seeded from the clock, so
+/// the moments vary run to run; the seed is printed so a failing run can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A generator seeded from the clock; prints the seed under `label`.
+    pub fn from_clock(label: &str) -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            | 1;
+        eprintln!("{label} seed {seed}");
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
