@@ -116,10 +116,12 @@ fn follows_a_log_across_monitor_restarts_and_reports_watched_subjects() {
     });
     publish_ok(&server.url, &publisher, SUBJECT, 10);
     publish_ok(&server.url, &publisher, SUBJECT, 11);
+    // The monitor prints a poll's events before it saves the state (at least once), and
+    // the reader thread may still be draining the pipe: wait for both.
     wait_until(
         Duration::from_secs(30),
-        "the monitor to reach size 10",
-        || state_size(&state) == 10,
+        "the monitor to reach size 10 and report both events",
+        || state_size(&state) == 10 && events(&lines.lock().unwrap().join("\n")).len() >= 2,
     );
     let _ = child.kill();
     let _ = child.wait();

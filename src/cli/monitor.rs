@@ -111,7 +111,12 @@ fn monitor(args: MonitorArgs) -> Result<ExitCode, CliError> {
         tokio::pin!(shutdown);
         loop {
             match monitor.poll().await {
-                Ok(report) => print_report(&report),
+                Ok(report) => {
+                    print_report(&report);
+                    monitor
+                        .save()
+                        .map_err(|e| CliError(format!("saving the monitor state: {e}")))?;
+                }
                 Err(MonitorError::Alert(alert)) => {
                     print!("{alert}");
                     return Ok(ExitCode::from(ALERT_EXIT));

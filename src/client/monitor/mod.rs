@@ -100,6 +100,8 @@ pub struct Monitor {
     state: Option<MonitorState>,
     scanner: Option<Scanner>,
     started_ms: u64,
+    /// What the last successful poll verified, until [`Monitor::save`] persists it.
+    pending: Option<MonitorState>,
 }
 
 fn now_ms() -> u64 {
@@ -128,6 +130,7 @@ impl Monitor {
             state,
             scanner,
             started_ms: now_ms(),
+            pending: None,
         })
     }
 
@@ -184,9 +187,20 @@ impl Monitor {
                 .map(|s| s.cursor().clone())
                 .or_else(|| self.state.as_ref().and_then(|s| s.entries.clone())),
         };
-        state.save(&self.options.state, &self.options.log_key)?;
-        self.state = Some(state);
+        // Not saved yet: the caller reports the events first and then calls `save`, so a
+        // crash in between re-reports them instead of losing them (at least once).
+        self.pending = Some(state);
         Ok(PollReport { outcome, scan })
+    }
+
+    /// Persists what the last successful [`Monitor::poll`] verified (atomically); call it
+    /// after reporting that poll's events. Does nothing if there is nothing new.
+    pub fn save(&mut self) -> Result<(), MonitorError> {
+        if let Some(state) = self.pending.take() {
+            state.save(&self.options.state, &self.options.log_key)?;
+            self.state = Some(state);
+        }
+        Ok(())
     }
 
     /// Adds the last verified checkpoint and the served bytes to an alert.
