@@ -207,6 +207,20 @@ pub fn bundle_for_leaf(leaf: u64, size: u64) -> Option<TileId> {
     Some(tile)
 }
 
+/// The entry bundles of a tree of `size` leaves, in order (full ones, then the partial
+/// one if `size` is not a multiple of 256).
+pub fn entry_bundles(size: u64) -> impl Iterator<Item = TileId> {
+    (0..size.div_ceil(TILE_WIDTH)).filter_map(move |n| bundle_for_leaf(n * TILE_WIDTH, size))
+}
+
+/// Splits a hash tile into its hashes (a trailing partial hash is ignored; callers check
+/// the tile's length against its width first).
+pub fn hashes_of(tile: &[u8]) -> Vec<[u8; HASH_BYTES]> {
+    tile.chunks_exact(HASH_BYTES)
+        .filter_map(|c| c.try_into().ok())
+        .collect()
+}
+
 /// Every partial tile (hash tiles and the entry bundle) a checkpoint of `size` needs.
 pub fn partial_tiles(size: u64) -> Vec<TileId> {
     let mut out = Vec::new();
@@ -329,6 +343,17 @@ mod tests {
         assert_eq!(tiles.len(), 4);
         assert_eq!(partial_tiles(256), vec![hash_tile(1, 0, 1)]);
         assert!(partial_tiles(0).is_empty());
+    }
+
+    #[test]
+    fn entry_bundles_cover_the_tree_in_order() {
+        let bundles: Vec<TileId> = entry_bundles(600).collect();
+        assert_eq!(bundles.len(), 3);
+        assert_eq!((bundles[0].index, bundles[0].width), (0, 256));
+        assert_eq!((bundles[2].index, bundles[2].width), (2, 88));
+        assert_eq!(entry_bundles(512).count(), 2);
+        assert_eq!(entry_bundles(0).count(), 0);
+        assert_eq!(hashes_of(&[7u8; 70]), vec![[7u8; 32]; 2]);
     }
 
     #[test]

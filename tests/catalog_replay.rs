@@ -200,11 +200,7 @@ fn replay_reproduces_the_live_catalog_after_random_operations_and_crashes() {
     let mut rng = Rng::from_clock("replay test");
     let dir = common::tempdir();
     let data = dir.path().join("data");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::multi_thread_runtime();
     let total = Arc::new(AtomicUsize::new(0));
     let mut pool: Option<Arc<Pool>> = None;
     let rounds = 4;

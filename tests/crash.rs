@@ -50,11 +50,7 @@ fn acknowledged_entries_survive_kill_9_at_random_moments() {
     let mut rng = common::Rng::from_clock("crash test");
     let dir = tempdir();
     let data = dir.path().join("data");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::multi_thread_runtime();
     let publisher = Signer::generate("crash.example/publisher", KeyType::Ed25519).unwrap();
     let mut acked: Vec<Acked> = Vec::new();
     let mut seen_checkpoints: Vec<Vec<u8>> = Vec::new();

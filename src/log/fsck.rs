@@ -9,7 +9,7 @@ use crate::keyfile;
 use crate::note;
 use crate::storage::posix::PosixStore;
 use crate::storage::LogStore;
-use crate::tiles::{self, TILE_WIDTH};
+use crate::tiles;
 
 /// What fsck found.
 #[derive(Debug, Clone, Default)]
@@ -41,11 +41,7 @@ pub fn fsck(data_dir: &Path) -> Result<FsckReport, String> {
         ..FsckReport::default()
     };
     let mut integrator = Integrator::new();
-    let mut bundle = 0u64;
-    while bundle * TILE_WIDTH < checkpoint.size {
-        let Some(tile) = tiles::bundle_for_leaf(bundle * TILE_WIDTH, checkpoint.size) else {
-            break;
-        };
+    for tile in tiles::entry_bundles(checkpoint.size) {
         let data = match view.tile(tile) {
             Ok(data) => data,
             Err(e) => {
@@ -77,7 +73,6 @@ pub fn fsck(data_dir: &Path) -> Result<FsckReport, String> {
                 Err(e) => report.problems.push(format!("{}: {e}", write.tile.path())),
             }
         }
-        bundle += 1;
     }
     if integrator.size() != checkpoint.size {
         report.problems.push(format!(

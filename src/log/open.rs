@@ -233,15 +233,7 @@ fn resume_edge(
                 index: stored / TILE_WIDTH,
                 width: width as u16,
             };
-            let data = view.tile(tile)?;
-            hashes = data
-                .chunks_exact(32)
-                .map(|c| {
-                    let mut h = [0u8; 32];
-                    h.copy_from_slice(c);
-                    h
-                })
-                .collect();
+            hashes = tiles::hashes_of(&view.tile(tile)?);
         }
         partial_hashes.push(hashes);
     }
@@ -307,16 +299,13 @@ fn replay(
     }
     let view = TreeView::new(store, cache, size);
     let mut pending = Vec::new();
-    let mut bundle_index = 0u64;
-    while bundle_index * TILE_WIDTH < size {
-        let Some(tile) = tiles::bundle_for_leaf(bundle_index * TILE_WIDTH, size) else {
-            break;
-        };
+    for tile in tiles::entry_bundles(size) {
         let data = view.tile(tile)?;
         let entries = tiles::decode_bundle(&data)
             .ok_or_else(|| LogError::Inconsistent(format!("{} is not a bundle", tile.path())))?;
+        let first = tile.index * TILE_WIDTH;
         for (offset, entry) in entries.iter().enumerate() {
-            let leaf_index = bundle_index * TILE_WIDTH + offset as u64;
+            let leaf_index = first + offset as u64;
             catalog.apply(leaf_index, entry).map_err(|e| {
                 LogError::Inconsistent(format!("replaying entry {leaf_index}: {e}"))
             })?;
@@ -329,10 +318,9 @@ fn replay(
             }
         }
         if pending.len() >= 4096 {
-            index.record(&pending, bundle_index * TILE_WIDTH + entries.len() as u64)?;
+            index.record(&pending, first + entries.len() as u64)?;
             pending.clear();
         }
-        bundle_index += 1;
     }
     let reindexed = size - indexed;
     if reindexed > 0 {

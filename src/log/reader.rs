@@ -171,14 +171,7 @@ impl<'a> TreeView<'a> {
             return Ok(levels);
         }
         let data = self.tile(tile)?;
-        let mut levels: Vec<Vec<Hash>> = vec![data
-            .chunks_exact(HASH_BYTES)
-            .map(|c| {
-                let mut h = [0u8; 32];
-                h.copy_from_slice(c);
-                h
-            })
-            .collect()];
+        let mut levels: Vec<Vec<Hash>> = vec![crate::tiles::hashes_of(&data)];
         for _ in 1..TILE_HEIGHT {
             let below = levels.last().map(Vec::as_slice).unwrap_or_default();
             let next: Vec<Hash> = below

@@ -15,7 +15,7 @@ use crate::catalog::Catalog;
 use crate::note::{self, Checkpoint, Verifier};
 use crate::storage::posix::PosixStore;
 use crate::storage::LogStore;
-use crate::tiles::{self, TileId, TILE_WIDTH};
+use crate::tiles::{self, TileId};
 
 /// What a replay established.
 #[derive(Debug, Clone)]
@@ -40,10 +40,7 @@ pub fn replay(
     let size = checkpoint.size;
     let mut integrator = Integrator::new();
     let mut catalog = Catalog::new();
-    let mut n = 0u64;
-    while n * TILE_WIDTH < size {
-        let tile = tiles::bundle_for_leaf(n * TILE_WIDTH, size)
-            .ok_or_else(|| format!("no entry bundle for leaf {}", n * TILE_WIDTH))?;
+    for tile in tiles::entry_bundles(size) {
         let data = bundle(tile)?;
         let entries = tiles::decode_bundle(&data)
             .ok_or_else(|| format!("{} is not an entry bundle", tile.path()))?;
@@ -65,7 +62,6 @@ pub fn replay(
                 .apply(index, entry)
                 .map_err(|e| format!("applying entry {index}: {e}"))?;
         }
-        n += 1;
     }
     if integrator.size() != size || integrator.root() != checkpoint.root {
         return Err(format!(

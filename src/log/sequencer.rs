@@ -181,11 +181,20 @@ impl Sequencer {
         }
 
         if indexed.is_empty() {
-            // Only duplicates of uncommitted entries can be waiting; they still need a
-            // durable batch after theirs, so send an empty one.
+            // Only duplicates of uncommitted entries can be waiting. They are answered
+            // once the batch holding their original is durable: queue an empty batch
+            // behind it (nothing to write or sign; the committer only answers it).
             if replies.is_empty() {
                 return None;
             }
+            return Some(PreparedBatch {
+                writes: Vec::new(),
+                checkpoint: self.integrator.checkpoint(&self.shared.origin),
+                signed: Vec::new(),
+                indexed,
+                replies,
+                prepared_in: started.elapsed(),
+            });
         }
         if keys_changed {
             // Safe before the batch is durable: a publication verified with the new key

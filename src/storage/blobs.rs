@@ -183,7 +183,12 @@ impl BlobWriter<'_> {
             });
         }
         let target = self.store.path(&self.expected);
+        let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
         if target.is_file() {
+            // A concurrent upload of the same blob may have renamed it in but not yet
+            // synced the directory: sync it before acknowledging, so "already stored"
+            // is as durable as "stored".
+            sync_dir(&dir).map_err(io_error(format!("syncing {}", dir.display())))?;
             return Ok(false);
         }
         if let Some(file) = self.file.take() {
@@ -192,9 +197,7 @@ impl BlobWriter<'_> {
         }
         fs::rename(&self.tmp, &target)
             .map_err(io_error(format!("installing {}", target.display())))?;
-        if let Some(dir) = target.parent() {
-            sync_dir(dir).map_err(io_error(format!("syncing {}", dir.display())))?;
-        }
+        sync_dir(&dir).map_err(io_error(format!("syncing {}", dir.display())))?;
         Ok(true)
     }
 }

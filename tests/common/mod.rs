@@ -277,3 +277,12 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// A two-worker multi-threaded runtime, for tests that drive concurrent load.
+pub fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}

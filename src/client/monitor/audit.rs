@@ -134,7 +134,11 @@ impl Scanner {
                 .ok_or_else(|| ScanError::Alert(format!("no level-0 tile for entry {index}")))?;
             let data = fetch.tile(bundle).await?;
             let hashes = fetch.tile(level0).await?;
-            let entries = decode_bundle(&data).unwrap_or_default();
+            // `fetch.tile` checked the framing and the count; a bundle that still does
+            // not decode must be an alert, never an empty list that would stall the scan.
+            let entries = decode_bundle(&data).ok_or_else(|| {
+                ScanError::Alert(format!("/{} is not an entry bundle", bundle.path()))
+            })?;
             let first = bundle.index * TILE_WIDTH;
             for (offset, entry) in entries.iter().enumerate().skip((index - first) as usize) {
                 let hash = leaf_hash(entry);

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::client::http::HttpClient;
 use crate::merkle::{root_of_leaf_hashes, Hash, HashSource, NodeId};
-use crate::tiles::{decode_bundle, tile_for_hash, TileId, TileKind, HASH_BYTES, TILE_HEIGHT};
+use crate::tiles::{
+    decode_bundle, hashes_of, tile_for_hash, TileId, TileKind, HASH_BYTES, TILE_HEIGHT,
+};
 
 /// Why a tile could not be used.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -133,10 +135,7 @@ impl HashSource for TileHashes {
                 let bytes = data
                     .get(offset * HASH_BYTES..(offset + count) * HASH_BYTES)
                     .ok_or_else(|| format!("{} is short", tile.path()))?;
-                let leaves: Vec<Hash> = bytes
-                    .chunks_exact(HASH_BYTES)
-                    .filter_map(|c| c.try_into().ok())
-                    .collect();
+                let leaves: Vec<Hash> = hashes_of(bytes);
                 Ok(match leaves.as_slice() {
                     [one] => *one,
                     many => root_of_leaf_hashes(many),
