@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use srcos_catalog::catalog::{
     audit_leaf, pae, parse_publication_request, sign_envelope, Catalog, CatalogError, Effect,
-    Envelope, KeyDirectory, Refusal, Submission, SubmissionKind, MAX_LEAF_BYTES, PAYLOAD_TYPE,
+    Envelope, KeyDirectory, Leaf, Refusal, Submission, SubmissionKind, MAX_LEAF_BYTES,
+    PAYLOAD_TYPE,
 };
 use srcos_catalog::note::Signer;
 
@@ -73,11 +74,14 @@ fn forbidden<T: std::fmt::Debug>(r: Result<T, Refusal>) -> String {
 }
 
 /// An authority with a log key, an admin, and a publisher granted
-/// `sourceos://catalog/images/` on `dev`; every leaf is audited, then applied.
+/// `sourceos://catalog/images/` on `dev`; every leaf is audited, then applied. A shadow
+/// catalog applies the sequencer's pre-parsed form of every admitted leaf
+/// (`admit_as` + `apply_prepared`) and must stay in the same state.
 struct World {
     admin: Signer,
     publisher: Signer,
     catalog: Catalog,
+    shadow: Catalog,
     leaves: Vec<Vec<u8>>,
 }
 
@@ -91,10 +95,13 @@ impl World {
         let mut catalog = Catalog::new();
         audit_leaf(&catalog, 0, &genesis).unwrap();
         assert_eq!(catalog.apply(0, &genesis).unwrap(), Effect::Genesis);
+        let mut shadow = Catalog::new();
+        shadow.apply(0, &genesis).unwrap();
         let mut w = World {
             admin,
             publisher,
             catalog,
+            shadow,
             leaves: vec![genesis],
         };
         let grant = grant_payload(&w.publisher, &["sourceos://catalog/images/"], &["dev"]);
@@ -117,8 +124,13 @@ impl World {
     fn submit(&mut self, body: &[u8], at: u64) -> Result<Effect, Refusal> {
         let leaf = self.admit(body, at)?;
         let index = self.catalog.applied_size();
+        let verified = Submission::parse(body)?.verify(&self.shadow.keys())?;
+        let (shadow_leaf, prepared) = self.shadow.admit_as(&verified, at, index)?;
+        assert_eq!(shadow_leaf, leaf);
         audit_leaf(&self.catalog, index, &leaf).unwrap();
         let effect = self.catalog.apply(index, &leaf).unwrap();
+        assert_eq!(self.shadow.apply_prepared(prepared).unwrap(), effect);
+        assert_eq!(self.shadow.state_digest(), self.catalog.state_digest());
         self.leaves.push(leaf);
         Ok(effect)
     }
@@ -497,6 +509,15 @@ fn leaves_are_canonical_json() {
         assert_eq!(keys, sorted);
         assert_eq!(v["apiVersion"], json!("catalog.srcos.ai/v1"));
         assert!(leaf.len() <= MAX_LEAF_BYTES);
+        // The leaf types declare their members in canonical order, so plain serde_json
+        // already writes these bytes (the fast path of `to_canonical_vec`).
+        let plain = match Leaf::parse(leaf).unwrap() {
+            Leaf::Genesis(l) => serde_json::to_vec(&l),
+            Leaf::Grant(l) => serde_json::to_vec(&l),
+            Leaf::Publication(l) => serde_json::to_vec(&l),
+            Leaf::Decision(l) => serde_json::to_vec(&l),
+        };
+        assert_eq!(&plain.unwrap(), leaf);
     }
     assert!(w.leaves[0].starts_with(br#"{"adminKeys":["admin+"#));
     assert!(w.leaves[2].starts_with(br#"{"admission":{"acceptedAt":"2026-01-01T00:00:02.000Z","grantIndex":1,"policyIndex":0,"requestDigest":{"sha256":""#));

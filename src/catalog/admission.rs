@@ -18,6 +18,7 @@ use super::leaf::{
     DecisionAdmission, DecisionLeaf, GrantAdmission, GrantLeaf, Leaf, PublicationAdmission,
     PublicationKind, PublicationLeaf, MAX_LEAF_BYTES,
 };
+use super::prepare::PreparedLeaf;
 use super::request::{
     check_token, check_vkey, object, parse_request_payload, string, type_name, ApiVersion,
     CatalogPublicationRequest, DigestSet, Problems, PublisherGrantKind, PublisherGrantRequest,
@@ -544,6 +545,21 @@ impl Catalog {
     /// checked again), so the choice does not depend on the snapshot `verify` used.
     /// `accepted_at_ms` is the sequencer's clock, passed in; it is never read here.
     pub fn admit(&self, verified: &Verified, accepted_at_ms: u64) -> Result<Vec<u8>, Refusal> {
+        self.admit_as(verified, accepted_at_ms, self.applied_size())
+            .map(|(bytes, _)| bytes)
+    }
+
+    /// [`Catalog::admit`], also returning the leaf ready for
+    /// [`Catalog::apply_prepared`] as leaf `index`, so the sequencer does not parse back
+    /// the bytes it just encoded. Applying it has the same effect as applying the bytes:
+    /// `apply_prepared` runs every stateful rule again, and the encoding is the one
+    /// `Leaf::parse` accepts (replay and audits re-check that from the bytes).
+    pub fn admit_as(
+        &self,
+        verified: &Verified,
+        accepted_at_ms: u64,
+        index: u64,
+    ) -> Result<(Vec<u8>, PreparedLeaf), Refusal> {
         let accepted_at = format_rfc3339_ms(accepted_at_ms).ok_or_else(|| {
             Refusal::Invalid(vec![format!(
                 "acceptedAt: {accepted_at_ms} ms is past year 9999"
@@ -586,7 +602,7 @@ impl Catalog {
                     bytes.len()
                 )));
             }
-            return Ok(bytes);
+            return Ok((bytes, PreparedLeaf::admitted(index, leaf, sub)));
         }
         Err(first_err.unwrap_or_else(|| {
             Refusal::Forbidden("no signature is by a key this authority currently knows".into())

@@ -1,10 +1,10 @@
 //! `Catalog::apply` for decision leaves: re-run the gate against the state before the
 //! leaf, require the recorded admission to be exactly what the gate allows, then record.
 
-use super::admission::SubmissionKind;
-use super::decisions::DecisionPayload;
+use super::admission::Submission;
+use super::decisions::{DecisionKind, DecisionPayload};
 use super::entry::{entry_local_id, DecisionRecord, EntryAction};
-use super::leaf::DecisionLeaf;
+use super::leaf::DecisionAdmission;
 use super::request::RequestPayload;
 use super::state::{Catalog, Effect, PolicyRecord, RevocationRecord};
 
@@ -12,16 +12,11 @@ impl Catalog {
     pub(super) fn apply_decision(
         &mut self,
         index: u64,
-        d: &DecisionLeaf,
+        kind: DecisionKind,
+        a: &DecisionAdmission,
+        sub: &Submission,
     ) -> Result<Effect, String> {
-        let a = &d.admission;
-        let (sub, signer) = self.signed_parts(
-            &d.envelope,
-            &a.signer,
-            &a.accepted_at,
-            &a.request_digest,
-            SubmissionKind::Decision(d.kind),
-        )?;
+        let signer = self.signer_key(&a.signer)?;
         let RequestPayload::Decision(payload) = sub.payload() else {
             return Err("a decision leaf holds another request kind".into());
         };
@@ -87,9 +82,6 @@ impl Catalog {
                 ));
             }
         }
-        Ok(Effect::Decided {
-            kind: d.kind,
-            entry,
-        })
+        Ok(Effect::Decided { kind, entry })
     }
 }

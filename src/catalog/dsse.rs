@@ -79,11 +79,11 @@ pub struct EnvelopeSignature {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Envelope {
-    /// The payload's media type; for catalog requests always [`PAYLOAD_TYPE`].
-    pub payload_type: String,
     /// The exact payload bytes that were signed; base64 on the wire.
     #[serde(with = "b64")]
     pub payload: Vec<u8>,
+    /// The payload's media type; for catalog requests always [`PAYLOAD_TYPE`].
+    pub payload_type: String,
     /// The signatures over `pae(payload_type, payload)`.
     pub signatures: Vec<EnvelopeSignature>,
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -15,9 +16,9 @@ use super::decisions::{NewStatus, Verdict};
 use super::policy::Policy;
 use super::state::PublicationRecord;
 
-/// What a decision leaf did to an entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all_fields = "camelCase")]
+/// What a decision leaf did to an entry. On the wire an object whose `kind` is the variant
+/// name, beside the variant's fields (camelCase).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryAction {
     /// A reviewer's verdict for a channel.
     Review {
@@ -42,32 +43,67 @@ pub enum EntryAction {
     },
 }
 
+// Written by hand rather than with `#[serde(tag = "kind")]`, which puts the tag first: here
+// every member, the tag included, comes in RFC 8785 order, so the state digest takes the
+// fast canonical path (see `canonical.rs`).
+impl Serialize for EntryAction {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EntryAction::Review { channel, verdict } => {
+                let mut s = serializer.serialize_struct("Review", 3)?;
+                s.serialize_field("channel", channel)?;
+                s.serialize_field("kind", "Review")?;
+                s.serialize_field("verdict", verdict)?;
+                s.end()
+            }
+            EntryAction::Promotion {
+                from_channel,
+                to_channel,
+                policy_index,
+            } => {
+                let mut s = serializer.serialize_struct("Promotion", 4)?;
+                s.serialize_field("fromChannel", from_channel)?;
+                s.serialize_field("kind", "Promotion")?;
+                s.serialize_field("policyIndex", policy_index)?;
+                s.serialize_field("toChannel", to_channel)?;
+                s.end()
+            }
+            EntryAction::StatusChange { status } => {
+                let mut s = serializer.serialize_struct("StatusChange", 2)?;
+                s.serialize_field("kind", "StatusChange")?;
+                s.serialize_field("status", status)?;
+                s.end()
+            }
+        }
+    }
+}
+
 /// One decision about an entry, as the projection keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DecisionRecord {
-    /// Index of the decision leaf.
-    pub leaf_index: u64,
     /// When it was accepted (RFC 3339).
     pub accepted_at: String,
-    /// The signer (`name+hex8`).
-    pub signer: String,
     /// What it did.
     pub action: EntryAction,
+    /// Index of the decision leaf.
+    pub leaf_index: u64,
+    /// The signer (`name+hex8`).
+    pub signer: String,
 }
 
 /// An entry: its publication and every decision about it, in leaf order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EntryRecord {
+    /// Decisions, in leaf order.
+    pub decisions: Vec<DecisionRecord>,
     /// The local id (see [`entry_local_id`]).
     pub id: String,
     /// Index of the `Publication` leaf that created it.
     pub publication_index: u64,
     /// The subject digest (`sha256:<hex>`), where the publication record is kept.
     pub subject_digest: String,
-    /// Decisions, in leaf order.
-    pub decisions: Vec<DecisionRecord>,
 }
 
 /// The local id of the entry for `target` and `sha256:<hex>`: the first 32 hex digits of

@@ -100,17 +100,17 @@ impl Severity {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EvidenceFinding {
-    /// Position of the item in the request's `evidence` array.
-    pub index: u64,
-    /// The recognised format, e.g. `spdx-2.3`, `cyclonedx`, `grype`, `in-toto-vulns`,
-    /// `slsa-provenance-v1`, `socios-provenance`, `socios-receipt`, `json`, `opaque`.
-    pub format: String,
-    /// Scans: the highest severity found (absent when the scan lists no finding).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_severity: Option<Severity>,
     /// Scans: how many findings were counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub findings: Option<u64>,
+    /// The recognised format, e.g. `spdx-2.3`, `cyclonedx`, `grype`, `in-toto-vulns`,
+    /// `slsa-provenance-v1`, `socios-provenance`, `socios-receipt`, `json`, `opaque`.
+    pub format: String,
+    /// Position of the item in the request's `evidence` array.
+    pub index: u64,
+    /// Scans: the highest severity found (absent when the scan lists no finding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_severity: Option<Severity>,
     /// Base image and task image receipts: whether every input image is pinned by digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<bool>,

@@ -10,7 +10,6 @@
 //! omitted when empty); changing the meaning of a member needs a new `apiVersion`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::canonical::to_canonical_vec;
 use super::decisions::DecisionKind;
@@ -42,18 +41,18 @@ pub enum PublicationKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GenesisLeaf {
-    /// Always `catalog.srcos.ai/v1`.
-    pub api_version: ApiVersion,
-    /// Always `AuthorityGenesis`.
-    pub kind: GenesisKind,
-    /// The log origin (checkpoint first line); equals the log key's name.
-    pub origin: String,
-    /// The log's verifier key string (signs checkpoints).
-    pub log_key: String,
     /// The admin verifier key strings (sign grants), in the order given at genesis.
     pub admin_keys: Vec<String>,
+    /// Always `catalog.srcos.ai/v1`.
+    pub api_version: ApiVersion,
     /// RFC 3339 UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     pub created_at: String,
+    /// Always `AuthorityGenesis`.
+    pub kind: GenesisKind,
+    /// The log's verifier key string (signs checkpoints).
+    pub log_key: String,
+    /// The log origin (checkpoint first line); equals the log key's name.
+    pub origin: String,
 }
 
 /// The authority's record of admitting a `PublisherGrant`.
@@ -62,24 +61,24 @@ pub struct GenesisLeaf {
 pub struct GrantAdmission {
     /// When the sequencer accepted it (RFC 3339 UTC, milliseconds).
     pub accepted_at: String,
-    /// The admin key that signed it (`name+hex8`).
-    pub signer: String,
     /// SHA-256 of the envelope payload bytes (= the dedup key).
     pub request_digest: DigestSet,
+    /// The admin key that signed it (`name+hex8`).
+    pub signer: String,
 }
 
 /// An admin-signed grant authorizing a publisher key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GrantLeaf {
-    /// Always `catalog.srcos.ai/v1`.
-    pub api_version: ApiVersion,
-    /// Always `PublisherGrant`.
-    pub kind: PublisherGrantKind,
-    /// The admin's envelope, payload a `PublisherGrant` request.
-    pub envelope: Envelope,
     /// The admission record.
     pub admission: GrantAdmission,
+    /// Always `catalog.srcos.ai/v1`.
+    pub api_version: ApiVersion,
+    /// The admin's envelope, payload a `PublisherGrant` request.
+    pub envelope: Envelope,
+    /// Always `PublisherGrant`.
+    pub kind: PublisherGrantKind,
 }
 
 /// The authority's record of admitting a publication.
@@ -88,34 +87,34 @@ pub struct GrantLeaf {
 pub struct PublicationAdmission {
     /// When the sequencer accepted it (RFC 3339 UTC, milliseconds).
     pub accepted_at: String,
-    /// The publisher key that signed it (`name+hex8`).
-    pub signer: String,
+    /// What analysis of the uploaded evidence blobs found; absent when no blob was held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<EvidenceReport>,
     /// Leaf index of the `PublisherGrant` that authorized it.
     pub grant_index: u64,
-    /// SHA-256 of the envelope payload bytes (= the dedup key).
-    pub request_digest: DigestSet,
     /// Leaf index of the `PolicySet` in force (0: the genesis defaults). Absent only in
     /// leaves written before policies existed; they are checked against the policy in
     /// force at their position.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_index: Option<u64>,
-    /// What analysis of the uploaded evidence blobs found; absent when no blob was held.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<EvidenceReport>,
+    /// SHA-256 of the envelope payload bytes (= the dedup key).
+    pub request_digest: DigestSet,
+    /// The publisher key that signed it (`name+hex8`).
+    pub signer: String,
 }
 
 /// An accepted publication.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PublicationLeaf {
-    /// Always `catalog.srcos.ai/v1`.
-    pub api_version: ApiVersion,
-    /// Always `Publication`.
-    pub kind: PublicationKind,
-    /// The publisher's envelope, payload a `CatalogPublicationRequest`.
-    pub envelope: Envelope,
     /// The admission record.
     pub admission: PublicationAdmission,
+    /// Always `catalog.srcos.ai/v1`.
+    pub api_version: ApiVersion,
+    /// The publisher's envelope, payload a `CatalogPublicationRequest`.
+    pub envelope: Envelope,
+    /// Always `Publication`.
+    pub kind: PublicationKind,
 }
 
 /// Any v1 leaf.
@@ -161,16 +160,16 @@ impl Leaf {
                 bytes.len()
             ));
         }
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-        let kind = v
-            .get("kind")
-            .and_then(Value::as_str)
-            .ok_or("no string \"kind\" member")?;
-        let leaf = match kind {
-            "AuthorityGenesis" => Leaf::Genesis(from_value(v)?),
-            "PublisherGrant" => Leaf::Grant(from_value(v)?),
-            "Publication" => Leaf::Publication(from_value(v)?),
-            k if DecisionKind::from_name(k).is_some() => Leaf::Decision(from_value(v)?),
+        // Read the kind first (skipping the rest without building a tree), then parse the
+        // bytes straight into the typed leaf: no intermediate `Value`.
+        let probe: KindProbe =
+            serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+        let kind = probe.kind.ok_or("no string \"kind\" member")?;
+        let leaf = match kind.as_ref() {
+            "AuthorityGenesis" => Leaf::Genesis(typed(bytes)?),
+            "PublisherGrant" => Leaf::Grant(typed(bytes)?),
+            "Publication" => Leaf::Publication(typed(bytes)?),
+            k if DecisionKind::from_name(k).is_some() => Leaf::Decision(typed(bytes)?),
             other => {
                 let shown: String = other.chars().take(64).collect();
                 return Err(format!("unknown leaf kind {shown:?}"));
@@ -184,8 +183,31 @@ impl Leaf {
     }
 }
 
-fn from_value<T: for<'de> Deserialize<'de>>(v: Value) -> Result<T, String> {
-    serde_json::from_value(v).map_err(|e| e.to_string())
+/// Just the `kind` of a leaf; every other member is skipped unparsed.
+#[derive(Deserialize)]
+struct KindProbe<'a> {
+    #[serde(borrow, default, deserialize_with = "string_or_none")]
+    kind: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A string, or `None` for any other JSON value (reported as "no string kind").
+fn string_or_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::borrow::Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum StringOrOther<'a> {
+        String(#[serde(borrow)] std::borrow::Cow<'a, str>),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match StringOrOther::deserialize(d)? {
+        StringOrOther::String(s) => Some(s),
+        StringOrOther::Other(_) => None,
+    })
+}
+
+fn typed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
 /// The dedup key recorded in a leaf (the SHA-256 of its request payload), if the leaf

@@ -23,6 +23,7 @@ mod gates;
 pub mod leaf;
 mod lookup;
 pub mod policy;
+pub mod prepare;
 pub mod projection;
 pub mod query;
 pub mod request;
@@ -37,6 +38,7 @@ pub use error::{CatalogError, Refusal};
 pub use evidence::{analyze, BlobSource, EvidenceFinding, EvidenceReport, NoBlobs, Severity};
 pub use leaf::{leaf_dedup_key, Leaf, MAX_LEAF_BYTES};
 pub use policy::{ChannelPolicy, Policy};
+pub use prepare::PreparedLeaf;
 pub use request::{
     parse_grant_request, parse_publication_request, AgentplaneRefs, ApiVersion, ArtifactRef,
     CatalogPublicationRequest, DigestSet, EvidenceItem, PublicationRequestKind, PublisherGrantKind,

@@ -45,14 +45,21 @@ fn one() -> u32 {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ChannelPolicy {
-    /// Evidence types that must each appear at least once.
-    pub required_evidence: Vec<String>,
+    /// Distinct approvals (by reviewer key name, never the publisher's) needed.
+    #[serde(default = "one")]
+    pub approvals: u32,
+    /// The only channel promotions into this one may come from; a channel with one
+    /// cannot be published to directly.
+    #[serde(default)]
+    pub promote_from: Option<String>,
     /// Every evidence item's blob must have been uploaded (so its content was checked).
     #[serde(default)]
     pub require_blobs: bool,
-    /// A scan finding at or above this severity refuses the request (`null`: no limit).
+    /// agentplane references that must be non-null.
     #[serde(default)]
-    pub vulnerability_threshold: Option<Severity>,
+    pub required_agentplane_refs: Vec<String>,
+    /// Evidence types that must each appear at least once.
+    pub required_evidence: Vec<String>,
     /// The base image and the task images must be pinned by digest: the
     /// `base-image-receipt` and `task-image-digests` evidence must be present and, where
     /// their blobs were uploaded, say so.
@@ -61,16 +68,9 @@ pub struct ChannelPolicy {
     /// A human must approve; publication is never automatic while this holds.
     #[serde(default = "yes")]
     pub requires_human_review: bool,
-    /// Distinct approvals (by reviewer key name, never the publisher's) needed.
-    #[serde(default = "one")]
-    pub approvals: u32,
-    /// The only channel promotions into this one may come from; a channel with one
-    /// cannot be published to directly.
+    /// A scan finding at or above this severity refuses the request (`null`: no limit).
     #[serde(default)]
-    pub promote_from: Option<String>,
-    /// agentplane references that must be non-null.
-    #[serde(default)]
-    pub required_agentplane_refs: Vec<String>,
+    pub vulnerability_threshold: Option<Severity>,
 }
 
 impl ChannelPolicy {

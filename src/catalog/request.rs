@@ -83,27 +83,27 @@ pub struct Subject {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EvidenceItem {
+    /// Digest of the evidence bytes.
+    pub digest: DigestSet,
+    /// RFC 6838 media type without parameters, e.g. `application/spdx+json`.
+    pub media_type: String,
+    /// Size in bytes (at most 2^53 - 1).
+    pub size: u64,
     /// Evidence type, e.g. `sbom`, `provenance` (`^[a-z0-9][a-z0-9.-]{0,63}$`).
     #[serde(rename = "type")]
     pub evidence_type: String,
-    /// RFC 6838 media type without parameters, e.g. `application/spdx+json`.
-    pub media_type: String,
-    /// Digest of the evidence bytes.
-    pub digest: DigestSet,
     /// Where the evidence can be fetched.
     pub uri: String,
-    /// Size in bytes (at most 2^53 - 1).
-    pub size: u64,
 }
 
 /// A reference to an agentplane artifact, carried by digest, never inlined.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactRef {
-    /// E.g. `agentplane://run-artifact/<id>`.
-    pub uri: String,
     /// Digest of the artifact.
     pub digest: DigestSet,
+    /// E.g. `agentplane://run-artifact/<id>`.
+    pub uri: String,
 }
 
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
@@ -114,15 +114,15 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AgentplaneRefs {
-    /// The agentplane ValidationArtifact, if any.
-    #[serde(deserialize_with = "nullable")]
-    pub validation_artifact_ref: Option<ArtifactRef>,
-    /// The agentplane RunArtifact, if any.
-    #[serde(deserialize_with = "nullable")]
-    pub run_artifact_ref: Option<ArtifactRef>,
     /// The agentplane ReplayArtifact, if any.
     #[serde(deserialize_with = "nullable")]
     pub replay_artifact_ref: Option<ArtifactRef>,
+    /// The agentplane RunArtifact, if any.
+    #[serde(deserialize_with = "nullable")]
+    pub run_artifact_ref: Option<ArtifactRef>,
+    /// The agentplane ValidationArtifact, if any.
+    #[serde(deserialize_with = "nullable")]
+    pub validation_artifact_ref: Option<ArtifactRef>,
 }
 
 /// The v1 publication request a build pipeline signs (DSSE payload).

@@ -10,18 +10,18 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::admission::{Authorized, KeyDirectory, Submission, SubmissionKind};
+use super::admission::{Authorized, KeyDirectory};
 use super::canonical::to_canonical_vec;
 use super::decisions::DecisionKind;
-use super::dsse::Envelope;
 use super::entry::{entry_local_id, EntryRecord};
 use super::error::CatalogError;
 use super::evidence::EvidenceReport;
-use super::leaf::{GenesisKind, GenesisLeaf, Leaf, MAX_LEAF_BYTES};
+use super::leaf::{GenesisKind, GenesisLeaf, MAX_LEAF_BYTES};
 use super::policy::Policy;
+use super::prepare::{Parsed, PreparedLeaf};
 use super::request::{
-    check_token, check_vkey, AgentplaneRefs, ApiVersion, DigestSet, EvidenceItem, RequestPayload,
-    Role, API_VERSION,
+    check_token, check_vkey, AgentplaneRefs, ApiVersion, EvidenceItem, RequestPayload, Role,
+    API_VERSION,
 };
 use super::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use crate::note::{KeyType, Verifier};
@@ -83,18 +83,18 @@ pub struct RevocationRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantRecord {
+    /// Channels; `"*"` is any.
+    pub channels: Vec<String>,
+    /// When it was accepted (RFC 3339).
+    pub granted_at: String,
+    /// The admin that signed it (`name+hex8`).
+    pub granted_by: String,
     /// Index of the `PublisherGrant` leaf.
     pub leaf_index: u64,
     /// The role granted.
     pub role: Role,
     /// Target prefixes (see [`super::request::prefix_matches`]).
     pub target_prefixes: Vec<String>,
-    /// Channels; `"*"` is any.
-    pub channels: Vec<String>,
-    /// The admin that signed it (`name+hex8`).
-    pub granted_by: String,
-    /// When it was accepted (RFC 3339).
-    pub granted_at: String,
 }
 
 impl GrantRecord {
@@ -122,35 +122,35 @@ impl GrantRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicationRecord {
-    /// Index of the `Publication` leaf.
-    pub leaf_index: u64,
-    /// `subject.name`.
-    pub subject_name: String,
-    /// `sha256:<hex>` of the subject.
-    pub subject_digest: String,
-    /// `targetCatalogRef`.
-    pub target_catalog_ref: String,
-    /// The channel.
-    pub channel: String,
-    /// `requesterRef`.
-    pub requester_ref: String,
-    /// The evidence references.
-    pub evidence: Vec<EvidenceItem>,
-    /// The agentplane references.
-    pub agentplane_refs: AgentplaneRefs,
-    /// The publisher key (`name+hex8`).
-    pub publisher: String,
-    /// Index of the grant that authorized it.
-    pub grant_index: u64,
     /// When it was accepted (RFC 3339).
     pub accepted_at: String,
-    /// SHA-256 of the request payload, hex.
-    pub request_digest: String,
-    /// The `PolicySet` leaf whose policy admitted it (0: the genesis defaults).
-    pub policy_index: u64,
+    /// The agentplane references.
+    pub agentplane_refs: AgentplaneRefs,
+    /// The channel.
+    pub channel: String,
+    /// The evidence references.
+    pub evidence: Vec<EvidenceItem>,
     /// What analysis of its uploaded evidence found (absent: no blob was held).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence_report: Option<EvidenceReport>,
+    /// Index of the grant that authorized it.
+    pub grant_index: u64,
+    /// Index of the `Publication` leaf.
+    pub leaf_index: u64,
+    /// The `PolicySet` leaf whose policy admitted it (0: the genesis defaults).
+    pub policy_index: u64,
+    /// The publisher key (`name+hex8`).
+    pub publisher: String,
+    /// SHA-256 of the request payload, hex.
+    pub request_digest: String,
+    /// `requesterRef`.
+    pub requester_ref: String,
+    /// `sha256:<hex>` of the subject.
+    pub subject_digest: String,
+    /// `subject.name`.
+    pub subject_name: String,
+    /// `targetCatalogRef`.
+    pub target_catalog_ref: String,
 }
 
 #[derive(Clone, Debug)]
@@ -264,7 +264,7 @@ impl Catalog {
         self.applied
     }
 
-    /// Snapshot of every key the authority knows, for [`Submission::verify`].
+    /// Snapshot of every key the authority knows, for [`super::Submission::verify`].
     pub fn keys(&self) -> KeyDirectory {
         self.keys.clone()
     }
@@ -327,15 +327,15 @@ impl Catalog {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct AuthorityView<'a> {
-            origin: &'a str,
-            log_key: String,
             admin_keys: Vec<String>,
             created_at: &'a str,
+            log_key: String,
+            origin: &'a str,
         }
         #[derive(Serialize)]
         struct PrincipalView<'a> {
-            key: String,
             grants: Vec<&'a GrantRecord>,
+            key: String,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
@@ -343,14 +343,14 @@ impl Catalog {
             api_version: &'static str,
             applied_size: u64,
             authority: Option<AuthorityView<'a>>,
-            principals: BTreeMap<&'a str, PrincipalView<'a>>,
-            subjects: BTreeMap<&'a str, Vec<&'a PublicationRecord>>,
-            #[serde(skip_serializing_if = "Vec::is_empty")]
-            policies: Vec<&'a PolicyRecord>,
-            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-            revoked: BTreeMap<&'a str, &'a RevocationRecord>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             entries: Vec<EntryRecord>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            policies: Vec<&'a PolicyRecord>,
+            principals: BTreeMap<&'a str, PrincipalView<'a>>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            revoked: BTreeMap<&'a str, &'a RevocationRecord>,
+            subjects: BTreeMap<&'a str, Vec<&'a PublicationRecord>>,
         }
         let at = at.min(self.applied);
         let view = StateView {
@@ -436,18 +436,23 @@ impl Catalog {
     /// signatures (replay must be fast), but it rejects leaves that do not parse or that break
     /// invariants (genesis not first, grant not by an admin, publication outside its grant,
     /// admission record inconsistent with the state, ...). On error nothing changes.
+    ///
+    /// Equal to [`PreparedLeaf::parse`] then [`Catalog::apply_prepared`]; replay runs the
+    /// first half on many leaves in parallel.
     pub fn apply(&mut self, index: u64, leaf: &[u8]) -> Result<Effect, CatalogError> {
-        if index != self.applied {
-            return Err(CatalogError::OutOfOrder {
-                expected: self.applied,
-                got: index,
-            });
-        }
-        let parsed =
-            Leaf::parse(leaf).map_err(|reason| CatalogError::MalformedLeaf { index, reason })?;
+        self.expect_next(index)?;
+        self.apply_prepared(PreparedLeaf::parse(index, leaf)?)
+    }
+
+    /// Applies a leaf that [`PreparedLeaf::parse`] has already parsed and checked on its
+    /// own: runs the rules that read the state (order, signer known, grant, policy, ...)
+    /// and records it. On error nothing changes.
+    pub fn apply_prepared(&mut self, prepared: PreparedLeaf) -> Result<Effect, CatalogError> {
+        let index = prepared.index();
+        self.expect_next(index)?;
         let inv = |reason: String| CatalogError::Invariant { index, reason };
-        let effect = match parsed {
-            Leaf::Genesis(g) => {
+        let effect = match prepared.into_parsed() {
+            Parsed::Genesis(g) => {
                 if self.authority.is_some() || index != 0 {
                     return Err(inv("AuthorityGenesis may only be leaf 0".into()));
                 }
@@ -472,16 +477,8 @@ impl Catalog {
                 });
                 Effect::Genesis
             }
-            Leaf::Grant(g) => {
-                let (sub, signer) = self
-                    .signed_parts(
-                        &g.envelope,
-                        &g.admission.signer,
-                        &g.admission.accepted_at,
-                        &g.admission.request_digest,
-                        SubmissionKind::Grant,
-                    )
-                    .map_err(inv)?;
+            Parsed::Grant(admission, sub) => {
+                let signer = self.signer_key(&admission.signer).map_err(inv)?;
                 let (Authorized::Grant { publisher }, RequestPayload::Grant(req)) = (
                     self.authorize(sub.payload(), &signer, &EvidenceReport::default())
                         .map_err(|r| inv(r.to_string()))?,
@@ -495,8 +492,8 @@ impl Catalog {
                     role: req.role,
                     target_prefixes: req.target_prefixes.clone(),
                     channels: req.channels.clone(),
-                    granted_by: g.admission.signer.clone(),
-                    granted_at: g.admission.accepted_at.clone(),
+                    granted_by: admission.signer.clone(),
+                    granted_at: admission.accepted_at.clone(),
                 };
                 self.keys.insert((*publisher).clone());
                 self.principals
@@ -509,17 +506,9 @@ impl Catalog {
                     .push(record);
                 Effect::GrantAdded { publisher: id }
             }
-            Leaf::Publication(p) => {
-                let (sub, signer) = self
-                    .signed_parts(
-                        &p.envelope,
-                        &p.admission.signer,
-                        &p.admission.accepted_at,
-                        &p.admission.request_digest,
-                        SubmissionKind::Publication,
-                    )
-                    .map_err(inv)?;
-                let report = p.admission.evidence.clone().unwrap_or_default();
+            Parsed::Publication(admission, sub) => {
+                let signer = self.signer_key(&admission.signer).map_err(inv)?;
+                let report = admission.evidence.clone().unwrap_or_default();
                 let (
                     Authorized::Publication {
                         grant_index,
@@ -534,19 +523,19 @@ impl Catalog {
                 else {
                     return Err(inv("publication leaf authorized as something else".into()));
                 };
-                if grant_index != p.admission.grant_index {
+                if grant_index != admission.grant_index {
                     return Err(inv(format!(
                         "admission names grant leaf {} but the grant that covers it is leaf {grant_index}",
-                        p.admission.grant_index
+                        admission.grant_index
                     )));
                 }
-                if p.admission.policy_index.is_some_and(|i| i != policy_index) {
+                if admission.policy_index.is_some_and(|i| i != policy_index) {
                     return Err(inv(format!(
                         "admission names policy leaf {:?} but the policy in force is leaf {policy_index}",
-                        p.admission.policy_index
+                        admission.policy_index
                     )));
                 }
-                if p.admission.evidence.as_ref().is_some_and(|r| r.is_empty()) {
+                if admission.evidence.as_ref().is_some_and(|r| r.is_empty()) {
                     return Err(inv("an empty evidence report must be omitted".into()));
                 }
                 let subject_digest = req.subject_digest();
@@ -559,12 +548,12 @@ impl Catalog {
                     requester_ref: req.requester_ref.clone(),
                     evidence: req.evidence.clone(),
                     agentplane_refs: req.agentplane_refs.clone(),
-                    publisher: p.admission.signer.clone(),
+                    publisher: admission.signer.clone(),
                     grant_index,
-                    accepted_at: p.admission.accepted_at.clone(),
-                    request_digest: p.admission.request_digest.sha256.clone(),
+                    accepted_at: admission.accepted_at.clone(),
+                    request_digest: admission.request_digest.sha256.clone(),
                     policy_index,
-                    evidence_report: p.admission.evidence.clone(),
+                    evidence_report: admission.evidence.clone(),
                 };
                 let id = entry_local_id(&req.target_catalog_ref, &subject_digest);
                 self.entries.insert(
@@ -591,47 +580,34 @@ impl Catalog {
                     channel: req.channel.clone(),
                 }
             }
-            Leaf::Decision(d) => self.apply_decision(index, &d).map_err(inv)?,
+            Parsed::Decision(kind, admission, sub) => self
+                .apply_decision(index, kind, &admission, &sub)
+                .map_err(inv)?,
         };
         self.applied += 1;
         Ok(effect)
     }
 
-    /// The checks common to signed leaves, short of signature verification: the payload
-    /// validates and is of the leaf's kind, the digest and time are well formed, and the
-    /// recorded signer signed the envelope and is a key the authority knows.
-    pub(super) fn signed_parts(
-        &self,
-        envelope: &Envelope,
-        signer: &str,
-        accepted_at: &str,
-        request_digest: &DigestSet,
-        kind: SubmissionKind,
-    ) -> Result<(Submission, Verifier), String> {
+    /// The key of a signed leaf's recorded signer, which must be a key the authority knows
+    /// (after genesis).
+    pub(super) fn signer_key(&self, signer: &str) -> Result<Verifier, String> {
         if self.authority.is_none() {
             return Err("the first leaf must be AuthorityGenesis".into());
         }
-        let sub = Submission::from_envelope(envelope.clone())
-            .map_err(|r| format!("the envelope does not validate: {r}"))?;
-        if sub.kind() != kind {
-            return Err(format!("a {kind:?} leaf holds a {:?} request", sub.kind()));
-        }
-        if request_digest.sha256 != hex::encode(sub.dedup_key()) {
-            return Err("requestDigest is not the SHA-256 of the payload".into());
-        }
-        if parse_rfc3339_ms(accepted_at).is_none() {
-            return Err(format!("acceptedAt {accepted_at:?} is not RFC 3339"));
-        }
-        if !envelope.signatures.iter().any(|s| s.keyid == signer) {
-            return Err(format!(
-                "the recorded signer {signer} has no signature in the envelope"
-            ));
-        }
-        let key = self
-            .keys
+        self.keys
             .get(signer)
             .cloned()
-            .ok_or_else(|| format!("the recorded signer {signer} is not a known key"))?;
-        Ok((sub, key))
+            .ok_or_else(|| format!("the recorded signer {signer} is not a known key"))
+    }
+
+    fn expect_next(&self, index: u64) -> Result<(), CatalogError> {
+        if index == self.applied {
+            Ok(())
+        } else {
+            Err(CatalogError::OutOfOrder {
+                expected: self.applied,
+                got: index,
+            })
+        }
     }
 }

@@ -9,13 +9,13 @@
 
 use std::path::Path;
 
-use super::integrator::{BatchTiles, Integrator};
 use super::reader::{TileCache, TreeView};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogError, PreparedLeaf};
+use crate::merkle::{self, CompactRange, Hash};
 use crate::note::{self, Checkpoint, Verifier};
 use crate::storage::posix::PosixStore;
 use crate::storage::LogStore;
-use crate::tiles::{self, TileId};
+use crate::tiles::{self, TileId, TILE_WIDTH};
 
 /// What a replay established.
 #[derive(Debug, Clone)]
@@ -28,6 +28,10 @@ pub struct Replayed {
     pub state_digest: [u8; 32],
 }
 
+/// Entry bundles replayed per parallel step (16 × 256 entries): large enough that the
+/// threads' start-up cost vanishes, small enough to keep memory flat.
+const BUNDLES_PER_STEP: usize = 16;
+
 /// Replays the tree of `signed_checkpoint` (verified with `log_key`), reading entry
 /// bundles with `bundle`.
 pub fn replay(
@@ -38,32 +42,40 @@ pub fn replay(
     let (checkpoint, _) = note::open_checkpoint(signed_checkpoint, log_key)
         .map_err(|e| format!("the checkpoint does not verify with the log key: {e}"))?;
     let size = checkpoint.size;
-    let mut integrator = Integrator::new();
+    let mut tree = CompactRange::new();
     let mut catalog = Catalog::new();
-    for tile in tiles::entry_bundles(size) {
-        let data = bundle(tile)?;
-        let entries = tiles::decode_bundle(&data)
-            .ok_or_else(|| format!("{} is not an entry bundle", tile.path()))?;
-        if entries.len() != usize::from(tile.width) {
-            return Err(format!(
-                "{} holds {} entries, not {}",
-                tile.path(),
-                entries.len(),
-                tile.width
-            ));
+    let bundles: Vec<TileId> = tiles::entry_bundles(size).collect();
+    for step in bundles.chunks(BUNDLES_PER_STEP) {
+        let mut data = Vec::with_capacity(step.len());
+        for tile in step {
+            data.push(bundle(*tile)?);
         }
-        let mut batch = BatchTiles::default();
-        for entry in entries {
-            let index = integrator.size();
-            integrator
-                .append(entry, &mut batch)
-                .map_err(|e| format!("entry {index}: {e}"))?;
+        let mut entries: Vec<&[u8]> = Vec::with_capacity(step.len() * TILE_WIDTH as usize);
+        for (tile, bytes) in step.iter().zip(&data) {
+            let decoded = tiles::decode_bundle(bytes)
+                .ok_or_else(|| format!("{} is not an entry bundle", tile.path()))?;
+            if decoded.len() != usize::from(tile.width) {
+                return Err(format!(
+                    "{} holds {} entries, not {}",
+                    tile.path(),
+                    decoded.len(),
+                    tile.width
+                ));
+            }
+            entries.extend(decoded);
+        }
+        for prepared in prepare_in_parallel(tree.size(), &entries) {
+            let index = tree.size();
+            tree.append(prepared.leaf_hash, |_, _| {});
+            let leaf = prepared
+                .leaf
+                .map_err(|e| format!("applying entry {index}: {e}"))?;
             catalog
-                .apply(index, entry)
+                .apply_prepared(leaf)
                 .map_err(|e| format!("applying entry {index}: {e}"))?;
         }
     }
-    if integrator.size() != size || integrator.root() != checkpoint.root {
+    if tree.size() != size || tree.root() != checkpoint.root {
         return Err(format!(
             "the entries do not rebuild the checkpoint root at size {size}"
         ));
@@ -73,6 +85,59 @@ pub fn replay(
         checkpoint,
         catalog,
         state_digest,
+    })
+}
+
+/// One entry hashed and parsed, ready to be applied in order.
+#[derive(Debug)]
+pub struct PreparedEntry {
+    /// Its RFC 6962 leaf hash.
+    pub leaf_hash: Hash,
+    /// The parsed leaf, or why it cannot be applied.
+    pub leaf: Result<PreparedLeaf, CatalogError>,
+}
+
+/// Hashes and parses `entries` (leaf indices `first`, `first + 1`, ...) on every core,
+/// returning them in order. This is the part of replay that needs no state; applying
+/// the results in order is what stays sequential.
+pub fn prepare_in_parallel(first: u64, entries: &[&[u8]]) -> Vec<PreparedEntry> {
+    let prepare = |offset: usize, entry: &[u8]| PreparedEntry {
+        leaf_hash: merkle::leaf_hash(entry),
+        leaf: PreparedLeaf::parse(first + offset as u64, entry),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_thread = entries.len().div_ceil(threads.max(1)).max(1);
+    if threads <= 1 || entries.len() < 2 * TILE_WIDTH as usize {
+        return entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| prepare(i, e))
+            .collect();
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = entries
+            .chunks(per_thread)
+            .enumerate()
+            .map(|(n, chunk)| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| prepare(n * per_thread + i, e))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(entries.len());
+        for worker in workers {
+            match worker.join() {
+                Ok(part) => all.extend(part),
+                // Parsing does not panic on any input; if it ever did, re-raise it here
+                // rather than return a silently short list.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
     })
 }
 

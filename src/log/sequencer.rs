@@ -131,8 +131,9 @@ impl Sequencer {
             // One short write hold per submission (admit + apply, no I/O), so queries
             // interleave with a long batch.
             let mut catalog = self.catalog();
-            let leaf = match catalog.admit(&job.verified, accepted_at) {
-                Ok(leaf) => leaf,
+            let index = self.integrator.size();
+            let (leaf, prepared) = match catalog.admit_as(&job.verified, accepted_at, index) {
+                Ok(admitted) => admitted,
                 Err(refusal) => {
                     let _ = job.reply.send(Err(SubmitError::Refused(refusal)));
                     continue;
@@ -147,8 +148,7 @@ impl Sequencer {
                     )))));
                 continue;
             }
-            let index = self.integrator.size();
-            let applied = catalog.apply(index, &leaf);
+            let applied = catalog.apply_prepared(prepared);
             drop(catalog);
             match applied {
                 Ok(Effect::GrantAdded { .. }) | Ok(Effect::Genesis) => keys_changed = true,
