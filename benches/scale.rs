@@ -3,12 +3,18 @@
 //! entries (default 10,000,000 under `cargo bench`, 20,000 under `cargo test`), in one
 //! run, so the two can be compared as a ratio. Memory of the engine is O(log n): the
 //! integrator holds the compact range and one partial tile per level.
+//!
+//! Every append also records the leaf in the lookup index (leaf hash and a dedup key),
+//! as the server does, and the bench prints the storage the engine uses per leaf beyond
+//! the entries themselves (hash tiles, checkpoint and index), in hashes.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sha2::Digest;
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
 use srcos_catalog::log::reader::{TileCache, TreeView};
 use srcos_catalog::merkle;
 use srcos_catalog::note::{KeyType, Signer};
+use srcos_catalog::storage::index::{Index, IndexedLeaf};
 use srcos_catalog::storage::posix::PosixStore;
 use srcos_catalog::storage::LogStore;
 
@@ -29,6 +35,7 @@ fn target_size() -> u64 {
 struct Log {
     _dir: tempfile::TempDir,
     store: PosixStore,
+    index: Index,
     integrator: Integrator,
     signer: Signer,
     counter: u64,
@@ -39,10 +46,12 @@ impl Log {
         let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
         std::fs::create_dir_all(&base).unwrap();
         let dir = tempfile::tempdir_in(base).unwrap();
-        let store = PosixStore::open(dir.path()).unwrap();
+        let store = PosixStore::open(&dir.path().join("log")).unwrap();
+        let index = Index::open(&dir.path().join("lookup")).unwrap();
         Log {
             _dir: dir,
             store,
+            index,
             integrator: Integrator::new(),
             signer: Signer::generate("scale.srcos.local/log", KeyType::Ed25519).unwrap(),
             counter: 0,
@@ -53,15 +62,47 @@ impl Log {
     fn append_batch(&mut self, n: usize) {
         let mut tiles = BatchTiles::default();
         let mut entry = vec![b'x'; 200];
+        let mut indexed = Vec::with_capacity(n);
         for _ in 0..n {
             self.counter += 1;
             entry[..8].copy_from_slice(&self.counter.to_be_bytes());
-            self.integrator.append(&entry, &mut tiles).unwrap();
+            let index = self.integrator.size();
+            let leaf_hash = self.integrator.append(&entry, &mut tiles).unwrap();
+            indexed.push(IndexedLeaf {
+                index,
+                leaf_hash,
+                dedup_key: Some(sha2::Sha256::digest(&entry[..8]).into()),
+            });
         }
         let writes = self.integrator.finish(tiles);
         let checkpoint = self.integrator.checkpoint(self.signer.name());
         let signed = checkpoint.sign(&self.signer).unwrap().to_bytes();
         self.store.commit(&writes, &signed).unwrap();
+        self.index.record(&indexed, self.integrator.size()).unwrap();
+    }
+
+    /// Bytes per leaf the engine stores beyond the entry bundles: hash tiles, the
+    /// checkpoint and the lookup index.
+    fn overhead_per_leaf(&self) -> (f64, f64) {
+        fn walk(dir: &std::path::Path, entries: &mut u64, other: &mut u64) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let path = e.path();
+                if e.file_type().unwrap().is_dir() {
+                    walk(&path, entries, other);
+                } else if path.to_string_lossy().contains("/tile/entries/") {
+                    *entries += e.metadata().unwrap().len();
+                } else {
+                    *other += e.metadata().unwrap().len();
+                }
+            }
+        }
+        self.index.flush().unwrap();
+        let (mut entries, mut tiles, mut index) = (0, 0, 0);
+        walk(&self._dir.path().join("log"), &mut entries, &mut tiles);
+        walk(&self._dir.path().join("lookup"), &mut entries, &mut index);
+        let n = self.integrator.size() as f64;
+        (tiles as f64 / n, index as f64 / n)
     }
 }
 
@@ -77,6 +118,12 @@ fn scale(c: &mut Criterion) {
         "built a {}-entry log in {:.1}s",
         big.integrator.size(),
         started.elapsed().as_secs_f64()
+    );
+    let (tiles, index) = big.overhead_per_leaf();
+    eprintln!(
+        "storage beyond the entries: {:.1} B/leaf = {:.2} hashes (hash tiles + checkpoint {tiles:.1} B, lookup index {index:.1} B)",
+        tiles + index,
+        (tiles + index) / 32.0
     );
     let mut group = c.benchmark_group("scale_append_1024");
     group.throughput(Throughput::Elements(1024));

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use crate::catalog::{Catalog, KeyDirectory, Refusal, Verified};
+use crate::catalog::{self, Catalog, KeyDirectory, Refusal, Verified};
 use crate::merkle::{self, Hash};
 use crate::note::{Checkpoint, Signer, Verifier};
 use crate::receipt::Receipt;
@@ -165,6 +165,32 @@ impl Shared {
 
     fn uncommitted_dedup(&self, key: &[u8; 32]) -> Option<u64> {
         self.uncommitted.lock().ok()?.get(key).copied()
+    }
+
+    /// The committed entry submitted with dedup key `key`, if any: the index names
+    /// candidates (8-byte prefixes), each confirmed against the entry's recorded digest.
+    fn find_dedup(&self, key: &[u8; 32]) -> Result<Option<u64>, ReadError> {
+        let size = self.head().checkpoint.size;
+        let view = TreeView::new(self.store.as_ref(), &self.cache, size);
+        for index in self.index.dedup_candidates(key)? {
+            if index < size && catalog::leaf_dedup_key(&view.entry(index)?) == Some(*key) {
+                return Ok(Some(index));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The committed entry whose leaf hash is `leaf_hash`, if any (candidates confirmed
+    /// by hashing the entry).
+    fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, ReadError> {
+        let size = self.head().checkpoint.size;
+        let view = TreeView::new(self.store.as_ref(), &self.cache, size);
+        for index in self.index.leaf_candidates(leaf_hash)? {
+            if index < size && merkle::leaf_hash(&view.entry(index)?) == *leaf_hash {
+                return Ok(Some(index));
+            }
+        }
+        Ok(None)
     }
 
     fn add_uncommitted(&self, leaves: &[IndexedLeaf]) {
@@ -341,7 +367,7 @@ impl Log {
 
     /// The index of the entry with this leaf hash.
     pub fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, ReadError> {
-        Ok(self.shared.index.find_leaf(leaf_hash)?)
+        self.shared.find_leaf(leaf_hash)
     }
 
     /// The inclusion proof of entry `index` in the tree of `size`.

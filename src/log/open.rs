@@ -56,7 +56,7 @@ impl Log {
         let verifier = signer.verifier();
         let origin = signer.name().to_string();
         let store = PosixStore::open(&dir.join("log"))?;
-        let index = Index::open(&dir.join("index"))?;
+        let index = Index::open(&dir.join("lookup"))?;
         let cache = TileCache::default();
         let mut report = OpenReport {
             pending_checkpoint: settle_pending(&store, &verifier)?,

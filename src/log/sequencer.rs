@@ -113,7 +113,7 @@ impl Sequencer {
                 replies.push(Reply::duplicate(job.reply, index));
                 continue;
             }
-            match self.shared.index.find_dedup(&job.dedup_key) {
+            match self.shared.find_dedup(&job.dedup_key) {
                 Ok(Some(index)) => {
                     let _ = job.reply.send(Ok(Submitted {
                         index,

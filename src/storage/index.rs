@@ -1,27 +1,51 @@
-//! Lookup indexes in sled: leaf hash → index and dedup key → index.
+//! The lookup index: leaf hash → leaf index and dedup key → leaf index, in 14 bytes per
+//! key, rebuildable from the tiles.
 //!
-//! The index is a projection of the tiles, never the source of truth: it records the
-//! tree size it covers, and on start the log re-indexes whatever the checkpoint has and
-//! the index lacks. So sled's weaker durability (its flush uses `sync_file_range`) and
-//! its reported corruption after kills cannot lose an entry; a broken index is moved
-//! aside and rebuilt.
+//! Why not sled: the two lookups took 422 bytes per leaf on disk in sled (1M leaves,
+//! measured; sled's log-structured pages amplify small keys), thirteen hashes' worth,
+//! where the engine's budget is two hashes per leaf beyond the entry. Here a record is
+//! `[kind][first 8 bytes of the key][leaf index, 5 bytes big-endian]`, so both lookups
+//! together cost 28 bytes per leaf (see docs/adr/0003-lookup-index.md).
 //!
-//! One sled tree with prefixed keys, so a batch's updates and the covered size change
-//! in one atomic `apply_batch`.
+//! A record names a *candidate*: 8-byte prefixes can collide, so callers confirm each
+//! candidate against the entry itself (`Log::find_leaf`, the sequencer's duplicate
+//! check). The index can make a lookup miss only if it lost records, never answer wrong.
+//!
+//! Layout: sorted, immutable run files plus the newest records in memory. A run is
+//! written and fsynced before the `MANIFEST` naming it is atomically replaced; the
+//! manifest's `size` is the tree size its runs cover. Records still in memory are lost
+//! by a crash and re-indexed from the tiles at open. Runs merge size-tiered (the newest
+//! two merge while the older is at most twice the newer), so there are O(log n) runs;
+//! each keeps every 128th key in memory, so a lookup reads one 1.8 KB block per run.
+//! Merges run outside the lock; lookups meanwhile read the previous runs.
 
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::durable::{create_dir_all_durable, replace_atomically, sync_dir};
 use super::StorageError;
 
-const LEAF_PREFIX: u8 = b'L';
-const DEDUP_PREFIX: u8 = b'D';
-const SIZE_KEY: &[u8] = b"Msize";
+const LEAF_KIND: u8 = b'L';
+const DEDUP_KIND: u8 = b'D';
+/// Bytes per record: kind, 8-byte key prefix, 5-byte leaf index.
+const RECORD: usize = 14;
+/// Bytes of a record that are its lookup key (kind and prefix).
+const PROBE: usize = 9;
+/// Records per block; the first key of every block is kept in memory.
+const FENCE_EVERY: usize = 128;
+/// Records held in memory before they are written as a run (about 65,000 leaves).
+const MEMORY_RECORDS: usize = 1 << 17;
+/// Leaf indices fit in 5 bytes.
+const MAX_INDEX: u64 = (1 << 40) - 1;
+const MANIFEST: &str = "MANIFEST";
+const MAGIC: &str = "srcos-catalog lookup index v1";
 
-/// The sled-backed lookup index.
-pub struct Index {
-    db: sled::Db,
-    tree: sled::Tree,
-}
+type Record = [u8; RECORD];
+type Probe = [u8; PROBE];
 
 /// One indexed leaf.
 #[derive(Debug, Clone, Copy)]
@@ -34,104 +58,458 @@ pub struct IndexedLeaf {
     pub dedup_key: Option<[u8; 32]>,
 }
 
-fn index_error(e: sled::Error) -> StorageError {
-    StorageError::Index(e.to_string())
+fn probe(kind: u8, key: &[u8; 32]) -> Probe {
+    let mut p = [0u8; PROBE];
+    p[0] = kind;
+    p[1..].copy_from_slice(&key[..PROBE - 1]);
+    p
 }
 
-fn prefixed(prefix: u8, key: &[u8; 32]) -> [u8; 33] {
-    let mut out = [0u8; 33];
-    out[0] = prefix;
-    out[1..].copy_from_slice(key);
-    out
+fn record(kind: u8, key: &[u8; 32], index: u64) -> Record {
+    let mut r = [0u8; RECORD];
+    r[..PROBE].copy_from_slice(&probe(kind, key));
+    r[PROBE..].copy_from_slice(&index.to_be_bytes()[8 - (RECORD - PROBE)..]);
+    r
 }
 
-fn decode_u64(value: &[u8]) -> Result<u64, StorageError> {
-    let bytes: [u8; 8] = value
-        .try_into()
-        .map_err(|_| StorageError::Corrupt("index value is not 8 bytes".into()))?;
-    Ok(u64::from_be_bytes(bytes))
+fn record_index(r: &[u8]) -> u64 {
+    r[PROBE..RECORD]
+        .iter()
+        .fold(0u64, |n, b| (n << 8) | u64::from(*b))
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> StorageError {
+    move |e| StorageError::io(context, e)
+}
+
+/// An immutable sorted run file and its fence keys.
+#[derive(Debug)]
+struct Run {
+    name: String,
+    file: File,
+    records: u64,
+    fences: Vec<Probe>,
+}
+
+impl Run {
+    /// Opens run `name` holding `records` records and reads its fence keys.
+    fn open(dir: &Path, name: &str, records: u64) -> Result<Run, StorageError> {
+        let path = dir.join(name);
+        let file = File::open(&path).map_err(io(format!("opening {}", path.display())))?;
+        let len = file
+            .metadata()
+            .map_err(io(format!("reading {}", path.display())))?
+            .len();
+        if len != records * RECORD as u64 {
+            return Err(StorageError::Corrupt(format!(
+                "{} is {len} bytes, the manifest says {records} records",
+                path.display()
+            )));
+        }
+        let mut fences = Vec::with_capacity((records as usize).div_ceil(FENCE_EVERY));
+        let mut reader = BufReader::with_capacity(1 << 20, &file);
+        let mut r = [0u8; RECORD];
+        for i in 0..records {
+            reader
+                .read_exact(&mut r)
+                .map_err(io(format!("reading {}", path.display())))?;
+            if i as usize % FENCE_EVERY == 0 {
+                fences.push(key_of(&r));
+            }
+        }
+        Ok(Run {
+            name: name.to_string(),
+            file,
+            records,
+            fences,
+        })
+    }
+
+    /// Appends the indices of every record whose key is `p`.
+    fn candidates(&self, p: &Probe, out: &mut Vec<u64>) -> Result<(), StorageError> {
+        // Records equal to `p` lie in the last block starting below it and in the blocks
+        // starting at it.
+        let first = self.fences.partition_point(|f| f < p).saturating_sub(1);
+        let end = self.fences.partition_point(|f| f <= p);
+        let mut block = vec![0u8; FENCE_EVERY * RECORD];
+        for b in first..end {
+            let start = (b * FENCE_EVERY) as u64;
+            let count = (self.records - start).min(FENCE_EVERY as u64) as usize;
+            let bytes = &mut block[..count * RECORD];
+            self.file
+                .read_exact_at(bytes, start * RECORD as u64)
+                .map_err(io(format!("reading index run {}", self.name)))?;
+            out.extend(
+                bytes
+                    .chunks_exact(RECORD)
+                    .filter(|r| r[..PROBE] == p[..])
+                    .map(record_index),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn key_of(r: &Record) -> Probe {
+    let mut p = [0u8; PROBE];
+    p.copy_from_slice(&r[..PROBE]);
+    p
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Records not yet in a run.
+    memory: BTreeSet<Record>,
+    /// Records being written as a run (still looked up until the run is installed).
+    freezing: Arc<BTreeSet<Record>>,
+    /// Oldest first.
+    runs: Vec<Arc<Run>>,
+    /// The tree size every record so far covers.
+    covered: u64,
+    /// The tree size the runs in the manifest cover.
+    persisted: u64,
+    next_run: u64,
+}
+
+/// The lookup index (see the module documentation).
+#[derive(Debug)]
+pub struct Index {
+    dir: PathBuf,
+    state: RwLock<State>,
 }
 
 impl Index {
-    /// Opens the index at `dir`. If sled cannot open it, the directory is moved aside
-    /// (kept for inspection) and a fresh, empty index is created; the caller re-indexes.
+    /// Opens the index at `dir`. An unreadable index is moved aside (kept for
+    /// inspection) and a fresh, empty one created; the caller re-indexes from the tiles.
     pub fn open(dir: &Path) -> Result<Index, StorageError> {
         match Self::open_exact(dir) {
             Ok(index) => Ok(index),
             Err(first) => {
                 let aside = aside_path(dir);
                 tracing::warn!(error = %first, moved_to = %aside.display(), "index unreadable; rebuilding it from the tiles");
-                std::fs::rename(dir, &aside)
-                    .map_err(|e| StorageError::io(format!("moving {} aside", dir.display()), e))?;
+                fs::rename(dir, &aside).map_err(io(format!("moving {} aside", dir.display())))?;
                 Self::open_exact(dir)
             }
         }
     }
 
     fn open_exact(dir: &Path) -> Result<Index, StorageError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(32 << 20)
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(index_error)?;
-        let tree = db.open_tree("log").map_err(index_error)?;
-        Ok(Index { db, tree })
+        create_dir_all_durable(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let mut state = State::default();
+        let manifest = dir.join(MANIFEST);
+        match fs::read_to_string(&manifest) {
+            Ok(text) => {
+                let (size, runs) = parse_manifest(&text)?;
+                for (name, records) in runs {
+                    state.next_run = state.next_run.max(run_number(&name)? + 1);
+                    state.runs.push(Arc::new(Run::open(dir, &name, records)?));
+                }
+                state.covered = size;
+                state.persisted = size;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StorageError::io(
+                    format!("reading {}", manifest.display()),
+                    e,
+                ))
+            }
+        }
+        // Files a crash left behind: runs never named by the manifest, temporaries.
+        let listing = fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))?;
+        for entry in listing {
+            let entry = entry.map_err(io(format!("listing {}", dir.display())))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = name.starts_with("run-") || name.ends_with(".tmp");
+            if ours && !state.runs.iter().any(|r| r.name == name) {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(io(format!("removing {}", path.display())))?;
+            }
+        }
+        Ok(Index {
+            dir: dir.to_path_buf(),
+            state: RwLock::new(state),
+        })
     }
 
-    /// The tree size the index covers.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The tree size the durable part of the index covers.
     pub fn indexed_size(&self) -> Result<u64, StorageError> {
-        match self.tree.get(SIZE_KEY).map_err(index_error)? {
-            Some(v) => decode_u64(&v),
-            None => Ok(0),
+        Ok(self.read().persisted)
+    }
+
+    /// Indices of leaves whose dedup key may be `key` (to be confirmed against the entry).
+    pub fn dedup_candidates(&self, key: &[u8; 32]) -> Result<Vec<u64>, StorageError> {
+        self.candidates(probe(DEDUP_KIND, key))
+    }
+
+    /// Indices of leaves whose leaf hash may be `leaf_hash` (to be confirmed).
+    pub fn leaf_candidates(&self, leaf_hash: &[u8; 32]) -> Result<Vec<u64>, StorageError> {
+        self.candidates(probe(LEAF_KIND, leaf_hash))
+    }
+
+    fn candidates(&self, p: Probe) -> Result<Vec<u64>, StorageError> {
+        let (runs, freezing, mut out) = {
+            let state = self.read();
+            let mut low = [0u8; RECORD];
+            low[..PROBE].copy_from_slice(&p);
+            let mut high = [0xffu8; RECORD];
+            high[..PROBE].copy_from_slice(&p);
+            let out: Vec<u64> = state
+                .memory
+                .range(low..=high)
+                .map(|r| record_index(r))
+                .collect();
+            (state.runs.clone(), state.freezing.clone(), out)
+        };
+        let mut low = [0u8; RECORD];
+        low[..PROBE].copy_from_slice(&p);
+        let mut high = [0xffu8; RECORD];
+        high[..PROBE].copy_from_slice(&p);
+        out.extend(freezing.range(low..=high).map(|r| record_index(r)));
+        for run in &runs {
+            run.candidates(&p, &mut out)?;
         }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
-    /// The index of the leaf submitted with this dedup key, if any.
-    pub fn find_dedup(&self, key: &[u8; 32]) -> Result<Option<u64>, StorageError> {
-        self.lookup(DEDUP_PREFIX, key)
-    }
-
-    /// The index of the leaf with this RFC 6962 leaf hash, if any.
-    pub fn find_leaf(&self, leaf_hash: &[u8; 32]) -> Result<Option<u64>, StorageError> {
-        self.lookup(LEAF_PREFIX, leaf_hash)
-    }
-
-    fn lookup(&self, prefix: u8, key: &[u8; 32]) -> Result<Option<u64>, StorageError> {
-        match self.tree.get(prefixed(prefix, key)).map_err(index_error)? {
-            Some(v) => decode_u64(&v).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Records `leaves` and the new covered size in one atomic batch. Not fsynced:
-    /// the tiles are the durable copy, and a lost suffix is re-indexed on start.
+    /// Records `leaves` and the new covered size. Durable only once written as a run
+    /// (every ~65,000 leaves and on [`Index::flush`]): the tiles are the durable copy,
+    /// and a lost suffix is re-indexed on start.
     pub fn record(&self, leaves: &[IndexedLeaf], new_size: u64) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for leaf in leaves {
-            let value = leaf.index.to_be_bytes();
-            // The first occurrence wins: a later identical leaf (impossible while the
-            // sequencer dedups, but cheap to guard) must not move the lookup.
-            if self
-                .tree
-                .get(prefixed(LEAF_PREFIX, &leaf.leaf_hash))
-                .map_err(index_error)?
-                .is_none()
-            {
-                batch.insert(&prefixed(LEAF_PREFIX, &leaf.leaf_hash)[..], &value[..]);
+        let full = {
+            let mut state = self.write();
+            for leaf in leaves {
+                if leaf.index > MAX_INDEX {
+                    return Err(StorageError::Corrupt(format!(
+                        "leaf index {} exceeds the index's limit of {MAX_INDEX}",
+                        leaf.index
+                    )));
+                }
+                state
+                    .memory
+                    .insert(record(LEAF_KIND, &leaf.leaf_hash, leaf.index));
+                if let Some(key) = &leaf.dedup_key {
+                    state.memory.insert(record(DEDUP_KIND, key, leaf.index));
+                }
             }
-            if let Some(key) = leaf.dedup_key {
-                batch.insert(&prefixed(DEDUP_PREFIX, &key)[..], &value[..]);
-            }
+            state.covered = state.covered.max(new_size);
+            state.memory.len() >= MEMORY_RECORDS
+        };
+        if full {
+            self.persist()?;
         }
-        batch.insert(SIZE_KEY, &new_size.to_be_bytes()[..]);
-        self.tree.apply_batch(batch).map_err(index_error)
+        Ok(())
     }
 
-    /// Flushes sled's buffers (best effort; used on shutdown).
+    /// Writes the records held in memory as a run (used on shutdown).
     pub fn flush(&self) -> Result<(), StorageError> {
-        self.db.flush().map(|_| ()).map_err(index_error)
+        self.persist()
     }
+
+    /// Moves the in-memory records to a new run, merges runs, and installs the result
+    /// with a new manifest. Only the committer (or open) calls this, one at a time.
+    fn persist(&self) -> Result<(), StorageError> {
+        let (frozen, mut runs, size, mut next) = {
+            let mut state = self.write();
+            if state.memory.is_empty() && state.covered == state.persisted {
+                return Ok(());
+            }
+            let memory = std::mem::take(&mut state.memory);
+            state.freezing = Arc::new(memory);
+            (
+                state.freezing.clone(),
+                state.runs.clone(),
+                state.covered,
+                state.next_run,
+            )
+        };
+        let mut obsolete = Vec::new();
+        if !frozen.is_empty() {
+            let name = run_name(next);
+            next += 1;
+            let records = self.write_run(&name, frozen.iter().copied())?;
+            runs.push(Arc::new(Run::open(&self.dir, &name, records)?));
+        }
+        while let [.., older, newer] = runs.as_slice() {
+            if older.records > 2 * newer.records {
+                break;
+            }
+            let name = run_name(next);
+            next += 1;
+            let records = self.merge(older, newer, &name)?;
+            let merged = Arc::new(Run::open(&self.dir, &name, records)?);
+            obsolete.extend(runs.drain(runs.len() - 2..).map(|r| r.name.clone()));
+            runs.push(merged);
+        }
+        sync_dir(&self.dir).map_err(io(format!("syncing {}", self.dir.display())))?;
+        replace_atomically(&self.dir.join(MANIFEST), manifest(size, &runs).as_bytes())
+            .map_err(io(format!("writing {}/{MANIFEST}", self.dir.display())))?;
+        {
+            let mut state = self.write();
+            state.runs = runs;
+            state.freezing = Arc::default();
+            state.persisted = size;
+            state.next_run = next;
+        }
+        for name in obsolete {
+            let path = self.dir.join(&name);
+            fs::remove_file(&path).map_err(io(format!("removing {}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Writes sorted `records` to run `name`, fsynced; returns how many.
+    fn write_run(
+        &self,
+        name: &str,
+        records: impl Iterator<Item = Record>,
+    ) -> Result<u64, StorageError> {
+        let path = self.dir.join(name);
+        let context = || format!("writing {}", path.display());
+        let file = File::create(&path).map_err(io(context()))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut count = 0u64;
+        for r in records {
+            out.write_all(&r).map_err(io(context()))?;
+            count += 1;
+        }
+        let file = out
+            .into_inner()
+            .map_err(|e| io(context())(e.into_error()))?;
+        file.sync_all().map_err(io(context()))?;
+        Ok(count)
+    }
+
+    /// Merges two sorted runs into run `name`; returns its record count.
+    fn merge(&self, a: &Run, b: &Run, name: &str) -> Result<u64, StorageError> {
+        let mut left = RunReader::new(a);
+        let mut right = RunReader::new(b);
+        let mut failure = None;
+        let merged = std::iter::from_fn(|| {
+            let next = match (left.peek(), right.peek()) {
+                (Ok(Some(l)), Ok(Some(r))) => {
+                    if l <= r {
+                        left.take()
+                    } else {
+                        right.take()
+                    }
+                }
+                (Ok(Some(_)), Ok(None)) => left.take(),
+                (Ok(None), Ok(Some(_))) => right.take(),
+                (Ok(None), Ok(None)) => return None,
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            match next {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    failure = Some(e);
+                    None
+                }
+            }
+        });
+        let count = self.write_run(name, merged)?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(count),
+        }
+    }
+}
+
+/// Streams a run's records in order.
+struct RunReader<'a> {
+    run: &'a Run,
+    reader: BufReader<&'a File>,
+    position: u64,
+    head: Option<Record>,
+}
+
+impl<'a> RunReader<'a> {
+    fn new(run: &'a Run) -> RunReader<'a> {
+        RunReader {
+            run,
+            reader: BufReader::with_capacity(1 << 20, &run.file),
+            position: 0,
+            head: None,
+        }
+    }
+
+    fn peek(&mut self) -> Result<Option<Record>, StorageError> {
+        if self.head.is_none() && self.position < self.run.records {
+            if self.position == 0 {
+                // The file may have been read through this handle before (fences).
+                std::io::Seek::seek(&mut self.reader, std::io::SeekFrom::Start(0))
+                    .map_err(io(format!("reading index run {}", self.run.name)))?;
+            }
+            let mut r = [0u8; RECORD];
+            self.reader
+                .read_exact(&mut r)
+                .map_err(io(format!("reading index run {}", self.run.name)))?;
+            self.position += 1;
+            self.head = Some(r);
+        }
+        Ok(self.head)
+    }
+
+    fn take(&mut self) -> Result<Record, StorageError> {
+        self.peek()?;
+        self.head
+            .take()
+            .ok_or_else(|| StorageError::Corrupt(format!("index run {} ended", self.run.name)))
+    }
+}
+
+fn run_name(n: u64) -> String {
+    format!("run-{n:016x}.idx")
+}
+
+fn run_number(name: &str) -> Result<u64, StorageError> {
+    name.strip_prefix("run-")
+        .and_then(|s| s.strip_suffix(".idx"))
+        .and_then(|s| u64::from_str_radix(s, 16).ok())
+        .ok_or_else(|| StorageError::Corrupt(format!("bad run name {name:?} in the manifest")))
+}
+
+fn manifest(size: u64, runs: &[Arc<Run>]) -> String {
+    let mut text = format!("{MAGIC}\nsize {size}\n");
+    for run in runs {
+        text.push_str(&format!("run {} {}\n", run.name, run.records));
+    }
+    text
+}
+
+fn parse_manifest(text: &str) -> Result<(u64, Vec<(String, u64)>), StorageError> {
+    let bad = |why: &str| StorageError::Corrupt(format!("index manifest: {why}"));
+    let mut lines = text.lines();
+    if lines.next() != Some(MAGIC) {
+        return Err(bad("unknown format"));
+    }
+    let size = lines
+        .next()
+        .and_then(|l| l.strip_prefix("size "))
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| bad("no size line"))?;
+    let mut runs = Vec::new();
+    for line in lines {
+        let mut parts = line.split(' ');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("run"), Some(name), Some(n), None) => {
+                let records = n.parse::<u64>().map_err(|_| bad("bad record count"))?;
+                runs.push((name.to_string(), records));
+            }
+            _ => return Err(bad("bad run line")),
+        }
+    }
+    Ok((size, runs))
 }
 
 fn aside_path(dir: &Path) -> PathBuf {
@@ -140,4 +518,126 @@ fn aside_path(dir: &Path) -> PathBuf {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     PathBuf::from(format!("{}.broken-{stamp}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
+    use std::collections::HashMap;
+
+    fn key(n: u64, salt: u8) -> [u8; 32] {
+        Sha256::digest([&[salt][..], &n.to_be_bytes()].concat()).into()
+    }
+
+    fn leaf(n: u64) -> IndexedLeaf {
+        IndexedLeaf {
+            index: n,
+            leaf_hash: key(n, 1),
+            dedup_key: (n % 5 != 0).then(|| key(n, 2)),
+        }
+    }
+
+    fn check_all(index: &Index, upto: u64) {
+        for n in 0..upto {
+            let l = leaf(n);
+            assert!(index.leaf_candidates(&l.leaf_hash).unwrap().contains(&n));
+            if let Some(d) = l.dedup_key {
+                assert!(index.dedup_candidates(&d).unwrap().contains(&n));
+            }
+        }
+        assert!(index.leaf_candidates(&key(upto + 7, 1)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn survives_runs_merges_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lookup");
+        let total = (MEMORY_RECORDS as u64) * 3 + 1234;
+        {
+            let index = Index::open(&path).unwrap();
+            let mut n = 0;
+            while n < total {
+                let end = (n + 1000).min(total);
+                let batch: Vec<_> = (n..end).map(leaf).collect();
+                index.record(&batch, end).unwrap();
+                n = end;
+            }
+            check_all(&index, total);
+            // Some runs were written on the way; the tail is only in memory.
+            let persisted = index.indexed_size().unwrap();
+            assert!(persisted > 0 && persisted < total);
+        }
+        {
+            // Reopened without a flush (a crash): the durable prefix is intact.
+            let index = Index::open(&path).unwrap();
+            let persisted = index.indexed_size().unwrap();
+            check_all(&index, persisted);
+            let batch: Vec<_> = (persisted..total).map(leaf).collect();
+            index.record(&batch, total).unwrap();
+            index.flush().unwrap();
+            assert!(index.read().runs.len() <= 4, "runs merge");
+        }
+        let index = Index::open(&path).unwrap();
+        assert_eq!(index.indexed_size().unwrap(), total);
+        check_all(&index, total);
+        // Only the manifest and the runs it names remain.
+        let files = fs::read_dir(&path).unwrap().count();
+        assert_eq!(files, index.read().runs.len() + 1);
+    }
+
+    #[test]
+    fn a_garbled_manifest_moves_the_index_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lookup");
+        {
+            let index = Index::open(&path).unwrap();
+            index.record(&[leaf(0), leaf(1)], 2).unwrap();
+            index.flush().unwrap();
+        }
+        fs::write(path.join(MANIFEST), "something else\n").unwrap();
+        let index = Index::open(&path).unwrap();
+        assert_eq!(index.indexed_size().unwrap(), 0);
+        assert!(fs::read_dir(dir.path()).unwrap().count() == 2, "aside kept");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        /// Against a map of every key to its indices: colliding prefixes (keys forced to
+        /// share their first 8 bytes) return every candidate, in any run layout.
+        #[test]
+        fn candidates_are_a_superset_of_the_truth(
+            keys in prop::collection::vec((0u8..4, any::<u8>()), 1..400),
+            flush_every in 1usize..50,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let index = Index::open(&dir.path().join("lookup")).unwrap();
+            let mut truth: HashMap<[u8; 32], Vec<u64>> = HashMap::new();
+            for (i, (prefix, tail)) in keys.iter().enumerate() {
+                let mut k = [0u8; 32];
+                k[0] = *prefix;
+                k[31] = *tail;
+                let l = IndexedLeaf { index: i as u64, leaf_hash: k, dedup_key: Some(k) };
+                index.record(&[l], i as u64 + 1).unwrap();
+                truth.entry(k).or_default().push(i as u64);
+                if i % flush_every == 0 {
+                    index.flush().unwrap();
+                }
+            }
+            for (k, want) in &truth {
+                let got = index.leaf_candidates(k).unwrap();
+                for w in want {
+                    prop_assert!(got.contains(w));
+                }
+                let same_prefix: Vec<u64> = truth
+                    .iter()
+                    .filter(|(o, _)| o[..8] == k[..8])
+                    .flat_map(|(_, v)| v.iter().copied())
+                    .collect();
+                prop_assert_eq!(got.len(), same_prefix.len());
+                prop_assert_eq!(index.dedup_candidates(k).unwrap(), got);
+            }
+        }
+    }
 }
