@@ -79,6 +79,7 @@ impl Log {
         let signed = checkpoint.sign(&self.signer).unwrap().to_bytes();
         self.store.commit(&writes, &signed).unwrap();
         self.index.record(&indexed, self.integrator.size()).unwrap();
+        self.index.persist_if_full().unwrap();
     }
 
     /// Bytes per leaf the engine stores beyond the entry bundles: hash tiles, the

@@ -79,6 +79,10 @@ pub(crate) fn run(shared: Arc<Shared>, batches: Receiver<PreparedBatch>) {
                 duplicate: reply.duplicate,
             }));
         }
+        // After the answers: writing a run (and merging) is I/O no request waits for.
+        if let Err(e) = shared.index.persist_if_full() {
+            tracing::warn!(error = %e, "writing the lookup index; it stays in memory");
+        }
     }
     if let Err(e) = shared.index.flush() {
         tracing::warn!(error = %e, "flushing the index on shutdown");

@@ -319,6 +319,7 @@ fn replay(
         }
         if pending.len() >= 4096 {
             index.record(&pending, first + entries.len() as u64)?;
+            index.persist_if_full()?;
             pending.clear();
         }
     }

@@ -282,30 +282,35 @@ impl Index {
         Ok(out)
     }
 
-    /// Records `leaves` and the new covered size. Durable only once written as a run
-    /// (every ~65,000 leaves and on [`Index::flush`]): the tiles are the durable copy,
-    /// and a lost suffix is re-indexed on start.
+    /// Records `leaves` and the new covered size, in memory only (cheap: no I/O). They
+    /// become durable when written as a run by [`Index::persist_if_full`] or
+    /// [`Index::flush`]; until then a crash loses them, and the tiles (the durable copy)
+    /// re-index them on start.
     pub fn record(&self, leaves: &[IndexedLeaf], new_size: u64) -> Result<(), StorageError> {
-        let full = {
-            let mut state = self.write();
-            for leaf in leaves {
-                if leaf.index > MAX_INDEX {
-                    return Err(StorageError::Corrupt(format!(
-                        "leaf index {} exceeds the index's limit of {MAX_INDEX}",
-                        leaf.index
-                    )));
-                }
-                state
-                    .memory
-                    .insert(record(LEAF_KIND, &leaf.leaf_hash, leaf.index));
-                if let Some(key) = &leaf.dedup_key {
-                    state.memory.insert(record(DEDUP_KIND, key, leaf.index));
-                }
+        let mut state = self.write();
+        if let Some(leaf) = leaves.iter().find(|l| l.index > MAX_INDEX) {
+            return Err(StorageError::Corrupt(format!(
+                "leaf index {} exceeds the index's limit of {MAX_INDEX}",
+                leaf.index
+            )));
+        }
+        for leaf in leaves {
+            state
+                .memory
+                .insert(record(LEAF_KIND, &leaf.leaf_hash, leaf.index));
+            if let Some(key) = &leaf.dedup_key {
+                state.memory.insert(record(DEDUP_KIND, key, leaf.index));
             }
-            state.covered = state.covered.max(new_size);
-            state.memory.len() >= MEMORY_RECORDS
-        };
-        if full {
+        }
+        state.covered = state.covered.max(new_size);
+        Ok(())
+    }
+
+    /// Writes the in-memory records as a run (and merges runs) once there are enough of
+    /// them. The committer calls it after answering a batch, so the I/O never delays
+    /// an answer.
+    pub fn persist_if_full(&self) -> Result<(), StorageError> {
+        if self.read().memory.len() >= MEMORY_RECORDS {
             self.persist()?;
         }
         Ok(())
@@ -319,6 +324,17 @@ impl Index {
     /// Moves the in-memory records to a new run, merges runs, and installs the result
     /// with a new manifest. Only the committer (or open) calls this, one at a time.
     fn persist(&self) -> Result<(), StorageError> {
+        let result = self.persist_frozen();
+        if result.is_err() {
+            // Keep the records findable (and retried by the next persist).
+            let mut state = self.write();
+            let frozen = std::mem::take(&mut state.freezing);
+            state.memory.extend(frozen.iter().copied());
+        }
+        result
+    }
+
+    fn persist_frozen(&self) -> Result<(), StorageError> {
         let (frozen, mut runs, size, mut next) = {
             let mut state = self.write();
             if state.memory.is_empty() && state.covered == state.persisted {
@@ -562,6 +578,7 @@ mod tests {
                 let end = (n + 1000).min(total);
                 let batch: Vec<_> = (n..end).map(leaf).collect();
                 index.record(&batch, end).unwrap();
+                index.persist_if_full().unwrap();
                 n = end;
             }
             check_all(&index, total);
