@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::decisions::{NewStatus, Verdict};
@@ -16,7 +16,7 @@ use super::policy::Policy;
 use super::state::PublicationRecord;
 
 /// What a decision leaf did to an entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum EntryAction {
     /// A reviewer's verdict for a channel.
@@ -43,7 +43,7 @@ pub enum EntryAction {
 }
 
 /// One decision about an entry, as the projection keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DecisionRecord {
     /// Index of the decision leaf.
@@ -57,7 +57,7 @@ pub struct DecisionRecord {
 }
 
 /// An entry: its publication and every decision about it, in leaf order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EntryRecord {
     /// The local id (see [`entry_local_id`]).

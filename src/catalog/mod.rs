@@ -25,6 +25,7 @@ mod lookup;
 pub mod policy;
 pub mod projection;
 pub mod query;
+pub mod records;
 pub mod request;
 pub mod state;
 pub mod time;
@@ -37,6 +38,7 @@ pub use error::{CatalogError, Refusal};
 pub use evidence::{analyze, BlobSource, EvidenceFinding, EvidenceReport, NoBlobs, Severity};
 pub use leaf::{leaf_dedup_key, Leaf, MAX_LEAF_BYTES};
 pub use policy::{ChannelPolicy, Policy};
+pub use records::{MemoryStore, Put, RecordError, RecordStore, Records, Space};
 pub use request::{
     parse_grant_request, parse_publication_request, AgentplaneRefs, ApiVersion, ArtifactRef,
     CatalogPublicationRequest, DigestSet, EvidenceItem, PublicationRequestKind, PublisherGrantKind,

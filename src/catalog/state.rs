@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::admission::{Authorized, KeyDirectory, Submission, SubmissionKind};
@@ -19,6 +19,7 @@ use super::error::CatalogError;
 use super::evidence::EvidenceReport;
 use super::leaf::{GenesisKind, GenesisLeaf, Leaf, MAX_LEAF_BYTES};
 use super::policy::Policy;
+use super::records::{RecordError, RecordStore, Records};
 use super::request::{
     check_token, check_vkey, AgentplaneRefs, ApiVersion, DigestSet, EvidenceItem, RequestPayload,
     Role, API_VERSION,
@@ -119,7 +120,7 @@ impl GrantRecord {
 }
 
 /// One accepted publication, as the projection keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicationRecord {
     /// Index of the `Publication` leaf.
@@ -168,21 +169,21 @@ pub(super) struct Principal {
 }
 
 /// The projection. `apply` is the ONLY way state changes; the live sequencer and replay both
-/// call it. Cloning copies the maps (the key directory is shared copy-on-write).
+/// call it. The admin-side state is in memory; publications and entries, which grow with
+/// the log, are in a [`RecordStore`] (in memory unless [`Catalog::with_store`] is given
+/// another). Cloning copies the records into memory (a store on disk must not be shared
+/// by two catalogs that diverge), so it is for tests and small logs.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub(super) applied: u64,
     pub(super) authority: Option<Authority>,
     pub(super) keys: KeyDirectory,
     pub(super) principals: BTreeMap<String, Principal>,
-    pub(super) subjects: BTreeMap<String, Vec<PublicationRecord>>,
     pub(super) policies: Vec<PolicyRecord>,
     pub(super) revoked: BTreeMap<String, RevocationRecord>,
-    /// Entries by publication leaf index (the order queries page in).
-    pub(super) entries: BTreeMap<u64, EntryRecord>,
-    /// Derived lookups, rebuilt by `apply`; not part of the canonical state.
-    pub(super) entry_ids: BTreeMap<String, u64>,
-    pub(super) names: BTreeMap<String, Vec<u64>>,
+    /// Publications, entries (by publication leaf index, the order queries page in) and
+    /// their lookups.
+    pub(super) records: Records,
 }
 
 /// Checks genesis parameters; shared by `genesis_leaf` and `apply`.
@@ -224,9 +225,17 @@ fn check_genesis(origin: &str, log_key: &Verifier, admins: &[Verifier]) -> Resul
 }
 
 impl Catalog {
-    /// An empty catalog (nothing applied).
+    /// An empty catalog (nothing applied), its records in memory.
     pub fn new() -> Catalog {
         Catalog::default()
+    }
+
+    /// An empty catalog whose records are kept in `store`, which must be empty.
+    pub fn with_store(store: Box<dyn RecordStore>) -> Catalog {
+        Catalog {
+            records: Records::new(store),
+            ..Catalog::default()
+        }
     }
 
     /// The canonical bytes of leaf 0 (`AuthorityGenesis`). The log key must be named after
@@ -301,16 +310,17 @@ impl Catalog {
     }
 
     /// The publications of a subject (`sha256:<hex>`), in leaf order.
-    pub fn publications(&self, subject_digest: &str) -> &[PublicationRecord] {
-        self.subjects
-            .get(subject_digest)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    }
-
-    /// Every subject digest with at least one publication, sorted.
-    pub fn subjects(&self) -> impl Iterator<Item = &str> {
-        self.subjects.keys().map(String::as_str)
+    pub fn publications(
+        &self,
+        subject_digest: &str,
+    ) -> Result<Vec<PublicationRecord>, RecordError> {
+        self.records
+            .subject_indices(subject_digest, 0)
+            .filter_map(|i| match i {
+                Ok(i) => self.records.publication(i).transpose(),
+                Err(e) => Some(Err(e)),
+            })
+            .collect()
     }
 
     /// The whole state as canonical JSON (RFC 8785): the input of [`Catalog::state_digest`].
@@ -344,7 +354,7 @@ impl Catalog {
             applied_size: u64,
             authority: Option<AuthorityView<'a>>,
             principals: BTreeMap<&'a str, PrincipalView<'a>>,
-            subjects: BTreeMap<&'a str, Vec<&'a PublicationRecord>>,
+            subjects: BTreeMap<String, Vec<PublicationRecord>>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             policies: Vec<&'a PolicyRecord>,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -353,6 +363,25 @@ impl Catalog {
             entries: Vec<EntryRecord>,
         }
         let at = at.min(self.applied);
+        // Publications are kept by leaf index; grouping them by subject keeps each
+        // subject's list in leaf order, as the state always listed them.
+        let mut subjects: BTreeMap<String, Vec<PublicationRecord>> = BTreeMap::new();
+        for p in self.records.publications(at) {
+            let (_, p) = p?;
+            subjects
+                .entry(p.subject_digest.clone())
+                .or_default()
+                .push(p);
+        }
+        let entries = self
+            .records
+            .entries(0, at)
+            .map(|e| {
+                let (_, mut e) = e?;
+                e.decisions.retain(|d| d.leaf_index < at);
+                Ok(e)
+            })
+            .collect::<Result<Vec<EntryRecord>, RecordError>>()?;
         let view = StateView {
             api_version: API_VERSION,
             applied_size: at,
@@ -383,15 +412,7 @@ impl Catalog {
                     })
                 })
                 .collect(),
-            subjects: self
-                .subjects
-                .iter()
-                .filter_map(|(d, list)| {
-                    let list: Vec<&PublicationRecord> =
-                        list.iter().filter(|r| r.leaf_index < at).collect();
-                    (!list.is_empty()).then_some((d.as_str(), list))
-                })
-                .collect(),
+            subjects,
             policies: self.policies.iter().filter(|p| p.leaf_index < at).collect(),
             revoked: self
                 .revoked
@@ -399,19 +420,7 @@ impl Catalog {
                 .filter(|(_, r)| r.leaf_index < at)
                 .map(|(k, r)| (k.as_str(), r))
                 .collect(),
-            entries: self
-                .entries
-                .range(..at)
-                .map(|(_, e)| EntryRecord {
-                    decisions: e
-                        .decisions
-                        .iter()
-                        .take_while(|d| d.leaf_index < at)
-                        .cloned()
-                        .collect(),
-                    ..e.clone()
-                })
-                .collect(),
+            entries,
         };
         to_canonical_vec(&view)
     }
@@ -425,11 +434,17 @@ impl Catalog {
     pub fn state_digest_at(&self, at: u64) -> [u8; 32] {
         let json = match self.state_json_at(at) {
             Ok(j) => j,
-            // Unreachable for these types (string keys, integers, strings); hash the error
-            // rather than panic.
+            // Encoding cannot fail for these types, and the in-memory store cannot fail:
+            // hash the error rather than panic. Callers with a store that can fail use
+            // `try_state_digest_at`.
             Err(e) => e.to_string().into_bytes(),
         };
         Sha256::digest(&json).into()
+    }
+
+    /// SHA-256 of [`Catalog::state_json_at`], or why the state could not be read.
+    pub fn try_state_digest_at(&self, at: u64) -> Result<[u8; 32], CatalogError> {
+        Ok(Sha256::digest(self.state_json_at(at)?).into())
     }
 
     /// Applies leaf `index` (must equal `applied_size()`) — trusted: it does not re-verify
@@ -567,31 +582,14 @@ impl Catalog {
                     evidence_report: p.admission.evidence.clone(),
                 };
                 let id = entry_local_id(&req.target_catalog_ref, &subject_digest);
-                self.entries.insert(
-                    index,
-                    EntryRecord {
-                        id: id.clone(),
-                        publication_index: index,
-                        subject_digest: subject_digest.clone(),
-                        decisions: Vec::new(),
-                    },
-                );
-                self.entry_ids.insert(id, index);
-                self.names
-                    .entry(req.subject.name.clone())
-                    .or_default()
-                    .push(index);
-                self.subjects
-                    .entry(subject_digest.clone())
-                    .or_default()
-                    .push(record);
+                self.records.add_publication(&record, &id)?;
                 Effect::Published {
                     subject_digest,
                     target: req.target_catalog_ref.clone(),
                     channel: req.channel.clone(),
                 }
             }
-            Leaf::Decision(d) => self.apply_decision(index, &d).map_err(inv)?,
+            Leaf::Decision(d) => self.apply_decision(index, &d)?,
         };
         self.applied += 1;
         Ok(effect)
