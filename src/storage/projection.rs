@@ -4,9 +4,10 @@
 //!
 //! The store is a cache of the log, not a copy to trust: [`ProjectionStore::open_fresh`]
 //! wipes it and the log replays every entry into it at start. So there is nothing to
-//! recover after a crash and nothing needs to be durable: sled never flushes on its own
-//! here (its writes still reach the OS when its buffers fill), and records of a batch
-//! that was admitted but never committed vanish with the next start. While running,
+//! recover after a crash and nothing needs to be durable, and records of a batch that was
+//! admitted but never committed vanish with the next start. sled still flushes every
+//! second: not for durability, but because it only frees its write buffers once they are
+//! written, and without flushes its memory kept growing (measured in ADR 0002). While running,
 //! reads filter records by the committed size, as they did in memory.
 //!
 //! One sled tree, each key prefixed with its space's tag, so one `apply_batch` writes a
@@ -18,8 +19,10 @@ use super::StorageError;
 use crate::catalog::records::{Put, RecordError, RecordStore, Scan, Space};
 
 /// sled's page cache for the projection. Reads are mostly recent entries (the gates) and
-/// one page of queries; a larger cache only buys memory.
-pub const CACHE_BYTES: u64 = 16 << 20;
+/// one page of queries; a larger cache only buys memory. sled counts pages at their
+/// serialized size and holds them in memory at several times that, so the cache's real
+/// footprint is a multiple of this (measured: docs/adr/0002-projection-store.md).
+pub const CACHE_BYTES: u64 = 8 << 20;
 
 /// The sled-backed record store.
 pub struct ProjectionStore {
@@ -64,8 +67,7 @@ impl ProjectionStore {
             .path(dir)
             .cache_capacity(CACHE_BYTES)
             .mode(sled::Mode::HighThroughput)
-            // Rebuilt at every start, so never worth an fsync.
-            .flush_every_ms(None)
+            .flush_every_ms(Some(1000))
             .open()
             .map_err(|e| StorageError::Index(format!("opening {}: {e}", dir.display())))?;
         let tree = db
