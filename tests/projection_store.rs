@@ -270,6 +270,13 @@ fn memory_and_sled_stores_give_the_same_state_and_answers() {
             in_memory.state_digest_at(at)
         );
     }
+    // The digest is hashed as the canonical JSON is streamed; it must hash the very bytes
+    // of `state_json_at`, at every size.
+    for at in 0..=size {
+        let json = in_memory.state_json_at(at).unwrap();
+        let streamed = in_memory.try_state_digest_at(at).unwrap();
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(&json)), streamed, "at {at}");
+    }
     for at in [size / 2, size] {
         let a = answers(&on_disk, at, &leaves);
         let b = answers(&in_memory, at, &leaves);

@@ -332,12 +332,18 @@ impl Records {
             .map(|kv| decode_index(&kv?.0))
     }
 
-    /// Publications with leaf index below `below`, in leaf order.
-    pub fn publications(
-        &self,
-        below: u64,
-    ) -> impl Iterator<Item = Result<(u64, PublicationRecord), RecordError>> + '_ {
-        self.range(Space::Publications, 0, below)
+    /// Every (subject digest, publication index), by digest in byte order, then in leaf
+    /// order.
+    pub fn subject_keys(&self) -> impl Iterator<Item = Result<(String, u64), RecordError>> + '_ {
+        self.store.scan(Space::Subjects, &[], None).map(|kv| {
+            let (key, _) = kv?;
+            let split = key.len().checked_sub(9).filter(|&n| key[n] == 0);
+            let n =
+                split.ok_or_else(|| RecordError::Corrupt("a subject key is malformed".into()))?;
+            let digest = String::from_utf8(key[..n].to_vec())
+                .map_err(|_| RecordError::Corrupt("a subject key is not UTF-8".into()))?;
+            Ok((digest, decode_index(&key[n + 1..])?))
+        })
     }
 
     /// Records a publication and the entry it creates (local id `id`), all or nothing.

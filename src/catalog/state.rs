@@ -186,6 +186,21 @@ pub struct Catalog {
     pub(super) records: Records,
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthorityView<'a> {
+    origin: &'a str,
+    log_key: String,
+    admin_keys: Vec<String>,
+    created_at: &'a str,
+}
+
+#[derive(Serialize)]
+struct PrincipalView<'a> {
+    key: String,
+    grants: Vec<&'a GrantRecord>,
+}
+
 /// Checks genesis parameters; shared by `genesis_leaf` and `apply`.
 fn check_genesis(origin: &str, log_key: &Verifier, admins: &[Verifier]) -> Result<(), String> {
     check_token(origin, MAX_ORIGIN_CHARS).map_err(|m| format!("origin {m}"))?;
@@ -332,21 +347,9 @@ impl Catalog {
     /// canonical JSON. Every part of the state is an append-only list of records tagged
     /// with their leaf index, so this equals `state_json()` of a catalog that applied only
     /// those leaves: the live server can answer for its committed size while a batch is
-    /// being admitted, and replay can compare at one exact size.
+    /// being admitted, and replay can compare at one exact size. It holds the whole state
+    /// in memory; [`Catalog::try_state_digest_at`] hashes the same bytes without doing so.
     pub fn state_json_at(&self, at: u64) -> Result<Vec<u8>, CatalogError> {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct AuthorityView<'a> {
-            origin: &'a str,
-            log_key: String,
-            admin_keys: Vec<String>,
-            created_at: &'a str,
-        }
-        #[derive(Serialize)]
-        struct PrincipalView<'a> {
-            key: String,
-            grants: Vec<&'a GrantRecord>,
-        }
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct StateView<'a> {
@@ -363,66 +366,151 @@ impl Catalog {
             entries: Vec<EntryRecord>,
         }
         let at = at.min(self.applied);
-        // Publications are kept by leaf index; grouping them by subject keeps each
-        // subject's list in leaf order, as the state always listed them.
         let mut subjects: BTreeMap<String, Vec<PublicationRecord>> = BTreeMap::new();
-        for p in self.records.publications(at) {
-            let (_, p) = p?;
-            subjects
-                .entry(p.subject_digest.clone())
-                .or_default()
-                .push(p);
+        for s in self.subjects_at(at) {
+            let (digest, publication) = s?;
+            subjects.entry(digest).or_default().push(publication);
         }
-        let entries = self
-            .records
-            .entries(0, at)
-            .map(|e| {
-                let (_, mut e) = e?;
-                e.decisions.retain(|d| d.leaf_index < at);
-                Ok(e)
-            })
-            .collect::<Result<Vec<EntryRecord>, RecordError>>()?;
         let view = StateView {
             api_version: API_VERSION,
             applied_size: at,
-            authority: self
-                .authority
-                .as_ref()
-                .filter(|_| at > 0)
-                .map(|a| AuthorityView {
-                    origin: &a.origin,
-                    log_key: a.log_key.to_vkey(),
-                    admin_keys: a.admins.iter().map(Verifier::to_vkey).collect(),
-                    created_at: &a.created_at,
-                }),
-            principals: self
-                .principals
-                .iter()
-                .filter_map(|(id, p)| {
-                    let grants: Vec<&GrantRecord> =
-                        p.grants.iter().filter(|g| g.leaf_index < at).collect();
-                    (!grants.is_empty()).then(|| {
-                        (
-                            id.as_str(),
-                            PrincipalView {
-                                key: p.verifier.to_vkey(),
-                                grants,
-                            },
-                        )
-                    })
-                })
-                .collect(),
+            authority: self.authority_view(at),
+            principals: self.principals_view(at),
             subjects,
-            policies: self.policies.iter().filter(|p| p.leaf_index < at).collect(),
-            revoked: self
-                .revoked
-                .iter()
-                .filter(|(_, r)| r.leaf_index < at)
-                .map(|(k, r)| (k.as_str(), r))
-                .collect(),
-            entries,
+            policies: self.policies_view(at),
+            revoked: self.revoked_view(at),
+            entries: self.entries_at(at).collect::<Result<_, _>>()?,
         };
         to_canonical_vec(&view)
+    }
+
+    fn authority_view(&self, at: u64) -> Option<AuthorityView<'_>> {
+        self.authority
+            .as_ref()
+            .filter(|_| at > 0)
+            .map(|a| AuthorityView {
+                origin: &a.origin,
+                log_key: a.log_key.to_vkey(),
+                admin_keys: a.admins.iter().map(Verifier::to_vkey).collect(),
+                created_at: &a.created_at,
+            })
+    }
+
+    fn principals_view(&self, at: u64) -> BTreeMap<&str, PrincipalView<'_>> {
+        self.principals
+            .iter()
+            .filter_map(|(id, p)| {
+                let grants: Vec<&GrantRecord> =
+                    p.grants.iter().filter(|g| g.leaf_index < at).collect();
+                (!grants.is_empty()).then(|| {
+                    (
+                        id.as_str(),
+                        PrincipalView {
+                            key: p.verifier.to_vkey(),
+                            grants,
+                        },
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn policies_view(&self, at: u64) -> Vec<&PolicyRecord> {
+        self.policies.iter().filter(|p| p.leaf_index < at).collect()
+    }
+
+    fn revoked_view(&self, at: u64) -> BTreeMap<&str, &RevocationRecord> {
+        self.revoked
+            .iter()
+            .filter(|(_, r)| r.leaf_index < at)
+            .map(|(k, r)| (k.as_str(), r))
+            .collect()
+    }
+
+    /// The entries below `at`, in publication order, with their decisions below `at`.
+    fn entries_at(&self, at: u64) -> impl Iterator<Item = Result<EntryRecord, RecordError>> + '_ {
+        self.records.entries(0, at).map(move |e| {
+            let (_, mut e) = e?;
+            e.decisions.retain(|d| d.leaf_index < at);
+            Ok(e)
+        })
+    }
+
+    /// The publications below `at` with their subject digest, by digest (byte order, which
+    /// is RFC 8785's order for these ASCII strings) and then in leaf order.
+    fn subjects_at(
+        &self,
+        at: u64,
+    ) -> impl Iterator<Item = Result<(String, PublicationRecord), RecordError>> + '_ {
+        self.records
+            .subject_keys()
+            .filter(move |k| k.as_ref().map_or(true, |(_, i)| *i < at))
+            .map(|k| {
+                let (digest, index) = k?;
+                let publication = self.records.publication(index)?.ok_or_else(|| {
+                    RecordError::Corrupt(format!("subject {digest} lists missing leaf {index}"))
+                })?;
+                Ok((digest, publication))
+            })
+    }
+
+    /// Writes the bytes of [`Catalog::state_json_at`] to `out` one record at a time, so
+    /// the state is never whole in memory. RFC 8785 of an object is its members sorted by
+    /// name, each value canonical on its own, with no whitespace: so the members are
+    /// written here in that order (apiVersion, appliedSize, authority, entries, policies,
+    /// principals, revoked, subjects), omitted exactly when `state_json_at` omits them,
+    /// and every value is encoded with the same `to_canonical_vec`. The tests check that
+    /// both give the same bytes.
+    fn stream_state_at(&self, at: u64, out: &mut dyn FnMut(&[u8])) -> Result<(), CatalogError> {
+        let at = at.min(self.applied);
+        out(b"{\"apiVersion\":");
+        out(&to_canonical_vec(API_VERSION)?);
+        out(b",\"appliedSize\":");
+        out(&to_canonical_vec(&at)?);
+        out(b",\"authority\":");
+        out(&to_canonical_vec(&self.authority_view(at))?);
+        let mut any = false;
+        for e in self.entries_at(at) {
+            out(if any { b"," } else { b",\"entries\":[" });
+            out(&to_canonical_vec(&e?)?);
+            any = true;
+        }
+        if any {
+            out(b"]");
+        }
+        let policies = self.policies_view(at);
+        if !policies.is_empty() {
+            out(b",\"policies\":");
+            out(&to_canonical_vec(&policies)?);
+        }
+        out(b",\"principals\":");
+        out(&to_canonical_vec(&self.principals_view(at))?);
+        let revoked = self.revoked_view(at);
+        if !revoked.is_empty() {
+            out(b",\"revoked\":");
+            out(&to_canonical_vec(&revoked)?);
+        }
+        out(b",\"subjects\":{");
+        let mut open: Option<String> = None;
+        for s in self.subjects_at(at) {
+            let (digest, publication) = s?;
+            if open.as_ref() == Some(&digest) {
+                out(b",");
+            } else {
+                if open.is_some() {
+                    out(b"],");
+                }
+                out(&to_canonical_vec(&digest)?);
+                out(b":[");
+                open = Some(digest);
+            }
+            out(&to_canonical_vec(&publication)?);
+        }
+        if open.is_some() {
+            out(b"]");
+        }
+        out(b"}}");
+        Ok(())
     }
 
     /// SHA-256 of [`Catalog::state_json`]: equal digests mean equal states (replay determinism).
@@ -432,19 +520,22 @@ impl Catalog {
 
     /// SHA-256 of [`Catalog::state_json_at`].
     pub fn state_digest_at(&self, at: u64) -> [u8; 32] {
-        let json = match self.state_json_at(at) {
-            Ok(j) => j,
+        match self.try_state_digest_at(at) {
+            Ok(d) => d,
             // Encoding cannot fail for these types, and the in-memory store cannot fail:
             // hash the error rather than panic. Callers with a store that can fail use
             // `try_state_digest_at`.
-            Err(e) => e.to_string().into_bytes(),
-        };
-        Sha256::digest(&json).into()
+            Err(e) => Sha256::digest(e.to_string().as_bytes()).into(),
+        }
     }
 
-    /// SHA-256 of [`Catalog::state_json_at`], or why the state could not be read.
+    /// SHA-256 of [`Catalog::state_json_at`], or why the state could not be read. The
+    /// canonical JSON is hashed as it is produced, so memory stays bounded however large
+    /// the state.
     pub fn try_state_digest_at(&self, at: u64) -> Result<[u8; 32], CatalogError> {
-        Ok(Sha256::digest(self.state_json_at(at)?).into())
+        let mut hash = Sha256::new();
+        self.stream_state_at(at, &mut |bytes| hash.update(bytes))?;
+        Ok(hash.finalize().into())
     }
 
     /// Applies leaf `index` (must equal `applied_size()`) — trusted: it does not re-verify
