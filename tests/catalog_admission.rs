@@ -155,7 +155,8 @@ fn genesis_grant_publication_and_replay() {
     assert_eq!(w.catalog.origin(), Some(ORIGIN));
     let pubs = w
         .catalog
-        .publications("sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef");
+        .publications("sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef")
+        .unwrap();
     assert_eq!(pubs.len(), 1);
     assert_eq!(pubs[0].leaf_index, 2);
     assert_eq!(pubs[0].grant_index, 1);
@@ -233,7 +234,8 @@ fn publication_on_ungranted_channel_is_forbidden() {
     w.submit(&body(&payload, &w.publisher), T0 + 3).unwrap();
     let pubs = w
         .catalog
-        .publications("sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef");
+        .publications("sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef")
+        .unwrap();
     assert_eq!(pubs[0].grant_index, 3);
     assert_eq!(pubs[0].policy_index, 2);
 }

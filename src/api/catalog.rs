@@ -13,7 +13,7 @@ use super::{AppState, Problem};
 use crate::catalog::entry::EntryStatus;
 use crate::catalog::projection::{catalog_entry, evidence_bundle, BUNDLE_URN, ENTRY_URN};
 use crate::catalog::query::{EntryQuery, MAX_PAGE};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, RecordError};
 
 fn json_response(value: &Value) -> Response {
     let mut response = (StatusCode::OK, value.to_string()).into_response();
@@ -50,12 +50,23 @@ pub struct EntriesQuery {
     limit: Option<String>,
 }
 
-fn entry_json(catalog: &Catalog, index: u64, at: u64, origin: &str) -> Option<Value> {
-    let (view, publication) = catalog.entry_view(index, at)?;
-    Some(json!({
-        "entry": catalog_entry(&view, publication, origin),
+fn store_problem(e: RecordError) -> Problem {
+    Problem::internal(e.to_string())
+}
+
+fn entry_json(
+    catalog: &Catalog,
+    index: u64,
+    at: u64,
+    origin: &str,
+) -> Result<Option<Value>, Problem> {
+    let Some((view, publication)) = catalog.entry_view(index, at).map_err(store_problem)? else {
+        return Ok(None);
+    };
+    Ok(Some(json!({
+        "entry": catalog_entry(&view, &publication, origin),
         "leafIndices": view.leaf_indices,
-    }))
+    })))
 }
 
 /// `GET /v1/catalog/entries?subject=&channel=&status=&page_token=&limit=`.
@@ -102,8 +113,8 @@ pub async fn entries(
             limit,
         };
         let origin = app.log.origin().to_string();
-        Ok(app.log.read_catalog(|catalog, at| {
-            let page = catalog.query_entries(&query, at);
+        app.log.read_catalog(|catalog, at| {
+            let page = catalog.query_entries(&query, at).map_err(store_problem)?;
             let items: Vec<Value> = page
                 .items
                 .iter()
@@ -114,12 +125,12 @@ pub async fn entries(
                     })
                 })
                 .collect();
-            json!({
+            Ok(json!({
                 "entries": items,
                 "nextPageToken": page.next.map(|n| n.to_string()),
                 "treeSize": at,
-            })
-        }))
+            }))
+        })
     })();
     respond(result)
 }
@@ -135,8 +146,9 @@ pub async fn entry(State(app): State<AppState>, Path(id): Path<String>) -> Respo
     respond(app.log.read_catalog(|catalog, at| {
         let index = catalog
             .entry_index(&local)
+            .map_err(store_problem)?
             .ok_or_else(|| Problem::not_found(format!("no catalog entry {id}")))?;
-        let mut v = entry_json(catalog, index, at, &origin)
+        let mut v = entry_json(catalog, index, at, &origin)?
             .ok_or_else(|| Problem::not_found(format!("no catalog entry {id}")))?;
         v["treeSize"] = json!(at);
         Ok(v)
@@ -150,10 +162,16 @@ pub async fn bundle(State(app): State<AppState>, Path(id): Path<String>) -> Resp
     let origin = app.log.origin().to_string();
     respond(app.log.read_catalog(|catalog, at| {
         let missing = || Problem::not_found(format!("no evidence bundle {id}"));
-        let index = catalog.entry_index(&local).ok_or_else(missing)?;
-        let (view, publication) = catalog.entry_view(index, at).ok_or_else(missing)?;
+        let index = catalog
+            .entry_index(&local)
+            .map_err(store_problem)?
+            .ok_or_else(missing)?;
+        let (view, publication) = catalog
+            .entry_view(index, at)
+            .map_err(store_problem)?
+            .ok_or_else(missing)?;
         Ok(json!({
-            "evidenceBundle": evidence_bundle(&view, publication, &origin),
+            "evidenceBundle": evidence_bundle(&view, &publication, &origin),
             "evidence": publication.evidence,
             "evidenceReport": publication.evidence_report,
             "agentplaneRefs": publication.agentplane_refs,
@@ -206,9 +224,12 @@ pub async fn state(
                     "tree size {size} is beyond the committed size {at}"
                 )));
             }
+            let digest = catalog
+                .try_state_digest_at(size)
+                .map_err(|e| Problem::internal(e.to_string()))?;
             let digest = StateDigest {
                 tree_size: size,
-                state_digest: hex::encode(catalog.state_digest_at(size)),
+                state_digest: hex::encode(digest),
             };
             serde_json::to_value(digest).map_err(|e| Problem::internal(e.to_string()))
         })

@@ -127,6 +127,7 @@ impl From<Refusal> for Problem {
                 Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not authorized", detail)
             }
             Refusal::TooLarge(detail) => Problem::too_large(detail),
+            Refusal::Internal(detail) => Problem::internal(detail),
         }
     }
 }

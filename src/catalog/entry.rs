@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde::ser::{SerializeStruct, Serializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::decisions::{NewStatus, Verdict};
@@ -18,7 +18,8 @@ use super::state::PublicationRecord;
 
 /// What a decision leaf did to an entry. On the wire an object whose `kind` is the variant
 /// name, beside the variant's fields (camelCase).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum EntryAction {
     /// A reviewer's verdict for a channel.
     Review {
@@ -79,7 +80,7 @@ impl Serialize for EntryAction {
 }
 
 /// One decision about an entry, as the projection keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DecisionRecord {
     /// When it was accepted (RFC 3339).
@@ -93,7 +94,7 @@ pub struct DecisionRecord {
 }
 
 /// An entry: its publication and every decision about it, in leaf order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EntryRecord {
     /// Decisions, in leaf order.

@@ -1,6 +1,8 @@
 //! Error types: [`Refusal`] for submissions the authority turns away, [`CatalogError`] for
 //! leaves the projection cannot apply.
 
+use super::records::RecordError;
+
 /// Why a submission is refused; the HTTP layer maps variants to statuses and problem+json bodies.
 ///
 /// | variant | status | meaning |
@@ -9,6 +11,7 @@
 /// | `Invalid` | 422 | schema or field problems, every one listed |
 /// | `Forbidden` | 403 | unknown key, bad signature, no grant, outside the grant, not an admin |
 /// | `TooLarge` | 413 | the leaf would exceed 65535 bytes |
+/// | `Internal` | 500 | the state could not be read (record store failure) |
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// 400: the body is not JSON, not a DSSE envelope, or holds bad base64.
@@ -23,6 +26,16 @@ pub enum Refusal {
     /// 413: the leaf this submission would become exceeds 65535 bytes.
     #[error("too large: {0}")]
     TooLarge(String),
+    /// 500: the authority could not read its own state (a record store failure); the
+    /// submission may be retried.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<RecordError> for Refusal {
+    fn from(e: RecordError) -> Refusal {
+        Refusal::Internal(e.to_string())
+    }
 }
 
 impl Refusal {
@@ -33,6 +46,7 @@ impl Refusal {
             Refusal::Invalid(_) => 422,
             Refusal::Forbidden(_) => 403,
             Refusal::TooLarge(_) => 413,
+            Refusal::Internal(_) => 500,
         }
     }
 
@@ -43,6 +57,7 @@ impl Refusal {
             Refusal::Invalid(_) => "invalid submission",
             Refusal::Forbidden(_) => "forbidden",
             Refusal::TooLarge(_) => "entry too large",
+            Refusal::Internal(_) => "internal error",
         }
     }
 
@@ -50,9 +65,10 @@ impl Refusal {
     pub fn problems(&self) -> Vec<String> {
         match self {
             Refusal::Invalid(list) => list.clone(),
-            Refusal::Malformed(m) | Refusal::Forbidden(m) | Refusal::TooLarge(m) => {
-                vec![m.clone()]
-            }
+            Refusal::Malformed(m)
+            | Refusal::Forbidden(m)
+            | Refusal::TooLarge(m)
+            | Refusal::Internal(m) => vec![m.clone()],
         }
     }
 }
@@ -91,4 +107,8 @@ pub enum CatalogError {
     /// Canonical JSON encoding failed (never expected for the catalog's own types).
     #[error("canonical JSON encoding failed: {0}")]
     Encoding(String),
+    /// The record store failed. Raised by `apply` before anything changed, but it means
+    /// the store is broken: the log stops taking writes (see the sequencer).
+    #[error(transparent)]
+    Records(#[from] RecordError),
 }

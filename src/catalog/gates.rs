@@ -67,7 +67,7 @@ impl Catalog {
     ) -> Result<u64, Refusal> {
         let (policy, policy_index) = self.current_policy();
         let existing = self
-            .find_entry(&r.target_catalog_ref, &r.subject.digest.sha256)
+            .find_entry(&r.target_catalog_ref, &r.subject.digest.sha256)?
             .map(|e| e.publication_index);
         let failures = check_publication(policy, r, report, existing);
         if failures.is_empty() {
@@ -115,18 +115,18 @@ impl Catalog {
     }
 
     /// The entry a decision names, with its view at the current state.
-    fn entry_for<'a>(
-        &'a self,
+    fn entry_for(
+        &self,
         target: &str,
         digest: &str,
-    ) -> Result<(&'a EntryRecord, &'a PublicationRecord, EntryView), Refusal> {
-        let record = self.find_entry(target, digest).ok_or_else(|| {
+    ) -> Result<(EntryRecord, PublicationRecord, EntryView), Refusal> {
+        let record = self.find_entry(target, digest)?.ok_or_else(|| {
             Refusal::Invalid(vec![format!(
                 "entry: no catalog entry for {target} sha256:{digest}"
             )])
         })?;
         let (view, publication) = self
-            .entry_view(record.publication_index, self.applied)
+            .entry_view(record.publication_index, self.applied)?
             .ok_or_else(|| Refusal::Invalid(vec!["entry: its publication is missing".into()]))?;
         Ok((record, publication, view))
     }

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use super::entry::{entry_local_id, fold, EntryRecord, EntryView};
 use super::policy::Policy;
+use super::records::RecordError;
 use super::state::{Catalog, PolicyRecord, PublicationRecord, RevocationRecord};
 
 fn defaults() -> &'static Policy {
@@ -34,14 +35,21 @@ impl Catalog {
     }
 
     /// The entry for `target` and subject `sha256_hex` (64 hex), if one exists.
-    pub fn find_entry(&self, target: &str, sha256_hex: &str) -> Option<&EntryRecord> {
+    pub fn find_entry(
+        &self,
+        target: &str,
+        sha256_hex: &str,
+    ) -> Result<Option<EntryRecord>, RecordError> {
         let id = entry_local_id(target, &format!("sha256:{sha256_hex}"));
-        self.entry_ids.get(&id).and_then(|i| self.entries.get(i))
+        match self.records.entry_index(&id)? {
+            Some(i) => self.records.entry(i),
+            None => Ok(None),
+        }
     }
 
     /// The publication index of the entry whose local id is `id`.
-    pub fn entry_index(&self, id: &str) -> Option<u64> {
-        self.entry_ids.get(id).copied()
+    pub fn entry_index(&self, id: &str) -> Result<Option<u64>, RecordError> {
+        self.records.entry_index(id)
     }
 
     /// The entry created by publication leaf `publication_index`, folded over the leaves
@@ -50,28 +58,41 @@ impl Catalog {
         &self,
         publication_index: u64,
         at: u64,
-    ) -> Option<(EntryView, &PublicationRecord)> {
+    ) -> Result<Option<(EntryView, PublicationRecord)>, RecordError> {
         if publication_index >= at {
-            return None;
+            return Ok(None);
         }
-        let record = self.entries.get(&publication_index)?;
-        let publication = self
-            .subjects
-            .get(&record.subject_digest)?
-            .iter()
-            .find(|p| p.leaf_index == publication_index)?;
+        let Some(record) = self.records.entry(publication_index)? else {
+            return Ok(None);
+        };
+        let Some(publication) = self.records.publication(publication_index)? else {
+            return Ok(None);
+        };
         let policy_at = |i: u64| self.policy_before(i).0;
-        Some((fold(record, publication, at, &policy_at), publication))
+        Ok(Some((
+            fold(&record, &publication, at, &policy_at),
+            publication,
+        )))
     }
 
     /// The entries' publication indices in order, from `after` (exclusive), below `at`.
-    pub fn entry_indices(&self, after: Option<u64>, at: u64) -> impl Iterator<Item = u64> + '_ {
+    pub fn entry_indices(
+        &self,
+        after: Option<u64>,
+        at: u64,
+    ) -> impl Iterator<Item = Result<u64, RecordError>> + '_ {
         let start = after.map_or(0, |a| a.saturating_add(1));
-        self.entries.range(start..at.max(start)).map(|(i, _)| *i)
+        self.records.entry_indices(start, at)
     }
 
-    /// The publication indices of entries whose subject is named `name`.
-    pub fn entries_named(&self, name: &str) -> &[u64] {
-        self.names.get(name).map(Vec::as_slice).unwrap_or(&[])
+    /// The publication indices of entries whose subject is named `name`, in order, from
+    /// `after` (exclusive).
+    pub fn entries_named(
+        &self,
+        name: &str,
+        after: Option<u64>,
+    ) -> impl Iterator<Item = Result<u64, RecordError>> + '_ {
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        self.records.name_indices(name, start)
     }
 }

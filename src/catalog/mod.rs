@@ -26,6 +26,7 @@ pub mod policy;
 pub mod prepare;
 pub mod projection;
 pub mod query;
+pub mod records;
 pub mod request;
 pub mod state;
 pub mod time;
@@ -39,6 +40,7 @@ pub use evidence::{analyze, BlobSource, EvidenceFinding, EvidenceReport, NoBlobs
 pub use leaf::{leaf_dedup_key, Leaf, MAX_LEAF_BYTES};
 pub use policy::{ChannelPolicy, Policy};
 pub use prepare::PreparedLeaf;
+pub use records::{MemoryStore, Put, RecordError, RecordStore, Records, Space};
 pub use request::{
     parse_grant_request, parse_publication_request, AgentplaneRefs, ApiVersion, ArtifactRef,
     CatalogPublicationRequest, DigestSet, EvidenceItem, PublicationRequestKind, PublisherGrantKind,

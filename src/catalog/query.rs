@@ -1,6 +1,7 @@
 //! Paginated entry queries over the state as of a tree size, in publication order.
 
 use super::entry::{EntryStatus, EntryView};
+use super::records::RecordError;
 use super::state::{Catalog, PublicationRecord};
 
 /// Largest page.
@@ -26,37 +27,39 @@ pub struct EntryQuery {
 
 /// One page of entries.
 #[derive(Debug)]
-pub struct EntryPage<'a> {
+pub struct EntryPage {
     /// The entries, with their publications.
-    pub items: Vec<(EntryView, &'a PublicationRecord)>,
+    pub items: Vec<(EntryView, PublicationRecord)>,
     /// The token of the next page, if there may be more.
     pub next: Option<u64>,
 }
 
 impl Catalog {
     /// The entries matching `q` as of tree size `at`, in publication order.
-    pub fn query_entries(&self, q: &EntryQuery, at: u64) -> EntryPage<'_> {
+    pub fn query_entries(&self, q: &EntryQuery, at: u64) -> Result<EntryPage, RecordError> {
         let limit = q.limit.clamp(1, MAX_PAGE);
         let after = q.after;
-        let beyond = |i: &u64| after.is_none_or(|a| *i > a) && *i < at;
-        let candidates: Box<dyn Iterator<Item = u64> + '_> = match q.subject.as_deref() {
-            Some(s) if s.starts_with("sha256:") => Box::new(
-                self.publications(s)
-                    .iter()
-                    .map(|p| p.leaf_index)
-                    .filter(beyond),
-            ),
-            Some(name) => Box::new(self.entries_named(name).iter().copied().filter(beyond)),
-            None => Box::new(self.entry_indices(after, at)),
-        };
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        // Every candidate list is in publication order, so the first index at or past
+        // `at` ends it.
+        let below = |i: &Result<u64, RecordError>| i.as_ref().map_or(true, |i| *i < at);
+        let candidates: Box<dyn Iterator<Item = Result<u64, RecordError>> + '_> =
+            match q.subject.as_deref() {
+                Some(s) if s.starts_with("sha256:") => {
+                    Box::new(self.records.subject_indices(s, start).take_while(below))
+                }
+                Some(name) => Box::new(self.entries_named(name, after).take_while(below)),
+                None => Box::new(self.entry_indices(after, at)),
+            };
         let mut items = Vec::new();
         let mut last = None;
         for (scanned, index) in candidates.enumerate() {
             if items.len() == limit || scanned == MAX_SCAN {
-                return EntryPage { items, next: last };
+                return Ok(EntryPage { items, next: last });
             }
+            let index = index?;
             last = Some(index);
-            let Some((view, publication)) = self.entry_view(index, at) else {
+            let Some((view, publication)) = self.entry_view(index, at)? else {
                 continue;
             };
             if q.channel.as_deref().is_some_and(|c| c != view.channel)
@@ -66,6 +69,6 @@ impl Catalog {
             }
             items.push((view, publication));
         }
-        EntryPage { items, next: None }
+        Ok(EntryPage { items, next: None })
     }
 }

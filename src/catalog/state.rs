@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::admission::{Authorized, KeyDirectory};
@@ -19,6 +19,7 @@ use super::evidence::EvidenceReport;
 use super::leaf::{GenesisKind, GenesisLeaf, MAX_LEAF_BYTES};
 use super::policy::Policy;
 use super::prepare::{Parsed, PreparedLeaf};
+use super::records::{RecordError, RecordStore, Records};
 use super::request::{
     check_token, check_vkey, AgentplaneRefs, ApiVersion, EvidenceItem, RequestPayload, Role,
     API_VERSION,
@@ -119,7 +120,7 @@ impl GrantRecord {
 }
 
 /// One accepted publication, as the projection keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicationRecord {
     /// When it was accepted (RFC 3339).
@@ -168,21 +169,36 @@ pub(super) struct Principal {
 }
 
 /// The projection. `apply` is the ONLY way state changes; the live sequencer and replay both
-/// call it. Cloning copies the maps (the key directory is shared copy-on-write).
+/// call it. The admin-side state is in memory; publications and entries, which grow with
+/// the log, are in a [`RecordStore`] (in memory unless [`Catalog::with_store`] is given
+/// another). Cloning copies the records into memory (a store on disk must not be shared
+/// by two catalogs that diverge), so it is for tests and small logs.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub(super) applied: u64,
     pub(super) authority: Option<Authority>,
     pub(super) keys: KeyDirectory,
     pub(super) principals: BTreeMap<String, Principal>,
-    pub(super) subjects: BTreeMap<String, Vec<PublicationRecord>>,
     pub(super) policies: Vec<PolicyRecord>,
     pub(super) revoked: BTreeMap<String, RevocationRecord>,
-    /// Entries by publication leaf index (the order queries page in).
-    pub(super) entries: BTreeMap<u64, EntryRecord>,
-    /// Derived lookups, rebuilt by `apply`; not part of the canonical state.
-    pub(super) entry_ids: BTreeMap<String, u64>,
-    pub(super) names: BTreeMap<String, Vec<u64>>,
+    /// Publications, entries (by publication leaf index, the order queries page in) and
+    /// their lookups.
+    pub(super) records: Records,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthorityView<'a> {
+    admin_keys: Vec<String>,
+    created_at: &'a str,
+    log_key: String,
+    origin: &'a str,
+}
+
+#[derive(Serialize)]
+struct PrincipalView<'a> {
+    grants: Vec<&'a GrantRecord>,
+    key: String,
 }
 
 /// Checks genesis parameters; shared by `genesis_leaf` and `apply`.
@@ -224,9 +240,17 @@ fn check_genesis(origin: &str, log_key: &Verifier, admins: &[Verifier]) -> Resul
 }
 
 impl Catalog {
-    /// An empty catalog (nothing applied).
+    /// An empty catalog (nothing applied), its records in memory.
     pub fn new() -> Catalog {
         Catalog::default()
+    }
+
+    /// An empty catalog whose records are kept in `store`, which must be empty.
+    pub fn with_store(store: Box<dyn RecordStore>) -> Catalog {
+        Catalog {
+            records: Records::new(store),
+            ..Catalog::default()
+        }
     }
 
     /// The canonical bytes of leaf 0 (`AuthorityGenesis`). The log key must be named after
@@ -301,16 +325,17 @@ impl Catalog {
     }
 
     /// The publications of a subject (`sha256:<hex>`), in leaf order.
-    pub fn publications(&self, subject_digest: &str) -> &[PublicationRecord] {
-        self.subjects
-            .get(subject_digest)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    }
-
-    /// Every subject digest with at least one publication, sorted.
-    pub fn subjects(&self) -> impl Iterator<Item = &str> {
-        self.subjects.keys().map(String::as_str)
+    pub fn publications(
+        &self,
+        subject_digest: &str,
+    ) -> Result<Vec<PublicationRecord>, RecordError> {
+        self.records
+            .subject_indices(subject_digest, 0)
+            .filter_map(|i| match i {
+                Ok(i) => self.records.publication(i).transpose(),
+                Err(e) => Some(Err(e)),
+            })
+            .collect()
     }
 
     /// The whole state as canonical JSON (RFC 8785): the input of [`Catalog::state_digest`].
@@ -322,21 +347,9 @@ impl Catalog {
     /// canonical JSON. Every part of the state is an append-only list of records tagged
     /// with their leaf index, so this equals `state_json()` of a catalog that applied only
     /// those leaves: the live server can answer for its committed size while a batch is
-    /// being admitted, and replay can compare at one exact size.
+    /// being admitted, and replay can compare at one exact size. It holds the whole state
+    /// in memory; [`Catalog::try_state_digest_at`] hashes the same bytes without doing so.
     pub fn state_json_at(&self, at: u64) -> Result<Vec<u8>, CatalogError> {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct AuthorityView<'a> {
-            admin_keys: Vec<String>,
-            created_at: &'a str,
-            log_key: String,
-            origin: &'a str,
-        }
-        #[derive(Serialize)]
-        struct PrincipalView<'a> {
-            grants: Vec<&'a GrantRecord>,
-            key: String,
-        }
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct StateView<'a> {
@@ -350,70 +363,154 @@ impl Catalog {
             principals: BTreeMap<&'a str, PrincipalView<'a>>,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             revoked: BTreeMap<&'a str, &'a RevocationRecord>,
-            subjects: BTreeMap<&'a str, Vec<&'a PublicationRecord>>,
+            subjects: BTreeMap<String, Vec<PublicationRecord>>,
         }
         let at = at.min(self.applied);
+        let mut subjects: BTreeMap<String, Vec<PublicationRecord>> = BTreeMap::new();
+        for s in self.subjects_at(at) {
+            let (digest, publication) = s?;
+            subjects.entry(digest).or_default().push(publication);
+        }
         let view = StateView {
             api_version: API_VERSION,
             applied_size: at,
-            authority: self
-                .authority
-                .as_ref()
-                .filter(|_| at > 0)
-                .map(|a| AuthorityView {
-                    origin: &a.origin,
-                    log_key: a.log_key.to_vkey(),
-                    admin_keys: a.admins.iter().map(Verifier::to_vkey).collect(),
-                    created_at: &a.created_at,
-                }),
-            principals: self
-                .principals
-                .iter()
-                .filter_map(|(id, p)| {
-                    let grants: Vec<&GrantRecord> =
-                        p.grants.iter().filter(|g| g.leaf_index < at).collect();
-                    (!grants.is_empty()).then(|| {
-                        (
-                            id.as_str(),
-                            PrincipalView {
-                                key: p.verifier.to_vkey(),
-                                grants,
-                            },
-                        )
-                    })
-                })
-                .collect(),
-            subjects: self
-                .subjects
-                .iter()
-                .filter_map(|(d, list)| {
-                    let list: Vec<&PublicationRecord> =
-                        list.iter().filter(|r| r.leaf_index < at).collect();
-                    (!list.is_empty()).then_some((d.as_str(), list))
-                })
-                .collect(),
-            policies: self.policies.iter().filter(|p| p.leaf_index < at).collect(),
-            revoked: self
-                .revoked
-                .iter()
-                .filter(|(_, r)| r.leaf_index < at)
-                .map(|(k, r)| (k.as_str(), r))
-                .collect(),
-            entries: self
-                .entries
-                .range(..at)
-                .map(|(_, e)| EntryRecord {
-                    decisions: e
-                        .decisions
-                        .iter()
-                        .take_while(|d| d.leaf_index < at)
-                        .cloned()
-                        .collect(),
-                    ..e.clone()
-                })
-                .collect(),
+            authority: self.authority_view(at),
+            principals: self.principals_view(at),
+            subjects,
+            policies: self.policies_view(at),
+            revoked: self.revoked_view(at),
+            entries: self.entries_at(at).collect::<Result<_, _>>()?,
         };
         to_canonical_vec(&view)
+    }
+
+    fn authority_view(&self, at: u64) -> Option<AuthorityView<'_>> {
+        self.authority
+            .as_ref()
+            .filter(|_| at > 0)
+            .map(|a| AuthorityView {
+                origin: &a.origin,
+                log_key: a.log_key.to_vkey(),
+                admin_keys: a.admins.iter().map(Verifier::to_vkey).collect(),
+                created_at: &a.created_at,
+            })
+    }
+
+    fn principals_view(&self, at: u64) -> BTreeMap<&str, PrincipalView<'_>> {
+        self.principals
+            .iter()
+            .filter_map(|(id, p)| {
+                let grants: Vec<&GrantRecord> =
+                    p.grants.iter().filter(|g| g.leaf_index < at).collect();
+                (!grants.is_empty()).then(|| {
+                    (
+                        id.as_str(),
+                        PrincipalView {
+                            key: p.verifier.to_vkey(),
+                            grants,
+                        },
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn policies_view(&self, at: u64) -> Vec<&PolicyRecord> {
+        self.policies.iter().filter(|p| p.leaf_index < at).collect()
+    }
+
+    fn revoked_view(&self, at: u64) -> BTreeMap<&str, &RevocationRecord> {
+        self.revoked
+            .iter()
+            .filter(|(_, r)| r.leaf_index < at)
+            .map(|(k, r)| (k.as_str(), r))
+            .collect()
+    }
+
+    /// The entries below `at`, in publication order, with their decisions below `at`.
+    fn entries_at(&self, at: u64) -> impl Iterator<Item = Result<EntryRecord, RecordError>> + '_ {
+        self.records.entries(0, at).map(move |e| {
+            let (_, mut e) = e?;
+            e.decisions.retain(|d| d.leaf_index < at);
+            Ok(e)
+        })
+    }
+
+    /// The publications below `at` with their subject digest, by digest (byte order, which
+    /// is RFC 8785's order for these ASCII strings) and then in leaf order.
+    fn subjects_at(
+        &self,
+        at: u64,
+    ) -> impl Iterator<Item = Result<(String, PublicationRecord), RecordError>> + '_ {
+        self.records
+            .subject_keys()
+            .filter(move |k| k.as_ref().map_or(true, |(_, i)| *i < at))
+            .map(|k| {
+                let (digest, index) = k?;
+                let publication = self.records.publication(index)?.ok_or_else(|| {
+                    RecordError::Corrupt(format!("subject {digest} lists missing leaf {index}"))
+                })?;
+                Ok((digest, publication))
+            })
+    }
+
+    /// Writes the bytes of [`Catalog::state_json_at`] to `out` one record at a time, so
+    /// the state is never whole in memory. RFC 8785 of an object is its members sorted by
+    /// name, each value canonical on its own, with no whitespace: so the members are
+    /// written here in that order (apiVersion, appliedSize, authority, entries, policies,
+    /// principals, revoked, subjects), omitted exactly when `state_json_at` omits them,
+    /// and every value is encoded with the same `to_canonical_vec`. The tests check that
+    /// both give the same bytes.
+    fn stream_state_at(&self, at: u64, out: &mut dyn FnMut(&[u8])) -> Result<(), CatalogError> {
+        let at = at.min(self.applied);
+        out(b"{\"apiVersion\":");
+        out(&to_canonical_vec(API_VERSION)?);
+        out(b",\"appliedSize\":");
+        out(&to_canonical_vec(&at)?);
+        out(b",\"authority\":");
+        out(&to_canonical_vec(&self.authority_view(at))?);
+        let mut any = false;
+        for e in self.entries_at(at) {
+            out(if any { b"," } else { b",\"entries\":[" });
+            out(&to_canonical_vec(&e?)?);
+            any = true;
+        }
+        if any {
+            out(b"]");
+        }
+        let policies = self.policies_view(at);
+        if !policies.is_empty() {
+            out(b",\"policies\":");
+            out(&to_canonical_vec(&policies)?);
+        }
+        out(b",\"principals\":");
+        out(&to_canonical_vec(&self.principals_view(at))?);
+        let revoked = self.revoked_view(at);
+        if !revoked.is_empty() {
+            out(b",\"revoked\":");
+            out(&to_canonical_vec(&revoked)?);
+        }
+        out(b",\"subjects\":{");
+        let mut open: Option<String> = None;
+        for s in self.subjects_at(at) {
+            let (digest, publication) = s?;
+            if open.as_ref() == Some(&digest) {
+                out(b",");
+            } else {
+                if open.is_some() {
+                    out(b"],");
+                }
+                out(&to_canonical_vec(&digest)?);
+                out(b":[");
+                open = Some(digest);
+            }
+            out(&to_canonical_vec(&publication)?);
+        }
+        if open.is_some() {
+            out(b"]");
+        }
+        out(b"}}");
+        Ok(())
     }
 
     /// SHA-256 of [`Catalog::state_json`]: equal digests mean equal states (replay determinism).
@@ -423,13 +520,22 @@ impl Catalog {
 
     /// SHA-256 of [`Catalog::state_json_at`].
     pub fn state_digest_at(&self, at: u64) -> [u8; 32] {
-        let json = match self.state_json_at(at) {
-            Ok(j) => j,
-            // Unreachable for these types (string keys, integers, strings); hash the error
-            // rather than panic.
-            Err(e) => e.to_string().into_bytes(),
-        };
-        Sha256::digest(&json).into()
+        match self.try_state_digest_at(at) {
+            Ok(d) => d,
+            // Encoding cannot fail for these types, and the in-memory store cannot fail:
+            // hash the error rather than panic. Callers with a store that can fail use
+            // `try_state_digest_at`.
+            Err(e) => Sha256::digest(e.to_string().as_bytes()).into(),
+        }
+    }
+
+    /// SHA-256 of [`Catalog::state_json_at`], or why the state could not be read. The
+    /// canonical JSON is hashed as it is produced, so memory stays bounded however large
+    /// the state.
+    pub fn try_state_digest_at(&self, at: u64) -> Result<[u8; 32], CatalogError> {
+        let mut hash = Sha256::new();
+        self.stream_state_at(at, &mut |bytes| hash.update(bytes))?;
+        Ok(hash.finalize().into())
     }
 
     /// Applies leaf `index` (must equal `applied_size()`) — trusted: it does not re-verify
@@ -556,33 +662,16 @@ impl Catalog {
                     evidence_report: admission.evidence.clone(),
                 };
                 let id = entry_local_id(&req.target_catalog_ref, &subject_digest);
-                self.entries.insert(
-                    index,
-                    EntryRecord {
-                        id: id.clone(),
-                        publication_index: index,
-                        subject_digest: subject_digest.clone(),
-                        decisions: Vec::new(),
-                    },
-                );
-                self.entry_ids.insert(id, index);
-                self.names
-                    .entry(req.subject.name.clone())
-                    .or_default()
-                    .push(index);
-                self.subjects
-                    .entry(subject_digest.clone())
-                    .or_default()
-                    .push(record);
+                self.records.add_publication(&record, &id)?;
                 Effect::Published {
                     subject_digest,
                     target: req.target_catalog_ref.clone(),
                     channel: req.channel.clone(),
                 }
             }
-            Parsed::Decision(kind, admission, sub) => self
-                .apply_decision(index, kind, &admission, &sub)
-                .map_err(inv)?,
+            Parsed::Decision(kind, admission, sub) => {
+                self.apply_decision(index, kind, &admission, &sub)?
+            }
         };
         self.applied += 1;
         Ok(effect)

@@ -240,9 +240,9 @@ fn dry_run(
             }
             let existing = local
                 .log
-                .read_catalog(|c, at| c.entry_index(&id).filter(|i| *i < at));
+                .read_catalog(|c, at| c.entry_index(&id).map(|i| i.filter(|i| *i < at)));
             local.log.shutdown();
-            existing
+            existing.context(|| "reading the local catalog".into())?
         }
         None => remote_state(&args.dest.server, request, &id, &mut held)?,
     };

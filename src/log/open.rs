@@ -8,8 +8,9 @@
 //!    checkpoint extends whatever tree the tiles under the surviving checkpoint hold.
 //! 2. The right edge (compact range and partial tiles) is read back from the tiles and
 //!    must reproduce the checkpoint's root.
-//! 3. The catalog is rebuilt by applying every entry, and the sled index catches up
-//!    with the checkpoint.
+//! 3. The catalog is rebuilt by applying every entry (its per-publication records into
+//!    a fresh on-disk store, `projection/`, so memory does not grow with the log), and
+//!    the sled index catches up with the checkpoint.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use crate::note::{self, Checkpoint, KeyType, Signer, Verifier};
 use crate::storage::durable::create_dir_all_durable;
 use crate::storage::index::{Index, IndexedLeaf};
 use crate::storage::posix::PosixStore;
+use crate::storage::projection::ProjectionStore;
 use crate::storage::{LogStore, StorageError};
 use crate::tiles::{self, TileId, TileKind, TILE_WIDTH};
 
@@ -79,7 +81,10 @@ impl Log {
             }
         };
 
-        let mut catalog = Catalog::new();
+        // Wiped and rebuilt from the log: the log is the truth, so a crash can leave
+        // nothing in the projection to recover.
+        let records = ProjectionStore::open_fresh(&dir.join("projection"))?;
+        let mut catalog = Catalog::with_store(Box::new(records));
         report.reindexed = replay(&store, &cache, &index, &head.checkpoint, &mut catalog)?;
 
         let shared = Arc::new(Shared {

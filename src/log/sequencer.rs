@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use super::committer::{PreparedBatch, Reply};
 use super::integrator::{BatchTiles, Integrator};
 use super::{now_ms, Shared, SubmitError, Submitted};
-use crate::catalog::{Catalog, Effect, Refusal, Verified};
+use crate::catalog::{Catalog, CatalogError, Effect, Refusal, Verified};
 use crate::storage::index::IndexedLeaf;
 use crate::tiles::MAX_ENTRY_BYTES;
 use std::sync::RwLockWriteGuard;
@@ -153,6 +153,13 @@ impl Sequencer {
             match applied {
                 Ok(Effect::GrantAdded { .. }) | Ok(Effect::Genesis) => keys_changed = true,
                 Ok(_) => {}
+                Err(CatalogError::Records(e)) => {
+                    // The record store failed; apply changed nothing, but the store is
+                    // not to be trusted for the next leaf either: stop taking writes.
+                    self.fail(&format!("recording leaf {index}: {e}"));
+                    let _ = job.reply.send(Err(SubmitError::failed()));
+                    continue;
+                }
                 Err(e) => {
                     // admit() produced a leaf apply() refuses: a bug, not bad input.
                     tracing::error!(error = %e, index, "admitted leaf failed to apply");

@@ -1,0 +1,135 @@
+//! The server's catalog record store: the per-publication records of the projection
+//! ([`crate::catalog::records`]) in sled, so they live on disk behind a bounded cache
+//! instead of in memory.
+//!
+//! The store is a cache of the log, not a copy to trust: [`ProjectionStore::open_fresh`]
+//! wipes it and the log replays every entry into it at start. So there is nothing to
+//! recover after a crash and nothing needs to be durable, and records of a batch that was
+//! admitted but never committed vanish with the next start. sled still flushes every
+//! second: not for durability, but because it only frees its write buffers once they are
+//! written, and without flushes its memory kept growing (measured in ADR 0002). While running,
+//! reads filter records by the committed size, as they did in memory.
+//!
+//! One sled tree, each key prefixed with its space's tag, so one `apply_batch` writes a
+//! publication and all its lookups atomically.
+
+use std::path::Path;
+
+use super::StorageError;
+use crate::catalog::records::{Put, RecordError, RecordStore, Scan, Space};
+
+/// sled's page cache for the projection. Reads are mostly recent entries (the gates) and
+/// one page of queries; a larger cache only buys memory. sled counts pages at their
+/// serialized size and holds them in memory at several times that, so the cache's real
+/// footprint is a multiple of this (measured: docs/adr/0002-projection-store.md).
+pub const CACHE_BYTES: u64 = 8 << 20;
+
+/// The sled-backed record store.
+pub struct ProjectionStore {
+    // Kept so the database outlives the tree handle.
+    _db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl std::fmt::Debug for ProjectionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionStore")
+            .field("len", &self.tree.len())
+            .finish()
+    }
+}
+
+fn backend(e: sled::Error) -> RecordError {
+    RecordError::Backend(e.to_string())
+}
+
+fn tagged(space: Space, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 1);
+    out.push(space.tag());
+    out.extend_from_slice(key);
+    out
+}
+
+/// The first key after every key of `space`.
+fn space_end(space: Space) -> Vec<u8> {
+    vec![space.tag() + 1]
+}
+
+impl ProjectionStore {
+    /// Deletes whatever is at `dir` and opens an empty store there.
+    pub fn open_fresh(dir: &Path) -> Result<ProjectionStore, StorageError> {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(format!("removing {}", dir.display()), e)),
+        }
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|e| StorageError::Index(format!("opening {}: {e}", dir.display())))?;
+        let tree = db
+            .open_tree("projection")
+            .map_err(|e| StorageError::Index(e.to_string()))?;
+        Ok(ProjectionStore { _db: db, tree })
+    }
+}
+
+impl RecordStore for ProjectionStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
+        Ok(self
+            .tree
+            .get(tagged(space, key))
+            .map_err(backend)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>) -> Scan<'_> {
+        let start = tagged(space, start);
+        let end = end.map_or_else(|| space_end(space), |e| tagged(space, e));
+        if end <= start {
+            return Box::new(std::iter::empty());
+        }
+        Box::new(self.tree.range(start..end).map(|kv| {
+            let (k, v) = kv.map_err(backend)?;
+            Ok((k[1..].to_vec(), v.to_vec()))
+        }))
+    }
+
+    fn write(&mut self, batch: Vec<Put>) -> Result<(), RecordError> {
+        let mut b = sled::Batch::default();
+        for put in batch {
+            b.insert(tagged(put.space, &put.key), put.value);
+        }
+        self.tree.apply_batch(b).map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopening_starts_empty_and_spaces_do_not_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("projection");
+        let mut s = ProjectionStore::open_fresh(&path).unwrap();
+        let put = |space, key: &[u8]| Put {
+            space,
+            key: key.to_vec(),
+            value: vec![1],
+        };
+        s.write(vec![put(Space::Entries, b"a"), put(Space::EntryIds, b"b")])
+            .unwrap();
+        assert_eq!(s.get(Space::Entries, b"a").unwrap(), Some(vec![1]));
+        assert_eq!(s.get(Space::EntryIds, b"a").unwrap(), None);
+        let all: Vec<_> = s.scan(Space::Entries, b"", None).collect();
+        assert_eq!(all, vec![Ok((b"a".to_vec(), vec![1]))]);
+        assert_eq!(s.scan(Space::Entries, b"b", Some(b"a")).count(), 0);
+        drop(s);
+        let s = ProjectionStore::open_fresh(&path).unwrap();
+        assert_eq!(s.get(Space::Entries, b"a").unwrap(), None);
+    }
+}
