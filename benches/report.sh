@@ -15,19 +15,42 @@ SRCOS_SCALE_ENTRIES="${SRCOS_SCALE_ENTRIES:-10000000}" cargo bench -q --bench sc
   --warm-up-time 1 --measurement-time 4 2>&1 | tee "$out/scale.txt"
 
 data=$(mktemp -d -p target)
+mem=$(mktemp -d -p target)
 bin=target/release/srcos-catalog
-"$bin" serve --data "$data" --listen 127.0.0.1:18090 > "$out/serve.log" 2>&1 &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 100); do grep -q "listening on" "$out/serve.log" && break; sleep 0.1; done
+pid=
+trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data" "$mem"' EXIT
+start_server() { # data dir, log file, extra flags...
+  local dir=$1 log=$2; shift 2
+  "$bin" serve --data "$dir" --listen 127.0.0.1:18090 "$@" > "$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 6000); do grep -q "listening on" "$log" && return; sleep 0.1; done
+}
+stop_server() { kill -TERM $pid; wait $pid || true; }
+loadgen() { "$bin" loadgen --server http://127.0.0.1:18090 "$@"; }
 
-"$bin" loadgen --server http://127.0.0.1:18090 --admin-key "$data/admin.key" \
-  --rate max --duration "${PEAK_DURATION:-20s}" --connections 256 --max-requests 400000 \
-  | tee "$out/peak.txt"
+# The default server: the catalog projection on disk.
+start_server "$data" "$out/serve.log"
+loadgen --admin-key "$data/admin.key" --rate max --duration "${PEAK_DURATION:-20s}" \
+  --connections 256 --max-requests 400000 | tee "$out/peak.txt"
 peak=$(sed -E 's/.* = ([0-9]+)\/s.*/\1/' "$out/peak.txt")
 rates=$(for pct in 20 40 60 80 100 120; do echo $((peak * pct / 100)); done | paste -sd, -)
-"$bin" loadgen --server http://127.0.0.1:18090 --admin-key "$data/admin.key" \
-  --sweep "$rates" --duration "${SWEEP_DURATION:-10s}" --connections 1024 --svg docs/load.svg \
-  | tee "$out/sweep.txt"
-echo "server peak resident memory: $(grep VmHWM /proc/$pid/status)" | tee "$out/memory.txt"
-echo "tree size: $(curl -s http://127.0.0.1:18090/v1/log)" | tee -a "$out/memory.txt"
+loadgen --admin-key "$data/admin.key" --sweep "$rates" --duration "${SWEEP_DURATION:-10s}" \
+  --connections 1024 --svg docs/load.svg | tee "$out/sweep.txt"
+{
+  echo "disk projection: peak resident memory under load: $(grep VmHWM /proc/$pid/status)"
+  echo "tree size: $(curl -s http://127.0.0.1:18090/v1/log | head -c 200)"
+} | tee "$out/memory.txt"
+stop_server
+# Restart on the same log: start-up replays it into a fresh projection.
+started=$(date +%s%N)
+start_server "$data" "$out/restart.log"
+echo "restart (replaying the log): $(( ($(date +%s%N) - started) / 1000000 )) ms; $(grep VmRSS /proc/$pid/status)" \
+  | tee -a "$out/memory.txt"
+stop_server
+
+# The same peak with the projection in memory (faster, memory grows with the log).
+start_server "$mem" "$out/serve-memory.log" --projection memory
+loadgen --admin-key "$mem/admin.key" --rate max --duration "${PEAK_DURATION:-20s}" \
+  --connections 256 --max-requests 400000 | tee "$out/peak-memory.txt"
+echo "memory projection: peak resident memory: $(grep VmHWM /proc/$pid/status)" | tee -a "$out/memory.txt"
+stop_server

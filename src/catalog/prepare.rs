@@ -76,6 +76,17 @@ impl PreparedLeaf {
         self.index
     }
 
+    /// The dedup key of the request it holds (its `requestDigest`, checked by
+    /// [`PreparedLeaf::parse`]); genesis has none.
+    pub fn dedup_key(&self) -> Option<[u8; 32]> {
+        match &self.parsed {
+            Parsed::Genesis(_) => None,
+            Parsed::Grant(_, sub) | Parsed::Publication(_, sub) | Parsed::Decision(_, _, sub) => {
+                Some(sub.dedup_key())
+            }
+        }
+    }
+
     pub(super) fn into_parsed(self) -> Parsed {
         self.parsed
     }

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::{default_data_dir, runtime, CliError, Context};
 use crate::keyfile::read_verifier;
-use crate::log::{Log, LogOptions};
+use crate::log::{Log, LogOptions, ProjectionMode};
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -33,12 +33,25 @@ pub struct ServeArgs {
     /// Longest wait, in milliseconds, for more entries before committing a batch.
     #[arg(long, default_value_t = 1)]
     batch_delay_ms: u64,
+    /// Where the catalog keeps its per-publication records: `disk` (memory stays flat
+    /// whatever the log size) or `memory` (faster, grows ~4 KB per publication).
+    #[arg(long, value_enum, default_value_t = Projection::Disk)]
+    projection: Projection,
     /// Largest evidence blob accepted by PUT /v1/blobs, in bytes.
     #[arg(long, default_value_t = crate::storage::blobs::DEFAULT_MAX_BLOB_BYTES)]
     max_blob_bytes: u64,
     /// Witness cosigning.
     #[command(flatten)]
     witnessing: super::witnessing::WitnessingArgs,
+}
+
+/// `--projection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Projection {
+    /// sled with a small cache under DATA/projection/.
+    Disk,
+    /// In memory.
+    Memory,
 }
 
 /// Opens the log, serves until SIGTERM/SIGINT, then finishes the batch in flight.
@@ -54,6 +67,10 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     options.admin_keys = admin_keys;
     options.batch_max = args.batch_max;
     options.batch_delay = Duration::from_millis(args.batch_delay_ms);
+    options.projection = match args.projection {
+        Projection::Disk => ProjectionMode::Disk,
+        Projection::Memory => ProjectionMode::Memory,
+    };
     let witnessing = args.witnessing.options()?;
     let (log, report) =
         Log::open(options).context(|| format!("opening the log in {}", args.data.display()))?;

@@ -53,6 +53,20 @@ pub struct LogOptions {
     pub batch_delay: Duration,
     /// Most submissions waiting for the sequencer before new ones get 503.
     pub queue_capacity: usize,
+    /// Where the catalog keeps its per-publication records.
+    pub projection: ProjectionMode,
+}
+
+/// Where the catalog projection keeps its per-publication records (see
+/// docs/adr/0002-projection-store.md). Either way they are rebuilt from the log at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProjectionMode {
+    /// On disk (`DATA/projection/`, sled with a small cache): resident memory stays flat
+    /// whatever the log size. The default.
+    #[default]
+    Disk,
+    /// In memory: faster sequencing, but memory grows ~4 KB per publication.
+    Memory,
 }
 
 impl LogOptions {
@@ -65,6 +79,7 @@ impl LogOptions {
             batch_max: 1024,
             batch_delay: Duration::from_millis(1),
             queue_capacity: 65_536,
+            projection: ProjectionMode::Disk,
         }
     }
 }

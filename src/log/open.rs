@@ -21,9 +21,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::committer;
 use super::integrator::{BatchTiles, Integrator};
 use super::reader::{TileCache, TreeView};
+use super::replay::prepare_in_parallel;
 use super::sequencer::Sequencer;
-use super::{now_ms, Head, Log, LogError, LogOptions, Shared, DEFAULT_ORIGIN};
-use crate::catalog::{self, Catalog};
+use super::{now_ms, Head, Log, LogError, LogOptions, ProjectionMode, Shared, DEFAULT_ORIGIN};
+use crate::catalog::{Catalog, CatalogError};
 use crate::keyfile::{self, key_pair_paths};
 use crate::merkle::{self, CompactRange, HashSource};
 use crate::note::{self, Checkpoint, KeyType, Signer, Verifier};
@@ -83,8 +84,12 @@ impl Log {
 
         // Wiped and rebuilt from the log: the log is the truth, so a crash can leave
         // nothing in the projection to recover.
-        let records = ProjectionStore::open_fresh(&dir.join("projection"))?;
-        let mut catalog = Catalog::with_store(Box::new(records));
+        let mut catalog = match options.projection {
+            ProjectionMode::Disk => Catalog::with_store(Box::new(ProjectionStore::open_fresh(
+                &dir.join("projection"),
+            )?)),
+            ProjectionMode::Memory => Catalog::new(),
+        };
         report.reindexed = replay(&store, &cache, &index, &head.checkpoint, &mut catalog)?;
 
         let shared = Arc::new(Shared {
@@ -304,21 +309,32 @@ fn replay(
     }
     let view = TreeView::new(store, cache, size);
     let mut pending = Vec::new();
-    for tile in tiles::entry_bundles(size) {
-        let data = view.tile(tile)?;
-        let entries = tiles::decode_bundle(&data)
-            .ok_or_else(|| LogError::Inconsistent(format!("{} is not a bundle", tile.path())))?;
-        let first = tile.index * TILE_WIDTH;
-        for (offset, entry) in entries.iter().enumerate() {
+    let bundles: Vec<TileId> = tiles::entry_bundles(size).collect();
+    for step in bundles.chunks(super::replay::BUNDLES_PER_STEP) {
+        let mut data = Vec::with_capacity(step.len());
+        for tile in step {
+            data.push(view.tile(*tile)?);
+        }
+        let mut entries: Vec<&[u8]> = Vec::with_capacity(step.len() * TILE_WIDTH as usize);
+        for (tile, bytes) in step.iter().zip(&data) {
+            entries.extend(tiles::decode_bundle(bytes).ok_or_else(|| {
+                LogError::Inconsistent(format!("{} is not a bundle", tile.path()))
+            })?);
+        }
+        let first = step[0].index * TILE_WIDTH;
+        for (offset, prepared) in prepare_in_parallel(first, &entries).into_iter().enumerate() {
             let leaf_index = first + offset as u64;
-            catalog.apply(leaf_index, entry).map_err(|e| {
+            let replaying = |e: CatalogError| {
                 LogError::Inconsistent(format!("replaying entry {leaf_index}: {e}"))
-            })?;
+            };
+            let leaf = prepared.leaf.map_err(replaying)?;
+            let dedup_key = leaf.dedup_key();
+            catalog.apply_prepared(leaf).map_err(replaying)?;
             if leaf_index >= indexed {
                 pending.push(IndexedLeaf {
                     index: leaf_index,
-                    leaf_hash: merkle::leaf_hash(entry),
-                    dedup_key: catalog::leaf_dedup_key(entry),
+                    leaf_hash: prepared.leaf_hash,
+                    dedup_key,
                 });
             }
         }

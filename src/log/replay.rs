@@ -30,7 +30,7 @@ pub struct Replayed {
 
 /// Entry bundles replayed per parallel step (16 × 256 entries): large enough that the
 /// threads' start-up cost vanishes, small enough to keep memory flat.
-const BUNDLES_PER_STEP: usize = 16;
+pub(crate) const BUNDLES_PER_STEP: usize = 16;
 
 /// Replays the tree of `signed_checkpoint` (verified with `log_key`), reading entry
 /// bundles with `bundle`.
