@@ -24,7 +24,8 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
 
 use super::durable::{create_dir_all_durable, replace_atomically, sync_dir};
 use super::StorageError;
@@ -171,11 +172,22 @@ struct State {
     next_run: u64,
 }
 
+/// What the committer and the merge thread share.
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    state: RwLock<State>,
+    /// Held while a manifest is computed and written, so the committer's new runs and
+    /// the merge thread's merged runs are never written out of order.
+    manifest: Mutex<()>,
+}
+
 /// The lookup index (see the module documentation).
 #[derive(Debug)]
 pub struct Index {
-    dir: PathBuf,
-    state: RwLock<State>,
+    shared: Arc<Shared>,
+    /// The thread merging runs, if one was started.
+    merger: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Index {
@@ -227,17 +239,21 @@ impl Index {
             }
         }
         Ok(Index {
-            dir: dir.to_path_buf(),
-            state: RwLock::new(state),
+            shared: Arc::new(Shared {
+                dir: dir.to_path_buf(),
+                state: RwLock::new(state),
+                manifest: Mutex::new(()),
+            }),
+            merger: Mutex::new(None),
         })
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
+        self.shared.read()
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
+        self.shared.write()
     }
 
     /// The tree size the durable part of the index covers.
@@ -316,9 +332,15 @@ impl Index {
         Ok(())
     }
 
-    /// Writes the records held in memory as a run (used on shutdown).
+    /// Writes the records held in memory as a run and waits for merging to finish (used
+    /// on shutdown).
     pub fn flush(&self) -> Result<(), StorageError> {
-        self.persist()
+        self.persist()?;
+        let handle = lock(&self.merger).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        Ok(())
     }
 
     /// Moves the in-memory records to a new run, merges runs, and installs the result
@@ -335,109 +357,182 @@ impl Index {
     }
 
     fn persist_frozen(&self) -> Result<(), StorageError> {
-        let (frozen, mut runs, size, mut next) = {
+        let (frozen, size, number) = {
             let mut state = self.write();
             if state.memory.is_empty() && state.covered == state.persisted {
                 return Ok(());
             }
             let memory = std::mem::take(&mut state.memory);
             state.freezing = Arc::new(memory);
-            (
-                state.freezing.clone(),
-                state.runs.clone(),
-                state.covered,
-                state.next_run,
-            )
+            let number = state.next_run;
+            state.next_run += 1;
+            (state.freezing.clone(), state.covered, number)
         };
-        let mut obsolete = Vec::new();
-        if !frozen.is_empty() {
-            let name = run_name(next);
-            next += 1;
-            let records = self.write_run(&name, frozen.iter().copied())?;
-            runs.push(Arc::new(Run::open(&self.dir, &name, records)?));
-        }
-        while let [.., older, newer] = runs.as_slice() {
-            if older.records > 2 * newer.records {
-                break;
-            }
-            let name = run_name(next);
-            next += 1;
-            let records = self.merge(older, newer, &name)?;
-            let merged = Arc::new(Run::open(&self.dir, &name, records)?);
-            obsolete.extend(runs.drain(runs.len() - 2..).map(|r| r.name.clone()));
-            runs.push(merged);
-        }
-        sync_dir(&self.dir).map_err(io(format!("syncing {}", self.dir.display())))?;
-        replace_atomically(&self.dir.join(MANIFEST), manifest(size, &runs).as_bytes())
-            .map_err(io(format!("writing {}/{MANIFEST}", self.dir.display())))?;
-        {
-            let mut state = self.write();
-            state.runs = runs;
+        let run = if frozen.is_empty() {
+            None
+        } else {
+            let name = run_name(number);
+            let records = write_run(&self.shared.dir, &name, frozen.iter().copied())?;
+            Some(Arc::new(Run::open(&self.shared.dir, &name, records)?))
+        };
+        self.shared.install(|state| {
+            state.runs.extend(run);
             state.freezing = Arc::default();
             state.persisted = size;
-            state.next_run = next;
-        }
-        for name in obsolete {
-            let path = self.dir.join(&name);
-            fs::remove_file(&path).map_err(io(format!("removing {}", path.display())))?;
-        }
+        })?;
+        self.start_merging();
         Ok(())
     }
 
-    /// Writes sorted `records` to run `name`, fsynced; returns how many.
-    fn write_run(
-        &self,
-        name: &str,
-        records: impl Iterator<Item = Record>,
-    ) -> Result<u64, StorageError> {
-        let path = self.dir.join(name);
-        let context = || format!("writing {}", path.display());
-        let file = File::create(&path).map_err(io(context()))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        let mut count = 0u64;
-        for r in records {
-            out.write_all(&r).map_err(io(context()))?;
-            count += 1;
+    /// Starts the merge thread unless it is running. Merges are sequential rewrites of
+    /// whole runs (hundreds of MB at 10 M leaves), so they run beside the committer
+    /// rather than in its way; lookups read the old runs until a merge is installed.
+    fn start_merging(&self) {
+        let mut merger = lock(&self.merger);
+        if merger.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
         }
-        let file = out
-            .into_inner()
-            .map_err(|e| io(context())(e.into_error()))?;
-        file.sync_all().map_err(io(context()))?;
-        Ok(count)
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("index-merge".into())
+            .spawn(move || {
+                if let Err(e) = shared.merge_while_needed() {
+                    tracing::warn!(error = %e, "merging lookup index runs; will retry");
+                }
+            });
+        match spawned {
+            Ok(handle) => *merger = Some(handle),
+            Err(e) => tracing::warn!(error = %e, "starting the index merge thread"),
+        }
+    }
+}
+
+impl Drop for Index {
+    /// Waits for a merge in progress, so no thread writes the directory once the index
+    /// is gone (a reopen in the same process would otherwise race it).
+    fn drop(&mut self) {
+        if let Some(handle) = lock(&self.merger).take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Merges two sorted runs into run `name`; returns its record count.
-    fn merge(&self, a: &Run, b: &Run, name: &str) -> Result<u64, StorageError> {
-        let mut left = RunReader::new(a);
-        let mut right = RunReader::new(b);
-        let mut failure = None;
-        let merged = std::iter::from_fn(|| {
-            let next = match (left.peek(), right.peek()) {
-                (Ok(Some(l)), Ok(Some(r))) => {
-                    if l <= r {
-                        left.take()
-                    } else {
-                        right.take()
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `change` to the state and writes the manifest that describes the result.
+    /// Run files must already be durable; the files `change` drops are deleted after.
+    fn install(&self, change: impl FnOnce(&mut State)) -> Result<(), StorageError> {
+        let _manifest = lock(&self.manifest);
+        let text = {
+            let mut state = self.write();
+            change(&mut state);
+            manifest(state.persisted, &state.runs)
+        };
+        sync_dir(&self.dir).map_err(io(format!("syncing {}", self.dir.display())))?;
+        replace_atomically(&self.dir.join(MANIFEST), text.as_bytes())
+            .map_err(io(format!("writing {}/{MANIFEST}", self.dir.display())))
+    }
+
+    /// Merges the newest two runs while the older is at most twice the newer.
+    fn merge_while_needed(&self) -> Result<(), StorageError> {
+        loop {
+            let (older, newer, number) = {
+                let mut state = self.write();
+                let [.., older, newer] = state.runs.as_slice() else {
+                    return Ok(());
+                };
+                if older.records > 2 * newer.records {
+                    return Ok(());
+                }
+                let pair = (older.clone(), newer.clone());
+                let number = state.next_run;
+                state.next_run += 1;
+                (pair.0, pair.1, number)
+            };
+            let name = run_name(number);
+            let records = merge(&self.dir, &older, &newer, &name)?;
+            let merged = Arc::new(Run::open(&self.dir, &name, records)?);
+            // The committer may have appended runs meanwhile; the pair is still adjacent
+            // (only this thread removes runs).
+            self.install(|state| {
+                if let Some(at) = state.runs.iter().position(|r| r.name == older.name) {
+                    if state.runs.get(at + 1).is_some_and(|r| r.name == newer.name) {
+                        state.runs.splice(at..at + 2, [merged]);
                     }
                 }
-                (Ok(Some(_)), Ok(None)) => left.take(),
-                (Ok(None), Ok(Some(_))) => right.take(),
-                (Ok(None), Ok(None)) => return None,
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            };
-            match next {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    failure = Some(e);
-                    None
+            })?;
+            for name in [&older.name, &newer.name] {
+                let path = self.dir.join(name);
+                fs::remove_file(&path).map_err(io(format!("removing {}", path.display())))?;
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes sorted `records` to run `name` in `dir`, fsynced; returns how many.
+fn write_run(
+    dir: &Path,
+    name: &str,
+    records: impl Iterator<Item = Record>,
+) -> Result<u64, StorageError> {
+    let path = dir.join(name);
+    let context = || format!("writing {}", path.display());
+    let file = File::create(&path).map_err(io(context()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut count = 0u64;
+    for r in records {
+        out.write_all(&r).map_err(io(context()))?;
+        count += 1;
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| io(context())(e.into_error()))?;
+    file.sync_all().map_err(io(context()))?;
+    Ok(count)
+}
+
+/// Merges two sorted runs into run `name`; returns its record count.
+fn merge(dir: &Path, a: &Run, b: &Run, name: &str) -> Result<u64, StorageError> {
+    let mut left = RunReader::new(a);
+    let mut right = RunReader::new(b);
+    let mut failure = None;
+    let merged = std::iter::from_fn(|| {
+        let next = match (left.peek(), right.peek()) {
+            (Ok(Some(l)), Ok(Some(r))) => {
+                if l <= r {
+                    left.take()
+                } else {
+                    right.take()
                 }
             }
-        });
-        let count = self.write_run(name, merged)?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(count),
+            (Ok(Some(_)), Ok(None)) => left.take(),
+            (Ok(None), Ok(Some(_))) => right.take(),
+            (Ok(None), Ok(None)) => return None,
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        match next {
+            Ok(r) => Some(r),
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
         }
+    });
+    let count = write_run(dir, name, merged)?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(count),
     }
 }
 
