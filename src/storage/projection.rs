@@ -67,7 +67,7 @@ impl ProjectionStore {
             .path(dir)
             .cache_capacity(CACHE_BYTES)
             .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
+            .flush_every_ms(Some(1000))
             .open()
             .map_err(|e| StorageError::Index(format!("opening {}: {e}", dir.display())))?;
         let tree = db
