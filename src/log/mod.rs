@@ -4,7 +4,8 @@
 //! One [`Log`] owns one data directory:
 //! - `log.key` / `log.vkey`: the log's signing key (0600) and verifier key;
 //! - `log/`: the C2SP tlog-tiles directory (the source of truth);
-//! - `index/`: the sled lookup index (a rebuildable projection).
+//! - `lookup/`: the lookup index (a rebuildable projection, `storage::index`);
+//! - `projection/`: the catalog's per-publication records (rebuilt at every start).
 
 mod committer;
 pub mod fsck;

@@ -10,7 +10,7 @@
 //!    must reproduce the checkpoint's root.
 //! 3. The catalog is rebuilt by applying every entry (its per-publication records into
 //!    a fresh on-disk store, `projection/`, so memory does not grow with the log), and
-//!    the sled index catches up with the checkpoint.
+//!    the lookup index catches up with the checkpoint.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,11 @@
 //!
 //! The entries come from entry bundles, read from a tiles directory or fetched from any
 //! C2SP tlog-tiles server; nothing else (no index, no server state) is trusted. Every entry
-//! is hashed into a fresh tree (the root must equal the checkpoint's) and applied with
-//! `Catalog::apply`, the same function the live sequencer uses. The result is the digest
-//! of the canonical state, which two replays of the same log reproduce byte for byte.
+//! is hashed into a fresh tree (the root must equal the checkpoint's) and applied as
+//! `Catalog::apply` would: its stateless half (`PreparedLeaf::parse`) on every core, 4,096
+//! entries at a time, then the stateful half (`Catalog::apply_prepared`) in log order. The
+//! result is the digest of the canonical state, which two replays of the same log
+//! reproduce byte for byte.
 
 use std::path::Path;
 

@@ -3,7 +3,8 @@
 //! The log itself (tiles, entry bundles, checkpoints) lives behind [`LogStore`]; the
 //! embedded default is [`posix::PosixStore`], a C2SP tlog-tiles directory. The
 //! lookup indexes (leaf hash → index, dedup key → index) live in [`index::Index`]
-//! (sled), which is a projection that can always be rebuilt from the tiles. The
+//! (14-byte records in sorted runs), a projection that can always be rebuilt from the
+//! tiles. The
 //! catalog's per-publication records live in [`projection::ProjectionStore`] (sled),
 //! rebuilt from the log at every start.
 
