@@ -699,6 +699,48 @@ mod tests {
         assert_eq!(files, index.read().runs.len() + 1);
     }
 
+    /// Lookups running while runs are written and merged on the merge thread always
+    /// find every leaf recorded before they started: no window where a record is in
+    /// neither memory, the freezing set, nor an installed run.
+    #[test]
+    fn lookups_never_miss_during_runs_and_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("lookup")).unwrap();
+        let recorded = std::sync::atomic::AtomicU64::new(0);
+        let total = (MEMORY_RECORDS as u64) * 3;
+        std::thread::scope(|scope| {
+            for reader in 0..2u64 {
+                let (index, recorded) = (&index, &recorded);
+                scope.spawn(move || {
+                    let mut probe = reader;
+                    loop {
+                        let upto = recorded.load(std::sync::atomic::Ordering::Acquire);
+                        if upto > 0 {
+                            probe = (probe * 7919 + 1) % upto;
+                            let l = leaf(probe);
+                            let found = index.leaf_candidates(&l.leaf_hash).unwrap();
+                            assert!(found.contains(&probe), "leaf {probe} missing");
+                        }
+                        if upto >= total {
+                            break;
+                        }
+                    }
+                });
+            }
+            let mut n = 0;
+            while n < total {
+                let end = (n + 2000).min(total);
+                let batch: Vec<_> = (n..end).map(leaf).collect();
+                index.record(&batch, end).unwrap();
+                recorded.store(end, std::sync::atomic::Ordering::Release);
+                index.persist_if_full().unwrap();
+                n = end;
+            }
+        });
+        index.flush().unwrap();
+        check_all(&index, total);
+    }
+
     #[test]
     fn a_garbled_manifest_moves_the_index_aside() {
         let dir = tempfile::tempdir().unwrap();
