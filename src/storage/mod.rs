@@ -13,6 +13,7 @@ pub mod durable;
 pub mod index;
 pub mod posix;
 pub mod projection;
+pub mod slots;
 
 use crate::tiles::TileId;
 

@@ -15,6 +15,7 @@
 
 use std::path::Path;
 
+use super::slots::SlotFile;
 use super::StorageError;
 use crate::catalog::records::{Put, RecordError, RecordStore, Scan, Space};
 
@@ -24,11 +25,13 @@ use crate::catalog::records::{Put, RecordError, RecordStore, Scan, Space};
 /// footprint is a multiple of this (measured: docs/adr/0002-projection-store.md).
 pub const CACHE_BYTES: u64 = 8 << 20;
 
-/// The sled-backed record store.
+/// The on-disk record store: publication records (the bulk, written once, keyed by
+/// leaf index) in a [`SlotFile`], everything else in sled.
 pub struct ProjectionStore {
     // Kept so the database outlives the tree handle.
     _db: sled::Db,
     tree: sled::Tree,
+    publications: SlotFile,
 }
 
 impl std::fmt::Debug for ProjectionStore {
@@ -63,8 +66,11 @@ impl ProjectionStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StorageError::io(format!("removing {}", dir.display()), e)),
         }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+        let publications = SlotFile::create(dir, "publications")?;
         let db = sled::Config::new()
-            .path(dir)
+            .path(dir.join("records"))
             .cache_capacity(CACHE_BYTES)
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(Some(1000))
@@ -73,12 +79,57 @@ impl ProjectionStore {
         let tree = db
             .open_tree("projection")
             .map_err(|e| StorageError::Index(e.to_string()))?;
-        Ok(ProjectionStore { _db: db, tree })
+        Ok(ProjectionStore {
+            _db: db,
+            tree,
+            publications,
+        })
+    }
+}
+
+/// The leaf index a `Publications` key encodes (8 bytes, big-endian).
+fn slot_index(key: &[u8]) -> Result<u64, RecordError> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| RecordError::Corrupt("a publication key is not 8 bytes".into()))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn slot_error(e: StorageError) -> RecordError {
+    RecordError::Backend(e.to_string())
+}
+
+impl ProjectionStore {
+    /// `Publications` in key order from `start` (inclusive) to `end` (exclusive).
+    fn scan_publications(&self, start: &[u8], end: Option<&[u8]>) -> Scan<'_> {
+        let first = match start.len() {
+            0 => Ok(0),
+            _ => slot_index(start),
+        };
+        let last = match (end, self.publications.end().map_err(slot_error)) {
+            (_, Err(e)) => Err(e),
+            (None, Ok(n)) => Ok(n),
+            (Some(e), Ok(n)) => slot_index(e).map(|e| e.min(n)),
+        };
+        let (first, last) = match (first, last) {
+            (Ok(f), Ok(l)) => (f, l),
+            (Err(e), _) | (_, Err(e)) => return Box::new(std::iter::once(Err(e))),
+        };
+        Box::new((first..last).filter_map(move |i| {
+            match self.publications.get(i).map_err(slot_error) {
+                Ok(Some(v)) => Some(Ok((i.to_be_bytes().to_vec(), v))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            }
+        }))
     }
 }
 
 impl RecordStore for ProjectionStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
+        if space == Space::Publications {
+            return self.publications.get(slot_index(key)?).map_err(slot_error);
+        }
         Ok(self
             .tree
             .get(tagged(space, key))
@@ -87,6 +138,9 @@ impl RecordStore for ProjectionStore {
     }
 
     fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>) -> Scan<'_> {
+        if space == Space::Publications {
+            return self.scan_publications(start, end);
+        }
         let start = tagged(space, start);
         let end = end.map_or_else(|| space_end(space), |e| tagged(space, e));
         if end <= start {
@@ -99,9 +153,18 @@ impl RecordStore for ProjectionStore {
     }
 
     fn write(&mut self, batch: Vec<Put>) -> Result<(), RecordError> {
+        // Not atomic across the two files, and need not be: a failed write fails the
+        // log, and the store is rebuilt from the log at the next start.
         let mut b = sled::Batch::default();
         for put in batch {
-            b.insert(tagged(put.space, &put.key), put.value);
+            if put.space == Space::Publications {
+                let index = slot_index(&put.key)?;
+                self.publications
+                    .put(index, &put.value)
+                    .map_err(slot_error)?;
+            } else {
+                b.insert(tagged(put.space, &put.key), put.value);
+            }
         }
         self.tree.apply_batch(b).map_err(backend)
     }
@@ -131,5 +194,49 @@ mod tests {
         drop(s);
         let s = ProjectionStore::open_fresh(&path).unwrap();
         assert_eq!(s.get(Space::Entries, b"a").unwrap(), None);
+    }
+
+    #[test]
+    fn publications_scan_in_key_order_like_the_memory_store() {
+        use crate::catalog::records::MemoryStore;
+        let dir = tempfile::tempdir().unwrap();
+        let mut disk = ProjectionStore::open_fresh(&dir.path().join("projection")).unwrap();
+        let mut memory = MemoryStore::default();
+        let puts = |indices: &[u64]| -> Vec<Put> {
+            indices
+                .iter()
+                .map(|i| Put {
+                    space: Space::Publications,
+                    key: i.to_be_bytes().to_vec(),
+                    value: format!("record {i}").into_bytes(),
+                })
+                .collect()
+        };
+        for batch in [puts(&[2, 5]), puts(&[9, 300])] {
+            disk.write(batch.clone()).unwrap();
+            memory.write(batch).unwrap();
+        }
+        let k = |i: u64| i.to_be_bytes().to_vec();
+        for (start, end) in [
+            (vec![], None),
+            (k(3), Some(k(9))),
+            (k(5), Some(k(6))),
+            (k(9), Some(k(2))),
+            (k(301), None),
+        ] {
+            let a: Vec<_> = disk
+                .scan(Space::Publications, &start, end.as_deref())
+                .collect();
+            let b: Vec<_> = memory
+                .scan(Space::Publications, &start, end.as_deref())
+                .collect();
+            assert_eq!(a, b, "{start:?}..{end:?}");
+        }
+        assert_eq!(
+            disk.get(Space::Publications, &k(300)).unwrap(),
+            Some(b"record 300".to_vec())
+        );
+        assert_eq!(disk.get(Space::Publications, &k(4)).unwrap(), None);
+        assert!(disk.get(Space::Publications, b"short").is_err());
     }
 }
