@@ -5,8 +5,9 @@
 //! lookup indexes (leaf hash → index, dedup key → index) live in [`index::Index`]
 //! (14-byte records in sorted runs), a projection that can always be rebuilt from the
 //! tiles. The
-//! catalog's per-publication records live in [`projection::ProjectionStore`] (sled),
-//! rebuilt from the log at every start.
+//! catalog's per-publication records live in [`projection::ProjectionStore`]
+//! (publication records in a [`slots::SlotFile`], the rest in sled), rebuilt from the
+//! log at every start.
 
 pub mod blobs;
 pub mod durable;

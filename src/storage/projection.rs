@@ -1,6 +1,7 @@
 //! The server's catalog record store: the per-publication records of the projection
-//! ([`crate::catalog::records`]) in sled, so they live on disk behind a bounded cache
-//! instead of in memory.
+//! ([`crate::catalog::records`]) on disk instead of in memory. Publication records (the
+//! bulk: written once, keyed by leaf index) go to a [`SlotFile`]; entries and lookups,
+//! which are updated and range-scanned, to sled behind a bounded cache.
 //!
 //! The store is a cache of the log, not a copy to trust: [`ProjectionStore::open_fresh`]
 //! wipes it and the log replays every entry into it at start. So there is nothing to
