@@ -33,7 +33,7 @@ fn target_size() -> u64 {
 }
 
 struct Log {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     store: PosixStore,
     index: Index,
     integrator: Integrator,
@@ -49,7 +49,7 @@ impl Log {
         let store = PosixStore::open(&dir.path().join("log")).unwrap();
         let index = Index::open(&dir.path().join("lookup")).unwrap();
         Log {
-            _dir: dir,
+            dir,
             store,
             index,
             integrator: Integrator::new(),
@@ -100,8 +100,8 @@ impl Log {
         }
         self.index.flush().unwrap();
         let (mut entries, mut tiles, mut index) = (0, 0, 0);
-        walk(&self._dir.path().join("log"), &mut entries, &mut tiles);
-        walk(&self._dir.path().join("lookup"), &mut entries, &mut index);
+        walk(&self.dir.path().join("log"), &mut entries, &mut tiles);
+        walk(&self.dir.path().join("lookup"), &mut entries, &mut index);
         let n = self.integrator.size() as f64;
         (tiles as f64 / n, index as f64 / n)
     }

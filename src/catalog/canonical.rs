@@ -32,18 +32,6 @@ pub fn to_canonical_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Cat
     serde_jcs::to_vec(value).map_err(|e| CatalogError::Encoding(e.to_string()))
 }
 
-/// Re-encodes arbitrary JSON bytes in RFC 8785 canonical form.
-pub fn canonicalize_json(json: &[u8]) -> Result<Vec<u8>, CatalogError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(json).map_err(|e| CatalogError::Encoding(e.to_string()))?;
-    to_canonical_vec(&value)
-}
-
-/// True if `bytes` is exactly the canonical encoding of `value`.
-pub fn is_canonical<T: Serialize + ?Sized>(value: &T, bytes: &[u8]) -> bool {
-    matches!(to_canonical_vec(value), Ok(c) if c == bytes)
-}
-
 /// One open container while scanning.
 enum Frame {
     Array,

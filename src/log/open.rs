@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::committer;
 use super::integrator::{BatchTiles, Integrator};
 use super::reader::{TileCache, TreeView};
-use super::replay::prepare_in_parallel;
+use super::replay::{prepare_in_parallel, step_entries, BUNDLES_PER_STEP};
 use super::sequencer::Sequencer;
 use super::{now_ms, Head, Log, LogError, LogOptions, ProjectionMode, Shared, DEFAULT_ORIGIN};
 use crate::catalog::{Catalog, CatalogError};
@@ -310,17 +310,13 @@ fn replay(
     let view = TreeView::new(store, cache, size);
     let mut pending = Vec::new();
     let bundles: Vec<TileId> = tiles::entry_bundles(size).collect();
-    for step in bundles.chunks(super::replay::BUNDLES_PER_STEP) {
+    for step in bundles.chunks(BUNDLES_PER_STEP) {
         let mut data = Vec::with_capacity(step.len());
         for tile in step {
             data.push(view.tile(*tile)?);
         }
-        let mut entries: Vec<&[u8]> = Vec::with_capacity(step.len() * TILE_WIDTH as usize);
-        for (tile, bytes) in step.iter().zip(&data) {
-            entries.extend(tiles::decode_bundle(bytes).ok_or_else(|| {
-                LogError::Inconsistent(format!("{} is not a bundle", tile.path()))
-            })?);
-        }
+        let entries = step_entries(step, data.iter().map(|d| d.as_slice()))
+            .map_err(LogError::Inconsistent)?;
         let first = step[0].index * TILE_WIDTH;
         for (offset, prepared) in prepare_in_parallel(first, &entries).into_iter().enumerate() {
             let leaf_index = first + offset as u64;

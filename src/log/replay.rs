@@ -52,20 +52,7 @@ pub fn replay(
         for tile in step {
             data.push(bundle(*tile)?);
         }
-        let mut entries: Vec<&[u8]> = Vec::with_capacity(step.len() * TILE_WIDTH as usize);
-        for (tile, bytes) in step.iter().zip(&data) {
-            let decoded = tiles::decode_bundle(bytes)
-                .ok_or_else(|| format!("{} is not an entry bundle", tile.path()))?;
-            if decoded.len() != usize::from(tile.width) {
-                return Err(format!(
-                    "{} holds {} entries, not {}",
-                    tile.path(),
-                    decoded.len(),
-                    tile.width
-                ));
-            }
-            entries.extend(decoded);
-        }
+        let entries = step_entries(step, data.iter().map(Vec::as_slice))?;
         for prepared in prepare_in_parallel(tree.size(), &entries) {
             let index = tree.size();
             tree.append(prepared.leaf_hash, |_, _| {});
@@ -88,6 +75,29 @@ pub fn replay(
         catalog,
         state_digest,
     })
+}
+
+/// The entries of a step of entry bundles, in order. Each bundle must decode and hold
+/// exactly as many entries as its width.
+pub(crate) fn step_entries<'a>(
+    step: &[TileId],
+    data: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<&'a [u8]>, String> {
+    let mut entries = Vec::with_capacity(step.len() * TILE_WIDTH as usize);
+    for (tile, bytes) in step.iter().zip(data) {
+        let decoded = tiles::decode_bundle(bytes)
+            .ok_or_else(|| format!("{} is not an entry bundle", tile.path()))?;
+        if decoded.len() != usize::from(tile.width) {
+            return Err(format!(
+                "{} holds {} entries, not {}",
+                tile.path(),
+                decoded.len(),
+                tile.width
+            ));
+        }
+        entries.extend(decoded);
+    }
+    Ok(entries)
 }
 
 /// One entry hashed and parsed, ready to be applied in order.

@@ -128,8 +128,9 @@ impl Sequencer {
                     continue;
                 }
             }
-            // One short write hold per submission (admit + apply, no I/O), so queries
-            // interleave with a long batch.
+            // One short write hold per submission (admit + apply; with the on-disk
+            // projection, apply writes the records, never fsyncs), so queries interleave
+            // with a long batch.
             let mut catalog = self.catalog();
             let index = self.integrator.size();
             let (leaf, prepared) = match catalog.admit_as(&job.verified, accepted_at, index) {

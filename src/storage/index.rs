@@ -101,7 +101,7 @@ impl Run {
             .metadata()
             .map_err(io(format!("reading {}", path.display())))?
             .len();
-        if len != records * RECORD as u64 {
+        if records.checked_mul(RECORD as u64) != Some(len) {
             return Err(StorageError::Corrupt(format!(
                 "{} is {len} bytes, the manifest says {records} records",
                 path.display()
@@ -149,6 +149,15 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// Every record whose key is `p`, as a range of the sorted record sets.
+fn records_with(p: &Probe) -> std::ops::RangeInclusive<Record> {
+    let mut low = [0u8; RECORD];
+    low[..PROBE].copy_from_slice(p);
+    let mut high = [0xffu8; RECORD];
+    high[..PROBE].copy_from_slice(p);
+    low..=high
 }
 
 fn key_of(r: &Record) -> Probe {
@@ -272,24 +281,17 @@ impl Index {
     }
 
     fn candidates(&self, p: Probe) -> Result<Vec<u64>, StorageError> {
+        let in_memory = |set: &BTreeSet<Record>| -> Vec<u64> {
+            set.range(records_with(&p))
+                .map(|r| record_index(r))
+                .collect()
+        };
         let (runs, freezing, mut out) = {
             let state = self.read();
-            let mut low = [0u8; RECORD];
-            low[..PROBE].copy_from_slice(&p);
-            let mut high = [0xffu8; RECORD];
-            high[..PROBE].copy_from_slice(&p);
-            let out: Vec<u64> = state
-                .memory
-                .range(low..=high)
-                .map(|r| record_index(r))
-                .collect();
+            let out = in_memory(&state.memory);
             (state.runs.clone(), state.freezing.clone(), out)
         };
-        let mut low = [0u8; RECORD];
-        low[..PROBE].copy_from_slice(&p);
-        let mut high = [0xffu8; RECORD];
-        high[..PROBE].copy_from_slice(&p);
-        out.extend(freezing.range(low..=high).map(|r| record_index(r)));
+        out.extend(in_memory(&freezing));
         for run in &runs {
             run.candidates(&p, &mut out)?;
         }

@@ -29,9 +29,9 @@ pub enum StorageError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The index database failed.
-    #[error("index database: {0}")]
-    Index(String),
+    /// The embedded database (sled, holding the catalog projection) failed.
+    #[error("database: {0}")]
+    Database(String),
     /// Stored data does not have the shape it must have.
     #[error("corrupt storage: {0}")]
     Corrupt(String),

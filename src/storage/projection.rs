@@ -76,10 +76,10 @@ impl ProjectionStore {
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(Some(1000))
             .open()
-            .map_err(|e| StorageError::Index(format!("opening {}: {e}", dir.display())))?;
+            .map_err(|e| StorageError::Database(format!("opening {}: {e}", dir.display())))?;
         let tree = db
             .open_tree("projection")
-            .map_err(|e| StorageError::Index(e.to_string()))?;
+            .map_err(|e| StorageError::Database(e.to_string()))?;
         Ok(ProjectionStore {
             _db: db,
             tree,
