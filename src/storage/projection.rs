@@ -1,5 +1,5 @@
 //! The server's catalog record store: the per-publication records of the projection
-//! ([`crate::catalog::records`]) on disk instead of in memory. Publication records (the
+//! ([`crate::catalog::RecordStore`]) on disk instead of in memory. Publication records (the
 //! bulk: written once, keyed by leaf index) go to a [`SlotFile`]; entries and lookups,
 //! which are updated and range-scanned, to sled behind a bounded cache.
 //!
@@ -18,7 +18,7 @@ use std::path::Path;
 
 use super::slots::SlotFile;
 use super::StorageError;
-use crate::catalog::records::{Put, RecordError, RecordStore, Scan, Space};
+use crate::catalog::{Put, RecordError, RecordStore, Scan, Space};
 
 /// sled's page cache for the projection. Reads are mostly recent entries (the gates) and
 /// one page of queries; a larger cache only buys memory. sled counts pages at their
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn publications_scan_in_key_order_like_the_memory_store() {
-        use crate::catalog::records::MemoryStore;
+        use crate::catalog::MemoryStore;
         let dir = tempfile::tempdir().unwrap();
         let mut disk = ProjectionStore::open_fresh(&dir.path().join("projection")).unwrap();
         let mut memory = MemoryStore::default();
