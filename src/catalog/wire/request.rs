@@ -10,7 +10,7 @@
 //! May import, from `catalog`: `error`, and in `wire` the layers below it (`validate`,
 //! `canonical`, `payload`, `decisions`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::canonical::MAX_SAFE_INTEGER;
@@ -29,28 +29,26 @@ use crate::catalog::error::Refusal;
 impl CatalogPublicationRequest {
     /// Every problem with this request (empty if valid), as `parse_publication_request` reports them.
     pub fn problems(&self) -> Vec<String> {
-        match serde_json::to_value(self) {
-            Ok(v) => {
-                let mut p = Problems::default();
-                walk_publication(&mut p, &v);
-                p.finish()
-            }
-            Err(e) => vec![format!("/: {e}")],
-        }
+        walk_typed(self, walk_publication)
     }
 }
 
 impl PublisherGrantRequest {
     /// Every problem with this grant (empty if valid).
     pub fn problems(&self) -> Vec<String> {
-        match serde_json::to_value(self) {
-            Ok(v) => {
-                let mut p = Problems::default();
-                walk_grant(&mut p, &v);
-                p.finish()
-            }
-            Err(e) => vec![format!("/: {e}")],
+        walk_typed(self, walk_grant)
+    }
+}
+
+/// Runs `walk` over a typed request as JSON, listing every problem.
+fn walk_typed<T: Serialize>(request: &T, walk: fn(&mut Problems, &Value)) -> Vec<String> {
+    match serde_json::to_value(request) {
+        Ok(v) => {
+            let mut p = Problems::default();
+            walk(&mut p, &v);
+            p.finish()
         }
+        Err(e) => vec![format!("/: {e}")],
     }
 }
 
