@@ -47,3 +47,13 @@ pub use request::{
     PublisherGrantRequest, RequestPayload, Role, Subject, API_VERSION,
 };
 pub use state::{Catalog, Effect, GrantRecord, PolicyRecord, PublicationRecord, RevocationRecord};
+// Reached from outside `catalog` (the client, the CLI and the reports importer) through
+// the root only.
+pub use decisions::{
+    parse_subject_digest, EntryKey, PolicySetRequest, PromotionRequest, ReviewRequest,
+    RevokeRequest, StatusChangeRequest,
+};
+pub use entry::entry_local_id;
+pub use evidence::{CYCLONEDX_JSON, IN_TOTO_VULNS, SLSA_PROVENANCE_V1, SPDX_JSON};
+pub use policy::check_publication;
+pub use request::check_sha256;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::client::http::HttpClient;
+use crate::http::HttpClient;
 use crate::merkle::{root_of_leaf_hashes, Hash, HashSource, NodeId};
 use crate::tiles::{
     decode_bundle, hashes_of, tile_for_hash, TileId, TileKind, HASH_BYTES, TILE_HEIGHT,
