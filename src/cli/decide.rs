@@ -2,7 +2,7 @@
 //! signed request built from catalog's typed payloads, that prints its receipt or a clear
 //! refusal.
 //!
-//! May import `client` (the authority), `catalog` (through its root) and `keyfile`.
+//! May import `client` (the authority), `catalog` (through its root), `keyfile` and `note`.
 
 use std::path::PathBuf;
 

@@ -101,6 +101,7 @@ pub fn run_grant(args: GrantArgs) -> Result<(), CliError> {
         "grant",
     )
 }
+
 /// Blobs held in memory by digest (for `--dry-run`).
 struct HeldBlobs(BTreeMap<String, Vec<u8>>);
 

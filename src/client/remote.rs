@@ -81,11 +81,17 @@ impl HttpAuthority {
 
     /// `GET path` of a JSON answer.
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let response = self.http.get(path).await?;
-        if !response.status.is_success() {
-            return Err(refused(response.status.as_u16(), &response.body));
-        }
+        let response = success(self.http.get(path).await?)?;
         read_json(path, &response.body)
+    }
+}
+
+/// The answer if it is a success, else the refusal it carries.
+fn success(response: HttpResponse) -> Result<HttpResponse, ClientError> {
+    if response.status.is_success() {
+        Ok(response)
+    } else {
+        Err(refused(response.status.as_u16(), &response.body))
     }
 }
 
@@ -108,10 +114,7 @@ impl Authority for HttpAuthority {
         Box::pin(async move {
             let body = Bytes::from(envelope.to_json());
             let route = submission_route(kind);
-            let response = self.http.post(route, "application/json", body).await?;
-            if !response.status.is_success() {
-                return Err(refused(response.status.as_u16(), &response.body));
-            }
+            let response = success(self.http.post(route, "application/json", body).await?)?;
             Ok(Receipted {
                 receipt: Receipt::from_json(&response.body)?,
                 duplicate: response.status == StatusCode::OK,
@@ -162,10 +165,7 @@ impl Authority for HttpAuthority {
 
     fn checkpoint(&self) -> Reply<'_, Vec<u8>> {
         Box::pin(async move {
-            let response = self.http.get(routes::CHECKPOINT).await?;
-            if !response.status.is_success() {
-                return Err(refused(response.status.as_u16(), &response.body));
-            }
+            let response = success(self.http.get(routes::CHECKPOINT).await?)?;
             Ok(response.body.to_vec())
         })
     }
