@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{runtime, CliError, Context};
-use crate::client::http::HttpClient;
+use crate::http::HttpClient;
 use crate::keyfile::read_verifier;
 use crate::log::replay::{replay, replay_dir, Replayed};
 use crate::note::Verifier;

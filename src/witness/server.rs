@@ -14,7 +14,7 @@ use axum::Router;
 
 use super::request::{size_body, MAX_REQUEST_BYTES, TLOG_SIZE_MEDIA_TYPE};
 use super::{AddError, Witness};
-use crate::api::{read_limited, Problem};
+use crate::http::{read_limited, Problem};
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 

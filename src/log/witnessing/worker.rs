@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::{Event, WitnessEndpoint};
-use crate::client::http::{HttpClient, HttpError};
+use crate::http::{HttpClient, HttpError};
 use crate::log::{Head, Log};
 use crate::note::{verify_cosignature, NoteSignature, MAX_SIGNATURES};
 use crate::witness::request::{parse_size_body, AddCheckpoint};

@@ -1,4 +1,7 @@
-//! A minimal HTTP/1.1 client (hyper) for talking to a catalog server.
+//! A minimal HTTP/1.1 client (hyper), bound to one base URL: the catalog client, the
+//! monitor, the load generator and the log's witness workers all talk through it.
+//!
+//! Owns transport and the response size limit; imports nothing of the crate.
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};

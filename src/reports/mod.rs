@@ -1,5 +1,9 @@
-//! Pipeline integration: turning a socios `.workstation/reports` tree into a v1
-//! `CatalogPublicationRequest`, and finding evidence files by digest.
+//! The socios reports importer: turning a build pipeline's `.workstation/reports` tree
+//! into a v1 `CatalogPublicationRequest` (`request from-reports`), and finding evidence
+//! files by digest (`publish --upload`, `--dry-run`).
+//!
+//! Owns reading and classifying report files. May import `catalog`'s root (media types,
+//! digest checks, the API version) and nothing else of the crate.
 //!
 //! The socios smoke-runner pipeline writes one JSON receipt per task (each with a `kind`),
 //! plus the Syft SPDX SBOM and the Grype scan, which have no `kind`. [`from_reports`]
@@ -24,7 +28,7 @@ pub const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// Reading a reports tree failed.
 #[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
+pub enum ReportsError {
     /// A file or directory could not be read.
     #[error("{path}: {source}")]
     Io {
@@ -38,8 +42,8 @@ pub enum PipelineError {
     Invalid(String),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
-    move |source| PipelineError::Io {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportsError + '_ {
+    move |source| ReportsError::Io {
         path: path.to_path_buf(),
         source,
     }
@@ -60,7 +64,7 @@ pub struct FileInfo {
 
 /// Every regular file under `root` (sorted by relative path, at most [`MAX_FILES`], each at
 /// most [`MAX_FILE_BYTES`]; larger ones are skipped), hashed.
-pub fn walk(root: &Path) -> Result<Vec<FileInfo>, PipelineError> {
+pub fn walk(root: &Path) -> Result<Vec<FileInfo>, ReportsError> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -72,7 +76,7 @@ pub fn walk(root: &Path) -> Result<Vec<FileInfo>, PipelineError> {
                 stack.push(path);
             } else if kind.is_file() {
                 if out.len() >= MAX_FILES {
-                    return Err(PipelineError::Invalid(format!(
+                    return Err(ReportsError::Invalid(format!(
                         "{} holds more than {MAX_FILES} files",
                         root.display()
                     )));
@@ -229,12 +233,12 @@ pub fn from_reports(
     channel: &str,
     requester: &str,
     uri_prefix: &str,
-) -> Result<FromReports, PipelineError> {
+) -> Result<FromReports, ReportsError> {
     let (name, hex) = subject.rsplit_once("@sha256:").ok_or_else(|| {
-        PipelineError::Invalid(format!("--subject {subject:?} is not NAME@sha256:HEX"))
+        ReportsError::Invalid(format!("--subject {subject:?} is not NAME@sha256:HEX"))
     })?;
     crate::catalog::check_sha256(hex)
-        .map_err(|m| PipelineError::Invalid(format!("--subject digest {m}")))?;
+        .map_err(|m| ReportsError::Invalid(format!("--subject digest {m}")))?;
     let mut evidence = Vec::new();
     let mut refs: BTreeMap<&'static str, Value> = BTreeMap::new();
     let mut used = Vec::new();
@@ -273,7 +277,7 @@ pub fn from_reports(
         }
     }
     if evidence.is_empty() {
-        return Err(PipelineError::Invalid(format!(
+        return Err(ReportsError::Invalid(format!(
             "{} holds no recognisable evidence",
             dir.display()
         )));

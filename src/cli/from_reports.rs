@@ -1,11 +1,14 @@
-//! `srcos-catalog request from-reports`: a v1 request from a socios reports tree.
+//! `srcos-catalog request from-reports`: a v1 request from a socios reports tree, checked
+//! exactly as the authority will check it.
+//!
+//! May import `reports` (the importer) and `catalog` (through its root).
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
 use super::{CliError, Context};
-use crate::pipeline::from_reports;
+use crate::reports::from_reports;
 
 /// `request` subcommands.
 #[derive(Debug, Subcommand)]
