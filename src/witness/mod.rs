@@ -2,7 +2,8 @@
 //! fork): it cosigns a log's checkpoint only if it is signed by the log's key and is
 //! consistent with every checkpoint of that log it cosigned before.
 //!
-//! - [`request`]: the add-checkpoint body and the 409 size body (pure).
+//! - the add-checkpoint body and the 409 size body are [`crate::note::AddCheckpoint`]
+//!   (pure, shared with the log's witness client);
 //! - [`state`]: the durable per-log memory (latest cosigned checkpoint).
 //! - [`server`]: the HTTP endpoints.
 //!
@@ -11,7 +12,6 @@
 //! built on the same old size cannot both succeed and leave the smaller tree as the
 //! latest: the second one sees the first one's size and gets 409.
 
-pub mod request;
 pub mod server;
 pub mod state;
 
@@ -21,8 +21,10 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use crate::merkle::{empty_root, verify_consistency};
-use crate::note::{cosign, Checkpoint, KeyType, Note, NoteSignature, Signer, Verifier};
-use request::{AddCheckpoint, RequestError};
+use crate::note::{
+    cosign, AddCheckpoint, AddCheckpointError, Checkpoint, KeyType, Note, NoteSignature, Signer,
+    Verifier,
+};
 use state::{origin_hash, Cosigned, StateDir, StateError};
 
 /// Why an add-checkpoint request is refused; each maps to the status the spec names.
@@ -71,11 +73,11 @@ impl AddError {
     }
 }
 
-impl From<RequestError> for AddError {
-    fn from(e: RequestError) -> AddError {
+impl From<AddCheckpointError> for AddError {
+    fn from(e: AddCheckpointError) -> AddError {
         match e {
-            RequestError::TooLarge { .. } => AddError::TooLarge(e.to_string()),
-            RequestError::Malformed(_) => AddError::Malformed(e.to_string()),
+            AddCheckpointError::TooLarge { .. } => AddError::TooLarge(e.to_string()),
+            AddCheckpointError::Malformed(_) => AddError::Malformed(e.to_string()),
         }
     }
 }

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::request::{size_body, MAX_REQUEST_BYTES, TLOG_SIZE_MEDIA_TYPE};
 use super::{AddError, Witness};
 use crate::api::{read_limited, Problem};
+use crate::note::{tlog_size_body, AddCheckpoint, TLOG_SIZE_MEDIA_TYPE};
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
@@ -52,7 +52,7 @@ async fn add_checkpoint(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match read_limited(&headers, body, MAX_REQUEST_BYTES).await {
+    let bytes = match read_limited(&headers, body, AddCheckpoint::MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
         Err(problem) => return problem.into_response(),
     };
@@ -63,7 +63,7 @@ async fn add_checkpoint(
             text(
                 StatusCode::CONFLICT,
                 TLOG_SIZE_MEDIA_TYPE,
-                size_body(latest),
+                tlog_size_body(latest),
             )
         }
         Err(e) => {

@@ -14,8 +14,9 @@ use tokio::sync::{mpsc, watch};
 use super::{Event, WitnessEndpoint};
 use crate::client::http::{HttpClient, HttpError};
 use crate::log::{Head, Log};
-use crate::note::{verify_cosignature, NoteSignature, MAX_SIGNATURES};
-use crate::witness::request::{parse_size_body, AddCheckpoint};
+use crate::note::{
+    parse_tlog_size_body, verify_cosignature, AddCheckpoint, NoteSignature, MAX_SIGNATURES,
+};
 
 /// First retry delay after a failure; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -137,7 +138,7 @@ impl Worker {
                     return Ok(signature);
                 }
                 409 => {
-                    let latest = parse_size_body(&response.body)
+                    let latest = parse_tlog_size_body(&response.body)
                         .ok_or("answered 409 without a text/x.tlog.size body")?;
                     if latest == old {
                         return Err(format!("answered 409 with our own old size {old}"));
