@@ -2,6 +2,9 @@
 //! - `POST /add-checkpoint` (C2SP tlog-witness), answered with cosignature lines, or
 //!   409 with a `text/x.tlog.size` body, or a problem+json error with the spec's status;
 //! - `GET /<lowercase hex SHA-256(origin)>/checkpoint`: the latest cosigned checkpoint.
+//!
+//! May import `super` (the witness), `note` (the wire format) and the HTTP plumbing
+//! (body limit, problem+json).
 
 use std::sync::Arc;
 
@@ -86,7 +89,7 @@ fn refusal(e: AddError) -> Problem {
         AddError::Forbidden(_) => ("bad-log-signature", "Not signed by the log"),
         AddError::Conflict { .. } => ("stale-old-size", "Old size is not the latest"),
         AddError::Inconsistent(_) => ("inconsistent", "Inconsistent checkpoint"),
-        AddError::Storage(_) => ("internal", "Internal error"),
+        AddError::Storage(_) | AddError::Internal(_) => ("internal", "Internal error"),
     };
     Problem::new(status, slug, title, e.to_string())
 }
