@@ -264,13 +264,22 @@ mod tests {
     #[test]
     fn read_errors_map_to_their_status() {
         let cases = [
-            (ReadError::NotFound("entry 9 is beyond tree size 3".into()), 404),
-            (ReadError::Internal("signing checkpoint: bad key".into()), 500),
+            (
+                ReadError::NotFound("entry 9 is beyond tree size 3".into()),
+                404,
+            ),
+            (
+                ReadError::Internal("signing checkpoint: bad key".into()),
+                500,
+            ),
             (
                 ReadError::Internal("hash source returned 2 hashes for 3 requested nodes".into()),
                 500,
             ),
-            (StorageError::Corrupt("tile/0/000 is short".into()).into(), 500),
+            (
+                StorageError::Corrupt("tile/0/000 is short".into()).into(),
+                500,
+            ),
         ];
         for (error, status) in cases {
             let response = Problem::from(error).into_response();

@@ -189,7 +189,10 @@ mod tests {
             b"old 1\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE\n\nnote",
         ] {
             assert!(
-                matches!(AddCheckpoint::parse(bad), Err(AddCheckpointError::Malformed(_))),
+                matches!(
+                    AddCheckpoint::parse(bad),
+                    Err(AddCheckpointError::Malformed(_))
+                ),
                 "{:?} must be refused",
                 String::from_utf8_lossy(bad)
             );
@@ -230,7 +233,10 @@ mod tests {
 
     #[test]
     fn size_bodies() {
-        assert_eq!(parse_tlog_size_body(tlog_size_body(42).as_bytes()), Some(42));
+        assert_eq!(
+            parse_tlog_size_body(tlog_size_body(42).as_bytes()),
+            Some(42)
+        );
         assert_eq!(parse_tlog_size_body(b"0\n"), Some(0));
         for bad in [&b"42"[..], b"042\n", b"4 2\n", b"\n", b"42\n\n"] {
             assert_eq!(parse_tlog_size_body(bad), None);

@@ -219,10 +219,7 @@ pub struct Witnessing {
 
 impl Witnessing {
     /// Starts one worker per witness and the aggregator on the current tokio runtime.
-    pub fn start(
-        log: Arc<Log>,
-        options: WitnessingOptions,
-    ) -> Result<Arc<Witnessing>, StartError> {
+    pub fn start(log: Arc<Log>, options: WitnessingOptions) -> Result<Arc<Witnessing>, StartError> {
         options.validate()?;
         let (events, receiver) = mpsc::channel(64);
         let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));

@@ -198,8 +198,8 @@ impl Worker {
                     return Ok(signature);
                 }
                 409 => {
-                    let latest = parse_tlog_size_body(&response.body)
-                        .ok_or(ExchangeError::NoSizeBody)?;
+                    let latest =
+                        parse_tlog_size_body(&response.body).ok_or(ExchangeError::NoSizeBody)?;
                     if latest == old {
                         return Err(ExchangeError::SameOldSize(old));
                     }
