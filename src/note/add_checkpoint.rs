@@ -20,7 +20,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-use super::encoding::parse_decimal;
+use super::encoding::{parse_decimal, split_line};
 use super::MAX_NOTE_SIZE;
 
 /// One consistency-proof hash (RFC 6962 SHA-256).
@@ -62,12 +62,7 @@ fn malformed(msg: impl Into<String>) -> AddCheckpointError {
 
 /// Splits off the next `\n`-terminated line (without the `\n`).
 fn next_line(rest: &[u8]) -> Result<(&[u8], &[u8]), AddCheckpointError> {
-    let i = rest
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or_else(|| malformed("unexpected end of the body before the checkpoint"))?;
-    let (line, tail) = rest.split_at(i);
-    Ok((line, tail.get(1..).unwrap_or_default()))
+    split_line(rest).ok_or_else(|| malformed("unexpected end of the body before the checkpoint"))
 }
 
 /// Decodes one proof line: canonical padded base64 of exactly 32 bytes.

@@ -16,7 +16,7 @@
 //! signature part, the Merkle module does the rest.
 
 use super::checkpoint::{open_checkpoint, Checkpoint};
-use super::encoding::{decode_b64, encode_b64, parse_decimal};
+use super::encoding::{decode_b64, encode_b64, parse_decimal, split_line};
 use super::key::Verifier;
 use super::signed::Note;
 use super::{NoteError, MAX_NOTE_SIZE};
@@ -49,12 +49,7 @@ fn bad(msg: &str) -> NoteError {
 
 /// Split off the next `\n`-terminated line (without the `\n`).
 fn next_line(rest: &[u8]) -> Result<(&[u8], &[u8]), NoteError> {
-    let i = rest
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or_else(|| bad("unexpected end of input"))?;
-    let (line, tail) = rest.split_at(i.min(rest.len()));
-    Ok((line, tail.get(1..).unwrap_or_default()))
+    split_line(rest).ok_or_else(|| bad("unexpected end of input"))
 }
 
 /// The header lines are ASCII; anything else is a format error.
