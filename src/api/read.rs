@@ -1,4 +1,8 @@
 //! The read side: checkpoint, tiles, entries, proofs, receipts.
+//!
+//! May import `super` (the app state and Problem), the log's read side, `receipt` and
+//! `tiles`. Errors of the log become problem+json: 404 only for what the caller asked
+//! for wrongly, 500 for what the log failed at.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};

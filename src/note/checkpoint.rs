@@ -11,6 +11,8 @@
 //! canonical base64) so that two different texts can never describe the
 //! same tree head: a log or witness comparing checkpoints byte for byte
 //! must not be fooled by a re-encoded root.
+//!
+//! May import only its siblings in `note` (codecs, keys, the signed note).
 
 use super::encoding::{check_control_chars, decode_b64, encode_b64, parse_decimal};
 use super::key::{Signer, Verifier};

@@ -6,6 +6,8 @@
 //! strings that decode to the same bytes would let an attacker produce
 //! "different" notes or proofs that are really the same, which confuses
 //! de-duplication and equality checks downstream.
+//!
+//! May import only the note error type and base64.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

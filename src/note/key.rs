@@ -11,6 +11,8 @@
 //! transparency-dev/formats); only the type byte differs, and because it
 //! is hashed into the key ID the same Ed25519 key has different IDs under
 //! the two types.
+//!
+//! May import only its siblings in `note` and the ed25519/sha2 crates.
 
 use std::fmt;
 

@@ -11,6 +11,8 @@
 //! itself contain blank lines; signature lines never do). Parsing is
 //! separate from verification so a note can be stored, re-served and
 //! extended with cosignatures without knowing every key.
+//!
+//! May import only its siblings in `note` (codecs, keys, cosignatures).
 
 use super::cosignature::verify_cosignature;
 use super::encoding::{check_control_chars, check_name, decode_b64, encode_b64};

@@ -14,6 +14,8 @@
 //! a well-formed signed note whose text is a well-formed checkpoint, but it
 //! verifies no signature and no Merkle path: [`TlogProof::open`] does the
 //! signature part, the Merkle module does the rest.
+//!
+//! May import only its siblings in `note` (codecs, the note and checkpoint parsers).
 
 use super::checkpoint::{open_checkpoint, Checkpoint};
 use super::encoding::{decode_b64, encode_b64, parse_decimal, split_line};
