@@ -44,6 +44,7 @@ impl From<ReadError> for Problem {
         match error {
             ReadError::NotFound(detail) => Problem::not_found(detail),
             ReadError::Storage(e) => Problem::internal(e.to_string()),
+            ReadError::Internal(detail) => Problem::internal(detail),
         }
     }
 }

@@ -389,13 +389,13 @@ impl Log {
     /// The inclusion proof of entry `index` in the tree of `size`.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ReadError> {
         let view = self.view(size)?;
-        merkle::inclusion_proof(index, size, &view).map_err(proof_error)
+        merkle::inclusion_proof(index, size, &view).map_err(ReadError::from)
     }
 
     /// The consistency proof between two tree sizes (`0 < first <= second <= current`).
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ReadError> {
         let view = self.view(second)?;
-        merkle::consistency_proof(first, second, &view).map_err(proof_error)
+        merkle::consistency_proof(first, second, &view).map_err(ReadError::from)
     }
 
     /// The signed checkpoint for `size`: the current one, or for an earlier size the
@@ -407,7 +407,7 @@ impl Log {
             return Ok(head.signed.clone());
         }
         let view = self.view(size)?;
-        let root = merkle::tree_root(size, &view).map_err(proof_error)?;
+        let root = merkle::tree_root(size, &view)?;
         let checkpoint = Checkpoint {
             origin: self.shared.origin.clone(),
             size,
@@ -416,7 +416,7 @@ impl Log {
         };
         let note = checkpoint
             .sign(&self.shared.signer)
-            .map_err(|e| ReadError::NotFound(format!("signing checkpoint: {e}")))?;
+            .map_err(|e| ReadError::Internal(format!("signing checkpoint: {e}")))?;
         Ok(Arc::new(note.to_bytes()))
     }
 
@@ -443,7 +443,7 @@ impl Log {
     ) -> Result<Receipt, ReadError> {
         let view = self.view(size)?;
         let entry = view.entry(index)?;
-        let proof = merkle::inclusion_proof(index, size, &view).map_err(proof_error)?;
+        let proof = merkle::inclusion_proof(index, size, &view)?;
         Ok(Receipt::new(
             &self.shared.origin,
             index,
@@ -458,12 +458,5 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-fn proof_error(e: merkle::ProofError<ReadError>) -> ReadError {
-    match e {
-        merkle::ProofError::Source(e) => e,
-        other => ReadError::NotFound(other.to_string()),
     }
 }

@@ -10,23 +10,21 @@
 //! A 409 answer carries the witness's latest cosigned size as `<decimal>\n` with
 //! `Content-Type: text/x.tlog.size`. A 200 answer is one or more note signature lines.
 //!
-//! Pure and total: the witness parses with [`AddCheckpoint::parse`], the log's witness
-//! client builds with [`AddCheckpoint::to_bytes`], so both sides share one definition.
+//! Pure and total: the witness server parses with [`AddCheckpoint::parse`], the log's
+//! witness client builds with [`AddCheckpoint::to_bytes`], so both sides share one
+//! definition, and neither imports the other.
+//!
+//! Owns the request body and the 409 size body. May import only `super` (the note
+//! codecs and caps) and base64; the embedded note is carried verbatim, not parsed.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-use crate::merkle::Hash;
-use crate::note::MAX_NOTE_SIZE;
-use crate::tiles::parse_canonical_decimal;
+use super::encoding::{parse_decimal, split_line};
+use super::MAX_NOTE_SIZE;
 
-/// Most consistency-proof lines a request may carry (tlog-witness: 63 for trees of
-/// fewer than 2^63 entries).
-pub const MAX_PROOF_LINES: usize = 63;
-
-/// Largest request body: the `old` line, 63 proof lines and the blank line fit in 4 KiB
-/// (`old ` + 20 digits, 63 × 45 bytes); the note is capped like every note.
-pub const MAX_REQUEST_BYTES: usize = MAX_NOTE_SIZE + 4096;
+/// One consistency-proof hash (RFC 6962 SHA-256).
+type Hash = [u8; 32];
 
 /// Media type of the 409 body.
 pub const TLOG_SIZE_MEDIA_TYPE: &str = "text/x.tlog.size";
@@ -44,8 +42,8 @@ pub struct AddCheckpoint {
 
 /// Why a request body is refused (the witness answers 413 or 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
-    /// The body is over [`MAX_REQUEST_BYTES`].
+pub enum AddCheckpointError {
+    /// The body is over [`AddCheckpoint::MAX_BODY_BYTES`].
     #[error("request body is {size} bytes, larger than the {max}-byte limit")]
     TooLarge {
         /// Size of the body.
@@ -58,22 +56,17 @@ pub enum RequestError {
     Malformed(String),
 }
 
-fn malformed(msg: impl Into<String>) -> RequestError {
-    RequestError::Malformed(msg.into())
+fn malformed(msg: impl Into<String>) -> AddCheckpointError {
+    AddCheckpointError::Malformed(msg.into())
 }
 
 /// Splits off the next `\n`-terminated line (without the `\n`).
-fn next_line(rest: &[u8]) -> Result<(&[u8], &[u8]), RequestError> {
-    let i = rest
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or_else(|| malformed("unexpected end of the body before the checkpoint"))?;
-    let (line, tail) = rest.split_at(i);
-    Ok((line, tail.get(1..).unwrap_or_default()))
+fn next_line(rest: &[u8]) -> Result<(&[u8], &[u8]), AddCheckpointError> {
+    split_line(rest).ok_or_else(|| malformed("unexpected end of the body before the checkpoint"))
 }
 
 /// Decodes one proof line: canonical padded base64 of exactly 32 bytes.
-fn proof_hash(line: &[u8], position: usize) -> Result<Hash, RequestError> {
+fn proof_hash(line: &[u8], position: usize) -> Result<Hash, AddCheckpointError> {
     let bad = || {
         malformed(format!(
             "proof line {position} is not base64 of a 32-byte hash"
@@ -87,21 +80,29 @@ fn proof_hash(line: &[u8], position: usize) -> Result<Hash, RequestError> {
 }
 
 impl AddCheckpoint {
+    /// Most consistency-proof lines a request may carry (tlog-witness: 63 for trees of
+    /// fewer than 2^63 entries).
+    pub const MAX_PROOF_LINES: usize = 63;
+
+    /// Largest request body: the `old` line, 63 proof lines and the blank line fit in
+    /// 4 KiB (`old ` + 20 digits, 63 × 45 bytes); the note is capped like every note.
+    pub const MAX_BODY_BYTES: usize = MAX_NOTE_SIZE + 4096;
+
     /// Parses a request body strictly: size cap first, then the `old` line (canonical
     /// decimal), at most 63 proof lines, the blank line, and a non-empty remainder,
     /// which is the note (parsed by the caller, so that its errors keep their type).
-    pub fn parse(body: &[u8]) -> Result<AddCheckpoint, RequestError> {
-        if body.len() > MAX_REQUEST_BYTES {
-            return Err(RequestError::TooLarge {
+    pub fn parse(body: &[u8]) -> Result<AddCheckpoint, AddCheckpointError> {
+        if body.len() > AddCheckpoint::MAX_BODY_BYTES {
+            return Err(AddCheckpointError::TooLarge {
                 size: body.len(),
-                max: MAX_REQUEST_BYTES,
+                max: AddCheckpoint::MAX_BODY_BYTES,
             });
         }
         let (first, mut rest) = next_line(body)?;
         let old_size = first
             .strip_prefix(b"old ")
             .and_then(|digits| std::str::from_utf8(digits).ok())
-            .and_then(parse_canonical_decimal)
+            .and_then(parse_decimal)
             .ok_or_else(|| {
                 malformed("the first line must be \"old <size>\" with a canonical decimal size")
             })?;
@@ -112,9 +113,10 @@ impl AddCheckpoint {
             if line.is_empty() {
                 break;
             }
-            if proof.len() == MAX_PROOF_LINES {
+            if proof.len() == AddCheckpoint::MAX_PROOF_LINES {
                 return Err(malformed(format!(
-                    "more than {MAX_PROOF_LINES} consistency proof lines"
+                    "more than {} consistency proof lines",
+                    AddCheckpoint::MAX_PROOF_LINES
                 )));
             }
             proof.push(proof_hash(line, proof.len())?);
@@ -143,14 +145,14 @@ impl AddCheckpoint {
 }
 
 /// The body of a 409 answer: `<size>\n`.
-pub fn size_body(size: u64) -> String {
+pub fn tlog_size_body(size: u64) -> String {
     format!("{size}\n")
 }
 
 /// Parses a 409 body: exactly one canonical decimal and a `\n`.
-pub fn parse_size_body(body: &[u8]) -> Option<u64> {
+pub fn parse_tlog_size_body(body: &[u8]) -> Option<u64> {
     let digits = body.strip_suffix(b"\n")?;
-    parse_canonical_decimal(std::str::from_utf8(digits).ok()?)
+    parse_decimal(std::str::from_utf8(digits).ok()?)
 }
 
 #[cfg(test)]
@@ -182,22 +184,25 @@ mod tests {
             b"old 1\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE\n\nnote",
         ] {
             assert!(
-                matches!(AddCheckpoint::parse(bad), Err(RequestError::Malformed(_))),
+                matches!(
+                    AddCheckpoint::parse(bad),
+                    Err(AddCheckpointError::Malformed(_))
+                ),
                 "{:?} must be refused",
                 String::from_utf8_lossy(bad)
             );
         }
         let mut long = b"old 1\n".to_vec();
-        for _ in 0..=MAX_PROOF_LINES {
+        for _ in 0..=AddCheckpoint::MAX_PROOF_LINES {
             long.extend_from_slice(STANDARD.encode([0u8; 32]).as_bytes());
             long.push(b'\n');
         }
         long.extend_from_slice(b"\nnote");
         assert!(AddCheckpoint::parse(&long).is_err());
-        let huge = vec![b'a'; MAX_REQUEST_BYTES + 1];
+        let huge = vec![b'a'; AddCheckpoint::MAX_BODY_BYTES + 1];
         assert!(matches!(
             AddCheckpoint::parse(&huge),
-            Err(RequestError::TooLarge { .. })
+            Err(AddCheckpointError::TooLarge { .. })
         ));
     }
 
@@ -223,10 +228,13 @@ mod tests {
 
     #[test]
     fn size_bodies() {
-        assert_eq!(parse_size_body(size_body(42).as_bytes()), Some(42));
-        assert_eq!(parse_size_body(b"0\n"), Some(0));
+        assert_eq!(
+            parse_tlog_size_body(tlog_size_body(42).as_bytes()),
+            Some(42)
+        );
+        assert_eq!(parse_tlog_size_body(b"0\n"), Some(0));
         for bad in [&b"42"[..], b"042\n", b"4 2\n", b"\n", b"42\n\n"] {
-            assert_eq!(parse_size_body(bad), None);
+            assert_eq!(parse_tlog_size_body(bad), None);
         }
     }
 }
