@@ -40,7 +40,7 @@ pub use evidence::{analyze, BlobSource, EvidenceFinding, EvidenceReport, NoBlobs
 pub use leaf::{leaf_dedup_key, Leaf, MAX_LEAF_BYTES};
 pub use policy::{ChannelPolicy, Policy};
 pub use prepare::PreparedLeaf;
-pub use records::{MemoryStore, Put, RecordError, RecordStore, Records, Space};
+pub use records::{MemoryStore, Put, RecordError, RecordStore, Records, Scan, Space};
 pub use request::{
     parse_grant_request, parse_publication_request, AgentplaneRefs, ApiVersion, ArtifactRef,
     CatalogPublicationRequest, DigestSet, EvidenceItem, PublicationRequestKind, PublisherGrantKind,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::merkle::{node_hash, Hash, HashSource, NodeId};
-use crate::storage::{LogStore, StorageError};
+use crate::storage::{StorageError, TileStore};
 use crate::tiles::{
     decode_bundle, stored_hashes_at_level, TileId, TileKind, HASH_BYTES, TILE_HEIGHT, TILE_WIDTH,
 };
@@ -73,14 +73,14 @@ pub enum ReadError {
 
 /// A view of the log at one committed tree size.
 pub struct TreeView<'a> {
-    store: &'a dyn LogStore,
+    store: &'a dyn TileStore,
     cache: &'a TileCache,
     size: u64,
 }
 
 impl<'a> TreeView<'a> {
     /// A view of the tree of `size` leaves; `size` must not exceed the committed size.
-    pub fn new(store: &'a dyn LogStore, cache: &'a TileCache, size: u64) -> TreeView<'a> {
+    pub fn new(store: &'a dyn TileStore, cache: &'a TileCache, size: u64) -> TreeView<'a> {
         TreeView { store, cache, size }
     }
 
@@ -119,7 +119,7 @@ impl<'a> TreeView<'a> {
         if let Some(data) = cache_get(&self.cache.tiles, tile) {
             return Ok(data);
         }
-        let data = match self.store.read_tile(tile)? {
+        let data = match self.store.get(&tile.path())? {
             Some(data) => data,
             None if !tile.is_full() => self.cut_from_full(tile)?,
             None => return Err(StorageError::Corrupt(format!("{} is missing", tile.path())).into()),
@@ -139,7 +139,7 @@ impl<'a> TreeView<'a> {
 
     fn cut_from_full(&self, tile: TileId) -> Result<Vec<u8>, ReadError> {
         let full = tile.full();
-        let data = self.store.read_tile(full)?.ok_or_else(|| {
+        let data = self.store.get(&full.path())?.ok_or_else(|| {
             StorageError::Corrupt(format!("{} and {} are missing", tile.path(), full.path()))
         })?;
         let width = usize::from(tile.width);

@@ -24,7 +24,7 @@ use super::committer::{PreparedBatch, Reply};
 use super::integrator::{BatchTiles, Integrator};
 use super::{now_ms, Shared, SubmitError, Submitted};
 use crate::catalog::{Catalog, CatalogError, Effect, Refusal, Verified};
-use crate::storage::index::IndexedLeaf;
+use crate::storage::IndexedLeaf;
 use crate::tiles::MAX_ENTRY_BYTES;
 use std::sync::RwLockWriteGuard;
 
