@@ -50,7 +50,8 @@ pub use open::OpenReport;
 /// How to open a log.
 #[derive(Debug, Clone)]
 pub struct LogOptions {
-    /// The data directory (created if missing).
+    /// The data directory (created if missing): the keys live here, and with
+    /// [`Log::open`] the storage too.
     pub data_dir: PathBuf,
     /// The origin for a new log; must match the existing key's name for an old one.
     pub origin: Option<String>,

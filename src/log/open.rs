@@ -48,7 +48,8 @@ pub struct OpenReport {
     pub created: bool,
     /// Where a generated admin key was written, if one was.
     pub generated_admin_key: Option<PathBuf>,
-    /// A pending checkpoint was promoted (`Some(true)`) or discarded (`Some(false)`).
+    /// A checkpoint swap a crash interrupted (the POSIX lock's `checkpoint.pending`) was
+    /// finished (`Some(true)`) or abandoned (`Some(false)`).
     pub pending_checkpoint: Option<bool>,
     /// Entries the index had to catch up on.
     pub reindexed: u64,

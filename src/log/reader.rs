@@ -3,6 +3,8 @@
 //! Every read is made against a tree size the caller already holds a checkpoint for,
 //! and only tiles that size covers are read. That is what keeps leftovers of an
 //! interrupted batch (tiles beyond the checkpoint) from ever being served.
+//!
+//! May import: `merkle`, `tiles` and the tile store port.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

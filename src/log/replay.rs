@@ -9,7 +9,7 @@
 //! result is the digest of the canonical state, which two replays of the same log
 //! reproduce byte for byte.
 //!
-//! [`steps`] is the step iterator that replay and the engine's start-up (`open.rs`) share:
+//! `steps` is the step iterator that replay and the engine's start-up (`open.rs`) share:
 //! bundles read, checked against their width, and prepared on every core.
 //!
 //! May import: the `storage` ports (and, for [`replay_dir`] only, the POSIX shorthand

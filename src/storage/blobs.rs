@@ -5,6 +5,9 @@
 //! and has the digest it is named after, or does not exist. Writing the same blob twice
 //! is harmless (the second write finds the first and discards itself). Temporary files
 //! left by a crash are removed on open.
+//!
+//! May import: `storage::durable`, the storage error, and the catalog's blob source
+//! and digest check.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -15,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use super::durable::{create_dir_all_durable, sync_dir};
 use super::StorageError;
-use crate::catalog::evidence::BlobSource;
 use crate::catalog::request::check_sha256;
+use crate::catalog::BlobSource;
 
 /// The default largest blob: 64 MiB.
 pub const DEFAULT_MAX_BLOB_BYTES: u64 = 64 << 20;
