@@ -166,98 +166,65 @@ fn assert_refused(h: &mut Harness, log: &Log, result: Result<Submitted, SubmitEr
     ));
 }
 
-#[test]
-fn a_refused_swap_acknowledges_nothing_and_the_log_reopens_at_the_old_head() {
+/// Publishes one entry with `fault` injected into its checkpoint swap, checks the log
+/// stopped, optionally damages the batch's hash tile, and reopens. Then: the reopen
+/// finished or abandoned an interrupted swap as `finished` says; the entry is in the
+/// log iff `durable` (a retry is then a duplicate), else the retry is appended at the
+/// same index; and everything [`Harness::check`] checks holds.
+fn swap_fault(fault: SwapFault, damage: bool, finished: Option<bool>, durable: bool) {
     let (mut h, memory, log) = started();
     let before = log.head();
-    memory.faults.fail_next_swap(SwapFault::Refuse);
+    let size = before.checkpoint.size;
+    memory.faults.fail_next_swap(fault);
     let result = h.publish(&log, 10);
     assert_refused(&mut h, &log, result);
+    if damage {
+        // The pending checkpoint still verifies, but its tree is not what the tiles hold.
+        let tile = TileId {
+            kind: TileKind::Hash(0),
+            index: 0,
+            width: size as u16 + 1,
+        };
+        let zeros = vec![0u8; 32 * (size as usize + 1)];
+        memory.tiles.put(&tile.path(), &zeros).unwrap();
+    }
 
     let (log, report) = reopen(&mut h, &memory, log);
-    assert_eq!(report.pending_checkpoint, None);
-    assert_eq!(log.head().signed, before.signed);
-    // Never durable, so not a duplicate: appended where it would have been.
+    assert_eq!(report.pending_checkpoint, finished);
+    if durable {
+        assert_eq!(log.head().checkpoint.size, size + 1);
+    } else {
+        assert_eq!(log.head().signed, before.signed);
+    }
     let again = h.publish(&log, 10).unwrap();
-    assert!(!again.duplicate);
-    assert_eq!(again.index, before.checkpoint.size);
+    assert_eq!(again.duplicate, durable);
+    assert_eq!(again.index, size);
     h.check(&log, &memory.backends(), &memory.lock.installed());
+}
+
+#[test]
+fn a_refused_swap_acknowledges_nothing_and_the_log_reopens_at_the_old_head() {
+    swap_fault(SwapFault::Refuse, false, None, false);
 }
 
 #[test]
 fn a_swap_that_installs_but_reports_failure_keeps_the_batch_durable() {
-    let (mut h, memory, log) = started();
-    let before = log.head().checkpoint.size;
-    memory.faults.fail_next_swap(SwapFault::InstallThenFail);
-    let result = h.publish(&log, 10);
-    assert_refused(&mut h, &log, result);
-
-    let (log, report) = reopen(&mut h, &memory, log);
-    assert_eq!(report.pending_checkpoint, None);
-    assert_eq!(log.head().checkpoint.size, before + 1);
-    // Durable though unacknowledged: the retry finds it.
-    let again = h.publish(&log, 10).unwrap();
-    assert!(again.duplicate);
-    assert_eq!(again.index, before);
-    h.check(&log, &memory.backends(), &memory.lock.installed());
+    swap_fault(SwapFault::InstallThenFail, false, None, true);
 }
 
 #[test]
 fn an_interrupted_swap_is_finished_at_reopen() {
-    let (mut h, memory, log) = started();
-    let before = log.head().checkpoint.size;
-    memory.faults.fail_next_swap(SwapFault::Interrupt);
-    let result = h.publish(&log, 10);
-    assert_refused(&mut h, &log, result);
-
-    let (log, report) = reopen(&mut h, &memory, log);
-    assert_eq!(report.pending_checkpoint, Some(true));
-    assert_eq!(log.head().checkpoint.size, before + 1);
-    let again = h.publish(&log, 10).unwrap();
-    assert!(again.duplicate);
-    h.check(&log, &memory.backends(), &memory.lock.installed());
+    swap_fault(SwapFault::Interrupt, false, Some(true), true);
 }
 
 #[test]
 fn a_torn_swap_is_abandoned_at_reopen() {
-    let (mut h, memory, log) = started();
-    let before = log.head();
-    memory.faults.fail_next_swap(SwapFault::Tear);
-    let result = h.publish(&log, 10);
-    assert_refused(&mut h, &log, result);
-
-    let (log, report) = reopen(&mut h, &memory, log);
-    assert_eq!(report.pending_checkpoint, Some(false));
-    assert_eq!(log.head().signed, before.signed);
-    assert!(!h.publish(&log, 10).unwrap().duplicate);
-    h.check(&log, &memory.backends(), &memory.lock.installed());
+    swap_fault(SwapFault::Tear, false, Some(false), false);
 }
 
 #[test]
 fn an_interrupted_swap_is_finished_only_if_the_tiles_rebuild_its_root() {
-    let (mut h, memory, log) = started();
-    let before = log.head();
-    memory.faults.fail_next_swap(SwapFault::Interrupt);
-    let result = h.publish(&log, 10);
-    assert_refused(&mut h, &log, result);
-    // The batch's hash tile, damaged after the fact: the pending checkpoint verifies but
-    // its tree is not what the tiles hold.
-    let size = before.checkpoint.size + 1;
-    let tile = TileId {
-        kind: TileKind::Hash(0),
-        index: 0,
-        width: size as u16,
-    };
-    memory
-        .tiles
-        .put(&tile.path(), &vec![0u8; 32 * size as usize])
-        .unwrap();
-
-    let (log, report) = reopen(&mut h, &memory, log);
-    assert_eq!(report.pending_checkpoint, Some(false));
-    assert_eq!(log.head().signed, before.signed);
-    assert!(!h.publish(&log, 10).unwrap().duplicate);
-    h.check(&log, &memory.backends(), &memory.lock.installed());
+    swap_fault(SwapFault::Interrupt, true, Some(false), false);
 }
 
 #[test]
