@@ -10,10 +10,9 @@ use common::authority::*;
 use common::Rng;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use srcos_catalog::catalog::entry::EntryStatus;
-use srcos_catalog::catalog::query::EntryQuery;
 use srcos_catalog::catalog::{
-    analyze, parse_publication_request, sign_envelope, BlobSource, Catalog, Policy, Submission,
+    analyze, parse_publication_request, sign_envelope, BlobSource, Catalog, EntryQuery,
+    EntryStatus, Policy, Submission,
 };
 use srcos_catalog::note::{KeyType, Signer};
 use srcos_catalog::storage::records::DiskRecordStore;

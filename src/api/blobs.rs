@@ -24,8 +24,7 @@ fn digest(path: &str) -> Result<&str, Problem> {
     let hex = path.strip_prefix("sha256:").ok_or_else(|| {
         Problem::not_found(format!("blobs are addressed as sha256:<hex>, not {path:?}"))
     })?;
-    crate::catalog::request::check_sha256(hex)
-        .map_err(|m| Problem::bad_request(format!("digest {m}")))?;
+    crate::catalog::check_sha256(hex).map_err(|m| Problem::bad_request(format!("digest {m}")))?;
     Ok(hex)
 }
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::dest::{deliver, finish, sign_payload, Dest, LocalLog};
 use super::{runtime, CliError, Context};
-use crate::catalog::decisions::parse_subject_digest;
+use crate::catalog::parse_subject_digest;
 use crate::client::http::HttpClient;
 use crate::keyfile::read_verifier;
 

@@ -10,9 +10,10 @@ use serde_json::json;
 use super::decide::fetch_policy;
 use super::dest::{deliver, finish, sign_payload, Dest, LocalLog};
 use super::{runtime, CliError, Context};
-use crate::catalog::evidence::{analyze, BlobSource};
-use crate::catalog::policy::{check_publication, Policy};
-use crate::catalog::{parse_publication_request, CatalogPublicationRequest};
+use crate::catalog::{
+    analyze, check_publication, parse_publication_request, BlobSource, CatalogPublicationRequest,
+    Policy,
+};
 use crate::client::http::HttpClient;
 use crate::keyfile::read_verifier;
 
@@ -224,10 +225,7 @@ fn dry_run(
             std::fs::read(path).context(|| format!("reading {}", path.display()))?,
         );
     }
-    let id = crate::catalog::entry::entry_local_id(
-        &request.target_catalog_ref,
-        &request.subject_digest(),
-    );
+    let id = crate::catalog::entry_local_id(&request.target_catalog_ref, &request.subject_digest());
     let existing = match &args.dest.data {
         Some(dir) => {
             let local = LocalLog::open(dir)?;

@@ -189,19 +189,19 @@ pub fn classify(v: &Value) -> Classified {
         };
     }
     if v.get("spdxVersion").is_some() {
-        return evidence("sbom", crate::catalog::evidence::SPDX_JSON);
+        return evidence("sbom", crate::catalog::SPDX_JSON);
     }
     if v.get("bomFormat").and_then(Value::as_str) == Some("CycloneDX") {
-        return evidence("sbom", crate::catalog::evidence::CYCLONEDX_JSON);
+        return evidence("sbom", crate::catalog::CYCLONEDX_JSON);
     }
     if v.get("matches").is_some_and(Value::is_array) {
         return evidence("vulnerability-scan", "application/vnd.anchore.grype+json");
     }
     match v.get("predicateType").and_then(Value::as_str) {
-        Some(t) if t == crate::catalog::evidence::SLSA_PROVENANCE_V1 => {
+        Some(t) if t == crate::catalog::SLSA_PROVENANCE_V1 => {
             evidence("provenance", "application/vnd.in-toto+json")
         }
-        Some(t) if t.starts_with(crate::catalog::evidence::IN_TOTO_VULNS) => {
+        Some(t) if t.starts_with(crate::catalog::IN_TOTO_VULNS) => {
             evidence("vulnerability-scan", "application/vnd.in-toto+json")
         }
         _ => Classified::Skip("no kind and no recognised format".into()),
@@ -233,7 +233,7 @@ pub fn from_reports(
     let (name, hex) = subject.rsplit_once("@sha256:").ok_or_else(|| {
         PipelineError::Invalid(format!("--subject {subject:?} is not NAME@sha256:HEX"))
     })?;
-    crate::catalog::request::check_sha256(hex)
+    crate::catalog::check_sha256(hex)
         .map_err(|m| PipelineError::Invalid(format!("--subject digest {m}")))?;
     let mut evidence = Vec::new();
     let mut refs: BTreeMap<&'static str, Value> = BTreeMap::new();

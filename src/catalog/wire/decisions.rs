@@ -5,15 +5,21 @@
 //! Parsing is strict (unknown members refused); every field problem found after the
 //! structure parses is listed. The exact shapes are in `log-format/leaves.md` §9 and
 //! `schemas/decision-requests.v1.schema.json`.
+//!
+//! May import, from `catalog`: `error`, and in `wire` the layers below it (`validate`,
+//! `payload`, `policy`).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::Refusal;
-use super::policy::Policy;
-use super::request::{
-    check_catalog_ref, check_channel, check_sha256, check_token, check_vkey, ApiVersion, DigestSet,
+use super::payload::{ApiVersion, DigestSet};
+use super::policy::{ChannelPolicy, Policy};
+use super::validate::{
+    check_catalog_ref, check_channel, check_sha256, check_token, check_vkey, FieldError,
     MAX_REF_CHARS,
 };
+use crate::catalog::error::Refusal;
 
 /// Longest free-text comment or reason, in characters.
 pub const MAX_COMMENT_CHARS: usize = 1024;
@@ -68,7 +74,7 @@ pub struct PolicySetRequest {
     /// Always `PolicySet`.
     pub kind: DecisionKind,
     /// Channel name → policy.
-    pub channels: std::collections::BTreeMap<String, super::policy::ChannelPolicy>,
+    pub channels: BTreeMap<String, ChannelPolicy>,
 }
 
 impl PolicySetRequest {
@@ -327,12 +333,75 @@ pub fn parse_decision(kind: DecisionKind, json: &[u8]) -> Result<DecisionPayload
 }
 
 /// A subject given as `sha256:<hex>` or `name@sha256:<hex>`: returns the hex digest.
-pub fn parse_subject_digest(text: &str) -> Result<String, String> {
+pub fn parse_subject_digest(text: &str) -> Result<String, FieldError> {
     check_token(text, MAX_REF_CHARS)?;
     let hex = text
         .rsplit_once("sha256:")
         .map(|(_, h)| h)
-        .ok_or_else(|| format!("{text:?} is not sha256:<hex> or name@sha256:<hex>"))?;
+        .ok_or_else(|| FieldError::NotSubjectDigest(text.to_string()))?;
     check_sha256(hex)?;
     Ok(hex.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_digests() {
+        let hex = "ab".repeat(32);
+        for (text, want) in [
+            (format!("sha256:{hex}"), Ok(hex.clone())),
+            (format!("quay.io/x@sha256:{hex}"), Ok(hex.clone())),
+            (
+                "quay.io/x:dev".to_string(),
+                Err("\"quay.io/x:dev\" is not sha256:<hex> or name@sha256:<hex>".to_string()),
+            ),
+            (
+                "sha256:abc".to_string(),
+                Err("must be exactly 64 lowercase hex characters, found \"abc\"".to_string()),
+            ),
+            (String::new(), Err("must not be empty".to_string())),
+        ] {
+            let got = parse_subject_digest(&text).map_err(|e| e.to_string());
+            assert_eq!(got, want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn decision_field_problems_are_all_listed() {
+        let json = br#"{"apiVersion":"catalog.srcos.ai/v1","kind":"Promotion",
+            "entry":{"targetCatalogRef":"s://a//b","subjectDigest":{"sha256":"x"}},
+            "fromChannel":"dev","toChannel":"dev"}"#;
+        let Err(Refusal::Invalid(list)) = parse_decision(DecisionKind::Promotion, json) else {
+            panic!("accepted");
+        };
+        assert_eq!(
+            list,
+            [
+                "/entry/targetCatalogRef: must not contain empty path segments (//) or end with /",
+                "/entry/subjectDigest/sha256: must be exactly 64 lowercase hex characters, found \"x\"",
+                "/toChannel: must differ from fromChannel",
+            ]
+        );
+        let json = br#"{"apiVersion":"catalog.srcos.ai/v1","kind":"Review",
+            "entry":{"targetCatalogRef":"s://a","subjectDigest":{"sha256":"x"}},
+            "reviewer":"r","channel":"dev","verdict":"approve","extra":1}"#;
+        assert!(matches!(
+            parse_decision(DecisionKind::Review, json),
+            Err(Refusal::Invalid(_))
+        ));
+        let kinds: Vec<_> = [
+            "PolicySet",
+            "PublisherRevoke",
+            "Review",
+            "Promotion",
+            "StatusChange",
+        ]
+        .into_iter()
+        .map(DecisionKind::from_name)
+        .collect();
+        assert!(kinds.iter().all(Option::is_some));
+        assert_eq!(DecisionKind::from_name("Publication"), None);
+    }
 }

@@ -12,10 +12,12 @@
 //! output only after [`already_canonical`] has proved it (member names strictly ascending,
 //! integers only and short enough to be exact as doubles), and falls back to `serde_jcs`
 //! otherwise, so the result is RFC 8785 either way; the fast path is an optimisation only.
+//!
+//! May import `catalog::error` only.
 
 use serde::Serialize;
 
-use super::error::CatalogError;
+use crate::catalog::error::CatalogError;
 
 /// The largest integer RFC 8785 encodes exactly (2^53 - 1).
 pub const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;

@@ -3,6 +3,8 @@
 //!
 //! Input accepts standard and URL-safe base64, padded or not (but never a mix of the two
 //! alphabets, and never non-zero trailing bits); output is always standard, padded.
+//!
+//! May import `note` (to sign); nothing of `catalog`.
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};

@@ -1,8 +1,8 @@
-//! Where the projection keeps its per-publication records: publications, entries and the
-//! lookups derived from them. They grow with the log, so they sit behind [`RecordStore`],
-//! a small ordered key-value trait: [`MemoryStore`] (the default: tests, replay, the
-//! monitor) keeps them in BTreeMaps, and the server passes an on-disk store with a
-//! bounded cache (`storage::projection`), so its memory does not grow with the log.
+//! Where the catalog state keeps its per-publication records: publications, entries and
+//! the lookups derived from them. They grow with the log, so they sit behind
+//! [`RecordStore`], a small ordered key-value trait: [`MemoryStore`] (the default: tests,
+//! replay, the monitor) keeps them in BTreeMaps, and the server passes an on-disk store
+//! with a bounded cache (in `storage`), so its memory does not grow with the log.
 //! The admin-side state (authority, grants, policies, revocations, keys) grows only with
 //! admin operations and stays in `Catalog` itself.
 //!
@@ -18,6 +18,8 @@
 //! Values are serde_json: the records already serialize to JSON for the canonical state,
 //! the encoding is deterministic for them (no maps with unordered keys, no floats), and a
 //! value read back is the record written, which the cross-backend test checks.
+//!
+//! May import `catalog::error` and, in `model`, `records` and `entry`.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -26,7 +28,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::entry::EntryRecord;
-use super::state::PublicationRecord;
+use super::records::PublicationRecord;
+use crate::catalog::error::RecordError;
 
 /// A key space of the record store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -67,17 +70,6 @@ impl Space {
     fn slot(self) -> usize {
         self as usize
     }
-}
-
-/// An error of the record store.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecordError {
-    /// The backend failed (I/O, database).
-    #[error("record store: {0}")]
-    Backend(String),
-    /// A stored key or value does not have the shape it must have.
-    #[error("corrupt record: {0}")]
-    Corrupt(String),
 }
 
 /// One key and its value.

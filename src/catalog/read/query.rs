@@ -1,8 +1,11 @@
 //! Paginated entry queries over the state as of a tree size, in publication order.
+//!
+//! May import `catalog::error` and `catalog::model` (the state's read API).
 
-use super::entry::{EntryStatus, EntryView};
-use super::records::RecordError;
-use super::state::{Catalog, PublicationRecord};
+use crate::catalog::error::RecordError;
+use crate::catalog::model::entry::{EntryStatus, EntryView};
+use crate::catalog::model::records::PublicationRecord;
+use crate::catalog::model::state::Catalog;
 
 /// Largest page.
 pub const MAX_PAGE: usize = 1000;
@@ -46,7 +49,7 @@ impl Catalog {
         let candidates: Box<dyn Iterator<Item = Result<u64, RecordError>> + '_> =
             match q.subject.as_deref() {
                 Some(s) if s.starts_with("sha256:") => {
-                    Box::new(self.records.subject_indices(s, start).take_while(below))
+                    Box::new(self.records().subject_indices(s, start).take_while(below))
                 }
                 Some(name) => Box::new(self.entries_named(name, after).take_while(below)),
                 None => Box::new(self.entry_indices(after, at)),

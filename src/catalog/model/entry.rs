@@ -5,6 +5,8 @@
 //! channel and approvals are a fold over that list ([`fold`]). Folding only the records
 //! below a tree size gives the entry as of that size, which is how queries answer from
 //! committed leaves only and how replay compares states at one exact size.
+//!
+//! May import `catalog::wire` (decision and policy types) and, in `model`, `records`.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +14,9 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::decisions::{NewStatus, Verdict};
-use super::policy::Policy;
-use super::state::PublicationRecord;
+use super::records::PublicationRecord;
+use crate::catalog::wire::decisions::{NewStatus, Verdict};
+use crate::catalog::wire::policy::Policy;
 
 /// What a decision leaf did to an entry. On the wire an object whose `kind` is the variant
 /// name, beside the variant's fields (camelCase).
@@ -46,7 +48,7 @@ pub enum EntryAction {
 
 // Written by hand rather than with `#[serde(tag = "kind")]`, which puts the tag first: here
 // every member, the tag included, comes in RFC 8785 order, so the state digest takes the
-// fast canonical path (see `canonical.rs`).
+// fast canonical path (see `wire/canonical.rs`).
 impl Serialize for EntryAction {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -79,7 +81,7 @@ impl Serialize for EntryAction {
     }
 }
 
-/// One decision about an entry, as the projection keeps it.
+/// One decision about an entry, as the catalog state keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DecisionRecord {

@@ -1,20 +1,23 @@
-//! The stateless half of [`Catalog::apply`](super::Catalog::apply): parse a leaf and run
-//! every check that does not read the catalog state.
+//! The stateless half of [`Catalog::apply`](crate::catalog::Catalog::apply): parse a leaf
+//! and run every check that does not read the catalog state.
 //!
 //! Split out so replay can prepare many leaves in parallel and keep only the stateful
 //! half (signer known, grant, policy, order) on one thread. Parsing dominates the cost
 //! of applying a leaf, so this is where replay's parallelism comes from.
+//!
+//! May import, from `catalog`: `error`, and in `wire` the layers below it (`time`, `dsse`,
+//! `payload`, `decisions`, `leaf`, `submission`).
 
-use super::admission::{Submission, SubmissionKind};
 use super::decisions::DecisionKind;
 use super::dsse::Envelope;
-use super::error::CatalogError;
 use super::leaf::{DecisionAdmission, GenesisLeaf, GrantAdmission, Leaf, PublicationAdmission};
-use super::request::DigestSet;
+use super::payload::DigestSet;
+use super::submission::{Submission, SubmissionKind};
 use super::time::parse_rfc3339_ms;
+use crate::catalog::error::{CatalogError, Refusal};
 
 /// A leaf parsed and checked on its own, ready for
-/// [`Catalog::apply_prepared`](super::Catalog::apply_prepared).
+/// [`Catalog::apply_prepared`](crate::catalog::Catalog::apply_prepared).
 #[derive(Debug)]
 pub struct PreparedLeaf {
     index: u64,
@@ -23,7 +26,7 @@ pub struct PreparedLeaf {
 
 /// A parsed leaf, its envelope replaced by the checked submission it holds.
 #[derive(Debug)]
-pub(super) enum Parsed {
+pub(in crate::catalog) enum Parsed {
     Genesis(GenesisLeaf),
     Grant(GrantAdmission, Submission),
     Publication(PublicationAdmission, Submission),
@@ -36,9 +39,14 @@ impl PreparedLeaf {
     /// `requestDigest` is its SHA-256, `acceptedAt` is RFC 3339 and the recorded signer
     /// signed the envelope. Signatures themselves are not verified (see `Catalog::apply`).
     pub fn parse(index: u64, bytes: &[u8]) -> Result<PreparedLeaf, CatalogError> {
-        let leaf =
-            Leaf::parse(bytes).map_err(|reason| CatalogError::MalformedLeaf { index, reason })?;
-        let inv = |reason: String| CatalogError::Invariant { index, reason };
+        let leaf = Leaf::parse(bytes).map_err(|e| CatalogError::MalformedLeaf {
+            index,
+            reason: e.to_string(),
+        })?;
+        let inv = |e: SignedLeafError| CatalogError::Invariant {
+            index,
+            reason: e.to_string(),
+        };
         let parsed = match leaf {
             Leaf::Genesis(g) => Parsed::Genesis(g),
             Leaf::Grant(g) => {
@@ -59,9 +67,9 @@ impl PreparedLeaf {
         Ok(PreparedLeaf { index, parsed })
     }
 
-    /// A leaf that [`Catalog::admit_as`](super::Catalog::admit_as) has just built from
-    /// `sub`: nothing to parse or re-check, since admission produced it.
-    pub(super) fn admitted(index: u64, leaf: Leaf, sub: &Submission) -> PreparedLeaf {
+    /// A leaf that [`Catalog::admit_as`](crate::catalog::Catalog::admit_as) has just built
+    /// from `sub`: nothing to parse or re-check, since admission produced it.
+    pub(in crate::catalog) fn admitted(index: u64, leaf: Leaf, sub: &Submission) -> PreparedLeaf {
         let parsed = match leaf {
             Leaf::Genesis(g) => Parsed::Genesis(g),
             Leaf::Grant(g) => Parsed::Grant(g.admission, sub.clone()),
@@ -87,7 +95,8 @@ impl PreparedLeaf {
         }
     }
 
-    pub(super) fn into_parsed(self) -> Parsed {
+    /// The parsed leaf, for `apply`.
+    pub(in crate::catalog) fn into_parsed(self) -> Parsed {
         self.parsed
     }
 }
@@ -116,29 +125,52 @@ macro_rules! admission {
 }
 admission!(GrantAdmission, PublicationAdmission, DecisionAdmission);
 
+/// Why a signed leaf fails the checks that need no state.
+#[derive(Debug, thiserror::Error)]
+enum SignedLeafError {
+    /// The recorded signer (its short id) did not sign the envelope.
+    #[error("the recorded signer {0} has no signature in the envelope")]
+    SignerAbsent(String),
+    /// The envelope or its payload does not validate.
+    #[error("the envelope does not validate: {0}")]
+    Envelope(Refusal),
+    /// The leaf's kind and its request's kind differ.
+    #[error("a {leaf:?} leaf holds a {request:?} request")]
+    KindMismatch {
+        leaf: SubmissionKind,
+        request: SubmissionKind,
+    },
+    /// `requestDigest` is not the SHA-256 of the payload.
+    #[error("requestDigest is not the SHA-256 of the payload")]
+    RequestDigest,
+    /// `acceptedAt` (as recorded) is not RFC 3339 milliseconds.
+    #[error("acceptedAt {0:?} is not RFC 3339")]
+    AcceptedAt(String),
+}
+
 /// The stateless checks of a signed leaf; returns the submission its envelope holds.
 fn signed_submission(
     envelope: Envelope,
     admission: &impl Admission,
     kind: SubmissionKind,
-) -> Result<Submission, String> {
+) -> Result<Submission, SignedLeafError> {
     let signer = admission.signer();
     if !envelope.signatures.iter().any(|s| s.keyid == signer) {
-        return Err(format!(
-            "the recorded signer {signer} has no signature in the envelope"
-        ));
+        return Err(SignedLeafError::SignerAbsent(signer.to_string()));
     }
-    let sub = Submission::from_envelope(envelope)
-        .map_err(|r| format!("the envelope does not validate: {r}"))?;
+    let sub = Submission::from_envelope(envelope).map_err(SignedLeafError::Envelope)?;
     if sub.kind() != kind {
-        return Err(format!("a {kind:?} leaf holds a {:?} request", sub.kind()));
+        return Err(SignedLeafError::KindMismatch {
+            leaf: kind,
+            request: sub.kind(),
+        });
     }
     if admission.request_digest().sha256 != hex::encode(sub.dedup_key()) {
-        return Err("requestDigest is not the SHA-256 of the payload".into());
+        return Err(SignedLeafError::RequestDigest);
     }
     let accepted_at = admission.accepted_at();
     if parse_rfc3339_ms(accepted_at).is_none() {
-        return Err(format!("acceptedAt {accepted_at:?} is not RFC 3339"));
+        return Err(SignedLeafError::AcceptedAt(accepted_at.to_string()));
     }
     Ok(sub)
 }

@@ -2,6 +2,8 @@
 //!
 //! Hand-written civil-from-days (Howard Hinnant's algorithm); no clock is ever read here.
 //! The range is 1970-01-01T00:00:00.000Z ..= 9999-12-31T23:59:59.999Z.
+//!
+//! Imports nothing of `catalog`.
 
 /// The largest timestamp representable with a four-digit year: 9999-12-31T23:59:59.999Z.
 pub const MAX_RFC3339_MS: u64 = 253_402_300_799_999;

@@ -11,12 +11,14 @@
 //!   request (`darRef`), which build artifacts do not have.
 //! - Evidence refs are `<uri>#sha256:<hex>`, so the digest travels with the ref; the
 //!   decision refs name each leaf: `urn:srcos:decision:<entry id>:<leaf index>-<kind>`.
+//!
+//! May import `catalog::wire` (payload types) and `catalog::model` (entry views, records).
 
 use serde::Serialize;
 
-use super::entry::EntryView;
-use super::request::AgentplaneRefs;
-use super::state::PublicationRecord;
+use crate::catalog::model::entry::EntryView;
+use crate::catalog::model::records::PublicationRecord;
+use crate::catalog::wire::payload::AgentplaneRefs;
 
 /// The sourceos-spec version the shapes follow.
 pub const SPEC_VERSION: &str = "2.0.0";
@@ -27,7 +29,7 @@ pub const BUNDLE_URN: &str = "urn:srcos:evidence-bundle:";
 
 /// `promotion` of a CatalogEntry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Promotion {
+pub struct SpecPromotion {
     /// `under-review`, `denied`, `origin`, `approved` or `promoted`.
     pub state: &'static str,
 }
@@ -60,7 +62,7 @@ pub struct CatalogEntry {
     /// `project`.
     pub scope: &'static str,
     /// The promotion state.
-    pub promotion: Promotion,
+    pub promotion: SpecPromotion,
     /// acceptedAt of the last leaf about the entry.
     pub updated_at: String,
 }
@@ -121,7 +123,7 @@ pub fn catalog_entry(
         evidence_bundle_ref: format!("{BUNDLE_URN}{}", view.id),
         authority_ref: format!("tlog://{origin}"),
         scope: "project",
-        promotion: Promotion {
+        promotion: SpecPromotion {
             state: view.promotion_state,
         },
         updated_at: view.updated_at.clone(),

@@ -1,23 +1,20 @@
-//! Channel policy: what a publication must carry to enter a channel, and what a promotion
-//! must show to move into one.
+//! Channel policy, the type: what each channel requires ([`ChannelPolicy`]), the policy of
+//! every channel ([`Policy`]), the genesis defaults, and the checks of a policy as a
+//! `PolicySet` payload ([`Policy::problems`]). Checking a publication or a promotion
+//! against a policy is a rule: `rules/policy.rs`.
 //!
 //! The policy in force is the last `PolicySet` leaf, or [`Policy::defaults`] before any.
 //! The defaults are part of the log format (policy index 0 = the genesis defaults): they
 //! may never change meaning without a new `apiVersion`, or replay would decide otherwise.
 //!
-//! Every check here is pure and lists *every* failed requirement, each prefixed by the
-//! requirement's name (`requiredEvidence`, `blobsPresent`, `evidenceContent`,
-//! `vulnerabilityThreshold`, `requiresDigestPinnedInputs`, `requiredAgentplaneRefs`,
-//! `promoteFrom`, `approvals`), so a refusal says exactly what to fix.
+//! May import, in `wire`: `validate` and `evidence` (for [`Severity`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::evidence::{EvidenceReport, Severity};
-use super::request::{
-    check_channel, check_evidence_type, AgentplaneRefs, CatalogPublicationRequest, EvidenceItem,
-};
+use super::evidence::Severity;
+use super::validate::{check_channel, check_evidence_type, pointer_token};
 
 /// Most channels in one policy.
 pub const MAX_CHANNELS: usize = 32;
@@ -162,7 +159,7 @@ impl Policy {
             ));
         }
         for (name, c) in self.channels.iter().take(MAX_CHANNELS) {
-            let at = format!("/channels/{}", super::request::pointer_token(name));
+            let at = format!("/channels/{}", pointer_token(name));
             if let Err(m) = check_channel(name) {
                 out.push(format!("{at}: channel name {m}"));
             }
@@ -210,7 +207,7 @@ impl Policy {
                 } else if !self.channels.contains_key(from) {
                     out.push(format!(
                         "{at}/promoteFrom: channel {:?} is not defined in this policy",
-                        super::request::pointer_token(from)
+                        pointer_token(from)
                     ));
                 }
             }
@@ -227,7 +224,7 @@ impl Policy {
                 if seen.contains(&from) {
                     out.push(format!(
                         "/channels/{}/promoteFrom: promotions form a cycle",
-                        super::request::pointer_token(name)
+                        pointer_token(name)
                     ));
                     break;
                 }
@@ -237,139 +234,6 @@ impl Policy {
         }
         out
     }
-}
-
-/// The request-side facts a policy is checked against: what a `Publication` leaf recorded.
-#[derive(Clone, Copy, Debug)]
-pub struct EvidenceFacts<'a> {
-    /// The evidence references.
-    pub evidence: &'a [EvidenceItem],
-    /// The agentplane references.
-    pub agentplane_refs: &'a AgentplaneRefs,
-    /// What analysis of the uploaded blobs found.
-    pub report: &'a EvidenceReport,
-}
-
-/// Every policy requirement a publication must meet to enter its channel: the channel
-/// exists, is published to directly, holds no entry for the subject yet
-/// (`existing_entry` is the publication index of one), and every evidence requirement
-/// holds. Empty when admitted. Shared by admission and `publish --dry-run`.
-pub fn check_publication(
-    policy: &Policy,
-    r: &CatalogPublicationRequest,
-    report: &EvidenceReport,
-    existing_entry: Option<u64>,
-) -> Vec<String> {
-    let Some(channel) = policy.channel(&r.channel) else {
-        let known: Vec<&str> = policy.channels.keys().map(String::as_str).collect();
-        return vec![format!(
-            "channel: the policy defines no channel {:?} (defined: {})",
-            r.channel,
-            known.join(", ")
-        )];
-    };
-    let mut failures = Vec::new();
-    if let Err(m) = report.check_shape(&r.evidence) {
-        failures.push(format!("evidenceContent: {m}"));
-    }
-    if let Some(from) = &channel.promote_from {
-        failures.push(format!(
-            "promoteFrom: channel {} is reached only by promotion from {from}; publish to {from} and promote",
-            r.channel
-        ));
-    }
-    if let Some(existing) = existing_entry {
-        failures.push(format!(
-            "entry: {} sha256:{} is already catalogued by leaf {existing}; review, promote or change its status instead",
-            r.target_catalog_ref, r.subject.digest.sha256
-        ));
-    }
-    failures.extend(check_evidence(
-        &r.channel,
-        channel,
-        EvidenceFacts {
-            evidence: &r.evidence,
-            agentplane_refs: &r.agentplane_refs,
-            report,
-        },
-    ));
-    failures
-}
-
-/// Checks `facts` against the evidence requirements of `channel` (not approvals, not
-/// `promoteFrom`). Returns every failure, each named after its requirement.
-pub fn check_evidence(
-    channel: &str,
-    policy: &ChannelPolicy,
-    facts: EvidenceFacts<'_>,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    let has = |t: &str| facts.evidence.iter().any(|e| e.evidence_type == t);
-    for t in &policy.required_evidence {
-        if !has(t) {
-            out.push(format!(
-                "requiredEvidence: channel {channel} requires evidence of type {t}, and the request has none"
-            ));
-        }
-    }
-    if policy.require_blobs {
-        for (i, e) in facts.evidence.iter().enumerate() {
-            if facts.report.finding(i).is_none() {
-                out.push(format!(
-                    "blobsPresent: channel {channel} requires every evidence blob to be uploaded; evidence/{i} ({}) sha256:{} was not",
-                    e.evidence_type, e.digest.sha256
-                ));
-            }
-        }
-    }
-    for p in facts.report.problems(facts.evidence) {
-        out.push(format!("evidenceContent: {p}"));
-    }
-    if let Some(limit) = policy.vulnerability_threshold {
-        for f in &facts.report.items {
-            if let Some(found) = f.max_severity.filter(|s| *s >= limit) {
-                out.push(format!(
-                    "vulnerabilityThreshold: evidence/{} reports a {} finding; channel {channel} refuses {} and above",
-                    f.index,
-                    found.as_str(),
-                    limit.as_str()
-                ));
-            }
-        }
-    }
-    if policy.requires_digest_pinned_inputs {
-        for t in ["base-image-receipt", "task-image-digests"] {
-            let items: Vec<usize> = (0..facts.evidence.len())
-                .filter(|i| facts.evidence[*i].evidence_type == t)
-                .collect();
-            if items.is_empty() {
-                out.push(format!(
-                    "requiresDigestPinnedInputs: channel {channel} requires a {t} showing pinned inputs, and the request has none"
-                ));
-            }
-            for i in items {
-                if facts.report.finding(i).and_then(|f| f.pinned) == Some(false) {
-                    out.push(format!(
-                        "requiresDigestPinnedInputs: evidence/{i} ({t}) shows an input image not pinned by digest"
-                    ));
-                }
-            }
-        }
-    }
-    let refs = facts.agentplane_refs;
-    for name in &policy.required_agentplane_refs {
-        let set = match name.as_str() {
-            "validationArtifactRef" => refs.validation_artifact_ref.is_some(),
-            "runArtifactRef" => refs.run_artifact_ref.is_some(),
-            _ => refs.replay_artifact_ref.is_some(),
-        };
-        if !set {
-            out.push(format!(
-                "requiredAgentplaneRefs: channel {channel} requires agentplaneRefs.{name}, which is null"
-            ));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
