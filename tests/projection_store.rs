@@ -15,7 +15,7 @@ use srcos_catalog::catalog::{
     EntryStatus, Policy, Submission,
 };
 use srcos_catalog::note::{KeyType, Signer};
-use srcos_catalog::storage::projection::ProjectionStore;
+use srcos_catalog::storage::records::DiskRecordStore;
 
 const T0: u64 = 1_767_225_600_000;
 
@@ -239,7 +239,7 @@ fn memory_and_sled_stores_give_the_same_state_and_answers() {
     let mut rng = Rng::from_clock("projection store test");
     let (live, leaves) = random_leaves(&mut rng);
     let dir = common::tempdir();
-    let store = ProjectionStore::open_fresh(&dir.path().join("projection")).unwrap();
+    let store = DiskRecordStore::open_fresh(&dir.path().join("projection")).unwrap();
     let mut on_disk = Catalog::with_store(Box::new(store));
     let mut in_memory = Catalog::new();
     for (i, leaf) in leaves.iter().enumerate() {

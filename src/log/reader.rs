@@ -6,14 +6,14 @@
 //!
 //! Owns [`ReadError`], which separates what the caller asked for wrongly (not found,
 //! beyond the tree) from what the log itself failed at (storage, a proof or signature it
-//! should always be able to make). May import `merkle`, `tiles` and the `storage` port;
+//! should always be able to make). May import `merkle`, `tiles` and the tile store port;
 //! nothing above the log.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::merkle::{node_hash, Hash, HashSource, NodeId, ProofError};
-use crate::storage::{LogStore, StorageError};
+use crate::storage::{StorageError, TileStore};
 use crate::tiles::{
     decode_bundle, stored_hashes_at_level, TileId, TileKind, HASH_BYTES, TILE_HEIGHT, TILE_WIDTH,
 };
@@ -95,14 +95,14 @@ impl From<ProofError<ReadError>> for ReadError {
 
 /// A view of the log at one committed tree size.
 pub struct TreeView<'a> {
-    store: &'a dyn LogStore,
+    store: &'a dyn TileStore,
     cache: &'a TileCache,
     size: u64,
 }
 
 impl<'a> TreeView<'a> {
     /// A view of the tree of `size` leaves; `size` must not exceed the committed size.
-    pub fn new(store: &'a dyn LogStore, cache: &'a TileCache, size: u64) -> TreeView<'a> {
+    pub fn new(store: &'a dyn TileStore, cache: &'a TileCache, size: u64) -> TreeView<'a> {
         TreeView { store, cache, size }
     }
 
@@ -141,7 +141,7 @@ impl<'a> TreeView<'a> {
         if let Some(data) = cache_get(&self.cache.tiles, tile) {
             return Ok(data);
         }
-        let data = match self.store.read_tile(tile)? {
+        let data = match self.store.get(&tile.path())? {
             Some(data) => data,
             None if !tile.is_full() => self.cut_from_full(tile)?,
             None => return Err(StorageError::Corrupt(format!("{} is missing", tile.path())).into()),
@@ -161,7 +161,7 @@ impl<'a> TreeView<'a> {
 
     fn cut_from_full(&self, tile: TileId) -> Result<Vec<u8>, ReadError> {
         let full = tile.full();
-        let data = self.store.read_tile(full)?.ok_or_else(|| {
+        let data = self.store.get(&full.path())?.ok_or_else(|| {
             StorageError::Corrupt(format!("{} and {} are missing", tile.path(), full.path()))
         })?;
         let width = usize::from(tile.width);

@@ -5,6 +5,9 @@
 //! and has the digest it is named after, or does not exist. Writing the same blob twice
 //! is harmless (the second write finds the first and discards itself). Temporary files
 //! left by a crash are removed on open.
+//!
+//! May import: `storage::durable`, the storage error, and the catalog's blob source
+//! and digest check.
 
 use std::fs::{self, File};
 use std::io::{self, Write};

@@ -7,12 +7,14 @@
 //! most of the server's sled CPU; here a record costs one `pwrite` of its bytes and one
 //! of its slot, and reading it two `pread`s. Nothing here is durable or crash-safe: the
 //! projection is rebuilt from the log at every start.
+//!
+//! May import: the storage error only.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::StorageError;
+use crate::storage::StorageError;
 
 const SLOT: u64 = 16;
 

@@ -1,9 +1,9 @@
-//! The server's catalog record store: the per-publication records of the projection
+//! The server's catalog record store: the catalog's per-publication records
 //! ([`crate::catalog::RecordStore`]) on disk instead of in memory. Publication records (the
 //! bulk: written once, keyed by leaf index) go to a [`SlotFile`]; entries and lookups,
 //! which are updated and range-scanned, to sled behind a bounded cache.
 //!
-//! The store is a cache of the log, not a copy to trust: [`ProjectionStore::open_fresh`]
+//! The store is a cache of the log, not a copy to trust: [`DiskRecordStore::open_fresh`]
 //! wipes it and the log replays every entry into it at start. So there is nothing to
 //! recover after a crash and nothing needs to be durable, and records of a batch that was
 //! admitted but never committed vanish with the next start. sled still flushes every
@@ -12,13 +12,18 @@
 //! reads filter records by the committed size, as they did in memory.
 //!
 //! One sled tree, each key prefixed with its space's tag, so one `apply_batch` writes a
-//! publication and all its lookups atomically.
+//! publication and all its lookups atomically. It lives in `DATA/projection/` (the
+//! directory name is part of the on-disk layout).
+//!
+//! May import: [`slots`], the storage error and the `catalog` root re-exports.
+
+pub mod slots;
 
 use std::path::Path;
 
-use super::slots::SlotFile;
-use super::StorageError;
 use crate::catalog::{Put, RecordError, RecordStore, Scan, Space};
+use crate::storage::StorageError;
+use slots::SlotFile;
 
 /// sled's page cache for the projection. Reads are mostly recent entries (the gates) and
 /// one page of queries; a larger cache only buys memory. sled counts pages at their
@@ -28,16 +33,16 @@ pub const CACHE_BYTES: u64 = 8 << 20;
 
 /// The on-disk record store: publication records (the bulk, written once, keyed by
 /// leaf index) in a [`SlotFile`], everything else in sled.
-pub struct ProjectionStore {
+pub struct DiskRecordStore {
     // Kept so the database outlives the tree handle.
     _db: sled::Db,
     tree: sled::Tree,
     publications: SlotFile,
 }
 
-impl std::fmt::Debug for ProjectionStore {
+impl std::fmt::Debug for DiskRecordStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectionStore")
+        f.debug_struct("DiskRecordStore")
             .field("len", &self.tree.len())
             .finish()
     }
@@ -59,9 +64,9 @@ fn space_end(space: Space) -> Vec<u8> {
     vec![space.tag() + 1]
 }
 
-impl ProjectionStore {
+impl DiskRecordStore {
     /// Deletes whatever is at `dir` and opens an empty store there.
-    pub fn open_fresh(dir: &Path) -> Result<ProjectionStore, StorageError> {
+    pub fn open_fresh(dir: &Path) -> Result<DiskRecordStore, StorageError> {
         match std::fs::remove_dir_all(dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -80,7 +85,7 @@ impl ProjectionStore {
         let tree = db
             .open_tree("projection")
             .map_err(|e| StorageError::Database(e.to_string()))?;
-        Ok(ProjectionStore {
+        Ok(DiskRecordStore {
             _db: db,
             tree,
             publications,
@@ -100,7 +105,7 @@ fn slot_error(e: StorageError) -> RecordError {
     RecordError::Backend(e.to_string())
 }
 
-impl ProjectionStore {
+impl DiskRecordStore {
     /// `Publications` in key order from `start` (inclusive) to `end` (exclusive).
     fn scan_publications(&self, start: &[u8], end: Option<&[u8]>) -> Scan<'_> {
         let first = match start.len() {
@@ -126,7 +131,7 @@ impl ProjectionStore {
     }
 }
 
-impl RecordStore for ProjectionStore {
+impl RecordStore for DiskRecordStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
         if space == Space::Publications {
             return self.publications.get(slot_index(key)?).map_err(slot_error);
@@ -179,7 +184,7 @@ mod tests {
     fn reopening_starts_empty_and_spaces_do_not_mix() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("projection");
-        let mut s = ProjectionStore::open_fresh(&path).unwrap();
+        let mut s = DiskRecordStore::open_fresh(&path).unwrap();
         let put = |space, key: &[u8]| Put {
             space,
             key: key.to_vec(),
@@ -193,7 +198,7 @@ mod tests {
         assert_eq!(all, vec![Ok((b"a".to_vec(), vec![1]))]);
         assert_eq!(s.scan(Space::Entries, b"b", Some(b"a")).count(), 0);
         drop(s);
-        let s = ProjectionStore::open_fresh(&path).unwrap();
+        let s = DiskRecordStore::open_fresh(&path).unwrap();
         assert_eq!(s.get(Space::Entries, b"a").unwrap(), None);
     }
 
@@ -201,7 +206,7 @@ mod tests {
     fn publications_scan_in_key_order_like_the_memory_store() {
         use crate::catalog::MemoryStore;
         let dir = tempfile::tempdir().unwrap();
-        let mut disk = ProjectionStore::open_fresh(&dir.path().join("projection")).unwrap();
+        let mut disk = DiskRecordStore::open_fresh(&dir.path().join("projection")).unwrap();
         let mut memory = MemoryStore::default();
         let puts = |indices: &[u64]| -> Vec<Put> {
             indices

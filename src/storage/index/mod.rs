@@ -18,153 +18,32 @@
 //! two merge while the older is at most twice the newer), so there are O(log n) runs;
 //! each keeps every 128th key in memory, so a lookup reads one 1.8 KB block per run.
 //! Merges run outside the lock; lookups meanwhile read the previous runs.
+//!
+//! This file holds the memory tier (the newest records, the set being frozen into a
+//! run), the manifest, and the merge policy; `run.rs` holds the record and run-file
+//! format and the merge of two runs. [`Index`] implements the [`LookupIndex`] port.
+//!
+//! May import: `storage::durable`, the storage error and the lookup index port.
+
+mod run;
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 
-use super::durable::{create_dir_all_durable, replace_atomically, sync_dir};
-use super::StorageError;
+use crate::storage::durable::{create_dir_all_durable, replace_atomically, sync_dir};
+use crate::storage::{IndexedLeaf, LookupIndex, StorageError};
+use run::{
+    io, merge, probe, record, record_index, records_with, run_name, run_number, write_run, Probe,
+    Record, Run, DEDUP_KIND, LEAF_KIND, MAX_INDEX,
+};
 
-const LEAF_KIND: u8 = b'L';
-const DEDUP_KIND: u8 = b'D';
-/// Bytes per record: kind, 8-byte key prefix, 5-byte leaf index.
-const RECORD: usize = 14;
-/// Bytes of a record that are its lookup key (kind and prefix).
-const PROBE: usize = 9;
-/// Records per block; the first key of every block is kept in memory.
-const FENCE_EVERY: usize = 128;
 /// Records held in memory before they are written as a run (about 65,000 leaves).
 const MEMORY_RECORDS: usize = 1 << 17;
-/// Leaf indices fit in 5 bytes.
-const MAX_INDEX: u64 = (1 << 40) - 1;
 const MANIFEST: &str = "MANIFEST";
 const MAGIC: &str = "srcos-catalog lookup index v1";
-
-type Record = [u8; RECORD];
-type Probe = [u8; PROBE];
-
-/// One indexed leaf.
-#[derive(Debug, Clone, Copy)]
-pub struct IndexedLeaf {
-    /// Its position in the log.
-    pub index: u64,
-    /// RFC 6962 leaf hash.
-    pub leaf_hash: [u8; 32],
-    /// The submission's dedup key, if it has one (genesis has none).
-    pub dedup_key: Option<[u8; 32]>,
-}
-
-fn probe(kind: u8, key: &[u8; 32]) -> Probe {
-    let mut p = [0u8; PROBE];
-    p[0] = kind;
-    p[1..].copy_from_slice(&key[..PROBE - 1]);
-    p
-}
-
-fn record(kind: u8, key: &[u8; 32], index: u64) -> Record {
-    let mut r = [0u8; RECORD];
-    r[..PROBE].copy_from_slice(&probe(kind, key));
-    r[PROBE..].copy_from_slice(&index.to_be_bytes()[8 - (RECORD - PROBE)..]);
-    r
-}
-
-fn record_index(r: &[u8]) -> u64 {
-    r[PROBE..RECORD]
-        .iter()
-        .fold(0u64, |n, b| (n << 8) | u64::from(*b))
-}
-
-fn io(context: String) -> impl FnOnce(std::io::Error) -> StorageError {
-    move |e| StorageError::io(context, e)
-}
-
-/// An immutable sorted run file and its fence keys.
-#[derive(Debug)]
-struct Run {
-    name: String,
-    file: File,
-    records: u64,
-    fences: Vec<Probe>,
-}
-
-impl Run {
-    /// Opens run `name` holding `records` records and reads its fence keys.
-    fn open(dir: &Path, name: &str, records: u64) -> Result<Run, StorageError> {
-        let path = dir.join(name);
-        let file = File::open(&path).map_err(io(format!("opening {}", path.display())))?;
-        let len = file
-            .metadata()
-            .map_err(io(format!("reading {}", path.display())))?
-            .len();
-        if records.checked_mul(RECORD as u64) != Some(len) {
-            return Err(StorageError::Corrupt(format!(
-                "{} is {len} bytes, the manifest says {records} records",
-                path.display()
-            )));
-        }
-        let mut fences = Vec::with_capacity((records as usize).div_ceil(FENCE_EVERY));
-        let mut reader = BufReader::with_capacity(1 << 20, &file);
-        let mut r = [0u8; RECORD];
-        for i in 0..records {
-            reader
-                .read_exact(&mut r)
-                .map_err(io(format!("reading {}", path.display())))?;
-            if i as usize % FENCE_EVERY == 0 {
-                fences.push(key_of(&r));
-            }
-        }
-        Ok(Run {
-            name: name.to_string(),
-            file,
-            records,
-            fences,
-        })
-    }
-
-    /// Appends the indices of every record whose key is `p`.
-    fn candidates(&self, p: &Probe, out: &mut Vec<u64>) -> Result<(), StorageError> {
-        // Records equal to `p` lie in the last block starting below it and in the blocks
-        // starting at it.
-        let first = self.fences.partition_point(|f| f < p).saturating_sub(1);
-        let end = self.fences.partition_point(|f| f <= p);
-        let mut block = vec![0u8; FENCE_EVERY * RECORD];
-        for b in first..end {
-            let start = (b * FENCE_EVERY) as u64;
-            let count = (self.records - start).min(FENCE_EVERY as u64) as usize;
-            let bytes = &mut block[..count * RECORD];
-            self.file
-                .read_exact_at(bytes, start * RECORD as u64)
-                .map_err(io(format!("reading index run {}", self.name)))?;
-            out.extend(
-                bytes
-                    .chunks_exact(RECORD)
-                    .filter(|r| r[..PROBE] == p[..])
-                    .map(record_index),
-            );
-        }
-        Ok(())
-    }
-}
-
-/// Every record whose key is `p`, as a range of the sorted record sets.
-fn records_with(p: &Probe) -> std::ops::RangeInclusive<Record> {
-    let mut low = [0u8; RECORD];
-    low[..PROBE].copy_from_slice(p);
-    let mut high = [0xffu8; RECORD];
-    high[..PROBE].copy_from_slice(p);
-    low..=high
-}
-
-fn key_of(r: &Record) -> Probe {
-    let mut p = [0u8; PROBE];
-    p.copy_from_slice(&r[..PROBE]);
-    p
-}
 
 #[derive(Debug, Default)]
 struct State {
@@ -265,21 +144,6 @@ impl Index {
         self.shared.write()
     }
 
-    /// The tree size the durable part of the index covers.
-    pub fn indexed_size(&self) -> Result<u64, StorageError> {
-        Ok(self.read().persisted)
-    }
-
-    /// Indices of leaves whose dedup key may be `key` (to be confirmed against the entry).
-    pub fn dedup_candidates(&self, key: &[u8; 32]) -> Result<Vec<u64>, StorageError> {
-        self.candidates(probe(DEDUP_KIND, key))
-    }
-
-    /// Indices of leaves whose leaf hash may be `leaf_hash` (to be confirmed).
-    pub fn leaf_candidates(&self, leaf_hash: &[u8; 32]) -> Result<Vec<u64>, StorageError> {
-        self.candidates(probe(LEAF_KIND, leaf_hash))
-    }
-
     fn candidates(&self, p: Probe) -> Result<Vec<u64>, StorageError> {
         let in_memory = |set: &BTreeSet<Record>| -> Vec<u64> {
             set.range(records_with(&p))
@@ -298,51 +162,6 @@ impl Index {
         out.sort_unstable();
         out.dedup();
         Ok(out)
-    }
-
-    /// Records `leaves` and the new covered size, in memory only (cheap: no I/O). They
-    /// become durable when written as a run by [`Index::persist_if_full`] or
-    /// [`Index::flush`]; until then a crash loses them, and the tiles (the durable copy)
-    /// re-index them on start.
-    pub fn record(&self, leaves: &[IndexedLeaf], new_size: u64) -> Result<(), StorageError> {
-        let mut state = self.write();
-        if let Some(leaf) = leaves.iter().find(|l| l.index > MAX_INDEX) {
-            return Err(StorageError::Corrupt(format!(
-                "leaf index {} exceeds the index's limit of {MAX_INDEX}",
-                leaf.index
-            )));
-        }
-        for leaf in leaves {
-            state
-                .memory
-                .insert(record(LEAF_KIND, &leaf.leaf_hash, leaf.index));
-            if let Some(key) = &leaf.dedup_key {
-                state.memory.insert(record(DEDUP_KIND, key, leaf.index));
-            }
-        }
-        state.covered = state.covered.max(new_size);
-        Ok(())
-    }
-
-    /// Writes the in-memory records as a run (and merges runs) once there are enough of
-    /// them. The committer calls it after answering a batch, so the I/O never delays
-    /// an answer.
-    pub fn persist_if_full(&self) -> Result<(), StorageError> {
-        if self.read().memory.len() >= MEMORY_RECORDS {
-            self.persist()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the records held in memory as a run and waits for merging to finish (used
-    /// on shutdown).
-    pub fn flush(&self) -> Result<(), StorageError> {
-        self.persist()?;
-        let handle = lock(&self.merger).take();
-        if let Some(handle) = handle {
-            let _ = handle.join();
-        }
-        Ok(())
     }
 
     /// Moves the in-memory records to a new run, merges runs, and installs the result
@@ -406,6 +225,68 @@ impl Index {
             Ok(handle) => *merger = Some(handle),
             Err(e) => tracing::warn!(error = %e, "starting the index merge thread"),
         }
+    }
+}
+
+impl LookupIndex for Index {
+    /// The tree size the durable part of the index covers.
+    fn indexed_size(&self) -> Result<u64, StorageError> {
+        Ok(self.read().persisted)
+    }
+
+    /// Indices of leaves whose dedup key may be `key` (to be confirmed against the entry).
+    fn dedup_candidates(&self, key: &[u8; 32]) -> Result<Vec<u64>, StorageError> {
+        self.candidates(probe(DEDUP_KIND, key))
+    }
+
+    /// Indices of leaves whose leaf hash may be `leaf_hash` (to be confirmed).
+    fn leaf_candidates(&self, leaf_hash: &[u8; 32]) -> Result<Vec<u64>, StorageError> {
+        self.candidates(probe(LEAF_KIND, leaf_hash))
+    }
+
+    /// Records `leaves` and the new covered size, in memory only (cheap: no I/O). They
+    /// become durable when written as a run by [`LookupIndex::persist_if_full`] or
+    /// [`LookupIndex::flush`]; until then a crash loses them, and the tiles (the durable copy)
+    /// re-index them on start.
+    fn record(&self, leaves: &[IndexedLeaf], new_size: u64) -> Result<(), StorageError> {
+        let mut state = self.write();
+        if let Some(leaf) = leaves.iter().find(|l| l.index > MAX_INDEX) {
+            return Err(StorageError::Corrupt(format!(
+                "leaf index {} exceeds the index's limit of {MAX_INDEX}",
+                leaf.index
+            )));
+        }
+        for leaf in leaves {
+            state
+                .memory
+                .insert(record(LEAF_KIND, &leaf.leaf_hash, leaf.index));
+            if let Some(key) = &leaf.dedup_key {
+                state.memory.insert(record(DEDUP_KIND, key, leaf.index));
+            }
+        }
+        state.covered = state.covered.max(new_size);
+        Ok(())
+    }
+
+    /// Writes the in-memory records as a run (and merges runs) once there are enough of
+    /// them. The committer calls it after answering a batch, so the I/O never delays
+    /// an answer.
+    fn persist_if_full(&self) -> Result<(), StorageError> {
+        if self.read().memory.len() >= MEMORY_RECORDS {
+            self.persist()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the records held in memory as a run and waits for merging to finish (used
+    /// on shutdown).
+    fn flush(&self) -> Result<(), StorageError> {
+        self.persist()?;
+        let handle = lock(&self.merger).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        Ok(())
     }
 }
 
@@ -480,116 +361,6 @@ impl Shared {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Writes sorted `records` to run `name` in `dir`, fsynced; returns how many.
-fn write_run(
-    dir: &Path,
-    name: &str,
-    records: impl Iterator<Item = Record>,
-) -> Result<u64, StorageError> {
-    let path = dir.join(name);
-    let context = || format!("writing {}", path.display());
-    let file = File::create(&path).map_err(io(context()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut count = 0u64;
-    for r in records {
-        out.write_all(&r).map_err(io(context()))?;
-        count += 1;
-    }
-    let file = out
-        .into_inner()
-        .map_err(|e| io(context())(e.into_error()))?;
-    file.sync_all().map_err(io(context()))?;
-    Ok(count)
-}
-
-/// Merges two sorted runs into run `name`; returns its record count.
-fn merge(dir: &Path, a: &Run, b: &Run, name: &str) -> Result<u64, StorageError> {
-    let mut left = RunReader::new(a);
-    let mut right = RunReader::new(b);
-    let mut failure = None;
-    let merged = std::iter::from_fn(|| {
-        let next = match (left.peek(), right.peek()) {
-            (Ok(Some(l)), Ok(Some(r))) => {
-                if l <= r {
-                    left.take()
-                } else {
-                    right.take()
-                }
-            }
-            (Ok(Some(_)), Ok(None)) => left.take(),
-            (Ok(None), Ok(Some(_))) => right.take(),
-            (Ok(None), Ok(None)) => return None,
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
-        match next {
-            Ok(r) => Some(r),
-            Err(e) => {
-                failure = Some(e);
-                None
-            }
-        }
-    });
-    let count = write_run(dir, name, merged)?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(count),
-    }
-}
-
-/// Streams a run's records in order.
-struct RunReader<'a> {
-    run: &'a Run,
-    reader: BufReader<&'a File>,
-    position: u64,
-    head: Option<Record>,
-}
-
-impl<'a> RunReader<'a> {
-    fn new(run: &'a Run) -> RunReader<'a> {
-        RunReader {
-            run,
-            reader: BufReader::with_capacity(1 << 20, &run.file),
-            position: 0,
-            head: None,
-        }
-    }
-
-    fn peek(&mut self) -> Result<Option<Record>, StorageError> {
-        if self.head.is_none() && self.position < self.run.records {
-            if self.position == 0 {
-                // The file may have been read through this handle before (fences).
-                std::io::Seek::seek(&mut self.reader, std::io::SeekFrom::Start(0))
-                    .map_err(io(format!("reading index run {}", self.run.name)))?;
-            }
-            let mut r = [0u8; RECORD];
-            self.reader
-                .read_exact(&mut r)
-                .map_err(io(format!("reading index run {}", self.run.name)))?;
-            self.position += 1;
-            self.head = Some(r);
-        }
-        Ok(self.head)
-    }
-
-    fn take(&mut self) -> Result<Record, StorageError> {
-        self.peek()?;
-        self.head
-            .take()
-            .ok_or_else(|| StorageError::Corrupt(format!("index run {} ended", self.run.name)))
-    }
-}
-
-fn run_name(n: u64) -> String {
-    format!("run-{n:016x}.idx")
-}
-
-fn run_number(name: &str) -> Result<u64, StorageError> {
-    name.strip_prefix("run-")
-        .and_then(|s| s.strip_suffix(".idx"))
-        .and_then(|s| u64::from_str_radix(s, 16).ok())
-        .ok_or_else(|| StorageError::Corrupt(format!("bad run name {name:?} in the manifest")))
 }
 
 fn manifest(size: u64, runs: &[Arc<Run>]) -> String {
