@@ -10,10 +10,12 @@
 //! - [`note`]: C2SP signed notes, checkpoints, cosignatures, tlog-proof (pure).
 //! - [`tiles`]: C2SP tlog-tiles addressing (pure).
 //! - [`receipt`]: the receipt format and its offline verification (pure).
-//! - [`catalog`]: requests, admission, leaves and the catalog projection (pure).
+//! - [`catalog`]: the domain: requests, rules, admission, leaves and the catalog state
+//!   projected from them (pure; layered wire → model → rules → admit/apply → read).
 //! - [`http`]: HTTP plumbing shared by server, client and witness: a small client, body
 //!   limits, problem+json errors, and the catalog API's route table.
-//! - [`storage`]: the tile store and the lookup index.
+//! - [`storage`]: the storage ports (tile store, checkpoint lock, lookup index) and their
+//!   drivers (POSIX, memory with fault injection); records on disk; evidence blobs.
 //! - [`keyfile`]: key files on disk.
 //! - [`reports`]: socios reports trees → publication requests.
 //! - [`log`]: sequencing, integration, signing, recovery and the read side.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{runtime, CliError, Context};
-use crate::http::HttpClient;
+use crate::http::{routes, HttpClient};
 use crate::keyfile::read_verifier;
 use crate::log::replay::{replay, replay_dir, ReplayError, Replayed};
 use crate::note::Verifier;
@@ -79,7 +79,7 @@ struct NotServed {
 fn replay_server(url: &str, key: &Verifier) -> Result<Replayed, CliError> {
     let rt = runtime()?;
     let client = HttpClient::new(url)?;
-    let checkpoint = rt.block_on(client.get("/checkpoint"))?;
+    let checkpoint = rt.block_on(client.get(routes::CHECKPOINT))?;
     if !checkpoint.status.is_success() {
         return Err(CliError(format!("GET /checkpoint: {}", checkpoint.status)));
     }
@@ -103,7 +103,7 @@ fn live_digest(url: &str, size: u64) -> Result<String, CliError> {
     rt.block_on(async {
         let client = HttpClient::new(url)?;
         let r = client
-            .get(&format!("/v1/catalog/state?tree_size={size}"))
+            .get(&format!("{}?tree_size={size}", routes::STATE))
             .await?;
         if !r.status.is_success() {
             return Err(CliError(format!(

@@ -119,3 +119,16 @@ impl CompactRange {
         fold_range(&self.hashes)
     }
 }
+
+/// `MTH` of a list of leaf hashes (RFC recursion; an empty list gives
+/// [`empty_root`](super::empty_root)).
+///
+/// Runs in O(n) time and O(log n) memory by appending to a [`CompactRange`],
+/// which produces the same tree shape as the RFC's largest-power-of-two split.
+pub fn root_of_leaf_hashes(leaves: &[Hash]) -> Hash {
+    let mut range = CompactRange::new();
+    for leaf in leaves {
+        range.append(*leaf, |_, _| {});
+    }
+    range.root()
+}

@@ -30,14 +30,14 @@ mod rs_merkle_compat;
 mod source;
 mod verify;
 
-pub use compact::{CompactRange, CompactRangeError};
+pub use compact::{root_of_leaf_hashes, CompactRange, CompactRangeError};
 pub use hash::{empty_root, hash_from_slice, leaf_hash, node_hash, Hash, HASH_SIZE};
 pub use node::NodeId;
 pub use proof::{
     consistency_proof, consistency_proof_nodes, inclusion_proof, inclusion_proof_nodes, tree_root,
     ProofError,
 };
-pub use range::{fold_range, range_nodes, root_of_leaf_hashes};
+pub use range::{fold_range, range_nodes};
 pub use rs_merkle_compat::{verify_inclusion_rs_merkle, Rfc6962Hasher};
 pub use source::{HashSource, MemoryHashSource, MissingNode};
 pub use verify::{root_from_inclusion_proof, verify_consistency, verify_inclusion, VerifyError};

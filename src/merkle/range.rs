@@ -5,7 +5,6 @@
 //! least as large as the range. Such a range is a run of complete subtrees of
 //! decreasing size, so it can be rebuilt from O(log n) stored hashes.
 
-use super::compact::CompactRange;
 use super::hash::{empty_root, node_hash, Hash};
 use super::node::NodeId;
 
@@ -45,18 +44,6 @@ pub fn fold_range(hashes: &[Hash]) -> Hash {
     };
     // The rightmost (smallest) subtree is the right child of every merge.
     iter.fold(*last, |right, left| node_hash(left, &right))
-}
-
-/// `MTH` of a list of leaf hashes (RFC recursion; an empty list gives [`empty_root`]).
-///
-/// Runs in O(n) time and O(log n) memory by appending to a [`CompactRange`],
-/// which produces the same tree shape as the RFC's largest-power-of-two split.
-pub fn root_of_leaf_hashes(leaves: &[Hash]) -> Hash {
-    let mut range = CompactRange::new();
-    for leaf in leaves {
-        range.append(*leaf, |_, _| {});
-    }
-    range.root()
 }
 
 /// `floor(log2(n))` for `n >= 1` (0 for `n == 0`, never used that way).

@@ -14,7 +14,7 @@
 //! t, this is the largest consistent tree I have seen for this origin".
 
 use super::key::{KeyType, Signer, Verifier};
-use super::signed::{check_text, NoteSignature};
+use super::signature::{check_text, NoteSignature};
 use super::NoteError;
 
 /// Length of an Ed25519 timestamped signature: 8-byte time + 64-byte signature.

@@ -26,6 +26,7 @@ mod cosignature;
 mod encoding;
 mod error;
 mod key;
+mod signature;
 mod signed;
 mod tlog_proof;
 
@@ -36,7 +37,8 @@ pub use checkpoint::{open_checkpoint, Checkpoint};
 pub use cosignature::{cosign, cosignature_message, verify_cosignature, COSIGNATURE_V1_LEN};
 pub use error::NoteError;
 pub use key::{key_id, KeyType, Signer, Verifier};
-pub use signed::{Note, NoteSignature, VerifiedSignature};
+pub use signature::NoteSignature;
+pub use signed::{Note, VerifiedSignature};
 pub use tlog_proof::{TlogProof, MAX_PROOF_HASHES, TLOG_PROOF_HEADER};
 
 /// Largest note (or tlog-proof) we parse, in bytes; larger input is

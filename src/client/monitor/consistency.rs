@@ -11,6 +11,7 @@ use super::alert::AlertKind;
 use super::state::MonitorState;
 use super::tiles::{FetchError, Fetcher};
 use super::PollOutcome;
+use crate::http::routes;
 use crate::merkle::{
     consistency_proof, consistency_proof_nodes, verify_consistency, Hash, VerifyError,
 };
@@ -100,7 +101,10 @@ async fn fetch_proof(
     first: u64,
     second: u64,
 ) -> Result<Vec<Hash>, ProofFailure> {
-    let path = format!("/v1/proofs/consistency?first={first}&second={second}");
+    let path = format!(
+        "{}?first={first}&second={second}",
+        routes::CONSISTENCY_PROOF
+    );
     let (status, body) = fetch
         .get(&path)
         .await

@@ -21,14 +21,14 @@ mod watch;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::http::{HttpClient, HttpError};
+use crate::http::{routes, HttpClient, HttpError};
 use crate::note::{open_checkpoint, Checkpoint, Verifier, MAX_NOTE_SIZE};
 pub use alert::{Alert, AlertKind, Evidence};
 pub use audit::ScanReport;
 use audit::{ScanError, Scanner};
 use consistency::ProofFailure;
 use state::{MonitorState, StateFileError};
-use tiles::Fetcher;
+use tiles::{FetchError, Fetcher};
 pub use watch::WatchEvent;
 
 /// How to monitor.
@@ -145,7 +145,7 @@ impl Monitor {
         let fetch = Fetcher::new(&self.client, self.options.request_timeout);
         let served = match self.fetch_checkpoint(&fetch).await {
             Ok(served) => served,
-            Err(reason) => return self.unreachable(reason),
+            Err(reason) => return self.unreachable(reason.to_string()),
         };
         let (checkpoint, _) = open_checkpoint(&served, &self.options.log_key).map_err(|e| {
             self.evidence(
@@ -240,14 +240,28 @@ impl Monitor {
         Err(alert.into())
     }
 
-    async fn fetch_checkpoint(&self, fetch: &Fetcher<'_>) -> Result<Vec<u8>, String> {
-        let (status, body) = fetch.get("/checkpoint").await.map_err(|e| e.to_string())?;
+    async fn fetch_checkpoint(&self, fetch: &Fetcher<'_>) -> Result<Vec<u8>, CheckpointFetch> {
+        let (status, body) = fetch.get(routes::CHECKPOINT).await?;
         if status != 200 {
-            return Err(format!("GET /checkpoint: HTTP {status}"));
+            return Err(CheckpointFetch::Status(status));
         }
         if body.len() > MAX_NOTE_SIZE {
-            return Err(format!("GET /checkpoint: {} bytes", body.len()));
+            return Err(CheckpointFetch::TooLarge(body.len()));
         }
         Ok(body)
     }
+}
+
+/// Why the served checkpoint could not be fetched (the monitor counts it as unreachable).
+#[derive(Debug, thiserror::Error)]
+enum CheckpointFetch {
+    /// The request failed.
+    #[error("{0}")]
+    Fetch(#[from] FetchError),
+    /// The server answered with another status than 200.
+    #[error("GET /checkpoint: HTTP {0}")]
+    Status(u16),
+    /// The answer is larger than any note we parse.
+    #[error("GET /checkpoint: {0} bytes")]
+    TooLarge(usize),
 }
