@@ -11,14 +11,15 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sha2::Digest;
 use srcos_catalog::catalog::{sign_envelope, Catalog, Submission};
+use srcos_catalog::log::commit;
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
 use srcos_catalog::log::reader::{TileCache, TreeView};
 use srcos_catalog::log::replay;
 use srcos_catalog::merkle;
 use srcos_catalog::note::{KeyType, Signer};
 use srcos_catalog::receipt::Receipt;
-use srcos_catalog::storage::posix::PosixStore;
-use srcos_catalog::storage::LogStore;
+use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
+use srcos_catalog::storage::LockedCheckpoint;
 
 fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
@@ -86,11 +87,12 @@ fn catalog_leaves(count: usize) -> (Vec<Vec<u8>>, Signer) {
 }
 
 /// Writes `size` synthetic entries to a tile store in batches of 4096.
-fn build_store(store: &PosixStore, size: u64, signer: &Signer) -> Vec<u8> {
+fn build_store(store: &PosixTiles, lock: &PosixLock, size: u64, signer: &Signer) -> Vec<u8> {
     let mut integrator = Integrator::new();
     let mut signed = Vec::new();
     let mut n = 0u64;
     while n < size {
+        let old_size = n;
         let mut tiles = BatchTiles::default();
         let end = (n + 4096).min(size);
         while n < end {
@@ -100,8 +102,17 @@ fn build_store(store: &PosixStore, size: u64, signer: &Signer) -> Vec<u8> {
         }
         let writes = integrator.finish(tiles);
         let checkpoint = integrator.checkpoint(signer.name());
-        signed = checkpoint.sign(signer).unwrap().to_bytes();
-        store.commit(&writes, &signed).unwrap();
+        let next = checkpoint.sign(signer).unwrap().to_bytes();
+        let old = (old_size > 0).then_some(LockedCheckpoint {
+            size: old_size,
+            signed: &signed,
+        });
+        let new = LockedCheckpoint {
+            size: checkpoint.size,
+            signed: &next,
+        };
+        commit(store, lock, &writes, old, new).unwrap();
+        signed = next;
     }
     signed
 }
@@ -109,9 +120,10 @@ fn build_store(store: &PosixStore, size: u64, signer: &Signer) -> Vec<u8> {
 fn proofs_from_tiles(c: &mut Criterion) {
     let size: u64 = if bench_mode() { 1_000_000 } else { 10_000 };
     let dir = data_dir();
-    let store = PosixStore::open(dir.path()).unwrap();
+    let store = PosixTiles::open(dir.path()).unwrap();
+    let lock = PosixLock::open(dir.path()).unwrap();
     let signer = Signer::generate("bench.srcos.local/log", KeyType::Ed25519).unwrap();
-    let checkpoint = build_store(&store, size, &signer);
+    let checkpoint = build_store(&store, &lock, size, &signer);
     let cache = TileCache::default();
     let view = TreeView::new(&store, &cache, size);
     let mut group = c.benchmark_group("served");
@@ -191,7 +203,7 @@ fn replay(c: &mut Criterion) {
                 bundles
                     .get(&tile.path())
                     .cloned()
-                    .ok_or_else(|| tile.path())
+                    .ok_or_else(|| replay::ReplayError::Fetch(tile.path().into()))
             })
             .unwrap();
             replayed.state_digest

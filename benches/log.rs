@@ -1,15 +1,16 @@
 //! Durable, sequenced appends through the engine (integrator + tile store + signed
-//! checkpoint, one fsync'd commit per batch) at batch sizes 1, 64 and 1024, next to the
+//! checkpoint, one fsync'd commit per batch through `log::commit`) at batch sizes 1, 64 and 1024, next to the
 //! raw fsync rate of the same disk, measured in the same run so the figures can be read
 //! as ratios to the machine's limit.
 
 use std::io::Write;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use srcos_catalog::log::commit;
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
 use srcos_catalog::note::{KeyType, Signer};
-use srcos_catalog::storage::posix::PosixStore;
-use srcos_catalog::storage::LogStore;
+use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
+use srcos_catalog::storage::LockedCheckpoint;
 
 fn data_dir() -> tempfile::TempDir {
     // Under target/ so the bench measures the project's disk, not a tmpfs.
@@ -44,9 +45,11 @@ fn durable_appends(c: &mut Criterion) {
     group.sample_size(20);
     for batch in [1usize, 64, 1024] {
         let dir = data_dir();
-        let store = PosixStore::open(dir.path()).unwrap();
+        let store = PosixTiles::open(dir.path()).unwrap();
+        let lock = PosixLock::open(dir.path()).unwrap();
         let mut integrator = Integrator::new();
         let mut counter = 0u64;
+        let mut installed: Option<(u64, Vec<u8>)> = None;
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, &batch| {
             b.iter(|| {
@@ -60,7 +63,16 @@ fn durable_appends(c: &mut Criterion) {
                 let writes = integrator.finish(tiles);
                 let checkpoint = integrator.checkpoint(signer.name());
                 let signed = checkpoint.sign(&signer).unwrap().to_bytes();
-                store.commit(&writes, &signed).unwrap();
+                let old = installed.as_ref().map(|(size, signed)| LockedCheckpoint {
+                    size: *size,
+                    signed,
+                });
+                let new = LockedCheckpoint {
+                    size: checkpoint.size,
+                    signed: &signed,
+                };
+                commit(&store, &lock, &writes, old, new).unwrap();
+                installed = Some((checkpoint.size, signed));
             })
         });
     }

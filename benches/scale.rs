@@ -10,13 +10,14 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sha2::Digest;
+use srcos_catalog::log::commit;
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
 use srcos_catalog::log::reader::{TileCache, TreeView};
 use srcos_catalog::merkle;
 use srcos_catalog::note::{KeyType, Signer};
-use srcos_catalog::storage::index::{Index, IndexedLeaf};
-use srcos_catalog::storage::posix::PosixStore;
-use srcos_catalog::storage::LogStore;
+use srcos_catalog::storage::index::Index;
+use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
+use srcos_catalog::storage::{IndexedLeaf, LockedCheckpoint, LookupIndex};
 
 fn target_size() -> u64 {
     if let Some(n) = std::env::var("SRCOS_SCALE_ENTRIES")
@@ -34,7 +35,10 @@ fn target_size() -> u64 {
 
 struct Log {
     dir: tempfile::TempDir,
-    store: PosixStore,
+    store: PosixTiles,
+    lock: PosixLock,
+    /// The installed checkpoint.
+    signed: Vec<u8>,
     index: Index,
     integrator: Integrator,
     signer: Signer,
@@ -46,11 +50,14 @@ impl Log {
         let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
         std::fs::create_dir_all(&base).unwrap();
         let dir = tempfile::tempdir_in(base).unwrap();
-        let store = PosixStore::open(&dir.path().join("log")).unwrap();
+        let store = PosixTiles::open(&dir.path().join("log")).unwrap();
+        let lock = PosixLock::open(&dir.path().join("log")).unwrap();
         let index = Index::open(&dir.path().join("lookup")).unwrap();
         Log {
             dir,
             store,
+            lock,
+            signed: Vec::new(),
             index,
             integrator: Integrator::new(),
             signer: Signer::generate("scale.srcos.local/log", KeyType::Ed25519).unwrap(),
@@ -60,6 +67,7 @@ impl Log {
 
     /// Appends one durable batch of `n` 200-byte entries.
     fn append_batch(&mut self, n: usize) {
+        let old_size = self.integrator.size();
         let mut tiles = BatchTiles::default();
         let mut entry = vec![b'x'; 200];
         let mut indexed = Vec::with_capacity(n);
@@ -77,7 +85,16 @@ impl Log {
         let writes = self.integrator.finish(tiles);
         let checkpoint = self.integrator.checkpoint(self.signer.name());
         let signed = checkpoint.sign(&self.signer).unwrap().to_bytes();
-        self.store.commit(&writes, &signed).unwrap();
+        let old = (old_size > 0).then_some(LockedCheckpoint {
+            size: old_size,
+            signed: &self.signed,
+        });
+        let new = LockedCheckpoint {
+            size: checkpoint.size,
+            signed: &signed,
+        };
+        commit(&self.store, &self.lock, &writes, old, new).unwrap();
+        self.signed = signed;
         self.index.record(&indexed, self.integrator.size()).unwrap();
         self.index.persist_if_full().unwrap();
     }

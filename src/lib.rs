@@ -11,12 +11,14 @@
 //! - [`tiles`]: C2SP tlog-tiles addressing (pure).
 //! - [`receipt`]: the receipt format and its offline verification (pure).
 //! - [`catalog`]: requests, admission, leaves and the catalog projection (pure).
+//! - [`http`]: HTTP plumbing shared by server, client and witness: a small client, body
+//!   limits, problem+json errors, and the catalog API's route table.
 //! - [`storage`]: the tile store and the lookup index.
 //! - [`keyfile`]: key files on disk.
-//! - [`pipeline`]: socios reports trees → publication requests.
+//! - [`reports`]: socios reports trees → publication requests.
 //! - [`log`]: sequencing, integration, signing, recovery and the read side.
 //! - [`api`]: the HTTP API.
-//! - [`client`]: talking to a server, and the monitor.
+//! - [`client`]: one `Authority` interface, over HTTP or a local log; the monitor.
 //! - [`witness`]: a C2SP tlog-witness that cosigns other logs' checkpoints.
 //! - [`cli`]: the command line.
 
@@ -27,12 +29,13 @@ pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod client;
+pub mod http;
 pub mod keyfile;
 pub mod log;
 pub mod merkle;
 pub mod note;
-pub mod pipeline;
 pub mod receipt;
+pub mod reports;
 pub mod storage;
 pub mod tiles;
 pub mod witness;

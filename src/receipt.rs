@@ -5,6 +5,9 @@
 //! proves against, and the same proof again as C2SP tlog-proof text so that generic
 //! tlog clients can check it without knowing our JSON. Verification needs nothing but
 //! the log's verifier key.
+//!
+//! May import only the pure cores `merkle` and `note` (plus serde and the codecs), so
+//! that a consumer who only verifies receipts needs nothing with I/O.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;

@@ -4,6 +4,8 @@
 //! name tiles through [`TileId`], so the on-disk layout and the URL space are the same
 //! thing: `tile/<L>/<N>[.p/<W>]` for hash tiles and `tile/entries/<N>[.p/<W>]` for entry
 //! bundles (tlog-tiles v0.1.0).
+//!
+//! A pure core: it may import only std, nothing else of this crate.
 
 use std::fmt;
 
@@ -286,6 +288,9 @@ pub fn decode_bundle(data: &[u8]) -> Option<Vec<&[u8]>> {
 mod tests {
     use super::*;
 
+    /// A bundle and its entries, or `None` for broken framing.
+    type Bundle = (&'static [u8], Option<Vec<&'static [u8]>>);
+
     fn hash_tile(level: u8, index: u64, width: u16) -> TileId {
         TileId {
             kind: TileKind::Hash(level),
@@ -364,5 +369,195 @@ mod tests {
         assert!(decode_bundle(&bundle[..bundle.len() - 1]).is_none());
         assert!(decode_bundle(&[0]).is_none());
         assert!(encode_bundle([&vec![0u8; 65536][..]]).is_none());
+    }
+
+    #[test]
+    fn index_paths_at_group_edges() {
+        let cases = [
+            (0, "000"),
+            (7, "007"),
+            (999, "999"),
+            (1000, "x001/000"),
+            (1001, "x001/001"),
+            (999_999, "x999/999"),
+            (1_000_000, "x001/x000/000"),
+            (u64::MAX, "x018/x446/x744/x073/x709/x551/615"),
+        ];
+        for (index, path) in cases {
+            assert_eq!(index_path(index), path);
+            assert_eq!(parse_index_path(path), Some(index), "{path}");
+        }
+        for bad in [
+            "",
+            "1",
+            "0001",
+            "x001",
+            "001/000",
+            "x001/x000",
+            "x000/999",
+            "x001/00a",
+            "x-01/000",
+            "x018/x446/x744/x073/x709/x551/616",
+            "x001//000",
+        ] {
+            assert_eq!(parse_index_path(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn canonical_decimals() {
+        let cases = [
+            ("0", Some(0)),
+            ("7", Some(7)),
+            ("256", Some(256)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("", None),
+            ("00", None),
+            ("07", None),
+            ("+7", None),
+            ("-7", None),
+            (" 7", None),
+            ("7 ", None),
+            ("1_0", None),
+            ("000000000000000000001", None),
+        ];
+        for (text, value) in cases {
+            assert_eq!(parse_canonical_decimal(text), value, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn widths_for_a_size() {
+        // (level, stored hash n, tree size) -> (tile index, width), or None if the tree
+        // does not have that hash.
+        let cases = [
+            (0, 0, 0, None),
+            (0, 0, 1, Some((0, 1))),
+            (0, 255, 256, Some((0, 256))),
+            (0, 256, 256, None),
+            (0, 256, 257, Some((1, 1))),
+            (0, 300, 600, Some((1, 256))),
+            (0, 599, 600, Some((2, 88))),
+            (1, 0, 255, None),
+            (1, 0, 256, Some((0, 1))),
+            (1, 1, 70_000, Some((0, 256))),
+            (1, 272, 70_000, Some((1, 17))),
+            (1, 273, 70_000, None),
+            (2, 0, 70_000, Some((0, 1))),
+            (2, 0, 65_535, None),
+            (7, 0, u64::MAX, Some((0, 255))),
+            (8, 0, u64::MAX, None),
+            (63, 0, u64::MAX, None),
+        ];
+        for (level, n, size, expected) in cases {
+            let got = tile_for_hash(level, n, size).map(|t| (t.index, t.width));
+            assert_eq!(got, expected, "level {level}, hash {n}, size {size}");
+        }
+        let stored = [
+            (0, 70_000, 70_000),
+            (1, 70_000, 273),
+            (2, 70_000, 1),
+            (3, 70_000, 0),
+            (7, u64::MAX, 255),
+            (8, u64::MAX, 0),
+            (63, u64::MAX, 0),
+        ];
+        for (level, size, count) in stored {
+            assert_eq!(stored_hashes_at_level(size, level), count, "{level}/{size}");
+        }
+    }
+
+    #[test]
+    fn bundles_for_leaves() {
+        let cases = [
+            (0, 0, None),
+            (0, 1, Some((0, 1))),
+            (255, 256, Some((0, 256))),
+            (256, 256, None),
+            (599, 600, Some((2, 88))),
+        ];
+        for (leaf, size, expected) in cases {
+            let got = bundle_for_leaf(leaf, size);
+            assert!(got.is_none_or(|t| t.kind == TileKind::Entries));
+            assert_eq!(got.map(|t| (t.index, t.width)), expected, "{leaf}/{size}");
+        }
+    }
+
+    #[test]
+    fn first_leaves() {
+        let entries = |index| TileId {
+            kind: TileKind::Entries,
+            index,
+            width: 256,
+        };
+        let cases = [
+            (entries(0), Some(0)),
+            (entries(3), Some(768)),
+            (hash_tile(0, 3, 256), Some(768)),
+            (hash_tile(1, 3, 256), Some(3 << 16)),
+            (hash_tile(7, 0, 256), Some(0)),
+            (hash_tile(7, 1, 256), None),
+            (hash_tile(6, 255, 256), Some(255 << 56)),
+            (hash_tile(6, 256, 256), None),
+            (hash_tile(63, 0, 1), Some(0)),
+        ];
+        for (tile, first) in cases {
+            assert_eq!(tile.first_leaf(), first, "{tile}");
+        }
+    }
+
+    #[test]
+    fn partial_tiles_at_boundaries() {
+        let entries = |index, width| TileId {
+            kind: TileKind::Entries,
+            index,
+            width,
+        };
+        let cases: [(u64, Vec<TileId>); 5] = [
+            (1, vec![entries(0, 1), hash_tile(0, 0, 1)]),
+            (255, vec![entries(0, 255), hash_tile(0, 0, 255)]),
+            (
+                257,
+                vec![entries(1, 1), hash_tile(0, 1, 1), hash_tile(1, 0, 1)],
+            ),
+            (65_536, vec![hash_tile(2, 0, 1)]),
+            (512, vec![hash_tile(1, 0, 2)]),
+        ];
+        for (size, tiles) in cases {
+            assert_eq!(partial_tiles(size), tiles, "size {size}");
+        }
+    }
+
+    #[test]
+    fn bundle_framing_edges() {
+        let cases: [Bundle; 7] = [
+            (b"", Some(vec![])),
+            (b"\x00\x00", Some(vec![b""])),
+            (b"\x00\x01a\x00\x00", Some(vec![b"a", b""])),
+            (b"\x00", None),
+            (b"\x00\x02a", None),
+            (b"\x00\x01ab", None),
+            (b"\xff\xff", None),
+        ];
+        for (bundle, entries) in cases {
+            assert_eq!(decode_bundle(bundle), entries, "{bundle:?}");
+        }
+        let mut out = Vec::new();
+        assert_eq!(
+            append_bundle_entry(&mut out, &[9u8; MAX_ENTRY_BYTES]),
+            Some(())
+        );
+        assert_eq!(out.len(), 2 + MAX_ENTRY_BYTES);
+        assert_eq!(&out[..2], b"\xff\xff");
+        assert_eq!(
+            append_bundle_entry(&mut out, &[9u8; MAX_ENTRY_BYTES + 1]),
+            None
+        );
+        assert_eq!(
+            out.len(),
+            2 + MAX_ENTRY_BYTES,
+            "a refused entry appends nothing"
+        );
     }
 }

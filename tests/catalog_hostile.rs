@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use serde_json::json;
-use srcos_catalog::catalog::evidence::{analyze_items, BlobSource};
-use srcos_catalog::catalog::{EvidenceItem, Submission};
+use srcos_catalog::catalog::{analyze_items, BlobSource, EvidenceItem, Submission};
 use srcos_catalog::note::{KeyType, Signer};
 
 struct Held(BTreeMap<String, Vec<u8>>);

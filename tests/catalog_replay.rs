@@ -14,7 +14,7 @@ use common::authority::*;
 use common::{cli_ok, Rng, Server};
 use serde_json::{json, Value};
 use srcos_catalog::catalog::sign_envelope;
-use srcos_catalog::client::http::HttpClient;
+use srcos_catalog::http::HttpClient;
 use srcos_catalog::keyfile::read_signer;
 use srcos_catalog::log::replay::replay_dir;
 use srcos_catalog::note::{KeyType, Signer};

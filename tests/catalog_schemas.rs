@@ -135,7 +135,7 @@ fn every_leaf_and_payload_matches_its_schema() {
         r["targetCatalogRef"] = json!(target);
         assert_eq!(pub_schema.validate(&r, *pub_index).is_ok(), ok, "{target}");
         assert_eq!(
-            srcos_catalog::catalog::request::check_catalog_ref(target, false).is_ok(),
+            srcos_catalog::catalog::check_catalog_ref(target, false).is_ok(),
             ok,
             "{target}"
         );

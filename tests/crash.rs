@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{request_json, tempdir, Server};
 use srcos_catalog::catalog::sign_envelope;
-use srcos_catalog::client::http::HttpClient;
+use srcos_catalog::http::HttpClient;
 use srcos_catalog::keyfile::{read_signer, read_verifier};
 use srcos_catalog::merkle;
 use srcos_catalog::note::{self, KeyType, Signer, Verifier};

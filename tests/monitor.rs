@@ -18,10 +18,11 @@ use base64::Engine as _;
 use common::{tempdir, Server};
 use sha2::{Digest, Sha256};
 use srcos_catalog::keyfile::read_signer;
+use srcos_catalog::log::commit;
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
 use srcos_catalog::note::{Checkpoint, KeyType, Signer};
-use srcos_catalog::storage::posix::PosixStore;
-use srcos_catalog::storage::LogStore;
+use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
+use srcos_catalog::storage::LockedCheckpoint;
 use srcos_catalog::tiles::decode_bundle;
 use watchers::{
     binary, checkpoint, copy_dir, grant, monitor_once, new_log, origin, publish_ok, publisher,
@@ -284,7 +285,10 @@ fn an_unreachable_server_is_an_alert_only_after_the_threshold() {
 
 /// Rebuilds a tiles directory holding `entries`, with a checkpoint signed by `key`.
 fn write_log(dir: &Path, entries: &[Vec<u8>], key: &Signer) {
-    let store = PosixStore::open(dir).unwrap();
+    let (store, lock) = (
+        PosixTiles::open(dir).unwrap(),
+        PosixLock::open(dir).unwrap(),
+    );
     let mut integrator = Integrator::new();
     let mut batch = BatchTiles::default();
     for entry in entries {
@@ -299,7 +303,11 @@ fn write_log(dir: &Path, entries: &[Vec<u8>], key: &Signer) {
     }
     .sign(key)
     .unwrap();
-    store.commit(&writes, &note.to_bytes()).unwrap();
+    let new = LockedCheckpoint {
+        size: integrator.size(),
+        signed: &note.to_bytes(),
+    };
+    commit(&store, &lock, &writes, None, new).unwrap();
 }
 
 /// A publication leaf whose request was changed after the publisher signed it, with an

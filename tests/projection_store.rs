@@ -10,13 +10,12 @@ use common::authority::*;
 use common::Rng;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use srcos_catalog::catalog::entry::EntryStatus;
-use srcos_catalog::catalog::query::EntryQuery;
 use srcos_catalog::catalog::{
-    analyze, parse_publication_request, sign_envelope, BlobSource, Catalog, Policy, Submission,
+    analyze, parse_publication_request, sign_envelope, BlobSource, Catalog, EntryQuery,
+    EntryStatus, Policy, Submission,
 };
 use srcos_catalog::note::{KeyType, Signer};
-use srcos_catalog::storage::projection::ProjectionStore;
+use srcos_catalog::storage::records::DiskRecordStore;
 
 const T0: u64 = 1_767_225_600_000;
 
@@ -240,7 +239,7 @@ fn memory_and_sled_stores_give_the_same_state_and_answers() {
     let mut rng = Rng::from_clock("projection store test");
     let (live, leaves) = random_leaves(&mut rng);
     let dir = common::tempdir();
-    let store = ProjectionStore::open_fresh(&dir.path().join("projection")).unwrap();
+    let store = DiskRecordStore::open_fresh(&dir.path().join("projection")).unwrap();
     let mut on_disk = Catalog::with_store(Box::new(store));
     let mut in_memory = Catalog::new();
     for (i, leaf) in leaves.iter().enumerate() {

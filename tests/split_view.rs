@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use common::{tempdir, Http};
 use srcos_catalog::keyfile::read_verifier;
-use srcos_catalog::note::{Checkpoint, Note};
+use srcos_catalog::note::{AddCheckpoint, Checkpoint, Note};
 use srcos_catalog::receipt::Receipt;
-use srcos_catalog::witness::request::AddCheckpoint;
 use srcos_catalog::witness::state::origin_hash;
 use watchers::{
     checkpoint, copy_dir, cosigners, monitor_once, new_log, origin, publish_ok, start_witness,

@@ -11,8 +11,9 @@ use std::sync::{Arc, Barrier};
 
 use common::{cli, tempdir, Http, Server};
 use srcos_catalog::merkle::{self, leaf_hash, MemoryHashSource};
-use srcos_catalog::note::{verify_cosignature, Checkpoint, KeyType, Note, NoteSignature, Signer};
-use srcos_catalog::witness::request::AddCheckpoint;
+use srcos_catalog::note::{
+    verify_cosignature, AddCheckpoint, Checkpoint, KeyType, Note, NoteSignature, Signer,
+};
 use srcos_catalog::witness::state::origin_hash;
 use watchers::{start_witness, witness_key};
 

@@ -24,8 +24,7 @@ fn digest(path: &str) -> Result<&str, Problem> {
     let hex = path.strip_prefix("sha256:").ok_or_else(|| {
         Problem::not_found(format!("blobs are addressed as sha256:<hex>, not {path:?}"))
     })?;
-    crate::catalog::request::check_sha256(hex)
-        .map_err(|m| Problem::bad_request(format!("digest {m}")))?;
+    crate::catalog::check_sha256(hex).map_err(|m| Problem::bad_request(format!("digest {m}")))?;
     Ok(hex)
 }
 
@@ -57,7 +56,7 @@ async fn put_inner(
     let store = store(app)?;
     let hex = digest(path)?;
     let too_large = |max: u64| Problem::too_large(format!("blobs are limited to {max} bytes"));
-    if super::problem::declared_length(headers)?.is_some_and(|n| n > store.max_bytes()) {
+    if crate::http::declared_length(headers)?.is_some_and(|n| n > store.max_bytes()) {
         return Err(too_large(store.max_bytes()));
     }
     let mut writer = store.writer(hex).map_err(blob_problem)?;

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{AppState, Problem};
-use crate::catalog::entry::EntryStatus;
-use crate::catalog::projection::{catalog_entry, evidence_bundle, BUNDLE_URN, ENTRY_URN};
-use crate::catalog::query::{EntryQuery, MAX_PAGE};
-use crate::catalog::{Catalog, RecordError};
+use crate::catalog::{
+    catalog_entry, evidence_bundle, Catalog, EntryQuery, EntryStatus, RecordError, BUNDLE_URN,
+    ENTRY_URN, MAX_PAGE,
+};
 
 fn json_response(value: &Value) -> Response {
     let mut response = (StatusCode::OK, value.to_string()).into_response();

@@ -1,11 +1,14 @@
 //! The HTTP API (axum): submissions, the C2SP read endpoints, proofs and receipts.
 //!
-//! Only this module knows HTTP. Handlers do the stateless work (size limit, parsing,
+//! Owns the handlers and the router. Handlers do the stateless work (size limit, parsing,
 //! signature checks) in parallel, then wait on the log's sequencer for the durable
 //! commit; reads go straight to the committed tiles.
+//!
+//! May import `http` (routes, body limits, [`Problem`]), `log`, `storage`, `catalog` and
+//! the pure cores; never `client` or `cli`. `problem` maps the domain's errors onto
+//! [`Problem`].
 
 mod blobs;
-mod body;
 mod catalog;
 mod problem;
 mod read;
@@ -18,11 +21,11 @@ use std::sync::Arc;
 use axum::routing::{get, post, put};
 use axum::Router;
 
+use crate::http::routes;
+use crate::http::Problem;
 use crate::log::witnessing::Witnessing;
 use crate::log::Log;
 use crate::storage::blobs::BlobStore;
-pub use body::read_limited;
-pub use problem::{Problem, PROBLEM_JSON};
 
 /// Largest request body accepted (413 above).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -56,26 +59,26 @@ pub fn router_with(log: Arc<Log>, blobs: Option<Arc<BlobStore>>) -> Router {
 /// The full router for a complete [`AppState`] (blobs and witnessing).
 pub fn app_router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/publications", post(submit::publication))
-        .route("/v1/admin/grants", post(submit::grant))
-        .route("/v1/admin/policy", post(submit::policy_set))
-        .route("/v1/admin/revocations", post(submit::revoke))
-        .route("/v1/reviews", post(submit::review))
-        .route("/v1/promotions", post(submit::promotion))
-        .route("/v1/status-changes", post(submit::status_change))
-        .route("/v1/blobs/{digest}", put(blobs::put).get(blobs::get))
-        .route("/v1/catalog/entries", get(catalog::entries))
-        .route("/v1/catalog/entries/{id}", get(catalog::entry))
-        .route("/v1/catalog/evidence-bundles/{id}", get(catalog::bundle))
-        .route("/v1/catalog/state", get(catalog::state))
-        .route("/v1/policy", get(catalog::policy))
-        .route("/checkpoint", get(read::checkpoint))
-        .route("/tile/{*path}", get(read::tile))
-        .route("/v1/log", get(read::log_info))
-        .route("/v1/entries/{index}", get(read::entry))
-        .route("/v1/receipts/{index}", get(read::receipt))
-        .route("/v1/proofs/inclusion", get(read::inclusion))
-        .route("/v1/proofs/consistency", get(read::consistency))
+        .route(routes::PUBLICATIONS, post(submit::publication))
+        .route(routes::GRANTS, post(submit::grant))
+        .route(routes::POLICY_SET, post(submit::policy_set))
+        .route(routes::REVOCATIONS, post(submit::revoke))
+        .route(routes::REVIEWS, post(submit::review))
+        .route(routes::PROMOTIONS, post(submit::promotion))
+        .route(routes::STATUS_CHANGES, post(submit::status_change))
+        .route(routes::BLOB, put(blobs::put).get(blobs::get))
+        .route(routes::ENTRIES, get(catalog::entries))
+        .route(routes::ENTRY, get(catalog::entry))
+        .route(routes::EVIDENCE_BUNDLE, get(catalog::bundle))
+        .route(routes::STATE, get(catalog::state))
+        .route(routes::POLICY, get(catalog::policy))
+        .route(routes::CHECKPOINT, get(read::checkpoint))
+        .route(routes::TILE, get(read::tile))
+        .route(routes::LOG_INFO, get(read::log_info))
+        .route(routes::LOG_ENTRY, get(read::entry))
+        .route(routes::RECEIPT, get(read::receipt))
+        .route(routes::INCLUSION_PROOF, get(read::inclusion))
+        .route(routes::CONSISTENCY_PROOF, get(read::consistency))
         .fallback(read::fallback)
         .with_state(state)
 }

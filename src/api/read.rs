@@ -1,4 +1,8 @@
 //! The read side: checkpoint, tiles, entries, proofs, receipts.
+//!
+//! May import `super` (the app state and Problem), the log's read side, `receipt` and
+//! `tiles`. Errors of the log become problem+json: 404 only for what the caller asked
+//! for wrongly, 500 for what the log failed at.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -251,4 +255,43 @@ pub async fn fallback() -> Response {
 
 fn query_problem(rejection: QueryRejection) -> Problem {
     Problem::bad_request(format!("query string: {}", rejection.body_text()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::reader::ReadError;
+    use crate::storage::StorageError;
+
+    /// Only the caller's mistakes are 404; a failure of the log to prove or sign what it
+    /// holds is a 500, and every error answer is problem+json.
+    #[test]
+    fn read_errors_map_to_their_status() {
+        let cases = [
+            (
+                ReadError::NotFound("entry 9 is beyond tree size 3".into()),
+                404,
+            ),
+            (
+                ReadError::Internal("signing checkpoint: bad key".into()),
+                500,
+            ),
+            (
+                ReadError::Internal("hash source returned 2 hashes for 3 requested nodes".into()),
+                500,
+            ),
+            (
+                StorageError::Corrupt("tile/0/000 is short".into()).into(),
+                500,
+            ),
+        ];
+        for (error, status) in cases {
+            let response = Problem::from(error).into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(
+                response.headers().get(header::CONTENT_TYPE),
+                Some(&HeaderValue::from_static(crate::http::PROBLEM_JSON))
+            );
+        }
+    }
 }

@@ -90,5 +90,5 @@ async fn submit(
 
 /// Reads at most [`MAX_BODY_BYTES`]; a declared or actual larger body is a 413.
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, Problem> {
-    super::body::read_limited(headers, body, MAX_BODY_BYTES).await
+    crate::http::read_limited(headers, body, MAX_BODY_BYTES).await
 }

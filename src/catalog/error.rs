@@ -1,7 +1,20 @@
-//! Error types: [`Refusal`] for submissions the authority turns away, [`CatalogError`] for
-//! leaves the projection cannot apply.
+//! The catalog's shared error types: [`Refusal`] for submissions the authority turns away,
+//! [`CatalogError`] for leaves the catalog state cannot apply, [`RecordError`] for a
+//! record store that fails.
+//!
+//! The bottom layer of `catalog`: it imports nothing from it, and every layer may import it.
+//! Errors that belong to one check (a field's syntax, a leaf's shape) live beside the check.
 
-use super::records::RecordError;
+/// An error of the record store (see [`super::RecordStore`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The backend failed (I/O, database).
+    #[error("record store: {0}")]
+    Backend(String),
+    /// A stored key or value does not have the shape it must have.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
 
 /// Why a submission is refused; the HTTP layer maps variants to statuses and problem+json bodies.
 ///
@@ -73,7 +86,7 @@ impl Refusal {
     }
 }
 
-/// Errors of the catalog projection: a leaf that cannot be applied, or genesis parameters
+/// Errors of the catalog state: a leaf that cannot be applied, or genesis parameters
 /// that cannot form a valid authority.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {

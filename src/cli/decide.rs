@@ -1,16 +1,23 @@
 //! `review`, `promote`, `status`, `revoke` and `policy set|show`: the decisions, each a
-//! signed request that prints its receipt or a clear refusal.
+//! signed request built from catalog's typed payloads, that prints its receipt or a clear
+//! refusal.
+//!
+//! May import `client` (the authority), `catalog` (through its root), `keyfile` and `note`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::dest::{deliver, finish, sign_payload, Dest, LocalLog};
-use super::{runtime, CliError, Context};
-use crate::catalog::decisions::parse_subject_digest;
-use crate::client::http::HttpClient;
-use crate::keyfile::read_verifier;
+use super::dest::{describe, open_authority, sign_payload, submit_one, Dest};
+use super::{runtime, wire_name, CliError, Context, UnknownValue};
+use crate::catalog::{
+    parse_subject_digest, ApiVersion, ChannelPolicy, DecisionKind, DecisionPayload, DigestSet,
+    EntryKey, NewStatus, PolicySetRequest, PromotionRequest, ReviewRequest, RevokeRequest,
+    StatusChangeRequest, SubmissionKind, Verdict,
+};
+use crate::keyfile::{read_signer, read_verifier};
+use crate::note::Signer;
 
 /// The entry a decision is about.
 #[derive(Debug, Args)]
@@ -24,10 +31,13 @@ pub struct EntryArgs {
 }
 
 impl EntryArgs {
-    fn json(&self) -> Result<Value, CliError> {
-        let hex =
+    fn key(&self) -> Result<EntryKey, CliError> {
+        let sha256 =
             parse_subject_digest(&self.subject).map_err(|m| CliError(format!("--subject: {m}")))?;
-        Ok(json!({"targetCatalogRef": self.target, "subjectDigest": {"sha256": hex}}))
+        Ok(EntryKey {
+            target_catalog_ref: self.target.clone(),
+            subject_digest: DigestSet { sha256 },
+        })
     }
 }
 
@@ -90,8 +100,8 @@ pub struct StatusArgs {
     #[command(flatten)]
     entry: EntryArgs,
     /// superseded, restricted, archived or revoked.
-    #[arg(long)]
-    status: String,
+    #[arg(long, value_parser = parse_status)]
+    status: NewStatus,
     /// Why.
     #[arg(long)]
     reason: Option<String>,
@@ -154,64 +164,63 @@ pub struct PolicyShowArgs {
     data: Option<PathBuf>,
 }
 
-fn base(kind: &str) -> serde_json::Map<String, Value> {
-    let mut m = serde_json::Map::new();
-    m.insert("apiVersion".into(), json!(crate::catalog::API_VERSION));
-    m.insert("kind".into(), json!(kind));
-    m
+fn parse_status(text: &str) -> Result<NewStatus, UnknownValue> {
+    wire_name(text, "superseded, restricted, archived, revoked")
 }
 
-/// Signs the payload with `key`, delivers it to `endpoint`, prints the receipt.
+/// Signs a decision with `signer`, submits it to its route, prints the receipt.
 fn send(
-    payload: serde_json::Map<String, Value>,
-    key: &std::path::Path,
+    payload: &DecisionPayload,
+    signer: &Signer,
     dest: &Dest,
-    endpoint: &str,
     out: Option<&PathBuf>,
     what: &str,
 ) -> Result<(), CliError> {
-    let envelope = sign_payload(&Value::Object(payload), key)?;
-    let published = deliver(dest, endpoint, &envelope)?;
-    finish(&published, out, what)
+    let envelope = match payload {
+        DecisionPayload::PolicySet(p) => sign_payload(p, signer),
+        DecisionPayload::Revoke(p) => sign_payload(p, signer),
+        DecisionPayload::Review(p) => sign_payload(p, signer),
+        DecisionPayload::Promotion(p) => sign_payload(p, signer),
+        DecisionPayload::StatusChange(p) => sign_payload(p, signer),
+    }?;
+    let kind = SubmissionKind::Decision(payload.kind());
+    submit_one(dest, kind, &envelope, out, what)
 }
 
 /// `review`.
 pub fn run_review(args: ReviewArgs) -> Result<(), CliError> {
-    let mut p = base("Review");
-    p.insert("entry".into(), args.entry.json()?);
-    let reviewer = crate::keyfile::read_signer(&args.key)?
-        .verifier()
-        .short_id();
-    p.insert("reviewer".into(), json!(reviewer));
-    p.insert("channel".into(), json!(args.channel));
-    p.insert(
-        "verdict".into(),
-        json!(if args.approve { "approve" } else { "deny" }),
-    );
-    if let Some(c) = &args.comment {
-        p.insert("comment".into(), json!(c));
-    }
-    send(
-        p,
-        &args.key,
-        &args.dest,
-        "/v1/reviews",
-        args.out.as_ref(),
-        "review",
-    )
+    let entry = args.entry.key()?;
+    let signer = read_signer(&args.key)?;
+    let payload = DecisionPayload::Review(ReviewRequest {
+        api_version: ApiVersion::V1,
+        kind: DecisionKind::Review,
+        entry,
+        reviewer: signer.verifier().short_id(),
+        channel: args.channel.clone(),
+        verdict: if args.approve {
+            Verdict::Approve
+        } else {
+            Verdict::Deny
+        },
+        comment: args.comment.clone(),
+    });
+    send(&payload, &signer, &args.dest, args.out.as_ref(), "review")
 }
 
 /// `promote`.
 pub fn run_promote(args: PromoteArgs) -> Result<(), CliError> {
-    let mut p = base("Promotion");
-    p.insert("entry".into(), args.entry.json()?);
-    p.insert("fromChannel".into(), json!(args.from));
-    p.insert("toChannel".into(), json!(args.to));
+    let payload = DecisionPayload::Promotion(PromotionRequest {
+        api_version: ApiVersion::V1,
+        kind: DecisionKind::Promotion,
+        entry: args.entry.key()?,
+        from_channel: args.from.clone(),
+        to_channel: args.to.clone(),
+    });
+    let signer = read_signer(&args.key)?;
     send(
-        p,
-        &args.key,
+        &payload,
+        &signer,
         &args.dest,
-        "/v1/promotions",
         args.out.as_ref(),
         "promotion",
     )
@@ -219,17 +228,18 @@ pub fn run_promote(args: PromoteArgs) -> Result<(), CliError> {
 
 /// `status`.
 pub fn run_status(args: StatusArgs) -> Result<(), CliError> {
-    let mut p = base("StatusChange");
-    p.insert("entry".into(), args.entry.json()?);
-    p.insert("status".into(), json!(args.status));
-    if let Some(r) = &args.reason {
-        p.insert("reason".into(), json!(r));
-    }
+    let payload = DecisionPayload::StatusChange(StatusChangeRequest {
+        api_version: ApiVersion::V1,
+        kind: DecisionKind::StatusChange,
+        entry: args.entry.key()?,
+        status: args.status,
+        reason: args.reason.clone(),
+    });
+    let signer = read_signer(&args.key)?;
     send(
-        p,
-        &args.key,
+        &payload,
+        &signer,
         &args.dest,
-        "/v1/status-changes",
         args.out.as_ref(),
         "status change",
     )
@@ -238,16 +248,17 @@ pub fn run_status(args: StatusArgs) -> Result<(), CliError> {
 /// `revoke`.
 pub fn run_revoke(args: RevokeArgs) -> Result<(), CliError> {
     let key = read_verifier(&args.key_vkey)?;
-    let mut p = base("PublisherRevoke");
-    p.insert("key".into(), json!(key.to_vkey()));
-    if let Some(r) = &args.reason {
-        p.insert("reason".into(), json!(r));
-    }
+    let payload = DecisionPayload::Revoke(RevokeRequest {
+        api_version: ApiVersion::V1,
+        kind: DecisionKind::PublisherRevoke,
+        key: key.to_vkey(),
+        reason: args.reason.clone(),
+    });
+    let signer = read_signer(&args.admin_key)?;
     send(
-        p,
-        &args.admin_key,
+        &payload,
+        &signer,
         &args.dest,
-        "/v1/admin/revocations",
         args.out.as_ref(),
         "revocation",
     )
@@ -256,65 +267,140 @@ pub fn run_revoke(args: RevokeArgs) -> Result<(), CliError> {
 /// `policy set|show`.
 pub fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
     match command {
-        PolicyCommand::Set(args) => {
-            let text = std::fs::read(&args.policy)
-                .context(|| format!("reading {}", args.policy.display()))?;
-            let v: Value =
-                serde_json::from_slice(&text).context(|| args.policy.display().to_string())?;
-            let channels = v
-                .get("channels")
-                .or_else(|| v.pointer("/policy/channels"))
-                .cloned()
-                .ok_or_else(|| {
-                    CliError(format!("{} has no \"channels\"", args.policy.display()))
-                })?;
-            let mut p = base("PolicySet");
-            p.insert("channels".into(), channels);
-            send(
-                p,
-                &args.admin_key,
-                &args.dest,
-                "/v1/admin/policy",
-                args.out.as_ref(),
-                "policy",
-            )
-        }
-        PolicyCommand::Show(args) => {
-            let shown = fetch_policy(&args.server, args.data.as_deref())?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&shown).unwrap_or_default()
-            );
-            Ok(())
-        }
+        PolicyCommand::Set(args) => policy_set(args),
+        PolicyCommand::Show(args) => policy_show(args),
     }
 }
 
-/// The policy in force as `GET /v1/policy` answers it, from a server or a local log.
-pub fn fetch_policy(server: &str, data: Option<&std::path::Path>) -> Result<Value, CliError> {
-    match data {
-        Some(dir) => {
-            let local = LocalLog::open(dir)?;
-            let v = local.log.read_catalog(|c, at| {
-                let (policy, index) = c.policy_before(at);
-                json!({"policy": policy, "leafIndex": index, "treeSize": at})
-            });
-            local.log.shutdown();
-            Ok(v)
+/// `policy set`: the channels of a PolicySet payload, `{"channels": …}` or `policy show`
+/// output, signed as a `PolicySet`.
+fn policy_set(args: PolicySetArgs) -> Result<(), CliError> {
+    let file = args.policy.display().to_string();
+    let text = std::fs::read(&args.policy).context(|| format!("reading {file}"))?;
+    let v: Value = serde_json::from_slice(&text).context(|| file.clone())?;
+    let channels = v
+        .get("channels")
+        .or_else(|| v.pointer("/policy/channels"))
+        .cloned()
+        .ok_or_else(|| CliError(format!("{file} has no \"channels\"")))?;
+    let channels: std::collections::BTreeMap<String, ChannelPolicy> =
+        serde_json::from_value(channels).context(|| format!("{file}: channels"))?;
+    let payload = DecisionPayload::PolicySet(PolicySetRequest {
+        api_version: ApiVersion::V1,
+        kind: DecisionKind::PolicySet,
+        channels,
+    });
+    let signer = read_signer(&args.admin_key)?;
+    send(&payload, &signer, &args.dest, args.out.as_ref(), "policy")
+}
+
+/// `policy show`: the policy in force, as `GET /v1/policy` answers it, pretty-printed.
+fn policy_show(args: PolicyShowArgs) -> Result<(), CliError> {
+    let authority = open_authority(&args.server, args.data.as_deref())?;
+    let shown = runtime()?.block_on(authority.policy()).map_err(describe)?;
+    // Through a JSON value, so members print sorted as before.
+    let value = serde_json::to_value(&shown).context(|| "encoding the policy".into())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn jcs<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        serde_jcs::to_vec(value).unwrap()
+    }
+
+    fn entry() -> EntryKey {
+        EntryKey {
+            target_catalog_ref: "sourceos://catalog/images/x".into(),
+            subject_digest: DigestSet {
+                sha256: "ab".repeat(32),
+            },
         }
-        None => {
-            let rt = runtime()?;
-            rt.block_on(async {
-                let client = HttpClient::new(server)?;
-                let r = client.get("/v1/policy").await?;
-                if !r.status.is_success() {
-                    return Err(CliError(format!(
-                        "GET /v1/policy: {}",
-                        String::from_utf8_lossy(&r.body)
-                    )));
-                }
-                serde_json::from_slice(&r.body).context(|| "reading /v1/policy".into())
-            })
+    }
+
+    /// The typed payloads sign exactly the bytes the JSON maps they replaced did.
+    #[test]
+    fn typed_decisions_canonicalize_as_the_old_json_maps() {
+        let entry_json = json!({"targetCatalogRef": "sourceos://catalog/images/x",
+                                "subjectDigest": {"sha256": "ab".repeat(32)}});
+        let review = |comment: Option<&str>| ReviewRequest {
+            api_version: ApiVersion::V1,
+            kind: DecisionKind::Review,
+            entry: entry(),
+            reviewer: "alice+01020304".into(),
+            channel: "dev".into(),
+            verdict: Verdict::Deny,
+            comment: comment.map(str::to_string),
+        };
+        let cases: Vec<(Vec<u8>, Value)> = vec![
+            (
+                jcs(&review(None)),
+                json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "Review", "entry": entry_json,
+                       "reviewer": "alice+01020304", "channel": "dev", "verdict": "deny"}),
+            ),
+            (
+                jcs(&review(Some("ok"))),
+                json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "Review", "entry": entry_json,
+                       "reviewer": "alice+01020304", "channel": "dev", "verdict": "deny",
+                       "comment": "ok"}),
+            ),
+            (
+                jcs(&PromotionRequest {
+                    api_version: ApiVersion::V1,
+                    kind: DecisionKind::Promotion,
+                    entry: entry(),
+                    from_channel: "dev".into(),
+                    to_channel: "candidate".into(),
+                }),
+                json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "Promotion", "entry": entry_json,
+                       "fromChannel": "dev", "toChannel": "candidate"}),
+            ),
+            (
+                jcs(&StatusChangeRequest {
+                    api_version: ApiVersion::V1,
+                    kind: DecisionKind::StatusChange,
+                    entry: entry(),
+                    status: NewStatus::Superseded,
+                    reason: Some("rebuilt".into()),
+                }),
+                json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "StatusChange",
+                       "entry": entry_json, "status": "superseded", "reason": "rebuilt"}),
+            ),
+            (
+                jcs(&RevokeRequest {
+                    api_version: ApiVersion::V1,
+                    kind: DecisionKind::PublisherRevoke,
+                    key: "k+01020304+AQ".into(),
+                    reason: None,
+                }),
+                json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherRevoke",
+                       "key": "k+01020304+AQ"}),
+            ),
+        ];
+        for (typed, old) in cases {
+            assert_eq!(typed, jcs(&old));
+        }
+    }
+
+    #[test]
+    fn status_flags_take_exactly_the_wire_names() {
+        for (text, want) in [
+            ("superseded", Some(NewStatus::Superseded)),
+            ("restricted", Some(NewStatus::Restricted)),
+            ("archived", Some(NewStatus::Archived)),
+            ("revoked", Some(NewStatus::Revoked)),
+            ("Revoked", None),
+            ("published", None),
+        ] {
+            assert_eq!(parse_status(text).ok(), want, "{text}");
         }
     }
 }

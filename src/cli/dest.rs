@@ -1,20 +1,25 @@
-//! Where a signed request goes: a server (`--server URL`) or a local log
-//! (`--data DIR`, appended with the same admission code, for disconnected builds).
+//! Where a command's requests go, and the steps every submitting command shares.
+//!
+//! Owns the `--server URL` / `--data DIR` / `--log-vkey F` flags: [`open_authority`]
+//! chooses the [`Authority`] once per command (a server, or a local log opened once,
+//! appended with the same admission code, for disconnected builds), and this file signs
+//! payloads, submits them, verifies and prints the receipt, and describes refusals.
+//!
+//! May import `client` (the authority and its two implementations), `catalog` (through
+//! its root), `keyfile` and `note`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use serde::Serialize;
 
 use super::{runtime, CliError, Context};
-use crate::catalog::Envelope;
-use crate::client::http::HttpClient;
-use crate::client::{submit_envelope, ClientError, Published};
+use crate::catalog::{sign_envelope, Envelope, SubmissionKind};
+use crate::client::{
+    submit_verified, Authority, ClientError, HttpAuthority, LocalAuthority, Published,
+};
 use crate::keyfile::read_verifier;
-use crate::log::intake::intake;
-use crate::log::{Log, LogOptions, SubmitError};
-use crate::note::Verifier;
-use crate::receipt::Receipt;
-use crate::storage::blobs::{BlobStore, DEFAULT_MAX_BLOB_BYTES};
+use crate::note::{Signer, Verifier};
 
 /// `--server URL` or `--data DIR`, and the log key to check receipts with.
 #[derive(Debug, Args, Clone)]
@@ -32,105 +37,66 @@ pub struct Dest {
     pub log_vkey: Option<PathBuf>,
 }
 
-/// A local log opened for one command.
-pub struct LocalLog {
-    /// The log.
-    pub log: Log,
-    /// Its evidence store.
-    pub blobs: BlobStore,
-}
-
-impl LocalLog {
-    /// Opens the log and blob store in `dir`.
-    pub fn open(dir: &std::path::Path) -> Result<LocalLog, CliError> {
-        let (log, report) = Log::open(LogOptions::new(dir))
-            .context(|| format!("opening the local log in {}", dir.display()))?;
-        if report.created {
-            eprintln!("created a new local log in {}", dir.display());
+/// The authority at `data` (a local log, opened and replayed once) or else at `server`.
+pub fn open_authority(server: &str, data: Option<&Path>) -> Result<Box<dyn Authority>, CliError> {
+    match data {
+        Some(dir) => {
+            let local = LocalAuthority::open(dir)?;
+            if local.created() {
+                eprintln!("created a new local log in {}", dir.display());
+            }
+            Ok(Box::new(local))
         }
-        let blobs = BlobStore::open(&dir.join("blobs"), DEFAULT_MAX_BLOB_BYTES)
-            .context(|| format!("opening {}/blobs", dir.display()))?;
-        Ok(LocalLog { log, blobs })
+        None => Ok(Box::new(HttpAuthority::new(server)?)),
     }
 }
 
 impl Dest {
+    /// Opens the authority this command talks to.
+    pub fn open(&self) -> Result<Box<dyn Authority>, CliError> {
+        open_authority(&self.server, self.data.as_deref())
+    }
+
     /// The log key: `--log-vkey`, DATA/log.vkey, or (with a warning) the server's.
-    pub async fn log_key(&self, client: Option<&HttpClient>) -> Result<Verifier, CliError> {
+    pub async fn log_key(&self, authority: &dyn Authority) -> Result<Verifier, CliError> {
         if let Some(path) = &self.log_vkey {
             return Ok(read_verifier(path)?);
         }
         if let Some(dir) = &self.data {
             return Ok(read_verifier(&dir.join("log.vkey"))?);
         }
-        let client = client.ok_or_else(|| CliError("no log key".into()))?;
         eprintln!("warning: no --log-vkey; checking the receipt with the key the server reports");
-        let response = client.get("/v1/log").await?;
-        let info: serde_json::Value =
-            serde_json::from_slice(&response.body).context(|| "reading /v1/log".into())?;
-        let vkey = info
-            .get("verifierKey")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| CliError("/v1/log has no verifierKey".into()))?;
-        Ok(Verifier::from_vkey(vkey)?)
+        let info = authority.log_info().await.map_err(describe)?;
+        Ok(info.verifier()?)
     }
 }
 
-/// Submits `envelope` to `endpoint` on the server, or to the local log, and verifies the
-/// receipt it gets.
-pub fn deliver(dest: &Dest, endpoint: &str, envelope: &Envelope) -> Result<Published, CliError> {
+/// Submits `envelope` as a request of `kind` and verifies the receipt it gets.
+pub async fn deliver(
+    dest: &Dest,
+    authority: &dyn Authority,
+    kind: SubmissionKind,
+    envelope: &Envelope,
+) -> Result<Published, CliError> {
+    let log_key = dest.log_key(authority).await?;
+    submit_verified(authority, kind, envelope, &log_key)
+        .await
+        .map_err(describe)
+}
+
+/// Opens the authority, submits `envelope`, verifies the receipt and prints it: the
+/// whole of a command that only submits one signed request.
+pub fn submit_one(
+    dest: &Dest,
+    kind: SubmissionKind,
+    envelope: &Envelope,
+    out: Option<&PathBuf>,
+    what: &str,
+) -> Result<(), CliError> {
+    let authority = dest.open()?;
     let rt = runtime()?;
-    rt.block_on(async {
-        match &dest.data {
-            None => {
-                let client = HttpClient::new(&dest.server)?;
-                let log_key = dest.log_key(Some(&client)).await?;
-                submit_envelope(&client, endpoint, envelope, &log_key)
-                    .await
-                    .map_err(describe)
-            }
-            Some(dir) => {
-                let local = LocalLog::open(dir)?;
-                let log_key = dest.log_key(None).await?;
-                let body = envelope.to_json().into_bytes();
-                let submitted = intake(&local.log, Some(&local.blobs), &body, None).await;
-                let result = submitted
-                    .map_err(|e| describe(submit_error(e)))
-                    .and_then(|s| {
-                        let receipt = local.log.receipt(s.index, Some(s.tree_size))?;
-                        verified(receipt, &log_key, s.duplicate)
-                    });
-                local.log.shutdown();
-                result
-            }
-        }
-    })
-}
-
-fn verified(receipt: Receipt, log_key: &Verifier, duplicate: bool) -> Result<Published, CliError> {
-    let verified = receipt
-        .verify(log_key)
-        .context(|| "the local log's receipt does not verify".into())?;
-    Ok(Published {
-        receipt,
-        verified,
-        duplicate,
-    })
-}
-
-fn submit_error(e: SubmitError) -> ClientError {
-    match e {
-        SubmitError::Refused(r) => ClientError::Refused {
-            status: r.http_status(),
-            detail: r.to_string(),
-            errors: r.problems(),
-        },
-        other => ClientError::Refused {
-            status: 503,
-            detail: other.to_string(),
-            errors: Vec::new(),
-        },
-    }
+    let published = rt.block_on(deliver(dest, authority.as_ref(), kind, envelope))?;
+    finish(&published, out, what)
 }
 
 /// A refusal as a clear message: the status, the detail, and every listed problem.
@@ -181,12 +147,11 @@ pub fn finish(published: &Published, out: Option<&PathBuf>, what: &str) -> Resul
 }
 
 /// Canonicalizes `payload` (RFC 8785, so the same request always has the same bytes and a
-/// retry is recognised as a duplicate) and signs it with the key in `key_file`.
-pub fn sign_payload(
-    payload: &serde_json::Value,
-    key_file: &std::path::Path,
+/// retry is recognised as a duplicate) and signs it with `signer`.
+pub fn sign_payload<T: Serialize + ?Sized>(
+    payload: &T,
+    signer: &Signer,
 ) -> Result<Envelope, CliError> {
-    let signer = crate::keyfile::read_signer(key_file)?;
     let bytes = serde_jcs::to_vec(payload).context(|| "encoding the request".into())?;
-    Ok(crate::catalog::sign_envelope(&bytes, &signer))
+    Ok(sign_envelope(&bytes, signer))
 }

@@ -17,7 +17,7 @@ pub struct FsckArgs {
 
 /// Runs the check and prints its findings; fails if anything is wrong.
 pub fn run(args: FsckArgs) -> Result<(), CliError> {
-    let report = fsck(&args.data).map_err(CliError)?;
+    let report = fsck(&args.data)?;
     for problem in &report.problems {
         println!("PROBLEM: {problem}");
     }

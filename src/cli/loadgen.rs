@@ -1,17 +1,20 @@
 //! `srcos-catalog loadgen`: drive a server with signed publications and report
 //! throughput and latency; with `--sweep`, plot throughput and p99 against offered load.
+//!
+//! May import `client` (the server's authority, the load generator, the plot) and
+//! `keyfile`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
+use super::dest::describe;
 use super::{runtime, CliError, Context};
-use crate::client::http::HttpClient;
 use crate::client::loadgen::{self, LoadConfig, LoadReport};
 use crate::client::plot::{sweep_svg, SweepPoint};
+use crate::client::{Authority, HttpAuthority};
 use crate::keyfile::read_signer;
-use crate::note::Verifier;
 
 /// Arguments of `loadgen`.
 #[derive(Debug, Args)]
@@ -51,7 +54,18 @@ pub struct LoadgenArgs {
     json: bool,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A `--duration` that is not one.
+#[derive(Debug, PartialEq, thiserror::Error)]
+enum DurationError {
+    /// Not a number with a unit.
+    #[error("{0:?} is not a duration like 60s, 500ms or 2m")]
+    Unreadable(String),
+    /// Zero, negative or not finite.
+    #[error("{0:?} must be positive")]
+    NotPositive(String),
+}
+
+fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
         (ms, 0.001)
     } else if let Some(s) = text.strip_suffix('s') {
@@ -63,9 +77,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 60s, 500ms or 2m"))?;
+        .map_err(|_| DurationError::Unreadable(text.to_string()))?;
     if !(value.is_finite() && value > 0.0) {
-        return Err(format!("{text:?} must be positive"));
+        return Err(DurationError::NotPositive(text.to_string()));
     }
     Ok(Duration::from_secs_f64(value * scale))
 }
@@ -88,9 +102,9 @@ pub fn run(args: LoadgenArgs) -> Result<(), CliError> {
     }
     let rt = runtime()?;
     let reports = rt.block_on(async {
-        let client = HttpClient::new(&args.server)?;
-        let log_key = server_log_key(&client).await?;
-        let publishers = loadgen::grant_publishers(&client, &admin, args.publishers.max(1))
+        let authority = HttpAuthority::new(&args.server)?;
+        let log_key = authority.log_info().await.map_err(describe)?.verifier()?;
+        let publishers = loadgen::grant_publishers(&authority, &admin, args.publishers.max(1))
             .await
             .context(|| "granting the load generator's publishers".into())?;
         let mut reports = Vec::new();
@@ -110,7 +124,7 @@ pub fn run(args: LoadgenArgs) -> Result<(), CliError> {
                 max_requests: args.max_requests,
                 verify_every: args.verify_every,
             };
-            let report = loadgen::run(&client, &config, requests, &log_key).await;
+            let report = loadgen::run(authority.http(), &config, requests, &log_key).await;
             print_report(&report, args.json);
             reports.push(report);
         }
@@ -138,17 +152,6 @@ pub fn run(args: LoadgenArgs) -> Result<(), CliError> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
-}
-
-async fn server_log_key(client: &HttpClient) -> Result<Verifier, CliError> {
-    let answer = client.get("/v1/log").await?;
-    let info: serde_json::Value =
-        serde_json::from_slice(&answer.body).context(|| "reading /v1/log".into())?;
-    let vkey = info
-        .get("verifierKey")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| CliError("/v1/log has no verifierKey".into()))?;
-    Ok(Verifier::from_vkey(vkey)?)
 }
 
 fn print_report(report: &LoadReport, json: bool) {

@@ -1,14 +1,21 @@
 //! The `srcos-catalog` command line. Only this module knows argv; each subcommand is a
-//! thin layer over the library and reports errors with their context.
+//! thin layer over the library (argument parsing, choosing backends, printing) and
+//! reports errors with their context.
+//!
+//! The commands that talk to the authority (`grant`, `publish`, the decisions, `policy`)
+//! choose one [`crate::client::Authority`] in `dest` (a server or a local log) and never
+//! branch on which it is for anything but what they print.
+//!
+//! May import every module of the crate; nothing imports it but `main.rs`.
 
 mod decide;
 mod dest;
+mod from_reports;
 mod fsck;
 mod keygen;
 mod loadgen;
 mod monitor;
 mod replay;
-mod request;
 mod serve;
 mod submit;
 mod verify;
@@ -39,7 +46,7 @@ enum Command {
     Publish(submit::PublishArgs),
     /// Build a publication request (`request from-reports DIR ...`).
     #[command(subcommand)]
-    Request(request::RequestCommand),
+    Request(from_reports::RequestCommand),
     /// Approve or deny an entry for a channel (a reviewer).
     Review(decide::ReviewArgs),
     /// Move an entry to the next channel, if that channel's policy is met.
@@ -86,6 +93,26 @@ impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
     }
 }
 
+/// A flag value that is not one of the names it may take.
+#[derive(Debug, thiserror::Error)]
+#[error("{value:?} is not one of {allowed}")]
+pub struct UnknownValue {
+    value: String,
+    allowed: &'static str,
+}
+
+/// Parses a flag value by its wire name (how the payload spells the enum in JSON), so the
+/// flag takes exactly the names the authority does.
+pub(crate) fn wire_name<T: serde::de::DeserializeOwned>(
+    value: &str,
+    allowed: &'static str,
+) -> Result<T, UnknownValue> {
+    serde_json::from_value(serde_json::Value::String(value.to_string())).map_err(|_| UnknownValue {
+        value: value.to_string(),
+        allowed,
+    })
+}
+
 /// The data directory used when `--data` is not given.
 pub fn default_data_dir() -> PathBuf {
     PathBuf::from("./catalog-data")
@@ -99,7 +126,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Grant(args) => submit::run_grant(args),
         Command::Publish(args) => submit::run_publish(args),
-        Command::Request(command) => request::run(command),
+        Command::Request(command) => from_reports::run(command),
         Command::Review(args) => decide::run_review(args),
         Command::Promote(args) => decide::run_promote(args),
         Command::Status(args) => decide::run_status(args),

@@ -4,6 +4,8 @@
 //! Exit status: 0 when every poll verified (or the server was unreachable for less than
 //! `--unreachable-after`), 1 on a usage or local error, 2 on an alert (the evidence is
 //! printed on stdout).
+//!
+//! May import `client::monitor` and `keyfile`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,15 +55,23 @@ pub struct MonitorArgs {
     watch: Vec<String>,
 }
 
+/// A duration flag that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a duration like 500ms, 30s, 5m or 1h")]
+struct BadDuration(String);
+
+/// A `--watch` that is not `subject=NAME`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not subject=NAME")]
+struct BadWatch(String);
+
 /// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, BadDuration> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 5m or 1h"))?;
+    let n: u64 = number.parse().map_err(|_| BadDuration(text.to_string()))?;
     let ms = match unit {
         "ms" => Some(n),
         "" | "s" => n.checked_mul(1000),
@@ -70,13 +80,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => None,
     };
     ms.map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is not a duration like 500ms, 30s, 5m or 1h"))
+        .ok_or_else(|| BadDuration(text.to_string()))
 }
 
-fn parse_watch(text: &str) -> Result<String, String> {
+fn parse_watch(text: &str) -> Result<String, BadWatch> {
     match text.split_once('=') {
         Some(("subject", name)) if !name.is_empty() => Ok(name.to_string()),
-        _ => Err(format!("{text:?} is not subject=NAME")),
+        _ => Err(BadWatch(text.to_string())),
     }
 }
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{runtime, CliError, Context};
-use crate::client::http::HttpClient;
+use crate::http::HttpClient;
 use crate::keyfile::read_verifier;
-use crate::log::replay::{replay, replay_dir, Replayed};
+use crate::log::replay::{replay, replay_dir, ReplayError, Replayed};
 use crate::note::Verifier;
 
 /// Arguments of `replay`.
@@ -68,6 +68,14 @@ pub fn run(args: ReplayArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A tile the server did not give.
+#[derive(Debug, thiserror::Error)]
+#[error("GET {path}: {status}")]
+struct NotServed {
+    path: String,
+    status: hyper::StatusCode,
+}
+
 fn replay_server(url: &str, key: &Verifier) -> Result<Replayed, CliError> {
     let rt = runtime()?;
     let client = HttpClient::new(url)?;
@@ -77,11 +85,14 @@ fn replay_server(url: &str, key: &Verifier) -> Result<Replayed, CliError> {
     }
     replay(&checkpoint.body, key, |tile| {
         let path = format!("/{}", tile.path());
-        let r = rt.block_on(client.get(&path)).map_err(|e| e.to_string())?;
+        let r = rt
+            .block_on(client.get(&path))
+            .map_err(|e| ReplayError::Fetch(Box::new(e)))?;
         if r.status.is_success() {
-            Ok(r.body.to_vec())
+            Ok(r.body)
         } else {
-            Err(format!("GET {path}: {}", r.status))
+            let status = r.status;
+            Err(ReplayError::Fetch(Box::new(NotServed { path, status })))
         }
     })
     .map_err(|e| CliError(format!("replay of {url}: {e}")))

@@ -1,4 +1,5 @@
-//! `srcos-catalog serve`.
+//! `srcos-catalog serve`: chooses the storage backends (the POSIX data directory, the
+//! records on disk or in memory), opens the log on them, and serves it over HTTP.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +10,8 @@ use clap::Args;
 
 use super::{default_data_dir, runtime, CliError, Context};
 use crate::keyfile::read_verifier;
-use crate::log::{Log, LogOptions, ProjectionMode};
+use crate::log::{Log, LogOptions};
+use crate::storage::{Backends, RecordsIn};
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -67,13 +69,14 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     options.admin_keys = admin_keys;
     options.batch_max = args.batch_max;
     options.batch_delay = Duration::from_millis(args.batch_delay_ms);
-    options.projection = match args.projection {
-        Projection::Disk => ProjectionMode::Disk,
-        Projection::Memory => ProjectionMode::Memory,
+    let records = match args.projection {
+        Projection::Disk => RecordsIn::Disk,
+        Projection::Memory => RecordsIn::Memory,
     };
     let witnessing = args.witnessing.options()?;
-    let (log, report) =
-        Log::open(options).context(|| format!("opening the log in {}", args.data.display()))?;
+    let opening = || format!("opening the log in {}", args.data.display());
+    let backends = Backends::posix(&args.data, records).context(opening)?;
+    let (log, report) = Log::open_with(backends, options).context(opening)?;
     let log = Arc::new(log);
     let blobs =
         crate::storage::blobs::BlobStore::open(&args.data.join("blobs"), args.max_blob_bytes)

@@ -1,20 +1,23 @@
 //! `srcos-catalog grant` and `srcos-catalog publish` (with `--upload`, `--dry-run` and
-//! local mode `--data`).
+//! local mode `--data`): argument parsing, the typed payload, and printing; the requests
+//! go through the one [`Authority`] the command opens.
+//!
+//! May import `client` (the authority), `catalog` (through its root), `reports` (evidence
+//! files by digest) and `keyfile`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use serde_json::json;
 
-use super::decide::fetch_policy;
-use super::dest::{deliver, finish, sign_payload, Dest, LocalLog};
-use super::{runtime, CliError, Context};
-use crate::catalog::evidence::{analyze, BlobSource};
-use crate::catalog::policy::{check_publication, Policy};
-use crate::catalog::{parse_publication_request, CatalogPublicationRequest};
-use crate::client::http::HttpClient;
-use crate::keyfile::read_verifier;
+use super::dest::{deliver, describe, finish, sign_payload, submit_one, Dest};
+use super::{runtime, wire_name, CliError, Context, UnknownValue};
+use crate::catalog::{
+    analyze, check_publication, entry_local_id, parse_publication_request, ApiVersion, BlobSource,
+    CatalogPublicationRequest, PublisherGrantKind, PublisherGrantRequest, Role, SubmissionKind,
+};
+use crate::client::{Authority, BlobPut, ClientError};
+use crate::keyfile::{read_signer, read_verifier};
 
 /// Arguments of `grant`.
 #[derive(Debug, Args)]
@@ -29,8 +32,8 @@ pub struct GrantArgs {
     publisher_vkey: PathBuf,
     /// The role: publisher (submits publications) or reviewer (reviews, promotes,
     /// changes status).
-    #[arg(long, default_value = "publisher")]
-    role: String,
+    #[arg(long, default_value = "publisher", value_parser = parse_role)]
+    role: Role,
     /// A targetCatalogRef prefix the key may use (repeatable, at least one).
     #[arg(long = "target-prefix", required = true)]
     target_prefixes: Vec<String>,
@@ -69,6 +72,10 @@ pub struct PublishArgs {
     out: Option<PathBuf>,
 }
 
+fn parse_role(text: &str) -> Result<Role, UnknownValue> {
+    wire_name(text, "publisher, reviewer")
+}
+
 /// Signs and submits a grant.
 pub fn run_grant(args: GrantArgs) -> Result<(), CliError> {
     let grantee = read_verifier(&args.publisher_vkey)?;
@@ -77,17 +84,22 @@ pub fn run_grant(args: GrantArgs) -> Result<(), CliError> {
     } else {
         args.channels.clone()
     };
-    let payload = json!({
-        "apiVersion": crate::catalog::API_VERSION,
-        "kind": "PublisherGrant",
-        "publisherKey": grantee.to_vkey(),
-        "role": args.role,
-        "targetPrefixes": args.target_prefixes,
-        "channels": channels,
-    });
-    let envelope = sign_payload(&payload, &args.admin_key)?;
-    let published = deliver(&args.dest, "/v1/admin/grants", &envelope)?;
-    finish(&published, args.out.as_ref(), "grant")
+    let payload = PublisherGrantRequest {
+        api_version: ApiVersion::V1,
+        kind: PublisherGrantKind::PublisherGrant,
+        publisher_key: grantee.to_vkey(),
+        role: args.role,
+        target_prefixes: args.target_prefixes.clone(),
+        channels,
+    };
+    let envelope = sign_payload(&payload, &read_signer(&args.admin_key)?)?;
+    submit_one(
+        &args.dest,
+        SubmissionKind::Grant,
+        &envelope,
+        args.out.as_ref(),
+        "grant",
+    )
 }
 
 /// Blobs held in memory by digest (for `--dry-run`).
@@ -110,17 +122,29 @@ pub fn run_publish(args: PublishArgs) -> Result<(), CliError> {
         serde_json::from_slice(&bytes).context(|| args.request.display().to_string())?;
     let files = evidence_files(&args, &request)?;
     if args.dry_run {
-        return dry_run(&args, &request, &files);
-    }
-    if args.upload {
-        upload(&args.dest, &files)?;
+        let authority = args.dest.open()?;
+        return runtime()?.block_on(dry_run(authority.as_ref(), &request, &files));
     }
     let key = args
         .key
         .as_ref()
         .ok_or_else(|| CliError("--key is required".into()))?;
-    let envelope = sign_payload(&value, key)?;
-    let published = deliver(&args.dest, "/v1/publications", &envelope)?;
+    // The file's own JSON is signed (canonicalized), so the publisher signs what it wrote.
+    let envelope = sign_payload(&value, &read_signer(key)?)?;
+    let authority = args.dest.open()?;
+    let rt = runtime()?;
+    let published = rt.block_on(async {
+        if args.upload {
+            upload(authority.as_ref(), args.dest.data.is_some(), &files).await?;
+        }
+        deliver(
+            &args.dest,
+            authority.as_ref(),
+            SubmissionKind::Publication,
+            &envelope,
+        )
+        .await
+    })?;
     finish(&published, args.out.as_ref(), "publication")
 }
 
@@ -142,8 +166,8 @@ fn evidence_files(
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    let all = crate::pipeline::walk(&dir).context(|| format!("reading {}", dir.display()))?;
-    let index = crate::pipeline::index_by_digest(&all);
+    let all = crate::reports::walk(&dir).context(|| format!("reading {}", dir.display()))?;
+    let index = crate::reports::index_by_digest(&all);
     let mut files = BTreeMap::new();
     for e in &request.evidence {
         match index.get(&e.digest.sha256) {
@@ -162,61 +186,48 @@ fn evidence_files(
     Ok(files)
 }
 
-fn upload(dest: &Dest, files: &BTreeMap<String, PathBuf>) -> Result<(), CliError> {
-    if let Some(dir) = &dest.data {
-        let local = LocalLog::open(dir)?;
-        for (hex, path) in files {
-            let bytes = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
-            let new = local
-                .blobs
-                .put(hex, &bytes)
-                .context(|| format!("storing {}", path.display()))?;
-            eprintln!(
-                "{} sha256:{hex} ({})",
-                if new { "stored" } else { "already held" },
-                path.display()
-            );
-        }
-        local.log.shutdown();
-        return Ok(());
+/// Stores every evidence file with the authority (`stored` in a local log, `uploaded` to
+/// a server).
+async fn upload(
+    authority: &dyn Authority,
+    local: bool,
+    files: &BTreeMap<String, PathBuf>,
+) -> Result<(), CliError> {
+    for (hex, path) in files {
+        let bytes = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
+        let put = authority
+            .put_blob(hex, bytes)
+            .await
+            .map_err(|e| upload_error(path, e))?;
+        let done = match put {
+            BlobPut::Created if local => "stored",
+            BlobPut::Created => "uploaded",
+            BlobPut::Held => "already held",
+        };
+        eprintln!("{done} sha256:{hex} ({})", path.display());
     }
-    let rt = runtime()?;
-    rt.block_on(async {
-        let client = HttpClient::new(&dest.server)?;
-        for (hex, path) in files {
-            let bytes = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
-            let r = client
-                .put(
-                    &format!("/v1/blobs/sha256:{hex}"),
-                    "application/octet-stream",
-                    bytes.into(),
-                )
-                .await?;
-            match r.status.as_u16() {
-                201 => eprintln!("uploaded sha256:{hex} ({})", path.display()),
-                200 => eprintln!("already held sha256:{hex} ({})", path.display()),
-                s => {
-                    return Err(CliError(format!(
-                        "uploading {} refused ({s}): {}",
-                        path.display(),
-                        String::from_utf8_lossy(&r.body)
-                    )))
-                }
-            }
-        }
-        Ok(())
-    })
+    Ok(())
 }
 
-fn dry_run(
-    args: &PublishArgs,
+fn upload_error(path: &std::path::Path, error: ClientError) -> CliError {
+    match error {
+        ClientError::Refused { status, detail, .. } => CliError(format!(
+            "uploading {} refused ({status}): {detail}",
+            path.display()
+        )),
+        other => CliError(format!("storing {}: {other}", path.display())),
+    }
+}
+
+/// Checks the request against the authority's policy, the blobs it holds or the local
+/// files, and the entry it may already have; submits nothing.
+async fn dry_run(
+    authority: &dyn Authority,
     request: &CatalogPublicationRequest,
     files: &BTreeMap<String, PathBuf>,
 ) -> Result<(), CliError> {
-    let shown = fetch_policy(&args.dest.server, args.dest.data.as_deref())?;
-    let policy: Policy = serde_json::from_value(shown["policy"].clone())
-        .context(|| "reading the authority's policy".into())?;
-    let policy_index = shown["leafIndex"].as_u64().unwrap_or(0);
+    let shown = authority.policy().await.map_err(describe)?;
+    let policy_index = shown.leaf_index;
     let mut held = BTreeMap::new();
     for (hex, path) in files {
         held.insert(
@@ -224,30 +235,18 @@ fn dry_run(
             std::fs::read(path).context(|| format!("reading {}", path.display()))?,
         );
     }
-    let id = crate::catalog::entry::entry_local_id(
-        &request.target_catalog_ref,
-        &request.subject_digest(),
-    );
-    let existing = match &args.dest.data {
-        Some(dir) => {
-            let local = LocalLog::open(dir)?;
-            for e in &request.evidence {
-                if !held.contains_key(&e.digest.sha256) {
-                    if let Some(b) = local.blobs.blob(&e.digest.sha256) {
-                        held.insert(e.digest.sha256.clone(), b);
-                    }
-                }
+    for e in &request.evidence {
+        let hex = &e.digest.sha256;
+        if !held.contains_key(hex) {
+            if let Some(bytes) = authority.blob(hex).await.map_err(describe)? {
+                held.insert(hex.clone(), bytes);
             }
-            let existing = local
-                .log
-                .read_catalog(|c, at| c.entry_index(&id).map(|i| i.filter(|i| *i < at)));
-            local.log.shutdown();
-            existing.context(|| "reading the local catalog".into())?
         }
-        None => remote_state(&args.dest.server, request, &id, &mut held)?,
-    };
+    }
+    let id = entry_local_id(&request.target_catalog_ref, &request.subject_digest());
+    let existing = authority.entry_index(&id).await.map_err(describe)?;
     let report = analyze(request, &HeldBlobs(held));
-    let failures = check_publication(&policy, request, &report, existing);
+    let failures = check_publication(&shown.policy, request, &report, existing);
     if failures.is_empty() {
         println!(
             "dry run: the request meets the policy of channel {} (policy leaf {policy_index}); {} of {} evidence blobs checked; nothing was submitted",
@@ -269,33 +268,46 @@ fn dry_run(
     Err(CliError(message))
 }
 
-/// Blobs the server already holds (when not held locally), and the existing entry, if any.
-fn remote_state(
-    server: &str,
-    request: &CatalogPublicationRequest,
-    id: &str,
-    held: &mut BTreeMap<String, Vec<u8>>,
-) -> Result<Option<u64>, CliError> {
-    let rt = runtime()?;
-    rt.block_on(async {
-        let client = HttpClient::new(server)?;
-        for e in &request.evidence {
-            if held.contains_key(&e.digest.sha256) {
-                continue;
-            }
-            let r = client
-                .get(&format!("/v1/blobs/sha256:{}", e.digest.sha256))
-                .await?;
-            if r.status.as_u16() == 200 {
-                held.insert(e.digest.sha256.clone(), r.body.to_vec());
-            }
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The typed grant signs exactly the bytes the JSON map it replaced did.
+    #[test]
+    fn typed_grant_canonicalizes_as_the_old_json_map() {
+        let typed = PublisherGrantRequest {
+            api_version: ApiVersion::V1,
+            kind: PublisherGrantKind::PublisherGrant,
+            publisher_key: "p+01020304+AQ".into(),
+            role: Role::Reviewer,
+            target_prefixes: vec!["sourceos://catalog/images/".into()],
+            channels: vec!["dev".into(), "*".into()],
+        };
+        let old = json!({
+            "apiVersion": "catalog.srcos.ai/v1",
+            "kind": "PublisherGrant",
+            "publisherKey": "p+01020304+AQ",
+            "role": "reviewer",
+            "targetPrefixes": ["sourceos://catalog/images/"],
+            "channels": ["dev", "*"],
+        });
+        assert_eq!(
+            serde_jcs::to_vec(&typed).unwrap(),
+            serde_jcs::to_vec(&old).unwrap()
+        );
+    }
+
+    #[test]
+    fn role_flags_take_exactly_the_wire_names() {
+        for (text, want) in [
+            ("publisher", Some(Role::Publisher)),
+            ("reviewer", Some(Role::Reviewer)),
+            ("admin", None),
+            ("Publisher", None),
+        ] {
+            assert_eq!(parse_role(text).ok(), want, "{text}");
         }
-        let r = client.get(&format!("/v1/catalog/entries/{id}")).await?;
-        if r.status.as_u16() != 200 {
-            return Ok(None);
-        }
-        let v: serde_json::Value =
-            serde_json::from_slice(&r.body).context(|| "reading the entry".into())?;
-        Ok(v["leafIndices"][0].as_u64())
-    })
+    }
 }

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use clap::Args;
 
 use super::{CliError, Context};
-use crate::catalog::time::format_rfc3339_ms;
+use crate::catalog::format_rfc3339_ms;
 use crate::keyfile::read_verifier;
 use crate::receipt::Receipt;
 

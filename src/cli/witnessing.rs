@@ -65,7 +65,7 @@ impl WitnessingArgs {
             timeout: Duration::from_millis(self.witness_timeout_ms.max(1)),
             hold_back_wait: Duration::from_millis(self.hold_back_wait_ms),
         };
-        options.validate().map_err(CliError)?;
+        options.validate()?;
         Ok(Some(options))
     }
 }
@@ -101,5 +101,5 @@ pub(super) fn start(
             BelowQuorum::HoldBack => "hold-back",
         }
     );
-    crate::log::witnessing::Witnessing::start(log, options).map_err(CliError)
+    Ok(crate::log::witnessing::Witnessing::start(log, options)?)
 }

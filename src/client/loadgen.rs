@@ -8,6 +8,9 @@
 //! time, so a server that falls behind is charged for the queueing it causes (no
 //! coordinated omission). With `rate = max` it is closed-loop over `connections`
 //! concurrent requests.
+//!
+//! May import `http` (the raw client and the routes), `client`'s [`Authority`] (to grant
+//! the publishers), `catalog` (through its root), `note` and `receipt`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,9 +21,12 @@ use axum::body::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::http::HttpClient;
-use crate::catalog::sign_envelope;
-use crate::note::{KeyType, Signer, Verifier};
+use super::{Authority, ClientError};
+use crate::catalog::{
+    sign_envelope, ApiVersion, PublisherGrantKind, PublisherGrantRequest, Role, SubmissionKind,
+};
+use crate::http::{routes, HttpClient, HttpError};
+use crate::note::{KeyType, NoteError, Signer, Verifier};
 use crate::receipt::Receipt;
 
 /// How to load the server.
@@ -82,12 +88,20 @@ pub struct Percentiles {
 /// The load generator failed to set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// Talking to the server failed.
-    #[error("{0}")]
-    Http(#[from] super::http::HttpError),
-    /// The server refused a setup step.
-    #[error("{0}")]
-    Setup(String),
+    /// A publisher key could not be made.
+    #[error("making a publisher key: {0}")]
+    Key(#[from] NoteError),
+    /// A grant could not be encoded.
+    #[error("encoding a grant: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The authority did not grant a publisher.
+    #[error("granting publisher {index}: {source}")]
+    Grant {
+        /// Which publisher.
+        index: usize,
+        /// Why.
+        source: ClientError,
+    },
 }
 
 /// Prefix every generated request targets; grants cover it.
@@ -95,38 +109,29 @@ pub const LOADGEN_TARGET_PREFIX: &str = "sourceos://catalog/loadgen/";
 
 /// Grants `count` fresh publisher keys with the admin key; returns the publishers.
 pub async fn grant_publishers(
-    client: &HttpClient,
+    authority: &dyn Authority,
     admin: &Signer,
     count: usize,
 ) -> Result<Vec<Signer>, LoadError> {
     let mut publishers = Vec::with_capacity(count);
-    for i in 0..count {
+    for index in 0..count {
         let publisher = Signer::generate(
-            &format!("loadgen.srcos.local/publisher-{i}"),
+            &format!("loadgen.srcos.local/publisher-{index}"),
             KeyType::Ed25519,
-        )
-        .map_err(|e| LoadError::Setup(e.to_string()))?;
-        let grant = serde_json::json!({
-            "apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherGrant",
-            "publisherKey": publisher.verifier().to_vkey(), "role": "publisher",
-            "targetPrefixes": [LOADGEN_TARGET_PREFIX], "channels": ["*"],
-        });
-        let payload = serde_jcs::to_vec(&grant).map_err(|e| LoadError::Setup(e.to_string()))?;
-        let envelope = sign_envelope(&payload, admin).to_json();
-        let answer = client
-            .post(
-                "/v1/admin/grants",
-                "application/json",
-                Bytes::from(envelope),
-            )
-            .await?;
-        if answer.status.as_u16() != 201 {
-            return Err(LoadError::Setup(format!(
-                "granting publisher {i}: {} {}",
-                answer.status,
-                String::from_utf8_lossy(&answer.body)
-            )));
-        }
+        )?;
+        let grant = PublisherGrantRequest {
+            api_version: ApiVersion::V1,
+            kind: PublisherGrantKind::PublisherGrant,
+            publisher_key: publisher.verifier().to_vkey(),
+            role: Role::Publisher,
+            target_prefixes: vec![LOADGEN_TARGET_PREFIX.to_string()],
+            channels: vec!["*".to_string()],
+        };
+        let envelope = sign_envelope(&serde_jcs::to_vec(&grant)?, admin);
+        authority
+            .submit(SubmissionKind::Grant, &envelope)
+            .await
+            .map_err(|source| LoadError::Grant { index, source })?;
         publishers.push(publisher);
     }
     Ok(publishers)
@@ -183,9 +188,20 @@ fn signed_request(publisher: &Signer, run_id: u64, n: u64) -> String {
     sign_envelope(&payload, publisher).to_json()
 }
 
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+enum SendFailure {
+    /// The exchange failed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// No answer in time.
+    #[error("timeout after 30s")]
+    Timeout,
+}
+
 struct Outcome {
     latency_us: u64,
-    status: Result<u16, String>,
+    status: Result<u16, SendFailure>,
     receipt: Option<Bytes>,
 }
 
@@ -287,7 +303,7 @@ async fn send(
 ) -> Outcome {
     let answer = tokio::time::timeout(
         Duration::from_secs(30),
-        client.post("/v1/publications", "application/json", body),
+        client.post(routes::PUBLICATIONS, "application/json", body),
     )
     .await;
     let latency_us = due.elapsed().as_micros() as u64;
@@ -302,12 +318,12 @@ async fn send(
         }
         Ok(Err(e)) => Outcome {
             latency_us,
-            status: Err(e.to_string().chars().take(80).collect()),
+            status: Err(e.into()),
             receipt: None,
         },
         Err(_) => Outcome {
             latency_us,
-            status: Err("timeout after 30s".into()),
+            status: Err(SendFailure::Timeout),
             receipt: None,
         },
     }
@@ -327,7 +343,11 @@ fn summarize(
         match &outcome.status {
             Ok(201) => latencies.push(outcome.latency_us),
             Ok(status) => *errors.entry(format!("HTTP {status}")).or_insert(0) += 1,
-            Err(e) => *errors.entry(e.clone()).or_insert(0) += 1,
+            Err(e) => {
+                *errors
+                    .entry(e.to_string().chars().take(80).collect())
+                    .or_insert(0) += 1
+            }
         }
         if let Some(body) = &outcome.receipt {
             match Receipt::from_json(body).and_then(|r| r.verify(log_key)) {

@@ -1,19 +1,36 @@
-//! The client side: talking to a catalog server, and checking what it says.
+//! The client side: one [`Authority`] interface to the catalog publication authority,
+//! and what is built on talking to it.
 //!
-//! Receipt verification itself is offline and lives in [`crate::receipt`]; this module
-//! adds the network: submitting signed requests and fetching what the log serves.
+//! - `authority`: the [`Authority`] trait (one method per request a client makes), the
+//!   typed answers, and [`submit_verified`] (submit, then check the receipt offline);
+//! - `remote`: [`HttpAuthority`], the typed HTTP client; every path it asks for comes from
+//!   [`crate::http::routes`], the table the server's router mounts;
+//! - `local`: [`LocalAuthority`], a local log in a data directory (`--data DIR`), opened
+//!   once, admitting with the same code the server runs;
+//! - `loadgen`: driving a server with signed publications and measuring it;
+//! - `monitor`: following, proving, auditing and watching a log;
+//! - `plot`: the load sweep's SVG.
+//!
+//! Receipt verification itself is offline and lives in [`crate::receipt`].
+//!
+//! May import `http`, `log` and `storage` (the local authority only), `catalog` (through
+//! its root), `receipt`, `note`, `tiles` and `merkle`; never `api` or `cli`.
 
-pub mod http;
+mod authority;
 pub mod loadgen;
+mod local;
 pub mod monitor;
 pub mod plot;
+mod remote;
 
-use axum::body::Bytes;
+pub use authority::{
+    submit_verified, Authority, BlobPut, LogInfo, PolicyInForce, Receipted, Reply,
+};
+pub use local::{LocalAuthority, LocalError};
+pub use remote::{refused, submission_route, HttpAuthority};
 
-use crate::catalog::Envelope;
-use crate::note::Verifier;
+use crate::http::HttpError;
 use crate::receipt::{Receipt, ReceiptError, VerifiedReceipt};
-use http::{HttpClient, HttpError};
 
 /// A client call failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,19 +38,30 @@ pub enum ClientError {
     /// The exchange failed.
     #[error(transparent)]
     Http(#[from] HttpError),
-    /// The server refused, with its problem details.
+    /// The authority refused, with its problem details.
     #[error("server refused with {status}: {detail}")]
     Refused {
-        /// HTTP status.
+        /// HTTP status (for a local log, the status a server would have answered).
         status: u16,
         /// The problem's detail (or the raw body).
         detail: String,
         /// Every listed problem.
         errors: Vec<String>,
     },
-    /// The server answered 2xx with a receipt that does not verify.
-    #[error("the server's receipt does not verify: {0}")]
+    /// The authority answered with a receipt that does not parse or verify.
+    #[error("the authority's receipt does not verify: {0}")]
     BadReceipt(#[from] ReceiptError),
+    /// A successful answer that is not what the route returns.
+    #[error("reading {route}: {reason}")]
+    Unreadable {
+        /// The path asked for.
+        route: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
+    /// The local log or its stores failed.
+    #[error(transparent)]
+    Local(#[from] LocalError),
 }
 
 /// The outcome of a submission whose receipt verified.
@@ -45,47 +73,4 @@ pub struct Published {
     pub verified: VerifiedReceipt,
     /// The request was already in the log (HTTP 200 rather than 201).
     pub duplicate: bool,
-}
-
-/// Submits a signed envelope to `path` and verifies the receipt with the log key.
-pub async fn submit_envelope(
-    client: &HttpClient,
-    path: &str,
-    envelope: &Envelope,
-    log_key: &Verifier,
-) -> Result<Published, ClientError> {
-    let body = Bytes::from(envelope.to_json());
-    let response = client.post(path, "application/json", body).await?;
-    if !response.status.is_success() {
-        return Err(refused(response.status.as_u16(), &response.body));
-    }
-    let receipt = Receipt::from_json(&response.body)?;
-    let verified = receipt.verify(log_key)?;
-    Ok(Published {
-        receipt,
-        verified,
-        duplicate: response.status.as_u16() == 200,
-    })
-}
-
-/// Turns an error answer into a [`ClientError::Refused`], reading problem+json if present.
-pub fn refused(status: u16, body: &[u8]) -> ClientError {
-    #[derive(serde::Deserialize)]
-    struct ProblemBody {
-        detail: Option<String>,
-        #[serde(default)]
-        errors: Vec<String>,
-    }
-    match serde_json::from_slice::<ProblemBody>(body) {
-        Ok(problem) => ClientError::Refused {
-            status,
-            detail: problem.detail.unwrap_or_default(),
-            errors: problem.errors,
-        },
-        Err(_) => ClientError::Refused {
-            status,
-            detail: String::from_utf8_lossy(body).chars().take(500).collect(),
-            errors: Vec::new(),
-        },
-    }
 }

@@ -1,6 +1,8 @@
 //! One submission from bytes to a durable entry, the same for the HTTP API and for a
 //! local log (`publish --data`): parse, verify against the key snapshot, analyze the
 //! evidence blobs (stateless), then sequence (stateful admission, durable commit).
+//!
+//! May import: the `catalog` root re-exports and the engine's [`Log`].
 
 use super::{Log, SubmitError, Submitted};
 use crate::catalog::{analyze, BlobSource, Refusal, Submission, SubmissionKind};

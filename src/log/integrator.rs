@@ -5,6 +5,8 @@
 //! an entry updates them in memory; a batch ends with one write per tile it touched —
 //! full tiles as they fill up, and the new partial tile at each level that changed.
 //! Memory is O(log n), whatever the size of the log.
+//!
+//! May import: `merkle`, `note`, `tiles` and the tile store port's `TileWrite`.
 
 use crate::merkle::{leaf_hash, CompactRange, Hash, NodeId};
 use crate::note::Checkpoint;

@@ -1,11 +1,19 @@
 //! The log engine: opening and recovering the store, sequencing, integration, signing,
-//! and the read side (entries, tiles, proofs, receipts).
+//! the commit protocol, and the read side (entries, tiles, proofs, receipts).
 //!
-//! One [`Log`] owns one data directory:
-//! - `log.key` / `log.vkey`: the log's signing key (0600) and verifier key;
-//! - `log/`: the C2SP tlog-tiles directory (the source of truth);
-//! - `lookup/`: the lookup index (a rebuildable projection, `storage::index`);
-//! - `projection/`: the catalog's per-publication records (rebuilt at every start).
+//! The engine stores through the `storage` ports (tile store, checkpoint lock, lookup
+//! index, record store), whose drivers the caller chooses and passes to
+//! [`Log::open_with`] as [`Backends`](crate::storage::Backends). It writes the commit
+//! protocol once ([`commit`]: every tile of a batch durable, then the checkpoint swap)
+//! and recovery once (`open.rs`), for every driver. Beside the backends, the data
+//! directory holds the keys: `log.key` / `log.vkey` (the log's signing key, 0600, and
+//! verifier key) and, for a log created without `--admin-vkey`, `admin.key`.
+//! [`Backends::posix`](crate::storage::Backends::posix) keeps the rest there too (`log/`,
+//! `lookup/`, `projection/`).
+//!
+//! May import: `merkle`, `note`, `tiles`, `receipt`, `keyfile`, the `catalog` root
+//! re-exports and the `storage` ports; a storage driver only in the shorthands for the
+//! POSIX data directory ([`Log::open`], `fsck::fsck`, `replay::replay_dir`).
 
 mod committer;
 pub mod fsck;
@@ -31,18 +39,19 @@ use crate::catalog::{self, Catalog, KeyDirectory, Refusal, Verified};
 use crate::merkle::{self, Hash};
 use crate::note::{Checkpoint, Signer, Verifier};
 use crate::receipt::Receipt;
-use crate::storage::index::{Index, IndexedLeaf};
-use crate::storage::{LogStore, StorageError};
+use crate::storage::{CheckpointLock, IndexedLeaf, LookupIndex, StorageError, TileStore};
 use crate::tiles::TileId;
 use reader::{ReadError, TileCache, TreeView};
 use sequencer::Job;
 
+pub use committer::{commit, CommitError};
 pub use open::OpenReport;
 
 /// How to open a log.
 #[derive(Debug, Clone)]
 pub struct LogOptions {
-    /// The data directory (created if missing).
+    /// The data directory (created if missing): the keys live here, and with
+    /// [`Log::open`] the storage too.
     pub data_dir: PathBuf,
     /// The origin for a new log; must match the existing key's name for an old one.
     pub origin: Option<String>,
@@ -54,20 +63,6 @@ pub struct LogOptions {
     pub batch_delay: Duration,
     /// Most submissions waiting for the sequencer before new ones get 503.
     pub queue_capacity: usize,
-    /// Where the catalog keeps its per-publication records.
-    pub projection: ProjectionMode,
-}
-
-/// Where the catalog projection keeps its per-publication records (see
-/// docs/adr/0002-projection-store.md). Either way they are rebuilt from the log at open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ProjectionMode {
-    /// On disk (`DATA/projection/`, sled with a small cache): resident memory stays flat
-    /// whatever the log size. The default.
-    #[default]
-    Disk,
-    /// In memory: faster sequencing, but memory grows ~4 KB per publication.
-    Memory,
 }
 
 impl LogOptions {
@@ -80,7 +75,6 @@ impl LogOptions {
             batch_max: 1024,
             batch_delay: Duration::from_millis(1),
             queue_capacity: 65_536,
-            projection: ProjectionMode::Disk,
         }
     }
 }
@@ -97,6 +91,12 @@ pub enum LogError {
     /// A read during recovery failed.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// Committing genesis failed.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    /// An entry bundle met during recovery is malformed.
+    #[error(transparent)]
+    Bundle(#[from] replay::BundleError),
     /// A key file problem.
     #[error(transparent)]
     KeyFile(#[from] crate::keyfile::KeyFileError),
@@ -152,8 +152,9 @@ impl SubmitError {
 
 /// State shared by the sequencer and the readers.
 pub(crate) struct Shared {
-    store: Box<dyn LogStore>,
-    index: Index,
+    tiles: Arc<dyn TileStore>,
+    lock: Arc<dyn CheckpointLock>,
+    index: Box<dyn LookupIndex>,
     cache: TileCache,
     signer: Signer,
     verifier: Verifier,
@@ -187,7 +188,7 @@ impl Shared {
     /// candidates (8-byte prefixes), each confirmed against the entry's recorded digest.
     fn find_dedup(&self, key: &[u8; 32]) -> Result<Option<u64>, ReadError> {
         let size = self.head().checkpoint.size;
-        let view = TreeView::new(self.store.as_ref(), &self.cache, size);
+        let view = TreeView::new(self.tiles.as_ref(), &self.cache, size);
         for index in self.index.dedup_candidates(key)? {
             if index < size && catalog::leaf_dedup_key(&view.entry(index)?) == Some(*key) {
                 return Ok(Some(index));
@@ -200,7 +201,7 @@ impl Shared {
     /// by hashing the entry).
     fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, ReadError> {
         let size = self.head().checkpoint.size;
-        let view = TreeView::new(self.store.as_ref(), &self.cache, size);
+        let view = TreeView::new(self.tiles.as_ref(), &self.cache, size);
         for index in self.index.leaf_candidates(leaf_hash)? {
             if index < size && merkle::leaf_hash(&view.entry(index)?) == *leaf_hash {
                 return Ok(Some(index));
@@ -363,7 +364,7 @@ impl Log {
             )));
         }
         Ok(TreeView::new(
-            self.shared.store.as_ref(),
+            self.shared.tiles.as_ref(),
             &self.shared.cache,
             size,
         ))
@@ -389,13 +390,13 @@ impl Log {
     /// The inclusion proof of entry `index` in the tree of `size`.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ReadError> {
         let view = self.view(size)?;
-        merkle::inclusion_proof(index, size, &view).map_err(proof_error)
+        merkle::inclusion_proof(index, size, &view).map_err(ReadError::from)
     }
 
     /// The consistency proof between two tree sizes (`0 < first <= second <= current`).
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ReadError> {
         let view = self.view(second)?;
-        merkle::consistency_proof(first, second, &view).map_err(proof_error)
+        merkle::consistency_proof(first, second, &view).map_err(ReadError::from)
     }
 
     /// The signed checkpoint for `size`: the current one, or for an earlier size the
@@ -407,7 +408,7 @@ impl Log {
             return Ok(head.signed.clone());
         }
         let view = self.view(size)?;
-        let root = merkle::tree_root(size, &view).map_err(proof_error)?;
+        let root = merkle::tree_root(size, &view)?;
         let checkpoint = Checkpoint {
             origin: self.shared.origin.clone(),
             size,
@@ -416,7 +417,7 @@ impl Log {
         };
         let note = checkpoint
             .sign(&self.shared.signer)
-            .map_err(|e| ReadError::NotFound(format!("signing checkpoint: {e}")))?;
+            .map_err(|e| ReadError::Internal(format!("signing checkpoint: {e}")))?;
         Ok(Arc::new(note.to_bytes()))
     }
 
@@ -443,7 +444,7 @@ impl Log {
     ) -> Result<Receipt, ReadError> {
         let view = self.view(size)?;
         let entry = view.entry(index)?;
-        let proof = merkle::inclusion_proof(index, size, &view).map_err(proof_error)?;
+        let proof = merkle::inclusion_proof(index, size, &view)?;
         Ok(Receipt::new(
             &self.shared.origin,
             index,
@@ -458,12 +459,5 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-fn proof_error(e: merkle::ProofError<ReadError>) -> ReadError {
-    match e {
-        merkle::ProofError::Source(e) => e,
-        other => ReadError::NotFound(other.to_string()),
     }
 }

@@ -1,16 +1,22 @@
-//! Opening a log: keys, genesis for a new log, and crash recovery for an old one.
+//! Opening a log on the backends the caller chose: keys, genesis for a new log, and
+//! crash recovery for an old one. Recovery is written here once, for every driver.
 //!
 //! Recovery, in order:
-//! 1. A `checkpoint.pending` left by a crash between "pending written" and "rename" is
-//!    promoted if it verifies with the log key, is larger than the current checkpoint,
-//!    and the tiles on disk rebuild its root; otherwise it is discarded. Either way no
-//!    checkpoint inconsistent with a served one is ever signed: the log's next
-//!    checkpoint extends whatever tree the tiles under the surviving checkpoint hold.
+//! 1. A swap the checkpoint lock reports as interrupted (the POSIX lock: a
+//!    `checkpoint.pending` left by a crash between "pending written" and "rename") is
+//!    finished if its checkpoint verifies with the log key, is larger than the current
+//!    checkpoint, and the stored tiles rebuild its root; otherwise it is abandoned.
+//!    Either way no checkpoint inconsistent with a served one is ever signed: the log's
+//!    next checkpoint extends whatever tree the tiles under the surviving checkpoint hold.
 //! 2. The right edge (compact range and partial tiles) is read back from the tiles and
 //!    must reproduce the checkpoint's root.
 //! 3. The catalog is rebuilt by applying every entry (its per-publication records into
-//!    a fresh on-disk store, `projection/`, so memory does not grow with the log), and
-//!    the lookup index catches up with the checkpoint.
+//!    the chosen record store, fresh, so that on disk memory does not grow with the log),
+//!    and the lookup index catches up with the checkpoint.
+//!
+//! May import: the `storage` ports (and, for [`Log::open`] only, the POSIX shorthand
+//! [`Backends::posix`]), `keyfile`, `note`, `merkle`, `tiles`, the `catalog` root
+//! re-exports, and the engine's other parts.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,21 +24,21 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::committer;
+use super::committer::{self, commit};
 use super::integrator::{BatchTiles, Integrator};
 use super::reader::{TileCache, TreeView};
-use super::replay::{prepare_in_parallel, step_entries, BUNDLES_PER_STEP};
+use super::replay::steps;
 use super::sequencer::Sequencer;
-use super::{now_ms, Head, Log, LogError, LogOptions, ProjectionMode, Shared, DEFAULT_ORIGIN};
+use super::{now_ms, Head, Log, LogError, LogOptions, Shared, DEFAULT_ORIGIN};
 use crate::catalog::{Catalog, CatalogError};
 use crate::keyfile::{self, key_pair_paths};
 use crate::merkle::{self, CompactRange, HashSource};
 use crate::note::{self, Checkpoint, KeyType, Signer, Verifier};
 use crate::storage::durable::create_dir_all_durable;
-use crate::storage::index::{Index, IndexedLeaf};
-use crate::storage::posix::PosixStore;
-use crate::storage::projection::ProjectionStore;
-use crate::storage::{LogStore, StorageError};
+use crate::storage::{
+    Backends, CheckpointLock, IndexedLeaf, LockedCheckpoint, LogBackends, LookupIndex, RecordsIn,
+    StorageError, TileStore,
+};
 use crate::tiles::{self, TileId, TileKind, TILE_WIDTH};
 
 /// What opening the log did, for the operator.
@@ -42,58 +48,74 @@ pub struct OpenReport {
     pub created: bool,
     /// Where a generated admin key was written, if one was.
     pub generated_admin_key: Option<PathBuf>,
-    /// A pending checkpoint was promoted (`Some(true)`) or discarded (`Some(false)`).
+    /// A checkpoint swap a crash interrupted (the POSIX lock's `checkpoint.pending`) was
+    /// finished (`Some(true)`) or abandoned (`Some(false)`).
     pub pending_checkpoint: Option<bool>,
     /// Entries the index had to catch up on.
     pub reindexed: u64,
 }
 
 impl Log {
-    /// Opens (or creates) the log in `options.data_dir`, recovering from any crash, and
-    /// starts its sequencer.
+    /// Opens (or creates) the log in the POSIX data directory `options.data_dir`
+    /// ([`Backends::posix`], records on disk): the shorthand for callers that do not
+    /// choose backends. See [`Log::open_with`].
     pub fn open(options: LogOptions) -> Result<(Log, OpenReport), LogError> {
+        let backends = Backends::posix(&options.data_dir, RecordsIn::Disk)?;
+        Log::open_with(backends, options)
+    }
+
+    /// Opens (or creates) the log stored in `backends`, recovering from any crash, and
+    /// starts its sequencer. The keys live in `options.data_dir`. The record store must
+    /// be empty: the catalog is rebuilt into it from the log.
+    pub fn open_with(
+        backends: Backends,
+        options: LogOptions,
+    ) -> Result<(Log, OpenReport), LogError> {
         let dir = &options.data_dir;
         create_dir_all_durable(dir)
             .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
         let signer = load_or_create_log_key(dir, options.origin.as_deref())?;
         let verifier = signer.verifier();
         let origin = signer.name().to_string();
-        let store = PosixStore::open(&dir.join("log"))?;
-        let index = Index::open(&dir.join("lookup"))?;
+        let Backends {
+            log: LogBackends { tiles, lock },
+            index,
+            records,
+        } = backends;
         let cache = TileCache::default();
         let mut report = OpenReport {
-            pending_checkpoint: settle_pending(&store, &verifier)?,
+            pending_checkpoint: settle_interrupted(tiles.as_ref(), lock.as_ref(), &verifier)?,
             ..OpenReport::default()
         };
-        let committed = match store.read_checkpoint()? {
+        let committed = match lock.read()? {
             Some(bytes) => Some(open_committed(&bytes, &verifier)?),
             None => None,
         };
 
         let (head, integrator) = match committed {
             Some(head) => {
-                let integrator = resume_edge(&store, &cache, &head.checkpoint)?;
+                let integrator = resume_edge(tiles.as_ref(), &cache, &head.checkpoint)?;
                 (head, integrator)
             }
             None => {
                 let admins = admin_keys(dir, &options.admin_keys, &mut report)?;
                 report.created = true;
-                write_genesis(&store, &signer, &admins)?
+                write_genesis(tiles.as_ref(), lock.as_ref(), &signer, &admins)?
             }
         };
 
-        // Wiped and rebuilt from the log: the log is the truth, so a crash can leave
-        // nothing in the projection to recover.
-        let mut catalog = match options.projection {
-            ProjectionMode::Disk => Catalog::with_store(Box::new(ProjectionStore::open_fresh(
-                &dir.join("projection"),
-            )?)),
-            ProjectionMode::Memory => Catalog::new(),
-        };
-        report.reindexed = replay(&store, &cache, &index, &head.checkpoint, &mut catalog)?;
+        let mut catalog = Catalog::with_store(records);
+        report.reindexed = replay(
+            tiles.as_ref(),
+            &cache,
+            index.as_ref(),
+            &head.checkpoint,
+            &mut catalog,
+        )?;
 
         let shared = Arc::new(Shared {
-            store: Box::new(store),
+            tiles,
+            lock,
             index,
             cache,
             signer,
@@ -185,12 +207,17 @@ fn open_committed(bytes: &[u8], verifier: &Verifier) -> Result<Head, LogError> {
     })
 }
 
-/// Promotes or discards a `checkpoint.pending` left by a crash.
-fn settle_pending(store: &PosixStore, verifier: &Verifier) -> Result<Option<bool>, LogError> {
-    let Some(pending) = store.read_pending_checkpoint()? else {
+/// Finishes or abandons a checkpoint swap a crash interrupted (the POSIX lock's
+/// `checkpoint.pending`). Returns whether it was finished, if there was one.
+fn settle_interrupted(
+    tiles: &dyn TileStore,
+    lock: &dyn CheckpointLock,
+    verifier: &Verifier,
+) -> Result<Option<bool>, LogError> {
+    let Some(pending) = lock.interrupted()? else {
         return Ok(None);
     };
-    let current_size = match store.read_checkpoint()? {
+    let current_size = match lock.read()? {
         Some(bytes) => open_committed(&bytes, verifier)?.checkpoint.size,
         None => 0,
     };
@@ -199,27 +226,23 @@ fn settle_pending(store: &PosixStore, verifier: &Verifier) -> Result<Option<bool
             // A private cache: tiles read here may be leftovers that a discarded
             // checkpoint covered, and must not be served later under the same name.
             let cache = TileCache::default();
-            let view = TreeView::new(store, &cache, checkpoint.size);
+            let view = TreeView::new(tiles, &cache, checkpoint.size);
             matches!(merkle::tree_root(checkpoint.size, &view), Ok(root) if root == checkpoint.root)
         }
         _ => false,
     };
-    if promote {
-        store.promote_pending_checkpoint()?;
-    } else {
-        store.discard_pending_checkpoint()?;
-    }
+    lock.settle(promote)?;
     Ok(Some(promote))
 }
 
 /// Reads the right edge of the committed tree back from the tiles.
 fn resume_edge(
-    store: &PosixStore,
+    tiles: &dyn TileStore,
     cache: &TileCache,
     checkpoint: &Checkpoint,
 ) -> Result<Integrator, LogError> {
     let size = checkpoint.size;
-    let view = TreeView::new(store, cache, size);
+    let view = TreeView::new(tiles, cache, size);
     let nodes = merkle::range_nodes(0, size);
     let hashes = view.hashes(&nodes)?;
     let compact = CompactRange::from_hashes(size, hashes)
@@ -263,7 +286,8 @@ fn resume_edge(
 
 /// Writes leaf 0 of a new log and commits its first checkpoint.
 fn write_genesis(
-    store: &PosixStore,
+    tiles: &dyn TileStore,
+    lock: &dyn CheckpointLock,
     signer: &Signer,
     admins: &[Verifier],
 ) -> Result<(Head, Integrator), LogError> {
@@ -280,7 +304,11 @@ fn write_genesis(
         .sign(signer)
         .map_err(|e| LogError::Inconsistent(format!("signing genesis checkpoint: {e}")))?
         .to_bytes();
-    store.commit(&writes, &signed)?;
+    let new = LockedCheckpoint {
+        size: checkpoint.size,
+        signed: &signed,
+    };
+    commit(tiles, lock, &writes, None, new)?;
     Ok((
         Head {
             checkpoint,
@@ -293,9 +321,9 @@ fn write_genesis(
 /// Applies every entry to `catalog` and brings the index up to the checkpoint.
 /// Returns how many entries were indexed.
 fn replay(
-    store: &PosixStore,
+    tiles: &dyn TileStore,
     cache: &TileCache,
-    index: &Index,
+    index: &dyn LookupIndex,
     checkpoint: &Checkpoint,
     catalog: &mut Catalog,
 ) -> Result<u64, LogError> {
@@ -307,19 +335,13 @@ fn replay(
              move the index directory aside to rebuild it"
         )));
     }
-    let view = TreeView::new(store, cache, size);
+    let view = TreeView::new(tiles, cache, size);
     let mut pending = Vec::new();
-    let bundles: Vec<TileId> = tiles::entry_bundles(size).collect();
-    for step in bundles.chunks(BUNDLES_PER_STEP) {
-        let mut data = Vec::with_capacity(step.len());
-        for tile in step {
-            data.push(view.tile(*tile)?);
-        }
-        let entries = step_entries(step, data.iter().map(|d| d.as_slice()))
-            .map_err(LogError::Inconsistent)?;
-        let first = step[0].index * TILE_WIDTH;
-        for (offset, prepared) in prepare_in_parallel(first, &entries).into_iter().enumerate() {
-            let leaf_index = first + offset as u64;
+    for step in steps(size, |tile| view.tile(tile).map_err(LogError::from)) {
+        let step = step?;
+        let end = step.first + step.entries.len() as u64;
+        for (offset, prepared) in step.entries.into_iter().enumerate() {
+            let leaf_index = step.first + offset as u64;
             let replaying = |e: CatalogError| {
                 LogError::Inconsistent(format!("replaying entry {leaf_index}: {e}"))
             };
@@ -335,7 +357,7 @@ fn replay(
             }
         }
         if pending.len() >= 4096 {
-            index.record(&pending, first + entries.len() as u64)?;
+            index.record(&pending, end)?;
             index.persist_if_full()?;
             pending.clear();
         }

@@ -3,12 +3,17 @@
 //! Every read is made against a tree size the caller already holds a checkpoint for,
 //! and only tiles that size covers are read. That is what keeps leftovers of an
 //! interrupted batch (tiles beyond the checkpoint) from ever being served.
+//!
+//! Owns [`ReadError`], which separates what the caller asked for wrongly (not found,
+//! beyond the tree) from what the log itself failed at (storage, a proof or signature it
+//! should always be able to make). May import `merkle`, `tiles` and the tile store port;
+//! nothing above the log.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::merkle::{node_hash, Hash, HashSource, NodeId};
-use crate::storage::{LogStore, StorageError};
+use crate::merkle::{node_hash, Hash, HashSource, NodeId, ProofError};
+use crate::storage::{StorageError, TileStore};
 use crate::tiles::{
     decode_bundle, stored_hashes_at_level, TileId, TileKind, HASH_BYTES, TILE_HEIGHT, TILE_WIDTH,
 };
@@ -66,21 +71,38 @@ pub enum ReadError {
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// The requested tile, entry or node is not covered by the tree size.
+    /// The requested tile, entry or tree size is not covered by the log (404).
     #[error("{0}")]
     NotFound(String),
+    /// The log failed to make a proof, root or signature it should always be able to
+    /// make for a size it covers: a bug or an inconsistent store, never the caller's
+    /// doing (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ProofError<ReadError>> for ReadError {
+    /// A source failure keeps its kind; an invalid index or size is the caller's (not
+    /// found); a source answering with the wrong number of hashes is the log's own.
+    fn from(error: ProofError<ReadError>) -> ReadError {
+        match error {
+            ProofError::Source(e) => e,
+            ProofError::InvalidSize { .. } => ReadError::NotFound(error.to_string()),
+            ProofError::SourceCount { .. } => ReadError::Internal(error.to_string()),
+        }
+    }
 }
 
 /// A view of the log at one committed tree size.
 pub struct TreeView<'a> {
-    store: &'a dyn LogStore,
+    store: &'a dyn TileStore,
     cache: &'a TileCache,
     size: u64,
 }
 
 impl<'a> TreeView<'a> {
     /// A view of the tree of `size` leaves; `size` must not exceed the committed size.
-    pub fn new(store: &'a dyn LogStore, cache: &'a TileCache, size: u64) -> TreeView<'a> {
+    pub fn new(store: &'a dyn TileStore, cache: &'a TileCache, size: u64) -> TreeView<'a> {
         TreeView { store, cache, size }
     }
 
@@ -119,7 +141,7 @@ impl<'a> TreeView<'a> {
         if let Some(data) = cache_get(&self.cache.tiles, tile) {
             return Ok(data);
         }
-        let data = match self.store.read_tile(tile)? {
+        let data = match self.store.get(&tile.path())? {
             Some(data) => data,
             None if !tile.is_full() => self.cut_from_full(tile)?,
             None => return Err(StorageError::Corrupt(format!("{} is missing", tile.path())).into()),
@@ -139,7 +161,7 @@ impl<'a> TreeView<'a> {
 
     fn cut_from_full(&self, tile: TileId) -> Result<Vec<u8>, ReadError> {
         let full = tile.full();
-        let data = self.store.read_tile(full)?.ok_or_else(|| {
+        let data = self.store.get(&full.path())?.ok_or_else(|| {
             StorageError::Corrupt(format!("{} and {} are missing", tile.path(), full.path()))
         })?;
         let width = usize::from(tile.width);
@@ -235,10 +257,18 @@ impl HashSource for TreeView<'_> {
 
     /// A node at Merkle level L is either stored directly (L a multiple of 8) or is the
     /// root of 2^(L mod 8) consecutive stored hashes of tile level L / 8.
+    ///
+    /// The proof code asks only for nodes inside the tree it proves, so a node this
+    /// size does not cover is an internal error, not a 404.
     fn hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, ReadError> {
         ids.iter()
             .map(|id| {
-                let missing = || ReadError::NotFound(format!("node {}/{}", id.level, id.index));
+                let missing = || {
+                    ReadError::Internal(format!(
+                        "node {}/{} is not in the tree of size {}",
+                        id.level, id.index, self.size
+                    ))
+                };
                 let tile_level = id.level / TILE_HEIGHT;
                 let within = id.level % TILE_HEIGHT;
                 let first = id
@@ -261,5 +291,54 @@ impl HashSource for TreeView<'_> {
                     })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which kind of read error a proof failure becomes: only a bad index or size is
+    /// the caller's; a source that miscounts is the log's own fault.
+    #[test]
+    fn proof_failures_keep_not_found_for_the_callers_mistakes_only() {
+        let kind = |e: &ReadError| match e {
+            ReadError::NotFound(_) => "not found",
+            ReadError::Internal(_) => "internal",
+            ReadError::Storage(_) => "storage",
+        };
+        let cases: Vec<(ProofError<ReadError>, &str)> = vec![
+            (
+                ProofError::InvalidSize {
+                    reason: "leaf index must be below tree size",
+                    first: 5,
+                    second: 5,
+                },
+                "not found",
+            ),
+            (
+                ProofError::SourceCount {
+                    expected: 3,
+                    got: 2,
+                },
+                "internal",
+            ),
+            (
+                ProofError::Source(ReadError::NotFound("beyond".into())),
+                "not found",
+            ),
+            (
+                ProofError::Source(ReadError::Internal("node".into())),
+                "internal",
+            ),
+            (
+                ProofError::Source(StorageError::Corrupt("short".into()).into()),
+                "storage",
+            ),
+        ];
+        for (error, expected) in cases {
+            let shown = error.to_string();
+            assert_eq!(kind(&ReadError::from(error)), expected, "{shown}");
+        }
     }
 }

@@ -1,22 +1,30 @@
 //! Replay: rebuild the catalog from the entries alone, into a fresh state, and check the
 //! tree they form against the signed checkpoint.
 //!
-//! The entries come from entry bundles, read from a tiles directory or fetched from any
-//! C2SP tlog-tiles server; nothing else (no index, no server state) is trusted. Every entry
+//! The entries come from entry bundles, read from a tile store or fetched from any C2SP
+//! tlog-tiles server; nothing else (no index, no server state) is trusted. Every entry
 //! is hashed into a fresh tree (the root must equal the checkpoint's) and applied as
 //! `Catalog::apply` would: its stateless half (`PreparedLeaf::parse`) on every core, 4,096
 //! entries at a time, then the stateful half (`Catalog::apply_prepared`) in log order. The
 //! result is the digest of the canonical state, which two replays of the same log
 //! reproduce byte for byte.
+//!
+//! `steps` is the step iterator that replay and the engine's start-up (`open.rs`) share:
+//! bundles read, checked against their width, and prepared on every core.
+//!
+//! May import: the `storage` ports (and, for [`replay_dir`] only, the POSIX shorthand
+//! [`LogBackends::posix`]), `keyfile`, `note`, `merkle`, `tiles`, the `catalog` root
+//! re-exports, and the engine's reader.
 
-use std::path::Path;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 
-use super::reader::{TileCache, TreeView};
+use super::reader::{ReadError, TileCache, TreeView};
 use crate::catalog::{Catalog, CatalogError, PreparedLeaf};
+use crate::keyfile::KeyFileError;
 use crate::merkle::{self, CompactRange, Hash};
-use crate::note::{self, Checkpoint, Verifier};
-use crate::storage::posix::PosixStore;
-use crate::storage::LogStore;
+use crate::note::{self, Checkpoint, NoteError, Verifier};
+use crate::storage::{LogBackends, StorageError};
 use crate::tiles::{self, TileId, TILE_WIDTH};
 
 /// What a replay established.
@@ -30,44 +38,97 @@ pub struct Replayed {
     pub state_digest: [u8; 32],
 }
 
+/// Why a replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The checkpoint is not signed by the log key.
+    #[error("the checkpoint does not verify with the log key: {0}")]
+    Checkpoint(#[source] NoteError),
+    /// A tile could not be read from the store.
+    #[error("{tile}: {source}")]
+    Tile {
+        /// The tile's path.
+        tile: String,
+        /// What the read said.
+        source: ReadError,
+    },
+    /// A tile could not be fetched (from a server, or any other source of tiles).
+    #[error("{0}")]
+    Fetch(Box<dyn std::error::Error + Send + Sync>),
+    /// An entry bundle is malformed.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// An entry does not apply.
+    #[error("applying entry {index}: {source}")]
+    Apply {
+        /// The entry's index.
+        index: u64,
+        /// Why it does not apply.
+        source: CatalogError,
+    },
+    /// The entries build another tree than the checkpoint's.
+    #[error("the entries do not rebuild the checkpoint root at size {0}")]
+    Root(u64),
+    /// The log's verifier key could not be read.
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The data directory holds no log.
+    #[error("{} holds no checkpoint", .0.display())]
+    NoCheckpoint(PathBuf),
+}
+
+/// An entry bundle that does not hold what its name says.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// It does not decode as an entry bundle.
+    #[error("{0} is not an entry bundle")]
+    Undecodable(String),
+    /// It holds another number of entries than its width.
+    #[error("{tile} holds {found} entries, not {width}")]
+    Width {
+        /// The bundle's path.
+        tile: String,
+        /// Entries it holds.
+        found: usize,
+        /// Entries its name says.
+        width: u16,
+    },
+}
+
 /// Entry bundles replayed per parallel step (16 × 256 entries): large enough that the
 /// threads' start-up cost vanishes, small enough to keep memory flat.
-pub(crate) const BUNDLES_PER_STEP: usize = 16;
+const BUNDLES_PER_STEP: usize = 16;
 
 /// Replays the tree of `signed_checkpoint` (verified with `log_key`), reading entry
 /// bundles with `bundle`.
-pub fn replay(
+pub fn replay<T>(
     signed_checkpoint: &[u8],
     log_key: &Verifier,
-    mut bundle: impl FnMut(TileId) -> Result<Vec<u8>, String>,
-) -> Result<Replayed, String> {
-    let (checkpoint, _) = note::open_checkpoint(signed_checkpoint, log_key)
-        .map_err(|e| format!("the checkpoint does not verify with the log key: {e}"))?;
+    bundle: impl FnMut(TileId) -> Result<T, ReplayError>,
+) -> Result<Replayed, ReplayError>
+where
+    T: Deref,
+    T::Target: AsRef<[u8]>,
+{
+    let (checkpoint, _) =
+        note::open_checkpoint(signed_checkpoint, log_key).map_err(ReplayError::Checkpoint)?;
     let size = checkpoint.size;
     let mut tree = CompactRange::new();
     let mut catalog = Catalog::new();
-    let bundles: Vec<TileId> = tiles::entry_bundles(size).collect();
-    for step in bundles.chunks(BUNDLES_PER_STEP) {
-        let mut data = Vec::with_capacity(step.len());
-        for tile in step {
-            data.push(bundle(*tile)?);
-        }
-        let entries = step_entries(step, data.iter().map(Vec::as_slice))?;
-        for prepared in prepare_in_parallel(tree.size(), &entries) {
+    for step in steps(size, bundle) {
+        for prepared in step?.entries {
             let index = tree.size();
             tree.append(prepared.leaf_hash, |_, _| {});
-            let leaf = prepared
-                .leaf
-                .map_err(|e| format!("applying entry {index}: {e}"))?;
-            catalog
-                .apply_prepared(leaf)
-                .map_err(|e| format!("applying entry {index}: {e}"))?;
+            let applying = |source| ReplayError::Apply { index, source };
+            let leaf = prepared.leaf.map_err(applying)?;
+            catalog.apply_prepared(leaf).map_err(applying)?;
         }
     }
     if tree.size() != size || tree.root() != checkpoint.root {
-        return Err(format!(
-            "the entries do not rebuild the checkpoint root at size {size}"
-        ));
+        return Err(ReplayError::Root(size));
     }
     let state_digest = catalog.state_digest();
     Ok(Replayed {
@@ -77,23 +138,95 @@ pub fn replay(
     })
 }
 
+/// One step of a replay: up to [`BUNDLES_PER_STEP`] consecutive entry bundles, their
+/// entries hashed and parsed, in order.
+pub(crate) struct Step {
+    /// The index of the first entry.
+    pub first: u64,
+    /// The entries, from `first` on.
+    pub entries: Vec<PreparedEntry>,
+}
+
+/// The steps of the tree of `size` entries, in order, reading each bundle with `read`.
+/// Each bundle must decode and hold exactly as many entries as its width.
+pub(crate) fn steps<T, E, R>(size: u64, read: R) -> Steps<impl Iterator<Item = TileId>, R>
+where
+    T: Deref,
+    T::Target: AsRef<[u8]>,
+    E: From<BundleError>,
+    R: FnMut(TileId) -> Result<T, E>,
+{
+    Steps {
+        bundles: tiles::entry_bundles(size),
+        read,
+        next: 0,
+    }
+}
+
+/// The iterator [`steps`] returns.
+pub(crate) struct Steps<B, R> {
+    bundles: B,
+    read: R,
+    next: u64,
+}
+
+impl<B, R, T, E> Iterator for Steps<B, R>
+where
+    B: Iterator<Item = TileId>,
+    T: Deref,
+    T::Target: AsRef<[u8]>,
+    E: From<BundleError>,
+    R: FnMut(TileId) -> Result<T, E>,
+{
+    type Item = Result<Step, E>;
+
+    fn next(&mut self) -> Option<Result<Step, E>> {
+        let bundles: Vec<TileId> = self.bundles.by_ref().take(BUNDLES_PER_STEP).collect();
+        if bundles.is_empty() {
+            return None;
+        }
+        Some(self.step(&bundles))
+    }
+}
+
+impl<B, R> Steps<B, R> {
+    fn step<T, E>(&mut self, bundles: &[TileId]) -> Result<Step, E>
+    where
+        T: Deref,
+        T::Target: AsRef<[u8]>,
+        E: From<BundleError>,
+        R: FnMut(TileId) -> Result<T, E>,
+    {
+        let mut data = Vec::with_capacity(bundles.len());
+        for tile in bundles {
+            data.push((self.read)(*tile)?);
+        }
+        let entries = step_entries(bundles, data.iter().map(|d| d.deref().as_ref()))?;
+        let first = self.next;
+        self.next += entries.len() as u64;
+        Ok(Step {
+            first,
+            entries: prepare_in_parallel(first, &entries),
+        })
+    }
+}
+
 /// The entries of a step of entry bundles, in order. Each bundle must decode and hold
 /// exactly as many entries as its width.
-pub(crate) fn step_entries<'a>(
+fn step_entries<'a>(
     step: &[TileId],
     data: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<Vec<&'a [u8]>, String> {
+) -> Result<Vec<&'a [u8]>, BundleError> {
     let mut entries = Vec::with_capacity(step.len() * TILE_WIDTH as usize);
     for (tile, bytes) in step.iter().zip(data) {
-        let decoded = tiles::decode_bundle(bytes)
-            .ok_or_else(|| format!("{} is not an entry bundle", tile.path()))?;
+        let decoded =
+            tiles::decode_bundle(bytes).ok_or_else(|| BundleError::Undecodable(tile.path()))?;
         if decoded.len() != usize::from(tile.width) {
-            return Err(format!(
-                "{} holds {} entries, not {}",
-                tile.path(),
-                decoded.len(),
-                tile.width
-            ));
+            return Err(BundleError::Width {
+                tile: tile.path(),
+                found: decoded.len(),
+                width: tile.width,
+            });
         }
         entries.extend(decoded);
     }
@@ -153,30 +286,36 @@ pub fn prepare_in_parallel(first: u64, entries: &[&[u8]]) -> Vec<PreparedEntry> 
     })
 }
 
-/// Replays the log stored in `data_dir` (its `log/` tiles and `log.vkey`). Read-only: it
-/// may run beside a live server.
-pub fn replay_dir(data_dir: &Path, log_key: Option<&Verifier>) -> Result<Replayed, String> {
+/// Replays the log in `log` (its checkpoint and entry bundles), verified with `log_key`.
+/// Read-only: it may run beside a live server.
+pub fn replay_log(log: &LogBackends, log_key: &Verifier) -> Result<Option<Replayed>, ReplayError> {
+    let Some(signed) = log.lock.read()? else {
+        return Ok(None);
+    };
+    let cache = TileCache::default();
+    let (checkpoint, _) =
+        note::open_checkpoint(&signed, log_key).map_err(ReplayError::Checkpoint)?;
+    let view = TreeView::new(log.tiles.as_ref(), &cache, checkpoint.size);
+    replay(&signed, log_key, |tile| {
+        view.tile(tile).map_err(|source| ReplayError::Tile {
+            tile: tile.path(),
+            source,
+        })
+    })
+    .map(Some)
+}
+
+/// Replays the log stored in the POSIX data directory `data_dir` (its `log/` tiles and,
+/// without `log_key`, its `log.vkey`). Read-only: it may run beside a live server.
+pub fn replay_dir(data_dir: &Path, log_key: Option<&Verifier>) -> Result<Replayed, ReplayError> {
     let own;
     let log_key = match log_key {
         Some(k) => k,
         None => {
-            own = crate::keyfile::read_verifier(&data_dir.join("log.vkey"))
-                .map_err(|e| e.to_string())?;
+            own = crate::keyfile::read_verifier(&data_dir.join("log.vkey"))?;
             &own
         }
     };
-    let store = PosixStore::open(&data_dir.join("log")).map_err(|e| e.to_string())?;
-    let signed = store
-        .read_checkpoint()
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{} holds no checkpoint", data_dir.display()))?;
-    let cache = TileCache::default();
-    let (checkpoint, _) = note::open_checkpoint(&signed, log_key)
-        .map_err(|e| format!("the checkpoint does not verify with the log key: {e}"))?;
-    let view = TreeView::new(&store, &cache, checkpoint.size);
-    replay(&signed, log_key, |tile| {
-        view.tile(tile)
-            .map(|d| d.as_ref().clone())
-            .map_err(|e| format!("{}: {e}", tile.path()))
-    })
+    let log = LogBackends::posix(data_dir)?;
+    replay_log(&log, log_key)?.ok_or_else(|| ReplayError::NoCheckpoint(data_dir.to_path_buf()))
 }

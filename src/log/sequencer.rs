@@ -11,6 +11,9 @@
 //! the sequencer already admits batch N+1 (a two-stage pipeline; the channel between
 //! them holds one batch, which is what bounds how far ahead admission may run). Nobody
 //! gets an answer before their batch is durable; the committer answers.
+//!
+//! May import: the `catalog` root re-exports, `tiles`, the lookup index port's
+//! `IndexedLeaf`, and the engine's integrator, committer and shared state.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -24,7 +27,7 @@ use super::committer::{PreparedBatch, Reply};
 use super::integrator::{BatchTiles, Integrator};
 use super::{now_ms, Shared, SubmitError, Submitted};
 use crate::catalog::{Catalog, CatalogError, Effect, Refusal, Verified};
-use crate::storage::index::IndexedLeaf;
+use crate::storage::IndexedLeaf;
 use crate::tiles::MAX_ENTRY_BYTES;
 use std::sync::RwLockWriteGuard;
 

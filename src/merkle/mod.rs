@@ -4,13 +4,18 @@
 //! Pure computation: no I/O happens here. Stored hashes come in through
 //! [`HashSource`], which a tile store or database implements.
 //!
+//! A sealed, pure core: it may import only std, sha2 and rs_merkle, nothing else
+//! of this crate. Everything it offers is re-exported below (`reference` is public
+//! for tests).
+//!
 //! Layout, one job per file:
 //! - `hash`: leaf/node/empty hashes.
 //! - `node`: [`NodeId`], the address of a complete subtree.
 //! - `range`: splitting leaf ranges into complete subtrees and folding them.
 //! - `source`: the [`HashSource`] trait and in-memory sources.
 //! - `proof`: inclusion/consistency proofs and roots from stored hashes.
-//! - `verify`: hardened RFC 9162 verifiers.
+//! - `verify`: hardened RFC 9162 verifiers, inclusion and consistency sharing one
+//!   set of path-chaining helpers.
 //! - `compact`: [`CompactRange`], the right edge of a growing tree.
 //! - `rs_merkle_compat`: rs_merkle as a second inclusion verifier.
 //! - [`reference`](mod@reference): naive recursive RFC definitions, for tests.

@@ -11,6 +11,8 @@
 //! canonical base64) so that two different texts can never describe the
 //! same tree head: a log or witness comparing checkpoints byte for byte
 //! must not be fooled by a re-encoded root.
+//!
+//! May import only its siblings in `note` (codecs, keys, the signed note).
 
 use super::encoding::{check_control_chars, decode_b64, encode_b64, parse_decimal};
 use super::key::{Signer, Verifier};
@@ -129,4 +131,98 @@ pub fn open_checkpoint(bytes: &[u8], log: &Verifier) -> Result<(Checkpoint, Note
     note.verify(std::slice::from_ref(log))?;
     let checkpoint = Checkpoint::parse(note.text())?;
     Ok((checkpoint, note))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::note::KeyType;
+
+    /// A body and its parsed (size, extension count), or the kind of its error.
+    type Case = (String, Result<(u64, usize), &'static str>);
+
+    const ROOT: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    fn kind(e: &NoteError) -> &'static str {
+        match e {
+            NoteError::BadCheckpoint(_) => "checkpoint",
+            NoteError::BadBase64 { .. } => "base64",
+            NoteError::ControlCharacter { .. } => "control",
+            _ => "other",
+        }
+    }
+
+    #[test]
+    fn bodies() {
+        let r = ROOT;
+        let short = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+        let not_canonical = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=";
+        let cases: Vec<Case> = vec![
+            (format!("o\n5\n{r}\n"), Ok((5, 0))),
+            (format!("o\n0\n{r}\next a\next b\n"), Ok((0, 2))),
+            (format!("o\n18446744073709551615\n{r}\n"), Ok((u64::MAX, 0))),
+            (format!("o\n5\n{r}"), Err("checkpoint")),
+            (format!("\n5\n{r}\n"), Err("checkpoint")),
+            ("o\n".into(), Err("checkpoint")),
+            ("o\n5\n".into(), Err("checkpoint")),
+            (format!("o\n05\n{r}\n"), Err("checkpoint")),
+            (format!("o\n-5\n{r}\n"), Err("checkpoint")),
+            (format!("o\n18446744073709551616\n{r}\n"), Err("checkpoint")),
+            (format!("o\n5\n{short}\n"), Err("checkpoint")),
+            (format!("o\n5\n{not_canonical}\n"), Err("base64")),
+            (format!("o\n5\n{r}\n\n"), Err("checkpoint")),
+            (format!("o\n5\n{r}\next\n\n"), Err("checkpoint")),
+            (format!("o\t\n5\n{r}\n"), Err("control")),
+        ];
+        for (text, expected) in cases {
+            let got = Checkpoint::parse(&text);
+            match expected {
+                Ok((size, extensions)) => {
+                    let checkpoint = got.unwrap_or_else(|e| panic!("{text:?}: {e}"));
+                    assert_eq!(
+                        (checkpoint.size, checkpoint.extensions.len()),
+                        (size, extensions)
+                    );
+                    assert_eq!(checkpoint.to_text(), text, "formats back byte for byte");
+                }
+                Err(want) => {
+                    let error = got.expect_err(&text);
+                    assert_eq!(kind(&error), want, "{text:?}: {error}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sign_refuses_fields_that_do_not_parse_back() {
+        let signer = Signer::from_seed("o", KeyType::Ed25519, &[1; 32]).expect("test key");
+        let good = Checkpoint {
+            origin: "o".into(),
+            size: 3,
+            root: [0; 32],
+            extensions: vec!["ext".into()],
+        };
+        assert!(good.sign(&signer).is_ok());
+        let bad = [
+            Checkpoint {
+                origin: "o\n4".into(),
+                ..good.clone()
+            },
+            Checkpoint {
+                origin: String::new(),
+                ..good.clone()
+            },
+            Checkpoint {
+                extensions: vec![String::new()],
+                ..good.clone()
+            },
+            Checkpoint {
+                extensions: vec!["a\nb".into()],
+                ..good.clone()
+            },
+        ];
+        for checkpoint in bad {
+            assert!(checkpoint.sign(&signer).is_err(), "{checkpoint:?}");
+        }
+    }
 }

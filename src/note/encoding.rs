@@ -6,6 +6,8 @@
 //! strings that decode to the same bytes would let an attacker produce
 //! "different" notes or proofs that are really the same, which confuses
 //! de-duplication and equality checks downstream.
+//!
+//! May import only the note error type and base64.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -42,6 +44,14 @@ pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
         return None;
     }
     s.parse::<u64>().ok()
+}
+
+/// Splits off the next `\n`-terminated line (without its `\n`) and the rest after
+/// it; `None` if no `\n` is left.
+pub(crate) fn split_line(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = rest.iter().position(|&b| b == b'\n')?;
+    let (line, tail) = rest.split_at(i);
+    Some((line, tail.get(1..).unwrap_or_default()))
 }
 
 /// Reject ASCII control characters other than `\n`.
@@ -94,6 +104,21 @@ mod tests {
             "1_0",
         ] {
             assert_eq!(parse_decimal(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lines_split_at_the_first_newline() {
+        type Split = Option<(&'static [u8], &'static [u8])>;
+        let cases: [(&[u8], Split); 5] = [
+            (b"a\nb\n", Some((b"a", b"b\n"))),
+            (b"\n", Some((b"", b""))),
+            (b"\n\nx", Some((b"", b"\nx"))),
+            (b"abc", None),
+            (b"", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(split_line(input), expected, "{input:?}");
         }
     }
 

@@ -11,6 +11,8 @@
 //! transparency-dev/formats); only the type byte differs, and because it
 //! is hashed into the key ID the same Ed25519 key has different IDs under
 //! the two types.
+//!
+//! May import only its siblings in `note` and the ed25519/sha2 crates.
 
 use std::fmt;
 
@@ -306,5 +308,75 @@ impl Verifier {
         self.key
             .verify_strict(msg, &Signature::from_bytes(sig))
             .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_types() {
+        for (byte, key_type) in [
+            (0x01, Some(KeyType::Ed25519)),
+            (0x04, Some(KeyType::CosignatureV1)),
+            (0x00, None),
+            (0x02, None),
+            (0x03, None),
+            (0xff, None),
+        ] {
+            assert_eq!(KeyType::from_byte(byte).ok(), key_type, "{byte:#04x}");
+            if let Some(key_type) = key_type {
+                assert_eq!(key_type.byte(), byte);
+            }
+        }
+    }
+
+    #[test]
+    fn key_id_fields() {
+        let cases = [
+            ("0000abcd", Some(0xabcd)),
+            ("ffffffff", Some(u32::MAX)),
+            ("00000000", Some(0)),
+            ("0000ABCD", None),
+            ("abc", None),
+            ("0000abcde", None),
+            ("+000abcd", None),
+            ("ghijklmn", None),
+            ("", None),
+        ];
+        for (text, id) in cases {
+            assert_eq!(parse_hex8(text).ok(), id, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn verifier_keys() {
+        let vkey = Signer::from_seed("log", KeyType::Ed25519, &[3; 32])
+            .map(|s| s.verifier().to_vkey())
+            .expect("test key");
+        assert_eq!(
+            Verifier::from_vkey(&vkey).map(|v| v.to_vkey()),
+            Ok(vkey.clone())
+        );
+        let (name_and_id, key) = vkey.rsplit_once('+').expect("three fields");
+        let (name, id) = name_and_id.split_once('+').expect("three fields");
+        let wrong_id = if id == "00000000" {
+            "00000001"
+        } else {
+            "00000000"
+        };
+        let bad = [
+            format!("other+{id}+{key}"),
+            format!("{name}+{wrong_id}+{key}"),
+            format!("{name}+{}+{key}", id.to_uppercase()),
+            format!("{name}+{id}"),
+            format!("{name}+{id}+"),
+            format!("{name}+{id}+{}", &key[4..]),
+            format!("na me+{id}+{key}"),
+        ];
+        for text in bad {
+            assert!(Verifier::from_vkey(&text).is_err(), "{text:?}");
+        }
     }
 }

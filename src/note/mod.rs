@@ -8,11 +8,19 @@
 //! * C2SP tlog-cosignature v1.0.1 (Ed25519, type 0x04): [`cosign`],
 //!   [`verify_cosignature`].
 //! * C2SP tlog-proof (`c2sp.org/tlog-proof@v1`): [`TlogProof`].
+//! * C2SP tlog-witness `add-checkpoint` bodies (the request and the 409 size body):
+//!   [`AddCheckpoint`], [`tlog_size_body`], [`parse_tlog_size_body`]; shared by the
+//!   witness server and the log's witness client.
 //!
 //! The normative description of what we emit and accept is
 //! `log-format/note.md`. Every parser here is total: it returns an error
 //! for any input and never panics.
+//!
+//! A sealed, pure core: it may import only std and its codec crates (base64,
+//! ed25519, sha2); nothing else in this crate. Everything it offers is re-exported
+//! below; the sub-modules are private.
 
+mod add_checkpoint;
 mod checkpoint;
 mod cosignature;
 mod encoding;
@@ -21,6 +29,9 @@ mod key;
 mod signed;
 mod tlog_proof;
 
+pub use add_checkpoint::{
+    parse_tlog_size_body, tlog_size_body, AddCheckpoint, AddCheckpointError, TLOG_SIZE_MEDIA_TYPE,
+};
 pub use checkpoint::{open_checkpoint, Checkpoint};
 pub use cosignature::{cosign, cosignature_message, verify_cosignature, COSIGNATURE_V1_LEN};
 pub use error::NoteError;

@@ -11,6 +11,8 @@
 //! itself contain blank lines; signature lines never do). Parsing is
 //! separate from verification so a note can be stored, re-served and
 //! extended with cosignatures without knowing every key.
+//!
+//! May import only its siblings in `note` (codecs, keys, cosignatures).
 
 use super::cosignature::verify_cosignature;
 use super::encoding::{check_control_chars, check_name, decode_b64, encode_b64};
@@ -354,5 +356,74 @@ impl Note {
             return Err(NoteError::NoVerifiedSignature);
         }
         Ok(verified)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line and its parsed (name, key ID, signature), or the kind of its error.
+    type Case = (
+        &'static str,
+        Result<(&'static str, u32, &'static [u8]), &'static str>,
+    );
+
+    fn kind(e: &NoteError) -> &'static str {
+        match e {
+            NoteError::Malformed(_) => "malformed",
+            NoteError::BadKeyName(_) => "name",
+            NoteError::BadBase64 { .. } => "base64",
+            NoteError::ControlCharacter { .. } => "control",
+            _ => "other",
+        }
+    }
+
+    #[test]
+    fn signature_lines() {
+        let cases: [Case; 11] = [
+            ("\u{2014} name AAAAAQc=", Ok(("name", 1, &[7]))),
+            ("\u{2014} name AAAAAQc=\n", Ok(("name", 1, &[7]))),
+            ("- name AAAAAQc=", Err("malformed")),
+            ("\u{2014}name AAAAAQc=", Err("malformed")),
+            ("\u{2014} nameAAAAAQc=", Err("malformed")),
+            ("\u{2014} na+me AAAAAQc=", Err("name")),
+            ("\u{2014}  AAAAAQc=", Err("name")),
+            ("\u{2014} name AAAAAQ==", Err("malformed")),
+            ("\u{2014} name AAAAAQc", Err("base64")),
+            ("\u{2014} name AAAAAQc= more", Err("base64")),
+            ("\u{2014} name AAAAAQc=\t", Err("control")),
+        ];
+        for (line, expected) in cases {
+            let got = NoteSignature::parse_line(line);
+            match expected {
+                Ok((name, key_id, signature)) => {
+                    let sig = got.unwrap_or_else(|e| panic!("{line:?}: {e}"));
+                    assert_eq!(
+                        (sig.name.as_str(), sig.key_id, sig.signature.as_slice()),
+                        (name, key_id, signature)
+                    );
+                    assert_eq!(sig.to_line().trim_end(), line.trim_end());
+                }
+                Err(want) => {
+                    let error = got.expect_err(line);
+                    assert_eq!(kind(&error), want, "{line:?}: {error}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn note_texts() {
+        let cases = [
+            ("a\n", true),
+            ("a\n\nb\n", true),
+            ("", false),
+            ("a", false),
+            ("a\tb\n", false),
+        ];
+        for (text, ok) in cases {
+            assert_eq!(check_text(text).is_ok(), ok, "{text:?}");
+        }
     }
 }

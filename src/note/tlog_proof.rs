@@ -14,9 +14,11 @@
 //! a well-formed signed note whose text is a well-formed checkpoint, but it
 //! verifies no signature and no Merkle path: [`TlogProof::open`] does the
 //! signature part, the Merkle module does the rest.
+//!
+//! May import only its siblings in `note` (codecs, the note and checkpoint parsers).
 
 use super::checkpoint::{open_checkpoint, Checkpoint};
-use super::encoding::{decode_b64, encode_b64, parse_decimal};
+use super::encoding::{decode_b64, encode_b64, parse_decimal, split_line};
 use super::key::Verifier;
 use super::signed::Note;
 use super::{NoteError, MAX_NOTE_SIZE};
@@ -49,12 +51,7 @@ fn bad(msg: &str) -> NoteError {
 
 /// Split off the next `\n`-terminated line (without the `\n`).
 fn next_line(rest: &[u8]) -> Result<(&[u8], &[u8]), NoteError> {
-    let i = rest
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or_else(|| bad("unexpected end of input"))?;
-    let (line, tail) = rest.split_at(i.min(rest.len()));
-    Ok((line, tail.get(1..).unwrap_or_default()))
+    split_line(rest).ok_or_else(|| bad("unexpected end of input"))
 }
 
 /// The header lines are ASCII; anything else is a format error.
@@ -165,5 +162,103 @@ impl TlogProof {
             return Err(bad("index is not below the checkpoint's tree size"));
         }
         Ok((checkpoint, note))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::note::{KeyType, Signer};
+
+    /// A proof text and its parsed (index, extra length, hash count), or the kind of
+    /// its error.
+    type Case = (String, Result<(u64, Option<usize>, usize), &'static str>);
+
+    const HASH: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    fn signer() -> Signer {
+        Signer::from_seed("o", KeyType::Ed25519, &[2; 32]).expect("test key")
+    }
+
+    /// A signed checkpoint note of `size` leaves.
+    fn note(size: u64) -> String {
+        let checkpoint = Checkpoint {
+            origin: "o".into(),
+            size,
+            root: [0; 32],
+            extensions: Vec::new(),
+        };
+        let note = checkpoint.sign(&signer()).expect("valid checkpoint");
+        String::from_utf8(note.to_bytes()).expect("UTF-8 note")
+    }
+
+    fn kind(e: &NoteError) -> &'static str {
+        match e {
+            NoteError::BadProof(_) => "proof",
+            NoteError::BadBase64 { .. } => "base64",
+            _ => "other",
+        }
+    }
+
+    #[test]
+    fn headers() {
+        let h = TLOG_PROOF_HEADER;
+        let n = note(5);
+        let many = format!("{HASH}\n").repeat(MAX_PROOF_HASHES + 1);
+        let cases: Vec<Case> = vec![
+            (format!("{h}\nindex 0\n\n{n}"), Ok((0, None, 0))),
+            (
+                format!("{h}\nextra AAAAAQ==\nindex 3\n{HASH}\n\n{n}"),
+                Ok((3, Some(4), 1)),
+            ),
+            (format!("{h}\nextra \nindex 3\n\n{n}"), Ok((3, Some(0), 0))),
+            (
+                format!("c2sp.org/tlog-proof@v2\nindex 0\n\n{n}"),
+                Err("proof"),
+            ),
+            (format!("{h}\nindex 03\n\n{n}"), Err("proof")),
+            (format!("{h}\nindex -3\n\n{n}"), Err("proof")),
+            (format!("{h}\n\n{n}"), Err("proof")),
+            (format!("{h}\nindex \u{e9}\n\n{n}"), Err("proof")),
+            (format!("{h}\nextra !!\nindex 0\n\n{n}"), Err("base64")),
+            (format!("{h}\nindex 0\nAAAAAQ==\n\n{n}"), Err("proof")),
+            (format!("{h}\nindex 0\nAAAAAQ=\n\n{n}"), Err("base64")),
+            (format!("{h}\nindex 0\n{many}\n{n}"), Err("proof")),
+            (format!("{h}\nindex 0\n{HASH}"), Err("proof")),
+            (format!("{h}\nindex 0\n\nnot a note\n"), Err("other")),
+        ];
+        for (text, expected) in cases {
+            let got = TlogProof::parse(text.as_bytes());
+            match expected {
+                Ok((index, extra, hashes)) => {
+                    let proof = got.unwrap_or_else(|e| panic!("{text:?}: {e}"));
+                    let shape = (
+                        proof.index,
+                        proof.extra.as_ref().map(Vec::len),
+                        proof.hashes.len(),
+                    );
+                    assert_eq!(shape, (index, extra, hashes));
+                    assert_eq!(proof.to_text(), text, "formats back byte for byte");
+                }
+                Err(want) => {
+                    let error = got.expect_err(&text);
+                    assert_eq!(kind(&error), want, "{text:?}: {error}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn open_needs_the_index_below_the_size() {
+        let key = signer().verifier();
+        for (index, ok) in [(0, true), (4, true), (5, false), (u64::MAX, false)] {
+            let proof = TlogProof {
+                index,
+                extra: None,
+                hashes: Vec::new(),
+                checkpoint: note(5).into_bytes(),
+            };
+            assert_eq!(proof.open(&key).is_ok(), ok, "index {index}");
+        }
     }
 }

@@ -5,6 +5,9 @@
 //! and has the digest it is named after, or does not exist. Writing the same blob twice
 //! is harmless (the second write finds the first and discards itself). Temporary files
 //! left by a crash are removed on open.
+//!
+//! May import: `storage::durable`, the storage error, and the catalog's blob source
+//! and digest check.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -15,8 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::durable::{create_dir_all_durable, sync_dir};
 use super::StorageError;
-use crate::catalog::evidence::BlobSource;
-use crate::catalog::request::check_sha256;
+use crate::catalog::{check_sha256, BlobSource};
 
 /// The default largest blob: 64 MiB.
 pub const DEFAULT_MAX_BLOB_BYTES: u64 = 64 << 20;
@@ -113,7 +115,7 @@ impl BlobStore {
 
     /// Starts writing a blob expected to hash to `expected` (64 hex).
     pub fn writer(&self, expected: &str) -> Result<BlobWriter<'_>, BlobError> {
-        check_sha256(expected).map_err(BlobError::BadDigest)?;
+        check_sha256(expected).map_err(|e| BlobError::BadDigest(e.to_string()))?;
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = self
             .tmp_dir()

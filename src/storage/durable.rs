@@ -3,6 +3,8 @@
 //! A file is durable once its data and its directory entry are on disk: write, fsync the
 //! file, and fsync every directory that gained an entry. Atomic replacement is
 //! write-to-temporary, fsync, rename, fsync the directory.
+//!
+//! May import: `std` only (key files and the witness use it too).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

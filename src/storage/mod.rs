@@ -1,22 +1,44 @@
-//! Storage backends for the log, behind one trait.
+//! Storage: the ports the log engine writes through, and their drivers.
 //!
-//! The log itself (tiles, entry bundles, checkpoints) lives behind [`LogStore`]; the
-//! embedded default is [`posix::PosixStore`], a C2SP tlog-tiles directory. The
-//! lookup indexes (leaf hash → index, dedup key → index) live in [`index::Index`]
-//! (14-byte records in sorted runs), a projection that can always be rebuilt from the
-//! tiles. The
-//! catalog's per-publication records live in [`projection::ProjectionStore`]
-//! (publication records in a [`slots::SlotFile`], the rest in sled), rebuilt from the
-//! log at every start.
+//! Owns four ports, each a small trait with its contract written as MUST/SHOULD:
+//! - [`TileStore`] (`tile_store.rs`): immutable objects (hash tiles, entry bundles) by
+//!   tlog-tiles path: put, get, delete;
+//! - [`CheckpointLock`] (`checkpoint_lock.rs`): the current signed checkpoint, replaced
+//!   only by compare-and-swap;
+//! - [`LookupIndex`] (`lookup_index.rs`): leaf hash → index and dedup key → index
+//!   candidates, rebuildable from the tiles;
+//! - the catalog's record store is [`crate::catalog::RecordStore`]; its on-disk driver is
+//!   [`records::DiskRecordStore`].
+//!
+//! Drivers, one file per port: [`posix::PosixTiles`] and [`posix::PosixLock`] (the
+//! tlog-tiles directory and its `checkpoint.pending` + rename), [`index::Index`] (sorted
+//! run files), [`records::DiskRecordStore`] (slot file + sled), and [`memory`] (tiles, lock
+//! and index in memory, with fault injection). [`Backends`] bundles one driver per port;
+//! the command line chooses them ([`Backends::posix`]) and hands them to the engine.
+//! The commit protocol itself (tiles durable, then the checkpoint swap) and recovery
+//! belong to the engine (`log`), not to any driver.
+//!
+//! Also here: [`blobs`] (the content-addressed evidence store) and [`durable`] (fsync
+//! helpers, also used by key files and the witness).
+//!
+//! May import: `tiles` (tile names) and the `catalog` root re-exports (the record store
+//! port). Nothing from `log` or above.
 
+mod backends;
 pub mod blobs;
+mod checkpoint_lock;
 pub mod durable;
 pub mod index;
+mod lookup_index;
+pub mod memory;
 pub mod posix;
-pub mod projection;
-pub mod slots;
+pub mod records;
+mod tile_store;
 
-use crate::tiles::TileId;
+pub use backends::{Backends, LogBackends, RecordsIn};
+pub use checkpoint_lock::{CheckpointLock, LockedCheckpoint};
+pub use lookup_index::{IndexedLeaf, LookupIndex};
+pub use tile_store::{TileStore, TileWrite};
 
 /// An error from a storage backend.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +57,10 @@ pub enum StorageError {
     /// Stored data does not have the shape it must have.
     #[error("corrupt storage: {0}")]
     Corrupt(String),
+    /// A compare-and-swap of the checkpoint found another checkpoint than the one it
+    /// expected (another writer, or a lock out of step with the engine).
+    #[error("checkpoint lock: {0}")]
+    Conflict(String),
 }
 
 impl StorageError {
@@ -45,39 +71,4 @@ impl StorageError {
             source,
         }
     }
-}
-
-/// A tile (hash tile or entry bundle) to write as part of a batch.
-#[derive(Debug, Clone)]
-pub struct TileWrite {
-    /// Which tile, with its width.
-    pub tile: TileId,
-    /// Its complete contents.
-    pub data: Vec<u8>,
-}
-
-/// Where the log's tiles and checkpoint are kept.
-///
-/// Commit protocol: [`LogStore::commit`] makes every tile of a batch durable first and
-/// only then makes the new checkpoint visible, atomically. A crash before that point
-/// leaves the previous checkpoint in force; tiles beyond it are leftovers that are
-/// never served (readers only read tiles their checkpoint covers) and are overwritten
-/// by later batches.
-pub trait LogStore: Send + Sync {
-    /// Durably writes `tiles`, then atomically installs `checkpoint` as the current one.
-    fn commit(&self, tiles: &[TileWrite], checkpoint: &[u8]) -> Result<(), StorageError>;
-    /// The current (committed) signed checkpoint, if any.
-    fn read_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError>;
-    /// A checkpoint that was written durably but whose installation was interrupted.
-    /// Recovery either promotes it (if its tiles check out) or discards it.
-    fn read_pending_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError>;
-    /// Installs the pending checkpoint as the current one.
-    fn promote_pending_checkpoint(&self) -> Result<(), StorageError>;
-    /// Deletes the pending checkpoint.
-    fn discard_pending_checkpoint(&self) -> Result<(), StorageError>;
-    /// Reads exactly the named tile file, or `None` if it does not exist.
-    fn read_tile(&self, tile: TileId) -> Result<Option<Vec<u8>>, StorageError>;
-    /// Deletes the partial versions of a tile once its full version is committed
-    /// (tlog-tiles allows this; readers derive old partials from the full tile).
-    fn remove_partials(&self, full: TileId) -> Result<(), StorageError>;
 }

@@ -2,7 +2,8 @@
 //! fork): it cosigns a log's checkpoint only if it is signed by the log's key and is
 //! consistent with every checkpoint of that log it cosigned before.
 //!
-//! - [`request`]: the add-checkpoint body and the 409 size body (pure).
+//! - the add-checkpoint body and the 409 size body are [`crate::note::AddCheckpoint`]
+//!   (pure, shared with the log's witness client);
 //! - [`state`]: the durable per-log memory (latest cosigned checkpoint).
 //! - [`server`]: the HTTP endpoints.
 //!
@@ -10,8 +11,11 @@
 //! across verification, signing and the durable write), so two concurrent requests
 //! built on the same old size cannot both succeed and leave the smaller tree as the
 //! latest: the second one sees the first one's size and gets 409.
+//!
+//! May import: `merkle` and `note` (the pure cores); in `state`, the fsync helpers of
+//! `storage::durable`; in `server`, the HTTP plumbing (body limit, problem+json).
+//! Nothing of the log, the catalog or the client.
 
-pub mod request;
 pub mod server;
 pub mod state;
 
@@ -21,8 +25,10 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use crate::merkle::{empty_root, verify_consistency};
-use crate::note::{cosign, Checkpoint, KeyType, Note, NoteSignature, Signer, Verifier};
-use request::{AddCheckpoint, RequestError};
+use crate::note::{
+    cosign, AddCheckpoint, AddCheckpointError, Checkpoint, KeyType, Note, NoteSignature, Signer,
+    Verifier,
+};
 use state::{origin_hash, Cosigned, StateDir, StateError};
 
 /// Why an add-checkpoint request is refused; each maps to the status the spec names.
@@ -54,6 +60,10 @@ pub enum AddError {
     /// 500: the new state could not be made durable; nothing was cosigned.
     #[error("{0}")]
     Storage(String),
+    /// 500: the witness failed to cosign a checkpoint it had accepted (its own key or
+    /// clock, never the request).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl AddError {
@@ -66,16 +76,16 @@ impl AddError {
             AddError::Forbidden(_) => 403,
             AddError::Conflict { .. } => 409,
             AddError::Inconsistent(_) => 422,
-            AddError::Storage(_) => 500,
+            AddError::Storage(_) | AddError::Internal(_) => 500,
         }
     }
 }
 
-impl From<RequestError> for AddError {
-    fn from(e: RequestError) -> AddError {
+impl From<AddCheckpointError> for AddError {
+    fn from(e: AddCheckpointError) -> AddError {
         match e {
-            RequestError::TooLarge { .. } => AddError::TooLarge(e.to_string()),
-            RequestError::Malformed(_) => AddError::Malformed(e.to_string()),
+            AddCheckpointError::TooLarge { .. } => AddError::TooLarge(e.to_string()),
+            AddCheckpointError::Malformed(_) => AddError::Malformed(e.to_string()),
         }
     }
 }
@@ -218,7 +228,7 @@ impl Witness {
         let floor = latest.as_ref().map_or(0, |c| c.timestamp);
         let timestamp = now_seconds().max(floor);
         let cosignature = cosign(note.text(), &self.signer, timestamp)
-            .map_err(|e| AddError::Malformed(format!("cannot cosign this checkpoint: {e}")))?;
+            .map_err(|e| AddError::Internal(format!("cannot cosign this checkpoint: {e}")))?;
         let served = served_note(&note, &log.key, &cosignature)?;
         let state = self.state.clone();
         let origin = log.origin.clone();
@@ -290,4 +300,30 @@ fn served_note(
     Note::parse(&bytes)
         .map(|_| bytes)
         .map_err(|e| AddError::Malformed(format!("the cosigned note would be invalid: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_the_spec_status() {
+        let cases = [
+            (AddError::TooLarge("big".into()), 413),
+            (AddError::Malformed("bad".into()), 400),
+            (AddError::UnknownOrigin("o".into()), 404),
+            (AddError::Forbidden("sig".into()), 403),
+            (AddError::Conflict { old: 1, latest: 2 }, 409),
+            (AddError::Inconsistent("fork".into()), 422),
+            (AddError::Storage("disk".into()), 500),
+            (AddError::Internal("cosign".into()), 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status(), status, "{error}");
+        }
+        let too_large = AddCheckpointError::TooLarge { size: 2, max: 1 };
+        assert_eq!(AddError::from(too_large).status(), 413);
+        let malformed = AddCheckpointError::Malformed("x".into());
+        assert_eq!(AddError::from(malformed).status(), 400);
+    }
 }

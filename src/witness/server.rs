@@ -2,6 +2,9 @@
 //! - `POST /add-checkpoint` (C2SP tlog-witness), answered with cosignature lines, or
 //!   409 with a `text/x.tlog.size` body, or a problem+json error with the spec's status;
 //! - `GET /<lowercase hex SHA-256(origin)>/checkpoint`: the latest cosigned checkpoint.
+//!
+//! May import `super` (the witness), `note` (the wire format) and the HTTP plumbing
+//! (body limit, problem+json).
 
 use std::sync::Arc;
 
@@ -12,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::request::{size_body, MAX_REQUEST_BYTES, TLOG_SIZE_MEDIA_TYPE};
 use super::{AddError, Witness};
-use crate::api::{read_limited, Problem};
+use crate::http::{read_limited, Problem};
+use crate::note::{tlog_size_body, AddCheckpoint, TLOG_SIZE_MEDIA_TYPE};
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
@@ -52,7 +55,7 @@ async fn add_checkpoint(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match read_limited(&headers, body, MAX_REQUEST_BYTES).await {
+    let bytes = match read_limited(&headers, body, AddCheckpoint::MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
         Err(problem) => return problem.into_response(),
     };
@@ -63,7 +66,7 @@ async fn add_checkpoint(
             text(
                 StatusCode::CONFLICT,
                 TLOG_SIZE_MEDIA_TYPE,
-                size_body(latest),
+                tlog_size_body(latest),
             )
         }
         Err(e) => {
@@ -86,7 +89,7 @@ fn refusal(e: AddError) -> Problem {
         AddError::Forbidden(_) => ("bad-log-signature", "Not signed by the log"),
         AddError::Conflict { .. } => ("stale-old-size", "Old size is not the latest"),
         AddError::Inconsistent(_) => ("inconsistent", "Inconsistent checkpoint"),
-        AddError::Storage(_) => ("internal", "Internal error"),
+        AddError::Storage(_) | AddError::Internal(_) => ("internal", "Internal error"),
     };
     Problem::new(status, slug, title, e.to_string())
 }

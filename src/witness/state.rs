@@ -6,6 +6,8 @@
 //! a crash it holds either the old or the new checkpoint, never a torn one. The file is
 //! written before the witness answers, so a cosignature that left the witness is always
 //! backed by state that survives a restart.
+//!
+//! May import `note` (to re-verify what it loads) and `storage::durable` (fsync helpers).
 
 use std::path::{Path, PathBuf};
 

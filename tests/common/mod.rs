@@ -139,7 +139,7 @@ impl Drop for Server {
 /// A blocking HTTP helper on top of the library client.
 pub struct Http {
     rt: tokio::runtime::Runtime,
-    client: srcos_catalog::client::http::HttpClient,
+    client: srcos_catalog::http::HttpClient,
 }
 
 impl Http {
@@ -151,7 +151,7 @@ impl Http {
             .expect("runtime");
         Http {
             rt,
-            client: srcos_catalog::client::http::HttpClient::new(url).expect("client"),
+            client: srcos_catalog::http::HttpClient::new(url).expect("client"),
         }
     }
 

@@ -21,7 +21,7 @@ mod watch;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::client::http::{HttpClient, HttpError};
+use crate::http::{HttpClient, HttpError};
 use crate::note::{open_checkpoint, Checkpoint, Verifier, MAX_NOTE_SIZE};
 pub use alert::{Alert, AlertKind, Evidence};
 pub use audit::ScanReport;

@@ -1,11 +1,13 @@
 //! Reading a log through its C2SP tlog-tiles endpoints alone (`/tile/<L>/<N>` and
 //! `/tile/entries/<N>`), so that a monitor works against a static mirror or CDN as
 //! well as against the server: proofs and roots are computed here from the tiles.
+//!
+//! May import `http` (the client), `tiles` and `merkle`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::client::http::HttpClient;
+use crate::http::HttpClient;
 use crate::merkle::{root_of_leaf_hashes, Hash, HashSource, NodeId};
 use crate::tiles::{
     decode_bundle, hashes_of, tile_for_hash, TileId, TileKind, HASH_BYTES, TILE_HEIGHT,
@@ -21,6 +23,35 @@ pub enum FetchError {
     /// An answer of the wrong shape for what the checkpoint commits to.
     #[error("{0}")]
     Bad(String),
+}
+
+/// A node the fetched tiles cannot give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TileError {
+    /// The node's leaf range overflows.
+    #[error("node {level}/{index} is out of range")]
+    OutOfRange {
+        /// Merkle level.
+        level: u8,
+        /// Index at that level.
+        index: u64,
+    },
+    /// The node is not in the tree of that size.
+    #[error("node {level}/{index} is not in the tree of size {size}")]
+    NotInTree {
+        /// Merkle level.
+        level: u8,
+        /// Index at that level.
+        index: u64,
+        /// The tree size.
+        size: u64,
+    },
+    /// The tile holding it was not fetched.
+    #[error("{0} was not fetched")]
+    NotFetched(String),
+    /// The tile holding it is too short.
+    #[error("{0} is short")]
+    Short(String),
 }
 
 /// GETs with a per-request timeout.
@@ -82,7 +113,7 @@ impl<'a> Fetcher<'a> {
             tiles: HashMap::new(),
         };
         for node in nodes {
-            let (tile, _, _) = locate(*node, size).map_err(FetchError::Bad)?;
+            let (tile, _, _) = locate(*node, size).map_err(|e| FetchError::Bad(e.to_string()))?;
             if let std::collections::hash_map::Entry::Vacant(slot) = hashes.tiles.entry(tile) {
                 slot.insert(self.tile(tile).await?);
             }
@@ -94,7 +125,7 @@ impl<'a> Fetcher<'a> {
 /// Where node `node` of the tree of `size` lives: a node at Merkle level L is the root
 /// of 2^(L mod 8) consecutive hashes of tile level L / 8. Returns the tile, the offset
 /// of the first hash in it and the number of hashes.
-fn locate(node: NodeId, size: u64) -> Result<(TileId, usize, usize), String> {
+fn locate(node: NodeId, size: u64) -> Result<(TileId, usize, usize), TileError> {
     let tile_level = node.level / TILE_HEIGHT;
     let within = u32::from(node.level % TILE_HEIGHT);
     let count = 1u64 << within;
@@ -102,13 +133,15 @@ fn locate(node: NodeId, size: u64) -> Result<(TileId, usize, usize), String> {
         .index
         .checked_shl(within)
         .filter(|f| f >> within == node.index)
-        .ok_or_else(|| format!("node {}/{} is out of range", node.level, node.index))?;
+        .ok_or(TileError::OutOfRange {
+            level: node.level,
+            index: node.index,
+        })?;
     let last = first.saturating_add(count - 1);
-    let tile = tile_for_hash(tile_level, last, size).ok_or_else(|| {
-        format!(
-            "node {}/{} is not in the tree of size {size}",
-            node.level, node.index
-        )
+    let tile = tile_for_hash(tile_level, last, size).ok_or(TileError::NotInTree {
+        level: node.level,
+        index: node.index,
+        size,
     })?;
     let offset = (first % 256) as usize;
     Ok((tile, offset, count as usize))
@@ -122,19 +155,19 @@ pub struct TileHashes {
 }
 
 impl HashSource for TileHashes {
-    type Error = String;
+    type Error = TileError;
 
-    fn hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, String> {
+    fn hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, TileError> {
         ids.iter()
             .map(|id| {
                 let (tile, offset, count) = locate(*id, self.size)?;
                 let data = self
                     .tiles
                     .get(&tile)
-                    .ok_or_else(|| format!("{} was not fetched", tile.path()))?;
+                    .ok_or_else(|| TileError::NotFetched(tile.path()))?;
                 let bytes = data
                     .get(offset * HASH_BYTES..(offset + count) * HASH_BYTES)
-                    .ok_or_else(|| format!("{} is short", tile.path()))?;
+                    .ok_or_else(|| TileError::Short(tile.path()))?;
                 let leaves: Vec<Hash> = hashes_of(bytes);
                 Ok(match leaves.as_slice() {
                     [one] => *one,

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::catalog::dsse::decode_base64;
+use crate::catalog::decode_base64;
 
 /// One catalog event for a watched subject (printed as one JSON line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

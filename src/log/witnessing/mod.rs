@@ -20,6 +20,11 @@
 //!
 //! - `aggregate`: the bookkeeping (pure, no I/O).
 //! - `worker`: one witness's submission loop (HTTP).
+//!
+//! May import: the log engine above it (`super`: [`Log`], heads, the read side), `note`
+//! (checkpoints, cosignatures and the add-checkpoint body), `receipt`, and the HTTP
+//! client (`client::http`, the one upward edge: the log's only outbound calls). Never
+//! the witness server or `api`.
 
 mod aggregate;
 mod worker;
@@ -32,6 +37,7 @@ use tokio::task::JoinHandle;
 
 use super::reader::ReadError;
 use super::Log;
+use crate::http::HttpError;
 use crate::note::{Checkpoint, KeyType, Verifier};
 use crate::receipt::Receipt;
 use aggregate::Aggregate;
@@ -73,38 +79,84 @@ pub struct WitnessingOptions {
 impl WitnessingOptions {
     /// Checks the options make sense: at least one witness, 1 ≤ quorum ≤ witnesses,
     /// cosignature keys, distinct keys, http URLs.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), OptionsError> {
         if self.witnesses.is_empty() {
-            return Err("no witness configured".into());
+            return Err(OptionsError::NoWitness);
         }
         if self.quorum == 0 || self.quorum > self.witnesses.len() {
-            return Err(format!(
-                "the witness quorum must be between 1 and the number of witnesses ({}), got {}",
-                self.witnesses.len(),
-                self.quorum
-            ));
+            return Err(OptionsError::Quorum {
+                quorum: self.quorum,
+                witnesses: self.witnesses.len(),
+            });
         }
         for (i, w) in self.witnesses.iter().enumerate() {
             if w.key.key_type() != KeyType::CosignatureV1 {
-                return Err(format!(
-                    "witness {} key {} is not a cosignature (0x04) key",
-                    w.url,
-                    w.key.short_id()
-                ));
+                return Err(OptionsError::NotCosignatureKey {
+                    url: w.url.clone(),
+                    key: w.key.short_id(),
+                });
             }
             if !w.url.starts_with("http://") {
-                return Err(format!("witness URL {:?} must be http://", w.url));
+                return Err(OptionsError::NotHttp(w.url.clone()));
             }
             // Two witnesses sharing a key would count one signer twice toward the quorum.
             if self.witnesses[..i]
                 .iter()
                 .any(|o| o.key.public_key() == w.key.public_key())
             {
-                return Err(format!("witness key {} is given twice", w.key.short_id()));
+                return Err(OptionsError::DuplicateKey(w.key.short_id()));
             }
         }
         Ok(())
     }
+}
+
+/// Why [`WitnessingOptions`] are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// The witness list is empty.
+    #[error("no witness configured")]
+    NoWitness,
+    /// The quorum is 0 or larger than the number of witnesses.
+    #[error(
+        "the witness quorum must be between 1 and the number of witnesses ({witnesses}), got {quorum}"
+    )]
+    Quorum {
+        /// The quorum asked for.
+        quorum: usize,
+        /// The number of witnesses.
+        witnesses: usize,
+    },
+    /// A witness key is not a cosignature (type 0x04) key.
+    #[error("witness {url} key {key} is not a cosignature (0x04) key")]
+    NotCosignatureKey {
+        /// The witness's URL.
+        url: String,
+        /// The key's `name+hex8`.
+        key: String,
+    },
+    /// A witness URL is not `http://`.
+    #[error("witness URL {0:?} must be http://")]
+    NotHttp(String),
+    /// Two witnesses share a key (`name+hex8` of the second).
+    #[error("witness key {0} is given twice")]
+    DuplicateKey(String),
+}
+
+/// Why witnessing could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The options are refused.
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    /// The HTTP client for one witness could not be built.
+    #[error("witness {url}: {source}")]
+    Client {
+        /// The witness's URL.
+        url: String,
+        /// What failed.
+        source: HttpError,
+    },
 }
 
 /// A checkpoint with the cosignatures collected for it.
@@ -167,14 +219,17 @@ pub struct Witnessing {
 
 impl Witnessing {
     /// Starts one worker per witness and the aggregator on the current tokio runtime.
-    pub fn start(log: Arc<Log>, options: WitnessingOptions) -> Result<Arc<Witnessing>, String> {
+    pub fn start(log: Arc<Log>, options: WitnessingOptions) -> Result<Arc<Witnessing>, StartError> {
         options.validate()?;
         let (events, receiver) = mpsc::channel(64);
         let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
         let mut tasks = Vec::new();
         for (index, endpoint) in options.witnesses.iter().enumerate() {
             let worker = worker::Worker::new(index, endpoint.clone(), log.clone(), options.timeout)
-                .map_err(|e| format!("witness {}: {e}", endpoint.url))?;
+                .map_err(|source| StartError::Client {
+                    url: endpoint.url.clone(),
+                    source,
+                })?;
             tasks.push(tokio::spawn(
                 worker.run(log.subscribe_heads(), events.clone()),
             ));
@@ -275,6 +330,73 @@ impl Drop for Witnessing {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::note::Signer;
+
+    fn endpoint(url: &str, name: &str, key_type: KeyType, seed: u8) -> WitnessEndpoint {
+        let key = Signer::from_seed(name, key_type, &[seed; 32])
+            .map(|s| s.verifier())
+            .expect("test key");
+        WitnessEndpoint {
+            url: url.into(),
+            key,
+        }
+    }
+
+    fn options(witnesses: Vec<WitnessEndpoint>, quorum: usize) -> WitnessingOptions {
+        WitnessingOptions {
+            witnesses,
+            quorum,
+            below_quorum: BelowQuorum::FailOpen,
+            timeout: Duration::from_secs(1),
+            hold_back_wait: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn options_are_checked_in_order() {
+        let a = || endpoint("http://a", "a", KeyType::CosignatureV1, 1);
+        let b = || endpoint("http://b", "b", KeyType::CosignatureV1, 2);
+        let b_as_a = || endpoint("http://b", "b", KeyType::CosignatureV1, 1);
+        let log_key = || endpoint("http://c", "c", KeyType::Ed25519, 3);
+        let https = || endpoint("https://d", "d", KeyType::CosignatureV1, 4);
+        let cases: Vec<(WitnessingOptions, Result<(), &str>)> = vec![
+            (options(vec![a()], 1), Ok(())),
+            (options(vec![a(), b()], 2), Ok(())),
+            (options(vec![], 1), Err("no witness configured")),
+            (
+                options(vec![a()], 0),
+                Err("the witness quorum must be between 1 and the number of witnesses (1), got 0"),
+            ),
+            (
+                options(vec![a(), b()], 3),
+                Err("the witness quorum must be between 1 and the number of witnesses (2), got 3"),
+            ),
+            (
+                options(vec![a(), log_key()], 1),
+                Err("not a cosignature (0x04) key"),
+            ),
+            (
+                options(vec![https()], 1),
+                Err("witness URL \"https://d\" must be http://"),
+            ),
+            (options(vec![a(), b_as_a()], 1), Err("is given twice")),
+        ];
+        for (options, expected) in cases {
+            let got = options.validate().map_err(|e| e.to_string());
+            match expected {
+                Ok(()) => assert_eq!(got, Ok(())),
+                Err(text) => {
+                    let message = got.expect_err("must be refused");
+                    assert!(message.contains(text), "{message:?} lacks {text:?}");
+                }
+            }
         }
     }
 }

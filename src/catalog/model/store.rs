@@ -1,0 +1,415 @@
+//! Where the catalog state keeps its per-publication records: publications, entries and
+//! the lookups derived from them. They grow with the log, so they sit behind
+//! [`RecordStore`], a small ordered key-value trait: [`MemoryStore`] (the default: tests,
+//! replay, the monitor) keeps them in BTreeMaps, and the server passes an on-disk store
+//! with a bounded cache (in `storage`), so its memory does not grow with the log.
+//! The admin-side state (authority, grants, policies, revocations, keys) grows only with
+//! admin operations and stays in `Catalog` itself.
+//!
+//! The catalog stays pure: it only sees this trait, never a file or a database.
+//!
+//! Layout (every key in its [`Space`]; integers big-endian, so byte order is index order):
+//! - `Publications`: leaf index → [`PublicationRecord`]
+//! - `Entries`: publication leaf index → [`EntryRecord`]
+//! - `EntryIds`: entry local id → publication leaf index
+//! - `Subjects`: subject digest, 0, leaf index → (empty)
+//! - `Names`: subject name, 0, leaf index → (empty)
+//!
+//! Values are serde_json: the records already serialize to JSON for the canonical state,
+//! the encoding is deterministic for them (no maps with unordered keys, no floats), and a
+//! value read back is the record written, which the cross-backend test checks.
+//!
+//! May import `catalog::error` and, in `model`, `records` and `entry`.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::entry::EntryRecord;
+use super::records::PublicationRecord;
+use crate::catalog::error::RecordError;
+
+/// A key space of the record store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Space {
+    /// Leaf index → publication record.
+    Publications,
+    /// Publication leaf index → entry record.
+    Entries,
+    /// Entry local id → publication leaf index.
+    EntryIds,
+    /// Subject digest, 0, leaf index → nothing.
+    Subjects,
+    /// Subject name, 0, leaf index → nothing.
+    Names,
+}
+
+impl Space {
+    /// Every space, in tag order.
+    pub const ALL: [Space; 5] = [
+        Space::Publications,
+        Space::Entries,
+        Space::EntryIds,
+        Space::Subjects,
+        Space::Names,
+    ];
+
+    /// A one-byte tag, for stores that keep every space in one keyspace.
+    pub fn tag(self) -> u8 {
+        match self {
+            Space::Publications => b'P',
+            Space::Entries => b'E',
+            Space::EntryIds => b'I',
+            Space::Subjects => b'S',
+            Space::Names => b'N',
+        }
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// One key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// An ordered scan of one space.
+pub type Scan<'a> = Box<dyn Iterator<Item = Result<KeyValue, RecordError>> + 'a>;
+
+/// One write of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Put {
+    /// The space.
+    pub space: Space,
+    /// The key within it.
+    pub key: Vec<u8>,
+    /// The new value.
+    pub value: Vec<u8>,
+}
+
+/// A minimal ordered key-value store, one keyspace per [`Space`].
+pub trait RecordStore: Send + Sync + std::fmt::Debug {
+    /// The value under `key`, if any.
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError>;
+    /// The keys in `[start, end)` (`end` `None`: to the end of the space), in byte order.
+    fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>) -> Scan<'_>;
+    /// Writes every put, all or none.
+    fn write(&mut self, batch: Vec<Put>) -> Result<(), RecordError>;
+}
+
+/// The in-memory store: one BTreeMap per space.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    spaces: [BTreeMap<Vec<u8>, Vec<u8>>; 5],
+}
+
+impl RecordStore for MemoryStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
+        Ok(self.spaces[space.slot()].get(key).cloned())
+    }
+
+    fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>) -> Scan<'_> {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        // An empty or reversed range would make BTreeMap::range panic.
+        if end.is_some_and(|e| e <= start) {
+            return Box::new(std::iter::empty());
+        }
+        Box::new(
+            self.spaces[space.slot()]
+                .range::<[u8], _>((Bound::Included(start), upper))
+                .map(|(k, v)| Ok((k.clone(), v.clone()))),
+        )
+    }
+
+    fn write(&mut self, batch: Vec<Put>) -> Result<(), RecordError> {
+        for put in batch {
+            self.spaces[put.space.slot()].insert(put.key, put.value);
+        }
+        Ok(())
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RecordError> {
+    serde_json::to_vec(value).map_err(|e| RecordError::Corrupt(format!("encoding a record: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| RecordError::Corrupt(format!("decoding a record: {e}")))
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn decode_index(bytes: &[u8]) -> Result<u64, RecordError> {
+    let bytes: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| RecordError::Corrupt("a leaf index is not 8 bytes".into()))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// `text`, 0, then `index` (if any): subjects and names are never empty and hold no NUL
+/// (they are validated tokens), and the scans below also check the key's length, so one
+/// text's keys never run into another's.
+fn text_key(text: &str, index: Option<u64>) -> Vec<u8> {
+    let mut key = Vec::with_capacity(text.len() + 9);
+    key.extend_from_slice(text.as_bytes());
+    key.push(0);
+    if let Some(i) = index {
+        key.extend_from_slice(&index_key(i));
+    }
+    key
+}
+
+/// The records, typed, over a [`RecordStore`].
+#[derive(Debug)]
+pub struct Records {
+    store: Box<dyn RecordStore>,
+}
+
+/// What a clone holds when copying the records failed: every access reports the failure,
+/// so a clone never silently misses records (and `Clone` needs no panic).
+#[derive(Debug)]
+struct FailedCopy(RecordError);
+
+impl RecordStore for FailedCopy {
+    fn get(&self, _: Space, _: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
+        Err(self.0.clone())
+    }
+
+    fn scan(&self, _: Space, _: &[u8], _: Option<&[u8]>) -> Scan<'_> {
+        Box::new(std::iter::once(Err(self.0.clone())))
+    }
+
+    fn write(&mut self, _: Vec<Put>) -> Result<(), RecordError> {
+        Err(self.0.clone())
+    }
+}
+
+/// A clone is a copy in a [`MemoryStore`], whatever the original's store: two catalogs
+/// must never write to one store.
+impl Clone for Records {
+    fn clone(&self) -> Records {
+        self.to_memory()
+            .unwrap_or_else(|e| Records::new(Box::new(FailedCopy(e))))
+    }
+}
+
+impl Default for Records {
+    fn default() -> Records {
+        Records::new(Box::new(MemoryStore::default()))
+    }
+}
+
+impl Records {
+    /// Records kept in `store`, which must be empty (the catalog applies from leaf 0).
+    pub fn new(store: Box<dyn RecordStore>) -> Records {
+        Records { store }
+    }
+
+    /// A copy of every record in a fresh [`MemoryStore`].
+    pub fn to_memory(&self) -> Result<Records, RecordError> {
+        let mut copy = MemoryStore::default();
+        for space in Space::ALL {
+            let batch = self
+                .store
+                .scan(space, &[], None)
+                .map(|kv| kv.map(|(key, value)| Put { space, key, value }))
+                .collect::<Result<Vec<_>, _>>()?;
+            copy.write(batch)?;
+        }
+        Ok(Records::new(Box::new(copy)))
+    }
+
+    /// The publication of leaf `index`.
+    pub fn publication(&self, index: u64) -> Result<Option<PublicationRecord>, RecordError> {
+        self.store
+            .get(Space::Publications, &index_key(index))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// The entry created by publication leaf `index`.
+    pub fn entry(&self, index: u64) -> Result<Option<EntryRecord>, RecordError> {
+        self.store
+            .get(Space::Entries, &index_key(index))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// The publication index of the entry with local id `id`.
+    pub fn entry_index(&self, id: &str) -> Result<Option<u64>, RecordError> {
+        self.store
+            .get(Space::EntryIds, id.as_bytes())?
+            .map(|v| decode_index(&v))
+            .transpose()
+    }
+
+    /// Scans the `(text, index)` keys of `space` for `text`, from index `from` on.
+    fn text_indices(
+        &self,
+        space: Space,
+        text: &str,
+        from: u64,
+    ) -> impl Iterator<Item = Result<u64, RecordError>> + '_ {
+        let start = text_key(text, Some(from));
+        let mut end = text_key(text, None);
+        // The key right after every `text, 0, ...`: the separator byte bumped to 1.
+        if let Some(last) = end.last_mut() {
+            *last = 1;
+        }
+        let len = end.len() + 8;
+        let prefix = end.len();
+        self.store
+            .scan(space, &start, Some(&end))
+            .filter_map(move |kv| match kv {
+                Ok((key, _)) if key.len() == len => Some(decode_index(&key[prefix..])),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+    }
+
+    /// Publication indices of subject `digest`, in leaf order, from `from` on.
+    pub fn subject_indices(
+        &self,
+        digest: &str,
+        from: u64,
+    ) -> impl Iterator<Item = Result<u64, RecordError>> + '_ {
+        self.text_indices(Space::Subjects, digest, from)
+    }
+
+    /// Publication indices of subjects named `name`, in leaf order, from `from` on.
+    pub fn name_indices(
+        &self,
+        name: &str,
+        from: u64,
+    ) -> impl Iterator<Item = Result<u64, RecordError>> + '_ {
+        self.text_indices(Space::Names, name, from)
+    }
+
+    fn range<T: DeserializeOwned>(
+        &self,
+        space: Space,
+        from: u64,
+        below: u64,
+    ) -> impl Iterator<Item = Result<(u64, T), RecordError>> + '_ {
+        self.store
+            .scan(space, &index_key(from), Some(&index_key(below)))
+            .map(|kv| {
+                let (key, value) = kv?;
+                Ok((decode_index(&key)?, decode(&value)?))
+            })
+    }
+
+    /// Entries with publication index in `[from, below)`, in order.
+    pub fn entries(
+        &self,
+        from: u64,
+        below: u64,
+    ) -> impl Iterator<Item = Result<(u64, EntryRecord), RecordError>> + '_ {
+        self.range(Space::Entries, from, below)
+    }
+
+    /// The publication indices of entries in `[from, below)`, in order.
+    pub fn entry_indices(
+        &self,
+        from: u64,
+        below: u64,
+    ) -> impl Iterator<Item = Result<u64, RecordError>> + '_ {
+        self.store
+            .scan(Space::Entries, &index_key(from), Some(&index_key(below)))
+            .map(|kv| decode_index(&kv?.0))
+    }
+
+    /// Every (subject digest, publication index), by digest in byte order, then in leaf
+    /// order.
+    pub fn subject_keys(&self) -> impl Iterator<Item = Result<(String, u64), RecordError>> + '_ {
+        self.store.scan(Space::Subjects, &[], None).map(|kv| {
+            let (key, _) = kv?;
+            let split = key.len().checked_sub(9).filter(|&n| key[n] == 0);
+            let n =
+                split.ok_or_else(|| RecordError::Corrupt("a subject key is malformed".into()))?;
+            let digest = String::from_utf8(key[..n].to_vec())
+                .map_err(|_| RecordError::Corrupt("a subject key is not UTF-8".into()))?;
+            Ok((digest, decode_index(&key[n + 1..])?))
+        })
+    }
+
+    /// Records a publication and the entry it creates (local id `id`), all or nothing.
+    pub fn add_publication(
+        &mut self,
+        record: &PublicationRecord,
+        id: &str,
+    ) -> Result<(), RecordError> {
+        let index = record.leaf_index;
+        let entry = EntryRecord {
+            id: id.to_string(),
+            publication_index: index,
+            subject_digest: record.subject_digest.clone(),
+            decisions: Vec::new(),
+        };
+        let key = index_key(index).to_vec();
+        let put = |space, key, value| Put { space, key, value };
+        self.store.write(vec![
+            put(Space::Publications, key.clone(), encode(record)?),
+            put(Space::Entries, key.clone(), encode(&entry)?),
+            put(Space::EntryIds, id.as_bytes().to_vec(), key),
+            put(
+                Space::Subjects,
+                text_key(&record.subject_digest, Some(index)),
+                Vec::new(),
+            ),
+            put(
+                Space::Names,
+                text_key(&record.subject_name, Some(index)),
+                Vec::new(),
+            ),
+        ])
+    }
+
+    /// Replaces an entry (a decision was appended to it).
+    pub fn put_entry(&mut self, entry: &EntryRecord) -> Result<(), RecordError> {
+        self.store.write(vec![Put {
+            space: Space::Entries,
+            key: index_key(entry.publication_index).to_vec(),
+            value: encode(entry)?,
+        }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_scans_stay_within_their_text() {
+        let mut s = MemoryStore::default();
+        let keys = [("a", 1), ("a", 7), ("ab", 2), ("a\u{1}", 3), ("b", 4)];
+        s.write(
+            keys.iter()
+                .map(|(t, i)| Put {
+                    space: Space::Names,
+                    key: text_key(t, Some(*i)),
+                    value: Vec::new(),
+                })
+                .collect(),
+        )
+        .unwrap();
+        let r = Records::new(Box::new(s));
+        let got: Vec<u64> = r.name_indices("a", 0).map(Result::unwrap).collect();
+        assert_eq!(got, [1, 7]);
+        let got: Vec<u64> = r.name_indices("a", 2).map(Result::unwrap).collect();
+        assert_eq!(got, [7]);
+        assert_eq!(r.name_indices("c", 0).count(), 0);
+    }
+
+    #[test]
+    fn empty_and_reversed_ranges_are_empty() {
+        let r = Records::default();
+        assert_eq!(r.entry_indices(5, 5).count(), 0);
+        assert_eq!(r.entry_indices(9, 5).count(), 0);
+    }
+}

@@ -1,0 +1,139 @@
+//! Every route of the catalog API in one table, as sigsum-go keeps its endpoint names in
+//! one place: the server's router (`api::app_router`) mounts these patterns and the client
+//! builds its paths from the same ones, so the two cannot drift.
+//!
+//! A pattern is written as axum matches it (`{name}` captures one segment, `{*name}` the
+//! rest of the path). The builders below fill a pattern's one capture. The exact answers
+//! are described in the README's HTTP API table and `log-format/`.
+//!
+//! Imports nothing.
+
+/// `POST`: a DSSE envelope of a `CatalogPublicationRequest` (a granted publisher).
+pub const PUBLICATIONS: &str = "/v1/publications";
+/// `POST`: a DSSE envelope of a `PublisherGrant` (an admin).
+pub const GRANTS: &str = "/v1/admin/grants";
+/// `POST`: a DSSE envelope of a `PolicySet` (an admin).
+pub const POLICY_SET: &str = "/v1/admin/policy";
+/// `POST`: a DSSE envelope of a `PublisherRevoke` (an admin).
+pub const REVOCATIONS: &str = "/v1/admin/revocations";
+/// `POST`: a DSSE envelope of a `Review` (a reviewer).
+pub const REVIEWS: &str = "/v1/reviews";
+/// `POST`: a DSSE envelope of a `Promotion` (a reviewer or an admin).
+pub const PROMOTIONS: &str = "/v1/promotions";
+/// `POST`: a DSSE envelope of a `StatusChange` (a reviewer or an admin).
+pub const STATUS_CHANGES: &str = "/v1/status-changes";
+/// `PUT` / `GET`: an evidence blob by digest (`sha256:<hex>`); see [`blob`].
+pub const BLOB: &str = "/v1/blobs/{digest}";
+/// `GET`: catalog entries, paginated and filtered by query parameters.
+pub const ENTRIES: &str = "/v1/catalog/entries";
+/// `GET`: one catalog entry by id (its URN or the URN's local part); see [`entry`].
+pub const ENTRY: &str = "/v1/catalog/entries/{id}";
+/// `GET`: one evidence bundle by id; see [`evidence_bundle`].
+pub const EVIDENCE_BUNDLE: &str = "/v1/catalog/evidence-bundles/{id}";
+/// `GET`: the catalog state digest (`?tree_size=N`).
+pub const STATE: &str = "/v1/catalog/state";
+/// `GET`: the policy in force and the leaf that set it.
+pub const POLICY: &str = "/v1/policy";
+/// `GET`: the C2SP signed checkpoint.
+pub const CHECKPOINT: &str = "/checkpoint";
+/// `GET`: a C2SP tlog-tiles tile (`/tile/<L>/<N>[.p/<W>]`, `/tile/entries/<N>[.p/<W>]`).
+pub const TILE: &str = "/tile/{*path}";
+/// `GET`: origin, verifier key and tree size.
+pub const LOG_INFO: &str = "/v1/log";
+/// `GET`: the exact bytes of one entry; see [`log_entry`].
+pub const LOG_ENTRY: &str = "/v1/entries/{index}";
+/// `GET`: the receipt of one entry (`?tree_size=N`); see [`receipt`].
+pub const RECEIPT: &str = "/v1/receipts/{index}";
+/// `GET`: an inclusion proof (`?leaf_hash=&tree_size=`).
+pub const INCLUSION_PROOF: &str = "/v1/proofs/inclusion";
+/// `GET`: a consistency proof (`?first=&second=`).
+pub const CONSISTENCY_PROOF: &str = "/v1/proofs/consistency";
+
+/// [`BLOB`] for the blob with this SHA-256 (64 lowercase hex).
+pub fn blob(sha256_hex: &str) -> String {
+    fill(BLOB, &format!("sha256:{sha256_hex}"))
+}
+
+/// [`ENTRY`] for the entry `id`.
+pub fn entry(id: &str) -> String {
+    fill(ENTRY, id)
+}
+
+/// [`EVIDENCE_BUNDLE`] for the bundle `id`.
+pub fn evidence_bundle(id: &str) -> String {
+    fill(EVIDENCE_BUNDLE, id)
+}
+
+/// [`LOG_ENTRY`] for entry `index`.
+pub fn log_entry(index: u64) -> String {
+    fill(LOG_ENTRY, &index.to_string())
+}
+
+/// [`RECEIPT`] for entry `index`, at the current tree size.
+pub fn receipt(index: u64) -> String {
+    fill(RECEIPT, &index.to_string())
+}
+
+/// The pattern with its one capture (`{…}`) replaced by `value`.
+fn fill(pattern: &str, value: &str) -> String {
+    let parts = pattern
+        .split_once('{')
+        .and_then(|(head, rest)| rest.split_once('}').map(|(_, tail)| (head, tail)));
+    match parts {
+        Some((head, tail)) => format!("{head}{value}{tail}"),
+        None => pattern.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_fill_the_pattern_the_router_mounts() {
+        let hex = "ab".repeat(32);
+        let cases = [
+            (blob(&hex), format!("/v1/blobs/sha256:{hex}")),
+            (entry("x1"), "/v1/catalog/entries/x1".to_string()),
+            (
+                evidence_bundle("x1"),
+                "/v1/catalog/evidence-bundles/x1".to_string(),
+            ),
+            (log_entry(7), "/v1/entries/7".to_string()),
+            (receipt(0), "/v1/receipts/0".to_string()),
+        ];
+        for (built, want) in cases {
+            assert_eq!(built, want);
+        }
+        assert_eq!(fill(POLICY, "ignored"), POLICY, "no capture, no change");
+    }
+
+    #[test]
+    fn every_route_is_absolute_and_distinct() {
+        let all = [
+            PUBLICATIONS,
+            GRANTS,
+            POLICY_SET,
+            REVOCATIONS,
+            REVIEWS,
+            PROMOTIONS,
+            STATUS_CHANGES,
+            BLOB,
+            ENTRIES,
+            ENTRY,
+            EVIDENCE_BUNDLE,
+            STATE,
+            POLICY,
+            CHECKPOINT,
+            TILE,
+            LOG_INFO,
+            LOG_ENTRY,
+            RECEIPT,
+            INCLUSION_PROOF,
+            CONSISTENCY_PROOF,
+        ];
+        let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
+        assert!(all.iter().all(|r| r.starts_with('/')));
+    }
+}

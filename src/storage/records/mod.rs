@@ -1,0 +1,248 @@
+//! The server's catalog record store: the catalog's per-publication records
+//! ([`crate::catalog::RecordStore`]) on disk instead of in memory. Publication records (the
+//! bulk: written once, keyed by leaf index) go to a [`SlotFile`]; entries and lookups,
+//! which are updated and range-scanned, to sled behind a bounded cache.
+//!
+//! The store is a cache of the log, not a copy to trust: [`DiskRecordStore::open_fresh`]
+//! wipes it and the log replays every entry into it at start. So there is nothing to
+//! recover after a crash and nothing needs to be durable, and records of a batch that was
+//! admitted but never committed vanish with the next start. sled still flushes every
+//! second: not for durability, but because it only frees its write buffers once they are
+//! written, and without flushes its memory kept growing (measured in ADR 0002). While running,
+//! reads filter records by the committed size, as they did in memory.
+//!
+//! One sled tree, each key prefixed with its space's tag, so one `apply_batch` writes a
+//! publication and all its lookups atomically. It lives in `DATA/projection/` (the
+//! directory name is part of the on-disk layout).
+//!
+//! May import: [`slots`], the storage error and the `catalog` root re-exports.
+
+pub mod slots;
+
+use std::path::Path;
+
+use crate::catalog::{Put, RecordError, RecordStore, Scan, Space};
+use crate::storage::StorageError;
+use slots::SlotFile;
+
+/// sled's page cache for the projection. Reads are mostly recent entries (the gates) and
+/// one page of queries; a larger cache only buys memory. sled counts pages at their
+/// serialized size and holds them in memory at several times that, so the cache's real
+/// footprint is a multiple of this (measured: docs/adr/0002-projection-store.md).
+pub const CACHE_BYTES: u64 = 8 << 20;
+
+/// The on-disk record store: publication records (the bulk, written once, keyed by
+/// leaf index) in a [`SlotFile`], everything else in sled.
+pub struct DiskRecordStore {
+    // Kept so the database outlives the tree handle.
+    _db: sled::Db,
+    tree: sled::Tree,
+    publications: SlotFile,
+}
+
+impl std::fmt::Debug for DiskRecordStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskRecordStore")
+            .field("len", &self.tree.len())
+            .finish()
+    }
+}
+
+fn backend(e: sled::Error) -> RecordError {
+    RecordError::Backend(e.to_string())
+}
+
+fn tagged(space: Space, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 1);
+    out.push(space.tag());
+    out.extend_from_slice(key);
+    out
+}
+
+/// The first key after every key of `space`.
+fn space_end(space: Space) -> Vec<u8> {
+    vec![space.tag() + 1]
+}
+
+impl DiskRecordStore {
+    /// Deletes whatever is at `dir` and opens an empty store there.
+    pub fn open_fresh(dir: &Path) -> Result<DiskRecordStore, StorageError> {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(format!("removing {}", dir.display()), e)),
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+        let publications = SlotFile::create(dir, "publications")?;
+        let db = sled::Config::new()
+            .path(dir.join("records"))
+            .cache_capacity(CACHE_BYTES)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|e| StorageError::Database(format!("opening {}: {e}", dir.display())))?;
+        let tree = db
+            .open_tree("projection")
+            .map_err(|e| StorageError::Database(e.to_string()))?;
+        Ok(DiskRecordStore {
+            _db: db,
+            tree,
+            publications,
+        })
+    }
+}
+
+/// The leaf index a `Publications` key encodes (8 bytes, big-endian).
+fn slot_index(key: &[u8]) -> Result<u64, RecordError> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| RecordError::Corrupt("a publication key is not 8 bytes".into()))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn slot_error(e: StorageError) -> RecordError {
+    RecordError::Backend(e.to_string())
+}
+
+impl DiskRecordStore {
+    /// `Publications` in key order from `start` (inclusive) to `end` (exclusive).
+    fn scan_publications(&self, start: &[u8], end: Option<&[u8]>) -> Scan<'_> {
+        let first = match start.len() {
+            0 => Ok(0),
+            _ => slot_index(start),
+        };
+        let last = match (end, self.publications.end().map_err(slot_error)) {
+            (_, Err(e)) => Err(e),
+            (None, Ok(n)) => Ok(n),
+            (Some(e), Ok(n)) => slot_index(e).map(|e| e.min(n)),
+        };
+        let (first, last) = match (first, last) {
+            (Ok(f), Ok(l)) => (f, l),
+            (Err(e), _) | (_, Err(e)) => return Box::new(std::iter::once(Err(e))),
+        };
+        Box::new((first..last).filter_map(move |i| {
+            match self.publications.get(i).map_err(slot_error) {
+                Ok(Some(v)) => Some(Ok((i.to_be_bytes().to_vec(), v))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            }
+        }))
+    }
+}
+
+impl RecordStore for DiskRecordStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
+        if space == Space::Publications {
+            return self.publications.get(slot_index(key)?).map_err(slot_error);
+        }
+        Ok(self
+            .tree
+            .get(tagged(space, key))
+            .map_err(backend)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>) -> Scan<'_> {
+        if space == Space::Publications {
+            return self.scan_publications(start, end);
+        }
+        let start = tagged(space, start);
+        let end = end.map_or_else(|| space_end(space), |e| tagged(space, e));
+        if end <= start {
+            return Box::new(std::iter::empty());
+        }
+        Box::new(self.tree.range(start..end).map(|kv| {
+            let (k, v) = kv.map_err(backend)?;
+            Ok((k[1..].to_vec(), v.to_vec()))
+        }))
+    }
+
+    fn write(&mut self, batch: Vec<Put>) -> Result<(), RecordError> {
+        // Not atomic across the two files, and need not be: a failed write fails the
+        // log, and the store is rebuilt from the log at the next start.
+        let mut b = sled::Batch::default();
+        for put in batch {
+            if put.space == Space::Publications {
+                let index = slot_index(&put.key)?;
+                self.publications
+                    .put(index, &put.value)
+                    .map_err(slot_error)?;
+            } else {
+                b.insert(tagged(put.space, &put.key), put.value);
+            }
+        }
+        self.tree.apply_batch(b).map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopening_starts_empty_and_spaces_do_not_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("projection");
+        let mut s = DiskRecordStore::open_fresh(&path).unwrap();
+        let put = |space, key: &[u8]| Put {
+            space,
+            key: key.to_vec(),
+            value: vec![1],
+        };
+        s.write(vec![put(Space::Entries, b"a"), put(Space::EntryIds, b"b")])
+            .unwrap();
+        assert_eq!(s.get(Space::Entries, b"a").unwrap(), Some(vec![1]));
+        assert_eq!(s.get(Space::EntryIds, b"a").unwrap(), None);
+        let all: Vec<_> = s.scan(Space::Entries, b"", None).collect();
+        assert_eq!(all, vec![Ok((b"a".to_vec(), vec![1]))]);
+        assert_eq!(s.scan(Space::Entries, b"b", Some(b"a")).count(), 0);
+        drop(s);
+        let s = DiskRecordStore::open_fresh(&path).unwrap();
+        assert_eq!(s.get(Space::Entries, b"a").unwrap(), None);
+    }
+
+    #[test]
+    fn publications_scan_in_key_order_like_the_memory_store() {
+        use crate::catalog::MemoryStore;
+        let dir = tempfile::tempdir().unwrap();
+        let mut disk = DiskRecordStore::open_fresh(&dir.path().join("projection")).unwrap();
+        let mut memory = MemoryStore::default();
+        let puts = |indices: &[u64]| -> Vec<Put> {
+            indices
+                .iter()
+                .map(|i| Put {
+                    space: Space::Publications,
+                    key: i.to_be_bytes().to_vec(),
+                    value: format!("record {i}").into_bytes(),
+                })
+                .collect()
+        };
+        for batch in [puts(&[2, 5]), puts(&[9, 300])] {
+            disk.write(batch.clone()).unwrap();
+            memory.write(batch).unwrap();
+        }
+        let k = |i: u64| i.to_be_bytes().to_vec();
+        for (start, end) in [
+            (vec![], None),
+            (k(3), Some(k(9))),
+            (k(5), Some(k(6))),
+            (k(9), Some(k(2))),
+            (k(301), None),
+        ] {
+            let a: Vec<_> = disk
+                .scan(Space::Publications, &start, end.as_deref())
+                .collect();
+            let b: Vec<_> = memory
+                .scan(Space::Publications, &start, end.as_deref())
+                .collect();
+            assert_eq!(a, b, "{start:?}..{end:?}");
+        }
+        assert_eq!(
+            disk.get(Space::Publications, &k(300)).unwrap(),
+            Some(b"record 300".to_vec())
+        );
+        assert_eq!(disk.get(Space::Publications, &k(4)).unwrap(), None);
+        assert!(disk.get(Space::Publications, b"short").is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! The tile store port: a dumb object store for the log's immutable objects (hash tiles
+//! and entry bundles), addressed by their tlog-tiles path (`tile/0/x001/234.p/5`).
+//!
+//! Dumb on purpose, like Sunlight's `Backend`: no transactions, no listing, no knowledge
+//! of checkpoints. The engine's commit protocol (`log`) makes every tile of a batch
+//! durable through [`TileStore::put_batch`] before it swaps the checkpoint, so a store
+//! only has to keep what it acknowledged. An object store (S3 through the object_store
+//! crate, or a content-addressed blob store) fits the same three calls.
+//!
+//! May import: `tiles` (tile names) and the storage error.
+
+use super::StorageError;
+use crate::tiles::TileId;
+
+/// A tile (hash tile or entry bundle) to write as part of a batch.
+#[derive(Debug, Clone)]
+pub struct TileWrite {
+    /// Which tile, with its width.
+    pub tile: TileId,
+    /// Its complete contents.
+    pub data: Vec<u8>,
+}
+
+/// Where the log's tiles live (see the module documentation).
+///
+/// Paths are relative, `/`-separated, and come from the engine ([`TileId::path`]).
+pub trait TileStore: Send + Sync {
+    /// Stores `data` at `path`.
+    ///
+    /// - MUST be durable when it returns `Ok`: a crash afterwards loses nothing.
+    /// - MUST replace an object already at `path`. The engine rewrites only paths that
+    ///   no installed checkpoint covers (leftovers of a batch that was never committed),
+    ///   never a committed tile.
+    /// - MAY leave a torn or stale object behind when it fails or the process dies; the
+    ///   engine never reads a path that no installed checkpoint covers.
+    fn put(&self, path: &str, data: &[u8]) -> Result<(), StorageError>;
+
+    /// Stores every tile of one batch, with [`TileStore::put`]'s contract for each.
+    /// Tiles need not become durable in order or atomically together: the checkpoint
+    /// swap that follows is the commit point.
+    ///
+    /// SHOULD share the durability work between the tiles (one fsync per directory,
+    /// uploads in parallel). The default puts them one after another.
+    fn put_batch(&self, writes: &[TileWrite]) -> Result<(), StorageError> {
+        for write in writes {
+            self.put(&write.tile.path(), &write.data)?;
+        }
+        Ok(())
+    }
+
+    /// The object at `path`, or `None` if there is none.
+    ///
+    /// - MUST return exactly the bytes of the last successful `put` of `path`.
+    /// - SHOULD be cheap to call concurrently: the read side calls it from every HTTP
+    ///   handler (behind a cache keyed by tile name).
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Deletes the object at `path` and every object under `path/`. Nothing there is not
+    /// an error.
+    ///
+    /// The engine deletes only the partial versions of a tile once its full version is
+    /// committed (tlog-tiles allows it; readers cut old partials from the full tile). A
+    /// store MAY keep them instead and do nothing.
+    fn delete(&self, path: &str) -> Result<(), StorageError>;
+}

@@ -1,0 +1,411 @@
+//! Storage faults, in-process: a real log (sequencer, committer, recovery) on the memory
+//! tile store and checkpoint lock, with a fault injected into one commit. After each one,
+//! the log either acknowledged the batch durably or not at all, stops taking writes,
+//! reopens on the same storage at a consistent head, and never installs two checkpoints
+//! inconsistent with each other. The crash paths `tests/crash.rs` reaches with `kill -9`,
+//! here one at a time and deterministically.
+//!
+//! Then the drivers' contracts: the same assertions over every tile store and every
+//! checkpoint lock (memory and POSIX), and a log opened, written and reopened on each.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use srcos_catalog::catalog::{sign_envelope, Submission};
+use srcos_catalog::keyfile::read_signer;
+use srcos_catalog::log::{fsck, replay, Log, LogOptions, OpenReport, SubmitError, Submitted};
+use srcos_catalog::merkle;
+use srcos_catalog::note::{self, KeyType, Signer};
+use srcos_catalog::storage::memory::{MemoryLog, SwapFault};
+use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
+use srcos_catalog::storage::{
+    Backends, CheckpointLock, LockedCheckpoint, LogBackends, RecordsIn, StorageError, TileStore,
+    TileWrite,
+};
+use srcos_catalog::tiles::{TileId, TileKind};
+
+/// A log on chosen backends, its keys in a temporary directory, and what it acknowledged.
+struct Harness {
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    publisher: Signer,
+    /// Every acknowledged entry: its index and bytes.
+    acked: Vec<(u64, Vec<u8>)>,
+    /// Every head the log served, as signed bytes.
+    served: Vec<Vec<u8>>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness {
+            dir: common::tempdir(),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            publisher: Signer::generate("faults.example/publisher", KeyType::Ed25519).unwrap(),
+            acked: Vec::new(),
+            served: Vec::new(),
+        }
+    }
+
+    fn keys(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Opens the log on `backends`; for a new log, grants the publisher.
+    fn open(&mut self, backends: Backends) -> (Log, OpenReport) {
+        let mut options = LogOptions::new(self.keys());
+        options.batch_max = 8;
+        let (log, report) = Log::open_with(backends, options).unwrap();
+        if report.created {
+            let admin = read_signer(&self.keys().join("admin.key")).unwrap();
+            let grant = serde_json::json!({
+                "apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherGrant",
+                "publisherKey": self.publisher.verifier().to_vkey(), "role": "publisher",
+                "targetPrefixes": ["sourceos://catalog/"], "channels": ["dev"],
+            });
+            self.submit(&log, &serde_jcs::to_vec(&grant).unwrap(), &admin)
+                .unwrap();
+        }
+        self.served.push(log.head().signed.to_vec());
+        (log, report)
+    }
+
+    fn submit(
+        &mut self,
+        log: &Log,
+        payload: &[u8],
+        signer: &Signer,
+    ) -> Result<Submitted, SubmitError> {
+        let envelope = sign_envelope(payload, signer).to_json();
+        let submission = Submission::parse(envelope.as_bytes()).unwrap();
+        let key = submission.dedup_key();
+        let verified = submission.verify(&log.keys()).unwrap();
+        let submitted = self.rt.block_on(log.submit(verified, key))?;
+        self.acked
+            .push((submitted.index, log.entry(submitted.index).unwrap()));
+        self.served.push(log.head().signed.to_vec());
+        Ok(submitted)
+    }
+
+    /// Publication request number `n` (the same `n` is the same request: a duplicate).
+    fn publish(&mut self, log: &Log, n: u64) -> Result<Submitted, SubmitError> {
+        let request = common::request_json("quay.io/faults/s", n, "sourceos://catalog/f", "dev");
+        let value: serde_json::Value = serde_json::from_str(&request).unwrap();
+        let publisher = self.publisher.clone();
+        self.submit(log, &serde_jcs::to_vec(&value).unwrap(), &publisher)
+    }
+
+    /// Every acknowledged entry is there with the same bytes; every checkpoint in
+    /// `checkpoints` and every head served is consistent with the current head; the
+    /// tiles recompute to the checkpoint (fsck); the entries replay to the live state.
+    fn check(&self, log: &Log, storage: &LogBackends, checkpoints: &[Vec<u8>]) {
+        let head = log.head();
+        let current = &head.checkpoint;
+        for (index, bytes) in &self.acked {
+            assert!(*index < current.size, "acknowledged entry {index} lost");
+            assert_eq!(&log.entry(*index).unwrap(), bytes, "entry {index} changed");
+        }
+        for signed in checkpoints.iter().chain(&self.served) {
+            let (old, _) = note::open_checkpoint(signed, log.verifier()).unwrap();
+            assert!(old.size <= current.size, "rollback from {}", old.size);
+            if old.size == current.size {
+                assert_eq!(old.root, current.root, "two roots for size {}", old.size);
+                continue;
+            }
+            let proof = log.consistency_proof(old.size, current.size).unwrap();
+            merkle::verify_consistency(old.size, current.size, &old.root, &current.root, &proof)
+                .unwrap_or_else(|e| {
+                    panic!("{} is not consistent with {}: {e}", old.size, current.size)
+                });
+        }
+        let report = fsck::check(storage, log.verifier()).unwrap().unwrap();
+        assert!(report.problems.is_empty(), "fsck: {:?}", report.problems);
+        assert_eq!(report.tree_size, current.size);
+        let replayed = replay::replay_log(storage, log.verifier())
+            .unwrap()
+            .unwrap();
+        let live = log.read_catalog(|catalog, size| catalog.state_digest_at(size));
+        assert_eq!(replayed.state_digest, live);
+    }
+}
+
+/// A memory log with a few entries acknowledged.
+fn started() -> (Harness, MemoryLog, Log) {
+    let mut h = Harness::new();
+    let memory = MemoryLog::new();
+    let (log, report) = h.open(Backends::memory(&memory));
+    assert!(report.created);
+    for n in 0..3 {
+        h.publish(&log, n).unwrap();
+    }
+    (h, memory, log)
+}
+
+/// Injects nothing more, stops `log` (as a crash would, nothing more is written) and
+/// opens the same storage again with fresh index and records (both lost in a crash).
+fn reopen(h: &mut Harness, memory: &MemoryLog, log: Log) -> (Log, OpenReport) {
+    memory.faults.clear();
+    drop(log);
+    h.open(Backends::memory(memory))
+}
+
+/// The fault stopped the log: the submission got no receipt and later ones neither.
+fn assert_refused(h: &mut Harness, log: &Log, result: Result<Submitted, SubmitError>) {
+    assert!(
+        matches!(result, Err(SubmitError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(log.has_failed());
+    assert!(matches!(
+        h.publish(log, 999),
+        Err(SubmitError::Unavailable(_))
+    ));
+}
+
+/// Publishes one entry with `fault` injected into its checkpoint swap, checks the log
+/// stopped, optionally damages the batch's hash tile, and reopens. Then: the reopen
+/// finished or abandoned an interrupted swap as `finished` says; the entry is in the
+/// log iff `durable` (a retry is then a duplicate), else the retry is appended at the
+/// same index; and everything [`Harness::check`] checks holds.
+fn swap_fault(fault: SwapFault, damage: bool, finished: Option<bool>, durable: bool) {
+    let (mut h, memory, log) = started();
+    let before = log.head();
+    let size = before.checkpoint.size;
+    memory.faults.fail_next_swap(fault);
+    let result = h.publish(&log, 10);
+    assert_refused(&mut h, &log, result);
+    if damage {
+        // The pending checkpoint still verifies, but its tree is not what the tiles hold.
+        let tile = TileId {
+            kind: TileKind::Hash(0),
+            index: 0,
+            width: size as u16 + 1,
+        };
+        let zeros = vec![0u8; 32 * (size as usize + 1)];
+        memory.tiles.put(&tile.path(), &zeros).unwrap();
+    }
+
+    let (log, report) = reopen(&mut h, &memory, log);
+    assert_eq!(report.pending_checkpoint, finished);
+    if durable {
+        assert_eq!(log.head().checkpoint.size, size + 1);
+    } else {
+        assert_eq!(log.head().signed, before.signed);
+    }
+    let again = h.publish(&log, 10).unwrap();
+    assert_eq!(again.duplicate, durable);
+    assert_eq!(again.index, size);
+    h.check(&log, &memory.backends(), &memory.lock.installed());
+}
+
+#[test]
+fn a_refused_swap_acknowledges_nothing_and_the_log_reopens_at_the_old_head() {
+    swap_fault(SwapFault::Refuse, false, None, false);
+}
+
+#[test]
+fn a_swap_that_installs_but_reports_failure_keeps_the_batch_durable() {
+    swap_fault(SwapFault::InstallThenFail, false, None, true);
+}
+
+#[test]
+fn an_interrupted_swap_is_finished_at_reopen() {
+    swap_fault(SwapFault::Interrupt, false, Some(true), true);
+}
+
+#[test]
+fn a_torn_swap_is_abandoned_at_reopen() {
+    swap_fault(SwapFault::Tear, false, Some(false), false);
+}
+
+#[test]
+fn an_interrupted_swap_is_finished_only_if_the_tiles_rebuild_its_root() {
+    swap_fault(SwapFault::Interrupt, true, Some(false), false);
+}
+
+#[test]
+fn a_batch_cut_off_after_any_number_of_tile_writes_is_never_acknowledged() {
+    let (mut h, memory, mut log) = started();
+    // A one-entry batch below 256 entries writes two tiles: the entry bundle and the
+    // level-0 hash tile. Fail before the first, and between the two.
+    for written in 0..2u64 {
+        let before = log.head();
+        memory.faults.fail_tile_writes_after(written);
+        let result = h.publish(&log, 20 + written);
+        assert_refused(&mut h, &log, result);
+        // The cut-off batch left as many tiles as it wrote, which no checkpoint covers.
+        let width = format!(".p/{}", before.checkpoint.size + 1);
+        let leftovers = memory.tiles.paths();
+        let leftovers = leftovers.iter().filter(|p| p.ends_with(&width)).count();
+        assert_eq!(leftovers as u64, written);
+
+        let (reopened, report) = reopen(&mut h, &memory, log);
+        log = reopened;
+        assert_eq!(report.pending_checkpoint, None);
+        assert_eq!(log.head().signed, before.signed);
+        // The next batch overwrites the leftovers with its own tiles.
+        let again = h.publish(&log, 30 + written).unwrap();
+        assert_eq!(again.index, before.checkpoint.size);
+        h.check(&log, &memory.backends(), &memory.lock.installed());
+    }
+}
+
+#[test]
+fn recovery_from_every_fault_in_a_row_keeps_one_consistent_history() {
+    let (mut h, memory, mut log) = started();
+    let faults = [
+        SwapFault::Refuse,
+        SwapFault::InstallThenFail,
+        SwapFault::Interrupt,
+        SwapFault::Tear,
+    ];
+    for (round, fault) in faults.into_iter().enumerate() {
+        let n = 100 * (round as u64 + 1);
+        for k in 0..5 {
+            h.publish(&log, n + k).unwrap();
+        }
+        memory.faults.fail_next_swap(fault);
+        let result = h.publish(&log, n + 50);
+        assert_refused(&mut h, &log, result);
+        log = reopen(&mut h, &memory, log).0;
+    }
+    let installed = memory.lock.installed();
+    // Sizes only grow, and one size never has two checkpoints.
+    let size = |signed: &[u8]| {
+        note::open_checkpoint(signed, log.verifier())
+            .unwrap()
+            .0
+            .size
+    };
+    assert!(installed.windows(2).all(|w| size(&w[0]) < size(&w[1])));
+    h.check(&log, &memory.backends(), &installed);
+}
+
+// ---- The drivers' contracts, the same assertions for every driver. ----
+
+/// A tile store keeps what it acknowledged, replaces on put, and deletes a tile's
+/// partials (everything under `<tile>.p/`) and nothing else.
+fn tile_store_contract(store: &dyn TileStore) {
+    assert_eq!(store.get("tile/0/000").unwrap(), None);
+    store.put("tile/0/000.p/5", b"five").unwrap();
+    assert_eq!(
+        store.get("tile/0/000.p/5").unwrap().as_deref(),
+        Some(&b"five"[..])
+    );
+    store.put("tile/0/000.p/5", b"FIVE").unwrap();
+    assert_eq!(
+        store.get("tile/0/000.p/5").unwrap().as_deref(),
+        Some(&b"FIVE"[..])
+    );
+    let tile = |width: u16| TileId {
+        kind: TileKind::Entries,
+        index: 1,
+        width,
+    };
+    let writes: Vec<TileWrite> = [7u16, 256]
+        .iter()
+        .map(|&w| TileWrite {
+            tile: tile(w),
+            data: vec![w as u8; 3],
+        })
+        .collect();
+    store.put_batch(&writes).unwrap();
+    for write in &writes {
+        assert_eq!(
+            store.get(&write.tile.path()).unwrap(),
+            Some(write.data.clone())
+        );
+    }
+    store.put("tile/0/000.p/7", b"seven").unwrap();
+    store.put("tile/0/000", b"full").unwrap();
+    store.put("tile/0/001.p/3", b"other").unwrap();
+    store.delete("tile/0/000.p").unwrap();
+    store.delete("tile/0/000.p").unwrap();
+    assert_eq!(store.get("tile/0/000.p/5").unwrap(), None);
+    assert_eq!(store.get("tile/0/000.p/7").unwrap(), None);
+    assert_eq!(
+        store.get("tile/0/000").unwrap().as_deref(),
+        Some(&b"full"[..])
+    );
+    assert_eq!(
+        store.get("tile/0/001.p/3").unwrap().as_deref(),
+        Some(&b"other"[..])
+    );
+    store.delete(&format!("{}.p", tile(256).path())).unwrap();
+    assert_eq!(store.get(&tile(7).path()).unwrap(), None);
+}
+
+/// A lock swaps only from the checkpoint it holds, keeps what it installed across a
+/// reopen (`open` gives the same lock again), and has no interrupted swap of its own.
+fn lock_contract(open: &dyn Fn() -> Arc<dyn CheckpointLock>) {
+    let at = |size, signed| LockedCheckpoint { size, signed };
+    let conflict = |r: Result<(), StorageError>| matches!(r, Err(StorageError::Conflict(_)));
+    let lock = open();
+    assert_eq!(lock.read().unwrap(), None);
+    assert_eq!(lock.interrupted().unwrap(), None);
+    assert!(conflict(lock.swap(Some(at(1, b"one")), at(2, b"two"))));
+    lock.swap(None, at(1, b"one")).unwrap();
+    assert!(conflict(lock.swap(None, at(2, b"two"))));
+    assert_eq!(lock.read().unwrap().as_deref(), Some(&b"one"[..]));
+    lock.swap(Some(at(1, b"one")), at(2, b"two")).unwrap();
+    assert!(conflict(lock.swap(Some(at(1, b"one")), at(3, b"three"))));
+    let lock = open();
+    assert_eq!(lock.read().unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(lock.interrupted().unwrap(), None);
+    lock.swap(Some(at(2, b"two")), at(3, b"three")).unwrap();
+    assert_eq!(open().read().unwrap().as_deref(), Some(&b"three"[..]));
+}
+
+#[test]
+fn every_tile_store_meets_the_contract() {
+    tile_store_contract(MemoryLog::new().tiles.as_ref());
+    let dir = common::tempdir();
+    tile_store_contract(&PosixTiles::open(dir.path()).unwrap());
+}
+
+#[test]
+fn every_checkpoint_lock_meets_the_contract() {
+    let memory = MemoryLog::new();
+    lock_contract(&|| memory.lock.clone());
+    let dir = common::tempdir();
+    lock_contract(&|| Arc::new(PosixLock::open(dir.path()).unwrap()));
+}
+
+/// The same log, written and reopened on each driver, recovers every entry.
+#[test]
+fn a_log_is_written_and_reopened_on_every_driver() {
+    let memory = MemoryLog::new();
+    let posix = common::tempdir();
+    type Open<'a> = Box<dyn Fn() -> Backends + 'a>;
+    type Read<'a> = Box<dyn Fn() -> LogBackends + 'a>;
+    let drivers: [(&str, Open, Read); 2] = [
+        (
+            "memory",
+            Box::new(|| Backends::memory(&memory)),
+            Box::new(|| memory.backends()),
+        ),
+        (
+            "posix",
+            Box::new(|| Backends::posix(posix.path(), RecordsIn::Disk).unwrap()),
+            Box::new(|| LogBackends::posix(posix.path()).unwrap()),
+        ),
+    ];
+    for (name, backends, storage) in &drivers {
+        let mut h = Harness::new();
+        let (log, report) = h.open(backends());
+        assert!(report.created, "{name}");
+        for n in 0..20 {
+            h.publish(&log, n).unwrap();
+        }
+        drop(log);
+        let (log, report) = h.open(backends());
+        assert!(!report.created, "{name}");
+        assert_eq!(log.head().checkpoint.size, 22, "{name}");
+        assert!(h.publish(&log, 5).unwrap().duplicate, "{name}");
+        h.check(&log, &storage(), &[]);
+    }
+}
