@@ -9,7 +9,11 @@ const LOG_VKEY: &str = include_str!("../../log-format/vectors/note/selfmade-test
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(cp) = Checkpoint::parse(text) {
-            assert_eq!(cp.to_text(), text, "a parsed checkpoint must re-encode to its input");
+            assert_eq!(
+                cp.to_text(),
+                text,
+                "a parsed checkpoint must re-encode to its input"
+            );
         }
     }
     if let Ok(key) = Verifier::from_vkey(LOG_VKEY.trim()) {

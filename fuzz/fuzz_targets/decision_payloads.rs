@@ -2,10 +2,15 @@
 //! byte picks the kind, the rest is the JSON.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use srcos_catalog::catalog::decisions::parse_decision;
-use srcos_catalog::catalog::DecisionKind;
+use srcos_catalog::catalog::{parse_decision, DecisionKind};
 
-const KINDS: [&str; 5] = ["PolicySet", "PublisherRevoke", "Review", "Promotion", "StatusChange"];
+const KINDS: [&str; 5] = [
+    "PolicySet",
+    "PublisherRevoke",
+    "Review",
+    "Promotion",
+    "StatusChange",
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((first, json)) = data.split_first() else {

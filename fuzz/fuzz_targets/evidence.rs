@@ -3,8 +3,7 @@
 //! type, the rest is the blob.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use srcos_catalog::catalog::evidence::analyze_items;
-use srcos_catalog::catalog::{BlobSource, DigestSet, EvidenceItem};
+use srcos_catalog::catalog::{analyze_items, BlobSource, DigestSet, EvidenceItem};
 
 const TYPES: [(&str, &str); 7] = [
     ("sbom", "application/spdx+json"),
@@ -31,7 +30,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let (evidence_type, media_type) = TYPES[*first as usize % TYPES.len()];
     let item = EvidenceItem {
-        digest: DigestSet { sha256: SUBJECT.to_string() },
+        digest: DigestSet {
+            sha256: SUBJECT.to_string(),
+        },
         media_type: media_type.to_string(),
         size: blob.len() as u64,
         evidence_type: evidence_type.to_string(),

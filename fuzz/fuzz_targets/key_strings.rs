@@ -8,12 +8,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(v) = Verifier::from_vkey(text) {
-        assert_eq!(v.to_vkey(), text, "a parsed verifier key must re-encode to its input");
+        assert_eq!(
+            v.to_vkey(),
+            text,
+            "a parsed verifier key must re-encode to its input"
+        );
     }
     let _ = Signer::from_private_key_string(text);
     if let Ok(sig) = NoteSignature::parse_line(text) {
         // parse_line accepts the line with or without its final newline; to_line adds it.
         let canonical = format!("{}\n", text.strip_suffix('\n').unwrap_or(text));
-        assert_eq!(sig.to_line(), canonical, "a parsed signature line must re-encode");
+        assert_eq!(
+            sig.to_line(),
+            canonical,
+            "a parsed signature line must re-encode"
+        );
     }
 });

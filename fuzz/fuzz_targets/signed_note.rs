@@ -6,7 +6,11 @@ use srcos_catalog::note::Note;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(note) = Note::parse(data) {
-        assert_eq!(note.to_bytes(), data, "a parsed note must re-encode to its input");
+        assert_eq!(
+            note.to_bytes(),
+            data,
+            "a parsed note must re-encode to its input"
+        );
         let _ = note.verify(&[]);
     }
 });

@@ -7,7 +7,11 @@ const LOG_VKEY: &str = include_str!("../../log-format/vectors/note/selfmade-test
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(proof) = TlogProof::parse(data) {
-        assert_eq!(proof.to_bytes(), data, "a parsed tlog-proof must re-encode to its input");
+        assert_eq!(
+            proof.to_bytes(),
+            data,
+            "a parsed tlog-proof must re-encode to its input"
+        );
         if let Ok(key) = Verifier::from_vkey(LOG_VKEY.trim()) {
             let _ = proof.open(&key);
         }
