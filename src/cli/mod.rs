@@ -14,6 +14,7 @@ mod from_reports;
 mod fsck;
 mod keygen;
 mod loadgen;
+mod manual;
 mod monitor;
 mod replay;
 mod serve;
@@ -70,6 +71,10 @@ enum Command {
     Monitor(monitor::MonitorArgs),
     /// Drive a server with signed publications and report throughput and latency.
     Loadgen(loadgen::LoadgenArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Print the manual page (roff), every subcommand included: `srcos-catalog man | man -l -`.
+    Man,
 }
 
 /// A CLI failure: a message with its context, printed as `error: …`.
@@ -139,6 +144,8 @@ pub fn main() -> std::process::ExitCode {
         // The monitor has its own exit status for alerts.
         Command::Monitor(args) => return monitor::run(args),
         Command::Loadgen(args) => loadgen::run(args),
+        Command::Completions(args) => manual::run_completions(args),
+        Command::Man => manual::run_man(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
