@@ -429,10 +429,11 @@ impl Log {
                 "tree size {size} is beyond the current size {head_size}"
             )));
         }
-        Ok(TreeView::new(
+        Ok(TreeView::within(
             self.shared.tiles.as_ref(),
             &self.shared.cache,
             size,
+            head_size,
         ))
     }
 
