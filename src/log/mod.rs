@@ -39,6 +39,7 @@ use crate::catalog::{self, Catalog, KeyDirectory, Refusal, Verified};
 use crate::merkle::{self, Hash};
 use crate::note::{Checkpoint, Signer, Verifier};
 use crate::receipt::Receipt;
+use crate::storage::posix::DataDirLock;
 use crate::storage::{CheckpointLock, IndexedLeaf, LookupIndex, StorageError, TileStore};
 use crate::tiles::TileId;
 use reader::{ReadError, TileCache, TreeView};
@@ -198,6 +199,8 @@ pub(crate) struct Shared {
     stopping: (Mutex<bool>, Condvar),
     /// The committer's back-off: first wait, longest wait.
     retry: (Duration, Duration),
+    /// The data directory's writer lock, released when the log is dropped.
+    _dir_lock: Option<DataDirLock>,
     /// Dedup keys of entries admitted but not yet durable (and so not yet in the index).
     uncommitted: Mutex<HashMap<[u8; 32], u64>>,
 }

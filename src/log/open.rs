@@ -81,6 +81,7 @@ impl Log {
             log: LogBackends { tiles, lock },
             index,
             records,
+            dir_lock,
         } = backends;
         let cache = TileCache::default();
         let mut report = OpenReport {
@@ -127,6 +128,7 @@ impl Log {
             state: AtomicU8::new(WriteState::Healthy as u8),
             stopping: (Mutex::new(false), Condvar::new()),
             retry: options.commit_retry,
+            _dir_lock: dir_lock,
             uncommitted: Mutex::new(HashMap::new()),
         });
         let (sender, receiver) = sync_channel(options.queue_capacity.max(1));
