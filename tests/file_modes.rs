@@ -101,17 +101,13 @@ fn a_log_key_readable_by_others_is_refused_at_start() {
     let _ = child.wait();
     let key = data.join("log.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = Command::new(common::bin())
-        .args([
-            "serve",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = common::cli(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert!(!out.status.success(), "serve started with a 0644 log key");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

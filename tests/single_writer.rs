@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Server;
@@ -34,17 +33,13 @@ fn a_second_writer_on_one_data_directory_fails_at_once_naming_the_holder() {
 
     // A second server on the same directory: refused before it touches anything.
     let started = Instant::now();
-    let second = Command::new(common::bin())
-        .args([
-            "serve",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let second = common::cli(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert!(!second.status.success(), "a second writer started");
     assert!(started.elapsed() < Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&second.stderr);
