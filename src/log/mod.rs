@@ -27,9 +27,9 @@ pub mod witnessing;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -39,6 +39,7 @@ use crate::catalog::{self, Catalog, KeyDirectory, Refusal, Verified};
 use crate::merkle::{self, Hash};
 use crate::note::{Checkpoint, Signer, Verifier};
 use crate::receipt::Receipt;
+use crate::storage::posix::DataDirLock;
 use crate::storage::{CheckpointLock, IndexedLeaf, LookupIndex, StorageError, TileStore};
 use crate::tiles::TileId;
 use reader::{ReadError, TileCache, TreeView};
@@ -63,6 +64,9 @@ pub struct LogOptions {
     pub batch_delay: Duration,
     /// Most submissions waiting for the sequencer before new ones get 503.
     pub queue_capacity: usize,
+    /// How long the committer waits before retrying a failed commit, and the longest
+    /// wait the back-off doubles up to.
+    pub commit_retry: (Duration, Duration),
 }
 
 impl LogOptions {
@@ -75,6 +79,7 @@ impl LogOptions {
             batch_max: 1024,
             batch_delay: Duration::from_millis(1),
             queue_capacity: 65_536,
+            commit_retry: (Duration::from_secs(1), Duration::from_secs(30)),
         }
     }
 }
@@ -148,6 +153,28 @@ impl SubmitError {
             "the log stopped taking writes after a storage error; restart it to recover".into(),
         )
     }
+
+    fn retrying() -> SubmitError {
+        SubmitError::Unavailable(
+            "a commit failed on a storage error and is being retried; resubmit shortly \
+             (a resubmission of an entry that did become durable is answered as a duplicate)"
+                .into(),
+        )
+    }
+}
+
+/// Whether the log takes writes (see `committer.rs` for the state machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum WriteState {
+    /// Batches are committed as they come.
+    Healthy = 0,
+    /// A commit failed on a storage error and is being retried with back-off; new
+    /// submissions are refused (503) until it succeeds.
+    Retrying = 1,
+    /// The log gave up (a conflict with another writer, a fault that is not the
+    /// storage's, or shutdown during a retry): only a restart recovers.
+    Failed = 2,
 }
 
 /// State shared by the sequencer and the readers.
@@ -166,12 +193,51 @@ pub(crate) struct Shared {
     /// The catalog state, written only by the sequencer (one leaf at a time, so readers
     /// never wait long) and read by queries at the committed size.
     catalog: RwLock<Catalog>,
-    failed: AtomicBool,
+    /// A [`WriteState`].
+    state: AtomicU8,
+    /// Set by [`Log::shutdown`]; wakes a committer waiting to retry.
+    stopping: (Mutex<bool>, Condvar),
+    /// The committer's back-off: first wait, longest wait.
+    retry: (Duration, Duration),
+    /// The data directory's writer lock, released when the log is dropped.
+    _dir_lock: Option<DataDirLock>,
     /// Dedup keys of entries admitted but not yet durable (and so not yet in the index).
     uncommitted: Mutex<HashMap<[u8; 32], u64>>,
 }
 
 impl Shared {
+    fn state(&self) -> WriteState {
+        match self.state.load(Ordering::Acquire) {
+            0 => WriteState::Healthy,
+            1 => WriteState::Retrying,
+            _ => WriteState::Failed,
+        }
+    }
+
+    fn set_state(&self, state: WriteState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Whether new submissions may be admitted now; the error to answer them with if not.
+    fn writable(&self) -> Result<(), SubmitError> {
+        match self.state() {
+            WriteState::Healthy => Ok(()),
+            WriteState::Retrying => Err(SubmitError::retrying()),
+            WriteState::Failed => Err(SubmitError::failed()),
+        }
+    }
+
+    /// Waits `delay`, or less if the log is shutting down; returns whether it is.
+    fn wait_unless_stopping(&self, delay: Duration) -> bool {
+        let (flag, wake) = &self.stopping;
+        let guard = flag.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = match wake.wait_timeout_while(guard, delay, |stopping| !*stopping) {
+            Ok((guard, _)) => guard,
+            Err(poisoned) => poisoned.into_inner().0,
+        };
+        *guard
+    }
+
     fn head(&self) -> Arc<Head> {
         self.head.borrow().clone()
     }
@@ -296,12 +362,10 @@ impl Log {
         }
     }
 
-    /// Whether the log stopped taking writes after a storage error (its in-memory state
-    /// may then be ahead of the disk until a restart).
+    /// Whether the log is not taking writes now: a failed commit is being retried (it
+    /// takes writes again once the retry succeeds), or it gave up until a restart.
     pub fn has_failed(&self) -> bool {
-        self.shared
-            .failed
-            .load(std::sync::atomic::Ordering::Acquire)
+        self.shared.state() != WriteState::Healthy
     }
 
     /// Queues a verified submission and waits until its batch is durable.
@@ -346,6 +410,11 @@ impl Log {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
         }
+        {
+            let (flag, wake) = &self.shared.stopping;
+            *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            wake.notify_all();
+        }
         let threads = self
             .threads
             .lock()
@@ -363,10 +432,11 @@ impl Log {
                 "tree size {size} is beyond the current size {head_size}"
             )));
         }
-        Ok(TreeView::new(
+        Ok(TreeView::within(
             self.shared.tiles.as_ref(),
             &self.shared.cache,
             size,
+            head_size,
         ))
     }
 

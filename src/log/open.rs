@@ -20,16 +20,16 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU8;
 use std::sync::mpsc::sync_channel;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use super::committer::{self, commit};
 use super::integrator::{BatchTiles, Integrator};
 use super::reader::{TileCache, TreeView};
 use super::replay::steps;
 use super::sequencer::Sequencer;
-use super::{now_ms, Head, Log, LogError, LogOptions, Shared, DEFAULT_ORIGIN};
+use super::{now_ms, Head, Log, LogError, LogOptions, Shared, WriteState, DEFAULT_ORIGIN};
 use crate::catalog::{Catalog, CatalogError};
 use crate::keyfile::{self, key_pair_paths};
 use crate::merkle::{self, CompactRange, HashSource};
@@ -81,6 +81,7 @@ impl Log {
             log: LogBackends { tiles, lock },
             index,
             records,
+            dir_lock,
         } = backends;
         let cache = TileCache::default();
         let mut report = OpenReport {
@@ -124,7 +125,10 @@ impl Log {
             head: tokio::sync::watch::Sender::new(Arc::new(head)),
             keys: RwLock::new(catalog.keys()),
             catalog: RwLock::new(catalog),
-            failed: AtomicBool::new(false),
+            state: AtomicU8::new(WriteState::Healthy as u8),
+            stopping: (Mutex::new(false), Condvar::new()),
+            retry: options.commit_retry,
+            _dir_lock: dir_lock,
             uncommitted: Mutex::new(HashMap::new()),
         });
         let (sender, receiver) = sync_channel(options.queue_capacity.max(1));

@@ -98,12 +98,31 @@ pub struct TreeView<'a> {
     store: &'a dyn TileStore,
     cache: &'a TileCache,
     size: u64,
+    /// The committed size whose tiles are read (at least `size`): see [`TreeView::tile`].
+    committed: u64,
 }
 
 impl<'a> TreeView<'a> {
-    /// A view of the tree of `size` leaves; `size` must not exceed the committed size.
+    /// A view of the tree of `size` leaves; `size` must be the committed size (or one
+    /// whose tiles are all stored, as a checkpoint's are).
     pub fn new(store: &'a dyn TileStore, cache: &'a TileCache, size: u64) -> TreeView<'a> {
-        TreeView { store, cache, size }
+        TreeView::within(store, cache, size, size)
+    }
+
+    /// A view of the tree of `size` leaves inside the log committed at `committed`
+    /// (`size <= committed`). Any such size may be asked for, not only batch ends.
+    pub fn within(
+        store: &'a dyn TileStore,
+        cache: &'a TileCache,
+        size: u64,
+        committed: u64,
+    ) -> TreeView<'a> {
+        TreeView {
+            store,
+            cache,
+            size,
+            committed: committed.max(size),
+        }
     }
 
     /// The tree size this view reads at.
@@ -113,11 +132,7 @@ impl<'a> TreeView<'a> {
 
     /// Whether `tile` (with its width) is part of the tree at this size.
     pub fn covers(&self, tile: TileId) -> bool {
-        let level = match tile.kind {
-            TileKind::Hash(level) => level,
-            TileKind::Entries => 0,
-        };
-        let stored = stored_hashes_at_level(self.size, level);
+        let stored = stored_hashes_at_level(self.size, level_of(tile));
         match tile
             .index
             .checked_mul(TILE_WIDTH)
@@ -128,8 +143,14 @@ impl<'a> TreeView<'a> {
         }
     }
 
-    /// Reads a tile this size covers. A partial whose file was removed after its tile
-    /// filled up is cut from the full tile (its first W hashes or entries).
+    /// Reads a tile this size covers.
+    ///
+    /// A partial tile is always cut (its first W hashes or entries) from the version of
+    /// its tile the committed size holds: the full tile, or the partial at the committed
+    /// width. Only those were certainly written by a committed batch: a width between
+    /// two batch ends was never written at all, and a width some failed batch wrote may
+    /// hold another tree's leftovers. So every size up to the committed one is served,
+    /// whichever batches built it.
     pub fn tile(&self, tile: TileId) -> Result<Arc<Vec<u8>>, ReadError> {
         if !self.covers(tile) {
             return Err(ReadError::NotFound(format!(
@@ -138,15 +159,56 @@ impl<'a> TreeView<'a> {
                 self.size
             )));
         }
+        let source = self.committed_version(tile);
+        if source == tile {
+            return self.read_committed(tile);
+        }
+        if let Some(data) = cache_get(&self.cache.tiles, tile) {
+            return Ok(data);
+        }
+        let data = cut_prefix(tile, &source, &self.read_committed(source)?)?;
+        check_tile_shape(tile, &data)?;
+        Ok(self.remember(tile, data))
+    }
+
+    /// The version of `tile`'s tile that the committed size holds.
+    fn committed_version(&self, tile: TileId) -> TileId {
+        let stored = stored_hashes_at_level(self.committed, level_of(tile));
+        if tile.is_full() || tile.index < stored / TILE_WIDTH {
+            return tile.full();
+        }
+        TileId {
+            width: (stored % TILE_WIDTH) as u16,
+            ..tile
+        }
+    }
+
+    /// Reads a tile the committed size holds at exactly this width. A partial whose
+    /// file was removed after its tile filled up is cut from the full tile.
+    fn read_committed(&self, tile: TileId) -> Result<Arc<Vec<u8>>, ReadError> {
         if let Some(data) = cache_get(&self.cache.tiles, tile) {
             return Ok(data);
         }
         let data = match self.store.get(&tile.path())? {
             Some(data) => data,
-            None if !tile.is_full() => self.cut_from_full(tile)?,
+            None if !tile.is_full() => {
+                let full = tile.full();
+                let data = self.store.get(&full.path())?.ok_or_else(|| {
+                    StorageError::Corrupt(format!(
+                        "{} and {} are missing",
+                        tile.path(),
+                        full.path()
+                    ))
+                })?;
+                cut_prefix(tile, &full, &data)?
+            }
             None => return Err(StorageError::Corrupt(format!("{} is missing", tile.path())).into()),
         };
         check_tile_shape(tile, &data)?;
+        Ok(self.remember(tile, data))
+    }
+
+    fn remember(&self, tile: TileId, data: Vec<u8>) -> Arc<Vec<u8>> {
         let data = Arc::new(data);
         let bytes = data.len();
         cache_put(
@@ -156,33 +218,7 @@ impl<'a> TreeView<'a> {
             data.clone(),
             bytes,
         );
-        Ok(data)
-    }
-
-    fn cut_from_full(&self, tile: TileId) -> Result<Vec<u8>, ReadError> {
-        let full = tile.full();
-        let data = self.store.get(&full.path())?.ok_or_else(|| {
-            StorageError::Corrupt(format!("{} and {} are missing", tile.path(), full.path()))
-        })?;
-        let width = usize::from(tile.width);
-        match tile.kind {
-            TileKind::Hash(_) => data
-                .get(..width * HASH_BYTES)
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| StorageError::Corrupt(format!("{} is short", full.path())).into()),
-            TileKind::Entries => {
-                let entries = decode_bundle(&data).ok_or_else(|| {
-                    StorageError::Corrupt(format!("{} is not a bundle", full.path()))
-                })?;
-                let mut out = Vec::new();
-                for entry in entries.iter().take(width) {
-                    crate::tiles::append_bundle_entry(&mut out, entry).ok_or_else(|| {
-                        StorageError::Corrupt(format!("{} has an oversized entry", full.path()))
-                    })?;
-                }
-                Ok(out)
-            }
-        }
+        data
     }
 
     /// Every complete node inside a hash tile: `levels[0]` are its stored hashes and
@@ -226,6 +262,37 @@ impl<'a> TreeView<'a> {
             .get((index % TILE_WIDTH) as usize)
             .map(|e| e.to_vec())
             .ok_or_else(|| StorageError::Corrupt(format!("{} is short", tile.path())).into())
+    }
+}
+
+fn level_of(tile: TileId) -> u8 {
+    match tile.kind {
+        TileKind::Hash(level) => level,
+        TileKind::Entries => 0,
+    }
+}
+
+/// The first `tile.width` hashes or entries of `data`, the contents of `source` (a
+/// wider version of the same tile).
+fn cut_prefix(tile: TileId, source: &TileId, data: &[u8]) -> Result<Vec<u8>, StorageError> {
+    let width = usize::from(tile.width);
+    match tile.kind {
+        TileKind::Hash(_) => data
+            .get(..width * HASH_BYTES)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| StorageError::Corrupt(format!("{} is short", source.path()))),
+        TileKind::Entries => {
+            let entries = decode_bundle(data).ok_or_else(|| {
+                StorageError::Corrupt(format!("{} is not a bundle", source.path()))
+            })?;
+            let mut out = Vec::new();
+            for entry in entries.iter().take(width) {
+                crate::tiles::append_bundle_entry(&mut out, entry).ok_or_else(|| {
+                    StorageError::Corrupt(format!("{} has an oversized entry", source.path()))
+                })?;
+            }
+            Ok(out)
+        }
     }
 }
 

@@ -16,7 +16,6 @@
 //! `IndexedLeaf`, and the engine's integrator, committer and shared state.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ use tokio::sync::oneshot;
 
 use super::committer::{PreparedBatch, Reply};
 use super::integrator::{BatchTiles, Integrator};
-use super::{now_ms, Shared, SubmitError, Submitted};
+use super::{now_ms, Shared, SubmitError, Submitted, WriteState};
 use crate::catalog::{Catalog, CatalogError, Effect, Refusal, Verified};
 use crate::storage::IndexedLeaf;
 use crate::tiles::MAX_ENTRY_BYTES;
@@ -90,9 +89,12 @@ impl Sequencer {
     /// Admits, applies and integrates a batch; returns what the committer must make
     /// durable, or `None` if nothing was appended (every job already answered).
     fn prepare(&mut self, batch: Vec<Job>) -> Option<PreparedBatch> {
-        if self.shared.failed.load(Ordering::Acquire) {
+        if let Err(refused) = self.shared.writable() {
+            let message = refused.to_string();
             for job in batch {
-                let _ = job.reply.send(Err(SubmitError::failed()));
+                let _ = job
+                    .reply
+                    .send(Err(SubmitError::Unavailable(message.clone())));
             }
             return None;
         }
@@ -248,6 +250,6 @@ impl Sequencer {
     /// the disk; only a restart (which recovers from the disk) is safe.
     fn fail(&self, reason: &str) {
         tracing::error!(reason, "log failed; refusing writes until restarted");
-        self.shared.failed.store(true, Ordering::Release);
+        self.shared.set_state(WriteState::Failed);
     }
 }

@@ -5,6 +5,7 @@
 //! [`Backends::posix`] is the data directory layout every `--data` command uses:
 //! - `log/`: the tlog-tiles directory ([`PosixTiles`], [`PosixLock`]);
 //! - `lookup/`: the lookup index ([`Index`]);
+//! - `lock`: the writer's lock ([`DataDirLock`]), taken before anything else;
 //! - `projection/`: the catalog's per-publication records ([`DiskRecordStore`], wiped
 //!   here: the engine rebuilds them from the log at every open).
 //!
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use super::index::Index;
 use super::memory::{MemoryIndex, MemoryLog};
-use super::posix::{PosixLock, PosixTiles};
+use super::posix::{DataDirLock, PosixLock, PosixTiles};
 use super::records::DiskRecordStore;
 use super::{CheckpointLock, LookupIndex, StorageError, TileStore};
 use crate::catalog::{MemoryStore, RecordStore};
@@ -30,12 +31,14 @@ pub struct LogBackends {
 }
 
 impl LogBackends {
-    /// The tlog-tiles directory `DATA/log/` (created if missing).
+    /// The tlog-tiles directory `DATA/log/`, for reading or checking it: no writer lock
+    /// and none of a writer's recovery steps, so it may be opened beside a live writer
+    /// (see [`DataDirLock`] for why that is safe).
     pub fn posix(data_dir: &Path) -> Result<LogBackends, StorageError> {
         let dir = data_dir.join("log");
         Ok(LogBackends {
-            tiles: Arc::new(PosixTiles::open(&dir)?),
-            lock: Arc::new(PosixLock::open(&dir)?),
+            tiles: Arc::new(PosixTiles::open_read_only(&dir)),
+            lock: Arc::new(PosixLock::open_read_only(&dir)?),
         })
     }
 }
@@ -60,13 +63,22 @@ pub struct Backends {
     pub index: Box<dyn LookupIndex>,
     /// The catalog's per-publication records; must be empty.
     pub records: Box<dyn RecordStore>,
+    /// The data directory's writer lock, held as long as the log runs (`None` in memory).
+    pub dir_lock: Option<DataDirLock>,
 }
 
 impl Backends {
     /// The data directory `data_dir` (see the module documentation), with the records
     /// where `records` says.
+    /// Fails at once if another process has it open as a writer ([`DataDirLock`]):
+    /// before anything in it is touched.
     pub fn posix(data_dir: &Path, records: RecordsIn) -> Result<Backends, StorageError> {
-        let log = LogBackends::posix(data_dir)?;
+        let dir_lock = DataDirLock::exclusive(data_dir)?;
+        let dir = data_dir.join("log");
+        let log = LogBackends {
+            tiles: Arc::new(PosixTiles::open(&dir)?),
+            lock: Arc::new(PosixLock::open(&dir)?),
+        };
         let index = Box::new(Index::open(&data_dir.join("lookup"))?);
         let records: Box<dyn RecordStore> = match records {
             // Wiped and rebuilt from the log: the log is the truth, so a crash can leave
@@ -78,6 +90,7 @@ impl Backends {
             log,
             index,
             records,
+            dir_lock: Some(dir_lock),
         })
     }
 
@@ -87,6 +100,7 @@ impl Backends {
             log: log.backends(),
             index: Box::<MemoryIndex>::default(),
             records: Box::new(MemoryStore::default()),
+            dir_lock: None,
         }
     }
 }

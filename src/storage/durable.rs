@@ -4,11 +4,36 @@
 //! file, and fsync every directory that gained an entry. Atomic replacement is
 //! write-to-temporary, fsync, rename, fsync the directory.
 //!
+//! Modes are set explicitly at creation, whatever the umask: directories 0700 (the data
+//! directory holds the signing key, and nothing in it is anyone else's to change), public
+//! files (tiles, checkpoints, index runs, verifier keys) 0644, private files 0600.
+//!
 //! May import: `std` only (key files and the witness use it too).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
+
+/// The mode of every directory the tool creates.
+pub const DIR_MODE: u32 = 0o700;
+/// The mode of files anyone may read (their contents are public).
+pub const PUBLIC_FILE_MODE: u32 = 0o644;
+/// The mode of private files (keys, the lock, the catalog's records).
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Options creating (or truncating) a file with `mode` for writing.
+pub fn create_options(mode: u32) -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true).mode(mode);
+    options
+}
+
+/// Creates `dir` and any missing parents with [`DIR_MODE`] (no fsync: for directories
+/// whose contents are rebuilt anyway).
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
+}
 
 /// The directory holding `path`: its parent, or `.` for a bare file name (whose parent
 /// is the empty path, which cannot be opened).
@@ -22,11 +47,7 @@ pub fn parent_dir(path: &Path) -> &Path {
 /// Writes `data` to `path` (truncating) and fsyncs the file. The caller fsyncs the
 /// directory (several files usually share one).
 pub fn write_and_sync(path: &Path, data: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
+    let mut file = create_options(PUBLIC_FILE_MODE).open(path)?;
     file.write_all(data)?;
     file.sync_all()
 }
@@ -36,7 +57,8 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Creates `dir` and any missing parents, fsyncing each parent that gained an entry.
+/// Creates `dir` and any missing parents ([`DIR_MODE`]), fsyncing each parent that
+/// gained an entry.
 pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
     // The empty path is the current directory (the parent of a bare relative name).
     if dir.as_os_str().is_empty() || dir.is_dir() {
@@ -45,7 +67,7 @@ pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
     if let Some(parent) = dir.parent() {
         create_dir_all_durable(parent)?;
     }
-    match fs::create_dir(dir) {
+    match DirBuilder::new().mode(DIR_MODE).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
@@ -64,20 +86,24 @@ pub fn replace_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
 /// Creates a new file with mode 0600 (owner read/write only) holding `data`, durably.
 /// Refuses to overwrite an existing file, so a key is never replaced by accident.
 pub fn write_secret_file(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(PRIVATE_FILE_MODE)
         .open(path)?;
     file.write_all(data)?;
     file.sync_all()?;
     sync_dir(parent_dir(path))
 }
 
-/// Creates a new world-readable file (for public keys), durably; refuses to overwrite.
+/// Creates a new world-readable file (0644, for public keys), durably; refuses to
+/// overwrite.
 pub fn write_public_file(path: &Path, data: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PUBLIC_FILE_MODE)
+        .open(path)?;
     file.write_all(data)?;
     file.sync_all()?;
     sync_dir(parent_dir(path))

@@ -57,6 +57,9 @@ pub enum StorageError {
     /// Stored data does not have the shape it must have.
     #[error("corrupt storage: {0}")]
     Corrupt(String),
+    /// Another process holds the data directory's lock (the message names it).
+    #[error("{0}")]
+    Locked(String),
     /// A compare-and-swap of the checkpoint found another checkpoint than the one it
     /// expected (another writer, or a lock out of step with the engine).
     #[error("checkpoint lock: {0}")]

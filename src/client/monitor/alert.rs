@@ -18,6 +18,9 @@ pub enum AlertKind {
     BadSignature,
     /// The server could not produce a well-formed consistency proof.
     BadProof,
+    /// A server or mirror served data (hash tiles) that does not verify against a
+    /// correctly signed checkpoint: the copy is bad, which says nothing against the log.
+    BadMirrorData,
     /// The server did not answer with a verifiable checkpoint for too long.
     Unreachable,
     /// The entries do not match the tiles or the root, or the authority accepted an
@@ -33,6 +36,7 @@ impl AlertKind {
             AlertKind::Fork => "fork",
             AlertKind::BadSignature => "bad-signature",
             AlertKind::BadProof => "bad-proof",
+            AlertKind::BadMirrorData => "bad-mirror-data",
             AlertKind::Unreachable => "unreachable",
             AlertKind::Audit => "audit",
         }

@@ -10,6 +10,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::storage::durable::{create_options, PUBLIC_FILE_MODE};
 use crate::storage::StorageError;
 
 pub(super) const LEAF_KIND: u8 = b'L';
@@ -143,7 +144,9 @@ pub(super) fn write_run(
 ) -> Result<u64, StorageError> {
     let path = dir.join(name);
     let context = || format!("writing {}", path.display());
-    let file = File::create(&path).map_err(io(context()))?;
+    let file = create_options(PUBLIC_FILE_MODE)
+        .open(&path)
+        .map_err(io(context()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut count = 0u64;
     for r in records {

@@ -51,6 +51,16 @@ impl PosixLock {
         })
     }
 
+    /// The checkpoint of the log directory at `root`, for reading only: nothing is
+    /// created or removed (a writer may be running).
+    pub fn open_read_only(root: &Path) -> Result<PosixLock, StorageError> {
+        let current = read_optional(&root.join(CHECKPOINT))?;
+        Ok(PosixLock {
+            root: root.to_path_buf(),
+            current: Mutex::new(current),
+        })
+    }
+
     fn current(&self) -> MutexGuard<'_, Option<Vec<u8>>> {
         self.current.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -28,6 +28,13 @@ impl PosixTiles {
         })
     }
 
+    /// The tiles directory at `root` for reading only (nothing is created).
+    pub fn open_read_only(root: &Path) -> PosixTiles {
+        PosixTiles {
+            root: root.to_path_buf(),
+        }
+    }
+
     /// The directory this store lives in.
     pub fn root(&self) -> &Path {
         &self.root

@@ -15,13 +15,15 @@
 //! publication and all its lookups atomically. It lives in `DATA/projection/` (the
 //! directory name is part of the on-disk layout).
 //!
-//! May import: [`slots`], the storage error and the `catalog` root re-exports.
+//! May import: [`slots`], `storage::durable`, the storage error and the `catalog` root
+//! re-exports.
 
 pub mod slots;
 
 use std::path::Path;
 
 use crate::catalog::{Put, RecordError, RecordStore, Scan, Space};
+use crate::storage::durable::create_private_dir_all;
 use crate::storage::StorageError;
 use slots::SlotFile;
 
@@ -72,11 +74,14 @@ impl DiskRecordStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StorageError::io(format!("removing {}", dir.display()), e)),
         }
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+        // sled's own directory too: sled creates what is inside with the umask's modes,
+        // out of reach of anyone else behind this 0700 directory.
+        let records = dir.join("records");
+        create_private_dir_all(&records)
+            .map_err(|e| StorageError::io(format!("creating {}", records.display()), e))?;
         let publications = SlotFile::create(dir, "publications")?;
         let db = sled::Config::new()
-            .path(dir.join("records"))
+            .path(&records)
             .cache_capacity(CACHE_BYTES)
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(Some(1000))

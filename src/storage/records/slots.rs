@@ -8,12 +8,13 @@
 //! of its slot, and reading it two `pread`s. Nothing here is durable or crash-safe: the
 //! projection is rebuilt from the log at every start.
 //!
-//! May import: the storage error only.
+//! May import: `storage::durable` and the storage error.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::storage::durable::{create_options, PRIVATE_FILE_MODE};
 use crate::storage::StorageError;
 
 const SLOT: u64 = 16;
@@ -27,11 +28,8 @@ pub struct SlotFile {
 }
 
 fn create(path: &Path) -> Result<File, StorageError> {
-    OpenOptions::new()
+    create_options(PRIVATE_FILE_MODE)
         .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
         .open(path)
         .map_err(|e| StorageError::io(format!("creating {}", path.display()), e))
 }
