@@ -48,6 +48,10 @@ pub use wire::dsse::{
     decode_base64, encode_base64, pae, sign_envelope, Envelope, EnvelopeSignature, MAX_SIGNATURES,
     PAYLOAD_TYPE,
 };
+pub use wire::blob_intent::{
+    BlobIntent, IntentDigest, IntentError, BLOB_INTENT_HEADER, BLOB_INTENT_KIND,
+    BLOB_INTENT_PAYLOAD_TYPE, MAX_CLOCK_SKEW_MS, MAX_INTENT_BYTES, MAX_INTENT_WINDOW_MS,
+};
 pub use wire::evidence::{
     analyze, analyze_items, pinned_digest, BlobSource, EvidenceFinding, EvidenceReport, NoBlobs,
     ReportShapeError, Severity, CYCLONEDX_JSON, IN_TOTO_STATEMENT_V1, IN_TOTO_VULNS,

@@ -25,6 +25,7 @@ mod remote;
 
 pub use authority::{
     submit_verified, Authority, BlobPut, LogInfo, PolicyInForce, Receipted, Reply,
+    upload_intent,
 };
 pub use local::{LocalAuthority, LocalError};
 pub use remote::{refused, submission_route, HttpAuthority};
