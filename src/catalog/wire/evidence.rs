@@ -372,7 +372,30 @@ impl<'de> Deserialize<'de> for SkippedString {
 #[derive(Deserialize)]
 struct Wrapped<'a> {
     #[serde(borrow)]
-    payload: Option<std::borrow::Cow<'a, str>>,
+    payload: Option<Borrowed<'a>>,
+}
+
+/// A string borrowed from the input when it holds no escapes (serde's own `Cow` is
+/// always owned inside an `Option`).
+struct Borrowed<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Borrowed<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Borrowed(std::borrow::Cow::Borrowed(s)))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Borrowed(std::borrow::Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// The in-toto Statement v1 `_type`.
@@ -388,7 +411,7 @@ fn statement(bytes: &[u8]) -> Result<Statement, serde_json::Error> {
             .is_some_and(|t| t.starts_with("application/vnd.in-toto"));
     if wrapped {
         let w: Wrapped = serde_json::from_slice(bytes)?;
-        if let Some(p) = w.payload.filter(|p| Base64Reader::is_valid(p)) {
+        if let Some(Borrowed(p)) = w.payload.filter(|p| Base64Reader::is_valid(&p.0)) {
             // Decoded as it is parsed: no decoded copy of the payload is kept.
             let reader = std::io::BufReader::new(Base64Reader::new(&p));
             return serde_json::from_reader(reader);

@@ -251,8 +251,12 @@ impl BlobStore {
             });
         }
         check_reserve(&self.root, upload.size, self.limits.reserve_bytes)?;
-        self.usage
-            .reserve(&upload.uploader, upload.size, &self.limits)?;
+        // A blob already held costs nothing more (its bytes are still checked).
+        let charged = !self.path(expected).is_file();
+        if charged {
+            self.usage
+                .reserve(&upload.uploader, upload.size, &self.limits)?;
+        }
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = self
             .tmp_dir()
@@ -260,7 +264,9 @@ impl BlobStore {
         let file = match File::create(&tmp) {
             Ok(file) => file,
             Err(e) => {
-                self.usage.release(&upload.uploader, upload.size);
+                if charged {
+                    self.usage.release(&upload.uploader, upload.size);
+                }
                 return Err(StorageError::io(format!("creating {}", tmp.display()), e).into());
             }
         };
@@ -268,7 +274,7 @@ impl BlobStore {
             store: self,
             expected: expected.to_string(),
             upload,
-            charged: true,
+            charged,
             tmp,
             file: Some(file),
             hasher: Sha256::new(),
