@@ -58,7 +58,12 @@ impl Fixture {
         let envelope = sign_envelope(&serde_jcs::to_vec(payload).unwrap(), signer);
         let blobs = blobs.map(|b| b as &(dyn BlobSource + Sync));
         self.rt
-            .block_on(intake(&self.log, blobs, envelope.to_json().as_bytes(), None))
+            .block_on(intake(
+                &self.log,
+                blobs,
+                envelope.to_json().as_bytes(),
+                None,
+            ))
             .map(|_| ())
     }
 

@@ -76,15 +76,50 @@ fn analysis_costs_the_blob_plus_a_small_constant() {
         "payload": base64_of(&serde_json::to_vec(&statement).unwrap()), "signatures": []});
     let grype_matches: Vec<_> = (0..PAD / 8).map(|_| json!({"vulnerability": {}})).collect();
     let cases = [
-        ("task-image-digests", "application/json", json!({"aImage": pinned, "pad": pad()}), "socios-receipt"),
-        ("base-image-receipt", "application/json", json!({"baseImage": pinned, "pad": pad()}), "socios-receipt"),
-        ("vulnerability-scan", "application/json", json!({"_type": "https://in-toto.io/Statement/v1",
+        (
+            "task-image-digests",
+            "application/json",
+            json!({"aImage": pinned, "pad": pad()}),
+            "socios-receipt",
+        ),
+        (
+            "base-image-receipt",
+            "application/json",
+            json!({"baseImage": pinned, "pad": pad()}),
+            "socios-receipt",
+        ),
+        (
+            "vulnerability-scan",
+            "application/json",
+            json!({"_type": "https://in-toto.io/Statement/v1",
             "predicateType": "https://in-toto.io/attestation/vulns/v0.2", "subject": [],
-            "predicate": {"scanner": {"result": [{"severity": [{"score": "9.1"}]}], "pad": pad()}}}), "in-toto-vulns"),
-        ("vulnerability-scan", "application/json", json!({"matches": grype_matches}), "grype"),
-        ("provenance", "application/json", statement.clone(), "slsa-provenance-v1"),
-        ("provenance", "application/json", wrapped, "slsa-provenance-v1"),
-        ("sbom", "application/spdx+json", json!({"spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "pad": pad()}), "spdx-2.3"),
+            "predicate": {"scanner": {"result": [{"severity": [{"score": "9.1"}]}], "pad": pad()}}}),
+            "in-toto-vulns",
+        ),
+        (
+            "vulnerability-scan",
+            "application/json",
+            json!({"matches": grype_matches}),
+            "grype",
+        ),
+        (
+            "provenance",
+            "application/json",
+            statement.clone(),
+            "slsa-provenance-v1",
+        ),
+        (
+            "provenance",
+            "application/json",
+            wrapped,
+            "slsa-provenance-v1",
+        ),
+        (
+            "sbom",
+            "application/spdx+json",
+            json!({"spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "pad": pad()}),
+            "spdx-2.3",
+        ),
     ];
     for (ty, media, doc, format) in cases {
         let bytes = serde_json::to_vec(&doc).unwrap();

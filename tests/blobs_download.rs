@@ -49,7 +49,9 @@ fn memory_stays_flat_while_clients_stall_on_a_large_blob() {
     let path = format!("/v1/blobs/sha256:{hex}");
     std::thread::sleep(Duration::from_millis(300));
     let before = rss_bytes(a.server.pid());
-    let streams: Vec<TcpStream> = (0..CLIENTS).map(|_| stalled_get(&a.server.url, &path)).collect();
+    let streams: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| stalled_get(&a.server.url, &path))
+        .collect();
     std::thread::sleep(Duration::from_millis(1500));
     let after = rss_bytes(a.server.pid());
     let grown = after.saturating_sub(before);

@@ -49,22 +49,34 @@ fn anonymous_and_unauthorized_uploads_are_refused() {
         ("reviewer only", signed(&reviewer.signer, &good), 403),
         (
             "another log",
-            signed(&publisher.signer, &BlobIntent::new("other.example/log", &hex, 14, now, nonce)),
+            signed(
+                &publisher.signer,
+                &BlobIntent::new("other.example/log", &hex, 14, now, nonce),
+            ),
             401,
         ),
         (
             "another blob",
-            signed(&publisher.signer, &BlobIntent::new(&origin, &hex_of(b"x"), 14, now, nonce)),
+            signed(
+                &publisher.signer,
+                &BlobIntent::new(&origin, &hex_of(b"x"), 14, now, nonce),
+            ),
             401,
         ),
         (
             "another size",
-            signed(&publisher.signer, &BlobIntent::new(&origin, &hex, 15, now, nonce)),
+            signed(
+                &publisher.signer,
+                &BlobIntent::new(&origin, &hex, 15, now, nonce),
+            ),
             401,
         ),
         (
             "expired",
-            signed(&publisher.signer, &BlobIntent::new(&origin, &hex, 14, now - 3_600_000, nonce)),
+            signed(
+                &publisher.signer,
+                &BlobIntent::new(&origin, &hex, 14, now - 3_600_000, nonce),
+            ),
             401,
         ),
     ];
@@ -107,7 +119,11 @@ fn quotas_per_key_and_in_total() {
     let (status, body) = put(&p1.signer, &blob(b'b'));
     assert_eq!(status, 429, "p1 would hold 120 > 100: {body}");
     assert!(body["detail"].as_str().unwrap().contains("quota"), "{body}");
-    assert_eq!(put(&p1.signer, &blob(b'a')).0, 200, "a held blob costs nothing");
+    assert_eq!(
+        put(&p1.signer, &blob(b'a')).0,
+        200,
+        "a held blob costs nothing"
+    );
     assert_eq!(put(&p2.signer, &blob(b'c')).0, 201);
     let (status, body) = put(&a.admin, &blob(b'd'));
     assert_eq!(status, 507, "the store would hold 180 > 150: {body}");

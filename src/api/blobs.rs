@@ -200,9 +200,10 @@ async fn get_inner(app: &AppState, path: &str) -> Result<Response, Problem> {
             "every blob download slot is in use; retry shortly",
         )
         .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
         return Ok(response);
     };
     let (file, len) = crate::log::intake::blocking(|| store.open_blob(hex))

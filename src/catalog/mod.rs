@@ -38,6 +38,10 @@ mod wire;
 pub use error::{CatalogError, RecordError, Refusal};
 
 // Layer 1: the wire.
+pub use wire::blob_intent::{
+    BlobIntent, IntentDigest, IntentError, BLOB_INTENT_HEADER, BLOB_INTENT_KIND,
+    BLOB_INTENT_PAYLOAD_TYPE, MAX_CLOCK_SKEW_MS, MAX_INTENT_BYTES, MAX_INTENT_WINDOW_MS,
+};
 pub use wire::canonical::{to_canonical_vec, MAX_SAFE_INTEGER};
 pub use wire::decisions::{
     parse_decision, parse_subject_digest, DecisionKind, DecisionPayload, EntryKey, NewStatus,
@@ -47,10 +51,6 @@ pub use wire::decisions::{
 pub use wire::dsse::{
     decode_base64, encode_base64, pae, sign_envelope, Envelope, EnvelopeSignature, MAX_SIGNATURES,
     PAYLOAD_TYPE,
-};
-pub use wire::blob_intent::{
-    BlobIntent, IntentDigest, IntentError, BLOB_INTENT_HEADER, BLOB_INTENT_KIND,
-    BLOB_INTENT_PAYLOAD_TYPE, MAX_CLOCK_SKEW_MS, MAX_INTENT_BYTES, MAX_INTENT_WINDOW_MS,
 };
 pub use wire::evidence::{
     analyze, analyze_items, pinned_digest, BlobSource, EvidenceFinding, EvidenceReport, NoBlobs,

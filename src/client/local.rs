@@ -16,8 +16,8 @@ use crate::catalog::{BlobSource, Envelope, RecordError, SubmissionKind};
 use crate::log::intake::{authorize_upload, blocking, intake, UploadRefusal};
 use crate::log::reader::ReadError;
 use crate::log::{Log, LogError, LogOptions, SubmitError};
-use crate::storage::blobs::{BlobError, BlobStore, DEFAULT_MAX_BLOB_BYTES};
 use crate::note::Signer;
+use crate::storage::blobs::{BlobError, BlobStore, DEFAULT_MAX_BLOB_BYTES};
 use crate::storage::StorageError;
 
 /// The local log or its stores failed.

@@ -108,7 +108,11 @@ fn may_upload(catalog: &Catalog, key: &Verifier) -> Result<(), String> {
             r.leaf_index
         ));
     }
-    if catalog.grants(&id).iter().any(|g| g.role == Role::Publisher) {
+    if catalog
+        .grants(&id)
+        .iter()
+        .any(|g| g.role == Role::Publisher)
+    {
         Ok(())
     } else {
         Err(format!(

@@ -123,8 +123,8 @@ impl BlobIntent {
         if envelope.signatures.is_empty() || envelope.signatures.len() > MAX_SIGNATURES {
             return Err(bad(format!("1 to {MAX_SIGNATURES} signatures are needed")));
         }
-        let intent: BlobIntent = serde_json::from_slice(&envelope.payload)
-            .map_err(|e| bad(format!("payload: {e}")))?;
+        let intent: BlobIntent =
+            serde_json::from_slice(&envelope.payload).map_err(|e| bad(format!("payload: {e}")))?;
         if intent.api_version != "catalog.srcos.ai/v1" || intent.kind != BLOB_INTENT_KIND {
             return Err(bad(format!(
                 "apiVersion/kind must be catalog.srcos.ai/v1 {BLOB_INTENT_KIND}"
@@ -159,7 +159,10 @@ impl BlobIntent {
             return no(format!("it names sha256:{}", self.digest.sha256));
         }
         if let Some(size) = size.filter(|s| *s != self.size) {
-            return no(format!("it names {} bytes, the upload is {size}", self.size));
+            return no(format!(
+                "it names {} bytes, the upload is {size}",
+                self.size
+            ));
         }
         let (Some(issued), Some(expires)) = (
             parse_rfc3339_ms(&self.issued_at),
@@ -210,12 +213,21 @@ mod tests {
     #[test]
     fn intents_round_trip_and_are_checked() {
         let signer = Signer::from_seed("pub", KeyType::Ed25519, &[7; 32]).unwrap();
-        let intent = BlobIntent::new("log.example", HEX, 5, NOW, "00112233445566778899aabbccddeeff");
+        let intent = BlobIntent::new(
+            "log.example",
+            HEX,
+            5,
+            NOW,
+            "00112233445566778899aabbccddeeff",
+        );
         let header = intent.sign_header(&signer);
         let (env, parsed) = BlobIntent::parse_header(&header).unwrap();
         assert_eq!(parsed, intent);
         let keys = KeyDirectory::from_verifiers([signer.verifier()]);
-        assert_eq!(BlobIntent::verify(&env, &keys).unwrap(), vec![signer.verifier()]);
+        assert_eq!(
+            BlobIntent::verify(&env, &keys).unwrap(),
+            vec![signer.verifier()]
+        );
         assert!(BlobIntent::verify(&env, &KeyDirectory::default()).is_err());
         let cases: &[(&str, &str, Option<u64>, u64, bool)] = &[
             ("log.example", HEX, Some(5), NOW, true),
@@ -223,8 +235,20 @@ mod tests {
             ("other.log", HEX, Some(5), NOW, false),
             ("log.example", &HEX[..63], Some(5), NOW, false),
             ("log.example", HEX, Some(6), NOW, false),
-            ("log.example", HEX, Some(5), NOW + MAX_INTENT_WINDOW_MS, false),
-            ("log.example", HEX, Some(5), NOW - MAX_CLOCK_SKEW_MS - 1, false),
+            (
+                "log.example",
+                HEX,
+                Some(5),
+                NOW + MAX_INTENT_WINDOW_MS,
+                false,
+            ),
+            (
+                "log.example",
+                HEX,
+                Some(5),
+                NOW - MAX_CLOCK_SKEW_MS - 1,
+                false,
+            ),
         ];
         for (origin, hex, size, now, ok) in cases {
             assert_eq!(

@@ -26,7 +26,7 @@
 //! constant. Analysis runs only after the submission's signer was found authorized
 //! (`log::intake`).
 //!
-//! About 550 lines of code, then its tests: one file, because the formats share their
+//! About 560 lines of code, then its tests: one file, because the formats share their
 //! probes and helpers.
 //!
 //! In `wire` because the report is part of the `Publication` leaf; the analysis reads
@@ -37,7 +37,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use super::evidence_shapes::{
-    BaseImage, Base64Reader, GrypeMatches, Lenient, SubjectDigests, TaskImages, VulnPredicate,
+    Base64Reader, BaseImage, GrypeMatches, Lenient, SubjectDigests, TaskImages, VulnPredicate,
 };
 use super::payload::{CatalogPublicationRequest, EvidenceItem};
 use super::validate::check_sha256;
@@ -387,7 +387,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a string")
             }
-            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                s: &'de str,
+            ) -> Result<Self::Value, E> {
                 Ok(Borrowed(std::borrow::Cow::Borrowed(s)))
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {

@@ -117,6 +117,20 @@ fn members<'de, A: MapAccess<'de>>(
     Ok(())
 }
 
+/// The value of member `name` of an object read as `T`: `None` when it is missing or of
+/// another shape; the last of a repeated member wins.
+fn member<'de, A: MapAccess<'de>, T: Shape>(map: A, name: &str) -> Result<Option<T>, A::Error> {
+    let mut out = None;
+    members(map, |key, map| {
+        if key != name {
+            return Ok(false);
+        }
+        out = map.next_value::<Lenient<T>>()?.0;
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
 /// Findings counted and the highest severity among them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Tally {
@@ -132,14 +146,7 @@ pub(super) struct VulnPredicate(pub Option<Tally>);
 
 impl Shape for VulnPredicate {
     fn map<'de, A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
-        let mut results = None;
-        members(map, |key, map| {
-            if key != "scanner" {
-                return Ok(false);
-            }
-            results = map.next_value::<Lenient<Scanner>>()?.0.and_then(|s| s.0);
-            Ok(true)
-        })?;
+        let results = member::<A, Scanner>(map, "scanner")?.and_then(|s| s.0);
         Ok(Some(VulnPredicate(results)))
     }
 }
@@ -148,14 +155,7 @@ struct Scanner(Option<Tally>);
 
 impl Shape for Scanner {
     fn map<'de, A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
-        let mut results = None;
-        members(map, |key, map| {
-            if key != "result" {
-                return Ok(false);
-            }
-            results = map.next_value::<Lenient<VulnResults>>()?.0.map(|r| r.0);
-            Ok(true)
-        })?;
+        let results = member::<A, VulnResults>(map, "result")?.map(|r| r.0);
         Ok(Some(Scanner(results)))
     }
 }
@@ -178,14 +178,7 @@ struct VulnResult(Option<Severity>);
 
 impl Shape for VulnResult {
     fn map<'de, A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
-        let mut max = None;
-        members(map, |key, map| {
-            if key != "severity" {
-                return Ok(false);
-            }
-            max = map.next_value::<Lenient<Scores>>()?.0.and_then(|s| s.0);
-            Ok(true)
-        })?;
+        let max = member::<A, Scores>(map, "severity")?.and_then(|s| s.0);
         Ok(Some(VulnResult(max)))
     }
 }
@@ -206,14 +199,7 @@ struct Score(Option<Severity>);
 
 impl Shape for Score {
     fn map<'de, A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
-        let mut score = None;
-        members(map, |key, map| {
-            if key != "score" {
-                return Ok(false);
-            }
-            score = map.next_value::<Lenient<Text>>()?.0;
-            Ok(true)
-        })?;
+        let score = member::<A, Text>(map, "score")?;
         Ok(Some(Score(score.and_then(|t| Severity::parse(&t.0)))))
     }
 }
@@ -244,7 +230,11 @@ impl<'de> Deserialize<'de> for GrypeMatches {
                 let mut tally = Tally::default();
                 while let Some(m) = seq.next_element::<GrypeMatch>()? {
                     tally.count += 1;
-                    let severity = m.vulnerability.severity.as_deref().and_then(Severity::parse);
+                    let severity = m
+                        .vulnerability
+                        .severity
+                        .as_deref()
+                        .and_then(Severity::parse);
                     tally.max = tally.max.max(severity);
                 }
                 Ok(GrypeMatches(tally))
@@ -347,7 +337,10 @@ impl Shape for TaskImages {
             if !key.ends_with("Image") {
                 return Ok(false);
             }
-            let pinned = map.next_value::<Lenient<ImageRef>>()?.0.is_some_and(|i| i.0);
+            let pinned = map
+                .next_value::<Lenient<ImageRef>>()?
+                .0
+                .is_some_and(|i| i.0);
             images.insert(key.to_string(), pinned);
             Ok(true)
         })?;
@@ -362,19 +355,10 @@ impl Shape for ImageRef {
         Some(ImageRef(pinned_digest(s).is_some()))
     }
     fn map<'de, A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
-        let mut pinned = false;
-        members(map, |key, map| {
-            if key != "digest" {
-                return Ok(false);
-            }
-            pinned = map
-                .next_value::<Lenient<Text>>()?
-                .0
-                .as_ref()
-                .and_then(|t| t.0.strip_prefix("sha256:"))
-                .is_some_and(|h| check_sha256(h).is_ok());
-            Ok(true)
-        })?;
+        let pinned = member::<A, Text>(map, "digest")?
+            .as_ref()
+            .and_then(|t| t.0.strip_prefix("sha256:"))
+            .is_some_and(|h| check_sha256(h).is_ok());
         Ok(Some(ImageRef(pinned)))
     }
 }
@@ -453,7 +437,12 @@ mod tests {
         ] {
             let mut out = Vec::new();
             Base64Reader::new(&text).read_to_end(&mut out).unwrap();
-            assert_eq!(Some(out), super::super::dsse::decode_base64(&text), "{}", text.len());
+            assert_eq!(
+                Some(out),
+                super::super::dsse::decode_base64(&text),
+                "{}",
+                text.len()
+            );
         }
         for bad in ["a", "ab=c", "!!!!", "abc d"] {
             assert!(!Base64Reader::is_valid(bad), "{bad}");

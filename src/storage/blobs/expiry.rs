@@ -82,7 +82,10 @@ mod tests {
         let referenced = |h: &str| h == kept;
         let now = SystemTime::now();
         let ttl = Duration::from_secs(60);
-        assert_eq!(store.sweep(&referenced, ttl, now).unwrap(), Swept::default());
+        assert_eq!(
+            store.sweep(&referenced, ttl, now).unwrap(),
+            Swept::default()
+        );
         let later = now + Duration::from_secs(61);
         let swept = store.sweep(&referenced, ttl, later).unwrap();
         assert_eq!(swept, Swept { blobs: 1, bytes: 4 });

@@ -419,7 +419,10 @@ mod tests {
         let hex = hex::encode(Sha256::digest(b"hello"));
         assert!(store.put(&hex, b"hello", "k").unwrap());
         assert!(!store.put(&hex, b"hello", "k").unwrap());
-        assert_eq!((store.usage().held_by("k"), store.owner(&hex)), (5, "k".into()));
+        assert_eq!(
+            (store.usage().held_by("k"), store.owner(&hex)),
+            (5, "k".into())
+        );
         assert_eq!(store.get(&hex).unwrap().as_deref(), Some(&b"hello"[..]));
         assert!(matches!(
             store.put(&hex, b"other", "k"),
@@ -436,7 +439,11 @@ mod tests {
             Err(BlobError::BadDigest(_))
         ));
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
-        assert_eq!(store.usage().total(), 5, "refused uploads release what they reserved");
+        assert_eq!(
+            store.usage().total(),
+            5,
+            "refused uploads release what they reserved"
+        );
         let reopened = BlobStore::open(dir.path(), 16).unwrap();
         assert_eq!(reopened.usage().held_by("k"), 5);
     }

@@ -200,7 +200,11 @@ mod tests {
             ("b", 5, true),  // total 15
         ];
         for (key, size, ok) in cases {
-            assert_eq!(usage.reserve(key, *size, &limits).is_ok(), *ok, "{key} {size}");
+            assert_eq!(
+                usage.reserve(key, *size, &limits).is_ok(),
+                *ok,
+                "{key} {size}"
+            );
         }
         usage.release("a", 10);
         assert_eq!((usage.held_by("a"), usage.total()), (0, 5));
