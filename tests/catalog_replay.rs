@@ -14,6 +14,7 @@ use common::authority::*;
 use common::{cli_ok, Rng, Server};
 use serde_json::{json, Value};
 use srcos_catalog::catalog::sign_envelope;
+use srcos_catalog::client::upload_intent;
 use srcos_catalog::http::HttpClient;
 use srcos_catalog::keyfile::read_signer;
 use srcos_catalog::log::replay::replay_dir;
@@ -22,6 +23,7 @@ use srcos_catalog::note::{KeyType, Signer};
 /// Everything the workers share.
 struct Pool {
     admin: Signer,
+    origin: String,
     publishers: Vec<Signer>,
     reviewers: Vec<Signer>,
     entries: Mutex<Vec<(String, String)>>,
@@ -66,10 +68,12 @@ async fn operation(client: &HttpClient, pool: &Pool, rng: &mut Rng, n: u64) -> O
             if full {
                 for (_, _, b) in &files {
                     let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
+                    let intent = upload_intent(&pool.admin, &pool.origin, &hex, b.len() as u64);
                     client
-                        .put(
+                        .put_with(
                             &format!("/v1/blobs/sha256:{hex}"),
                             "application/octet-stream",
+                            &[("blob-intent", &intent)],
                             b.clone().into(),
                         )
                         .await
@@ -213,6 +217,7 @@ fn replay_reproduces_the_live_catalog_after_random_operations_and_crashes() {
                 let mk = |name: &str| Signer::generate(name, KeyType::Ed25519).unwrap();
                 let p = Pool {
                     admin,
+                    origin: read_signer(&data.join("log.key")).unwrap().name().to_string(),
                     publishers: vec![mk("pub-a"), mk("pub-b")],
                     reviewers: vec![mk("rev-a"), mk("rev-b"), mk("rev-c")],
                     entries: Mutex::new(Vec::new()),

@@ -38,6 +38,10 @@ mod wire;
 pub use error::{CatalogError, RecordError, Refusal};
 
 // Layer 1: the wire.
+pub use wire::blob_intent::{
+    BlobIntent, IntentDigest, IntentError, BLOB_INTENT_HEADER, BLOB_INTENT_KIND,
+    BLOB_INTENT_PAYLOAD_TYPE, MAX_CLOCK_SKEW_MS, MAX_INTENT_BYTES, MAX_INTENT_WINDOW_MS,
+};
 pub use wire::canonical::{to_canonical_vec, MAX_SAFE_INTEGER};
 pub use wire::decisions::{
     parse_decision, parse_subject_digest, DecisionKind, DecisionPayload, EntryKey, NewStatus,

@@ -39,9 +39,9 @@ pub struct ServeArgs {
     /// whatever the log size) or `memory` (faster, grows ~4 KB per publication).
     #[arg(long, value_enum, default_value_t = Projection::Disk)]
     projection: Projection,
-    /// Largest evidence blob accepted by PUT /v1/blobs, in bytes.
-    #[arg(long, default_value_t = crate::storage::blobs::DEFAULT_MAX_BLOB_BYTES)]
-    max_blob_bytes: u64,
+    /// The evidence blob store's limits and expiry.
+    #[command(flatten)]
+    blobs: BlobArgs,
     /// Witness cosigning.
     #[command(flatten)]
     witnessing: super::witnessing::WitnessingArgs,
@@ -78,10 +78,8 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let backends = Backends::posix(&args.data, records).context(opening)?;
     let (log, report) = Log::open_with(backends, options).context(opening)?;
     let log = Arc::new(log);
-    let blobs =
-        crate::storage::blobs::BlobStore::open(&args.data.join("blobs"), args.max_blob_bytes)
-            .context(|| format!("opening {}/blobs", args.data.display()))?;
-    let blobs = Some(Arc::new(blobs));
+    let blob_store = args.blobs.open(&args.data)?;
+    let blobs = Some(blob_store.clone());
 
     let rt = runtime()?;
     rt.block_on(async {
@@ -108,6 +106,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             Some(options) => Some(super::witnessing::start(log.clone(), options)?),
             None => None,
         };
+        tokio::spawn(args.blobs.sweeper(log.clone(), blob_store));
         println!("listening on http://{local}");
         let state = crate::api::AppState {
             log: log.clone(),
@@ -121,6 +120,70 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     log.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The evidence blob store's flags (`log-format/blobs.md`).
+// ---------------------------------------------------------------------------------------
+
+/// Limits, reserve and expiry of the evidence blob store.
+#[derive(Debug, Args)]
+pub struct BlobArgs {
+    /// Largest evidence blob accepted by PUT /v1/blobs, in bytes.
+    #[arg(long, default_value_t = crate::storage::blobs::DEFAULT_MAX_BLOB_BYTES)]
+    max_blob_bytes: u64,
+    /// Most bytes of blobs held for one uploading key (429 beyond).
+    #[arg(long, default_value_t = crate::storage::blobs::quota::DEFAULT_KEY_QUOTA_BYTES)]
+    blob_key_quota_bytes: u64,
+    /// Most bytes of blobs held in total (507 beyond).
+    #[arg(long, default_value_t = crate::storage::blobs::quota::DEFAULT_TOTAL_QUOTA_BYTES)]
+    blob_total_quota_bytes: u64,
+    /// Free bytes the data volume keeps for the log: uploads that would leave less are
+    /// refused with 507.
+    #[arg(long, default_value_t = crate::storage::blobs::quota::DEFAULT_RESERVE_BYTES)]
+    blob_reserve_bytes: u64,
+    /// Seconds an unreferenced blob (named by no logged publication) is kept.
+    #[arg(long, default_value_t = crate::storage::blobs::expiry::DEFAULT_BLOB_TTL.as_secs())]
+    blob_ttl_secs: u64,
+    /// Seconds between expiry sweeps (default: a tenth of the TTL, at most an hour).
+    #[arg(long)]
+    blob_sweep_secs: Option<u64>,
+    /// Most blob downloads served at once (503 with Retry-After beyond).
+    #[arg(long, default_value_t = crate::storage::blobs::quota::DEFAULT_MAX_DOWNLOADS)]
+    max_blob_downloads: usize,
+}
+
+impl BlobArgs {
+    /// Opens `DATA/blobs` with these limits.
+    fn open(
+        &self,
+        data: &std::path::Path,
+    ) -> Result<Arc<crate::storage::blobs::BlobStore>, CliError> {
+        let limits = crate::storage::blobs::quota::Limits {
+            max_blob_bytes: self.max_blob_bytes,
+            key_quota_bytes: self.blob_key_quota_bytes,
+            total_quota_bytes: self.blob_total_quota_bytes,
+            reserve_bytes: self.blob_reserve_bytes,
+            max_downloads: self.max_blob_downloads,
+        };
+        let store = crate::storage::blobs::BlobStore::open_with(&data.join("blobs"), limits)
+            .context(|| format!("opening {}/blobs", data.display()))?;
+        Ok(Arc::new(store))
+    }
+
+    /// The expiry sweeper for `store`.
+    fn sweeper(
+        &self,
+        log: Arc<Log>,
+        store: Arc<crate::storage::blobs::BlobStore>,
+    ) -> impl std::future::Future<Output = ()> {
+        let ttl = Duration::from_secs(self.blob_ttl_secs);
+        let every = self
+            .blob_sweep_secs
+            .map(Duration::from_secs)
+            .unwrap_or_else(|| (ttl / 10).min(Duration::from_secs(3600)));
+        crate::log::blob_expiry::run_sweeper(log, store, ttl, every)
+    }
 }
 
 /// Binds `addr`; returns the listener and the address actually bound (for port 0).

@@ -18,6 +18,7 @@ use crate::catalog::{
 };
 use crate::client::{Authority, BlobPut, ClientError};
 use crate::keyfile::{read_signer, read_verifier};
+use crate::note::Signer;
 
 /// Arguments of `grant`.
 #[derive(Debug, Args)]
@@ -130,12 +131,14 @@ pub fn run_publish(args: PublishArgs) -> Result<(), CliError> {
         .as_ref()
         .ok_or_else(|| CliError("--key is required".into()))?;
     // The file's own JSON is signed (canonicalized), so the publisher signs what it wrote.
-    let envelope = sign_payload(&value, &read_signer(key)?)?;
+    let signer = read_signer(key)?;
+    let envelope = sign_payload(&value, &signer)?;
     let authority = args.dest.open()?;
     let rt = runtime()?;
     let published = rt.block_on(async {
         if args.upload {
-            upload(authority.as_ref(), args.dest.data.is_some(), &files).await?;
+            let local = args.dest.data.is_some();
+            upload(authority.as_ref(), &signer, local, &files).await?;
         }
         deliver(
             &args.dest,
@@ -187,16 +190,17 @@ fn evidence_files(
 }
 
 /// Stores every evidence file with the authority (`stored` in a local log, `uploaded` to
-/// a server).
+/// a server), each upload intent signed by the publisher's key.
 async fn upload(
     authority: &dyn Authority,
+    signer: &Signer,
     local: bool,
     files: &BTreeMap<String, PathBuf>,
 ) -> Result<(), CliError> {
     for (hex, path) in files {
         let bytes = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
         let put = authority
-            .put_blob(hex, bytes)
+            .put_blob(signer, hex, bytes)
             .await
             .map_err(|e| upload_error(path, e))?;
         let done = match put {

@@ -14,8 +14,8 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 
 use super::{ClientError, Published};
-use crate::catalog::{Envelope, Policy, SubmissionKind};
-use crate::note::{NoteError, Verifier};
+use crate::catalog::{BlobIntent, Envelope, Policy, SubmissionKind};
+use crate::note::{NoteError, Signer, Verifier};
 use crate::receipt::Receipt;
 
 /// The answer of an [`Authority`] call, boxed so the trait is object safe.
@@ -28,8 +28,14 @@ pub trait Authority: Send + Sync {
     fn submit<'a>(&'a self, kind: SubmissionKind, envelope: &'a Envelope) -> Reply<'a, Receipted>;
 
     /// Stores an evidence blob under its SHA-256 (64 lowercase hex), which the authority
-    /// checks against the bytes.
-    fn put_blob<'a>(&'a self, sha256_hex: &'a str, bytes: Vec<u8>) -> Reply<'a, BlobPut>;
+    /// checks against the bytes; the upload intent is signed by `uploader` (a publisher
+    /// or admin key, see `log-format/blobs.md`).
+    fn put_blob<'a>(
+        &'a self,
+        uploader: &'a Signer,
+        sha256_hex: &'a str,
+        bytes: Vec<u8>,
+    ) -> Reply<'a, BlobPut>;
 
     /// The evidence blob with this SHA-256, if the authority holds it.
     fn blob<'a>(&'a self, sha256_hex: &'a str) -> Reply<'a, Option<Vec<u8>>>;
@@ -55,6 +61,19 @@ pub struct Receipted {
     pub receipt: Receipt,
     /// The request was already in the log (HTTP 200 rather than 201).
     pub duplicate: bool,
+}
+
+/// The `Blob-Intent` header value for uploading `size` bytes hashing to `sha256_hex` to
+/// the log `origin`, signed by `uploader` now, with a random nonce.
+pub fn upload_intent(uploader: &Signer, origin: &str, sha256_hex: &str, size: u64) -> String {
+    use rand_core::RngCore;
+    let mut nonce = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut nonce);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    BlobIntent::new(origin, sha256_hex, size, now_ms, &hex::encode(nonce)).sign_header(uploader)
 }
 
 /// What storing a blob did.

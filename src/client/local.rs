@@ -8,12 +8,15 @@
 
 use std::path::{Path, PathBuf};
 
-use super::authority::{Authority, BlobPut, LogInfo, PolicyInForce, Receipted, Reply};
+use super::authority::{
+    upload_intent, Authority, BlobPut, LogInfo, PolicyInForce, Receipted, Reply,
+};
 use super::ClientError;
 use crate::catalog::{BlobSource, Envelope, RecordError, SubmissionKind};
-use crate::log::intake::{blocking, intake};
+use crate::log::intake::{authorize_upload, blocking, intake, UploadRefusal};
 use crate::log::reader::ReadError;
 use crate::log::{Log, LogError, LogOptions, SubmitError};
+use crate::note::Signer;
 use crate::storage::blobs::{BlobError, BlobStore, DEFAULT_MAX_BLOB_BYTES};
 use crate::storage::StorageError;
 
@@ -119,9 +122,28 @@ impl Authority for LocalAuthority {
         })
     }
 
-    fn put_blob<'a>(&'a self, sha256_hex: &'a str, bytes: Vec<u8>) -> Reply<'a, BlobPut> {
+    fn put_blob<'a>(
+        &'a self,
+        uploader: &'a Signer,
+        sha256_hex: &'a str,
+        bytes: Vec<u8>,
+    ) -> Reply<'a, BlobPut> {
         Box::pin(async move {
-            let new = blocking(|| self.blobs.put(sha256_hex, &bytes)).map_err(LocalError::from)?;
+            // The same intent and checks as a server: what is stored is tied to a key
+            // that may upload.
+            let size = bytes.len() as u64;
+            let intent = upload_intent(uploader, self.log.origin(), sha256_hex, size);
+            let (key, _) = authorize_upload(&self.log, Some(&intent), sha256_hex, Some(size))
+                .map_err(|e| ClientError::Refused {
+                    status: match e {
+                        UploadRefusal::Forbidden(_) => 403,
+                        UploadRefusal::Intent(_) => 401,
+                    },
+                    detail: e.to_string(),
+                    errors: Vec::new(),
+                })?;
+            let new = blocking(|| self.blobs.put(sha256_hex, &bytes, &key.short_id()))
+                .map_err(LocalError::from)?;
             Ok(if new { BlobPut::Created } else { BlobPut::Held })
         })
     }

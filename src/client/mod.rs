@@ -24,7 +24,7 @@ pub mod plot;
 mod remote;
 
 pub use authority::{
-    submit_verified, Authority, BlobPut, LogInfo, PolicyInForce, Receipted, Reply,
+    submit_verified, upload_intent, Authority, BlobPut, LogInfo, PolicyInForce, Receipted, Reply,
 };
 pub use local::{LocalAuthority, LocalError};
 pub use remote::{refused, submission_route, HttpAuthority};

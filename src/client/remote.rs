@@ -9,10 +9,13 @@ use hyper::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::authority::{Authority, BlobPut, LogInfo, PolicyInForce, Receipted, Reply};
+use super::authority::{
+    upload_intent, Authority, BlobPut, LogInfo, PolicyInForce, Receipted, Reply,
+};
 use super::ClientError;
-use crate::catalog::{DecisionKind, Envelope, SubmissionKind};
+use crate::catalog::{DecisionKind, Envelope, SubmissionKind, BLOB_INTENT_HEADER};
 use crate::http::{routes, HttpClient, HttpError, HttpResponse};
+use crate::note::Signer;
 use crate::receipt::Receipt;
 
 /// The route a submission of `kind` is posted to.
@@ -122,12 +125,20 @@ impl Authority for HttpAuthority {
         })
     }
 
-    fn put_blob<'a>(&'a self, sha256_hex: &'a str, bytes: Vec<u8>) -> Reply<'a, BlobPut> {
+    fn put_blob<'a>(
+        &'a self,
+        uploader: &'a Signer,
+        sha256_hex: &'a str,
+        bytes: Vec<u8>,
+    ) -> Reply<'a, BlobPut> {
         Box::pin(async move {
+            let origin = self.log_info().await?.origin;
+            let intent = upload_intent(uploader, &origin, sha256_hex, bytes.len() as u64);
             let path = routes::blob(sha256_hex);
+            let headers = [(BLOB_INTENT_HEADER, intent.as_str())];
             let response = self
                 .http
-                .put(&path, "application/octet-stream", bytes.into())
+                .put_with(&path, "application/octet-stream", &headers, bytes.into())
                 .await?;
             match response.status {
                 StatusCode::CREATED => Ok(BlobPut::Created),

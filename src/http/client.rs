@@ -77,7 +77,7 @@ impl HttpClient {
 
     /// `GET base + path`.
     pub async fn get(&self, path: &str) -> Result<HttpResponse, HttpError> {
-        self.send(Method::GET, path, None, Bytes::new()).await
+        self.send(Method::GET, path, None, &[], Bytes::new()).await
     }
 
     /// `PUT base + path` with a body.
@@ -87,7 +87,20 @@ impl HttpClient {
         content_type: &str,
         body: Bytes,
     ) -> Result<HttpResponse, HttpError> {
-        self.send(Method::PUT, path, Some(content_type), body).await
+        self.send(Method::PUT, path, Some(content_type), &[], body)
+            .await
+    }
+
+    /// `PUT base + path` with a body and extra request headers.
+    pub async fn put_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<HttpResponse, HttpError> {
+        self.send(Method::PUT, path, Some(content_type), headers, body)
+            .await
     }
 
     /// `POST base + path` with a body.
@@ -97,7 +110,7 @@ impl HttpClient {
         content_type: &str,
         body: Bytes,
     ) -> Result<HttpResponse, HttpError> {
-        self.send(Method::POST, path, Some(content_type), body)
+        self.send(Method::POST, path, Some(content_type), &[], body)
             .await
     }
 
@@ -106,12 +119,16 @@ impl HttpClient {
         method: Method,
         path: &str,
         content_type: Option<&str>,
+        headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<HttpResponse, HttpError> {
         let url = format!("{}{}", self.base, path);
         let mut builder = Request::builder().method(method).uri(&url);
         if let Some(content_type) = content_type {
             builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
         }
         let request = builder.body(Full::new(body)).map_err(|e| HttpError::Url {
             url: url.clone(),

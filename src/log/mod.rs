@@ -15,6 +15,7 @@
 //! re-exports and the `storage` ports; a storage driver only in the shorthands for the
 //! POSIX data directory ([`Log::open`], `fsck::fsck`, `replay::replay_dir`).
 
+pub mod blob_expiry;
 mod committer;
 pub mod fsck;
 pub mod intake;

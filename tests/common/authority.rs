@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use srcos_catalog::catalog::sign_envelope;
+use srcos_catalog::client::upload_intent;
 use srcos_catalog::keyfile::{key_pair_paths, read_signer, write_key_pair};
 use srcos_catalog::note::{KeyType, Signer};
 
@@ -163,12 +164,31 @@ impl Authority {
         (status, hex)
     }
 
-    /// PUTs `bytes` under `hex`.
+    /// PUTs `bytes` under `hex`, the upload intent signed by the admin.
     pub fn put_blob(&self, hex: &str, bytes: &[u8]) -> (u16, Value) {
-        let (status, body) = self
-            .http
-            .put(&format!("/v1/blobs/sha256:{hex}"), bytes.to_vec());
+        self.put_blob_as(&self.admin, hex, bytes)
+    }
+
+    /// PUTs `bytes` under `hex`, the upload intent signed by `uploader`.
+    pub fn put_blob_as(&self, uploader: &Signer, hex: &str, bytes: &[u8]) -> (u16, Value) {
+        let intent = upload_intent(uploader, &self.origin(), hex, bytes.len() as u64);
+        self.put_blob_with(hex, bytes, &[("blob-intent", &intent)])
+    }
+
+    /// PUTs `bytes` under `hex` with these headers (no intent unless given).
+    pub fn put_blob_with(&self, hex: &str, bytes: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
+        let (status, body) =
+            self.http
+                .put_with(&format!("/v1/blobs/sha256:{hex}"), bytes.to_vec(), headers);
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// The log's origin (its key's name).
+    pub fn origin(&self) -> String {
+        read_signer(&self.data.join("log.key"))
+            .unwrap()
+            .name()
+            .to_string()
     }
 
     /// GET a JSON document.

@@ -47,6 +47,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
     /// Starts `serve` on an ephemeral loopback port and waits until it listens.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
         let mut args: Vec<String> = vec![
@@ -172,6 +177,18 @@ impl Http {
             .block_on(
                 self.client
                     .put(path, "application/octet-stream", body.into()),
+            )
+            .expect("PUT");
+        (r.status.as_u16(), r.body.to_vec())
+    }
+
+    /// PUT raw bytes with extra headers; returns (status, body).
+    pub fn put_with(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+        let r = self
+            .rt
+            .block_on(
+                self.client
+                    .put_with(path, "application/octet-stream", headers, body.into()),
             )
             .expect("PUT");
         (r.status.as_u16(), r.body.to_vec())

@@ -20,21 +20,25 @@
 //! - `base-image-receipt`, `task-image-digests`: the socios receipts; the report says
 //!   whether every input image is pinned by digest.
 //!
-//! Blobs are parsed into small typed structs (everything else is skipped without being
-//! kept), so a 64 MiB blob costs little more memory than its bytes.
+//! Blobs are visited once by the bounded readers of `evidence_shapes` (everything else is
+//! skipped without being kept; no document is held as a `serde_json::Value`; a DSSE
+//! payload is decoded as it is parsed), so analysing a blob costs its bytes plus a small
+//! constant. Analysis runs only after the submission's signer was found authorized
+//! (`log::intake`).
 //!
-//! About 550 lines of code, then its tests: one file, because the formats share their
+//! About 560 lines of code, then its tests: one file, because the formats share their
 //! probes and helpers.
 //!
 //! In `wire` because the report is part of the `Publication` leaf; the analysis reads
 //! blobs and requests, never the catalog state. May import, in `wire`: `validate`,
-//! `payload` and `dsse`.
+//! `payload` and `evidence_shapes`.
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::dsse::decode_base64;
+use super::evidence_shapes::{
+    Base64Reader, BaseImage, GrypeMatches, Lenient, SubjectDigests, TaskImages, VulnPredicate,
+};
 use super::payload::{CatalogPublicationRequest, EvidenceItem};
 use super::validate::check_sha256;
 
@@ -42,6 +46,10 @@ use super::validate::check_sha256;
 pub trait BlobSource {
     /// The bytes of the blob whose SHA-256 is `sha256_hex` (64 lowercase hex), if held.
     fn blob(&self, sha256_hex: &str) -> Option<Vec<u8>>;
+
+    /// Notes that a submission names the blob now (a store restarts its expiry clock);
+    /// nothing by default.
+    fn touch(&self, _sha256_hex: &str) {}
 }
 
 /// A source that holds no blobs (analysis then records nothing).
@@ -327,12 +335,13 @@ struct Statement {
     kind: Option<String>,
     #[serde(rename = "predicateType")]
     predicate_type: Option<String>,
-    subject: Option<Vec<StatementSubject>>,
-    predicate: Option<Value>,
-    // A DSSE envelope carrying a Statement.
+    subject: Option<SubjectDigests>,
+    predicate: Option<Lenient<VulnPredicate>>,
+    // A DSSE envelope carrying a Statement (the payload is read again, borrowed, only
+    // when the statement is unwrapped).
     #[serde(rename = "payloadType")]
     payload_type: Option<String>,
-    payload: Option<String>,
+    payload: Option<SkippedString>,
     // The socios provenance receipt.
     #[serde(rename = "kind")]
     receipt_kind: Option<String>,
@@ -340,9 +349,56 @@ struct Statement {
     image_ref: Option<String>,
 }
 
+/// A member that must be a string, checked but not kept.
+struct SkippedString;
+
+impl<'de> Deserialize<'de> for SkippedString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = SkippedString;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SkippedString, E> {
+                Ok(SkippedString)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The payload of a DSSE envelope, borrowed from the blob when it holds no escapes.
 #[derive(Deserialize)]
-struct StatementSubject {
-    digest: Option<std::collections::BTreeMap<String, String>>,
+struct Wrapped<'a> {
+    #[serde(borrow)]
+    payload: Option<Borrowed<'a>>,
+}
+
+/// A string borrowed from the input when it holds no escapes (serde's own `Cow` is
+/// always owned inside an `Option`).
+struct Borrowed<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Borrowed<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                s: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Borrowed(std::borrow::Cow::Borrowed(s)))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Borrowed(std::borrow::Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// The in-toto Statement v1 `_type`.
@@ -352,11 +408,16 @@ pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 
 fn statement(bytes: &[u8]) -> Result<Statement, serde_json::Error> {
     let s: Statement = serde_json::from_slice(bytes)?;
-    if let (Some(t), Some(p)) = (&s.payload_type, &s.payload) {
-        if t.starts_with("application/vnd.in-toto") {
-            if let Some(inner) = decode_base64(p) {
-                return serde_json::from_slice(&inner);
-            }
+    let wrapped = s.payload.is_some()
+        && s.payload_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("application/vnd.in-toto"));
+    if wrapped {
+        let w: Wrapped = serde_json::from_slice(bytes)?;
+        if let Some(Borrowed(p)) = w.payload.filter(|p| Base64Reader::is_valid(&p.0)) {
+            // Decoded as it is parsed: no decoded copy of the payload is kept.
+            let reader = std::io::BufReader::new(Base64Reader::new(&p));
+            return serde_json::from_reader(reader);
         }
     }
     Ok(s)
@@ -395,13 +456,8 @@ fn provenance(subject: &str, bytes: &[u8]) -> EvidenceFinding {
             clip(s.predicate_type.as_deref().unwrap_or(""))
         ));
     }
-    let digests: Vec<&str> = s
-        .subject
-        .iter()
-        .flatten()
-        .filter_map(|d| d.digest.as_ref()?.get("sha256").map(String::as_str))
-        .collect();
-    if !digests.contains(&subject) {
+    let digests: Vec<String> = s.subject.map(|d| d.0).unwrap_or_default();
+    if !digests.iter().any(|d| d == subject) {
         let shown: Vec<String> = digests.iter().take(4).map(|d| clip(d)).collect();
         f.problems.push(format!(
             "subject digests [{}] do not include the subject sha256:{subject}",
@@ -419,17 +475,7 @@ pub fn pinned_digest(image_ref: &str) -> Option<&str> {
 
 #[derive(Deserialize)]
 struct GrypeScan {
-    matches: Vec<GrypeMatch>,
-}
-
-#[derive(Deserialize)]
-struct GrypeMatch {
-    vulnerability: GrypeVulnerability,
-}
-
-#[derive(Deserialize)]
-struct GrypeVulnerability {
-    severity: Option<String>,
+    matches: GrypeMatches,
 }
 
 /// The in-toto vulnerability predicate type prefix (v0.1, v0.2).
@@ -438,18 +484,8 @@ pub const IN_TOTO_VULNS: &str = "https://in-toto.io/attestation/vulns";
 fn scan(bytes: &[u8]) -> EvidenceFinding {
     if let Ok(g) = serde_json::from_slice::<GrypeScan>(bytes) {
         let mut f = finding("grype");
-        let severities: Vec<Option<Severity>> = g
-            .matches
-            .iter()
-            .map(|m| {
-                m.vulnerability
-                    .severity
-                    .as_deref()
-                    .and_then(Severity::parse)
-            })
-            .collect();
-        f.findings = Some(severities.len() as u64);
-        f.max_severity = severities.into_iter().flatten().max();
+        f.findings = Some(g.matches.0.count);
+        f.max_severity = g.matches.0.max;
         return f;
     }
     let s = match statement(bytes) {
@@ -468,40 +504,26 @@ fn scan(bytes: &[u8]) -> EvidenceFinding {
         return f;
     }
     let mut f = finding("in-toto-vulns");
-    let results = s
-        .predicate
-        .as_ref()
-        .and_then(|p| p.pointer("/scanner/result"))
-        .and_then(Value::as_array);
-    let Some(results) = results else {
+    let Some(results) = s.predicate.and_then(|p| p.0).and_then(|p| p.0) else {
         f.problems
             .push("predicate.scanner.result is missing or not an array".into());
         return f;
     };
-    f.findings = Some(results.len() as u64);
-    f.max_severity = results
-        .iter()
-        .flat_map(|r| {
-            r.get("severity")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-        })
-        .filter_map(|s| s.get("score").and_then(Value::as_str))
-        .filter_map(Severity::parse)
-        .max();
+    f.findings = Some(results.count);
+    f.max_severity = results.max;
     f
 }
 
 fn base_image(bytes: &[u8]) -> EvidenceFinding {
-    let v: Value = match serde_json::from_slice(bytes) {
-        Ok(v) => v,
+    let receipt = match serde_json::from_slice::<Lenient<BaseImage>>(bytes) {
+        Ok(r) => r.0.unwrap_or_default(),
         Err(e) => return unparsable("a JSON receipt", &e),
     };
     let mut f = finding("socios-receipt");
-    let base = v.get("baseImage").and_then(Value::as_str);
-    let resolved = v.get("resolvedDigest").and_then(Value::as_str);
-    let resolved_ok = resolved
+    let base = receipt.base.as_deref();
+    let resolved_ok = receipt
+        .resolved
+        .as_deref()
         .and_then(|r| r.strip_prefix("sha256:"))
         .is_some_and(|h| check_sha256(h).is_ok());
     f.pinned = Some(base.and_then(pinned_digest).is_some() || resolved_ok);
@@ -512,40 +534,22 @@ fn base_image(bytes: &[u8]) -> EvidenceFinding {
 }
 
 fn task_images(bytes: &[u8]) -> EvidenceFinding {
-    let v: Value = match serde_json::from_slice(bytes) {
-        Ok(v) => v,
+    let receipt = match serde_json::from_slice::<Lenient<TaskImages>>(bytes) {
+        Ok(r) => r.0,
         Err(e) => return unparsable("a JSON receipt", &e),
     };
     let mut f = finding("socios-receipt");
-    let Some(obj) = v.as_object() else {
+    let Some(TaskImages(images)) = receipt else {
         f.problems.push("is not a JSON object".into());
         return f;
     };
     // Digest receipts hold `{"ref","digest"}` per image; reference receipts hold plain
     // strings, pinned only when they carry `@sha256:`.
-    let mut images = 0;
-    let mut pinned = true;
-    for (key, value) in obj {
-        if !key.ends_with("Image") {
-            continue;
-        }
-        images += 1;
-        let ok = match value {
-            Value::String(s) => pinned_digest(s).is_some(),
-            Value::Object(o) => o
-                .get("digest")
-                .and_then(Value::as_str)
-                .and_then(|d| d.strip_prefix("sha256:"))
-                .is_some_and(|h| check_sha256(h).is_ok()),
-            _ => false,
-        };
-        pinned &= ok;
-    }
-    if images == 0 {
+    if images.is_empty() {
         f.problems
             .push("lists no task images (*Image members)".into());
     }
-    f.pinned = Some(images > 0 && pinned);
+    f.pinned = Some(!images.is_empty() && images.values().all(|p| *p));
     f
 }
 
