@@ -273,3 +273,65 @@ fn three_hundred_idle_sockets_under_ulimit_256_do_not_stop_publications() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// GET `path` with or without `Accept-Encoding: gzip`; returns (content-encoding, body).
+fn get_encoded(url: &str, path: &str, gzip: bool) -> (Option<String>, Vec<u8>) {
+    let mut stream = connect(url);
+    let accept = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{accept}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let (_, raw) = time_to_close(&mut stream, Duration::from_secs(10)).expect("answer");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    let encoding = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-encoding: ").map(str::to_string));
+    (encoding, body)
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line = body.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&body[..line]).unwrap(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[line + 2..line + 2 + size]);
+        body = &body[line + 2 + size + 2..];
+    }
+}
+
+#[test]
+fn entry_bundles_are_gzipped_only_for_clients_that_ask() {
+    let (_dir, server) = start(&[]);
+    for n in 0..3 {
+        publish(&server.url, &server.data, n);
+    }
+    let (_, _, log) = Http::new(&server.url).get("/v1/log");
+    let size = serde_json::from_slice::<serde_json::Value>(&log).unwrap()["treeSize"]
+        .as_u64()
+        .unwrap();
+    let path = format!("/tile/entries/000.p/{size}");
+    let (plain_encoding, plain) = get_encoded(&server.url, &path, false);
+    assert_eq!(plain_encoding, None);
+    let (encoding, compressed) = get_encoded(&server.url, &path, true);
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_end(&mut inflated)
+        .unwrap();
+    assert_eq!(inflated, plain);
+    assert!(compressed.len() < plain.len());
+    // Hash tiles do not compress: they are served as they are.
+    let (hash_encoding, _) = get_encoded(&server.url, &format!("/tile/0/000.p/{size}"), true);
+    assert_eq!(hash_encoding, None);
+}

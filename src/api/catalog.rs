@@ -353,3 +353,23 @@ async fn state_digest(
     };
     serde_json::to_value(digest).map_err(|e| Problem::internal(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ReadWork, DIGESTS_CACHED};
+
+    #[test]
+    fn digests_are_remembered_per_size_and_the_oldest_is_forgotten() {
+        let work = ReadWork::default();
+        assert_eq!(work.cached(7), None);
+        work.remember(7, [7; 32]);
+        work.remember(7, [9; 32]);
+        assert_eq!(work.cached(7), Some([7; 32]), "a size's digest never changes");
+        for size in 100..100 + DIGESTS_CACHED as u64 {
+            work.remember(size, [1; 32]);
+        }
+        assert_eq!(work.cached(7), None);
+        assert_eq!(work.cached(100 + DIGESTS_CACHED as u64 - 1), Some([1; 32]));
+        assert_eq!(work.digests.lock().unwrap().len(), DIGESTS_CACHED);
+    }
+}
