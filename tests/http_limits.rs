@@ -174,13 +174,20 @@ fn a_greedy_client_gets_429_with_retry_after() {
     let text = refused.expect("10 requests at once must exceed 2/s with a burst of 3");
     let retry_after = text
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after: ").map(str::to_string))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after: ")
+                .map(str::to_string)
+        })
         .expect("Retry-After");
     assert!(retry_after.trim().parse::<u64>().unwrap() >= 1, "{text}");
     // Other limits are per client: loopback is spared when not asked for.
     let (_dir2, open) = start(&["--per-ip-rate", "2", "--per-ip-burst", "3"]);
     for _ in 0..10 {
-        let (status, _) = common::raw_http(&open.url, b"GET /v1/log HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let (status, _) = common::raw_http(
+            &open.url,
+            b"GET /v1/log HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
         assert_eq!(status, 200);
     }
 }
@@ -220,7 +227,11 @@ fn sigterm_with_stalled_clients_exits_within_the_deadline() {
         .recv_timeout(Duration::from_secs(10))
         .expect("SIGTERM did not return within 10 s with stalled clients");
     assert!(clean, "the server did not exit cleanly");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 /// `serve` under `ulimit -n 256`, started through the shell.
@@ -277,7 +288,11 @@ fn three_hundred_idle_sockets_under_ulimit_256_do_not_stop_publications() {
 /// GET `path` with or without `Accept-Encoding: gzip`; returns (content-encoding, body).
 fn get_encoded(url: &str, path: &str, gzip: bool) -> (Option<String>, Vec<u8>) {
     let mut stream = connect(url);
-    let accept = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+    let accept = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: x\r\n{accept}Connection: close\r\n\r\n"
@@ -334,4 +349,63 @@ fn entry_bundles_are_gzipped_only_for_clients_that_ask() {
     // Hash tiles do not compress: they are served as they are.
     let (hash_encoding, _) = get_encoded(&server.url, &format!("/tile/0/000.p/{size}"), true);
     assert_eq!(hash_encoding, None);
+}
+
+#[test]
+fn the_witness_cuts_slow_headers_and_stalled_bodies_too() {
+    let dir = tempdir();
+    let witness_key = dir.path().join("w1");
+    let log_key = dir.path().join("log");
+    common::cli_ok(&[
+        "keygen",
+        "--name",
+        "w1.example",
+        "--witness",
+        "--out",
+        witness_key.to_str().unwrap(),
+    ]);
+    common::cli_ok(&[
+        "keygen",
+        "--name",
+        "limits.example/log",
+        "--out",
+        log_key.to_str().unwrap(),
+    ]);
+    let state = dir.path().join("state");
+    let args: Vec<String> = [
+        "witness",
+        "--listen",
+        "127.0.0.1:0",
+        "--key",
+        witness_key.with_extension("key").to_str().unwrap(),
+        "--log",
+        &format!(
+            "limits.example/log={}",
+            log_key.with_extension("vkey").display()
+        ),
+        "--state",
+        state.to_str().unwrap(),
+        "--header-timeout",
+        "1",
+        "--body-timeout",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let witness = Server::spawn(&args, &state);
+    let mut slow = connect(&witness.url);
+    slow.write_all(b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let (after, _) = time_to_close(&mut slow, Duration::from_secs(8)).expect("slow head held");
+    assert!(after < Duration::from_secs(4), "{after:?}");
+    let mut stalled = connect(&witness.url);
+    stalled
+        .write_all(
+            b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nold 0\n",
+        )
+        .unwrap();
+    let (after, _) =
+        time_to_close(&mut stalled, Duration::from_secs(8)).expect("stalled body held");
+    assert!(after < Duration::from_secs(4), "{after:?}");
 }

@@ -233,17 +233,19 @@ pub async fn entry(
 ) -> Response {
     let local = local_id(&id, ENTRY_URN).to_string();
     let origin = app.log.origin().to_string();
-    respond(work.run(&app, move |catalog, at| {
-        let index = catalog
-            .entry_index(&local)
-            .map_err(store_problem)?
-            .ok_or_else(|| Problem::not_found(format!("no catalog entry {id}")))?;
-        let mut v = entry_json(catalog, index, at, &origin)?
-            .ok_or_else(|| Problem::not_found(format!("no catalog entry {id}")))?;
-        v["treeSize"] = json!(at);
-        Ok(v)
-    })
-    .await)
+    respond(
+        work.run(&app, move |catalog, at| {
+            let index = catalog
+                .entry_index(&local)
+                .map_err(store_problem)?
+                .ok_or_else(|| Problem::not_found(format!("no catalog entry {id}")))?;
+            let mut v = entry_json(catalog, index, at, &origin)?
+                .ok_or_else(|| Problem::not_found(format!("no catalog entry {id}")))?;
+            v["treeSize"] = json!(at);
+            Ok(v)
+        })
+        .await,
+    )
 }
 
 /// `GET /v1/catalog/evidence-bundles/<id>`: the bundle, plus the evidence items with their
@@ -255,26 +257,28 @@ pub async fn bundle(
 ) -> Response {
     let local = local_id(&id, BUNDLE_URN).to_string();
     let origin = app.log.origin().to_string();
-    respond(work.run(&app, move |catalog, at| {
-        let missing = || Problem::not_found(format!("no evidence bundle {id}"));
-        let index = catalog
-            .entry_index(&local)
-            .map_err(store_problem)?
-            .ok_or_else(missing)?;
-        let (view, publication) = catalog
-            .entry_view(index, at)
-            .map_err(store_problem)?
-            .ok_or_else(missing)?;
-        Ok(json!({
-            "evidenceBundle": evidence_bundle(&view, &publication, &origin),
-            "evidence": publication.evidence,
-            "evidenceReport": publication.evidence_report,
-            "agentplaneRefs": publication.agentplane_refs,
-            "leafIndices": view.leaf_indices,
-            "treeSize": at,
-        }))
-    })
-    .await)
+    respond(
+        work.run(&app, move |catalog, at| {
+            let missing = || Problem::not_found(format!("no evidence bundle {id}"));
+            let index = catalog
+                .entry_index(&local)
+                .map_err(store_problem)?
+                .ok_or_else(missing)?;
+            let (view, publication) = catalog
+                .entry_view(index, at)
+                .map_err(store_problem)?
+                .ok_or_else(missing)?;
+            Ok(json!({
+                "evidenceBundle": evidence_bundle(&view, &publication, &origin),
+                "evidence": publication.evidence,
+                "evidenceReport": publication.evidence_report,
+                "agentplaneRefs": publication.agentplane_refs,
+                "leafIndices": view.leaf_indices,
+                "treeSize": at,
+            }))
+        })
+        .await,
+    )
 }
 
 /// `GET /v1/policy`: the policy in force and the leaf that set it (0: the defaults).
@@ -364,7 +368,11 @@ mod tests {
         assert_eq!(work.cached(7), None);
         work.remember(7, [7; 32]);
         work.remember(7, [9; 32]);
-        assert_eq!(work.cached(7), Some([7; 32]), "a size's digest never changes");
+        assert_eq!(
+            work.cached(7),
+            Some([7; 32]),
+            "a size's digest never changes"
+        );
         for size in 100..100 + DIGESTS_CACHED as u64 {
             work.remember(size, [1; 32]);
         }

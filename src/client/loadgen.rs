@@ -119,8 +119,12 @@ impl ReadLoad {
         let reads = Arc::new(AtomicU64::new(0));
         let tasks = (0..readers)
             .map(|_| {
-                let (client, path, stop, reads) =
-                    (client.clone(), path.to_string(), stop.clone(), reads.clone());
+                let (client, path, stop, reads) = (
+                    client.clone(),
+                    path.to_string(),
+                    stop.clone(),
+                    reads.clone(),
+                );
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         if client.get(&path).await.is_err() {

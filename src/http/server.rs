@@ -27,14 +27,14 @@ use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
-use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use super::problem::Problem;
@@ -87,7 +87,9 @@ impl Default for ServerLimits {
 /// [`FD_RESERVE`] descriptors fit in `fd_limit` (at least 1).
 pub fn connection_cap(wanted: usize, fd_limit: u64) -> usize {
     let room = fd_limit.saturating_sub(FD_RESERVE).max(1);
-    usize::try_from(room).map_or(wanted, |room| wanted.min(room)).max(1)
+    usize::try_from(room)
+        .map_or(wanted, |room| wanted.min(room))
+        .max(1)
 }
 
 /// Raises the soft limit on open descriptors to the hard limit; returns the soft limit
@@ -291,8 +293,8 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(remote));
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         connections.spawn(async move {
             if let Err(e) = connection.await {
