@@ -99,7 +99,7 @@ pub fn raise_fd_limit() -> Option<u64> {
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
         limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
             tracing::warn!(error = %e, "could not raise the descriptor limit");
         }
     }
@@ -149,30 +149,28 @@ impl PerIp {
     }
 
     /// Takes a slot for one request from `ip`, or says why not (the 429).
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Option<Slot>, Response> {
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Option<Slot>, Refusal> {
         if ip.is_loopback() && !self.loopback_too {
             return Ok(None);
         }
         if let Some((rate, limiter)) = &self.rate {
             if let Err(not_until) = limiter.check_key(&ip) {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                return Err(too_many_requests(
-                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-                    format!("at most {rate} requests per second per client address"),
-                ));
+                return Err(Refusal {
+                    retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                    detail: format!("at most {rate} requests per second per client address"),
+                });
             }
         }
         if self.concurrency == 0 {
             return Ok(None);
         }
-        let busy = || {
-            too_many_requests(
-                1,
-                format!(
-                    "at most {} requests in flight per client address",
-                    self.concurrency
-                ),
-            )
+        let busy = || Refusal {
+            retry_after: 1,
+            detail: format!(
+                "at most {} requests in flight per client address",
+                self.concurrency
+            ),
         };
         let mut counts = self.counts.lock().map_err(|_| busy())?;
         let n = counts.entry(ip).or_insert(0);
@@ -185,6 +183,15 @@ impl PerIp {
             ip,
         }))
     }
+}
+
+/// Why a client's request is refused with 429.
+#[derive(Debug)]
+struct Refusal {
+    /// Seconds until it may try again.
+    retry_after: u64,
+    /// Which limit it exceeded.
+    detail: String,
 }
 
 /// The 429 answer, with `Retry-After` in whole seconds (at least 1).
@@ -209,7 +216,7 @@ async fn limit_per_ip(per_ip: Arc<PerIp>, request: Request, next: Next) -> Respo
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let _slot = match ip.map(|ip| per_ip.admit(ip)) {
-        Some(Err(refusal)) => return refusal,
+        Some(Err(refusal)) => return too_many_requests(refusal.retry_after, refusal.detail),
         Some(Ok(slot)) => slot,
         None => None,
     };
@@ -354,8 +361,7 @@ mod tests {
         let first = per_ip.admit(a).ok().flatten();
         let second = per_ip.admit(a).ok().flatten();
         assert!(first.is_some() && second.is_some());
-        let refused = per_ip.admit(a).err().map(|r| r.status().as_u16());
-        assert_eq!(refused, Some(429));
+        assert!(per_ip.admit(a).is_err());
         assert!(per_ip.admit(b).is_ok());
         assert!(per_ip.admit(IpAddr::from([127, 0, 0, 1])).is_ok());
         drop(first);
@@ -378,7 +384,9 @@ mod tests {
         assert!(per_ip.admit(ip).is_ok());
         assert!(per_ip.admit(ip).is_ok());
         let refused = per_ip.admit(ip).err().expect("third request refused");
-        assert_eq!(refused.status().as_u16(), 429);
-        assert_eq!(refused.headers()["retry-after"], "1");
+        assert_eq!(refused.retry_after, 1);
+        let answer = too_many_requests(refused.retry_after, refused.detail);
+        assert_eq!(answer.status().as_u16(), 429);
+        assert_eq!(answer.headers()["retry-after"], "1");
     }
 }
