@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{bin, request_json, tempdir, Http, Server};
@@ -235,42 +235,23 @@ fn sigterm_with_stalled_clients_exits_within_the_deadline() {
 }
 
 /// `serve` under `ulimit -n 256`, started through the shell.
-fn start_under_ulimit(data: &Path, extra: &str) -> (Child, String) {
+fn start_under_ulimit(data: &Path, extra: &str) -> Server {
     let script = format!(
         "ulimit -n 256 && exec '{}' serve --data '{}' --listen 127.0.0.1:0 {extra}",
         bin().display(),
         data.display()
     );
-    let mut child = Command::new("sh")
-        .args(["-c", &script])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning the server");
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "server exited");
-        if let Some(url) = line.trim().strip_prefix("listening on ") {
-            break url.to_string();
-        }
-    };
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-            sink.clear();
-        }
-    });
-    (child, url)
+    let mut command = Command::new("sh");
+    command.args(["-c", &script]);
+    Server::spawn_command(command, data)
 }
 
 #[test]
 fn three_hundred_idle_sockets_under_ulimit_256_do_not_stop_publications() {
     let dir = tempdir();
     let data = dir.path().join("data");
-    let (mut child, url) = start_under_ulimit(&data, "--header-timeout 2");
+    let server = start_under_ulimit(&data, "--header-timeout 2");
+    let url = server.url.clone();
     publish(&url, &data, 1);
     let held: Vec<TcpStream> = (0..300).map(|_| connect(&url)).collect();
     std::thread::sleep(Duration::from_millis(500));
@@ -281,8 +262,6 @@ fn three_hundred_idle_sockets_under_ulimit_256_do_not_stop_publications() {
     // The log stayed healthy: a third publication after the attacker left.
     drop(held);
     publish(&url, &data, 3);
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// GET `path` with or without `Accept-Encoding: gzip`; returns (content-encoding, body).
