@@ -54,3 +54,6 @@ loadgen --admin-key "$mem/admin.key" --rate max --duration "${PEAK_DURATION:-20s
   --connections 256 --max-requests 400000 | tee "$out/peak-memory.txt"
 echo "memory projection: peak resident memory: $(grep VmHWM /proc/$pid/status)" | tee -a "$out/memory.txt"
 stop_server
+
+# Publish latency with and without expensive catalog reads beside it.
+benches/read_load.sh

@@ -2,8 +2,12 @@
 //! policy, and the state digest. Every answer is as of the committed tree size and names
 //! the leaf indices that back it, so a consumer can fetch their receipts.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -14,6 +18,73 @@ use crate::catalog::{
     catalog_entry, evidence_bundle, Catalog, EntryQuery, EntryStatus, RecordError, BUNDLE_URN,
     ENTRY_URN, MAX_PAGE,
 };
+
+/// Catalog reads run at once on blocking threads (the rest wait up to [`READ_WAIT`]).
+pub const READ_SLOTS: usize = 2;
+/// Longest wait for a read slot before answering 503.
+pub const READ_WAIT: Duration = Duration::from_secs(2);
+/// State digests remembered (by tree size).
+pub const DIGESTS_CACHED: usize = 64;
+
+/// The bound on concurrent catalog reads and the cache of state digests, shared by the
+/// handlers of one router.
+pub struct ReadWork {
+    slots: tokio::sync::Semaphore,
+    digests: Mutex<VecDeque<(u64, [u8; 32])>>,
+}
+
+impl Default for ReadWork {
+    fn default() -> Self {
+        ReadWork {
+            slots: tokio::sync::Semaphore::new(READ_SLOTS),
+            digests: Mutex::new(VecDeque::with_capacity(DIGESTS_CACHED)),
+        }
+    }
+}
+
+impl ReadWork {
+    fn cached(&self, size: u64) -> Option<[u8; 32]> {
+        let digests = self.digests.lock().ok()?;
+        digests.iter().find(|(s, _)| *s == size).map(|(_, d)| *d)
+    }
+
+    fn remember(&self, size: u64, digest: [u8; 32]) {
+        if let Ok(mut digests) = self.digests.lock() {
+            if digests.iter().any(|(s, _)| *s == size) {
+                return;
+            }
+            if digests.len() >= DIGESTS_CACHED {
+                digests.pop_front();
+            }
+            digests.push_back((size, digest));
+        }
+    }
+
+    /// Runs `read` on the catalog on a blocking thread once a slot is free.
+    async fn run<R: Send + 'static>(
+        &self,
+        app: &AppState,
+        read: impl FnOnce(&Catalog, u64) -> Result<R, Problem> + Send + 'static,
+    ) -> Result<R, Problem> {
+        let _slot = match tokio::time::timeout(READ_WAIT, self.slots.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            _ => return Err(busy()),
+        };
+        let log = app.log.clone();
+        tokio::task::spawn_blocking(move || log.read_catalog(read))
+            .await
+            .map_err(|e| Problem::internal(format!("catalog read: {e}")))?
+    }
+}
+
+fn busy() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "Catalog reads are saturated",
+        format!("at most {READ_SLOTS} catalog reads run at once; retry shortly"),
+    )
+}
 
 fn json_response(value: &Value) -> Response {
     let mut response = (StatusCode::OK, value.to_string()).into_response();
@@ -29,6 +100,13 @@ fn json_response(value: &Value) -> Response {
 fn respond(result: Result<Value, Problem>) -> Response {
     match result {
         Ok(v) => json_response(&v),
+        Err(p) if p.status == StatusCode::SERVICE_UNAVAILABLE.as_u16() => {
+            let mut response = p.into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
         Err(p) => p.into_response(),
     }
 }
@@ -72,9 +150,10 @@ fn entry_json(
 /// `GET /v1/catalog/entries?subject=&channel=&status=&page_token=&limit=`.
 pub async fn entries(
     State(app): State<AppState>,
+    Extension(work): Extension<Arc<ReadWork>>,
     query: Result<Query<EntriesQuery>, QueryRejection>,
 ) -> Response {
-    let result = (|| {
+    let query = (|| {
         let Query(q) =
             query.map_err(|r| Problem::bad_request(format!("query string: {}", r.body_text())))?;
         let status = q
@@ -112,8 +191,15 @@ pub async fn entries(
             after,
             limit,
         };
-        let origin = app.log.origin().to_string();
-        app.log.read_catalog(|catalog, at| {
+        Ok(query)
+    })();
+    let query = match query {
+        Ok(query) => query,
+        Err(problem) => return problem.into_response(),
+    };
+    let origin = app.log.origin().to_string();
+    let result = work
+        .run(&app, move |catalog, at| {
             let page = catalog.query_entries(&query, at).map_err(store_problem)?;
             let items: Vec<Value> = page
                 .items
@@ -131,7 +217,7 @@ pub async fn entries(
                 "treeSize": at,
             }))
         })
-    })();
+        .await;
     respond(result)
 }
 
@@ -140,45 +226,59 @@ fn local_id<'a>(id: &'a str, prefix: &str) -> &'a str {
 }
 
 /// `GET /v1/catalog/entries/<id>` (the URN or its local part).
-pub async fn entry(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn entry(
+    State(app): State<AppState>,
+    Extension(work): Extension<Arc<ReadWork>>,
+    Path(id): Path<String>,
+) -> Response {
     let local = local_id(&id, ENTRY_URN).to_string();
     let origin = app.log.origin().to_string();
-    respond(app.log.read_catalog(|catalog, at| {
-        let index = catalog
-            .entry_index(&local)
-            .map_err(store_problem)?
-            .ok_or_else(|| Problem::not_found(format!("no catalog entry {id}")))?;
-        let mut v = entry_json(catalog, index, at, &origin)?
-            .ok_or_else(|| Problem::not_found(format!("no catalog entry {id}")))?;
-        v["treeSize"] = json!(at);
-        Ok(v)
-    }))
+    respond(
+        work.run(&app, move |catalog, at| {
+            let index = catalog
+                .entry_index(&local)
+                .map_err(store_problem)?
+                .ok_or_else(|| Problem::not_found(format!("no catalog entry {id}")))?;
+            let mut v = entry_json(catalog, index, at, &origin)?
+                .ok_or_else(|| Problem::not_found(format!("no catalog entry {id}")))?;
+            v["treeSize"] = json!(at);
+            Ok(v)
+        })
+        .await,
+    )
 }
 
 /// `GET /v1/catalog/evidence-bundles/<id>`: the bundle, plus the evidence items with their
 /// digests and what analysis of their blobs found.
-pub async fn bundle(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn bundle(
+    State(app): State<AppState>,
+    Extension(work): Extension<Arc<ReadWork>>,
+    Path(id): Path<String>,
+) -> Response {
     let local = local_id(&id, BUNDLE_URN).to_string();
     let origin = app.log.origin().to_string();
-    respond(app.log.read_catalog(|catalog, at| {
-        let missing = || Problem::not_found(format!("no evidence bundle {id}"));
-        let index = catalog
-            .entry_index(&local)
-            .map_err(store_problem)?
-            .ok_or_else(missing)?;
-        let (view, publication) = catalog
-            .entry_view(index, at)
-            .map_err(store_problem)?
-            .ok_or_else(missing)?;
-        Ok(json!({
-            "evidenceBundle": evidence_bundle(&view, &publication, &origin),
-            "evidence": publication.evidence,
-            "evidenceReport": publication.evidence_report,
-            "agentplaneRefs": publication.agentplane_refs,
-            "leafIndices": view.leaf_indices,
-            "treeSize": at,
-        }))
-    }))
+    respond(
+        work.run(&app, move |catalog, at| {
+            let missing = || Problem::not_found(format!("no evidence bundle {id}"));
+            let index = catalog
+                .entry_index(&local)
+                .map_err(store_problem)?
+                .ok_or_else(missing)?;
+            let (view, publication) = catalog
+                .entry_view(index, at)
+                .map_err(store_problem)?
+                .ok_or_else(missing)?;
+            Ok(json!({
+                "evidenceBundle": evidence_bundle(&view, &publication, &origin),
+                "evidence": publication.evidence,
+                "evidenceReport": publication.evidence_report,
+                "agentplaneRefs": publication.agentplane_refs,
+                "leafIndices": view.leaf_indices,
+                "treeSize": at,
+            }))
+        })
+        .await,
+    )
 }
 
 /// `GET /v1/policy`: the policy in force and the leaf that set it (0: the defaults).
@@ -207,32 +307,77 @@ struct StateDigest {
 /// first N leaves (default: the committed size), for replay comparison.
 pub async fn state(
     State(app): State<AppState>,
+    Extension(work): Extension<Arc<ReadWork>>,
     query: Result<Query<StateQuery>, QueryRejection>,
 ) -> Response {
-    let result = (|| {
-        let Query(q) =
-            query.map_err(|r| Problem::bad_request(format!("query string: {}", r.body_text())))?;
-        let wanted = q
-            .tree_size
-            .as_deref()
-            .map(|t| number(t, "tree_size"))
-            .transpose()?;
-        app.log.read_catalog(|catalog, at| {
-            let size = wanted.unwrap_or(at);
-            if size > at {
-                return Err(Problem::not_found(format!(
-                    "tree size {size} is beyond the committed size {at}"
-                )));
-            }
-            let digest = catalog
-                .try_state_digest_at(size)
-                .map_err(|e| Problem::internal(e.to_string()))?;
-            let digest = StateDigest {
-                tree_size: size,
-                state_digest: hex::encode(digest),
-            };
-            serde_json::to_value(digest).map_err(|e| Problem::internal(e.to_string()))
-        })
-    })();
-    respond(result)
+    respond(state_digest(&app, work, query).await)
+}
+
+async fn state_digest(
+    app: &AppState,
+    work: Arc<ReadWork>,
+    query: Result<Query<StateQuery>, QueryRejection>,
+) -> Result<Value, Problem> {
+    let Query(q) =
+        query.map_err(|r| Problem::bad_request(format!("query string: {}", r.body_text())))?;
+    let wanted = q
+        .tree_size
+        .as_deref()
+        .map(|t| number(t, "tree_size"))
+        .transpose()?;
+    let committed = app.log.head().checkpoint.size;
+    let size = wanted.unwrap_or(committed);
+    if size > committed {
+        return Err(Problem::not_found(format!(
+            "tree size {size} is beyond the committed size {committed}"
+        )));
+    }
+    let digest = match work.cached(size) {
+        Some(digest) => digest,
+        None => {
+            let again = work.clone();
+            let digest = work
+                .run(app, move |catalog, _| {
+                    // Another request may have computed it while this one waited.
+                    if let Some(digest) = again.cached(size) {
+                        return Ok(digest);
+                    }
+                    catalog
+                        .try_state_digest_at(size)
+                        .map_err(|e| Problem::internal(e.to_string()))
+                })
+                .await?;
+            work.remember(size, digest);
+            digest
+        }
+    };
+    let digest = StateDigest {
+        tree_size: size,
+        state_digest: hex::encode(digest),
+    };
+    serde_json::to_value(digest).map_err(|e| Problem::internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ReadWork, DIGESTS_CACHED};
+
+    #[test]
+    fn digests_are_remembered_per_size_and_the_oldest_is_forgotten() {
+        let work = ReadWork::default();
+        assert_eq!(work.cached(7), None);
+        work.remember(7, [7; 32]);
+        work.remember(7, [9; 32]);
+        assert_eq!(
+            work.cached(7),
+            Some([7; 32]),
+            "a size's digest never changes"
+        );
+        for size in 100..100 + DIGESTS_CACHED as u64 {
+            work.remember(size, [1; 32]);
+        }
+        assert_eq!(work.cached(7), None);
+        assert_eq!(work.cached(100 + DIGESTS_CACHED as u64 - 1), Some([1; 32]));
+        assert_eq!(work.digests.lock().unwrap().len(), DIGESTS_CACHED);
+    }
 }

@@ -15,17 +15,23 @@ mod read;
 mod submit;
 mod witnessed;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::routing::{get, post, put};
-use axum::Router;
+use axum::{Extension, Router};
+use tower_http::compression::CompressionLayer;
 
 use crate::http::routes;
+use crate::http::server::{self as http_server, ServerLimits};
 use crate::http::Problem;
 use crate::log::witnessing::Witnessing;
 use crate::log::Log;
 use crate::storage::blobs::BlobStore;
+
+/// Entry bundles (`/tile/entries/...`), served gzip-compressed to clients that accept it
+/// (C2SP tlog-tiles recommends it: bundles compress well, hash tiles do not, so these
+/// alone are compressed).
+const ENTRY_BUNDLES: &str = "/tile/entries/{*path}";
 
 /// Largest request body accepted (413 above).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -74,12 +80,17 @@ pub fn app_router(state: AppState) -> Router {
         .route(routes::POLICY, get(catalog::policy))
         .route(routes::CHECKPOINT, get(read::checkpoint))
         .route(routes::TILE, get(read::tile))
+        .route(
+            ENTRY_BUNDLES,
+            get(read::entry_bundle).layer(CompressionLayer::new().gzip(true)),
+        )
         .route(routes::LOG_INFO, get(read::log_info))
         .route(routes::LOG_ENTRY, get(read::entry))
         .route(routes::RECEIPT, get(read::receipt))
         .route(routes::INCLUSION_PROOF, get(read::inclusion))
         .route(routes::CONSISTENCY_PROOF, get(read::consistency))
         .fallback(read::fallback)
+        .layer(Extension(Arc::new(catalog::ReadWork::default())))
         .with_state(state)
 }
 
@@ -108,14 +119,24 @@ pub async fn serve_with(
     serve_app(state, listener, shutdown).await
 }
 
-/// [`serve`] for a complete [`AppState`] (blobs and witnessing).
+/// [`serve`] for a complete [`AppState`] (blobs and witnessing), with the default
+/// [`ServerLimits`].
 pub async fn serve_app(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app_router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_limited(state, listener, &ServerLimits::default(), shutdown).await
+}
+
+/// [`serve_app`] under `limits`: timeouts, the connection cap, per-client limits and the
+/// shutdown deadline (see [`crate::http::server`]).
+pub async fn serve_limited(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    limits: &ServerLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = http_server::with_request_limits(app_router(state), limits);
+    http_server::serve(app, listener, limits, shutdown).await
 }

@@ -76,6 +76,12 @@ pub async fn tile(State(app): State<AppState>, Path(path): Path<String>) -> Resp
     }
 }
 
+/// `GET /tile/entries/<N>[.p/<W>]` on its own route, so that entry bundles alone are
+/// compressed.
+pub async fn entry_bundle(app: State<AppState>, Path(path): Path<String>) -> Response {
+    tile(app, Path(format!("entries/{path}"))).await
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LogInfo<'a> {

@@ -52,6 +52,14 @@ pub struct LoadgenArgs {
     /// Print each report as one JSON line instead of text.
     #[arg(long)]
     json: bool,
+    /// Read-load benchmark: run each rate twice, idle and then with this many readers
+    /// looping on --read-path, and print publish p99 for both.
+    #[arg(long, default_value_t = 0)]
+    read_load: usize,
+    /// The GET the readers loop on (default: the catalog state digest at half the tree
+    /// size when the run starts).
+    #[arg(long)]
+    read_path: Option<String>,
 }
 
 /// A `--duration` that is not one.
@@ -107,8 +115,22 @@ pub fn run(args: LoadgenArgs) -> Result<(), CliError> {
         let publishers = loadgen::grant_publishers(&authority, &admin, args.publishers.max(1))
             .await
             .context(|| "granting the load generator's publishers".into())?;
+        let read_path = match &args.read_path {
+            Some(path) => path.clone(),
+            None => {
+                let size = authority.log_info().await.map_err(describe)?.tree_size;
+                format!("/v1/catalog/state?tree_size={}", size / 2)
+            }
+        };
         let mut reports = Vec::new();
-        for (round, rate) in rates.iter().enumerate() {
+        let modes: &[bool] = if args.read_load > 0 {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        let rounds = rates.iter().flat_map(|r| modes.iter().map(move |m| (*r, *m)));
+        for (round, (rate, loaded)) in rounds.enumerate() {
+            let rate = &rate;
             let count = match rate {
                 Some(r) => (r * args.duration.as_secs_f64()).ceil() as usize,
                 None => args.max_requests,
@@ -124,8 +146,20 @@ pub fn run(args: LoadgenArgs) -> Result<(), CliError> {
                 max_requests: args.max_requests,
                 verify_every: args.verify_every,
             };
+            let readers = loaded
+                .then(|| loadgen::ReadLoad::start(authority.http(), &read_path, args.read_load));
             let report = loadgen::run(authority.http(), &config, requests, &log_key).await;
             print_report(&report, args.json);
+            if let Some(readers) = readers {
+                let reads = readers.stop().await;
+                let idle = reports.last().map_or(0.0, |r: &LoadReport| r.latency_ms.p99);
+                println!(
+                    "read load: publish p99 idle {idle:.2} ms, with {} readers on {read_path} {:.2} ms ({:.2}x; {reads} reads answered)",
+                    args.read_load,
+                    report.latency_ms.p99,
+                    report.latency_ms.p99 / idle.max(0.001)
+                );
+            }
             reports.push(report);
         }
         Ok::<_, CliError>(reports)

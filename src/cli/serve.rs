@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// Witness cosigning.
     #[command(flatten)]
     witnessing: super::witnessing::WitnessingArgs,
+    /// Connection limits.
+    #[command(flatten)]
+    connections: super::connections::ConnectionArgs,
 }
 
 /// `--projection`.
@@ -113,7 +116,8 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             blobs,
             witnessing,
         };
-        crate::api::serve_app(state, listener, shutdown_signal())
+        let limits = args.connections.limits();
+        crate::api::serve_limited(state, listener, &limits, shutdown_signal())
             .await
             .context(|| "serving HTTP".into())
     })?;

@@ -29,6 +29,9 @@ pub struct WitnessArgs {
     /// Directory of the witness's durable state (one file per log).
     #[arg(long, default_value = "./witness-state")]
     state: PathBuf,
+    /// Connection limits.
+    #[command(flatten)]
+    connections: super::connections::ConnectionArgs,
 }
 
 /// Opens the state, serves until SIGTERM/SIGINT.
@@ -56,7 +59,8 @@ pub fn run(args: WitnessArgs) -> Result<(), CliError> {
             );
         }
         println!("listening on http://{local}");
-        server::serve(witness.clone(), listener, shutdown_signal())
+        let limits = args.connections.limits();
+        server::serve_limited(witness.clone(), listener, &limits, shutdown_signal())
             .await
             .context(|| "serving HTTP".into())
     })?;

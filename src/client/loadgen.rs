@@ -13,7 +13,7 @@
 //! the publishers), `catalog` (through its root), `note` and `receipt`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,50 @@ pub enum LoadError {
         /// Why.
         source: ClientError,
     },
+}
+
+/// Readers that loop on one GET while a load runs (the read-load benchmark: publish
+/// latency with and without expensive reads beside it).
+pub struct ReadLoad {
+    stop: Arc<AtomicBool>,
+    reads: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ReadLoad {
+    /// Starts `readers` tasks, each sending GET `path` again as soon as it is answered.
+    pub fn start(client: &HttpClient, path: &str, readers: usize) -> ReadLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicU64::new(0));
+        let tasks = (0..readers)
+            .map(|_| {
+                let (client, path, stop, reads) = (
+                    client.clone(),
+                    path.to_string(),
+                    stop.clone(),
+                    reads.clone(),
+                );
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        if client.get(&path).await.is_err() {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        ReadLoad { stop, reads, tasks }
+    }
+
+    /// Stops the readers; returns how many reads they were answered.
+    pub async fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.reads.load(Ordering::Relaxed)
+    }
 }
 
 /// Prefix every generated request targets; grants cover it.

@@ -6,6 +6,7 @@
 //!   size limit;
 //! - `body`: reading request bodies with a hard size limit;
 //! - `problem`: RFC 9457 problem+json error answers;
+//! - [`server`]: serving a router with connection limits and a shutdown deadline;
 //! - [`routes`]: every route of the catalog API, shared by the server's router and the
 //!   client so the two cannot drift.
 //!
@@ -17,6 +18,7 @@ mod body;
 mod client;
 mod problem;
 pub mod routes;
+pub mod server;
 
 pub use body::{declared_length, read_limited};
 pub use client::{HttpClient, HttpError, HttpResponse, MAX_RESPONSE_BYTES};

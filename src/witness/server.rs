@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::{AddError, Witness};
+use crate::http::server::{with_request_limits, ServerLimits};
 use crate::http::{read_limited, Problem};
 use crate::note::{tlog_size_body, AddCheckpoint, TLOG_SIZE_MEDIA_TYPE};
 
@@ -30,16 +31,26 @@ pub fn router(witness: Arc<Witness>) -> Router {
         .with_state(witness)
 }
 
-/// Serves the witness on `listener` until `shutdown` resolves; requests in flight
-/// (and so their durable writes) finish first.
+/// Serves the witness on `listener` until `shutdown` resolves, with the default
+/// [`ServerLimits`]; requests in flight (and so their durable writes) finish first.
 pub async fn serve(
     witness: Arc<Witness>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(witness))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_limited(witness, listener, &ServerLimits::default(), shutdown).await
+}
+
+/// [`serve`] under `limits`: timeouts, the connection cap, per-client limits and the
+/// shutdown deadline (see [`crate::http::server`]).
+pub async fn serve_limited(
+    witness: Arc<Witness>,
+    listener: tokio::net::TcpListener,
+    limits: &ServerLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = with_request_limits(router(witness), limits);
+    crate::http::server::serve(app, listener, limits, shutdown).await
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {

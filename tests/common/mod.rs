@@ -68,8 +68,14 @@ impl Server {
     /// Runs the binary with `args` (a command that prints `listening on <url>` once it
     /// listens, like `serve` and `witness`) and waits until it listens.
     pub fn spawn(args: &[String], data: &Path) -> Server {
-        let mut child = Command::new(bin())
-            .args(args)
+        let mut command = Command::new(bin());
+        command.args(args);
+        Server::spawn_command(command, data)
+    }
+
+    /// [`Server::spawn`] for a prepared command (e.g. the binary run through a shell).
+    pub fn spawn_command(mut command: Command, data: &Path) -> Server {
+        let mut child = command
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
