@@ -9,13 +9,14 @@
 use crate::catalog::error::{CatalogError, Refusal};
 use crate::catalog::model::state::Catalog;
 use crate::catalog::rules::authorize::{authorize, Authorized};
+use crate::catalog::rules::hardened::check_v2;
 use crate::catalog::rules::roles::check_genesis;
 use crate::catalog::wire::canonical::to_canonical_vec;
 use crate::catalog::wire::decisions::DecisionKind;
 use crate::catalog::wire::evidence::EvidenceReport;
 use crate::catalog::wire::leaf::{
     DecisionAdmission, DecisionLeaf, GenesisKind, GenesisLeaf, GrantAdmission, GrantLeaf, Leaf,
-    PublicationAdmission, PublicationKind, PublicationLeaf, MAX_LEAF_BYTES,
+    PublicationAdmission, PublicationKind, PublicationLeaf, MAX_LEAF_BYTES, RULES_VERSION,
 };
 use crate::catalog::wire::payload::{ApiVersion, DigestSet, PublisherGrantKind};
 use crate::catalog::wire::prepare::PreparedLeaf;
@@ -96,7 +97,9 @@ impl Catalog {
                 continue;
             };
             let report = verified.evidence().cloned().unwrap_or_default();
-            let authorized = match authorize(self, sub.payload(), key, &report) {
+            let authorized = match authorize(self, sub.payload(), key, &report).and_then(|a| {
+                check_v2(self, sub.payload(), key, accepted_at_ms).map(|()| a)
+            }) {
                 Ok(a) => a,
                 Err(e) => {
                     first_err.get_or_insert(e);
@@ -151,6 +154,7 @@ fn build_leaf(
                 accepted_at,
                 signer,
                 request_digest,
+                rules_version: Some(RULES_VERSION),
             },
         }),
         Authorized::Publication {
@@ -167,6 +171,7 @@ fn build_leaf(
                 request_digest,
                 policy_index: Some(policy_index),
                 evidence: (!report.is_empty()).then_some(report),
+                rules_version: Some(RULES_VERSION),
             },
         }),
         Authorized::Decision(d) => Leaf::Decision(DecisionLeaf {
@@ -184,6 +189,7 @@ fn build_leaf(
                 grant_index: d.grant_index,
                 publication_index: d.publication_index,
                 policy_index: d.policy_index,
+                rules_version: Some(RULES_VERSION),
             },
         }),
     }

@@ -19,6 +19,7 @@ pub mod canonical;
 pub mod decisions;
 pub mod dsse;
 pub mod evidence;
+pub mod json;
 pub mod leaf;
 pub mod payload;
 pub mod policy;
