@@ -97,9 +97,9 @@ impl Catalog {
                 continue;
             };
             let report = verified.evidence().cloned().unwrap_or_default();
-            let authorized = match authorize(self, sub.payload(), key, &report).and_then(|a| {
-                check_v2(self, sub.payload(), key, accepted_at_ms).map(|()| a)
-            }) {
+            let authorized = match authorize(self, sub.payload(), key, &report)
+                .and_then(|a| check_v2(self, sub.payload(), key, accepted_at_ms).map(|()| a))
+            {
                 Ok(a) => a,
                 Err(e) => {
                     first_err.get_or_insert(e);

@@ -233,8 +233,13 @@ impl Catalog {
         let signer = signer_key(self, &admission.signer)?;
         let authorized = authorize(self, sub.payload(), &signer, &EvidenceReport::default())
             .map_err(ApplyError::refused)?;
-        self.check_recorded_rules(admission.rules_version, &admission.accepted_at, sub, &signer)
-            .map_err(ApplyError::refused)?;
+        self.check_recorded_rules(
+            admission.rules_version,
+            &admission.accepted_at,
+            sub,
+            &signer,
+        )
+        .map_err(ApplyError::refused)?;
         let (Authorized::Grant { publisher }, RequestPayload::Grant(req)) =
             (authorized, sub.payload())
         else {
@@ -263,8 +268,13 @@ impl Catalog {
         let report = admission.evidence.clone().unwrap_or_default();
         let authorized =
             authorize(self, sub.payload(), &signer, &report).map_err(ApplyError::refused)?;
-        self.check_recorded_rules(admission.rules_version, &admission.accepted_at, sub, &signer)
-            .map_err(ApplyError::refused)?;
+        self.check_recorded_rules(
+            admission.rules_version,
+            &admission.accepted_at,
+            sub,
+            &signer,
+        )
+        .map_err(ApplyError::refused)?;
         let (
             Authorized::Publication {
                 grant_index,

@@ -40,11 +40,10 @@ pub use error::{CatalogError, RecordError, Refusal};
 // Layer 1: the wire.
 pub use wire::canonical::{to_canonical_vec, MAX_SAFE_INTEGER};
 pub use wire::decisions::{
-    check_nonce, parse_decision, parse_subject_digest, DecisionKind, DecisionPayload, EntryKey, NewStatus,
-    PolicySetRequest, PromotionRequest, ReviewRequest, RevokeRequest, StatusChangeRequest, Verdict,
-    MAX_COMMENT_CHARS,
+    check_nonce, parse_decision, parse_subject_digest, DecisionKind, DecisionPayload, EntryKey,
+    NewStatus, PolicySetRequest, PromotionRequest, ReviewRequest, RevokeRequest,
+    StatusChangeRequest, Verdict, MAX_COMMENT_CHARS,
 };
-pub use wire::json::{check_unique_members, parse_value, JsonError};
 pub use wire::dsse::{
     decode_base64, encode_base64, pae, sign_envelope, Envelope, EnvelopeSignature, MAX_SIGNATURES,
     PAYLOAD_TYPE,
@@ -54,6 +53,7 @@ pub use wire::evidence::{
     ReportShapeError, Severity, CYCLONEDX_JSON, IN_TOTO_STATEMENT_V1, IN_TOTO_VULNS,
     MAX_PROBLEMS_PER_ITEM, SLSA_PROVENANCE_V1, SPDX_JSON,
 };
+pub use wire::json::{check_unique_members, parse_value, JsonError};
 pub use wire::leaf::{
     leaf_dedup_key, DecisionAdmission, DecisionLeaf, GenesisKind, GenesisLeaf, GrantAdmission,
     GrantLeaf, Leaf, LeafError, PublicationAdmission, PublicationKind, PublicationLeaf,

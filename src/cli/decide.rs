@@ -12,9 +12,9 @@ use serde_json::Value;
 use super::dest::{describe, open_authority, sign_payload, submit_one, Dest};
 use super::{runtime, wire_name, CliError, Context, UnknownValue};
 use crate::catalog::{
-    parse_subject_digest, ApiVersion, ChannelPolicy, DecisionKind, DecisionPayload, DigestSet,
-    format_rfc3339_ms, EntryKey, NewStatus, PolicySetRequest, PromotionRequest, ReviewRequest, RevokeRequest,
-    StatusChangeRequest, SubmissionKind, Verdict,
+    format_rfc3339_ms, parse_subject_digest, ApiVersion, ChannelPolicy, DecisionKind,
+    DecisionPayload, DigestSet, EntryKey, NewStatus, PolicySetRequest, PromotionRequest,
+    ReviewRequest, RevokeRequest, StatusChangeRequest, SubmissionKind, Verdict,
 };
 use crate::keyfile::{read_signer, read_verifier};
 use crate::note::Signer;

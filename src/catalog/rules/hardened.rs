@@ -105,7 +105,11 @@ fn check_names(payload: &RequestPayload) -> Result<(), Refusal> {
         }
         RequestPayload::Decision(d) => {
             if let Some(e) = d.entry() {
-                check("/entry/targetCatalogRef".into(), &e.target_catalog_ref, false);
+                check(
+                    "/entry/targetCatalogRef".into(),
+                    &e.target_catalog_ref,
+                    false,
+                );
             }
         }
     }
@@ -125,7 +129,8 @@ fn check_fresh(state: &Catalog, d: &DecisionPayload, accepted_at_ms: u64) -> Res
         missing.push("/issuedAt: required (rules version 2): when the signer issued it".into());
     }
     if nonce.is_none() {
-        missing.push("/nonce: required (rules version 2): a random value unique to this act".into());
+        missing
+            .push("/nonce: required (rules version 2): a random value unique to this act".into());
     }
     if !missing.is_empty() {
         return Err(Refusal::Invalid(missing));
@@ -169,7 +174,12 @@ fn check_not_stale(
     };
     if let DecisionPayload::PolicySet(_) = d {
         let (_, index) = state.current_policy();
-        if let Some(p) = state.policies().iter().rev().find(|p| p.leaf_index == index) {
+        if let Some(p) = state
+            .policies()
+            .iter()
+            .rev()
+            .find(|p| p.leaf_index == index)
+        {
             if newer(&p.issued_at) {
                 return Err(Refusal::Conflict(format!(
                     "a newer policy is in force: leaf {index}, issued {}",
@@ -257,7 +267,8 @@ fn check_decision_identity(
     let Some(record) = state.find_entry(&e.target_catalog_ref, &e.subject_digest.sha256)? else {
         return Ok(());
     };
-    let Some((_, publication)) = state.entry_view(record.publication_index, state.applied_size())?
+    let Some((_, publication)) =
+        state.entry_view(record.publication_index, state.applied_size())?
     else {
         return Ok(());
     };

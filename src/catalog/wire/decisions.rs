@@ -17,8 +17,8 @@ use super::payload::{ApiVersion, DigestSet};
 use super::policy::{ChannelPolicy, Policy};
 use super::time::parse_rfc3339_ms;
 use super::validate::{
-    check_catalog_ref, check_channel, check_sha256, check_token, check_vkey, shorten,
-    FieldError, MAX_REF_CHARS,
+    check_catalog_ref, check_channel, check_sha256, check_token, check_vkey, shorten, FieldError,
+    MAX_REF_CHARS,
 };
 use crate::catalog::error::Refusal;
 
@@ -325,8 +325,7 @@ pub const NONCE_CHARS: std::ops::RangeInclusive<usize> = 16..=64;
 /// bytes are 32 hex or 22 base64url characters).
 pub fn check_nonce(s: &str) -> Result<(), FieldError> {
     let ok = NONCE_CHARS.contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())

@@ -27,10 +27,12 @@ pub enum JsonError {
 /// once.
 pub fn check_unique_members(bytes: &[u8]) -> Result<(), JsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    Walk { path: String::new() }
-        .deserialize(&mut de)
-        .and_then(|()| de.end())
-        .map_err(|e| JsonError::Syntax(e.to_string()))
+    Walk {
+        path: String::new(),
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .map_err(|e| JsonError::Syntax(e.to_string()))
 }
 
 /// [`check_unique_members`], then the parse into a `Value`.
@@ -95,9 +97,10 @@ impl<'de> Visitor<'de> for Walk {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             let path = format!("{}/{}", self.path, pointer_token(&key));
+            let shown: String = key.chars().take(64).collect();
             if !seen.insert(key) {
                 return Err(A::Error::custom(format!(
-                    "duplicate member at {path}: a member may appear only once"
+                    "duplicate field `{shown}` at {path}: a member may appear only once"
                 )));
             }
             map.next_value_seed(Walk { path })?;
@@ -125,17 +128,26 @@ mod tests {
             (r#"{"a":1,"b":2}"#, None),
             (r#"[{"a":1},{"a":2}]"#, None),
             (r#"{"a":{"a":1}}"#, None),
-            (r#"{"payload":"x","payload":"y"}"#, Some("duplicate member at /payload")),
-            (r#"{"a":"x","\u0061":"y"}"#, Some("duplicate member at /a")),
+            (
+                r#"{"payload":"x","payload":"y"}"#,
+                Some("duplicate field `payload` at /payload"),
+            ),
+            (
+                r#"{"a":"x","\u0061":"y"}"#,
+                Some("duplicate field `a` at /a"),
+            ),
             (
                 r#"{"s":[{"k":1,"k":2}]}"#,
-                Some("duplicate member at /s/0/k"),
+                Some("duplicate field `k` at /s/0/k"),
             ),
             (
                 r#"{"c":{"dev":{},"dev":{}}}"#,
-                Some("duplicate member at /c/dev"),
+                Some("duplicate field `dev` at /c/dev"),
             ),
-            (r#"{"a/b":1,"a/b":2}"#, Some("duplicate member at /a~1b")),
+            (
+                r#"{"a/b":1,"a/b":2}"#,
+                Some("duplicate field `a/b` at /a~1b"),
+            ),
             (r#"{"a":1} x"#, Some("trailing characters")),
             (r#"{"a":"#, Some("EOF")),
         ] {

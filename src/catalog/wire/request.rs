@@ -14,13 +14,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::canonical::MAX_SAFE_INTEGER;
-use super::json::check_unique_members;
-use super::time::parse_rfc3339_ms;
 use super::decisions::{check_nonce, parse_decision, DecisionKind, DecisionPayload};
+use super::json::check_unique_members;
 use super::payload::{
     CatalogPublicationRequest, PublisherGrantRequest, Role, ANY_CHANNEL, API_VERSION, MAX_EVIDENCE,
     MAX_GRANT_ITEMS, MAX_URI_CHARS,
 };
+use super::time::parse_rfc3339_ms;
 use super::validate::{
     array, check_catalog_ref, check_channel, check_evidence_type, check_exact, check_media_type,
     check_sha256, check_str, check_token, check_vkey, object, shorten, type_name, FieldError,
@@ -140,8 +140,10 @@ fn parse_json(json: &[u8], what: &str) -> Result<Value, Refusal> {
 /// Outside JSON (a new request, not a payload already in a leaf): refuses duplicate
 /// members (see `json.rs`). Leaves are not held to it, so old logs replay unchanged.
 fn unique_members(json: &[u8], what: &str) -> Result<(), Refusal> {
-    check_unique_members(json)
-        .map_err(|e| Refusal::Malformed(format!("{what} is not JSON: {e}")))
+    check_unique_members(json).map_err(|e| match serde_json::from_slice::<Value>(json) {
+        Ok(_) => Refusal::Invalid(vec![format!("/: {e}")]),
+        Err(_) => Refusal::Malformed(format!("{what} is not JSON: {e}")),
+    })
 }
 
 fn strict<T: for<'de> Deserialize<'de>>(json: &[u8]) -> Result<T, Refusal> {

@@ -235,9 +235,12 @@ impl Submission {
         }
         let mut parsed = None;
         if let (true, Some(bytes)) = (type_ok, &payload) {
-            let checked = check_unique_members(bytes)
-                .map_err(|e| Refusal::Malformed(format!("payload is not JSON: {e}")))
-                .and_then(|()| parse_request_payload(bytes));
+            // Not JSON at all is reported by the parse; duplicate members by this check.
+            let checked = parse_request_payload(bytes).and_then(|pl| {
+                check_unique_members(bytes)
+                    .map(|()| pl)
+                    .map_err(|e| Refusal::Invalid(vec![format!("/: {e}")]))
+            });
             match checked {
                 Ok(pl) => parsed = Some(pl),
                 Err(Refusal::Invalid(list)) => list.into_iter().for_each(|m| p.push_raw(m)),

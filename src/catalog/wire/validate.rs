@@ -471,7 +471,9 @@ pub fn check_strict_name(s: &str, is_prefix: bool) -> Result<(), FieldError> {
     }
     let b = s.as_bytes();
     for (i, _) in s.match_indices('%') {
-        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
             None => return bad("a '%' must be followed by two hex digits".into()),
             Some(b'.' | b'/' | b'\\') => {
@@ -485,7 +487,10 @@ pub fn check_strict_name(s: &str, is_prefix: bool) -> Result<(), FieldError> {
         Some(p) if is_prefix => p,
         _ => path,
     };
-    if path.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if path
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return bad("must not have an empty, '.' or '..' path segment".into());
     }
     Ok(())
@@ -721,6 +726,60 @@ mod tests {
                 max: MAX_REF_CHARS,
                 found: MAX_REF_CHARS + 4
             })
+        );
+    }
+
+    /// Issue 10 §6: every example that escaped a grant's prefix or a monitor's eye.
+    #[test]
+    fn strict_names() {
+        let ascii = |c: u32| format!("must be printable ASCII (U+0021 to U+007E), found U+{c:04X}");
+        let pct = "must not percent-encode '.', '/' or '\\'";
+        let seg = "must not have an empty, '.' or '..' path segment";
+        let cases: Vec<(&str, Option<String>)> = vec![
+            ("sourceos://catalog/images/x", None),
+            ("quay.io/org/img@sha256:ab", None),
+            ("sourceos://catalog/images/a%41b", None),
+            (
+                "sourceos://catalog/images/%2e%2e/secrets/x",
+                Some(pct.into()),
+            ),
+            ("sourceos://catalog/images/..%2fsecrets", Some(pct.into())),
+            ("sourceos://catalog/images/%2E%2E/x", Some(pct.into())),
+            ("sourceos://catalog/images/a%5cb", Some(pct.into())),
+            (
+                "sourceos://catalog/images/a%zz",
+                Some("a '%' must be followed by two hex digits".into()),
+            ),
+            (
+                "sourceos://catalog/images/..\\..\\secrets",
+                Some("must not contain a backslash".into()),
+            ),
+            (
+                "sourceos://catalog/images/x\u{2215}..\u{2215}secrets",
+                Some(ascii(0x2215)),
+            ),
+            (
+                "sourceos://catalog/images/x\u{ff0f}..\u{ff0f}secrets",
+                Some(ascii(0xff0f)),
+            ),
+            ("sourceos://catalog/images/x\u{200b}", Some(ascii(0x200b))),
+            ("sourceos://catalog/images/\u{202e}x", Some(ascii(0x202e))),
+            ("sourceos://catalog/images/\u{2066}x", Some(ascii(0x2066))),
+            ("smoke-runner\u{200b}", Some(ascii(0x200b))),
+            ("sourceos://catalog/images/../secrets", Some(seg.into())),
+            ("sourceos://catalog/images/./x", Some(seg.into())),
+            ("sourceos://catalog//x", Some(seg.into())),
+            ("sourceos://catalog/x/", Some(seg.into())),
+        ];
+        for (name, want) in cases {
+            let got = check_strict_name(name, false)
+                .map_err(|e| e.to_string())
+                .err();
+            assert_eq!(got, want, "{name:?}");
+        }
+        assert_eq!(
+            check_strict_name("sourceos://catalog/images/", true),
+            Ok(())
         );
     }
 
