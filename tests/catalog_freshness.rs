@@ -277,3 +277,74 @@ fn a_revoked_public_key_is_never_granted_again() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A resent act is answered with its earlier leaf only while that leaf still has the same
+/// effect: a reviewer's approval resent after the same reviewer's later deny is a 409.
+#[test]
+fn a_duplicate_is_answered_only_while_its_leaf_is_in_force() {
+    let (mut w, reviewer, subject) = reviewed_world();
+    let approve = review(&reviewer, &subject, "approve", T0 + 3000, 2);
+    let approve_leaf = w.submit(&approve, &reviewer, T0 + 3000).unwrap();
+    let resend = |w: &World| {
+        let body = sign_envelope(&serde_jcs::to_vec(&approve).unwrap(), &reviewer).to_json();
+        let verified = Submission::parse(body.as_bytes())
+            .unwrap()
+            .verify(&w.catalog.keys())
+            .unwrap();
+        w.catalog.duplicate_in_force(&verified, approve_leaf)
+    };
+    assert_eq!(resend(&w), Ok(()));
+    let deny = w
+        .submit(
+            &review(&reviewer, &subject, "deny", T0 + 4000, 3),
+            &reviewer,
+            T0 + 4000,
+        )
+        .unwrap();
+    let m = match resend(&w) {
+        Err(Refusal::Conflict(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    assert!(m.contains(&format!("leaf {deny}")), "{m}");
+}
+
+/// Approvals by a key revoked before the promotion do not count.
+#[test]
+fn approvals_from_keys_revoked_before_the_promotion_do_not_count() {
+    let mut w = World::new();
+    let admin = w.admin.clone();
+    // dev: published directly; stable: promoted from dev with one approval.
+    let p = json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "PolicySet",
+        "channels": {"dev": {"requiredEvidence": [], "approvals": 0, "requiresHumanReview": false},
+                     "stable": {"requiredEvidence": [], "approvals": 1, "promoteFrom": "dev"}},
+        "issuedAt": ms(T0), "nonce": nonce(1)});
+    w.submit(&p, &admin, T0 + 500).unwrap();
+    let publisher = key("publisher", 3);
+    let reviewer = key("reviewer", 4);
+    w.grant(&publisher, "publisher").unwrap();
+    w.grant(&reviewer, "reviewer").unwrap();
+    let subject = "cd".repeat(32);
+    w.submit(&publication(&subject), &publisher, T0 + 2000)
+        .unwrap();
+    let mut approve = review(&reviewer, &subject, "approve", T0 + 3000, 2);
+    approve["channel"] = json!("stable");
+    w.submit(&approve, &reviewer, T0 + 3000).unwrap();
+    w.submit(
+        &json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherRevoke",
+                "key": reviewer.verifier().to_vkey(), "issuedAt": ms(T0 + 3500), "nonce": nonce(3)}),
+        &admin,
+        T0 + 3500,
+    )
+    .unwrap();
+    let promote = json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "Promotion",
+        "entry": {"targetCatalogRef": "sourceos://catalog/images/x", "subjectDigest": {"sha256": subject}},
+        "fromChannel": "dev", "toChannel": "stable", "issuedAt": ms(T0 + 4000), "nonce": nonce(4)});
+    match w.submit(&promote, &admin, T0 + 4000) {
+        Err(Refusal::Invalid(list)) => assert!(
+            list.iter()
+                .any(|m| m.contains("distinct public keys that are not revoked")),
+            "{list:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
