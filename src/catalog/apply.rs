@@ -176,6 +176,20 @@ impl Catalog {
         Ok(effect)
     }
 
+    /// The version 1 rules, then those of the version the leaf records (its
+    /// `(rulesVersion, acceptedAt)`), for a grant or publication leaf.
+    fn authorize_recorded(
+        &self,
+        sub: &Submission,
+        signer: &Verifier,
+        report: &EvidenceReport,
+        (version, accepted_at): (Option<u32>, &str),
+    ) -> Result<Authorized, Refusal> {
+        let authorized = authorize(self, sub.payload(), signer, report)?;
+        self.check_recorded_rules(version, accepted_at, sub, signer)?;
+        Ok(authorized)
+    }
+
     /// The rules of the version a leaf records, beyond version 1 (which every leaf
     /// passed already): nothing for a leaf without `rulesVersion`.
     fn check_recorded_rules(
@@ -231,15 +245,10 @@ impl Catalog {
         sub: &Submission,
     ) -> Result<Effect, ApplyError> {
         let signer = signer_key(self, &admission.signer)?;
-        let authorized = authorize(self, sub.payload(), &signer, &EvidenceReport::default())
+        let recorded = (admission.rules_version, admission.accepted_at.as_str());
+        let authorized = self
+            .authorize_recorded(sub, &signer, &EvidenceReport::default(), recorded)
             .map_err(ApplyError::refused)?;
-        self.check_recorded_rules(
-            admission.rules_version,
-            &admission.accepted_at,
-            sub,
-            &signer,
-        )
-        .map_err(ApplyError::refused)?;
         let (Authorized::Grant { publisher }, RequestPayload::Grant(req)) =
             (authorized, sub.payload())
         else {
@@ -266,15 +275,10 @@ impl Catalog {
     ) -> Result<Effect, ApplyError> {
         let signer = signer_key(self, &admission.signer)?;
         let report = admission.evidence.clone().unwrap_or_default();
-        let authorized =
-            authorize(self, sub.payload(), &signer, &report).map_err(ApplyError::refused)?;
-        self.check_recorded_rules(
-            admission.rules_version,
-            &admission.accepted_at,
-            sub,
-            &signer,
-        )
-        .map_err(ApplyError::refused)?;
+        let recorded = (admission.rules_version, admission.accepted_at.as_str());
+        let authorized = self
+            .authorize_recorded(sub, &signer, &report, recorded)
+            .map_err(ApplyError::refused)?;
         let (
             Authorized::Publication {
                 grant_index,

@@ -123,7 +123,7 @@ impl fmt::Display for Escaped<'_> {
         for c in self.0.chars() {
             if c.is_control() && !(self.1 && c == '\n') {
                 write!(f, "{}", c.escape_default())?;
-            } else if is_hidden(c) {
+            } else if is_hidden(c) && !c.is_control() {
                 write!(f, "{}", c.escape_unicode())?;
             } else {
                 write!(f, "{c}")?;
