@@ -332,11 +332,11 @@ impl Catalog {
             DecisionPayload::Review(_) => later
                 .filter(|d| signer_key(&d.signer) == signer_key(&earlier_record.signer))
                 .map(|d| d.leaf_index)
-                .last(),
+                .next_back(),
             _ => later
                 .filter(|d| !matches!(d.action, EntryAction::Review { .. }))
                 .map(|d| d.leaf_index)
-                .last(),
+                .next_back(),
         };
         match by {
             Some(by) => superseded(by),
