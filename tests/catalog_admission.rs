@@ -219,6 +219,7 @@ fn publication_on_ungranted_channel_is_forbidden() {
     let policy = json!({
         "apiVersion": "catalog.srcos.ai/v1", "kind": "PolicySet",
         "channels": {"dev": {"requiredEvidence": []}, "qa": {"requiredEvidence": ["sbom"]}},
+        "issuedAt": "2026-01-01T00:00:00.000Z", "nonce": "0123456789abcdef0123456789abcdef",
     });
     w.submit(
         &body(&serde_json::to_vec(&policy).unwrap(), &w.admin),

@@ -36,7 +36,7 @@ async fn post(
     signer: &Signer,
     payload: &Value,
 ) -> Option<u16> {
-    let envelope = sign_envelope(&serde_jcs::to_vec(payload).unwrap(), signer);
+    let envelope = sign_envelope(&serde_jcs::to_vec(&fresh(payload)).unwrap(), signer);
     let r = client
         .post(endpoint, "application/json", envelope.to_json().into())
         .await

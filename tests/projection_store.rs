@@ -35,7 +35,7 @@ fn submit(
     blobs: &Blobs,
     at: u64,
 ) -> Option<Vec<u8>> {
-    let body = sign_envelope(&serde_jcs::to_vec(payload).unwrap(), signer).to_json();
+    let body = sign_envelope(&serde_jcs::to_vec(&fresh(payload)).unwrap(), signer).to_json();
     let sub = Submission::parse(body.as_bytes()).unwrap();
     let mut verified = sub.verify(&catalog.keys()).ok()?;
     if let Some(req) = sub.publication() {

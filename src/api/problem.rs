@@ -18,6 +18,9 @@ impl From<Refusal> for Problem {
             Refusal::Forbidden(detail) => {
                 Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not authorized", detail)
             }
+            Refusal::Conflict(detail) => {
+                Problem::new(StatusCode::CONFLICT, "conflict", "Stale decision", detail)
+            }
             Refusal::TooLarge(detail) => Problem::too_large(detail),
             Refusal::Internal(detail) => Problem::internal(detail),
         }

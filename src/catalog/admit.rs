@@ -1,21 +1,24 @@
 //! Admission, the stateful half: the leaf the rules make of a verified submission
 //! ([`Catalog::admit`]), leaf 0 ([`Catalog::genesis_leaf`]), and the auditor's re-check of
-//! a leaf ([`audit_leaf`]). None of it changes the state: the sequencer applies what
+//! a leaf ([`audit_leaf`]), and whether a duplicate may be answered with its earlier leaf
+//! ([`Catalog::duplicate_in_force`]). None of it changes the state: the sequencer applies what
 //! `admit` returns (`apply.rs`) before it admits the next submission.
 //!
 //! Layer 4 of `catalog`, beside `apply` (neither imports the other): may import `error`,
 //! `wire`, `model` and `rules`.
 
 use crate::catalog::error::{CatalogError, Refusal};
+use crate::catalog::model::entry::EntryAction;
 use crate::catalog::model::state::Catalog;
 use crate::catalog::rules::authorize::{authorize, Authorized};
+use crate::catalog::rules::hardened::check_v2;
 use crate::catalog::rules::roles::check_genesis;
 use crate::catalog::wire::canonical::to_canonical_vec;
-use crate::catalog::wire::decisions::DecisionKind;
+use crate::catalog::wire::decisions::{DecisionKind, DecisionPayload};
 use crate::catalog::wire::evidence::EvidenceReport;
 use crate::catalog::wire::leaf::{
     DecisionAdmission, DecisionLeaf, GenesisKind, GenesisLeaf, GrantAdmission, GrantLeaf, Leaf,
-    PublicationAdmission, PublicationKind, PublicationLeaf, MAX_LEAF_BYTES,
+    PublicationAdmission, PublicationKind, PublicationLeaf, MAX_LEAF_BYTES, RULES_VERSION,
 };
 use crate::catalog::wire::payload::{ApiVersion, DigestSet, PublisherGrantKind};
 use crate::catalog::wire::prepare::PreparedLeaf;
@@ -96,7 +99,9 @@ impl Catalog {
                 continue;
             };
             let report = verified.evidence().cloned().unwrap_or_default();
-            let authorized = match authorize(self, sub.payload(), key, &report) {
+            let authorized = match authorize(self, sub.payload(), key, &report)
+                .and_then(|a| check_v2(self, sub.payload(), key, accepted_at_ms).map(|()| a))
+            {
                 Ok(a) => a,
                 Err(e) => {
                     first_err.get_or_insert(e);
@@ -151,6 +156,7 @@ fn build_leaf(
                 accepted_at,
                 signer,
                 request_digest,
+                rules_version: Some(RULES_VERSION),
             },
         }),
         Authorized::Publication {
@@ -167,6 +173,7 @@ fn build_leaf(
                 request_digest,
                 policy_index: Some(policy_index),
                 evidence: (!report.is_empty()).then_some(report),
+                rules_version: Some(RULES_VERSION),
             },
         }),
         Authorized::Decision(d) => Leaf::Decision(DecisionLeaf {
@@ -184,6 +191,7 @@ fn build_leaf(
                 grant_index: d.grant_index,
                 publication_index: d.publication_index,
                 policy_index: d.policy_index,
+                rules_version: Some(RULES_VERSION),
             },
         }),
     }
@@ -268,5 +276,71 @@ pub fn audit_leaf(state: &Catalog, index: u64, leaf: &[u8]) -> Result<(), Refusa
         Err(Refusal::Forbidden(format!(
             "leaf {index}: the admission record differs from the one the authority's rules produce"
         )))
+    }
+}
+
+impl Catalog {
+    /// Whether a duplicate of the request admitted as leaf `earlier` may be answered with
+    /// that leaf (200 "already logged"): only while the earlier leaf still has the same
+    /// effect now. Otherwise a 409 names the leaf that superseded it: for a `Review`, a
+    /// later decision on the entry by the same public key; for a `Promotion` or
+    /// `StatusChange`, a later promotion or status change of the entry; for a `PolicySet`,
+    /// the policy in force when it is another leaf; for a grant, the revocation of its key.
+    /// Publications and revocations always stand.
+    pub fn duplicate_in_force(&self, verified: &Verified, earlier: u64) -> Result<(), Refusal> {
+        let superseded = |by: u64| {
+            Err(Refusal::Conflict(format!(
+                "this request was logged as leaf {earlier}, but leaf {by} has superseded it; sign a new one (new issuedAt and nonce)"
+            )))
+        };
+        let payload = verified.submission().payload();
+        let decision = match payload {
+            RequestPayload::Decision(d) => d,
+            RequestPayload::Grant(g) => {
+                let revoked = crate::catalog::wire::validate::check_vkey(&g.publisher_key)
+                    .ok()
+                    .and_then(|k| self.revoked_public_key(k.public_key()));
+                return match revoked {
+                    Some(by) if by > earlier => superseded(by),
+                    _ => Ok(()),
+                };
+            }
+            RequestPayload::Publication(_) => return Ok(()),
+        };
+        if let DecisionPayload::PolicySet(_) = decision {
+            let (_, current) = self.current_policy();
+            return if current > earlier {
+                superseded(current)
+            } else {
+                Ok(())
+            };
+        }
+        let Some(entry) = decision.entry() else {
+            return Ok(());
+        };
+        let Some(record) =
+            self.find_entry(&entry.target_catalog_ref, &entry.subject_digest.sha256)?
+        else {
+            return Ok(());
+        };
+        let Some(earlier_record) = record.decisions.iter().find(|d| d.leaf_index == earlier) else {
+            return Ok(());
+        };
+        let signer_key = |id: &str| self.key(id).map(|k| *k.public_key());
+        let later = record.decisions.iter().filter(|d| d.leaf_index > earlier);
+        let by = match decision {
+            DecisionPayload::Review(_) => later
+                .filter(|d| signer_key(&d.signer) == signer_key(&earlier_record.signer))
+                .map(|d| d.leaf_index)
+                .next_back(),
+            _ => later
+                .filter(|d| !matches!(d.action, EntryAction::Review { .. }))
+                .map(|d| d.leaf_index)
+                .next_back(),
+        };
+        match by {
+            Some(by) => superseded(by),
+            None => Ok(()),
+        }
     }
 }

@@ -20,6 +20,7 @@ use crate::catalog::model::records::{
 use crate::catalog::model::state::Catalog;
 use crate::catalog::rules::authorize::{authorize, Authorized};
 use crate::catalog::rules::gates::authorize_decision;
+use crate::catalog::rules::hardened::{check_v2, Rules};
 use crate::catalog::rules::roles::check_genesis;
 use crate::catalog::wire::decisions::{DecisionKind, DecisionPayload};
 use crate::catalog::wire::evidence::EvidenceReport;
@@ -175,6 +176,39 @@ impl Catalog {
         Ok(effect)
     }
 
+    /// The version 1 rules, then those of the version the leaf records (its
+    /// `(rulesVersion, acceptedAt)`), for a grant or publication leaf.
+    fn authorize_recorded(
+        &self,
+        sub: &Submission,
+        signer: &Verifier,
+        report: &EvidenceReport,
+        (version, accepted_at): (Option<u32>, &str),
+    ) -> Result<Authorized, Refusal> {
+        let authorized = authorize(self, sub.payload(), signer, report)?;
+        self.check_recorded_rules(version, accepted_at, sub, signer)?;
+        Ok(authorized)
+    }
+
+    /// The rules of the version a leaf records, beyond version 1 (which every leaf
+    /// passed already): nothing for a leaf without `rulesVersion`.
+    fn check_recorded_rules(
+        &self,
+        version: Option<u32>,
+        accepted_at: &str,
+        sub: &Submission,
+        signer: &Verifier,
+    ) -> Result<(), Refusal> {
+        let rules = Rules::recorded(version).map_err(|m| Refusal::Invalid(vec![m]))?;
+        if rules == Rules::V1 {
+            return Ok(());
+        }
+        let ms = parse_rfc3339_ms(accepted_at).ok_or_else(|| {
+            Refusal::Invalid(vec![format!("acceptedAt {accepted_at:?} is not RFC 3339")])
+        })?;
+        check_v2(self, sub.payload(), signer, ms)
+    }
+
     fn expect_next(&self, index: u64) -> Result<(), CatalogError> {
         if index == self.applied_size() {
             Ok(())
@@ -211,7 +245,9 @@ impl Catalog {
         sub: &Submission,
     ) -> Result<Effect, ApplyError> {
         let signer = signer_key(self, &admission.signer)?;
-        let authorized = authorize(self, sub.payload(), &signer, &EvidenceReport::default())
+        let recorded = (admission.rules_version, admission.accepted_at.as_str());
+        let authorized = self
+            .authorize_recorded(sub, &signer, &EvidenceReport::default(), recorded)
             .map_err(ApplyError::refused)?;
         let (Authorized::Grant { publisher }, RequestPayload::Grant(req)) =
             (authorized, sub.payload())
@@ -239,8 +275,10 @@ impl Catalog {
     ) -> Result<Effect, ApplyError> {
         let signer = signer_key(self, &admission.signer)?;
         let report = admission.evidence.clone().unwrap_or_default();
-        let authorized =
-            authorize(self, sub.payload(), &signer, &report).map_err(ApplyError::refused)?;
+        let recorded = (admission.rules_version, admission.accepted_at.as_str());
+        let authorized = self
+            .authorize_recorded(sub, &signer, &report, recorded)
+            .map_err(ApplyError::refused)?;
         let (
             Authorized::Publication {
                 grant_index,
@@ -308,6 +346,7 @@ impl Catalog {
             return Err("a decision leaf holds another request kind".into());
         };
         let auth = authorize_decision(self, payload, &signer)?;
+        self.check_recorded_rules(a.rules_version, &a.accepted_at, sub, &signer)?;
         let recorded = (a.grant_index, a.publication_index, a.policy_index);
         let expected = (auth.grant_index, auth.publication_index, auth.policy_index);
         if recorded != expected {
@@ -319,13 +358,14 @@ impl Catalog {
         let mut entry = None;
         match payload {
             DecisionPayload::PolicySet(p) => self.add_policy(PolicyRecord {
+                issued_at: p.issued_at.clone(),
                 leaf_index: index,
                 policy: p.policy(),
             }),
             DecisionPayload::Revoke(_) => {
                 let key = auth.revoked_key.ok_or("a revocation names no key")?;
                 self.add_revocation(
-                    key.short_id(),
+                    &key,
                     RevocationRecord {
                         leaf_index: index,
                         revoked_by: a.signer.clone(),
@@ -359,6 +399,7 @@ impl Catalog {
                 record.decisions.push(DecisionRecord {
                     leaf_index: index,
                     accepted_at: a.accepted_at.clone(),
+                    issued_at: payload.freshness().0.map(str::to_string),
                     signer: a.signer.clone(),
                     action,
                 });

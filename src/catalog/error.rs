@@ -23,6 +23,7 @@ pub enum RecordError {
 /// | `Malformed` | 400 | not JSON, not an envelope, bad base64 |
 /// | `Invalid` | 422 | schema or field problems, every one listed |
 /// | `Forbidden` | 403 | unknown key, bad signature, no grant, outside the grant, not an admin |
+/// | `Conflict` | 409 | a stale decision: a newer one by the same signer is in force |
 /// | `TooLarge` | 413 | the leaf would exceed 65535 bytes |
 /// | `Internal` | 500 | the state could not be read (record store failure) |
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +37,9 @@ pub enum Refusal {
     /// 403: unknown key, bad signature, no grant, target or channel outside the grant, not an admin.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// 409: a decision older than one already in force (the message names the newer leaf).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// 413: the leaf this submission would become exceeds 65535 bytes.
     #[error("too large: {0}")]
     TooLarge(String),
@@ -58,6 +62,7 @@ impl Refusal {
             Refusal::Malformed(_) => 400,
             Refusal::Invalid(_) => 422,
             Refusal::Forbidden(_) => 403,
+            Refusal::Conflict(_) => 409,
             Refusal::TooLarge(_) => 413,
             Refusal::Internal(_) => 500,
         }
@@ -69,6 +74,7 @@ impl Refusal {
             Refusal::Malformed(_) => "malformed submission",
             Refusal::Invalid(_) => "invalid submission",
             Refusal::Forbidden(_) => "forbidden",
+            Refusal::Conflict(_) => "stale decision",
             Refusal::TooLarge(_) => "entry too large",
             Refusal::Internal(_) => "internal error",
         }
@@ -80,6 +86,7 @@ impl Refusal {
             Refusal::Invalid(list) => list.clone(),
             Refusal::Malformed(m)
             | Refusal::Forbidden(m)
+            | Refusal::Conflict(m)
             | Refusal::TooLarge(m)
             | Refusal::Internal(m) => vec![m.clone()],
         }

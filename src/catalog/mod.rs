@@ -44,9 +44,9 @@ pub use wire::blob_intent::{
 };
 pub use wire::canonical::{to_canonical_vec, MAX_SAFE_INTEGER};
 pub use wire::decisions::{
-    parse_decision, parse_subject_digest, DecisionKind, DecisionPayload, EntryKey, NewStatus,
-    PolicySetRequest, PromotionRequest, ReviewRequest, RevokeRequest, StatusChangeRequest, Verdict,
-    MAX_COMMENT_CHARS,
+    check_nonce, parse_decision, parse_subject_digest, DecisionKind, DecisionPayload, EntryKey,
+    NewStatus, PolicySetRequest, PromotionRequest, ReviewRequest, RevokeRequest,
+    StatusChangeRequest, Verdict, MAX_COMMENT_CHARS,
 };
 pub use wire::dsse::{
     decode_base64, encode_base64, pae, sign_envelope, Envelope, EnvelopeSignature, MAX_SIGNATURES,
@@ -57,10 +57,11 @@ pub use wire::evidence::{
     ReportShapeError, Severity, CYCLONEDX_JSON, IN_TOTO_STATEMENT_V1, IN_TOTO_VULNS,
     MAX_PROBLEMS_PER_ITEM, SLSA_PROVENANCE_V1, SPDX_JSON,
 };
+pub use wire::json::{check_unique_members, parse_value, JsonError};
 pub use wire::leaf::{
     leaf_dedup_key, DecisionAdmission, DecisionLeaf, GenesisKind, GenesisLeaf, GrantAdmission,
     GrantLeaf, Leaf, LeafError, PublicationAdmission, PublicationKind, PublicationLeaf,
-    MAX_LEAF_BYTES,
+    MAX_LEAF_BYTES, RULES_VERSION,
 };
 pub use wire::payload::{
     prefix_matches, AgentplaneRefs, ApiVersion, ArtifactRef, CatalogPublicationRequest, DigestSet,

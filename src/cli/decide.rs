@@ -12,9 +12,9 @@ use serde_json::Value;
 use super::dest::{describe, open_authority, sign_payload, submit_one, Dest};
 use super::{runtime, wire_name, CliError, Context, UnknownValue};
 use crate::catalog::{
-    parse_subject_digest, ApiVersion, ChannelPolicy, DecisionKind, DecisionPayload, DigestSet,
-    EntryKey, NewStatus, PolicySetRequest, PromotionRequest, ReviewRequest, RevokeRequest,
-    StatusChangeRequest, SubmissionKind, Verdict,
+    format_rfc3339_ms, parse_subject_digest, ApiVersion, ChannelPolicy, DecisionKind,
+    DecisionPayload, DigestSet, EntryKey, NewStatus, PolicySetRequest, PromotionRequest,
+    ReviewRequest, RevokeRequest, StatusChangeRequest, SubmissionKind, Verdict,
 };
 use crate::keyfile::{read_signer, read_verifier};
 use crate::note::Signer;
@@ -187,10 +187,29 @@ fn send(
     submit_one(dest, kind, &envelope, out, what)
 }
 
+/// The signed freshness of a new act: `issuedAt` (now, RFC 3339 milliseconds) and a
+/// nonce of 16 random bytes as 32 hex characters (`log-format/leaves.md` §9.1), so every
+/// act the CLI signs is unique and a resent one is a true duplicate.
+pub(super) fn freshness() -> Result<(String, String), CliError> {
+    use rand_core::RngCore;
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| CliError(format!("the system clock is before 1970: {e}")))?
+        .as_millis();
+    let issued_at = u64::try_from(ms)
+        .ok()
+        .and_then(format_rfc3339_ms)
+        .ok_or_else(|| CliError(format!("the system clock ({ms} ms) is past year 9999")))?;
+    let mut bytes = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    Ok((issued_at, hex::encode(bytes)))
+}
+
 /// `review`.
 pub fn run_review(args: ReviewArgs) -> Result<(), CliError> {
     let entry = args.entry.key()?;
     let signer = read_signer(&args.key)?;
+    let (issued_at, nonce) = freshness()?;
     let payload = DecisionPayload::Review(ReviewRequest {
         api_version: ApiVersion::V1,
         kind: DecisionKind::Review,
@@ -203,18 +222,23 @@ pub fn run_review(args: ReviewArgs) -> Result<(), CliError> {
             Verdict::Deny
         },
         comment: args.comment.clone(),
+        issued_at: Some(issued_at.clone()),
+        nonce: Some(nonce.clone()),
     });
     send(&payload, &signer, &args.dest, args.out.as_ref(), "review")
 }
 
 /// `promote`.
 pub fn run_promote(args: PromoteArgs) -> Result<(), CliError> {
+    let (issued_at, nonce) = freshness()?;
     let payload = DecisionPayload::Promotion(PromotionRequest {
         api_version: ApiVersion::V1,
         kind: DecisionKind::Promotion,
         entry: args.entry.key()?,
         from_channel: args.from.clone(),
         to_channel: args.to.clone(),
+        issued_at: Some(issued_at.clone()),
+        nonce: Some(nonce.clone()),
     });
     let signer = read_signer(&args.key)?;
     send(
@@ -228,12 +252,15 @@ pub fn run_promote(args: PromoteArgs) -> Result<(), CliError> {
 
 /// `status`.
 pub fn run_status(args: StatusArgs) -> Result<(), CliError> {
+    let (issued_at, nonce) = freshness()?;
     let payload = DecisionPayload::StatusChange(StatusChangeRequest {
         api_version: ApiVersion::V1,
         kind: DecisionKind::StatusChange,
         entry: args.entry.key()?,
         status: args.status,
         reason: args.reason.clone(),
+        issued_at: Some(issued_at.clone()),
+        nonce: Some(nonce.clone()),
     });
     let signer = read_signer(&args.key)?;
     send(
@@ -248,11 +275,14 @@ pub fn run_status(args: StatusArgs) -> Result<(), CliError> {
 /// `revoke`.
 pub fn run_revoke(args: RevokeArgs) -> Result<(), CliError> {
     let key = read_verifier(&args.key_vkey)?;
+    let (issued_at, nonce) = freshness()?;
     let payload = DecisionPayload::Revoke(RevokeRequest {
         api_version: ApiVersion::V1,
         kind: DecisionKind::PublisherRevoke,
         key: key.to_vkey(),
         reason: args.reason.clone(),
+        issued_at: Some(issued_at.clone()),
+        nonce: Some(nonce.clone()),
     });
     let signer = read_signer(&args.admin_key)?;
     send(
@@ -285,10 +315,17 @@ fn policy_set(args: PolicySetArgs) -> Result<(), CliError> {
         .ok_or_else(|| CliError(format!("{file} has no \"channels\"")))?;
     let channels: std::collections::BTreeMap<String, ChannelPolicy> =
         serde_json::from_value(channels).context(|| format!("{file}: channels"))?;
+    let (issued_at, nonce) = freshness()?;
     let payload = DecisionPayload::PolicySet(PolicySetRequest {
         api_version: ApiVersion::V1,
         kind: DecisionKind::PolicySet,
         channels,
+        decision_window_seconds: v
+            .get("decisionWindowSeconds")
+            .or_else(|| v.pointer("/policy/decisionWindowSeconds"))
+            .and_then(Value::as_u64),
+        issued_at: Some(issued_at.clone()),
+        nonce: Some(nonce.clone()),
     });
     let signer = read_signer(&args.admin_key)?;
     send(&payload, &signer, &args.dest, args.out.as_ref(), "policy")
@@ -339,6 +376,8 @@ mod tests {
             channel: "dev".into(),
             verdict: Verdict::Deny,
             comment: comment.map(str::to_string),
+            issued_at: None,
+            nonce: None,
         };
         let cases: Vec<(Vec<u8>, Value)> = vec![
             (
@@ -359,6 +398,8 @@ mod tests {
                     entry: entry(),
                     from_channel: "dev".into(),
                     to_channel: "candidate".into(),
+                    issued_at: None,
+                    nonce: None,
                 }),
                 json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "Promotion", "entry": entry_json,
                        "fromChannel": "dev", "toChannel": "candidate"}),
@@ -370,6 +411,8 @@ mod tests {
                     entry: entry(),
                     status: NewStatus::Superseded,
                     reason: Some("rebuilt".into()),
+                    issued_at: None,
+                    nonce: None,
                 }),
                 json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "StatusChange",
                        "entry": entry_json, "status": "superseded", "reason": "rebuilt"}),
@@ -380,6 +423,8 @@ mod tests {
                     kind: DecisionKind::PublisherRevoke,
                     key: "k+01020304+AQ".into(),
                     reason: None,
+                    issued_at: None,
+                    nonce: None,
                 }),
                 json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherRevoke",
                        "key": "k+01020304+AQ"}),

@@ -85,6 +85,7 @@ pub fn run_grant(args: GrantArgs) -> Result<(), CliError> {
     } else {
         args.channels.clone()
     };
+    let (issued_at, nonce) = super::decide::freshness()?;
     let payload = PublisherGrantRequest {
         api_version: ApiVersion::V1,
         kind: PublisherGrantKind::PublisherGrant,
@@ -92,6 +93,8 @@ pub fn run_grant(args: GrantArgs) -> Result<(), CliError> {
         role: args.role,
         target_prefixes: args.target_prefixes.clone(),
         channels,
+        issued_at: Some(issued_at),
+        nonce: Some(nonce),
     };
     let envelope = sign_payload(&payload, &read_signer(&args.admin_key)?)?;
     submit_one(
@@ -288,6 +291,8 @@ mod tests {
             role: Role::Reviewer,
             target_prefixes: vec!["sourceos://catalog/images/".into()],
             channels: vec!["dev".into(), "*".into()],
+            issued_at: None,
+            nonce: None,
         };
         let old = json!({
             "apiVersion": "catalog.srcos.ai/v1",

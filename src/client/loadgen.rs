@@ -170,6 +170,8 @@ pub async fn grant_publishers(
             role: Role::Publisher,
             target_prefixes: vec![LOADGEN_TARGET_PREFIX.to_string()],
             channels: vec!["*".to_string()],
+            issued_at: None,
+            nonce: None,
         };
         let envelope = sign_envelope(&serde_jcs::to_vec(&grant)?, admin);
         authority

@@ -120,6 +120,12 @@ impl Sequencer {
             }
             match self.shared.find_dedup(&job.dedup_key) {
                 Ok(Some(index)) => {
+                    // 200 "already logged" only while that leaf still has the same effect.
+                    let in_force = self.catalog().duplicate_in_force(&job.verified, index);
+                    if let Err(refusal) = in_force {
+                        let _ = job.reply.send(Err(SubmitError::Refused(refusal)));
+                        continue;
+                    }
                     let _ = job.reply.send(Ok(Submitted {
                         index,
                         tree_size: head_size.max(index + 1),

@@ -16,6 +16,40 @@ use super::{tempdir, Http, Server};
 /// The target prefix every test grant uses.
 pub const PREFIX: &str = "sourceos://catalog/images/";
 
+/// The `issuedAt` [`fresh`] gives decisions that lack one: a fixed time before every
+/// test's acceptance times (no window is set unless a test sets one).
+pub const ISSUED_AT: &str = "2000-01-01T00:00:00.000Z";
+
+/// `payload` with the signed freshness rules version 2 requires of decisions (`issuedAt`
+/// [`ISSUED_AT`] and a new random `nonce`) when it is a decision without them; any other
+/// payload unchanged.
+pub fn fresh(payload: &Value) -> Value {
+    const DECISIONS: [&str; 5] = [
+        "PolicySet",
+        "PublisherRevoke",
+        "Review",
+        "Promotion",
+        "StatusChange",
+    ];
+    let mut v = payload.clone();
+    let is_decision = v["kind"].as_str().is_some_and(|k| DECISIONS.contains(&k));
+    if let (true, Some(obj)) = (is_decision, v.as_object_mut()) {
+        obj.entry("issuedAt").or_insert_with(|| json!(ISSUED_AT));
+        obj.entry("nonce").or_insert_with(|| json!(nonce()));
+    }
+    v
+}
+
+/// A new random nonce (32 hex characters).
+pub fn nonce() -> String {
+    hex::encode(
+        &Signer::generate("n", KeyType::Ed25519)
+            .unwrap()
+            .verifier()
+            .public_key()[..16],
+    )
+}
+
 /// A server with helpers.
 pub struct Authority {
     /// Keeps the directory alive.
@@ -78,7 +112,7 @@ impl Authority {
 
     /// POSTs `payload` signed by `signer` to `endpoint`; returns (status, JSON body).
     pub fn send(&self, endpoint: &str, signer: &Signer, payload: &Value) -> (u16, Value) {
-        let bytes = serde_jcs::to_vec(payload).unwrap();
+        let bytes = serde_jcs::to_vec(&fresh(payload)).unwrap();
         let envelope = sign_envelope(&bytes, signer);
         let (status, _, body) = self.http.post(endpoint, envelope.to_json().into_bytes());
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))

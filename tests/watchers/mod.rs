@@ -299,7 +299,8 @@ pub fn status_change(url: &str, data: &Path, subject: &str, n: u64, status: &str
         "entry": {"targetCatalogRef": TARGET, "subjectDigest": {"sha256": digest}},
         "status": status,
     });
-    let payload = serde_jcs::to_vec(&change).expect("status change json");
+    let payload =
+        serde_jcs::to_vec(&crate::common::authority::fresh(&change)).expect("status change json");
     let envelope = sign_envelope(&payload, &admin).to_json();
     let (code, _, body) = Http::new(url).post("/v1/status-changes", envelope.into_bytes());
     assert_eq!(

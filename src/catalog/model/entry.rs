@@ -89,6 +89,9 @@ pub struct DecisionRecord {
     pub accepted_at: String,
     /// What it did.
     pub action: EntryAction,
+    /// The signed `issuedAt` of the decision, when it carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
     /// Index of the decision leaf.
     pub leaf_index: u64,
     /// The signer (`name+hex8`).

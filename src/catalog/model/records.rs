@@ -16,6 +16,9 @@ use crate::catalog::wire::policy::Policy;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRecord {
+    /// The signed `issuedAt` of the `PolicySet`, when it carried one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
     /// Index of the `PolicySet` leaf.
     pub leaf_index: u64,
     /// The policy.

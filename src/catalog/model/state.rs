@@ -51,6 +51,8 @@ pub struct Catalog {
     principals: BTreeMap<String, Principal>,
     policies: Vec<PolicyRecord>,
     revoked: BTreeMap<String, RevocationRecord>,
+    /// Revoked public keys → the revoking leaf, whatever name they were revoked under.
+    revoked_public: BTreeMap<[u8; 32], u64>,
     /// Publications, entries (by publication leaf index, the order queries page in) and
     /// their lookups.
     records: Records,
@@ -169,7 +171,9 @@ impl Catalog {
     pub fn policy_before(&self, index: u64) -> (&Policy, u64) {
         let n = self.policies.partition_point(|p| p.leaf_index < index);
         match n.checked_sub(1).and_then(|i| self.policies.get(i)) {
-            Some(PolicyRecord { leaf_index, policy }) => (policy, *leaf_index),
+            Some(PolicyRecord {
+                leaf_index, policy, ..
+            }) => (policy, *leaf_index),
             None => (defaults(), 0),
         }
     }
@@ -177,6 +181,23 @@ impl Catalog {
     /// The revocation of key `short_id`, if it was revoked.
     pub fn revocation(&self, short_id: &str) -> Option<&RevocationRecord> {
         self.revoked.get(short_id)
+    }
+
+    /// The leaf that revoked public key `key` under any name, if it was revoked.
+    pub(in crate::catalog) fn revoked_public_key(&self, key: &[u8; 32]) -> Option<u64> {
+        self.revoked_public.get(key).copied()
+    }
+
+    /// Every known key (admins, the log key, granted keys) whose public key is `key`.
+    pub(in crate::catalog) fn names_of(&self, key: &[u8; 32]) -> Vec<&Verifier> {
+        let authority = self
+            .authority
+            .iter()
+            .flat_map(|a| a.admins.iter().chain(std::iter::once(&a.log_key)));
+        authority
+            .chain(self.principals.values().map(|p| &p.verifier))
+            .filter(|v| v.public_key() == key)
+            .collect()
     }
 
     /// Every revoked key's short id and revocation, by short id.
@@ -308,13 +329,12 @@ impl Catalog {
         self.policies.push(record);
     }
 
-    /// Records the revocation of the key `short_id`.
-    pub(in crate::catalog) fn add_revocation(
-        &mut self,
-        short_id: String,
-        record: RevocationRecord,
-    ) {
-        self.revoked.insert(short_id, record);
+    /// Records the revocation of `key` (by short id and by public key).
+    pub(in crate::catalog) fn add_revocation(&mut self, key: &Verifier, record: RevocationRecord) {
+        self.revoked_public
+            .entry(*key.public_key())
+            .or_insert(record.leaf_index);
+        self.revoked.insert(key.short_id(), record);
     }
 
     /// Records a publication and the entry it creates (local id `id`), all or nothing.

@@ -95,7 +95,7 @@ impl Fixture {
         grant(s, &f.namesake, Role::Reviewer, "*");
         grant(s, &f.gone, Role::Publisher, "dev");
         s.add_revocation(
-            f.gone.short_id(),
+            &f.gone,
             RevocationRecord {
                 leaf_index: 5,
                 revoked_by: f.admin.short_id(),
@@ -129,6 +129,7 @@ impl Fixture {
         }
         let revoked = EntryRecord {
             decisions: vec![DecisionRecord {
+                issued_at: None,
                 accepted_at: AT.into(),
                 action: EntryAction::StatusChange {
                     status: NewStatus::Revoked,
@@ -188,5 +189,7 @@ pub fn grant_request(key: &Verifier, role: Role) -> PublisherGrantRequest {
         role,
         target_prefixes: vec![IMAGES.into()],
         channels: vec!["dev".into()],
+        issued_at: None,
+        nonce: None,
     }
 }

@@ -318,6 +318,8 @@ mod tests {
             channel: channel.into(),
             verdict,
             comment: None,
+            issued_at: None,
+            nonce: None,
         })
     }
 
@@ -328,6 +330,8 @@ mod tests {
             entry,
             from_channel: from.into(),
             to_channel: to.into(),
+            issued_at: None,
+            nonce: None,
         })
     }
 
@@ -338,6 +342,8 @@ mod tests {
             entry,
             status,
             reason: None,
+            issued_at: None,
+            nonce: None,
         })
     }
 
@@ -347,6 +353,8 @@ mod tests {
             kind: DecisionKind::PublisherRevoke,
             key: key.to_vkey(),
             reason: None,
+            issued_at: None,
+            nonce: None,
         })
     }
 
@@ -355,6 +363,9 @@ mod tests {
             api_version: ApiVersion::V1,
             kind: DecisionKind::PolicySet,
             channels: Policy::defaults().channels,
+            decision_window_seconds: None,
+            issued_at: None,
+            nonce: None,
         })
     }
 

@@ -7,6 +7,8 @@
 //!   (pure, no state; `publish --dry-run` runs it too).
 //! - `gates`: the decisions' gates (policy, revocation, review, promotion, status change).
 //! - `authorize`: the one entry point, for every request kind.
+//! - `hardened`: the extra rules of rules version 2 (freshness, identity by public key,
+//!   strict names), run after `authorize` on new submissions and version 2 leaves.
 //!
 //! Layer 3 of `catalog`: may import `error`, `wire` and `model`, never `apply`, `admit`
 //! or `read`. Inside, the order is `roles`, `policy` → `gates` → `authorize`.
@@ -15,5 +17,6 @@ pub mod authorize;
 #[cfg(test)]
 mod fixture;
 pub mod gates;
+pub mod hardened;
 pub mod policy;
 pub mod roles;

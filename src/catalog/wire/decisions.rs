@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::payload::{ApiVersion, DigestSet};
 use super::policy::{ChannelPolicy, Policy};
+use super::time::parse_rfc3339_ms;
 use super::validate::{
-    check_catalog_ref, check_channel, check_sha256, check_token, check_vkey, FieldError,
+    check_catalog_ref, check_channel, check_sha256, check_token, check_vkey, shorten, FieldError,
     MAX_REF_CHARS,
 };
 use crate::catalog::error::Refusal;
@@ -73,14 +74,26 @@ pub struct PolicySetRequest {
     pub api_version: ApiVersion,
     /// Always `PolicySet`.
     pub kind: DecisionKind,
+    /// When the signer issued it (RFC 3339 UTC, milliseconds); required on new decisions
+    /// since rules version 2 (`log-format/leaves.md` §9.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
+    /// A random value that makes every act unique (see [`check_nonce`]); required on new
+    /// decisions since rules version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     /// Channel name → policy.
     pub channels: BTreeMap<String, ChannelPolicy>,
+    /// The freshness window in seconds (see [`Policy::decision_window_seconds`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_window_seconds: Option<u64>,
 }
 
 impl PolicySetRequest {
     /// The policy it sets.
     pub fn policy(&self) -> Policy {
         Policy {
+            decision_window_seconds: self.decision_window_seconds,
             channels: self.channels.clone(),
         }
     }
@@ -94,6 +107,14 @@ pub struct RevokeRequest {
     pub api_version: ApiVersion,
     /// Always `PublisherRevoke`.
     pub kind: DecisionKind,
+    /// When the signer issued it (RFC 3339 UTC, milliseconds); required on new decisions
+    /// since rules version 2 (`log-format/leaves.md` §9.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
+    /// A random value that makes every act unique (see [`check_nonce`]); required on new
+    /// decisions since rules version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     /// The revoked key's verifier key string.
     pub key: String,
     /// Why (free text).
@@ -129,6 +150,14 @@ pub struct ReviewRequest {
     pub api_version: ApiVersion,
     /// Always `Review`.
     pub kind: DecisionKind,
+    /// When the signer issued it (RFC 3339 UTC, milliseconds); required on new decisions
+    /// since rules version 2 (`log-format/leaves.md` §9.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
+    /// A random value that makes every act unique (see [`check_nonce`]); required on new
+    /// decisions since rules version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     /// The entry.
     pub entry: EntryKey,
     /// The reviewer's key id (`name+hex8`); it must be the signer. It makes two reviewers'
@@ -151,6 +180,14 @@ pub struct PromotionRequest {
     pub api_version: ApiVersion,
     /// Always `Promotion`.
     pub kind: DecisionKind,
+    /// When the signer issued it (RFC 3339 UTC, milliseconds); required on new decisions
+    /// since rules version 2 (`log-format/leaves.md` §9.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
+    /// A random value that makes every act unique (see [`check_nonce`]); required on new
+    /// decisions since rules version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     /// The entry.
     pub entry: EntryKey,
     /// The channel it is in now.
@@ -193,6 +230,14 @@ pub struct StatusChangeRequest {
     pub api_version: ApiVersion,
     /// Always `StatusChange`.
     pub kind: DecisionKind,
+    /// When the signer issued it (RFC 3339 UTC, milliseconds); required on new decisions
+    /// since rules version 2 (`log-format/leaves.md` §9.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
+    /// A random value that makes every act unique (see [`check_nonce`]); required on new
+    /// decisions since rules version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     /// The entry.
     pub entry: EntryKey,
     /// The new status.
@@ -229,6 +274,18 @@ impl DecisionPayload {
         }
     }
 
+    /// Its signed freshness: `issuedAt` and `nonce`, each if present.
+    pub fn freshness(&self) -> (Option<&str>, Option<&str>) {
+        let (i, n) = match self {
+            DecisionPayload::PolicySet(r) => (&r.issued_at, &r.nonce),
+            DecisionPayload::Revoke(r) => (&r.issued_at, &r.nonce),
+            DecisionPayload::Review(r) => (&r.issued_at, &r.nonce),
+            DecisionPayload::Promotion(r) => (&r.issued_at, &r.nonce),
+            DecisionPayload::StatusChange(r) => (&r.issued_at, &r.nonce),
+        };
+        (i.as_deref(), n.as_deref())
+    }
+
     /// The entry it is about, for Review, Promotion and StatusChange.
     pub fn entry(&self) -> Option<&EntryKey> {
         match self {
@@ -257,6 +314,40 @@ fn check_text(p: &mut Vec<String>, at: &str, text: &Option<String>) {
             p.push(format!(
                 "{at}: at most {MAX_COMMENT_CHARS} characters, found {n}"
             ));
+        }
+    }
+}
+
+/// Shortest and longest nonce, in characters.
+pub const NONCE_CHARS: std::ops::RangeInclusive<usize> = 16..=64;
+
+/// A nonce: 16 to 64 characters of `[A-Za-z0-9_-]` (hex or unpadded base64url; 16 random
+/// bytes are 32 hex or 22 base64url characters).
+pub fn check_nonce(s: &str) -> Result<(), FieldError> {
+    let ok = NONCE_CHARS.contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::NotNonce(shorten(s)))
+    }
+}
+
+/// Checks the freshness members that are present (their presence is a rule of the
+/// sequencer's rules version, not of the wire: old leaves have none).
+pub fn check_freshness(p: &mut Vec<String>, issued_at: Option<&str>, nonce: Option<&str>) {
+    if let Some(t) = issued_at {
+        if parse_rfc3339_ms(t).is_none() {
+            p.push(format!(
+                "/issuedAt: must be RFC 3339 UTC with milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ), found {:?}",
+                shorten(t)
+            ));
+        }
+    }
+    if let Some(n) = nonce {
+        if let Err(m) = check_nonce(n) {
+            p.push(format!("/nonce: {m}"));
         }
     }
 }
@@ -325,6 +416,8 @@ pub fn parse_decision(kind: DecisionKind, json: &[u8]) -> Result<DecisionPayload
             DecisionPayload::StatusChange(r)
         }
     };
+    let (issued_at, nonce) = payload.freshness();
+    check_freshness(&mut p, issued_at, nonce);
     if p.is_empty() {
         Ok(payload)
     } else {

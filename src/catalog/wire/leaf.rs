@@ -21,6 +21,13 @@ use super::evidence::EvidenceReport;
 use super::payload::{ApiVersion, DigestSet, PublisherGrantKind};
 use crate::catalog::error::CatalogError;
 
+/// The rules version the sequencer writes into every new leaf's admission record
+/// (`rulesVersion`). Version 2 adds signed freshness, stale-decision conflicts, identity by
+/// public key and the strict name syntax (`log-format/leaves.md` §10). Leaves without the
+/// member are version 1 and replay under the rules they were admitted under; the sequencer
+/// always admits under this version, so a submitter cannot choose older rules.
+pub const RULES_VERSION: u32 = 2;
+
 /// tlog-tiles entries are at most 65535 bytes; no leaf may be larger.
 pub const MAX_LEAF_BYTES: usize = 65535;
 
@@ -64,6 +71,10 @@ pub struct GrantAdmission {
     pub accepted_at: String,
     /// SHA-256 of the envelope payload bytes (= the dedup key).
     pub request_digest: DigestSet,
+    /// The rules version the sequencer admitted it under ([`RULES_VERSION`] in every new
+    /// leaf; absent in leaves written before version 2, which replay under the old rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_version: Option<u32>,
     /// The admin key that signed it (`name+hex8`).
     pub signer: String,
 }
@@ -100,6 +111,10 @@ pub struct PublicationAdmission {
     pub policy_index: Option<u64>,
     /// SHA-256 of the envelope payload bytes (= the dedup key).
     pub request_digest: DigestSet,
+    /// The rules version the sequencer admitted it under ([`RULES_VERSION`] in every new
+    /// leaf; absent in leaves written before version 2, which replay under the old rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_version: Option<u32>,
     /// The publisher key that signed it (`name+hex8`).
     pub signer: String,
 }
@@ -139,6 +154,10 @@ pub struct DecisionAdmission {
     pub publication_index: Option<u64>,
     /// SHA-256 of the envelope payload bytes (= the dedup key).
     pub request_digest: DigestSet,
+    /// The rules version the sequencer admitted it under ([`RULES_VERSION`] in every new
+    /// leaf; absent in leaves written before version 2, which replay under the old rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_version: Option<u32>,
     /// The key that signed it (`name+hex8`).
     pub signer: String,
 }

@@ -23,6 +23,7 @@ pub mod decisions;
 pub mod dsse;
 pub mod evidence;
 mod evidence_shapes;
+pub mod json;
 pub mod leaf;
 pub mod payload;
 pub mod policy;

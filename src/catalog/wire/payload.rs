@@ -176,6 +176,12 @@ pub struct PublisherGrantRequest {
     pub target_prefixes: Vec<String>,
     /// Channels the key may use; `"*"` means any.
     pub channels: Vec<String>,
+    /// When the admin issued it (RFC 3339 UTC, milliseconds); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
+    /// A random value that makes every grant unique (16 to 64 of `[A-Za-z0-9_-]`); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 impl PublisherGrantRequest {

@@ -83,10 +83,15 @@ impl ChannelPolicy {
 
 /// The policy of every channel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Policy {
     /// Channel name → its policy.
     pub channels: BTreeMap<String, ChannelPolicy>,
+    /// The freshness window: a decision whose `issuedAt` is more than this many seconds
+    /// before the sequencer accepts it is refused (409). Absent: no window (the genesis
+    /// defaults); the stale-verdict rule applies either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_window_seconds: Option<u64>,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -134,6 +139,7 @@ impl Policy {
             ..candidate.clone()
         };
         Policy {
+            decision_window_seconds: None,
             channels: [
                 ("dev".to_string(), dev),
                 ("candidate".to_string(), candidate),

@@ -14,11 +14,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::canonical::MAX_SAFE_INTEGER;
-use super::decisions::{parse_decision, DecisionKind, DecisionPayload};
+use super::decisions::{check_nonce, parse_decision, DecisionKind, DecisionPayload};
+use super::json::check_unique_members;
 use super::payload::{
     CatalogPublicationRequest, PublisherGrantRequest, Role, ANY_CHANNEL, API_VERSION, MAX_EVIDENCE,
     MAX_GRANT_ITEMS, MAX_URI_CHARS,
 };
+use super::time::parse_rfc3339_ms;
 use super::validate::{
     array, check_catalog_ref, check_channel, check_evidence_type, check_exact, check_media_type,
     check_sha256, check_str, check_token, check_vkey, object, shorten, type_name, FieldError,
@@ -55,6 +57,7 @@ fn walk_typed<T: Serialize>(request: &T, walk: fn(&mut Problems, &Value)) -> Vec
 /// Parses and validates a `CatalogPublicationRequest` (the DSSE payload, not the envelope).
 /// Not JSON is `Malformed`; every schema or field problem is listed in `Invalid`.
 pub fn parse_publication_request(json: &[u8]) -> Result<CatalogPublicationRequest, Refusal> {
+    unique_members(json, "request")?;
     let v = parse_json(json, "request")?;
     let mut p = Problems::default();
     walk_publication(&mut p, &v);
@@ -64,6 +67,7 @@ pub fn parse_publication_request(json: &[u8]) -> Result<CatalogPublicationReques
 
 /// Parses and validates a `PublisherGrant` request payload.
 pub fn parse_grant_request(json: &[u8]) -> Result<PublisherGrantRequest, Refusal> {
+    unique_members(json, "grant")?;
     let v = parse_json(json, "grant")?;
     let mut p = Problems::default();
     walk_grant(&mut p, &v);
@@ -131,6 +135,15 @@ pub fn parse_request_payload(json: &[u8]) -> Result<RequestPayload, Refusal> {
 
 fn parse_json(json: &[u8], what: &str) -> Result<Value, Refusal> {
     serde_json::from_slice(json).map_err(|e| Refusal::Malformed(format!("{what} is not JSON: {e}")))
+}
+
+/// Outside JSON (a new request, not a payload already in a leaf): refuses duplicate
+/// members (see `json.rs`). Leaves are not held to it, so old logs replay unchanged.
+fn unique_members(json: &[u8], what: &str) -> Result<(), Refusal> {
+    check_unique_members(json).map_err(|e| match serde_json::from_slice::<Value>(json) {
+        Ok(_) => Refusal::Invalid(vec![format!("/: {e}")]),
+        Err(_) => Refusal::Malformed(format!("{what} is not JSON: {e}")),
+    })
 }
 
 fn strict<T: for<'de> Deserialize<'de>>(json: &[u8]) -> Result<T, Refusal> {
@@ -312,6 +325,8 @@ pub(crate) fn walk_grant(p: &mut Problems, v: &Value) {
         ("role", true),
         ("targetPrefixes", true),
         ("channels", true),
+        ("issuedAt", false),
+        ("nonce", false),
     ];
     let Some(obj) = object(p, v, "", &fields) else {
         return;
@@ -337,4 +352,10 @@ pub(crate) fn walk_grant(p: &mut Problems, v: &Value) {
             check_channel(s).map_err(|_| FieldError::NotGrantChannel(shorten(s)))
         }
     });
+    check_str(p, obj, "", "issuedAt", |s| {
+        parse_rfc3339_ms(s)
+            .map(|_| ())
+            .ok_or_else(|| FieldError::NotRfc3339(shorten(s)))
+    });
+    check_str(p, obj, "", "nonce", check_nonce);
 }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::decisions::{DecisionKind, DecisionPayload};
 use super::dsse::{decode_base64, Envelope, EnvelopeSignature, MAX_SIGNATURES, PAYLOAD_TYPE};
 use super::evidence::EvidenceReport;
+use super::json::{check_unique_members, parse_value};
 use super::leaf::MAX_LEAF_BYTES;
 use super::payload::{CatalogPublicationRequest, PublisherGrantRequest};
 use super::request::{parse_request_payload, RequestPayload};
@@ -154,7 +155,7 @@ impl Submission {
     /// the envelope (`"envelope /..."`) and of the payload (`"/..."`) is listed in `Invalid`;
     /// a payload that cannot fit in a log entry is `TooLarge`.
     pub fn parse(body: &[u8]) -> Result<Submission, Refusal> {
-        let v: Value = serde_json::from_slice(body)
+        let v: Value = parse_value(body)
             .map_err(|e| Refusal::Malformed(format!("request body is not JSON: {e}")))?;
         let Some(obj) = v.as_object() else {
             return Err(Refusal::Malformed(format!(
@@ -234,7 +235,13 @@ impl Submission {
         }
         let mut parsed = None;
         if let (true, Some(bytes)) = (type_ok, &payload) {
-            match parse_request_payload(bytes) {
+            // Not JSON at all is reported by the parse; duplicate members by this check.
+            let checked = parse_request_payload(bytes).and_then(|pl| {
+                check_unique_members(bytes)
+                    .map(|()| pl)
+                    .map_err(|e| Refusal::Invalid(vec![format!("/: {e}")]))
+            });
+            match checked {
                 Ok(pl) => parsed = Some(pl),
                 Err(Refusal::Invalid(list)) => list.into_iter().for_each(|m| p.push_raw(m)),
                 Err(Refusal::Malformed(m)) if p.is_empty() => return Err(Refusal::Malformed(m)),

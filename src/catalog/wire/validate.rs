@@ -43,6 +43,16 @@ pub enum FieldError {
         /// The character's code point.
         code: u32,
     },
+    /// Outside the strict name syntax of rules version 2 (`log-format/leaves.md` §10.3):
+    /// what is wrong.
+    #[error("{0}")]
+    NotStrictName(String),
+    /// Not RFC 3339 UTC with milliseconds (the value, shortened).
+    #[error("must be RFC 3339 UTC with milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ), found {0:?}")]
+    NotRfc3339(String),
+    /// Not a nonce (the value, shortened).
+    #[error("must be 16 to 64 characters of [A-Za-z0-9_-], found {0:?}")]
+    NotNonce(String),
     /// Not 64 lowercase hex characters (the value, shortened).
     #[error("must be exactly 64 lowercase hex characters, found {0:?}")]
     NotSha256(String),
@@ -443,6 +453,49 @@ pub fn check_catalog_ref(s: &str, is_prefix: bool) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// The strict name syntax of rules version 2 (`log-format/leaves.md` §10.3) for catalog
+/// refs, prefixes and subject names: printable ASCII only (so no control, format, bidi,
+/// zero-width or look-alike slash characters), no backslash, no percent-encoded `.`, `/`
+/// or `\`, every `%` followed by two hex digits, and no empty, `.` or `..` path segment
+/// (in the part after `scheme://` when there is one; a prefix may end in `/`).
+pub fn check_strict_name(s: &str, is_prefix: bool) -> Result<(), FieldError> {
+    let bad = |m: String| Err(FieldError::NotStrictName(m));
+    if let Some(c) = s.chars().find(|c| !matches!(c, '\u{21}'..='\u{7e}')) {
+        return bad(format!(
+            "must be printable ASCII (U+0021 to U+007E), found U+{:04X}",
+            c as u32
+        ));
+    }
+    if s.contains('\\') {
+        return bad("must not contain a backslash".into());
+    }
+    let b = s.as_bytes();
+    for (i, _) in s.match_indices('%') {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            None => return bad("a '%' must be followed by two hex digits".into()),
+            Some(b'.' | b'/' | b'\\') => {
+                return bad("must not percent-encode '.', '/' or '\\'".into())
+            }
+            Some(_) => {}
+        }
+    }
+    let path = s.split_once("://").map_or(s, |(_, rest)| rest);
+    let path = match path.strip_suffix('/') {
+        Some(p) if is_prefix => p,
+        _ => path,
+    };
+    if path
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return bad("must not have an empty, '.' or '..' path segment".into());
+    }
+    Ok(())
+}
+
 /// A verifier key string for an Ed25519 key, in the canonical form the note module emits.
 pub fn check_vkey(s: &str) -> Result<Verifier, FieldError> {
     let found = s.chars().count();
@@ -673,6 +726,60 @@ mod tests {
                 max: MAX_REF_CHARS,
                 found: MAX_REF_CHARS + 4
             })
+        );
+    }
+
+    /// Issue 10 §6: every example that escaped a grant's prefix or a monitor's eye.
+    #[test]
+    fn strict_names() {
+        let ascii = |c: u32| format!("must be printable ASCII (U+0021 to U+007E), found U+{c:04X}");
+        let pct = "must not percent-encode '.', '/' or '\\'";
+        let seg = "must not have an empty, '.' or '..' path segment";
+        let cases: Vec<(&str, Option<String>)> = vec![
+            ("sourceos://catalog/images/x", None),
+            ("quay.io/org/img@sha256:ab", None),
+            ("sourceos://catalog/images/a%41b", None),
+            (
+                "sourceos://catalog/images/%2e%2e/secrets/x",
+                Some(pct.into()),
+            ),
+            ("sourceos://catalog/images/..%2fsecrets", Some(pct.into())),
+            ("sourceos://catalog/images/%2E%2E/x", Some(pct.into())),
+            ("sourceos://catalog/images/a%5cb", Some(pct.into())),
+            (
+                "sourceos://catalog/images/a%zz",
+                Some("a '%' must be followed by two hex digits".into()),
+            ),
+            (
+                "sourceos://catalog/images/..\\..\\secrets",
+                Some("must not contain a backslash".into()),
+            ),
+            (
+                "sourceos://catalog/images/x\u{2215}..\u{2215}secrets",
+                Some(ascii(0x2215)),
+            ),
+            (
+                "sourceos://catalog/images/x\u{ff0f}..\u{ff0f}secrets",
+                Some(ascii(0xff0f)),
+            ),
+            ("sourceos://catalog/images/x\u{200b}", Some(ascii(0x200b))),
+            ("sourceos://catalog/images/\u{202e}x", Some(ascii(0x202e))),
+            ("sourceos://catalog/images/\u{2066}x", Some(ascii(0x2066))),
+            ("smoke-runner\u{200b}", Some(ascii(0x200b))),
+            ("sourceos://catalog/images/../secrets", Some(seg.into())),
+            ("sourceos://catalog/images/./x", Some(seg.into())),
+            ("sourceos://catalog//x", Some(seg.into())),
+            ("sourceos://catalog/x/", Some(seg.into())),
+        ];
+        for (name, want) in cases {
+            let got = check_strict_name(name, false)
+                .map_err(|e| e.to_string())
+                .err();
+            assert_eq!(got, want, "{name:?}");
+        }
+        assert_eq!(
+            check_strict_name("sourceos://catalog/images/", true),
+            Ok(())
         );
     }
 

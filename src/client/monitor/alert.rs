@@ -84,26 +84,79 @@ impl Alert {
 }
 
 /// `ALERT <kind>: <detail>` then each piece of evidence between BEGIN/END lines.
-/// Evidence that did not verify may be anything, so control characters (other than
-/// newlines) are escaped rather than sent to a terminal; verified notes have none.
+/// Evidence that did not verify, and details quoting names from the log, may be anything,
+/// so control characters (other than newlines in evidence), and the invisible format and
+/// bidirectional characters that could hide or reorder text (zero-width spaces, bidi
+/// overrides and isolates), are escaped as `\u{..}` rather than sent to a terminal.
 impl fmt::Display for Alert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "ALERT {}: {}", self.kind.name(), self.detail)?;
+        writeln!(
+            f,
+            "ALERT {}: {}",
+            self.kind.name(),
+            Escaped(&self.detail, false)
+        )?;
         for evidence in &self.evidence {
             writeln!(f, "-----BEGIN {}-----", evidence.label)?;
             let text = String::from_utf8_lossy(&evidence.bytes);
-            for c in text.chars() {
-                if c.is_control() && c != '\n' {
-                    write!(f, "{}", c.escape_default())?;
-                } else {
-                    write!(f, "{c}")?;
-                }
-            }
+            write!(f, "{}", Escaped(&text, true))?;
             if !text.ends_with('\n') {
                 writeln!(f)?;
             }
             writeln!(f, "-----END {}-----", evidence.label)?;
         }
         Ok(())
+    }
+}
+
+/// True for the characters an alert escapes: controls, and the Unicode format (Cf) and
+/// bidirectional control characters a terminal would not show or would reorder by.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}'
+            | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e0001}' | '\u{e0020}'..='\u{e007f}')
+}
+
+/// Text with [`is_hidden`] characters escaped (newlines kept when `newlines`).
+struct Escaped<'a>(&'a str, bool);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() && !(self.1 && c == '\n') {
+                write!(f, "{}", c.escape_default())?;
+            } else if is_hidden(c) && !c.is_control() {
+                write!(f, "{}", c.escape_unicode())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::*;
+
+    #[test]
+    fn bidi_format_and_control_characters_are_escaped() {
+        let alert = Alert::new(
+            AlertKind::Fork,
+            "subject x\u{200b} \u{202e}evil\u{2066}\u{1b}",
+        )
+        .with("note", "a\u{200b}\nb\u{202d}\u{7}\n".as_bytes());
+        let shown = alert.to_string();
+        assert!(
+            shown.contains("subject x\\u{200b} \\u{202e}evil\\u{2066}\\u{1b}"),
+            "{shown}"
+        );
+        assert!(shown.contains("a\\u{200b}\nb\\u{202d}\\u{7}\n"), "{shown}");
+        assert!(
+            !shown.chars().any(|c| is_hidden(c) && c != '\n'),
+            "{shown:?}"
+        );
     }
 }
