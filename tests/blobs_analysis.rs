@@ -98,8 +98,8 @@ fn unauthorized_publications_are_refused_before_their_blobs_are_read() {
     f.grant(&revoked, "sourceos://catalog/images/");
     f.grant(&elsewhere, "sourceos://catalog/tools/");
     f.grant(&granted, "sourceos://catalog/images/");
-    let revoke = serde_json::json!({"apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherRevoke",
-        "key": revoked.verifier().to_vkey(), "reason": "compromised"});
+    let revoke = common::authority::fresh(&serde_json::json!({"apiVersion": "catalog.srcos.ai/v1",
+        "kind": "PublisherRevoke", "key": revoked.verifier().to_vkey(), "reason": "compromised"}));
     f.send(&f.admin, &revoke, None).unwrap();
 
     for (n, key, what) in [(1, &revoked, "revoked"), (2, &elsewhere, "outside")] {
