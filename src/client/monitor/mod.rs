@@ -7,9 +7,12 @@
 //! - `audit`: reading every entry from the tiles, checking it, re-checking admissions.
 //! - `watch`: catalog events for watched subjects.
 //! - `alert`: alerts and their evidence.
-//!
 //! - `consistency`: rollback, fork, or growth proven consistent (from the API or the
 //!   hash tiles).
+//!
+//! May import `http` (the client and routes), `merkle`, `note`, `tiles`,
+//! `storage::durable` (the state file) and the `catalog` root (the audit re-runs
+//! admission with the server's own code); never `api`, `log` or `cli`.
 
 mod alert;
 mod audit;

@@ -23,7 +23,7 @@
 //!
 //! May import: the log engine above it (`super`: [`Log`], heads, the read side), `note`
 //! (checkpoints, cosignatures and the add-checkpoint body), `receipt`, and the HTTP
-//! client (`client::http`, the one upward edge: the log's only outbound calls). Never
+//! client (`http`, which sits below the log: the log's only outbound calls). Never
 //! the witness server or `api`.
 
 mod aggregate;
