@@ -91,6 +91,41 @@ impl Catalog {
             )])
         })?;
         let sub = verified.submission();
+        let report = verified.evidence().cloned().unwrap_or_default();
+        let (key, authorized) = self.first_authorized(verified, &report, accepted_at_ms)?;
+        let leaf = build_leaf(sub, accepted_at, key, authorized, report);
+        let bytes = leaf
+            .to_bytes()
+            .map_err(|e| Refusal::Malformed(format!("cannot encode the entry: {e}")))?;
+        if bytes.len() > MAX_LEAF_BYTES {
+            return Err(Refusal::TooLarge(format!(
+                "the log entry would be {} bytes; tlog-tiles entries are at most {MAX_LEAF_BYTES}",
+                bytes.len()
+            )));
+        }
+        Ok((bytes, PreparedLeaf::admitted(index, leaf, sub)))
+    }
+
+    /// Whether the current state lets a signer of `verified` make this request at
+    /// `at_ms`, judged without its evidence: the authorization half of
+    /// [`Catalog::admit`], without building the leaf. A request handler uses it to refuse
+    /// an unknown, revoked or ungranted signer before reading any blob; the sequencer
+    /// still admits for real against the state it commits on.
+    pub fn check_authorized(&self, verified: &Verified, at_ms: u64) -> Result<(), Refusal> {
+        self.first_authorized(verified, &EvidenceReport::default(), at_ms)
+            .map(|_| ())
+    }
+
+    /// The first signature, in envelope order, whose key the current state authorizes for
+    /// this payload (with `report` as its evidence) and whose signature verifies
+    /// (already-verified signers are not checked again); else the first reason.
+    fn first_authorized<'a>(
+        &'a self,
+        verified: &Verified,
+        report: &EvidenceReport,
+        at_ms: u64,
+    ) -> Result<(&'a Verifier, Authorized), Refusal> {
+        let sub = verified.submission();
         let env = sub.envelope();
         let mut pae = None;
         let mut first_err = None;
@@ -98,9 +133,8 @@ impl Catalog {
             let Some(key) = self.key(&sig.keyid) else {
                 continue;
             };
-            let report = verified.evidence().cloned().unwrap_or_default();
-            let authorized = match authorize(self, sub.payload(), key, &report)
-                .and_then(|a| check_v2(self, sub.payload(), key, accepted_at_ms).map(|()| a))
+            let authorized = match authorize(self, sub.payload(), key, report)
+                .and_then(|a| check_v2(self, sub.payload(), key, at_ms).map(|()| a))
             {
                 Ok(a) => a,
                 Err(e) => {
@@ -110,26 +144,15 @@ impl Catalog {
             };
             let valid = verified.signers().contains(key)
                 || key.verify_bytes(pae.get_or_insert_with(|| env.pae()), &sig.sig);
-            if !valid {
-                first_err.get_or_insert_with(|| {
-                    Refusal::Forbidden(format!(
-                        "the signature by {} does not verify over the DSSE PAE of this envelope",
-                        sig.keyid
-                    ))
-                });
-                continue;
+            if valid {
+                return Ok((key, authorized));
             }
-            let leaf = build_leaf(sub, accepted_at, key, authorized, report);
-            let bytes = leaf
-                .to_bytes()
-                .map_err(|e| Refusal::Malformed(format!("cannot encode the entry: {e}")))?;
-            if bytes.len() > MAX_LEAF_BYTES {
-                return Err(Refusal::TooLarge(format!(
-                    "the log entry would be {} bytes; tlog-tiles entries are at most {MAX_LEAF_BYTES}",
-                    bytes.len()
-                )));
-            }
-            return Ok((bytes, PreparedLeaf::admitted(index, leaf, sub)));
+            first_err.get_or_insert_with(|| {
+                Refusal::Forbidden(format!(
+                    "the signature by {} does not verify over the DSSE PAE of this envelope",
+                    sig.keyid
+                ))
+            });
         }
         Err(first_err.unwrap_or_else(|| {
             Refusal::Forbidden("no signature is by a key this authority currently knows".into())

@@ -51,7 +51,7 @@ pub async fn intake(
 /// answer stops it here: what depends on the evidence is decided after analysis, and
 /// the sequencer decides again against the state it commits on.
 fn preauthorize(log: &Log, verified: &Verified) -> Result<(), Refusal> {
-    match log.read_catalog(|catalog, _| catalog.admit(verified, now_ms())) {
+    match log.read_catalog(|catalog, _| catalog.check_authorized(verified, now_ms())) {
         Err(Refusal::Forbidden(m)) => Err(Refusal::Forbidden(m)),
         _ => Ok(()),
     }
