@@ -57,7 +57,7 @@ pub use wire::evidence::{
     ReportShapeError, Severity, CYCLONEDX_JSON, IN_TOTO_STATEMENT_V1, IN_TOTO_VULNS,
     MAX_PROBLEMS_PER_ITEM, SLSA_PROVENANCE_V1, SPDX_JSON,
 };
-pub use wire::json::{check_unique_members, parse_value, JsonError};
+pub use wire::json::{parse_value, JsonError};
 pub use wire::leaf::{
     leaf_dedup_key, DecisionAdmission, DecisionLeaf, GenesisKind, GenesisLeaf, GrantAdmission,
     GrantLeaf, Leaf, LeafError, PublicationAdmission, PublicationKind, PublicationLeaf,
@@ -73,7 +73,8 @@ pub use wire::policy::{
 };
 pub use wire::prepare::PreparedLeaf;
 pub use wire::request::{
-    parse_grant_request, parse_publication_request, parse_request_payload, RequestPayload,
+    parse_grant_request, parse_outside_payload, parse_publication_request, parse_request_payload,
+    RequestPayload,
 };
 pub use wire::submission::{KeyDirectory, Submission, SubmissionKind, Verified, MAX_KEYID_CHARS};
 pub use wire::time::{format_rfc3339_ms, parse_rfc3339_ms, MAX_RFC3339_MS};

@@ -1,111 +1,117 @@
-//! Outside JSON without duplicate members: [`check_unique_members`] walks a document once
-//! and refuses any object that names a member twice (`{"payload":"a","payload":"b"}`),
-//! which `serde_json::Value` would otherwise accept, the last one winning. Member names
-//! are compared after unescaping, so `"a"` and `"\u0061"` are the same member.
-//! [`parse_value`] is that check followed by the parse into a `Value`; every entry point
-//! that reads outside JSON (envelopes, request payloads, receipts, witness bodies) calls
-//! one of the two. Leaves need not: they are exact RFC 8785, which has no duplicates.
+//! Outside JSON without duplicate members: [`parse_value`] parses a document into a
+//! `Value` in one pass and refuses any object that names a member twice
+//! (`{"payload":"a","payload":"b"}`), which `serde_json::from_slice::<Value>` would
+//! accept, the last one winning. Member names are compared after unescaping, so `"a"` and
+//! `"\u0061"` are the same member. Every entry point that reads outside JSON (envelopes,
+//! request payloads) parses with it. Leaves need not: they are exact RFC 8785, which has no
+//! duplicates.
 //!
 //! May import nothing from `catalog` (the bottom of `wire`, beside `canonical`).
 
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Why outside JSON is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
-    /// Not JSON, or an object names a member twice (the parser's message, which names the
-    /// member and its JSON pointer).
+    /// Not JSON (the parser's message).
     #[error("{0}")]
     Syntax(String),
+    /// An object names a member twice (the message names the member and its JSON pointer).
+    #[error("{0}")]
+    Duplicate(String),
 }
 
-/// Refuses `bytes` unless they are one JSON document whose objects each name every member
-/// once.
-pub fn check_unique_members(bytes: &[u8]) -> Result<(), JsonError> {
+/// Marks the parser's message of a duplicate member, so [`parse_value`] can tell it from
+/// a syntax error after serde has wrapped it with a position.
+const DUPLICATE: &str = "duplicate field `";
+
+/// Parses `bytes` into a `Value`, refusing a document with a duplicate member anywhere.
+pub fn parse_value(bytes: &[u8]) -> Result<Value, JsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    Walk {
+    Build {
         path: String::new(),
     }
     .deserialize(&mut de)
-    .and_then(|()| de.end())
-    .map_err(|e| JsonError::Syntax(e.to_string()))
+    .and_then(|v| de.end().map(|()| v))
+    .map_err(|e| {
+        let message = e.to_string();
+        if message.starts_with(DUPLICATE) {
+            JsonError::Duplicate(message)
+        } else {
+            JsonError::Syntax(message)
+        }
+    })
 }
 
-/// [`check_unique_members`], then the parse into a `Value`.
-pub fn parse_value(bytes: &[u8]) -> Result<Value, JsonError> {
-    check_unique_members(bytes)?;
-    serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax(e.to_string()))
-}
-
-/// One value at JSON pointer `path`, walked without being built.
-struct Walk {
+/// The value at JSON pointer `path`, built as it is read.
+struct Build {
     path: String,
 }
 
-impl<'de> DeserializeSeed<'de> for Walk {
-    type Value = ();
+impl<'de> DeserializeSeed<'de> for Build {
+    type Value = Value;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Walk {
-    type Value = ();
+impl<'de> Visitor<'de> for Build {
+    type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::from(n))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::from(n))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(Value::from(n))
     }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
     }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut i = 0usize;
-        while seq
-            .next_element_seed(Walk {
-                path: format!("{}/{i}", self.path),
-            })?
-            .is_some()
-        {
-            i += 1;
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Build {
+            path: format!("{}/{}", self.path, items.len()),
+        })? {
+            items.push(item);
         }
-        Ok(())
+        Ok(Value::Array(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             let path = format!("{}/{}", self.path, pointer_token(&key));
-            let shown: String = key.chars().take(64).collect();
-            if !seen.insert(key) {
+            if members.contains_key(&key) {
+                let shown: String = key.chars().take(64).collect();
                 return Err(A::Error::custom(format!(
-                    "duplicate field `{shown}` at {path}: a member may appear only once"
+                    "{DUPLICATE}{shown}` at {path}: a member may appear only once"
                 )));
             }
-            map.next_value_seed(Walk { path })?;
+            let value = map.next_value_seed(Build { path })?;
+            members.insert(key, value);
         }
-        Ok(())
+        Ok(Value::Object(members))
     }
 }
 
@@ -151,7 +157,7 @@ mod tests {
             (r#"{"a":1} x"#, Some("trailing characters")),
             (r#"{"a":"#, Some("EOF")),
         ] {
-            let got = check_unique_members(json.as_bytes());
+            let got = parse_value(json.as_bytes()).map(drop);
             match want {
                 None => assert_eq!(got, Ok(()), "{json}"),
                 Some(m) => {
@@ -161,5 +167,15 @@ mod tests {
             }
         }
         assert_eq!(parse_value(br#"{"a":[1]}"#).unwrap()["a"][0], 1);
+        // The value is the one serde_json builds, numbers, escapes and nesting included.
+        let doc =
+            br#"{"n":-1,"u":18446744073709551615,"f":1.5,"s":"\u00e9\n","z":null,"b":[true,{}]}"#;
+        let plain: Value = serde_json::from_slice(doc).unwrap();
+        assert_eq!(parse_value(doc).unwrap(), plain);
+        assert!(matches!(
+            parse_value(b"{\"a\":1,\"a\":1}"),
+            Err(JsonError::Duplicate(_))
+        ));
+        assert!(matches!(parse_value(b"{\"a\":"), Err(JsonError::Syntax(_))));
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::canonical::MAX_SAFE_INTEGER;
 use super::decisions::{check_nonce, parse_decision, DecisionKind, DecisionPayload};
-use super::json::check_unique_members;
+use super::json::{parse_value, JsonError};
 use super::payload::{
     CatalogPublicationRequest, PublisherGrantRequest, Role, ANY_CHANNEL, API_VERSION, MAX_EVIDENCE,
     MAX_GRANT_ITEMS, MAX_URI_CHARS,
@@ -57,8 +57,7 @@ fn walk_typed<T: Serialize>(request: &T, walk: fn(&mut Problems, &Value)) -> Vec
 /// Parses and validates a `CatalogPublicationRequest` (the DSSE payload, not the envelope).
 /// Not JSON is `Malformed`; every schema or field problem is listed in `Invalid`.
 pub fn parse_publication_request(json: &[u8]) -> Result<CatalogPublicationRequest, Refusal> {
-    unique_members(json, "request")?;
-    let v = parse_json(json, "request")?;
+    let v = outside_json(json, "request")?;
     let mut p = Problems::default();
     walk_publication(&mut p, &v);
     p.into_result()?;
@@ -67,8 +66,7 @@ pub fn parse_publication_request(json: &[u8]) -> Result<CatalogPublicationReques
 
 /// Parses and validates a `PublisherGrant` request payload.
 pub fn parse_grant_request(json: &[u8]) -> Result<PublisherGrantRequest, Refusal> {
-    unique_members(json, "grant")?;
-    let v = parse_json(json, "grant")?;
+    let v = outside_json(json, "grant")?;
     let mut p = Problems::default();
     walk_grant(&mut p, &v);
     p.into_result()?;
@@ -88,9 +86,20 @@ pub enum RequestPayload {
     Decision(DecisionPayload),
 }
 
-/// Parses a DSSE payload whose `kind` decides the type.
+/// Parses a DSSE payload whose `kind` decides the type. For a payload already in a leaf:
+/// leaves from before duplicate members were refused keep replaying.
 pub fn parse_request_payload(json: &[u8]) -> Result<RequestPayload, Refusal> {
-    let v = parse_json(json, "payload")?;
+    payload_from_value(parse_json(json, "payload")?, json)
+}
+
+/// [`parse_request_payload`] for a new submission: a duplicate member is refused too, in
+/// the same single parse (see `json.rs`).
+pub fn parse_outside_payload(json: &[u8]) -> Result<RequestPayload, Refusal> {
+    payload_from_value(outside_json(json, "payload")?, json)
+}
+
+/// The typed payload from its parsed `v` (and its bytes, for the strict typed parse).
+fn payload_from_value(v: Value, json: &[u8]) -> Result<RequestPayload, Refusal> {
     let mut p = Problems::default();
     let Some(obj) = v.as_object() else {
         p.push("", "must be a JSON object");
@@ -137,12 +146,13 @@ fn parse_json(json: &[u8], what: &str) -> Result<Value, Refusal> {
     serde_json::from_slice(json).map_err(|e| Refusal::Malformed(format!("{what} is not JSON: {e}")))
 }
 
-/// Outside JSON (a new request, not a payload already in a leaf): refuses duplicate
-/// members (see `json.rs`). Leaves are not held to it, so old logs replay unchanged.
-fn unique_members(json: &[u8], what: &str) -> Result<(), Refusal> {
-    check_unique_members(json).map_err(|e| match serde_json::from_slice::<Value>(json) {
-        Ok(_) => Refusal::Invalid(vec![format!("/: {e}")]),
-        Err(_) => Refusal::Malformed(format!("{what} is not JSON: {e}")),
+/// Outside JSON (a new request, not a payload already in a leaf), parsed once: not JSON is
+/// `Malformed`, a duplicate member `Invalid` (see `json.rs`). Leaves are not held to it,
+/// so old logs replay unchanged.
+fn outside_json(json: &[u8], what: &str) -> Result<Value, Refusal> {
+    parse_value(json).map_err(|e| match e {
+        JsonError::Duplicate(m) => Refusal::Invalid(vec![format!("/: {m}")]),
+        JsonError::Syntax(m) => Refusal::Malformed(format!("{what} is not JSON: {m}")),
     })
 }
 

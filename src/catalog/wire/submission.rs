@@ -15,10 +15,10 @@ use sha2::{Digest, Sha256};
 use super::decisions::{DecisionKind, DecisionPayload};
 use super::dsse::{decode_base64, Envelope, EnvelopeSignature, MAX_SIGNATURES, PAYLOAD_TYPE};
 use super::evidence::EvidenceReport;
-use super::json::{check_unique_members, parse_value};
+use super::json::parse_value;
 use super::leaf::MAX_LEAF_BYTES;
 use super::payload::{CatalogPublicationRequest, PublisherGrantRequest};
-use super::request::{parse_request_payload, RequestPayload};
+use super::request::{parse_outside_payload, parse_request_payload, RequestPayload};
 use super::validate::{check_token, object, string, type_name, Problems};
 use crate::catalog::error::Refusal;
 use crate::note::Verifier;
@@ -235,13 +235,7 @@ impl Submission {
         }
         let mut parsed = None;
         if let (true, Some(bytes)) = (type_ok, &payload) {
-            // Not JSON at all is reported by the parse; duplicate members by this check.
-            let checked = parse_request_payload(bytes).and_then(|pl| {
-                check_unique_members(bytes)
-                    .map(|()| pl)
-                    .map_err(|e| Refusal::Invalid(vec![format!("/: {e}")]))
-            });
-            match checked {
+            match parse_outside_payload(bytes) {
                 Ok(pl) => parsed = Some(pl),
                 Err(Refusal::Invalid(list)) => list.into_iter().for_each(|m| p.push_raw(m)),
                 Err(Refusal::Malformed(m)) if p.is_empty() => return Err(Refusal::Malformed(m)),
