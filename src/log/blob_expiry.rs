@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use super::reader::ReadError;
 use super::Log;
-use crate::catalog::{parse_publication_request, Leaf};
+use crate::catalog::{parse_request_payload, Leaf, RequestPayload};
 use crate::storage::blobs::BlobStore;
 
 /// The evidence digests named by the log's publications, up to a tree size.
@@ -32,7 +32,10 @@ impl References {
         while self.scanned < size {
             let bytes = log.entry(self.scanned)?;
             if let Ok(Leaf::Publication(p)) = Leaf::parse(&bytes) {
-                if let Ok(request) = parse_publication_request(&p.envelope.payload) {
+                // A logged payload is read as replay reads it (no new-submission rules).
+                if let Ok(RequestPayload::Publication(request)) =
+                    parse_request_payload(&p.envelope.payload)
+                {
                     self.digests
                         .extend(request.evidence.into_iter().map(|e| e.digest.sha256));
                 }
