@@ -54,8 +54,8 @@ pub use wire::dsse::{
 };
 pub use wire::evidence::{
     analyze, analyze_items, pinned_digest, BlobSource, EvidenceFinding, EvidenceReport, NoBlobs,
-    ReportShapeError, Severity, CYCLONEDX_JSON, IN_TOTO_STATEMENT_V1, IN_TOTO_VULNS,
-    MAX_PROBLEMS_PER_ITEM, SLSA_PROVENANCE_V1, SPDX_JSON,
+    ReportShapeError, CYCLONEDX_JSON, IN_TOTO_STATEMENT_V1, IN_TOTO_VULNS, MAX_PROBLEMS_PER_ITEM,
+    SLSA_PROVENANCE_V1, SPDX_JSON,
 };
 pub use wire::json::{parse_value, JsonError};
 pub use wire::leaf::{
@@ -76,6 +76,7 @@ pub use wire::request::{
     parse_grant_request, parse_outside_payload, parse_publication_request, parse_request_payload,
     RequestPayload,
 };
+pub use wire::severity::Severity;
 pub use wire::submission::{KeyDirectory, Submission, SubmissionKind, Verified, MAX_KEYID_CHARS};
 pub use wire::time::{format_rfc3339_ms, parse_rfc3339_ms, MAX_RFC3339_MS};
 pub use wire::validate::{

@@ -151,7 +151,8 @@ pub fn check_evidence(
 mod tests {
     use super::*;
     use crate::catalog::rules::fixture::{publication_request, IMAGES};
-    use crate::catalog::wire::evidence::{EvidenceFinding, Severity};
+    use crate::catalog::wire::evidence::EvidenceFinding;
+    use crate::catalog::wire::severity::Severity;
 
     const DIGEST: &str = "dd00000000000000000000000000000000000000000000000000000000000000";
 

@@ -36,10 +36,12 @@
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
+pub use super::evidence_shapes::pinned_digest;
 use super::evidence_shapes::{
     Base64Reader, BaseImage, GrypeMatches, Lenient, SubjectDigests, TaskImages, VulnPredicate,
 };
 use super::payload::{CatalogPublicationRequest, EvidenceItem};
+use super::severity::Severity;
 use super::validate::check_sha256;
 
 /// Where blob bytes come from (the content-addressed store, or nothing).
@@ -59,55 +61,6 @@ pub struct NoBlobs;
 impl BlobSource for NoBlobs {
     fn blob(&self, _sha256_hex: &str) -> Option<Vec<u8>> {
         None
-    }
-}
-
-/// Vulnerability severities, ordered from least to most severe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Grype's `Negligible` (and CVSS 0.0).
-    Negligible,
-    /// `Low` (CVSS 0.1–3.9).
-    Low,
-    /// `Medium` (CVSS 4.0–6.9).
-    Medium,
-    /// `High` (CVSS 7.0–8.9).
-    High,
-    /// `Critical` (CVSS 9.0–10.0).
-    Critical,
-}
-
-impl Severity {
-    /// Every severity in wire form, least severe first.
-    pub const ALL: &'static [&'static str] = &["negligible", "low", "medium", "high", "critical"];
-
-    /// Parses a qualitative name (any case) or a CVSS base score; `None` for `Unknown` and
-    /// anything unrecognised.
-    pub fn parse(text: &str) -> Option<Severity> {
-        let t = text.trim().to_ascii_lowercase();
-        match t.as_str() {
-            "negligible" | "none" => return Some(Severity::Negligible),
-            "low" => return Some(Severity::Low),
-            "medium" | "moderate" => return Some(Severity::Medium),
-            "high" | "important" => return Some(Severity::High),
-            "critical" => return Some(Severity::Critical),
-            _ => {}
-        }
-        let score: f64 = t.parse().ok()?;
-        Some(match score {
-            s if !(0.0..=10.0).contains(&s) => return None,
-            0.0 => Severity::Negligible,
-            s if s < 4.0 => Severity::Low,
-            s if s < 7.0 => Severity::Medium,
-            s if s < 9.0 => Severity::High,
-            _ => Severity::Critical,
-        })
-    }
-
-    /// The wire form (`"high"`, ...).
-    pub fn as_str(self) -> &'static str {
-        Severity::ALL[self as usize]
     }
 }
 
@@ -467,12 +420,6 @@ fn provenance(subject: &str, bytes: &[u8]) -> EvidenceFinding {
     f
 }
 
-/// The hex digest an image reference pins (`...@sha256:<64 hex>`), if any.
-pub fn pinned_digest(image_ref: &str) -> Option<&str> {
-    let (_, hex) = image_ref.rsplit_once("@sha256:")?;
-    check_sha256(hex).ok().map(|_| hex)
-}
-
 #[derive(Deserialize)]
 struct GrypeScan {
     matches: GrypeMatches,
@@ -560,30 +507,6 @@ fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn severities_parse_names_and_scores() {
-        assert_eq!(Severity::parse("High"), Some(Severity::High));
-        assert_eq!(Severity::parse("CRITICAL"), Some(Severity::Critical));
-        assert_eq!(Severity::parse("7.5"), Some(Severity::High));
-        assert_eq!(Severity::parse("3.9"), Some(Severity::Low));
-        assert_eq!(Severity::parse("9.0"), Some(Severity::Critical));
-        assert_eq!(Severity::parse("Unknown"), None);
-        assert_eq!(Severity::parse("11"), None);
-        assert_eq!(Severity::parse("NaN"), None);
-        assert_eq!(Severity::High.as_str(), "high");
-    }
-
-    #[test]
-    fn pinned_digests() {
-        let h = "a".repeat(64);
-        assert_eq!(
-            pinned_digest(&format!("quay.io/x@sha256:{h}")),
-            Some(h.as_str())
-        );
-        assert_eq!(pinned_digest("quay.io/x:dev"), None);
-        assert_eq!(pinned_digest("quay.io/x@sha256:abc"), None);
-    }
 
     #[test]
     fn scans() {

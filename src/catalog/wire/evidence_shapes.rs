@@ -12,7 +12,7 @@
 //! Also [`Base64Reader`]: a DSSE payload decoded on the fly, so a wrapped statement is
 //! parsed without a decoded copy.
 //!
-//! May import, in `wire`: `validate` and `evidence`'s [`Severity`].
+//! May import, in `wire`: `validate` and `severity`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,7 +25,7 @@ use base64::Engine;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::evidence::{pinned_digest, Severity};
+use super::severity::Severity;
 use super::validate::check_sha256;
 
 /// A JSON value read for its shape: objects go to [`Shape::map`], arrays to
@@ -423,9 +423,26 @@ impl Read for Base64Reader<'_> {
     }
 }
 
+/// The hex digest an image reference pins (`...@sha256:<64 hex>`), if any.
+pub fn pinned_digest(image_ref: &str) -> Option<&str> {
+    let (_, hex) = image_ref.rsplit_once("@sha256:")?;
+    check_sha256(hex).ok().map(|_| hex)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pinned_digests() {
+        let h = "a".repeat(64);
+        assert_eq!(
+            pinned_digest(&format!("quay.io/x@sha256:{h}")),
+            Some(h.as_str())
+        );
+        assert_eq!(pinned_digest("quay.io/x:dev"), None);
+        assert_eq!(pinned_digest("quay.io/x@sha256:abc"), None);
+    }
 
     #[test]
     fn base64_reader_matches_the_whole_decode() {

@@ -4,9 +4,10 @@
 //! Bottom up (each file may import only those above it):
 //! - `canonical` (RFC 8785), `time` (RFC 3339 milliseconds), `dsse` (envelopes, base64);
 //! - `validate`: the JSON validation kit and the syntax checks of single fields;
-//! - `payload`: the request payload types;
+//! - `payload`: the request payload types; `severity`: the vulnerability scale;
 //! - `evidence`: what uploaded evidence blobs say (the report a `Publication` leaf records),
-//!   read by the bounded-memory readers of `evidence_shapes`;
+//!   read by the bounded-memory readers of `evidence_shapes` (which
+//!   `evidence` imports, never the other way);
 //! - `policy`: the channel policy type and its defaults;
 //! - `decisions`: the decision payloads;
 //! - `request`: the request rules (validation walk, parsing any payload);
@@ -29,6 +30,7 @@ pub mod payload;
 pub mod policy;
 pub mod prepare;
 pub mod request;
+pub mod severity;
 pub mod submission;
 pub mod time;
 pub mod validate;

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::evidence::Severity;
+use super::severity::Severity;
 use super::validate::{check_channel, check_evidence_type, pointer_token};
 
 /// Most channels in one policy.
