@@ -8,141 +8,48 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use srcos_catalog::catalog::{sign_envelope, Submission};
-use srcos_catalog::keyfile::read_signer;
-use srcos_catalog::log::{fsck, replay, Log, LogOptions, SubmitError, Submitted};
-use srcos_catalog::merkle;
-use srcos_catalog::note::{self, KeyType, Signer};
+use common::faults::Harness;
+use srcos_catalog::log::{Log, SubmitError, Submitted};
+use srcos_catalog::note;
 use srcos_catalog::storage::memory::{MemoryLog, SwapFault};
 use srcos_catalog::storage::{Backends, LogBackends, RecordsIn};
 
-/// A log, its keys, and everything it acknowledged and served.
-struct Harness {
-    dir: tempfile::TempDir,
-    rt: tokio::runtime::Runtime,
-    publisher: Signer,
-    acked: Vec<(u64, Vec<u8>)>,
-    served: Vec<Vec<u8>>,
+/// Opens the log with a short commit back-off.
+fn open(h: &mut Harness, backends: Backends) -> Log {
+    let (log, _) = h.open_with(backends, |options| {
+        options.commit_retry = (Duration::from_millis(20), Duration::from_millis(100));
+    });
+    log
 }
 
-impl Harness {
-    fn new() -> Harness {
-        Harness {
-            dir: common::tempdir(),
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            publisher: Signer::generate("recovery.example/publisher", KeyType::Ed25519).unwrap(),
-            acked: Vec::new(),
-            served: Vec::new(),
-        }
-    }
-
-    fn keys(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Opens the log with a short back-off; for a new log, grants the publisher.
-    fn open(&mut self, backends: Backends) -> Log {
-        let mut options = LogOptions::new(self.keys());
-        options.batch_max = 8;
-        options.commit_retry = (Duration::from_millis(20), Duration::from_millis(100));
-        let (log, report) = Log::open_with(backends, options).unwrap();
-        if report.created {
-            let admin = read_signer(&self.keys().join("admin.key")).unwrap();
-            let grant = serde_json::json!({
-                "apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherGrant",
-                "publisherKey": self.publisher.verifier().to_vkey(), "role": "publisher",
-                "targetPrefixes": ["sourceos://catalog/"], "channels": ["dev"],
-            });
-            self.submit(&log, &serde_jcs::to_vec(&grant).unwrap(), &admin)
-                .unwrap();
-        }
-        self.served.push(log.head().signed.to_vec());
-        log
-    }
-
-    fn submit(
-        &mut self,
-        log: &Log,
-        payload: &[u8],
-        signer: &Signer,
-    ) -> Result<Submitted, SubmitError> {
-        let envelope = sign_envelope(payload, signer).to_json();
-        let submission = Submission::parse(envelope.as_bytes()).unwrap();
-        let key = submission.dedup_key();
-        let verified = submission.verify(&log.keys()).unwrap();
-        let submitted = self.rt.block_on(log.submit(verified, key))?;
-        // Acknowledged: it must be readable at once, and stay.
-        self.acked
-            .push((submitted.index, log.entry(submitted.index).unwrap()));
-        self.served.push(log.head().signed.to_vec());
-        Ok(submitted)
-    }
-
-    fn publish(&mut self, log: &Log, n: u64) -> Result<Submitted, SubmitError> {
-        let request = common::request_json("quay.io/recovery/s", n, "sourceos://catalog/r", "dev");
-        let value: serde_json::Value = serde_json::from_str(&request).unwrap();
-        let publisher = self.publisher.clone();
-        self.submit(log, &serde_jcs::to_vec(&value).unwrap(), &publisher)
-    }
-
-    /// Publishes `n` until the log takes it (the retry in the background succeeded).
-    fn publish_once_recovered(&mut self, log: &Log, n: u64) -> Submitted {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match self.publish(log, n) {
-                Ok(submitted) => return submitted,
-                Err(SubmitError::Unavailable(_)) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => panic!("the log did not recover: {e}"),
-            }
-        }
-    }
-
-    /// Every acknowledged entry is there unchanged; every checkpoint served or
-    /// installed is consistent with the head; fsck is clean; replay agrees.
-    fn check(&self, log: &Log, storage: &LogBackends, installed: &[Vec<u8>]) {
-        let head = log.head();
-        let current = &head.checkpoint;
-        for (index, bytes) in &self.acked {
-            assert!(*index < current.size, "acknowledged entry {index} lost");
-            assert_eq!(&log.entry(*index).unwrap(), bytes, "entry {index} changed");
-        }
-        for signed in installed.iter().chain(&self.served) {
-            let (old, _) = note::open_checkpoint(signed, log.verifier()).unwrap();
-            assert!(old.size <= current.size, "rollback from {}", old.size);
-            if old.size == current.size {
-                assert_eq!(old.root, current.root, "two roots for size {}", old.size);
-                continue;
-            }
-            let proof = log.consistency_proof(old.size, current.size).unwrap();
-            merkle::verify_consistency(old.size, current.size, &old.root, &current.root, &proof)
-                .unwrap();
-        }
-        let size = |signed: &[u8]| {
-            note::open_checkpoint(signed, log.verifier())
-                .unwrap()
-                .0
-                .size
-        };
-        assert!(
-            installed.windows(2).all(|w| size(&w[0]) < size(&w[1])),
-            "one size installed twice"
-        );
-        let report = fsck::check(storage, log.verifier()).unwrap().unwrap();
-        assert!(report.problems.is_empty(), "fsck: {:?}", report.problems);
-        assert_eq!(report.tree_size, current.size);
-        let replayed = replay::replay_log(storage, log.verifier())
+/// [`Harness::check`], and no size was installed twice.
+fn check(h: &Harness, log: &Log, storage: &LogBackends, installed: &[Vec<u8>]) {
+    h.check(log, storage, installed);
+    let size = |signed: &[u8]| {
+        note::open_checkpoint(signed, log.verifier())
             .unwrap()
-            .unwrap();
-        let live = log.read_catalog(|catalog, size| catalog.state_digest_at(size));
-        assert_eq!(replayed.state_digest, live);
+            .0
+            .size
+    };
+    assert!(
+        installed.windows(2).all(|w| size(&w[0]) < size(&w[1])),
+        "one size installed twice"
+    );
+}
+
+/// Publishes `n` until the log takes it (the retry in the background succeeded).
+fn publish_once_recovered(h: &mut Harness, log: &Log, n: u64) -> Submitted {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match h.publish(log, n) {
+            Ok(submitted) => return submitted,
+            Err(SubmitError::Unavailable(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("the log did not recover: {e}"),
+        }
     }
 }
 
@@ -157,9 +64,9 @@ fn assert_unavailable(result: Result<Submitted, SubmitError>) {
 /// again by itself. `clear_after` is how long the fault lasts (a persistent tile-write
 /// fault) or `None` (a one-shot swap fault).
 fn recovers(inject: impl Fn(&MemoryLog), clear_after: Option<Duration>) {
-    let mut h = Harness::new();
+    let mut h = Harness::new("recovery");
     let memory = MemoryLog::new();
-    let log = h.open(Backends::memory(&memory));
+    let log = open(&mut h, Backends::memory(&memory));
     for n in 0..3 {
         h.publish(&log, n).unwrap();
     }
@@ -175,7 +82,7 @@ fn recovers(inject: impl Fn(&MemoryLog), clear_after: Option<Duration>) {
         memory.faults.clear();
     }
     // No restart: the same log takes writes again.
-    h.publish_once_recovered(&log, 12);
+    publish_once_recovered(&mut h, &log, 12);
     assert!(!log.has_failed());
     // The batch that failed was retried unchanged and became durable: its client, who
     // got 503, resubmits and is told it is already there, at the index it was given.
@@ -185,11 +92,11 @@ fn recovers(inject: impl Fn(&MemoryLog), clear_after: Option<Duration>) {
     for n in 20..30 {
         h.publish(&log, n).unwrap();
     }
-    h.check(&log, &memory.backends(), &memory.lock.installed());
+    check(&h, &log, &memory.backends(), &memory.lock.installed());
     // And a restart finds the same log.
     drop(log);
-    let log = h.open(Backends::memory(&memory));
-    h.check(&log, &memory.backends(), &memory.lock.installed());
+    let log = open(&mut h, Backends::memory(&memory));
+    check(&h, &log, &memory.backends(), &memory.lock.installed());
 }
 
 #[test]
@@ -233,27 +140,30 @@ fn a_torn_swap_is_abandoned_and_retried() {
 
 #[test]
 fn shutting_down_while_a_commit_is_retried_does_not_hang() {
-    let mut h = Harness::new();
+    let mut h = Harness::new("recovery");
     let memory = MemoryLog::new();
-    let log = h.open(Backends::memory(&memory));
+    let log = open(&mut h, Backends::memory(&memory));
     memory.faults.fail_tile_writes_after(0);
     assert_unavailable(h.publish(&log, 1));
     let started = Instant::now();
     drop(log);
     assert!(started.elapsed() < Duration::from_secs(5));
     memory.faults.clear();
-    let log = h.open(Backends::memory(&memory));
+    let log = open(&mut h, Backends::memory(&memory));
     h.publish(&log, 2).unwrap();
-    h.check(&log, &memory.backends(), &memory.lock.installed());
+    check(&h, &log, &memory.backends(), &memory.lock.installed());
 }
 
 /// On the POSIX drivers: a directory where the next level-0 tile must be written makes
 /// the write fail (`EISDIR`, as `ENOSPC` would); once it is removed, the log resumes.
 #[test]
 fn a_posix_log_resumes_once_a_tile_write_succeeds_again() {
-    let mut h = Harness::new();
+    let mut h = Harness::new("recovery");
     let data = common::tempdir();
-    let log = h.open(Backends::posix(data.path(), RecordsIn::Disk).unwrap());
+    let log = open(
+        &mut h,
+        Backends::posix(data.path(), RecordsIn::Disk).unwrap(),
+    );
     h.publish(&log, 0).unwrap();
     let size = log.head().checkpoint.size;
     let blocker = data.path().join(format!("log/tile/0/000.p/{}", size + 1));
@@ -263,7 +173,7 @@ fn a_posix_log_resumes_once_a_tile_write_succeeds_again() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(log.head().checkpoint.size, size);
     std::fs::remove_dir(&blocker).unwrap();
-    h.publish_once_recovered(&log, 2);
+    publish_once_recovered(&mut h, &log, 2);
     assert!(h.publish(&log, 1).unwrap().duplicate);
-    h.check(&log, &LogBackends::posix(data.path()).unwrap(), &[]);
+    check(&h, &log, &LogBackends::posix(data.path()).unwrap(), &[]);
 }

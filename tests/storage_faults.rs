@@ -10,14 +10,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 
-use srcos_catalog::catalog::{sign_envelope, Submission};
-use srcos_catalog::keyfile::read_signer;
-use srcos_catalog::log::{fsck, replay, Log, LogOptions, OpenReport, SubmitError, Submitted};
-use srcos_catalog::merkle;
-use srcos_catalog::note::{self, KeyType, Signer};
+use common::faults::Harness;
+use srcos_catalog::log::{Log, OpenReport, SubmitError, Submitted};
+use srcos_catalog::note;
 use srcos_catalog::storage::memory::{MemoryLog, SwapFault};
 use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
 use srcos_catalog::storage::{
@@ -26,116 +23,9 @@ use srcos_catalog::storage::{
 };
 use srcos_catalog::tiles::{TileId, TileKind};
 
-/// A log on chosen backends, its keys in a temporary directory, and what it acknowledged.
-struct Harness {
-    dir: tempfile::TempDir,
-    rt: tokio::runtime::Runtime,
-    publisher: Signer,
-    /// Every acknowledged entry: its index and bytes.
-    acked: Vec<(u64, Vec<u8>)>,
-    /// Every head the log served, as signed bytes.
-    served: Vec<Vec<u8>>,
-}
-
-impl Harness {
-    fn new() -> Harness {
-        Harness {
-            dir: common::tempdir(),
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            publisher: Signer::generate("faults.example/publisher", KeyType::Ed25519).unwrap(),
-            acked: Vec::new(),
-            served: Vec::new(),
-        }
-    }
-
-    fn keys(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Opens the log on `backends`; for a new log, grants the publisher.
-    fn open(&mut self, backends: Backends) -> (Log, OpenReport) {
-        let mut options = LogOptions::new(self.keys());
-        options.batch_max = 8;
-        let (log, report) = Log::open_with(backends, options).unwrap();
-        if report.created {
-            let admin = read_signer(&self.keys().join("admin.key")).unwrap();
-            let grant = serde_json::json!({
-                "apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherGrant",
-                "publisherKey": self.publisher.verifier().to_vkey(), "role": "publisher",
-                "targetPrefixes": ["sourceos://catalog/"], "channels": ["dev"],
-            });
-            self.submit(&log, &serde_jcs::to_vec(&grant).unwrap(), &admin)
-                .unwrap();
-        }
-        self.served.push(log.head().signed.to_vec());
-        (log, report)
-    }
-
-    fn submit(
-        &mut self,
-        log: &Log,
-        payload: &[u8],
-        signer: &Signer,
-    ) -> Result<Submitted, SubmitError> {
-        let envelope = sign_envelope(payload, signer).to_json();
-        let submission = Submission::parse(envelope.as_bytes()).unwrap();
-        let key = submission.dedup_key();
-        let verified = submission.verify(&log.keys()).unwrap();
-        let submitted = self.rt.block_on(log.submit(verified, key))?;
-        self.acked
-            .push((submitted.index, log.entry(submitted.index).unwrap()));
-        self.served.push(log.head().signed.to_vec());
-        Ok(submitted)
-    }
-
-    /// Publication request number `n` (the same `n` is the same request: a duplicate).
-    fn publish(&mut self, log: &Log, n: u64) -> Result<Submitted, SubmitError> {
-        let request = common::request_json("quay.io/faults/s", n, "sourceos://catalog/f", "dev");
-        let value: serde_json::Value = serde_json::from_str(&request).unwrap();
-        let publisher = self.publisher.clone();
-        self.submit(log, &serde_jcs::to_vec(&value).unwrap(), &publisher)
-    }
-
-    /// Every acknowledged entry is there with the same bytes; every checkpoint in
-    /// `checkpoints` and every head served is consistent with the current head; the
-    /// tiles recompute to the checkpoint (fsck); the entries replay to the live state.
-    fn check(&self, log: &Log, storage: &LogBackends, checkpoints: &[Vec<u8>]) {
-        let head = log.head();
-        let current = &head.checkpoint;
-        for (index, bytes) in &self.acked {
-            assert!(*index < current.size, "acknowledged entry {index} lost");
-            assert_eq!(&log.entry(*index).unwrap(), bytes, "entry {index} changed");
-        }
-        for signed in checkpoints.iter().chain(&self.served) {
-            let (old, _) = note::open_checkpoint(signed, log.verifier()).unwrap();
-            assert!(old.size <= current.size, "rollback from {}", old.size);
-            if old.size == current.size {
-                assert_eq!(old.root, current.root, "two roots for size {}", old.size);
-                continue;
-            }
-            let proof = log.consistency_proof(old.size, current.size).unwrap();
-            merkle::verify_consistency(old.size, current.size, &old.root, &current.root, &proof)
-                .unwrap_or_else(|e| {
-                    panic!("{} is not consistent with {}: {e}", old.size, current.size)
-                });
-        }
-        let report = fsck::check(storage, log.verifier()).unwrap().unwrap();
-        assert!(report.problems.is_empty(), "fsck: {:?}", report.problems);
-        assert_eq!(report.tree_size, current.size);
-        let replayed = replay::replay_log(storage, log.verifier())
-            .unwrap()
-            .unwrap();
-        let live = log.read_catalog(|catalog, size| catalog.state_digest_at(size));
-        assert_eq!(replayed.state_digest, live);
-    }
-}
-
 /// A memory log with a few entries acknowledged.
 fn started() -> (Harness, MemoryLog, Log) {
-    let mut h = Harness::new();
+    let mut h = Harness::new("faults");
     let memory = MemoryLog::new();
     let (log, report) = h.open(Backends::memory(&memory));
     assert!(report.created);
@@ -395,7 +285,7 @@ fn a_log_is_written_and_reopened_on_every_driver() {
         ),
     ];
     for (name, backends, storage) in &drivers {
-        let mut h = Harness::new();
+        let mut h = Harness::new("faults");
         let (log, report) = h.open(backends());
         assert!(report.created, "{name}");
         for n in 0..20 {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod authority;
+pub mod faults;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
