@@ -57,6 +57,8 @@ pub fn refused(status: u16, body: &[u8]) -> ClientError {
 #[derive(Clone)]
 pub struct HttpAuthority {
     http: HttpClient,
+    /// The log's origin, asked once: upload intents name it, and it never changes.
+    origin: tokio::sync::OnceCell<String>,
 }
 
 impl HttpAuthority {
@@ -64,7 +66,17 @@ impl HttpAuthority {
     pub fn new(base: &str) -> Result<HttpAuthority, HttpError> {
         Ok(HttpAuthority {
             http: HttpClient::new(base)?,
+            origin: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The log's origin, from `/v1/log` the first time it is needed.
+    async fn origin(&self) -> Result<&str, ClientError> {
+        let origin = self
+            .origin
+            .get_or_try_init(|| async { self.log_info().await.map(|info| info.origin) })
+            .await?;
+        Ok(origin)
     }
 
     /// The underlying HTTP client (for raw exchanges, e.g. the load generator's).
@@ -132,8 +144,8 @@ impl Authority for HttpAuthority {
         bytes: Vec<u8>,
     ) -> Reply<'a, BlobPut> {
         Box::pin(async move {
-            let origin = self.log_info().await?.origin;
-            let intent = upload_intent(uploader, &origin, sha256_hex, bytes.len() as u64);
+            let origin = self.origin().await?;
+            let intent = upload_intent(uploader, origin, sha256_hex, bytes.len() as u64);
             let path = routes::blob(sha256_hex);
             let headers = [(BLOB_INTENT_HEADER, intent.as_str())];
             let response = self
