@@ -17,6 +17,8 @@
 //! - [`storage`]: the storage ports (tile store, checkpoint lock, lookup index) and their
 //!   drivers (POSIX, memory with fault injection); records on disk; evidence blobs.
 //! - [`keyfile`]: key files on disk.
+//! - [`telemetry`]: Prometheus metrics: names, the recorder, hot-path handles, the
+//!   per-route HTTP middleware (imports nothing of the crate).
 //! - [`reports`]: socios reports trees → publication requests.
 //! - [`log`]: sequencing, integration, signing, recovery and the read side.
 //! - [`api`]: the HTTP API.
@@ -39,5 +41,6 @@ pub mod note;
 pub mod receipt;
 pub mod reports;
 pub mod storage;
+pub mod telemetry;
 pub mod tiles;
 pub mod witness;

@@ -5,11 +5,15 @@
 //! commit; reads go straight to the committed tiles.
 //!
 //! May import `http` (routes, body limits, [`Problem`]), `log`, `storage`, `catalog` and
-//! the pure cores; never `client` or `cli`. `problem` maps the domain's errors onto
-//! [`Problem`].
+//! the pure cores, and `telemetry`; never `client` or `cli`. `problem` maps the domain's
+//! errors onto [`Problem`]. The operational endpoints: `health` (`/healthz`, `/readyz`)
+//! and `metrics` (`/metrics`); every request is counted by route pattern
+//! ([`crate::telemetry::track`]).
 
 mod blobs;
 mod catalog;
+pub mod health;
+pub mod metrics;
 mod problem;
 mod read;
 mod submit;
@@ -18,7 +22,7 @@ mod witnessed;
 use std::sync::Arc;
 
 use axum::routing::{get, post, put};
-use axum::{Extension, Router};
+use axum::{middleware, Extension, Router};
 use tower_http::compression::CompressionLayer;
 
 use crate::http::routes;
@@ -27,6 +31,8 @@ use crate::http::Problem;
 use crate::log::witnessing::Witnessing;
 use crate::log::Log;
 use crate::storage::blobs::BlobStore;
+use crate::telemetry::{self, HttpMetrics};
+pub use health::Operations;
 
 /// Entry bundles (`/tile/entries/...`), served gzip-compressed to clients that accept it
 /// (C2SP tlog-tiles recommends it: bundles compress well, hash tiles do not, so these
@@ -62,8 +68,16 @@ pub fn router_with(log: Arc<Log>, blobs: Option<Arc<BlobStore>>) -> Router {
     })
 }
 
-/// The full router for a complete [`AppState`] (blobs and witnessing).
+/// The full router for a complete [`AppState`] (blobs and witnessing), without the
+/// operational extras (no disk check, `/metrics` answers 404).
 pub fn app_router(state: AppState) -> Router {
+    operated_router(state, Operations::default())
+}
+
+/// The full router, with the operational endpoints configured by `ops`.
+pub fn operated_router(state: AppState, ops: Operations) -> Router {
+    let mut mounted: Vec<&'static str> = routes::SERVE.to_vec();
+    mounted.push(ENTRY_BUNDLES);
     Router::new()
         .route(routes::PUBLICATIONS, post(submit::publication))
         .route(routes::GRANTS, post(submit::grant))
@@ -89,8 +103,16 @@ pub fn app_router(state: AppState) -> Router {
         .route(routes::RECEIPT, get(read::receipt))
         .route(routes::INCLUSION_PROOF, get(read::inclusion))
         .route(routes::CONSISTENCY_PROOF, get(read::consistency))
+        .route(routes::HEALTHZ, get(health::healthz))
+        .route(routes::READYZ, get(health::readyz))
+        .route(routes::METRICS, get(metrics::render))
         .fallback(read::fallback)
         .layer(Extension(Arc::new(catalog::ReadWork::default())))
+        .layer(Extension(ops))
+        .layer(middleware::from_fn_with_state(
+            HttpMetrics::new(&mounted),
+            telemetry::track,
+        ))
         .with_state(state)
 }
 
@@ -137,6 +159,17 @@ pub async fn serve_limited(
     limits: &ServerLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = http_server::with_request_limits(app_router(state), limits);
+    serve_operated(state, Operations::default(), listener, limits, shutdown).await
+}
+
+/// [`serve_limited`] with the operational endpoints configured by `ops`.
+pub async fn serve_operated(
+    state: AppState,
+    ops: Operations,
+    listener: tokio::net::TcpListener,
+    limits: &ServerLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = http_server::with_request_limits(operated_router(state, ops), limits);
     http_server::serve(app, listener, limits, shutdown).await
 }

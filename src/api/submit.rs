@@ -1,4 +1,5 @@
-//! Every signed submission: publications, grants, and the decision kinds.
+//! Every signed submission: publications, grants, and the decision kinds. Each answer is
+//! counted: admissions by kind and result, refusals by kind and problem type.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -9,15 +10,91 @@ use super::{AppState, Problem, MAX_BODY_BYTES};
 use crate::catalog::{DecisionKind, SubmissionKind};
 use crate::log::intake::intake;
 use crate::receipt::RECEIPT_MEDIA_TYPE;
+use crate::telemetry::{names, Counters};
+
+/// The submission kinds, as metric labels.
+const KINDS: [&str; 7] = [
+    "publication",
+    "grant",
+    "policy-set",
+    "revocation",
+    "review",
+    "promotion",
+    "status-change",
+];
+
+/// The problem types a submission is refused with, as metric labels.
+const REASONS: [&str; 9] = [
+    "malformed",
+    "invalid",
+    "forbidden",
+    "conflict",
+    "too-large",
+    "unsupported-media-type",
+    "unavailable",
+    "internal",
+    "other",
+];
+
+/// The admission results.
+const RESULTS: [&str; 2] = ["appended", "duplicate"];
+
+macro_rules! per_kind {
+    ($name:expr, $key:expr, $values:expr) => {
+        [
+            Counters::new($name, ("kind", KINDS[0]), $key, $values),
+            Counters::new($name, ("kind", KINDS[1]), $key, $values),
+            Counters::new($name, ("kind", KINDS[2]), $key, $values),
+            Counters::new($name, ("kind", KINDS[3]), $key, $values),
+            Counters::new($name, ("kind", KINDS[4]), $key, $values),
+            Counters::new($name, ("kind", KINDS[5]), $key, $values),
+            Counters::new($name, ("kind", KINDS[6]), $key, $values),
+        ]
+    };
+}
+
+static ADMITTED: [Counters<2>; 7] = per_kind!(names::ADMISSIONS, "result", RESULTS);
+static REFUSED: [Counters<9>; 7] = per_kind!(names::REFUSALS, "reason", REASONS);
+
+fn kind_index(kind: SubmissionKind) -> usize {
+    match kind {
+        SubmissionKind::Publication => 0,
+        SubmissionKind::Grant => 1,
+        SubmissionKind::Decision(DecisionKind::PolicySet) => 2,
+        SubmissionKind::Decision(DecisionKind::PublisherRevoke) => 3,
+        SubmissionKind::Decision(DecisionKind::Review) => 4,
+        SubmissionKind::Decision(DecisionKind::Promotion) => 5,
+        SubmissionKind::Decision(DecisionKind::StatusChange) => 6,
+    }
+}
+
+/// Counts the answer to a submission of `kind`.
+fn count(kind: SubmissionKind, result: &Result<Response, Problem>) {
+    let i = kind_index(kind);
+    match result {
+        Ok(response) if response.status() == StatusCode::OK => ADMITTED[i].increment("duplicate"),
+        Ok(_) => ADMITTED[i].increment("appended"),
+        Err(problem) => {
+            let slug = problem.kind.rsplit('/').next().unwrap_or("other");
+            REFUSED[i].increment(slug);
+        }
+    }
+}
 
 /// Submits a publication request (a DSSE envelope signed by a granted publisher).
 pub async fn publication(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    respond(submit(&app, &headers, body, SubmissionKind::Publication).await)
+    respond(
+        SubmissionKind::Publication,
+        submit(&app, &headers, body, SubmissionKind::Publication).await,
+    )
 }
 
 /// Submits a publisher grant (a DSSE envelope signed by an admin).
 pub async fn grant(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    respond(submit(&app, &headers, body, SubmissionKind::Grant).await)
+    respond(
+        SubmissionKind::Grant,
+        submit(&app, &headers, body, SubmissionKind::Grant).await,
+    )
 }
 
 /// Sets the channel policy (a DSSE envelope signed by an admin).
@@ -50,10 +127,12 @@ pub async fn status_change(
 }
 
 async fn decision(app: AppState, headers: HeaderMap, body: Body, kind: DecisionKind) -> Response {
-    respond(submit(&app, &headers, body, SubmissionKind::Decision(kind)).await)
+    let kind = SubmissionKind::Decision(kind);
+    respond(kind, submit(&app, &headers, body, kind).await)
 }
 
-fn respond(result: Result<Response, Problem>) -> Response {
+fn respond(kind: SubmissionKind, result: Result<Response, Problem>) -> Response {
+    count(kind, &result);
     match result {
         Ok(response) => response,
         Err(problem) => problem.into_response(),

@@ -8,6 +8,7 @@
 //!
 //! May import every module of the crate; nothing imports it but `main.rs`.
 
+mod config;
 mod connections;
 mod decide;
 mod dest;
@@ -17,6 +18,7 @@ mod keygen;
 mod loadgen;
 mod manual;
 mod monitor;
+mod ops;
 mod replay;
 mod serve;
 mod submit;

@@ -1,12 +1,14 @@
 //! `srcos-catalog serve`: chooses the storage backends (the POSIX data directory, the
-//! records on disk or in memory), opens the log on them, and serves it over HTTP.
+//! records on disk or in memory), opens the log on them, and serves it over HTTP, with
+//! the operational endpoints (`/healthz`, `/readyz`, `/metrics`, on `--metrics-listen`
+//! when given) and the flags from `--config FILE.toml` (see `config`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, CommandFactory as _, FromArgMatches as _};
 
 use super::{default_data_dir, runtime, CliError, Context};
 use crate::keyfile::read_verifier;
@@ -48,6 +50,17 @@ pub struct ServeArgs {
     /// Connection limits.
     #[command(flatten)]
     connections: super::connections::ConnectionArgs,
+    /// A TOML file of these flags (keys are the long flag names, e.g. `batch-max = 64`);
+    /// flags on the command line override it. See docs/serve.example.toml.
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// The log format.
+    #[command(flatten)]
+    log_format: super::ops::LogArgs,
+    /// Serve /metrics (and /healthz, /readyz) on this address only, instead of on the
+    /// API listener (where /metrics then answers 404).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// `--projection`.
@@ -59,9 +72,26 @@ pub enum Projection {
     Memory,
 }
 
+/// `args` with the flags of `--config` under them (unchanged without `--config`).
+fn with_config(args: ServeArgs) -> Result<ServeArgs, CliError> {
+    let Some(path) = &args.config else {
+        return Ok(args);
+    };
+    let command = super::Cli::command();
+    let serve = command
+        .find_subcommand("serve")
+        .ok_or_else(|| CliError("the serve command is not defined".into()))?;
+    let tokens = super::ops::subcommand_tokens("serve");
+    let matches = super::config::merge(serve, path, &tokens)?;
+    Ok(ServeArgs::from_arg_matches(&matches)?)
+}
+
 /// Opens the log, serves until SIGTERM/SIGINT, then finishes the batch in flight.
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
-    init_tracing();
+    let started = std::time::Instant::now();
+    let args = with_config(args)?;
+    super::ops::init_tracing(args.log_format.log_format);
+    let metrics = super::ops::install_metrics()?;
     let admin_keys = args
         .admin_vkeys
         .iter()
@@ -110,20 +140,52 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             None => None,
         };
         tokio::spawn(args.blobs.sweeper(log.clone(), blob_store));
-        println!("listening on http://{local}");
         let state = crate::api::AppState {
             log: log.clone(),
             blobs,
             witnessing,
         };
         let limits = args.connections.limits();
-        crate::api::serve_limited(state, listener, &limits, shutdown_signal())
+        let mut ops = args.operations(metrics);
+        if let Some(addr) = args.metrics_listen {
+            let (listener, local) = bind(addr).await?;
+            println!("metrics on http://{local}/metrics");
+            let app = crate::api::metrics::metrics_router(state.clone(), ops.clone());
+            let limits = limits.clone();
+            tokio::spawn(async move {
+                let app = crate::http::server::with_request_limits(app, &limits);
+                let served = crate::http::server::serve(app, listener, &limits, shutdown_signal());
+                if let Err(e) = served.await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+            ops.metrics = None;
+        }
+        crate::telemetry::head_committed(log.head().checkpoint.size);
+        metrics::gauge!(crate::telemetry::names::STARTUP).set(started.elapsed().as_secs_f64());
+        tokio::spawn(crate::telemetry::upkeep());
+        println!("listening on http://{local}");
+        crate::api::serve_operated(state, ops, listener, &limits, shutdown_signal())
             .await
             .context(|| "serving HTTP".into())
     })?;
     log.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+impl ServeArgs {
+    /// The operational endpoints' settings.
+    fn operations(
+        &self,
+        metrics: metrics_exporter_prometheus::PrometheusHandle,
+    ) -> crate::api::Operations {
+        crate::api::Operations {
+            data_dir: Some(self.data.clone()),
+            reserve_bytes: self.blobs.blob_reserve_bytes,
+            metrics: Some(metrics),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -201,15 +263,6 @@ pub(super) async fn bind(
         .local_addr()
         .context(|| "reading the bound address".into())?;
     Ok((listener, local))
-}
-
-pub(super) fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 pub(super) async fn shutdown_signal() {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::serve::{bind, init_tracing, shutdown_signal};
+use super::serve::{bind, shutdown_signal};
 use super::witnessing::split_pair;
 use super::{runtime, CliError, Context};
 use crate::keyfile::{read_signer, read_verifier};
@@ -32,11 +32,15 @@ pub struct WitnessArgs {
     /// Connection limits.
     #[command(flatten)]
     connections: super::connections::ConnectionArgs,
+    /// The log format.
+    #[command(flatten)]
+    log_format: super::ops::LogArgs,
 }
 
 /// Opens the state, serves until SIGTERM/SIGINT.
 pub fn run(args: WitnessArgs) -> Result<(), CliError> {
-    init_tracing();
+    super::ops::init_tracing(args.log_format.log_format);
+    super::ops::install_metrics()?;
     let signer = read_signer(&args.key)?;
     let mut logs = Vec::new();
     for spec in &args.logs {
@@ -60,6 +64,7 @@ pub fn run(args: WitnessArgs) -> Result<(), CliError> {
         }
         println!("listening on http://{local}");
         let limits = args.connections.limits();
+        tokio::spawn(crate::telemetry::upkeep());
         server::serve_limited(witness.clone(), listener, &limits, shutdown_signal())
             .await
             .context(|| "serving HTTP".into())

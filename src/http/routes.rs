@@ -6,6 +6,11 @@
 //! rest of the path). The builders below fill a pattern's one capture. The exact answers
 //! are described in the README's HTTP API table and `log-format/`.
 //!
+//! The operational routes (health, metrics, the OpenAPI document) and the witness's
+//! routes live here too: [`SERVE`] and [`WITNESS`] list every route of each server, which
+//! the per-route metrics label requests with and the OpenAPI test checks the document
+//! against.
+//!
 //! Imports nothing.
 
 /// `POST`: a DSSE envelope of a `CatalogPublicationRequest` (a granted publisher).
@@ -48,6 +53,59 @@ pub const RECEIPT: &str = "/v1/receipts/{index}";
 pub const INCLUSION_PROOF: &str = "/v1/proofs/inclusion";
 /// `GET`: a consistency proof (`?first=&second=`).
 pub const CONSISTENCY_PROOF: &str = "/v1/proofs/consistency";
+
+/// `GET`: the process is alive (200, always, while it answers).
+pub const HEALTHZ: &str = "/healthz";
+/// `GET`: ready to serve: 200, or 503 naming the failing check.
+pub const READYZ: &str = "/readyz";
+/// `GET`: Prometheus metrics (text exposition format).
+pub const METRICS: &str = "/metrics";
+/// `GET`: the OpenAPI 3.1 description of the server's routes.
+pub const OPENAPI: &str = "/openapi.json";
+
+/// Witness `POST`: a C2SP tlog-witness add-checkpoint request.
+pub const WITNESS_ADD_CHECKPOINT: &str = "/add-checkpoint";
+/// Witness `GET`: the latest checkpoint it cosigned for a log, by the lowercase hex
+/// SHA-256 of the log's origin.
+pub const WITNESS_CHECKPOINT: &str = "/{origin_hash}/checkpoint";
+
+/// Every route `serve` mounts (the `/tile/entries/{*path}` bundles are a narrower
+/// pattern of [`TILE`], mounted separately for compression).
+pub const SERVE: [&str; 24] = [
+    PUBLICATIONS,
+    GRANTS,
+    POLICY_SET,
+    REVOCATIONS,
+    REVIEWS,
+    PROMOTIONS,
+    STATUS_CHANGES,
+    BLOB,
+    ENTRIES,
+    ENTRY,
+    EVIDENCE_BUNDLE,
+    STATE,
+    POLICY,
+    CHECKPOINT,
+    TILE,
+    LOG_INFO,
+    LOG_ENTRY,
+    RECEIPT,
+    INCLUSION_PROOF,
+    CONSISTENCY_PROOF,
+    HEALTHZ,
+    READYZ,
+    METRICS,
+    OPENAPI,
+];
+
+/// Every route `witness` mounts.
+pub const WITNESS: [&str; 5] = [
+    WITNESS_ADD_CHECKPOINT,
+    WITNESS_CHECKPOINT,
+    HEALTHZ,
+    METRICS,
+    OPENAPI,
+];
 
 /// [`BLOB`] for the blob with this SHA-256 (64 lowercase hex).
 pub fn blob(sha256_hex: &str) -> String {
@@ -110,30 +168,10 @@ mod tests {
 
     #[test]
     fn every_route_is_absolute_and_distinct() {
-        let all = [
-            PUBLICATIONS,
-            GRANTS,
-            POLICY_SET,
-            REVOCATIONS,
-            REVIEWS,
-            PROMOTIONS,
-            STATUS_CHANGES,
-            BLOB,
-            ENTRIES,
-            ENTRY,
-            EVIDENCE_BUNDLE,
-            STATE,
-            POLICY,
-            CHECKPOINT,
-            TILE,
-            LOG_INFO,
-            LOG_ENTRY,
-            RECEIPT,
-            INCLUSION_PROOF,
-            CONSISTENCY_PROOF,
-        ];
-        let distinct: std::collections::BTreeSet<_> = all.iter().collect();
-        assert_eq!(distinct.len(), all.len());
-        assert!(all.iter().all(|r| r.starts_with('/')));
+        for all in [&SERVE[..], &WITNESS[..]] {
+            let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+            assert_eq!(distinct.len(), all.len());
+            assert!(all.iter().all(|r| r.starts_with('/')));
+        }
     }
 }

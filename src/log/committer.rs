@@ -117,6 +117,7 @@ pub(crate) fn run(shared: Arc<Shared>, batches: Receiver<PreparedBatch>) {
         if let Err(e) = commit_retrying(&shared, &mut batch, &batches, &mut backlog) {
             // Later batches were built on this one: none of them may be committed.
             tracing::error!(error = %e, "log failed; refusing writes until restarted");
+            crate::telemetry::log().commit_failures.increment(1);
             shared.set_state(WriteState::Failed);
             answer_failed(std::mem::take(&mut batch.replies));
             continue;
@@ -126,6 +127,11 @@ pub(crate) fn run(shared: Arc<Shared>, batches: Receiver<PreparedBatch>) {
             prepare_us = batch.prepared_in.as_micros() as u64,
             commit_us = started.elapsed().as_micros() as u64,
             "batch committed"
+        );
+        crate::telemetry::batch_committed(
+            batch.indexed.len(),
+            batch.prepared_in,
+            started.elapsed(),
         );
         answer_committed(&mut batch);
         // After the answers: writing a run (and merging) is I/O no request waits for.
@@ -264,6 +270,7 @@ fn commit_batch(
         return Ok(());
     }
     if !*durable {
+        let write_started = Instant::now();
         let head = shared.head();
         let old = LockedCheckpoint {
             size: head.checkpoint.size,
@@ -280,6 +287,9 @@ fn commit_batch(
             Some(old),
             new,
         )?;
+        crate::telemetry::log()
+            .durable_write
+            .record(write_started.elapsed().as_secs_f64());
         *durable = true;
     }
     if shared.head().checkpoint.size < batch.checkpoint.size {
@@ -288,6 +298,7 @@ fn commit_batch(
             signed: Arc::new(batch.signed.clone()),
         });
         remove_partials(shared.tiles.as_ref(), &batch.writes);
+        crate::telemetry::head_committed(batch.checkpoint.size);
     }
     shared
         .index

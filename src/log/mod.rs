@@ -390,7 +390,7 @@ impl Log {
                 .as_ref()
                 .ok_or_else(|| SubmitError::Unavailable("the log is shutting down".into()))?;
             match sender.try_send(job) {
-                Ok(()) => {}
+                Ok(()) => crate::telemetry::log().queue_depth.increment(1.0),
                 Err(TrySendError::Full(_)) => {
                     return Err(SubmitError::Unavailable(
                         "the sequencer queue is full; retry shortly".into(),

@@ -106,6 +106,7 @@ impl Log {
         };
 
         let mut catalog = Catalog::with_store(records);
+        let replay_started = std::time::Instant::now();
         report.reindexed = replay(
             tiles.as_ref(),
             &cache,
@@ -113,6 +114,7 @@ impl Log {
             &head.checkpoint,
             &mut catalog,
         )?;
+        crate::telemetry::replayed(replay_started.elapsed(), report.reindexed);
 
         let shared = Arc::new(Shared {
             tiles,

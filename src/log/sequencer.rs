@@ -51,6 +51,9 @@ impl Sequencer {
     pub fn run(mut self, jobs: Receiver<Job>, commits: SyncSender<PreparedBatch>) {
         while let Ok(first) = jobs.recv() {
             let batch = self.collect_batch(first, &jobs);
+            crate::telemetry::log()
+                .queue_depth
+                .decrement(batch.len() as f64);
             if let Some(prepared) = self.prepare(batch) {
                 if let Err(unsent) = commits.send(prepared) {
                     // The committer is gone (it only stops after a failure).

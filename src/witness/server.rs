@@ -1,10 +1,13 @@
 //! The witness's HTTP endpoints (axum):
 //! - `POST /add-checkpoint` (C2SP tlog-witness), answered with cosignature lines, or
 //!   409 with a `text/x.tlog.size` body, or a problem+json error with the spec's status;
-//! - `GET /<lowercase hex SHA-256(origin)>/checkpoint`: the latest cosigned checkpoint.
+//! - `GET /<lowercase hex SHA-256(origin)>/checkpoint`: the latest cosigned checkpoint;
+//! - `GET /healthz`, `GET /metrics` (when the recorder is installed) and
+//!   `GET /openapi.json`. Requests are counted by route pattern, add-checkpoint answers
+//!   by outcome.
 //!
-//! May import `super` (the witness), `note` (the wire format) and the HTTP plumbing
-//! (body limit, problem+json).
+//! May import `super` (the witness), `note` (the wire format), the HTTP plumbing (body
+//! limit, problem+json, the route table) and `telemetry`.
 
 use std::sync::Arc;
 
@@ -13,22 +16,68 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{middleware, Router};
 
 use super::{AddError, Witness};
 use crate::http::server::{with_request_limits, ServerLimits};
-use crate::http::{read_limited, Problem};
+use crate::http::{read_limited, routes, Problem};
 use crate::note::{tlog_size_body, AddCheckpoint, TLOG_SIZE_MEDIA_TYPE};
+use crate::telemetry::{self, names, Counters, HttpMetrics};
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// Add-checkpoint answers by outcome (the problem slugs of [`refusal`]).
+static OUTCOMES: Counters<9> = Counters::new(
+    names::WITNESS_REQUESTS,
+    ("server", "witness"),
+    "outcome",
+    [
+        "cosigned",
+        "stale-old-size",
+        "too-large",
+        "malformed",
+        "unknown-origin",
+        "bad-log-signature",
+        "inconsistent",
+        "internal",
+        "other",
+    ],
+);
 
 /// The witness router.
 pub fn router(witness: Arc<Witness>) -> Router {
     Router::new()
-        .route("/add-checkpoint", post(add_checkpoint))
-        .route("/{origin_hash}/checkpoint", get(latest))
+        .route(routes::WITNESS_ADD_CHECKPOINT, post(add_checkpoint))
+        .route(routes::WITNESS_CHECKPOINT, get(latest))
+        .route(routes::HEALTHZ, get(healthz))
+        .route(routes::METRICS, get(metrics))
         .fallback(|| async { Problem::not_found("no such endpoint").into_response() })
+        .layer(middleware::from_fn_with_state(
+            HttpMetrics::new(&routes::WITNESS),
+            telemetry::track,
+        ))
         .with_state(witness)
+}
+
+/// `GET /healthz`: 200 while the process answers.
+async fn healthz() -> Response {
+    text(
+        StatusCode::OK,
+        "application/json",
+        "{\"status\":\"alive\"}\n".to_string(),
+    )
+}
+
+/// `GET /metrics`: the Prometheus exposition, with each followed log's latest cosigned
+/// size read at scrape time; 404 when no recorder is installed.
+async fn metrics(State(witness): State<Arc<Witness>>) -> Response {
+    let Some(handle) = telemetry::handle() else {
+        return Problem::not_found("metrics are not enabled").into_response();
+    };
+    for (origin, size) in witness.followed().await {
+        metrics::gauge!(names::WITNESS_LATEST, "origin" => origin).set(size as f64);
+    }
+    text(StatusCode::OK, telemetry::PROMETHEUS_TEXT, handle.render())
 }
 
 /// Serves the witness on `listener` until `shutdown` resolves, with the default
@@ -71,8 +120,12 @@ async fn add_checkpoint(
         Err(problem) => return problem.into_response(),
     };
     match witness.add_checkpoint(&bytes).await {
-        Ok(cosignature) => text(StatusCode::OK, TEXT_PLAIN, cosignature.to_line()),
+        Ok(cosignature) => {
+            OUTCOMES.increment("cosigned");
+            text(StatusCode::OK, TEXT_PLAIN, cosignature.to_line())
+        }
         Err(AddError::Conflict { old, latest }) => {
+            OUTCOMES.increment("stale-old-size");
             tracing::info!(old, latest, "add-checkpoint: stale old size");
             text(
                 StatusCode::CONFLICT,
@@ -102,6 +155,7 @@ fn refusal(e: AddError) -> Problem {
         AddError::Inconsistent(_) => ("inconsistent", "Inconsistent checkpoint"),
         AddError::Storage(_) | AddError::Internal(_) => ("internal", "Internal error"),
     };
+    OUTCOMES.increment(slug);
     Problem::new(status, slug, title, e.to_string())
 }
 

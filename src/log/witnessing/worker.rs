@@ -98,6 +98,8 @@ pub(super) struct Worker {
     timeout: Duration,
     /// The size the witness last cosigned, as far as this worker knows.
     known_size: u64,
+    /// Its cosignature latency and failures (labelled with its key's name).
+    metrics: crate::telemetry::CosignMetrics,
 }
 
 impl Worker {
@@ -109,7 +111,9 @@ impl Worker {
         timeout: Duration,
     ) -> Result<Worker, HttpError> {
         let client = HttpClient::new(&endpoint.url)?;
+        let metrics = crate::telemetry::CosignMetrics::new(&endpoint.key.short_id());
         Ok(Worker {
+            metrics,
             index,
             endpoint,
             client,
@@ -130,12 +134,14 @@ impl Worker {
         loop {
             let head = heads.borrow_and_update().clone();
             let size = head.checkpoint.size;
+            let started = std::time::Instant::now();
             let outcome = match tokio::time::timeout(self.timeout, self.exchange(&head)).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(ExchangeError::Timeout(self.timeout.as_millis())),
             };
             match outcome {
                 Ok(signature) => {
+                    self.metrics.latency.record(started.elapsed().as_secs_f64());
                     if failing {
                         tracing::info!(witness = %self.endpoint.url, size, "witness cosigning again");
                     }
@@ -151,6 +157,7 @@ impl Worker {
                     }
                 }
                 Err(error) => {
+                    self.metrics.failures.increment(1);
                     if !failing {
                         tracing::warn!(witness = %self.endpoint.url, size, %error, "witness did not cosign");
                     }
