@@ -17,6 +17,7 @@
 //! - [`storage`]: the storage ports (tile store, checkpoint lock, lookup index) and their
 //!   drivers (POSIX, memory with fault injection); records on disk; evidence blobs.
 //! - [`keyfile`]: key files on disk.
+//! - [`openapi`]: the OpenAPI documents of both servers and the JSON Schemas they cite.
 //! - [`telemetry`]: Prometheus metrics: names, the recorder, hot-path handles, the
 //!   per-route HTTP middleware (imports nothing of the crate).
 //! - [`reports`]: socios reports trees → publication requests.
@@ -38,6 +39,7 @@ pub mod keyfile;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod openapi;
 pub mod receipt;
 pub mod reports;
 pub mod storage;

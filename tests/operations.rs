@@ -244,6 +244,24 @@ fn health_and_metrics_after_real_traffic() {
         ),
         1.0
     );
+    // Every answer seen is one the OpenAPI document describes for that operation.
+    let doc: Value = serde_json::from_str(srcos_catalog::openapi::SERVE_DOCUMENT).unwrap();
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "srcos_http_requests_total")
+    {
+        let label = |k: &str| s.labels[k].as_str().unwrap().to_string();
+        let (route, method, status) = (label("route"), label("method"), label("status"));
+        if route == "unmatched" {
+            continue;
+        }
+        let route = route.replace("{*", "{");
+        let documented = &doc["paths"][&route][method.to_lowercase()]["responses"][&status];
+        assert!(
+            documented.is_object(),
+            "{method} {route} {status} is not documented"
+        );
+    }
     // The scrape itself is counted on the next one.
     let again = scrape(&a.server.url);
     assert!(requests(&again, "/metrics", "GET", "200") >= 1.0);
@@ -405,7 +423,10 @@ fn log_format_json_writes_one_json_object_per_line() {
         line.clear();
         assert!(stdout.read_line(&mut line).unwrap() > 0, "serve exited");
     }
-    // SIGTERM: the shutdown is logged at info level.
+    // Once it answers (its signal handlers are installed), SIGTERM: the shutdown is
+    // logged at info level.
+    let url = line.trim().trim_start_matches("listening on ").to_string();
+    assert_eq!(Http::new(&url).get("/healthz").0, 200);
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])

@@ -5,9 +5,10 @@
 //! commit; reads go straight to the committed tiles.
 //!
 //! May import `http` (routes, body limits, [`Problem`]), `log`, `storage`, `catalog` and
-//! the pure cores, and `telemetry`; never `client` or `cli`. `problem` maps the domain's
+//! the pure cores, `telemetry` and `openapi`; never `client` or `cli`. `problem` maps the domain's
 //! errors onto [`Problem`]. The operational endpoints: `health` (`/healthz`, `/readyz`)
-//! and `metrics` (`/metrics`); every request is counted by route pattern
+//! and `metrics` (`/metrics`), and the OpenAPI document with the schemas it cites
+//! ([`crate::openapi`]); every request is counted by route pattern
 //! ([`crate::telemetry::track`]).
 
 mod blobs;
@@ -106,6 +107,8 @@ pub fn operated_router(state: AppState, ops: Operations) -> Router {
         .route(routes::HEALTHZ, get(health::healthz))
         .route(routes::READYZ, get(health::readyz))
         .route(routes::METRICS, get(metrics::render))
+        .route(routes::OPENAPI, get(crate::openapi::serve_document))
+        .route(routes::SCHEMAS, get(crate::openapi::schema_file))
         .fallback(read::fallback)
         .layer(Extension(Arc::new(catalog::ReadWork::default())))
         .layer(Extension(ops))

@@ -30,7 +30,7 @@ const REASONS: [&str; 9] = [
     "forbidden",
     "conflict",
     "too-large",
-    "unsupported-media-type",
+    "below-witness-quorum",
     "unavailable",
     "internal",
     "other",

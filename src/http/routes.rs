@@ -62,6 +62,8 @@ pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
 /// `GET`: the OpenAPI 3.1 description of the server's routes.
 pub const OPENAPI: &str = "/openapi.json";
+/// `GET`: a JSON Schema the OpenAPI document refers to (`/schemas/problem.schema.json`).
+pub const SCHEMAS: &str = "/schemas/{*path}";
 
 /// Witness `POST`: a C2SP tlog-witness add-checkpoint request.
 pub const WITNESS_ADD_CHECKPOINT: &str = "/add-checkpoint";
@@ -71,7 +73,7 @@ pub const WITNESS_CHECKPOINT: &str = "/{origin_hash}/checkpoint";
 
 /// Every route `serve` mounts (the `/tile/entries/{*path}` bundles are a narrower
 /// pattern of [`TILE`], mounted separately for compression).
-pub const SERVE: [&str; 24] = [
+pub const SERVE: [&str; 25] = [
     PUBLICATIONS,
     GRANTS,
     POLICY_SET,
@@ -96,15 +98,17 @@ pub const SERVE: [&str; 24] = [
     READYZ,
     METRICS,
     OPENAPI,
+    SCHEMAS,
 ];
 
 /// Every route `witness` mounts.
-pub const WITNESS: [&str; 5] = [
+pub const WITNESS: [&str; 6] = [
     WITNESS_ADD_CHECKPOINT,
     WITNESS_CHECKPOINT,
     HEALTHZ,
     METRICS,
     OPENAPI,
+    SCHEMAS,
 ];
 
 /// [`BLOB`] for the blob with this SHA-256 (64 lowercase hex).

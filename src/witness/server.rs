@@ -3,11 +3,11 @@
 //!   409 with a `text/x.tlog.size` body, or a problem+json error with the spec's status;
 //! - `GET /<lowercase hex SHA-256(origin)>/checkpoint`: the latest cosigned checkpoint;
 //! - `GET /healthz`, `GET /metrics` (when the recorder is installed) and
-//!   `GET /openapi.json`. Requests are counted by route pattern, add-checkpoint answers
+//!   `GET /openapi.json` (with `GET /schemas/{*path}`, the schemas it cites). Requests are counted by route pattern, add-checkpoint answers
 //!   by outcome.
 //!
 //! May import `super` (the witness), `note` (the wire format), the HTTP plumbing (body
-//! limit, problem+json, the route table) and `telemetry`.
+//! limit, problem+json, the route table), `telemetry` and `openapi`.
 
 use std::sync::Arc;
 
@@ -51,6 +51,8 @@ pub fn router(witness: Arc<Witness>) -> Router {
         .route(routes::WITNESS_CHECKPOINT, get(latest))
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::METRICS, get(metrics))
+        .route(routes::OPENAPI, get(crate::openapi::witness_document))
+        .route(routes::SCHEMAS, get(crate::openapi::schema_file))
         .fallback(|| async { Problem::not_found("no such endpoint").into_response() })
         .layer(middleware::from_fn_with_state(
             HttpMetrics::new(&routes::WITNESS),
