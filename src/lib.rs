@@ -18,6 +18,7 @@
 //!   drivers (POSIX, memory with fault injection); records on disk; evidence blobs.
 //! - [`keyfile`]: key files on disk.
 //! - [`openapi`]: the OpenAPI documents of both servers and the JSON Schemas they cite.
+//! - [`progress`]: progress of long work, reported to a sink the command line installs.
 //! - [`telemetry`]: Prometheus metrics: names, the recorder, hot-path handles, the
 //!   per-route HTTP middleware (imports nothing of the crate).
 //! - [`reports`]: socios reports trees → publication requests.
@@ -40,6 +41,7 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod openapi;
+pub mod progress;
 pub mod receipt;
 pub mod reports;
 pub mod storage;

@@ -445,3 +445,91 @@ fn log_format_json_writes_one_json_object_per_line() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{v}");
     }
 }
+
+/// Runs the CLI with stderr a pipe (not a terminal) and progress lines as often as
+/// reported; returns (success, stderr).
+fn with_progress_lines(args: &[&str], every: &str) -> (bool, String) {
+    let out = Command::new(common::bin())
+        .args(args)
+        .env("SRCOS_PROGRESS_EVERY", every)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the CLI");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `(done, total)` of every progress line of `task`.
+fn progress_of(stderr: &str, task: &str) -> Vec<(u64, u64)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{task}: ")))
+        .map(|rest| {
+            let counts = rest.split(' ').next().expect("done/total");
+            let (done, total) = counts.split_once('/').expect("done/total");
+            (done.parse().expect("done"), total.parse().expect("total"))
+        })
+        .collect()
+}
+
+#[test]
+fn long_commands_print_progress_lines_when_stderr_is_not_a_terminal() {
+    let fx = watchers::stopped_log(600);
+    let data = fx.data.to_str().unwrap();
+    let total = 602; // genesis, the grant, 600 publications
+
+    // Every report: one line per entry bundle, increasing, the last one done.
+    let (ok, stderr) = with_progress_lines(&["fsck", "--data", data], "0");
+    assert!(ok, "{stderr}");
+    let lines = progress_of(&stderr, "fsck");
+    assert_eq!(
+        lines,
+        [(256, total), (512, total), (total, total)],
+        "{stderr}"
+    );
+    let last = stderr.lines().rfind(|l| l.starts_with("fsck: ")).unwrap();
+    assert!(
+        last.contains("(100.0%)") && last.contains("entries/s") && last.contains("done in"),
+        "{last}"
+    );
+
+    // A long period: a quick run prints its first and its final line only.
+    let (ok, stderr) = with_progress_lines(&["fsck", "--data", data], "60");
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        progress_of(&stderr, "fsck"),
+        [(256, total), (total, total)],
+        "{stderr}"
+    );
+
+    let (ok, stderr) = with_progress_lines(&["replay", "--data", data], "0");
+    assert!(ok, "{stderr}");
+    assert_eq!(progress_of(&stderr, "replay"), [(total, total)], "{stderr}");
+
+    // A monitor auditing a log it has never seen catches up with progress lines.
+    let server = common::Server::start(&fx.data, &[]);
+    let state = fx.dir.path().join("monitor.json");
+    let vkey = fx.log_vkey.to_str().unwrap();
+    let (ok, stderr) = with_progress_lines(
+        &[
+            "monitor",
+            "--server",
+            &server.url,
+            "--log-vkey",
+            vkey,
+            "--state",
+            state.to_str().unwrap(),
+            "--once",
+            "--audit",
+        ],
+        "0",
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        progress_of(&stderr, "monitor"),
+        [(256, total), (512, total), (total, total)],
+        "{stderr}"
+    );
+}

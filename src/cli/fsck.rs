@@ -17,6 +17,7 @@ pub struct FsckArgs {
 
 /// Runs the check and prints its findings; fails if anything is wrong.
 pub fn run(args: FsckArgs) -> Result<(), CliError> {
+    super::progress::install();
     let report = fsck(&args.data)?;
     for problem in &report.problems {
         println!("PROBLEM: {problem}");

@@ -19,6 +19,7 @@ mod loadgen;
 mod manual;
 mod monitor;
 mod ops;
+mod progress;
 mod replay;
 mod serve;
 mod submit;

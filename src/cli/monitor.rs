@@ -92,6 +92,9 @@ fn parse_watch(text: &str) -> Result<String, BadWatch> {
 
 /// Runs the monitor; returns the exit status (see the module documentation).
 pub fn run(args: MonitorArgs) -> ExitCode {
+    if args.audit {
+        super::progress::install();
+    }
     match monitor(args) {
         Ok(code) => code,
         Err(CliError(message)) => {

@@ -32,6 +32,7 @@ pub struct ReplayArgs {
 
 /// Replays, checks the root, compares, and prints the state digest.
 pub fn run(args: ReplayArgs) -> Result<(), CliError> {
+    super::progress::install();
     let key = args
         .log_vkey
         .as_ref()

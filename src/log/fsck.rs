@@ -88,6 +88,7 @@ pub fn check(log: &LogBackends, verifier: &Verifier) -> Result<Option<FsckReport
             }
             report.entries += 1;
         }
+        crate::progress::report("fsck", report.entries, checkpoint.size);
         for write in integrator.finish(batch) {
             report.tiles_checked += 1;
             match view.tile(write.tile) {

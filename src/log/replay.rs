@@ -119,7 +119,9 @@ where
     let mut tree = CompactRange::new();
     let mut catalog = Catalog::new();
     for step in steps(size, bundle) {
-        for prepared in step?.entries {
+        let step = step?;
+        crate::progress::report("replay", step.first + step.entries.len() as u64, size);
+        for prepared in step.entries {
             let index = tree.size();
             tree.append(prepared.leaf_hash, |_, _| {});
             let applying = |source| ReplayError::Apply { index, source };

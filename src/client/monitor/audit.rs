@@ -166,6 +166,9 @@ impl Scanner {
                 }
                 index += 1;
             }
+            if to - from > TILE_WIDTH {
+                crate::progress::report("monitor", index, to); // catching up
+            }
         }
         if range.root() != checkpoint.root {
             return Err(ScanError::Alert(format!(
