@@ -6,7 +6,6 @@
 mod common;
 mod watchers;
 
-use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use common::authority::{
@@ -35,27 +34,7 @@ fn scrape(url: &str) -> Vec<Sample> {
 }
 
 fn parse(exposition: &[u8]) -> Vec<Sample> {
-    let mut child = Command::new("python3")
-        .arg(crate_file("tests/prom_parse.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (with prometheus_client: .ci/run installs it)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(exposition)
-        .expect("writing the exposition");
-    let out = child.wait_with_output().expect("the parser");
-    assert!(
-        out.status.success(),
-        "prometheus_client refused the exposition: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(exposition)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    common::python_ok("prom_parse.py", &[], exposition, "prometheus_client")
         .lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line).expect("a JSON sample");

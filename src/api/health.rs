@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Extension;
 use serde::Serialize;
 
@@ -177,14 +177,7 @@ fn quorum_verdict(
 }
 
 fn json(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    super::read::with_headers(status, "application/json", "no-store", body)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -38,14 +38,12 @@ pub async fn render(
         return Problem::not_found("metrics are not served on this listener").into_response();
     };
     observe(&app, &ops).await;
-    let mut response = (StatusCode::OK, handle.render()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(telemetry::PROMETHEUS_TEXT),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    super::read::with_headers(
+        StatusCode::OK,
+        telemetry::PROMETHEUS_TEXT,
+        "no-store",
+        handle.render(),
+    )
 }
 
 /// The router of a separate metrics listener: `/metrics`, `/healthz`, `/readyz`.

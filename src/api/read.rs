@@ -16,7 +16,8 @@ use crate::tiles::TileId;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-fn with_headers(
+/// A response with its status, content type and cache policy.
+pub(super) fn with_headers(
     status: StatusCode,
     content_type: &'static str,
     cache: &'static str,

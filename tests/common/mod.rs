@@ -310,3 +310,36 @@ pub fn multi_thread_runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// Runs the Python script `tests/SCRIPT` with `args`, `stdin` on its standard input, and
+/// insists it succeeds (`needs` names the packages `.ci/run` installs for it); returns
+/// its stdout.
+pub fn python_ok(script: &str, args: &[&str], stdin: &[u8], needs: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("python3")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests")
+                .join(script),
+        )
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 (with {needs}: .ci/run installs it): {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("writing to the script");
+    let out = child.wait_with_output().expect("the script");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed (needs {needs}):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
