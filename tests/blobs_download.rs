@@ -105,3 +105,36 @@ fn downloads_beyond_the_bound_are_told_to_retry() {
     assert!(head.starts_with("http/1.1 503"), "{head}");
     assert!(head.contains("retry-after:"), "{head}");
 }
+
+#[test]
+fn a_client_that_stops_reading_gives_back_its_download_slot() {
+    // One download slot, and writes that may wait one second: a client that asks for a
+    // large blob and reads nothing is disconnected, and the next client is served.
+    let a = Authority::start(&["--max-blob-downloads", "1", "--write-timeout", "1"]);
+    let hex = large_blob(&a);
+    let path = format!("/v1/blobs/sha256:{hex}");
+    let _stalled = stalled_get(&a.server.url, &path);
+    std::thread::sleep(Duration::from_millis(300));
+    let status_now = first_status(&a.server.url, &path);
+    assert_eq!(
+        status_now, 503,
+        "the only slot is held by the stalled client"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        first_status(&a.server.url, &path),
+        200,
+        "the stalled client still holds the download slot after the write timeout"
+    );
+}
+
+/// The status code of `GET path` on a new connection (the body is not read).
+fn first_status(url: &str, path: &str) -> u16 {
+    let mut stream = stalled_get(url, path);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}

@@ -17,6 +17,10 @@ pub struct ConnectionArgs {
     /// Seconds a client has to send a request body in full.
     #[arg(long, default_value_t = 30.0, value_parser = seconds)]
     body_timeout: f64,
+    /// Seconds a write to a client may wait while the client reads nothing; the
+    /// connection is then closed (a stalled download gives back its slot).
+    #[arg(long, default_value_t = 30.0, value_parser = seconds)]
+    write_timeout: f64,
     /// Most connections open at once (further ones wait to be accepted); lowered to
     /// stay 64 below the descriptor limit.
     #[arg(long, default_value_t = 1024)]
@@ -59,6 +63,7 @@ impl ConnectionArgs {
         ServerLimits {
             header_timeout: Duration::from_secs_f64(self.header_timeout),
             body_timeout: Duration::from_secs_f64(self.body_timeout),
+            write_timeout: Duration::from_secs_f64(self.write_timeout),
             max_connections: self.max_connections,
             per_ip_concurrency: self.per_ip_concurrency,
             per_ip_rate: self.per_ip_rate,

@@ -6,6 +6,9 @@
 //!   timer whenever it waits for a head, so it also closes keep-alive connections that
 //!   sit idle between requests (the idle timeout) and connections that never send a byte;
 //! - tower-http's request body timeout: a body that stalls is cut;
+//! - a write timeout on the socket (tokio-io-timeout): a client that stops reading its
+//!   answer (a blob download, a large tile) is disconnected once a write has waited that
+//!   long, so it cannot hold a download slot or a connection slot for ever;
 //! - a cap on open connections (a semaphore around `accept`; beyond it new connections
 //!   wait in the kernel's backlog), kept below the descriptor limit so a flood of sockets
 //!   can never leave the log without descriptors for its own files;
@@ -34,6 +37,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt as _;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
@@ -51,6 +55,9 @@ pub struct ServerLimits {
     pub header_timeout: Duration,
     /// Longest wait for a request body to arrive in full.
     pub body_timeout: Duration,
+    /// Longest a write to the client may wait (the client reads nothing): the connection
+    /// is then closed, and the answer's resources (a download slot) freed.
+    pub write_timeout: Duration,
     /// Most connections open at once (further ones wait to be accepted). It is lowered
     /// to stay [`FD_RESERVE`] below the descriptor limit.
     pub max_connections: usize,
@@ -73,6 +80,7 @@ impl Default for ServerLimits {
         ServerLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_connections: 1024,
             per_ip_concurrency: 64,
             per_ip_rate: 200,
@@ -300,8 +308,12 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(remote));
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(limits.write_timeout));
+        let connection = builder.serve_connection(
+            TokioIo::new(Box::pin(stream)),
+            TowerToHyperService::new(service),
+        );
         let connection = graceful.watch(connection);
         connections.spawn(async move {
             if let Err(e) = connection.await {
