@@ -111,14 +111,21 @@ impl Sequencer {
         let head_size = self.shared.head().checkpoint.size;
 
         for job in batch {
-            if let Some(&index) = in_batch.get(&job.dedup_key) {
-                replies.push(Reply::duplicate(job.reply, index));
-                continue;
-            }
-            // An entry of a batch still being committed is not in the index yet; its
-            // duplicate is answered once this batch (committed after it) is durable.
-            if let Some(index) = self.shared.uncommitted_dedup(&job.dedup_key) {
-                replies.push(Reply::duplicate(job.reply, index));
+            // An entry of this batch, or of a batch still being committed, is not in the
+            // index yet; its duplicate is answered once this batch (committed after it) is
+            // durable. Its leaf is already applied, so "still in force" is checked as for
+            // an indexed one: a leaf later in the same batch may have superseded it.
+            let unindexed = in_batch
+                .get(&job.dedup_key)
+                .copied()
+                .or_else(|| self.shared.uncommitted_dedup(&job.dedup_key));
+            if let Some(index) = unindexed {
+                match self.catalog().duplicate_in_force(&job.verified, index) {
+                    Ok(()) => replies.push(Reply::duplicate(job.reply, index)),
+                    Err(refusal) => {
+                        let _ = job.reply.send(Err(SubmitError::Refused(refusal)));
+                    }
+                }
                 continue;
             }
             match self.shared.find_dedup(&job.dedup_key) {
