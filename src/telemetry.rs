@@ -77,7 +77,8 @@ pub mod names {
     pub const COSIGN_FAILURES: &str = "srcos_witness_cosign_failures_total";
     /// Gauge: the configured witness quorum.
     pub const QUORUM: &str = "srcos_witness_quorum";
-    /// Gauge: 1 when the newest settled checkpoint has the quorum of cosignatures.
+    /// Gauge: 1 when the quorum is met now (the head reached it, or the newest settled
+    /// checkpoint has the quorum of cosignatures): the same rule as `/readyz`.
     pub const QUORUM_MET: &str = "srcos_witness_quorum_met";
     /// Gauge: cosignatures on the newest settled checkpoint.
     pub const COSIGNERS: &str = "srcos_witness_newest_cosigners";

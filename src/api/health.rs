@@ -134,12 +134,7 @@ fn quorum_check(witnessing: Option<&Witnessing>, head_size: u64) -> Check {
         };
     };
     let options = witnessing.options();
-    let snapshot = witnessing.snapshot();
-    let quorum_size = snapshot.quorum.as_ref().map(|w| w.checkpoint.size);
-    let newest = snapshot
-        .newest
-        .as_ref()
-        .map(|w| (w.checkpoint.size, w.cosigners.len()));
+    let (quorum_size, newest) = quorum_state(witnessing);
     quorum_verdict(
         options.below_quorum == BelowQuorum::HoldBack,
         options.quorum,
@@ -147,6 +142,34 @@ fn quorum_check(witnessing: Option<&Witnessing>, head_size: u64) -> Check {
         newest,
         head_size,
     )
+}
+
+/// The size of the newest checkpoint that reached the quorum, and the newest settled
+/// checkpoint's size with its number of cosignatures.
+fn quorum_state(witnessing: &Witnessing) -> (Option<u64>, Option<(u64, usize)>) {
+    let snapshot = witnessing.snapshot();
+    let quorum_size = snapshot.quorum.as_ref().map(|w| w.checkpoint.size);
+    let newest = snapshot
+        .newest
+        .as_ref()
+        .map(|w| (w.checkpoint.size, w.cosigners.len()));
+    (quorum_size, newest)
+}
+
+/// Whether the witness quorum is met now: the head itself reached it, or the newest
+/// settled checkpoint has the quorum's number of cosignatures. `/readyz` and the
+/// `quorum met` gauge both ask this.
+pub fn quorum_met(witnessing: &Witnessing, head_size: u64) -> bool {
+    let (quorum_size, newest) = quorum_state(witnessing);
+    met(witnessing.options().quorum, quorum_size, newest, head_size)
+}
+
+fn met(quorum: usize, quorum_size: Option<u64>, newest: Option<(u64, usize)>, head: u64) -> bool {
+    match (quorum_size, newest) {
+        (Some(q), _) if q == head => true,
+        (_, Some((_, cosigners))) => cosigners >= quorum,
+        _ => false,
+    }
 }
 
 /// The quorum check: required only in hold-back mode, where it passes when the newest
@@ -158,11 +181,7 @@ fn quorum_verdict(
     newest: Option<(u64, usize)>,
     head_size: u64,
 ) -> Check {
-    let met = match (quorum_size, newest) {
-        (Some(q), _) if q == head_size => true,
-        (_, Some((_, cosigners))) => cosigners >= quorum,
-        _ => false,
-    };
+    let met = met(quorum, quorum_size, newest, head_size);
     let detail = format!(
         "quorum {quorum}{}: newest settled checkpoint {}, newest with the quorum {}, head {head_size}",
         if required { " (required: hold-back)" } else { " (not required: fail-open)" },

@@ -66,7 +66,7 @@ async fn observe(app: &AppState, ops: &Operations) {
     }
     metrics::gauge!(names::WRITABLE).set(if app.log.has_failed() { 0.0 } else { 1.0 });
     if let Some(witnessing) = &app.witnessing {
-        observe_witnessing(witnessing);
+        observe_witnessing(witnessing, head.checkpoint.size);
     }
     if let Some(dir) = &ops.data_dir {
         if let Some(free) = crate::storage::blobs::quota::free_bytes(dir) {
@@ -82,13 +82,14 @@ async fn observe(app: &AppState, ops: &Operations) {
     }
 }
 
-fn observe_witnessing(witnessing: &Witnessing) {
+fn observe_witnessing(witnessing: &Witnessing, head_size: u64) {
     let quorum = witnessing.options().quorum;
     let snapshot = witnessing.snapshot();
     let cosigners = snapshot.newest.as_ref().map_or(0, |w| w.cosigners.len());
     metrics::gauge!(names::QUORUM).set(quorum as f64);
     metrics::gauge!(names::COSIGNERS).set(cosigners as f64);
-    metrics::gauge!(names::QUORUM_MET).set(if cosigners >= quorum { 1.0 } else { 0.0 });
+    let met = health::quorum_met(witnessing, head_size);
+    metrics::gauge!(names::QUORUM_MET).set(if met { 1.0 } else { 0.0 });
     let quorum_size = snapshot.quorum.as_ref().map_or(0, |w| w.checkpoint.size);
     metrics::gauge!(names::QUORUM_SIZE).set(quorum_size as f64);
 }
