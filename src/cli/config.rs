@@ -67,10 +67,11 @@ pub fn merge(command: &Command, path: &Path, cli: &[OsString]) -> Result<ArgMatc
         message: e.to_string(),
     })?;
     let on_cli = parse(command, cli)?;
-    let from_file = tokens(command, &table, &on_cli).map_err(|message| ConfigError::Key {
-        path: shown,
-        message,
-    })?;
+    let from_file =
+        tokens(command, &table, &on_cli).map_err(|KeyError(message)| ConfigError::Key {
+            path: shown,
+            message,
+        })?;
     let mut all = from_file;
     all.extend(cli.iter().cloned());
     parse(command, &all)
@@ -103,18 +104,22 @@ fn parse(command: &Command, tokens: &[OsString]) -> Result<ArgMatches, ConfigErr
         .try_get_matches_from(std::iter::once(name).chain(tokens.iter().cloned()))?)
 }
 
+/// What is wrong with one key of the file (the file's name is added by [`merge`]).
+#[derive(Debug)]
+struct KeyError(String);
+
 /// The flag tokens for the file's keys that the command line does not set.
 fn tokens(
     command: &Command,
     table: &toml::Table,
     on_cli: &ArgMatches,
-) -> Result<Vec<OsString>, String> {
+) -> Result<Vec<OsString>, KeyError> {
     let mut out = Vec::new();
     for (key, value) in table {
         let arg = command
             .get_arguments()
             .find(|a| a.get_long() == Some(key.as_str()) && key != CONFIG_FLAG && key != "help")
-            .ok_or_else(|| format!("unknown key {key:?}: it names no flag of `serve`"))?;
+            .ok_or_else(|| KeyError(format!("unknown key {key:?}: it names no flag of `serve`")))?;
         if on_cli.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine) {
             continue;
         }
@@ -134,28 +139,28 @@ fn tokens(
                 }
             }
             toml::Value::Array(_) => {
-                return Err(format!("key {key:?} takes one value, not a list"))
+                return Err(KeyError(format!("key {key:?} takes one value, not a list")))
             }
             other if takes_value => {
                 out.push(flag.into());
                 out.push(scalar(key, other)?.into());
             }
-            _ => return Err(format!("key {key:?} is a switch: true or false")),
+            _ => return Err(KeyError(format!("key {key:?} is a switch: true or false"))),
         }
     }
     Ok(out)
 }
 
 /// One value as the flag's text.
-fn scalar(key: &str, value: &toml::Value) -> Result<String, String> {
+fn scalar(key: &str, value: &toml::Value) -> Result<String, KeyError> {
     match value {
         toml::Value::String(s) => Ok(s.clone()),
         toml::Value::Integer(n) => Ok(n.to_string()),
         toml::Value::Float(x) => Ok(x.to_string()),
         toml::Value::Boolean(b) => Ok(b.to_string()),
-        _ => Err(format!(
+        _ => Err(KeyError(format!(
             "key {key:?}: a string, number or boolean is expected"
-        )),
+        ))),
     }
 }
 
