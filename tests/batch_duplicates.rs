@@ -37,14 +37,20 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-#[test]
-fn strict_loose_strict_in_one_batch_refuses_the_resent_strict() {
+/// A new in-memory log whose batches wait 300 ms, so that requests sent together are
+/// sequenced in one batch; its directory (the keys) and its admin key.
+fn open_slow_batches() -> (tempfile::TempDir, Log, Signer) {
     let dir = common::tempdir();
     let mut options = LogOptions::new(dir.path());
-    // One batch: the three requests arrive well within the batch's wait.
     options.batch_delay = Duration::from_millis(300);
     let (log, _) = Log::open_with(Backends::memory(&MemoryLog::new()), options).unwrap();
     let admin = read_signer(&dir.path().join("admin.key")).unwrap();
+    (dir, log, admin)
+}
+
+#[test]
+fn strict_loose_strict_in_one_batch_refuses_the_resent_strict() {
+    let (_dir, log, admin) = open_slow_batches();
     let now = now_ms();
     let strict = policy(1, now - 2, 1);
     let loose = policy(0, now - 1, 2);
@@ -72,11 +78,7 @@ fn strict_loose_strict_in_one_batch_refuses_the_resent_strict() {
 
 #[test]
 fn a_resent_request_in_the_same_batch_is_still_a_duplicate_while_in_force() {
-    let dir = common::tempdir();
-    let mut options = LogOptions::new(dir.path());
-    options.batch_delay = Duration::from_millis(300);
-    let (log, _) = Log::open_with(Backends::memory(&MemoryLog::new()), options).unwrap();
-    let admin = read_signer(&dir.path().join("admin.key")).unwrap();
+    let (_dir, log, admin) = open_slow_batches();
     let strict = policy(1, now_ms() - 1, 1);
     let (a, b) = runtime().block_on(async {
         tokio::join!(submit(&log, &strict, &admin), submit(&log, &strict, &admin))
