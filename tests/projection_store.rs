@@ -206,6 +206,7 @@ fn answers(c: &Catalog, at: u64, leaves: &[Vec<u8>]) -> Vec<String> {
                 loop {
                     let q = EntryQuery {
                         subject: subject.clone(),
+                        target: None,
                         channel: channel.map(str::to_string),
                         status,
                         after,

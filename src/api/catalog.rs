@@ -60,8 +60,9 @@ impl ReadWork {
         }
     }
 
-    /// Runs `read` on the catalog on a blocking thread once a slot is free.
-    async fn run<R: Send + 'static>(
+    /// Runs `read` on the catalog on a blocking thread once a slot is free (503 after
+    /// [`READ_WAIT`]); the catalog browser shares these slots.
+    pub(super) async fn run<R: Send + 'static>(
         &self,
         app: &AppState,
         read: impl FnOnce(&Catalog, u64) -> Result<R, Problem> + Send + 'static,
@@ -186,6 +187,7 @@ pub async fn entries(
             .transpose()?;
         let query = EntryQuery {
             subject: q.subject,
+            target: None,
             channel: q.channel,
             status,
             after,

@@ -8,10 +8,11 @@
 //! the pure cores, `telemetry` and `openapi`; never `client` or `cli`. `problem` maps the domain's
 //! errors onto [`Problem`]. The operational endpoints: `health` (`/healthz`, `/readyz`)
 //! and `metrics` (`/metrics`), and the OpenAPI document with the schemas it cites
-//! ([`crate::openapi`]); every request is counted by route pattern
-//! ([`crate::telemetry::track`]).
+//! ([`crate::openapi`]); `browse`, the catalog browser's HTML pages. Every request is
+//! counted by route pattern ([`crate::telemetry::track`]).
 
 mod blobs;
+pub mod browse;
 mod catalog;
 pub mod health;
 pub mod metrics;
@@ -109,6 +110,10 @@ pub fn operated_router(state: AppState, ops: Operations) -> Router {
         .route(routes::METRICS, get(metrics::render))
         .route(routes::OPENAPI, get(crate::openapi::serve_document))
         .route(routes::SCHEMAS, get(crate::openapi::schema_file))
+        .route(routes::BROWSE_SEARCH, get(browse::search))
+        .route(routes::BROWSE_ENTRY, get(browse::entry))
+        .route(routes::BROWSE_LOG, get(browse::log))
+        .route(routes::BROWSE_STYLE, get(browse::style))
         .fallback(read::fallback)
         .layer(Extension(Arc::new(catalog::ReadWork::default())))
         .layer(Extension(ops))

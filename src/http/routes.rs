@@ -65,6 +65,15 @@ pub const OPENAPI: &str = "/openapi.json";
 /// `GET`: a JSON Schema the OpenAPI document refers to (`/schemas/problem.schema.json`).
 pub const SCHEMAS: &str = "/schemas/{*path}";
 
+/// `GET`: the catalog browser's search page (HTML; `?q=&target=&channel=&status=&after=`).
+pub const BROWSE_SEARCH: &str = "/";
+/// `GET`: the catalog browser's page of one entry (HTML); see [`browse_entry`].
+pub const BROWSE_ENTRY: &str = "/browse/entries/{id}";
+/// `GET`: the catalog browser's log page (HTML): tree size, checkpoint, witnesses, tiles.
+pub const BROWSE_LOG: &str = "/browse/log";
+/// `GET`: the catalog browser's stylesheet.
+pub const BROWSE_STYLE: &str = "/browse/style.css";
+
 /// Witness `POST`: a C2SP tlog-witness add-checkpoint request.
 pub const WITNESS_ADD_CHECKPOINT: &str = "/add-checkpoint";
 /// Witness `GET`: the latest checkpoint it cosigned for a log, by the lowercase hex
@@ -73,7 +82,7 @@ pub const WITNESS_CHECKPOINT: &str = "/{origin_hash}/checkpoint";
 
 /// Every route `serve` mounts (the `/tile/entries/{*path}` bundles are a narrower
 /// pattern of [`TILE`], mounted separately for compression).
-pub const SERVE: [&str; 25] = [
+pub const SERVE: [&str; 29] = [
     PUBLICATIONS,
     GRANTS,
     POLICY_SET,
@@ -99,6 +108,10 @@ pub const SERVE: [&str; 25] = [
     METRICS,
     OPENAPI,
     SCHEMAS,
+    BROWSE_SEARCH,
+    BROWSE_ENTRY,
+    BROWSE_LOG,
+    BROWSE_STYLE,
 ];
 
 /// Every route `witness` mounts.
@@ -119,6 +132,11 @@ pub fn blob(sha256_hex: &str) -> String {
 /// [`ENTRY`] for the entry `id`.
 pub fn entry(id: &str) -> String {
     fill(ENTRY, id)
+}
+
+/// [`BROWSE_ENTRY`] for the entry `id`.
+pub fn browse_entry(id: &str) -> String {
+    fill(BROWSE_ENTRY, id)
 }
 
 /// [`EVIDENCE_BUNDLE`] for the bundle `id`.
@@ -163,6 +181,7 @@ mod tests {
             ),
             (log_entry(7), "/v1/entries/7".to_string()),
             (receipt(0), "/v1/receipts/0".to_string()),
+            (browse_entry("x1"), "/browse/entries/x1".to_string()),
         ];
         for (built, want) in cases {
             assert_eq!(built, want);

@@ -18,6 +18,9 @@ pub const MAX_SCAN: usize = 10_000;
 pub struct EntryQuery {
     /// A subject name, or `sha256:<hex>`.
     pub subject: Option<String>,
+    /// A target catalog ref prefix (`sourceos://catalog/images/` matches every target
+    /// under it).
+    pub target: Option<String>,
     /// The current channel.
     pub channel: Option<String>,
     /// The authority's status (`draft`, ..., `revoked`).
@@ -65,7 +68,10 @@ impl Catalog {
             let Some((view, publication)) = self.entry_view(index, at)? else {
                 continue;
             };
-            if q.channel.as_deref().is_some_and(|c| c != view.channel)
+            if q.target
+                .as_deref()
+                .is_some_and(|t| !publication.target_catalog_ref.starts_with(t))
+                || q.channel.as_deref().is_some_and(|c| c != view.channel)
                 || q.status.is_some_and(|s| s != view.status)
             {
                 continue;
