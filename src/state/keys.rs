@@ -40,16 +40,40 @@ pub enum MapKey {
 }
 
 impl MapKey {
-    /// The canonical key bytes (an RFC 8785 array of strings).
-    pub fn encode(&self) -> Vec<u8> {
+    /// The key as the strings of its JSON array.
+    pub fn parts(&self) -> Vec<String> {
         let parts: Vec<&str> = match self {
             MapKey::Entry { target, subject } => vec!["entry", target, subject],
             MapKey::Head { target, channel } => vec!["head", target, channel],
             MapKey::Subject { subject } => vec!["subject", subject],
             MapKey::Key { vkey } => vec!["key", vkey],
         };
+        parts.into_iter().map(String::from).collect()
+    }
+
+    /// The key whose JSON array is `parts`, if it has one of the four shapes.
+    pub fn from_parts(parts: &[String]) -> Option<MapKey> {
+        match parts {
+            [k, target, subject] if k == "entry" => Some(MapKey::Entry {
+                target: target.clone(),
+                subject: subject.clone(),
+            }),
+            [k, target, channel] if k == "head" => Some(MapKey::Head {
+                target: target.clone(),
+                channel: channel.clone(),
+            }),
+            [k, subject] if k == "subject" => Some(MapKey::Subject {
+                subject: subject.clone(),
+            }),
+            [k, vkey] if k == "key" => Some(MapKey::Key { vkey: vkey.clone() }),
+            _ => None,
+        }
+    }
+
+    /// The canonical key bytes (an RFC 8785 array of strings).
+    pub fn encode(&self) -> Vec<u8> {
         // An array of strings always encodes.
-        to_canonical_vec(&parts).unwrap_or_default()
+        to_canonical_vec(&self.parts()).unwrap_or_default()
     }
 
     /// SHA-256 of [`MapKey::encode`]: the key's path in the tree.
@@ -79,6 +103,8 @@ pub struct EntryValue {
     pub leaf_indices: Vec<u64>,
     /// `draft`, `published`, `superseded`, `restricted`, `archived` or `revoked`.
     pub status: String,
+    /// The subject's name (`subject.name` of the publication).
+    pub subject_name: String,
 }
 
 /// The value of a [`MapKey::Head`].
@@ -205,10 +231,11 @@ mod tests {
             },
             leaf_indices: vec![2, 5],
             status: "published".into(),
+            subject_name: "quay.io/x".into(),
         };
         assert_eq!(
             String::from_utf8(encode_value(&e).unwrap()).unwrap(),
-            r#"{"channel":"stable","evidenceBundle":{"sha256":"ab"},"leafIndices":[2,5],"status":"published"}"#
+            r#"{"channel":"stable","evidenceBundle":{"sha256":"ab"},"leafIndices":[2,5],"status":"published","subjectName":"quay.io/x"}"#
         );
     }
 }

@@ -101,7 +101,7 @@ impl StateMap {
                 kind: DecisionKind::PublisherRevoke,
                 ..
             } => self.refresh_keys(catalog),
-            Effect::Decided { .. } => Ok(()),
+            Effect::Decided { .. } | Effect::StateCommitted { .. } => Ok(()),
         }
     }
 
@@ -196,6 +196,7 @@ impl StateMap {
             },
             leaf_indices: view.leaf_indices.clone(),
             status: view.status.as_str().to_string(),
+            subject_name: publication.subject_name.clone(),
         };
         let target = publication.target_catalog_ref;
         let subject = publication.subject_digest;
