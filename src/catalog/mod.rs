@@ -61,7 +61,7 @@ pub use wire::json::{parse_value, JsonError};
 pub use wire::leaf::{
     leaf_dedup_key, DecisionAdmission, DecisionLeaf, GenesisKind, GenesisLeaf, GrantAdmission,
     GrantLeaf, Leaf, LeafError, PublicationAdmission, PublicationKind, PublicationLeaf,
-    MAX_LEAF_BYTES, RULES_VERSION,
+    StateCommitmentKind, StateCommitmentLeaf, MAX_LEAF_BYTES, RULES_VERSION,
 };
 pub use wire::payload::{
     prefix_matches, AgentplaneRefs, ApiVersion, ArtifactRef, CatalogPublicationRequest, DigestSet,

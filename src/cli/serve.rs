@@ -37,6 +37,14 @@ pub struct ServeArgs {
     /// Longest wait, in milliseconds, for more entries before committing a batch.
     #[arg(long, default_value_t = 1)]
     batch_delay_ms: u64,
+    /// End every N-th batch with a StateCommitment entry: the root of the authenticated
+    /// map of the catalog state, from which `GET /v1/state/proofs` and `check` prove
+    /// lookups (log-format/state.md). 0: never.
+    #[arg(long, default_value_t = 0)]
+    state_commit_every: u64,
+    /// Test only: commit wrong state roots, so tests can prove monitors catch them.
+    #[arg(long, hide = true)]
+    state_commit_wrong_root_for_tests: bool,
     /// Where the catalog keeps its per-publication records: `disk` (memory stays flat
     /// whatever the log size) or `memory` (faster, grows ~4 KB per publication).
     #[arg(long, value_enum, default_value_t = Projection::Disk)]
@@ -102,6 +110,8 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     options.admin_keys = admin_keys;
     options.batch_max = args.batch_max;
     options.batch_delay = Duration::from_millis(args.batch_delay_ms);
+    options.state_commit_every = args.state_commit_every;
+    options.state_commit_wrong_root = args.state_commit_wrong_root_for_tests;
     let records = match args.projection {
         Projection::Disk => RecordsIn::Disk,
         Projection::Memory => RecordsIn::Memory,

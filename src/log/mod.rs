@@ -24,6 +24,7 @@ mod open;
 pub mod reader;
 pub mod replay;
 mod sequencer;
+mod state_commit;
 pub mod witnessing;
 
 use std::collections::HashMap;
@@ -68,6 +69,13 @@ pub struct LogOptions {
     /// How long the committer waits before retrying a failed commit, and the longest
     /// wait the back-off doubles up to.
     pub commit_retry: (Duration, Duration),
+    /// End every `n`-th batch with a `StateCommitment` leaf (`log-format/state.md`);
+    /// 0: never (the default).
+    pub state_commit_every: u64,
+    /// Test hook: commit wrong state roots (one bit flipped), so that tests can prove
+    /// replay and monitors catch them. Never set in production.
+    #[doc(hidden)]
+    pub state_commit_wrong_root: bool,
 }
 
 impl LogOptions {
@@ -81,6 +89,8 @@ impl LogOptions {
             batch_delay: Duration::from_millis(1),
             queue_capacity: 65_536,
             commit_retry: (Duration::from_secs(1), Duration::from_secs(30)),
+            state_commit_every: 0,
+            state_commit_wrong_root: false,
         }
     }
 }
@@ -204,6 +214,8 @@ pub(crate) struct Shared {
     _dir_lock: Option<DataDirLock>,
     /// Dedup keys of entries admitted but not yet durable (and so not yet in the index).
     uncommitted: Mutex<HashMap<[u8; 32], u64>>,
+    /// The state map and its commitments (`state_commit`).
+    state_commits: state_commit::StateCommits,
 }
 
 impl Shared {
@@ -360,6 +372,20 @@ impl Log {
         match self.shared.catalog.read() {
             Ok(catalog) => read(&catalog, committed),
             Err(poisoned) => read(&poisoned.into_inner(), committed),
+        }
+    }
+
+    /// The state commitment lookups are proved against: the one of exactly
+    /// `tree_size` (a commitment leaf's index), or else the newest in the committed
+    /// tree. `None` when the log does not commit to its state, or no longer holds that
+    /// snapshot in memory.
+    pub fn state_commitment(&self, tree_size: Option<u64>) -> Option<crate::state::Committed> {
+        let head = self.shared.head().checkpoint.size;
+        let commits = &self.shared.state_commits;
+        match tree_size {
+            Some(size) if size < head => commits.committed_at(size),
+            Some(_) => None,
+            None => commits.committed_below(head),
         }
     }
 

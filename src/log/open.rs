@@ -116,6 +116,12 @@ impl Log {
         )?;
         crate::telemetry::replayed(replay_started.elapsed(), report.reindexed);
 
+        let state_commits = super::state_commit::StateCommits::start(
+            options.state_commit_every,
+            options.state_commit_wrong_root,
+            &catalog,
+        )
+        .map_err(|e| LogError::Inconsistent(format!("building the state map: {e}")))?;
         let shared = Arc::new(Shared {
             tiles,
             lock,
@@ -132,6 +138,7 @@ impl Log {
             retry: options.commit_retry,
             _dir_lock: dir_lock,
             uncommitted: Mutex::new(HashMap::new()),
+            state_commits,
         });
         let (sender, receiver) = sync_channel(options.queue_capacity.max(1));
         let sequencer = Sequencer {

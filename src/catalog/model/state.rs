@@ -56,6 +56,8 @@ pub struct Catalog {
     /// Publications, entries (by publication leaf index, the order queries page in) and
     /// their lookups.
     records: Records,
+    /// The indices of the `StateCommitment` leaves, in order (one per batch at most).
+    commitments: Vec<u64>,
 }
 
 /// The genesis defaults, built once.
@@ -207,6 +209,11 @@ impl Catalog {
         self.revoked.iter().map(|(k, r)| (k.as_str(), r))
     }
 
+    /// The indices of the `StateCommitment` leaves applied, in order.
+    pub fn commitments(&self) -> &[u64] {
+        &self.commitments
+    }
+
     /// The per-publication records, read-only.
     pub(in crate::catalog) fn records(&self) -> &Records {
         &self.records
@@ -349,6 +356,11 @@ impl Catalog {
     /// Replaces an entry (a decision was appended to it).
     pub(in crate::catalog) fn put_entry(&mut self, entry: &EntryRecord) -> Result<(), RecordError> {
         self.records.put_entry(entry)
+    }
+
+    /// Records a `StateCommitment` leaf's index.
+    pub(in crate::catalog) fn add_commitment(&mut self, index: u64) {
+        self.commitments.push(index);
     }
 
     /// Counts one more leaf applied; the last step of every `apply`.
