@@ -25,6 +25,7 @@ pub mod reader;
 pub mod replay;
 mod sequencer;
 mod state_commit;
+pub mod snapshot;
 pub mod witnessing;
 
 use std::collections::HashMap;
@@ -76,6 +77,11 @@ pub struct LogOptions {
     /// replay and monitors catch them. Never set in production.
     #[doc(hidden)]
     pub state_commit_wrong_root: bool,
+    /// Write a catalog snapshot (`DATA/snapshot/`, ADR 0008) every this many leaves (and
+    /// at least every quarter of the log) and at a clean shutdown; `None`: never.
+    pub snapshot_every: Option<u64>,
+    /// How a snapshot is checked at open before the catalog is restored from it.
+    pub snapshot_check: snapshot::SnapshotCheck,
 }
 
 impl LogOptions {
@@ -91,9 +97,14 @@ impl LogOptions {
             commit_retry: (Duration::from_secs(1), Duration::from_secs(30)),
             state_commit_every: 0,
             state_commit_wrong_root: false,
+            snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
+            snapshot_check: snapshot::SnapshotCheck::Hash,
         }
     }
 }
+
+/// Leaves between catalog snapshots, at least (see [`LogOptions::snapshot_every`]).
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 65_536;
 
 /// The default origin of a new log.
 pub const DEFAULT_ORIGIN: &str = "catalog.srcos.local/log";
@@ -321,8 +332,11 @@ impl Shared {
 pub struct Log {
     shared: Arc<Shared>,
     jobs: Mutex<Option<SyncSender<Job>>>,
-    /// The sequencer and committer threads, joined in that order on shutdown.
+    /// The sequencer and committer threads (and the snapshot thread), joined in that
+    /// order on shutdown.
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Writes catalog snapshots; one more is written at shutdown.
+    snapshots: Option<Arc<snapshot::Snapshotter>>,
 }
 
 /// Milliseconds since the Unix epoch (the clock the sequencer stamps leaves with).
@@ -432,6 +446,15 @@ impl Log {
             .map_err(|_| SubmitError::Unavailable("the log stopped before answering".into()))?
     }
 
+    /// Writes a catalog snapshot now (ADR 0008), at the size the catalog has applied,
+    /// once that size is committed; `None` if snapshots are off or nothing is applied.
+    pub fn write_snapshot(&self) -> Result<Option<u64>, snapshot::SnapshotError> {
+        match &self.snapshots {
+            Some(s) => s.write_now(&self.shared),
+            None => Ok(None),
+        }
+    }
+
     /// Stops the sequencer after the batch in flight and waits for it.
     pub fn shutdown(&self) {
         if let Ok(mut jobs) = self.jobs.lock() {
@@ -447,8 +470,16 @@ impl Log {
             .lock()
             .map(|mut t| std::mem::take(&mut *t))
             .unwrap_or_default();
+        let stopped = !threads.is_empty();
         for thread in threads {
             let _ = thread.join();
+        }
+        // A clean shutdown: the batches in flight are committed, so the next start
+        // needs to replay nothing.
+        if let Some(snapshots) = self.snapshots.as_ref().filter(|_| stopped) {
+            if self.shared.state() != WriteState::Failed {
+                snapshots.maybe_write(&self.shared, true);
+            }
         }
     }
 

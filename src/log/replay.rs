@@ -171,10 +171,27 @@ where
     E: From<BundleError>,
     R: FnMut(TileId) -> Result<T, E>,
 {
+    steps_from(0, size, read)
+}
+
+/// As [`steps`], from the bundle that holds entry `start` on (its first step may begin
+/// up to 255 entries before `start`: callers skip those by index).
+pub(crate) fn steps_from<T, E, R>(
+    start: u64,
+    size: u64,
+    read: R,
+) -> Steps<impl Iterator<Item = TileId>, R>
+where
+    T: Deref,
+    T::Target: AsRef<[u8]>,
+    E: From<BundleError>,
+    R: FnMut(TileId) -> Result<T, E>,
+{
+    let skip = start.min(size) / TILE_WIDTH;
     Steps {
-        bundles: tiles::entry_bundles(size),
+        bundles: tiles::entry_bundles(size).skip(usize::try_from(skip).unwrap_or(usize::MAX)),
         read,
-        next: 0,
+        next: skip * TILE_WIDTH,
     }
 }
 
