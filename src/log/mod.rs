@@ -24,8 +24,8 @@ mod open;
 pub mod reader;
 pub mod replay;
 mod sequencer;
-mod state_commit;
 pub mod snapshot;
+mod state_commit;
 pub mod witnessing;
 
 use std::collections::HashMap;
