@@ -41,6 +41,10 @@ struct EntryMark {
     since: u64,
 }
 
+/// A published entry on a channel: (`since`, subject, publication index); the newest
+/// arrival sorts last.
+type HeadMark = (u64, String, u64);
+
 /// The authenticated map of the catalog state, and the indexes that keep it current.
 #[derive(Clone, Debug, Default)]
 pub struct StateMap {
@@ -49,7 +53,7 @@ pub struct StateMap {
     entries: HashMap<(String, String), EntryMark>,
     /// (target, channel) → the published entries there: (`since`, subject, publication
     /// index), so the newest is the last.
-    heads: BTreeMap<(String, String), BTreeSet<(u64, String, u64)>>,
+    heads: BTreeMap<(String, String), BTreeSet<HeadMark>>,
     /// subject → targets.
     subjects: BTreeMap<String, BTreeSet<String>>,
     /// vkey → encoded roles.
