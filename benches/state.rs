@@ -145,7 +145,9 @@ fn map(c: &mut Criterion) {
 }
 
 /// Pre-signed publications ready for `Log::submit`, and the open log.
-fn open_log(every: u64, count: usize) -> (tempfile::TempDir, Arc<Log>, Vec<(Verified, [u8; 32])>) {
+type Jobs = Vec<(Verified, [u8; 32])>;
+
+fn open_log(every: u64, count: usize) -> (tempfile::TempDir, Arc<Log>, Jobs) {
     let dir = tempfile::tempdir().unwrap();
     let mut options = LogOptions::new(dir.path());
     options.state_commit_every = every;
