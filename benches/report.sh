@@ -9,7 +9,7 @@ out=target/perf
 mkdir -p "$out"
 cargo build --release -q
 
-cargo bench -q --bench engine --bench log --bench merkle --bench note -- \
+cargo bench -q --bench engine --bench log --bench merkle --bench note --bench state -- \
   --warm-up-time 1 --measurement-time 4 2>&1 | tee "$out/benches.txt"
 SRCOS_SCALE_ENTRIES="${SRCOS_SCALE_ENTRIES:-10000000}" cargo bench -q --bench scale -- \
   --warm-up-time 1 --measurement-time 4 2>&1 | tee "$out/scale.txt"

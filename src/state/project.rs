@@ -14,8 +14,8 @@ use super::keys::{
 };
 use super::tree::Tree;
 use crate::catalog::{
-    evidence_bundle, to_canonical_vec, Catalog, CatalogError, DecisionKind, Effect, EntryStatus,
-    RecordError,
+    entry_local_id, evidence_bundle, to_canonical_vec, Catalog, CatalogError, DecisionKind, Effect,
+    EntryStatus, RecordError,
 };
 use crate::merkle::Hash;
 
@@ -41,14 +41,19 @@ struct EntryMark {
     since: u64,
 }
 
+/// A published entry on a channel: (`since`, subject, publication index); the newest
+/// arrival sorts last.
+type HeadMark = (u64, String, u64);
+
 /// The authenticated map of the catalog state, and the indexes that keep it current.
 #[derive(Clone, Debug, Default)]
 pub struct StateMap {
     tree: Tree,
     /// (target, subject) → where the entry is.
     entries: HashMap<(String, String), EntryMark>,
-    /// (target, channel) → the published entries there, by `since`.
-    heads: BTreeMap<(String, String), BTreeSet<(u64, String)>>,
+    /// (target, channel) → the published entries there: (`since`, subject, publication
+    /// index), so the newest is the last.
+    heads: BTreeMap<(String, String), BTreeSet<HeadMark>>,
     /// subject → targets.
     subjects: BTreeMap<String, BTreeSet<String>>,
     /// vkey → encoded roles.
@@ -81,13 +86,13 @@ impl StateMap {
                 target,
                 ..
             } => {
-                let hex = subject_digest
-                    .strip_prefix("sha256:")
-                    .unwrap_or(subject_digest);
-                let entry = catalog.find_entry(target, hex)?.ok_or_else(|| {
-                    StateError::MissingEntry(format!("{target} {subject_digest}"))
-                })?;
-                self.refresh_entry(catalog, entry.publication_index)
+                // By local id: no entry record is read just to learn its index.
+                let index = catalog
+                    .entry_index(&entry_local_id(target, subject_digest))?
+                    .ok_or_else(|| {
+                        StateError::MissingEntry(format!("{target} {subject_digest}"))
+                    })?;
+                self.refresh_entry(catalog, index)
             }
             Effect::Decided {
                 entry: Some(id), ..
@@ -188,7 +193,12 @@ impl StateMap {
             .entry_view(index, at)?
             .ok_or_else(|| StateError::MissingEntry(format!("publication leaf {index}")))?;
         let origin = catalog.origin().unwrap_or_default();
-        let bundle = to_canonical_vec(&evidence_bundle(&view, &publication, origin))?;
+        // Through a `Value`, whose objects serde_json keeps sorted: already RFC 8785 for
+        // these ASCII names, so the fast path of `to_canonical_vec` applies (the
+        // general encoder took most of this function's time).
+        let bundle = serde_json::to_value(evidence_bundle(&view, &publication, origin))
+            .map_err(|e| CatalogError::Encoding(e.to_string()))?;
+        let bundle = to_canonical_vec(&bundle)?;
         let value = EntryValue {
             channel: view.channel.clone(),
             evidence_bundle: Sha256Digest {
@@ -246,7 +256,7 @@ impl StateMap {
         if let Some(old) = old {
             if old.published {
                 if let Some(set) = self.heads.get_mut(&(target.clone(), old.channel.clone())) {
-                    set.remove(&(old.since, subject.clone()));
+                    set.remove(&(old.since, subject.clone(), index));
                 }
             }
             touched.push(old.channel);
@@ -255,21 +265,16 @@ impl StateMap {
             self.heads
                 .entry((target.clone(), mark.channel.clone()))
                 .or_default()
-                .insert((mark.since, subject.clone()));
+                .insert((mark.since, subject.clone(), index));
         }
         touched.dedup();
         for channel in touched {
-            self.write_head(&target, &channel, catalog)?;
+            self.write_head(&target, &channel)?;
         }
         Ok(())
     }
 
-    fn write_head(
-        &mut self,
-        target: &str,
-        channel: &str,
-        catalog: &Catalog,
-    ) -> Result<(), StateError> {
+    fn write_head(&mut self, target: &str, channel: &str) -> Result<(), StateError> {
         let slot = (target.to_string(), channel.to_string());
         let top = self.heads.get(&slot).and_then(|s| s.last().cloned());
         let key = MapKey::Head {
@@ -281,13 +286,9 @@ impl StateMap {
                 self.heads.remove(&slot);
                 self.set(&key, None);
             }
-            Some((since, subject)) => {
-                let hex = subject.strip_prefix("sha256:").unwrap_or(&subject);
-                let entry = catalog
-                    .find_entry(target, hex)?
-                    .ok_or_else(|| StateError::MissingEntry(format!("{target} {subject}")))?;
+            Some((since, subject, publication_index)) => {
                 let value = HeadValue {
-                    publication_index: entry.publication_index,
+                    publication_index,
                     since,
                     subject,
                 };
