@@ -109,7 +109,8 @@ fn start_up_after_a_snapshot_replays_only_the_tail() {
     let (log, report) = open(&data, |_| {});
     assert!(report.created);
     let log = Arc::new(log);
-    publish(&log, &data, 0, 600);
+    // More records than the writer reads in one chunk, on the on-disk store.
+    publish(&log, &data, 0, 2_200);
     let size = log.head().checkpoint.size;
     drop(Arc::into_inner(log).unwrap()); // a clean shutdown writes a snapshot
 
@@ -122,7 +123,7 @@ fn start_up_after_a_snapshot_replays_only_the_tail() {
 
     // More entries, and no snapshot at shutdown: the next start replays exactly them.
     let log = Arc::new(log);
-    publish(&log, &data, 600, 150);
+    publish(&log, &data, 2_200, 150);
     let bigger = log.head().checkpoint.size;
     drop(Arc::into_inner(log).unwrap());
     let (log, report) = open(&data, |o| o.snapshot_check = SnapshotCheck::Digest);

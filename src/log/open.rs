@@ -481,15 +481,7 @@ fn restore_from(
     };
     let catalog = match Catalog::restore(admin, store) {
         Ok(c) => c,
-        // `restore` consumed the store: nothing to clear it through. A fresh start
-        // would be needed; report it as a refusal of a store we cannot reuse.
-        Err(e) => {
-            return Err((
-                e.into(),
-                false,
-                Box::new(crate::catalog::MemoryStore::default()),
-            ))
-        }
+        Err((e, store)) => return Err((e.into(), true, store)),
     };
     if check == SnapshotCheck::Digest {
         let digest = catalog.try_state_digest_at(size).map(hex::encode);

@@ -63,6 +63,10 @@ const CHUNK: usize = 2048;
 const LOAD_BATCH: usize = 8192;
 /// The largest key or value a frame may hold (the admin state included).
 const MAX_FRAME: u32 = 64 << 20;
+/// The fewest leaves since the last snapshot for which a clean shutdown writes one: a
+/// local command appending an entry or two does not rewrite the whole catalog at exit,
+/// and the next start replays at most these.
+pub const SHUTDOWN_TAIL: u64 = 256;
 /// Snapshots kept: the newest, and the one before it in case the newest is refused.
 const KEEP: usize = 2;
 
@@ -258,7 +262,8 @@ fn write_file(
         .map_err(|e| refused(format!("encoding the admin state: {e}")))?;
     out.frame(ADMIN_TAG, &[], &admin_json).map_err(writing())?;
     // The admin-side state at `size`, with no records: what the digest's admin parts read.
-    let admin_catalog = Catalog::restore(admin, Box::new(MemoryStore::default()))?;
+    let admin_catalog = Catalog::restore(admin, Box::new(MemoryStore::default()))
+        .map_err(|(e, _)| SnapshotError::Records(e))?;
     let mut digester = StateDigester::begin(&admin_catalog, size)?;
     let mut records = 0u64;
     for space in Space::ALL {
@@ -529,12 +534,14 @@ impl Snapshotter {
         Ok(written)
     }
 
-    /// Writes a snapshot if `force` or one is due; errors are logged (a snapshot is an
+    /// Writes a snapshot if one is due, or at `shutdown` if at least
+    /// [`SHUTDOWN_TAIL`] leaves came since the last; errors are logged (a snapshot is an
     /// optimisation: the log is complete without it).
-    pub(crate) fn maybe_write(&self, shared: &Shared, force: bool) {
+    pub(crate) fn maybe_write(&self, shared: &Shared, shutdown: bool) {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let size = shared.head().checkpoint.size;
-        if !force && !self.due(*last, size) {
+        let tail = size.saturating_sub(*last);
+        if !(self.due(*last, size) || shutdown && tail >= SHUTDOWN_TAIL) {
             return;
         }
         let started = std::time::Instant::now();

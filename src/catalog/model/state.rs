@@ -117,8 +117,23 @@ impl Catalog {
     }
 
     /// The catalog of a snapshot: `admin` and the records already in `store`, which
-    /// must be exactly the records of the same snapshot (the caller verified it).
-    pub fn restore(admin: AdminState, store: Box<dyn RecordStore>) -> Result<Catalog, RecordError> {
+    /// must be exactly the records of the same snapshot (the caller verified it). On
+    /// error the store is handed back (to be cleared).
+    pub fn restore(
+        admin: AdminState,
+        store: Box<dyn RecordStore>,
+    ) -> Result<Catalog, (RecordError, Box<dyn RecordStore>)> {
+        match Catalog::restore_admin(admin) {
+            Ok(mut catalog) => {
+                catalog.records = Records::new(store);
+                Ok(catalog)
+            }
+            Err(e) => Err((e, store)),
+        }
+    }
+
+    /// The admin-side state of a snapshot, its records empty.
+    fn restore_admin(admin: AdminState) -> Result<Catalog, RecordError> {
         let key = |vkey: &str| {
             Verifier::from_vkey(vkey)
                 .map_err(|e| RecordError::Corrupt(format!("a snapshot key: {e}")))
@@ -166,7 +181,7 @@ impl Catalog {
             policies: admin.policies,
             revoked: admin.revoked.into_iter().collect(),
             revoked_public,
-            records: Records::new(store),
+            records: Records::default(),
             commitments: admin.commitments,
         })
     }

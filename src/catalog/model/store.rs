@@ -424,12 +424,23 @@ impl Records {
         at: u64,
         limit: usize,
     ) -> Result<SnapshotChunk, RecordError> {
-        // The first key after `after`: `after` followed by a zero byte.
-        let start = after.map_or_else(Vec::new, |a| {
-            let mut s = a.to_vec();
-            s.push(0);
-            s
-        });
+        // The first key after `after`: the next index for the spaces keyed by an 8-byte
+        // index (a store may require such keys to be 8 bytes), else `after` followed by
+        // a zero byte.
+        let start = match after {
+            None => Vec::new(),
+            Some(a) if matches!(space, Space::Publications | Space::Entries) => {
+                match decode_index(a)?.checked_add(1) {
+                    Some(next) => index_key(next).to_vec(),
+                    None => return Ok(SnapshotChunk::default()),
+                }
+            }
+            Some(a) => {
+                let mut s = a.to_vec();
+                s.push(0);
+                s
+            }
+        };
         let mut chunk = SnapshotChunk::default();
         let mut scanned = 0;
         for kv in self.store.scan(space, &start, None) {

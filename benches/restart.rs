@@ -1,0 +1,185 @@
+//! Restart: how long `Log::open` takes on a log of real catalog leaves, replaying the
+//! whole log into the on-disk projection (`SnapshotCheck::Off`, as before snapshots)
+//! and restoring a catalog snapshot instead (ADR 0008), side by side in one run.
+//!
+//! `SRCOS_RESTART_ENTRIES` publications (default 1,000,000 under `cargo bench`, 2,000
+//! under `cargo test`), admitted by the catalog and written to a POSIX data directory
+//! with the log's real key files. Printed: the full-replay restart, the snapshot write,
+//! the restart from the snapshot (hash check, and with the digest check), and, as the
+//! limit measured in the same run, reading and hashing the snapshot file alone.
+//! Plain `main` (no criterion): each figure is one run of a seconds-long operation.
+
+use std::path::Path;
+use std::time::Instant;
+
+use sha2::Digest;
+use srcos_catalog::catalog::{sign_envelope, Catalog, Submission};
+use srcos_catalog::keyfile::generate_key_pair;
+use srcos_catalog::log::integrator::{BatchTiles, Integrator};
+use srcos_catalog::log::snapshot::{self, SnapshotCheck};
+use srcos_catalog::log::{commit, Log, LogOptions};
+use srcos_catalog::note::{KeyType, Signer};
+use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
+use srcos_catalog::storage::{Backends, LockedCheckpoint, RecordsIn};
+
+fn entries() -> u64 {
+    if let Some(n) = std::env::var("SRCOS_RESTART_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    if std::env::args().any(|a| a == "--bench") {
+        1_000_000
+    } else {
+        2_000
+    }
+}
+
+/// Writes a log of genesis, one grant and `count` admitted publications into `data`
+/// (tiles, checkpoint, log and admin keys), committing every 4,096 leaves.
+fn build(data: &Path, count: u64) {
+    std::fs::create_dir_all(data).unwrap();
+    let (log_key, _) = generate_key_pair(
+        &data.join("log"),
+        "restart.srcos.local/log",
+        KeyType::Ed25519,
+    )
+    .unwrap();
+    let (admin, _) = generate_key_pair(&data.join("admin"), "admin", KeyType::Ed25519).unwrap();
+    let publisher = Signer::generate("bench.example/publisher", KeyType::Ed25519).unwrap();
+    let tiles = PosixTiles::open(&data.join("log")).unwrap();
+    let lock = PosixLock::open(&data.join("log")).unwrap();
+    let mut catalog = Catalog::new();
+    let mut integrator = Integrator::new();
+    let mut batch = BatchTiles::default();
+    let mut signed: Vec<u8> = Vec::new();
+    let mut committed = 0u64;
+    let mut commit_batch = |integrator: &mut Integrator, batch: &mut BatchTiles| {
+        let writes = integrator.finish(std::mem::take(batch));
+        let checkpoint = integrator.checkpoint(log_key.name());
+        let next = checkpoint.sign(&log_key).unwrap().to_bytes();
+        let old = (committed > 0).then_some(LockedCheckpoint {
+            size: committed,
+            signed: &signed,
+        });
+        let new = LockedCheckpoint {
+            size: checkpoint.size,
+            signed: &next,
+        };
+        commit(&tiles, &lock, &writes, old, new).unwrap();
+        committed = checkpoint.size;
+        signed = next;
+    };
+    let genesis =
+        Catalog::genesis_leaf(log_key.name(), &log_key.verifier(), &[admin.verifier()], 0).unwrap();
+    let mut append = |leaf: &[u8], catalog: &mut Catalog, integrator: &mut Integrator| {
+        catalog.apply(integrator.size(), leaf).unwrap();
+        integrator.append(leaf, &mut batch).unwrap();
+        if integrator.size() % 4096 == 0 {
+            commit_batch(integrator, &mut batch);
+        }
+    };
+    append(&genesis, &mut catalog, &mut integrator);
+    let admit = |payload: serde_json::Value, signer: &Signer, catalog: &Catalog| {
+        let envelope = sign_envelope(&serde_jcs::to_vec(&payload).unwrap(), signer).to_json();
+        let verified = Submission::parse(envelope.as_bytes())
+            .unwrap()
+            .verify(&catalog.keys())
+            .unwrap();
+        catalog.admit(&verified, 1_700_000_000_000).unwrap()
+    };
+    let grant = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"PublisherGrant",
+        "publisherKey": publisher.verifier().to_vkey(),"role":"publisher",
+        "targetPrefixes":["sourceos://catalog/"],"channels":["*"]});
+    let leaf = admit(grant, &admin, &catalog);
+    append(&leaf, &mut catalog, &mut integrator);
+    for n in 0..count {
+        let digest = hex::encode(sha2::Sha256::digest(n.to_be_bytes()));
+        let request = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
+            "subject":{"name":"quay.io/bench/image","digest":{"sha256": digest}},
+            "targetCatalogRef":"sourceos://catalog/images/bench","channel":"dev",
+            "requesterRef":"socios://pipeline/bench",
+            "evidence":[
+                {"type":"build-receipt","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///build.json","size":1024},
+                {"type":"sbom","mediaType":"application/spdx+json","digest":{"sha256": digest},"uri":"file:///sbom.json","size":1024},
+                {"type":"vulnerability-scan","mediaType":"application/vnd.anchore.grype+json","digest":{"sha256": digest},"uri":"file:///scan.json","size":1024},
+                {"type":"provenance","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///prov.json","size":1024}],
+            "agentplaneRefs":{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}});
+        let leaf = admit(request, &publisher, &catalog);
+        append(&leaf, &mut catalog, &mut integrator);
+    }
+    if integrator.size() % 4096 != 0 {
+        commit_batch(&mut integrator, &mut batch);
+    }
+}
+
+fn open(data: &Path, check: SnapshotCheck) -> (Log, f64, u64, Option<u64>) {
+    let mut options = LogOptions::new(data);
+    options.snapshot_check = check;
+    // Snapshots only when the bench asks for one.
+    options.snapshot_every = Some(u64::MAX);
+    let started = Instant::now();
+    let backends = Backends::posix(data, RecordsIn::Disk).unwrap();
+    let (log, report) = Log::open_with(backends, options).unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert!(report.snapshots_refused.is_empty(), "{report:?}");
+    (log, took, report.replayed, report.snapshot)
+}
+
+fn main() {
+    let count = entries();
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&base).unwrap();
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let data = dir.path().join("data");
+    let started = Instant::now();
+    build(&data, count);
+    let size = count + 2;
+    println!(
+        "restart/build: {size} entries admitted and written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let (log, full, replayed, _) = open(&data, SnapshotCheck::Off);
+    assert_eq!(replayed, size);
+    println!(
+        "restart/full_replay/{size}: {full:.2} s ({:.0} entries/s)",
+        size as f64 / full
+    );
+    let started = Instant::now();
+    assert_eq!(log.write_snapshot().unwrap(), Some(size));
+    let write = started.elapsed().as_secs_f64();
+    let (_, path) = snapshot::list(&snapshot::dir(&data))[0].clone();
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    println!(
+        "restart/snapshot_write/{size}: {write:.2} s, {:.1} MB ({:.0} B per entry)",
+        bytes as f64 / 1e6,
+        bytes as f64 / size as f64
+    );
+    drop(log);
+
+    let started = Instant::now();
+    snapshot::verify_hash(&path).unwrap();
+    let limit = started.elapsed().as_secs_f64();
+    println!(
+        "restart/limit_read_and_hash_snapshot/{size}: {limit:.2} s ({:.0} MB/s)",
+        bytes as f64 / 1e6 / limit
+    );
+
+    let (log, from_snapshot, replayed, restored) = open(&data, SnapshotCheck::Hash);
+    assert_eq!((replayed, restored), (0, Some(size)));
+    println!(
+        "restart/from_snapshot/{size}: {from_snapshot:.2} s = {:.3} of the full replay, {:.1} x the read-and-hash limit",
+        from_snapshot / full,
+        from_snapshot / limit
+    );
+    drop(log);
+    let (log, with_digest, replayed, _) = open(&data, SnapshotCheck::Digest);
+    assert_eq!(replayed, 0);
+    println!(
+        "restart/from_snapshot_digest_checked/{size}: {with_digest:.2} s = {:.3} of the full replay",
+        with_digest / full
+    );
+    drop(log);
+}
