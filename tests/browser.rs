@@ -529,6 +529,37 @@ fn every_page_carries_the_csp_and_hostile_queries_get_a_400_page() {
         CSP.contains("default-src 'none'") && !CSP.contains("script-src"),
         "no script source is allowed"
     );
+
+    // Pages of 50, and the next-page link resumes where the page ended.
+    let publisher = a.key("pipeline.example/pages");
+    a.grant(&publisher.signer, "publisher", &["dev"]);
+    for n in 0..51 {
+        let req: Value = serde_json::from_str(&common::request_json(
+            "quay.io/socios/paged",
+            n,
+            "sourceos://catalog/images/paged",
+            "dev",
+        ))
+        .unwrap();
+        assert_eq!(a.publish(&publisher.signer, &req).0, 201);
+    }
+    let (status, _, first) = get_raw(&base, "/?q=quay.io%2Fsocios%2Fpaged");
+    assert_eq!(status, 200);
+    assert!(first.contains("50 entries on this page"), "{first}");
+    let next = first
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a next-page link")
+        .replace("&amp;", "&");
+    assert!(
+        next.starts_with("/?q=quay.io%2Fsocios%2Fpaged&after="),
+        "{next}"
+    );
+    let (status, _, second) = get_raw(&base, &next);
+    assert_eq!(status, 200);
+    assert!(second.contains("1 entries on this page"), "{second}");
+    assert!(second.contains("First page") && !second.contains("rel=\"next\""));
 }
 
 #[test]
