@@ -12,6 +12,8 @@
 //! - [`receipt`]: the receipt format and its offline verification (pure).
 //! - [`catalog`]: the domain: requests, rules, admission, leaves and the catalog state
 //!   projected from them (pure; layered wire → model → rules → admit/apply → read).
+//! - [`state`]: the verifiable catalog state: a sparse Merkle map of the catalog, its
+//!   lookup proofs and their verifier (pure; `log-format/state.md`).
 //! - [`http`]: HTTP plumbing shared by server, client and witness: a small client, body
 //!   limits, problem+json errors, and the catalog API's route table.
 //! - [`storage`]: the storage ports (tile store, checkpoint lock, lookup index) and their
@@ -44,6 +46,7 @@ pub mod openapi;
 pub mod progress;
 pub mod receipt;
 pub mod reports;
+pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod tiles;

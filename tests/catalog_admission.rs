@@ -519,6 +519,7 @@ fn leaves_are_canonical_json() {
             Leaf::Grant(l) => serde_json::to_vec(&l),
             Leaf::Publication(l) => serde_json::to_vec(&l),
             Leaf::Decision(l) => serde_json::to_vec(&l),
+            Leaf::StateCommitment(l) => serde_json::to_vec(&l),
         };
         assert_eq!(&plain.unwrap(), leaf);
     }

@@ -18,6 +18,7 @@ pub mod health;
 pub mod metrics;
 mod problem;
 mod read;
+mod state;
 mod submit;
 mod witnessed;
 
@@ -105,6 +106,7 @@ pub fn operated_router(state: AppState, ops: Operations) -> Router {
         .route(routes::RECEIPT, get(read::receipt))
         .route(routes::INCLUSION_PROOF, get(read::inclusion))
         .route(routes::CONSISTENCY_PROOF, get(read::consistency))
+        .route(routes::STATE_PROOFS, get(state::proofs))
         .route(routes::HEALTHZ, get(health::healthz))
         .route(routes::READYZ, get(health::readyz))
         .route(routes::METRICS, get(metrics::render))

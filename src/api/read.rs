@@ -101,7 +101,7 @@ pub async fn log_info(State(app): State<AppState>) -> Response {
     })
 }
 
-fn parse_index(text: &str, what: &str) -> Result<u64, Problem> {
+pub(super) fn parse_index(text: &str, what: &str) -> Result<u64, Problem> {
     crate::tiles::parse_canonical_decimal(text).ok_or_else(|| {
         Problem::bad_request(format!("{what} {text:?} is not a canonical decimal number"))
     })
@@ -260,7 +260,7 @@ pub async fn fallback() -> Response {
     Problem::not_found("no such endpoint").into_response()
 }
 
-fn query_problem(rejection: QueryRejection) -> Problem {
+pub(super) fn query_problem(rejection: QueryRejection) -> Problem {
     Problem::bad_request(format!("query string: {}", rejection.body_text()))
 }
 

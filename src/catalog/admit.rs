@@ -18,7 +18,8 @@ use crate::catalog::wire::decisions::{DecisionKind, DecisionPayload};
 use crate::catalog::wire::evidence::EvidenceReport;
 use crate::catalog::wire::leaf::{
     DecisionAdmission, DecisionLeaf, GenesisKind, GenesisLeaf, GrantAdmission, GrantLeaf, Leaf,
-    PublicationAdmission, PublicationKind, PublicationLeaf, MAX_LEAF_BYTES, RULES_VERSION,
+    PublicationAdmission, PublicationKind, PublicationLeaf, StateCommitmentKind,
+    StateCommitmentLeaf, MAX_LEAF_BYTES, RULES_VERSION,
 };
 use crate::catalog::wire::payload::{ApiVersion, DigestSet, PublisherGrantKind};
 use crate::catalog::wire::prepare::PreparedLeaf;
@@ -29,6 +30,28 @@ use crate::catalog::wire::validate::check_vkey;
 use crate::note::Verifier;
 
 impl Catalog {
+    /// The canonical bytes of a `StateCommitment` leaf at index `tree_size`, committing
+    /// to map root `root` at `committed_at_ms`.
+    pub fn state_commitment_leaf(
+        tree_size: u64,
+        root: &[u8; 32],
+        committed_at_ms: u64,
+    ) -> Result<Vec<u8>, CatalogError> {
+        let committed_at = format_rfc3339_ms(committed_at_ms).ok_or_else(|| {
+            CatalogError::Encoding(format!(
+                "committedAt {committed_at_ms} ms is past year 9999"
+            ))
+        })?;
+        Leaf::StateCommitment(StateCommitmentLeaf {
+            api_version: ApiVersion::V1,
+            committed_at,
+            kind: StateCommitmentKind::StateCommitment,
+            root: hex::encode(root),
+            tree_size,
+        })
+        .to_bytes()
+    }
+
     /// The canonical bytes of leaf 0 (`AuthorityGenesis`). The log key must be named after
     /// the origin; 1 to 16 Ed25519 admin keys, distinct and different from the log key.
     pub fn genesis_leaf(
@@ -258,6 +281,8 @@ pub fn audit_leaf(state: &Catalog, index: u64, leaf: &[u8]) -> Result<(), Refusa
                 ))
             };
         }
+        // Its shape and position are apply's to check, its root the map keeper's.
+        Leaf::StateCommitment(_) => return Ok(()),
         Leaf::Grant(g) => (g.envelope, g.admission.accepted_at, SubmissionKind::Grant),
         Leaf::Publication(p) => {
             // The auditor has the leaf, not necessarily the blobs: it re-checks the

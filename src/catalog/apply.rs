@@ -25,7 +25,7 @@ use crate::catalog::rules::roles::check_genesis;
 use crate::catalog::wire::decisions::{DecisionKind, DecisionPayload};
 use crate::catalog::wire::evidence::EvidenceReport;
 use crate::catalog::wire::leaf::{
-    DecisionAdmission, GenesisLeaf, GrantAdmission, PublicationAdmission,
+    DecisionAdmission, GenesisLeaf, GrantAdmission, PublicationAdmission, StateCommitmentLeaf,
 };
 use crate::catalog::wire::prepare::{Parsed, PreparedLeaf};
 use crate::catalog::wire::request::RequestPayload;
@@ -52,6 +52,14 @@ pub enum Effect {
         target: String,
         /// The channel.
         channel: String,
+    },
+    /// A commitment to the state map was recorded (it changes nothing else). The map's
+    /// keeper checks `root` against the map of the first `tree_size` leaves.
+    StateCommitted {
+        /// The size the root is for (= the commitment leaf's index).
+        tree_size: u64,
+        /// The committed map root.
+        root: [u8; 32],
     },
     /// A decision was recorded (policy, revocation, review, promotion, status change).
     Decided {
@@ -170,6 +178,7 @@ impl Catalog {
             Parsed::Decision(kind, admission, sub) => {
                 self.apply_decision(index, kind, &admission, &sub)
             }
+            Parsed::StateCommitment(c) => self.apply_state_commitment(index, &c),
         }
         .map_err(|e| e.at(index))?;
         self.advance();
@@ -218,6 +227,22 @@ impl Catalog {
                 got: index,
             })
         }
+    }
+
+    /// Records a commitment's position; its root is the map keeper's to check
+    /// (`PreparedLeaf::parse` checked its size and hex).
+    fn apply_state_commitment(
+        &mut self,
+        index: u64,
+        c: &StateCommitmentLeaf,
+    ) -> Result<Effect, ApplyError> {
+        let mut root = [0u8; 32];
+        hex::decode_to_slice(&c.root, &mut root).map_err(|e| format!("root: {e}"))?;
+        self.add_commitment(index);
+        Ok(Effect::StateCommitted {
+            tree_size: c.tree_size,
+            root,
+        })
     }
 
     fn apply_genesis(&mut self, index: u64, g: GenesisLeaf) -> Result<Effect, ApplyError> {

@@ -61,7 +61,7 @@ pub use wire::json::{parse_value, JsonError};
 pub use wire::leaf::{
     leaf_dedup_key, DecisionAdmission, DecisionLeaf, GenesisKind, GenesisLeaf, GrantAdmission,
     GrantLeaf, Leaf, LeafError, PublicationAdmission, PublicationKind, PublicationLeaf,
-    MAX_LEAF_BYTES, RULES_VERSION,
+    StateCommitmentKind, StateCommitmentLeaf, MAX_LEAF_BYTES, RULES_VERSION,
 };
 pub use wire::payload::{
     prefix_matches, AgentplaneRefs, ApiVersion, ArtifactRef, CatalogPublicationRequest, DigestSet,
@@ -91,8 +91,11 @@ pub use model::entry::{
     EntryView,
 };
 pub use model::records::{GrantRecord, PolicyRecord, PublicationRecord, RevocationRecord};
+pub use model::snapshot::AdminState;
 pub use model::state::Catalog;
-pub use model::store::{KeyValue, MemoryStore, Put, RecordStore, Records, Scan, Space};
+pub use model::store::{
+    KeyValue, MemoryStore, Put, RecordStore, Records, Scan, SnapshotChunk, Space,
+};
 
 // Layer 3: the rules.
 pub use rules::policy::{check_evidence, check_publication, EvidenceFacts};
@@ -108,3 +111,4 @@ pub use read::spec::{
     catalog_entry, evidence_bundle, CatalogEntry, EvidenceBundle, SpecPromotion, BUNDLE_URN,
     ENTRY_URN, SPEC_VERSION,
 };
+pub use read::views::StateDigester;

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::{default_data_dir, CliError};
 use crate::log::fsck::fsck;
+use crate::log::snapshot::check_against;
 
 /// Arguments of `fsck`.
 #[derive(Debug, Args)]
@@ -13,16 +14,42 @@ pub struct FsckArgs {
     /// The data directory.
     #[arg(long, default_value_os_t = default_data_dir())]
     data: PathBuf,
+    /// Also replay every entry into a fresh catalog and compare its state digest with
+    /// every catalog snapshot's (DATA/snapshot/) at the snapshot's size.
+    #[arg(long)]
+    full: bool,
 }
 
 /// Runs the check and prints its findings; fails if anything is wrong.
 pub fn run(args: FsckArgs) -> Result<(), CliError> {
     super::progress::install();
     let report = fsck(&args.data)?;
-    for problem in &report.problems {
+    let mut problems = report.problems.clone();
+    if args.full && problems.is_empty() {
+        let replayed = crate::log::replay::replay_dir(&args.data, None)?;
+        println!(
+            "replayed {} entries: state digest {}",
+            replayed.checkpoint.size,
+            hex::encode(replayed.state_digest)
+        );
+        let log = crate::storage::LogBackends::posix(&args.data)?;
+        for found in check_against(&args.data, log.tiles.as_ref(), &replayed) {
+            match (&found.problem, found.size) {
+                (None, Some(size)) => {
+                    println!("snapshot at size {size}: state digest equal to the replay's")
+                }
+                (problem, _) => problems.push(format!(
+                    "snapshot {}: {}",
+                    found.path.display(),
+                    problem.as_deref().unwrap_or("unreadable")
+                )),
+            }
+        }
+    }
+    for problem in &problems {
         println!("PROBLEM: {problem}");
     }
-    if report.problems.is_empty() {
+    if problems.is_empty() {
         println!(
             "OK: {} entries, {} tiles recomputed and equal; root matches the checkpoint at size {}",
             report.entries, report.tiles_checked, report.tree_size
@@ -31,7 +58,7 @@ pub fn run(args: FsckArgs) -> Result<(), CliError> {
     } else {
         Err(CliError(format!(
             "{} problem(s) in {}",
-            report.problems.len(),
+            problems.len(),
             args.data.display()
         )))
     }

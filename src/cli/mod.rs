@@ -8,6 +8,7 @@
 //!
 //! May import every module of the crate; nothing imports it but `main.rs`.
 
+mod check;
 mod config;
 mod connections;
 mod decide;
@@ -67,6 +68,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Verify a receipt offline with the log's verifier key.
     Verify(verify::VerifyArgs),
+    /// Check offline, from a state proof, that a subject is published on a channel
+    /// (exit 0) or say why not (exit 1).
+    Check(check::CheckArgs),
     /// Recompute every tile and the root from the entries and check them.
     Fsck(fsck::FsckArgs),
     /// Run a C2SP tlog-witness that cosigns consistent checkpoints of the given logs.
@@ -147,6 +151,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Witness(args) => witness::run(args),
         // The monitor has its own exit status for alerts.
         Command::Monitor(args) => return monitor::run(args),
+        // `check` answers yes (0) or no (1), with the reason.
+        Command::Check(args) => return check::run(args),
         Command::Loadgen(args) => loadgen::run(args),
         Command::Completions(args) => manual::run_completions(args),
         Command::Man => manual::run_man(),

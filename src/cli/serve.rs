@@ -12,6 +12,7 @@ use clap::{Args, CommandFactory as _, FromArgMatches as _};
 
 use super::{default_data_dir, runtime, CliError, Context};
 use crate::keyfile::read_verifier;
+use crate::log::snapshot::SnapshotCheck;
 use crate::log::{Log, LogOptions};
 use crate::storage::{Backends, RecordsIn};
 
@@ -37,10 +38,28 @@ pub struct ServeArgs {
     /// Longest wait, in milliseconds, for more entries before committing a batch.
     #[arg(long, default_value_t = 1)]
     batch_delay_ms: u64,
+    /// End every N-th batch with a StateCommitment entry: the root of the authenticated
+    /// map of the catalog state, from which `GET /v1/state/proofs` and `check` prove
+    /// lookups (log-format/state.md). 0: never.
+    #[arg(long, default_value_t = 0)]
+    state_commit_every: u64,
+    /// Test only: commit wrong state roots, so tests can prove monitors catch them.
+    #[arg(long, hide = true)]
+    state_commit_wrong_root_for_tests: bool,
     /// Where the catalog keeps its per-publication records: `disk` (memory stays flat
     /// whatever the log size) or `memory` (faster, grows ~4 KB per publication).
     #[arg(long, value_enum, default_value_t = Projection::Disk)]
     projection: Projection,
+    /// Write a snapshot of the catalog (DATA/snapshot/) every this many entries (and at
+    /// least every quarter of the log) and at shutdown, so start-up replays only the
+    /// entries after it; 0: never (ADR 0008).
+    #[arg(long, default_value_t = crate::log::DEFAULT_SNAPSHOT_EVERY)]
+    snapshot_every: u64,
+    /// How a snapshot is checked at start-up before the catalog is restored from it:
+    /// `hash` (its SHA-256, size and root against the tiles), `digest` (also the state
+    /// digest of what was loaded), `off` (ignore snapshots: replay the whole log).
+    #[arg(long, value_enum, default_value_t = SnapshotCheckArg::Hash)]
+    snapshot_check: SnapshotCheckArg,
     /// The evidence blob store's limits and expiry.
     #[command(flatten)]
     blobs: BlobArgs,
@@ -70,6 +89,17 @@ pub enum Projection {
     Disk,
     /// In memory.
     Memory,
+}
+
+/// `--snapshot-check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SnapshotCheckArg {
+    /// Ignore snapshots.
+    Off,
+    /// Hash, size and root.
+    Hash,
+    /// Hash, size, root and the state digest.
+    Digest,
 }
 
 /// `args` with the flags of `--config` under them (unchanged without `--config`).
@@ -102,6 +132,14 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     options.admin_keys = admin_keys;
     options.batch_max = args.batch_max;
     options.batch_delay = Duration::from_millis(args.batch_delay_ms);
+    options.state_commit_every = args.state_commit_every;
+    options.state_commit_wrong_root = args.state_commit_wrong_root_for_tests;
+    options.snapshot_every = (args.snapshot_every > 0).then_some(args.snapshot_every);
+    options.snapshot_check = match args.snapshot_check {
+        SnapshotCheckArg::Off => SnapshotCheck::Off,
+        SnapshotCheckArg::Hash => SnapshotCheck::Hash,
+        SnapshotCheckArg::Digest => SnapshotCheck::Digest,
+    };
     let records = match args.projection {
         Projection::Disk => RecordsIn::Disk,
         Projection::Memory => RecordsIn::Memory,
@@ -131,6 +169,16 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
                 "recovery: an interrupted checkpoint was {}",
                 if promoted { "completed" } else { "discarded" }
             );
+        }
+        for refused in &report.snapshots_refused {
+            println!("refused a catalog snapshot: {refused}");
+        }
+        match report.snapshot {
+            Some(size) => println!(
+                "start-up: catalog restored from the snapshot at size {size}, replayed {} entries",
+                report.replayed
+            ),
+            None => println!("start-up: replayed {} entries", report.replayed),
         }
         println!("origin: {}", log.origin());
         println!("log verifier key: {}", log.verifier().to_vkey());

@@ -60,6 +60,8 @@ pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 /// `GET`: Prometheus metrics (text exposition format).
 pub const METRICS: &str = "/metrics";
+/// `GET`: a lookup proof from the newest state commitment (`log-format/state.md`).
+pub const STATE_PROOFS: &str = "/v1/state/proofs";
 /// `GET`: the OpenAPI 3.1 description of the server's routes.
 pub const OPENAPI: &str = "/openapi.json";
 /// `GET`: a JSON Schema the OpenAPI document refers to (`/schemas/problem.schema.json`).
@@ -82,7 +84,7 @@ pub const WITNESS_CHECKPOINT: &str = "/{origin_hash}/checkpoint";
 
 /// Every route `serve` mounts (the `/tile/entries/{*path}` bundles are a narrower
 /// pattern of [`TILE`], mounted separately for compression).
-pub const SERVE: [&str; 29] = [
+pub const SERVE: [&str; 30] = [
     PUBLICATIONS,
     GRANTS,
     POLICY_SET,
@@ -103,6 +105,7 @@ pub const SERVE: [&str; 29] = [
     RECEIPT,
     INCLUSION_PROOF,
     CONSISTENCY_PROOF,
+    STATE_PROOFS,
     HEALTHZ,
     READYZ,
     METRICS,

@@ -24,6 +24,8 @@ mod open;
 pub mod reader;
 pub mod replay;
 mod sequencer;
+mod state_commit;
+pub mod snapshot;
 pub mod witnessing;
 
 use std::collections::HashMap;
@@ -68,6 +70,18 @@ pub struct LogOptions {
     /// How long the committer waits before retrying a failed commit, and the longest
     /// wait the back-off doubles up to.
     pub commit_retry: (Duration, Duration),
+    /// End every `n`-th batch with a `StateCommitment` leaf (`log-format/state.md`);
+    /// 0: never (the default).
+    pub state_commit_every: u64,
+    /// Test hook: commit wrong state roots (one bit flipped), so that tests can prove
+    /// replay and monitors catch them. Never set in production.
+    #[doc(hidden)]
+    pub state_commit_wrong_root: bool,
+    /// Write a catalog snapshot (`DATA/snapshot/`, ADR 0008) every this many leaves (and
+    /// at least every quarter of the log) and at a clean shutdown; `None`: never.
+    pub snapshot_every: Option<u64>,
+    /// How a snapshot is checked at open before the catalog is restored from it.
+    pub snapshot_check: snapshot::SnapshotCheck,
 }
 
 impl LogOptions {
@@ -81,9 +95,16 @@ impl LogOptions {
             batch_delay: Duration::from_millis(1),
             queue_capacity: 65_536,
             commit_retry: (Duration::from_secs(1), Duration::from_secs(30)),
+            state_commit_every: 0,
+            state_commit_wrong_root: false,
+            snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
+            snapshot_check: snapshot::SnapshotCheck::Hash,
         }
     }
 }
+
+/// Leaves between catalog snapshots, at least (see [`LogOptions::snapshot_every`]).
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 65_536;
 
 /// The default origin of a new log.
 pub const DEFAULT_ORIGIN: &str = "catalog.srcos.local/log";
@@ -204,6 +225,8 @@ pub(crate) struct Shared {
     _dir_lock: Option<DataDirLock>,
     /// Dedup keys of entries admitted but not yet durable (and so not yet in the index).
     uncommitted: Mutex<HashMap<[u8; 32], u64>>,
+    /// The state map and its commitments (`state_commit`).
+    state_commits: state_commit::StateCommits,
 }
 
 impl Shared {
@@ -309,8 +332,11 @@ impl Shared {
 pub struct Log {
     shared: Arc<Shared>,
     jobs: Mutex<Option<SyncSender<Job>>>,
-    /// The sequencer and committer threads, joined in that order on shutdown.
+    /// The sequencer and committer threads (and the snapshot thread), joined in that
+    /// order on shutdown.
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Writes catalog snapshots; one more is written at shutdown.
+    snapshots: Option<Arc<snapshot::Snapshotter>>,
 }
 
 /// Milliseconds since the Unix epoch (the clock the sequencer stamps leaves with).
@@ -363,6 +389,20 @@ impl Log {
         }
     }
 
+    /// The state commitment lookups are proved against: the one of exactly
+    /// `tree_size` (a commitment leaf's index), or else the newest in the committed
+    /// tree. `None` when the log does not commit to its state, or no longer holds that
+    /// snapshot in memory.
+    pub fn state_commitment(&self, tree_size: Option<u64>) -> Option<crate::state::Committed> {
+        let head = self.shared.head().checkpoint.size;
+        let commits = &self.shared.state_commits;
+        match tree_size {
+            Some(size) if size < head => commits.committed_at(size),
+            Some(_) => None,
+            None => commits.committed_below(head),
+        }
+    }
+
     /// Whether the log is not taking writes now: a failed commit is being retried (it
     /// takes writes again once the retry succeeds), or it gave up until a restart.
     pub fn has_failed(&self) -> bool {
@@ -406,6 +446,15 @@ impl Log {
             .map_err(|_| SubmitError::Unavailable("the log stopped before answering".into()))?
     }
 
+    /// Writes a catalog snapshot now (ADR 0008), at the size the catalog has applied,
+    /// once that size is committed; `None` if snapshots are off or nothing is applied.
+    pub fn write_snapshot(&self) -> Result<Option<u64>, snapshot::SnapshotError> {
+        match &self.snapshots {
+            Some(s) => s.write_now(&self.shared),
+            None => Ok(None),
+        }
+    }
+
     /// Stops the sequencer after the batch in flight and waits for it.
     pub fn shutdown(&self) {
         if let Ok(mut jobs) = self.jobs.lock() {
@@ -421,8 +470,16 @@ impl Log {
             .lock()
             .map(|mut t| std::mem::take(&mut *t))
             .unwrap_or_default();
+        let stopped = !threads.is_empty();
         for thread in threads {
             let _ = thread.join();
+        }
+        // A clean shutdown: the batches in flight are committed, so the next start
+        // needs to replay nothing.
+        if let Some(snapshots) = self.snapshots.as_ref().filter(|_| stopped) {
+            if self.shared.state() != WriteState::Failed {
+                snapshots.maybe_write(&self.shared, true);
+            }
         }
     }
 

@@ -27,10 +27,11 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use super::committer::{self, commit};
 use super::integrator::{BatchTiles, Integrator};
 use super::reader::{TileCache, TreeView};
-use super::replay::steps;
+use super::replay::steps_from;
 use super::sequencer::Sequencer;
+use super::snapshot::{self, SnapshotCheck, SnapshotError, Snapshotter};
 use super::{now_ms, Head, Log, LogError, LogOptions, Shared, WriteState, DEFAULT_ORIGIN};
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, RecordStore};
 use crate::keyfile::{self, key_pair_paths};
 use crate::merkle::{self, CompactRange, HashSource};
 use crate::note::{self, Checkpoint, KeyType, Signer, Verifier};
@@ -53,6 +54,13 @@ pub struct OpenReport {
     pub pending_checkpoint: Option<bool>,
     /// Entries the index had to catch up on.
     pub reindexed: u64,
+    /// The tree size of the catalog snapshot start-up restored, if it used one.
+    pub snapshot: Option<u64>,
+    /// Snapshots refused, each with its path and the reason.
+    pub snapshots_refused: Vec<String>,
+    /// Leaves applied to the catalog at start-up: the whole log without a snapshot,
+    /// only those after it with one.
+    pub replayed: u64,
 }
 
 impl Log {
@@ -105,17 +113,41 @@ impl Log {
             }
         };
 
-        let mut catalog = Catalog::with_store(records);
         let replay_started = std::time::Instant::now();
+        let (mut catalog, from) = restore(
+            dir,
+            options.snapshot_check,
+            tiles.as_ref(),
+            &cache,
+            &head.checkpoint,
+            &origin,
+            records,
+            &mut report,
+        )?;
+        report.replayed = head.checkpoint.size - from;
         report.reindexed = replay(
             tiles.as_ref(),
             &cache,
             index.as_ref(),
             &head.checkpoint,
             &mut catalog,
+            from,
         )?;
-        crate::telemetry::replayed(replay_started.elapsed(), report.reindexed);
+        crate::telemetry::replayed(replay_started.elapsed(), report.replayed);
+        let snapshots = options.snapshot_every.map(|every| {
+            Arc::new(Snapshotter::new(
+                snapshot::dir(dir),
+                every,
+                report.snapshot.unwrap_or(0),
+            ))
+        });
 
+        let state_commits = super::state_commit::StateCommits::start(
+            options.state_commit_every,
+            options.state_commit_wrong_root,
+            &catalog,
+        )
+        .map_err(|e| LogError::Inconsistent(format!("building the state map: {e}")))?;
         let shared = Arc::new(Shared {
             tiles,
             lock,
@@ -132,6 +164,7 @@ impl Log {
             retry: options.commit_retry,
             _dir_lock: dir_lock,
             uncommitted: Mutex::new(HashMap::new()),
+            state_commits,
         });
         let (sender, receiver) = sync_channel(options.queue_capacity.max(1));
         let sequencer = Sequencer {
@@ -151,11 +184,22 @@ impl Log {
             .name("sequencer".into())
             .spawn(move || sequencer.run(receiver, commits))
             .map_err(|e| StorageError::io("starting the sequencer thread", e))?;
+        let mut threads = vec![sequencer, committer];
+        if let Some(snapshots) = &snapshots {
+            let (snapshots, shared) = (snapshots.clone(), shared.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("snapshot".into())
+                    .spawn(move || snapshots.run(shared))
+                    .map_err(|e| StorageError::io("starting the snapshot thread", e))?,
+            );
+        }
         Ok((
             Log {
                 shared,
                 jobs: Mutex::new(Some(sender)),
-                threads: Mutex::new(vec![sequencer, committer]),
+                threads: Mutex::new(threads),
+                snapshots,
             },
             report,
         ))
@@ -324,14 +368,155 @@ fn write_genesis(
     ))
 }
 
-/// Applies every entry to `catalog` and brings the index up to the checkpoint.
-/// Returns how many entries were indexed.
+/// Restores the catalog from the newest snapshot that passes every check (`check`),
+/// into `store`; returns it and the size it reflects. Without a usable snapshot, an
+/// empty catalog over `store` and 0: the whole log is replayed.
+#[allow(clippy::too_many_arguments)]
+fn restore(
+    data_dir: &Path,
+    check: SnapshotCheck,
+    tiles: &dyn TileStore,
+    cache: &TileCache,
+    checkpoint: &Checkpoint,
+    origin: &str,
+    mut store: Box<dyn RecordStore>,
+    report: &mut OpenReport,
+) -> Result<(Catalog, u64), LogError> {
+    if check == SnapshotCheck::Off {
+        return Ok((Catalog::with_store(store), 0));
+    }
+    let dir = snapshot::dir(data_dir);
+    snapshot::remove_temporaries(&dir);
+    for (_, path) in snapshot::list(&dir) {
+        match restore_from(&path, check, tiles, cache, checkpoint, origin, store) {
+            Ok((catalog, size)) => {
+                report.snapshot = Some(size);
+                return Ok((catalog, size));
+            }
+            Err((e, loaded, returned)) => {
+                tracing::warn!(path = %path.display(), reason = %e, "refusing a catalog snapshot");
+                report
+                    .snapshots_refused
+                    .push(format!("{}: {e}", path.display()));
+                store = returned;
+                if loaded {
+                    store.clear().map_err(|e| {
+                        LogError::Inconsistent(format!(
+                            "clearing the record store after a refused snapshot: {e}"
+                        ))
+                    })?;
+                }
+            }
+        }
+    }
+    Ok((Catalog::with_store(store), 0))
+}
+
+/// What a refused snapshot leaves: why, whether records were loaded into the store, and
+/// the store.
+type Refusal = (SnapshotError, bool, Box<dyn RecordStore>);
+
+/// Checks the snapshot at `path` and restores the catalog from it into `store`: the
+/// cheap checks first (header, size, origin, the root at its size from the tiles), then
+/// the file's hash, then the records, then (with [`SnapshotCheck::Digest`]) the state
+/// digest of what was loaded.
+fn restore_from(
+    path: &Path,
+    check: SnapshotCheck,
+    tiles: &dyn TileStore,
+    cache: &TileCache,
+    checkpoint: &Checkpoint,
+    origin: &str,
+    mut store: Box<dyn RecordStore>,
+) -> Result<(Catalog, u64), Refusal> {
+    let refused = |reason: String| SnapshotError::Refused(reason);
+    let checked = (|| {
+        let (header, body_end) = snapshot::read_header(path)?;
+        let size = header.size;
+        if size > checkpoint.size {
+            return Err(refused(format!(
+                "its size {size} is beyond the checkpoint's {}",
+                checkpoint.size
+            )));
+        }
+        if header.origin != origin {
+            return Err(refused(format!(
+                "it is of another log ({:?})",
+                header.origin
+            )));
+        }
+        let view = TreeView::new(tiles, cache, checkpoint.size);
+        let root = merkle::tree_root(size, &view)
+            .map_err(|e| refused(format!("the tree root at {size}: {e}")))?;
+        if hex::encode(root) != header.root {
+            return Err(refused(format!(
+                "its root at size {size} is not the tree's"
+            )));
+        }
+        snapshot::verify_hash(path)?;
+        Ok((header, body_end))
+    })();
+    let (header, body_end) = match checked {
+        Ok(h) => h,
+        Err(e) => return Err((e, false, store)),
+    };
+    let size = header.size;
+    let loaded = snapshot::load(path, body_end, store.as_mut()).and_then(|(admin, records)| {
+        if records != header.records {
+            return Err(refused(format!(
+                "it holds {records} records, its header says {}",
+                header.records
+            )));
+        }
+        if admin.applied_size() != size || admin.origin() != Some(origin) {
+            return Err(refused(
+                "its admin state is of another size or log".to_string(),
+            ));
+        }
+        Ok(admin)
+    });
+    let admin = match loaded {
+        Ok(admin) => admin,
+        Err(e) => return Err((e, true, store)),
+    };
+    let catalog = match Catalog::restore(admin, store) {
+        Ok(c) => c,
+        // `restore` consumed the store: nothing to clear it through. A fresh start
+        // would be needed; report it as a refusal of a store we cannot reuse.
+        Err(e) => {
+            return Err((
+                e.into(),
+                false,
+                Box::new(crate::catalog::MemoryStore::default()),
+            ))
+        }
+    };
+    if check == SnapshotCheck::Digest {
+        let digest = catalog.try_state_digest_at(size).map(hex::encode);
+        match digest {
+            Ok(d) if d == header.state_digest => {}
+            Ok(_) => {
+                return Err((
+                    refused("the state loaded from it does not have its digest".into()),
+                    true,
+                    catalog.into_store(),
+                ))
+            }
+            Err(e) => return Err((e.into(), true, catalog.into_store())),
+        }
+    }
+    Ok((catalog, size))
+}
+
+/// Applies the entries from `from` on to `catalog` (which reflects the first `from`) and
+/// brings the index up to the checkpoint. Returns how many entries were indexed.
 fn replay(
     tiles: &dyn TileStore,
     cache: &TileCache,
     index: &dyn LookupIndex,
     checkpoint: &Checkpoint,
     catalog: &mut Catalog,
+    from: u64,
 ) -> Result<u64, LogError> {
     let size = checkpoint.size;
     let indexed = index.indexed_size()?;
@@ -343,17 +528,28 @@ fn replay(
     }
     let view = TreeView::new(tiles, cache, size);
     let mut pending = Vec::new();
-    for step in steps(size, |tile| view.tile(tile).map_err(LogError::from)) {
+    let start = from.min(indexed);
+    for step in steps_from(start, size, |tile| view.tile(tile).map_err(LogError::from)) {
         let step = step?;
+        crate::progress::report(
+            "start-up replay",
+            step.first + step.entries.len() as u64,
+            size,
+        );
         let end = step.first + step.entries.len() as u64;
         for (offset, prepared) in step.entries.into_iter().enumerate() {
             let leaf_index = step.first + offset as u64;
+            if leaf_index < start {
+                continue;
+            }
             let replaying = |e: CatalogError| {
                 LogError::Inconsistent(format!("replaying entry {leaf_index}: {e}"))
             };
             let leaf = prepared.leaf.map_err(replaying)?;
             let dedup_key = leaf.dedup_key();
-            catalog.apply_prepared(leaf).map_err(replaying)?;
+            if leaf_index >= from {
+                catalog.apply_prepared(leaf).map_err(replaying)?;
+            }
             if leaf_index >= indexed {
                 pending.push(IndexedLeaf {
                     index: leaf_index,

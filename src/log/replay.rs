@@ -24,6 +24,7 @@ use crate::catalog::{Catalog, CatalogError, PreparedLeaf};
 use crate::keyfile::KeyFileError;
 use crate::merkle::{self, CompactRange, Hash};
 use crate::note::{self, Checkpoint, NoteError, Verifier};
+use crate::state::StateFollower;
 use crate::storage::{LogBackends, StorageError};
 use crate::tiles::{self, TileId, TILE_WIDTH};
 
@@ -65,6 +66,15 @@ pub enum ReplayError {
         index: u64,
         /// Why it does not apply.
         source: CatalogError,
+    },
+    /// A `StateCommitment` entry commits to another map root than its leaves give
+    /// (`bad-state-commitment`), or the map could not be computed.
+    #[error("entry {index}: {source}")]
+    State {
+        /// The entry's index.
+        index: u64,
+        /// What was wrong.
+        source: crate::state::FollowError,
     },
     /// The entries build another tree than the checkpoint's.
     #[error("the entries do not rebuild the checkpoint root at size {0}")]
@@ -118,6 +128,7 @@ where
     let size = checkpoint.size;
     let mut tree = CompactRange::new();
     let mut catalog = Catalog::new();
+    let mut state = None;
     for step in steps(size, bundle) {
         let step = step?;
         crate::progress::report("replay", step.first + step.entries.len() as u64, size);
@@ -126,7 +137,9 @@ where
             tree.append(prepared.leaf_hash, |_, _| {});
             let applying = |source| ReplayError::Apply { index, source };
             let leaf = prepared.leaf.map_err(applying)?;
-            catalog.apply_prepared(leaf).map_err(applying)?;
+            let effect = catalog.apply_prepared(leaf).map_err(applying)?;
+            StateFollower::follow_lazily(&mut state, &catalog, index, &effect)
+                .map_err(|source| ReplayError::State { index, source })?;
         }
     }
     if tree.size() != size || tree.root() != checkpoint.root {
@@ -158,10 +171,27 @@ where
     E: From<BundleError>,
     R: FnMut(TileId) -> Result<T, E>,
 {
+    steps_from(0, size, read)
+}
+
+/// As [`steps`], from the bundle that holds entry `start` on (its first step may begin
+/// up to 255 entries before `start`: callers skip those by index).
+pub(crate) fn steps_from<T, E, R>(
+    start: u64,
+    size: u64,
+    read: R,
+) -> Steps<impl Iterator<Item = TileId>, R>
+where
+    T: Deref,
+    T::Target: AsRef<[u8]>,
+    E: From<BundleError>,
+    R: FnMut(TileId) -> Result<T, E>,
+{
+    let skip = start.min(size) / TILE_WIDTH;
     Steps {
-        bundles: tiles::entry_bundles(size),
+        bundles: tiles::entry_bundles(size).skip(usize::try_from(skip).unwrap_or(usize::MAX)),
         read,
-        next: 0,
+        next: skip * TILE_WIDTH,
     }
 }
 

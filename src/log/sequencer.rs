@@ -171,6 +171,19 @@ impl Sequencer {
                 continue;
             }
             let applied = catalog.apply_prepared(prepared);
+            if let Ok(effect) = &applied {
+                if let Err(e) = self
+                    .shared
+                    .state_commits
+                    .after_apply(&catalog, index, effect)
+                {
+                    // The map cannot follow the catalog: committing to it would be wrong.
+                    drop(catalog);
+                    self.fail(&format!("state map at leaf {index}: {e}"));
+                    let _ = job.reply.send(Err(SubmitError::failed()));
+                    continue;
+                }
+            }
             drop(catalog);
             match applied {
                 Ok(Effect::GrantAdded { .. }) | Ok(Effect::Genesis) => keys_changed = true,
@@ -225,6 +238,14 @@ impl Sequencer {
                 prepared_in: started.elapsed(),
             });
         }
+        if self.shared.state_commits.due()
+            && !self.commit_state(accepted_at, &mut tiles, &mut indexed)
+        {
+            for reply in replies {
+                let _ = reply.sender.send(Err(SubmitError::failed()));
+            }
+            return None;
+        }
         if keys_changed {
             // Safe before the batch is durable: a publication verified with the new key
             // is admitted after the grant, in this batch or a later one, and batches
@@ -253,6 +274,42 @@ impl Sequencer {
             replies,
             prepared_in: started.elapsed(),
         })
+    }
+
+    /// Ends the batch with a `StateCommitment` leaf for the state before it; false (and
+    /// the log failed) if it could not be appended.
+    fn commit_state(
+        &mut self,
+        at_ms: u64,
+        tiles: &mut BatchTiles,
+        indexed: &mut Vec<IndexedLeaf>,
+    ) -> bool {
+        let index = self.integrator.size();
+        let mut catalog = self.catalog();
+        let leaf = match self.shared.state_commits.commit(&mut catalog, index, at_ms) {
+            Ok(Some(leaf)) => leaf,
+            Ok(None) => return true,
+            Err(e) => {
+                drop(catalog);
+                self.fail(&format!("state commitment at leaf {index}: {e}"));
+                return false;
+            }
+        };
+        drop(catalog);
+        match self.integrator.append(&leaf, tiles) {
+            Ok(leaf_hash) => {
+                indexed.push(IndexedLeaf {
+                    index,
+                    leaf_hash,
+                    dedup_key: None,
+                });
+                true
+            }
+            Err(e) => {
+                self.fail(&format!("integrating state commitment {index}: {e}"));
+                false
+            }
+        }
     }
 
     fn catalog(&self) -> RwLockWriteGuard<'_, Catalog> {

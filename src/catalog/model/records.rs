@@ -13,7 +13,7 @@ use crate::catalog::wire::payload::{
 use crate::catalog::wire::policy::Policy;
 
 /// A `PolicySet` in force from its leaf on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRecord {
     /// The signed `issuedAt` of the `PolicySet`, when it carried one.
@@ -26,7 +26,7 @@ pub struct PolicyRecord {
 }
 
 /// A revoked key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RevocationRecord {
     /// Index of the `PublisherRevoke` leaf.
@@ -36,7 +36,7 @@ pub struct RevocationRecord {
 }
 
 /// One grant in force for a key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantRecord {
     /// Channels; `"*"` is any.

@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 
 use super::entry::{entry_local_id, fold, EntryRecord, EntryView};
 use super::records::{GrantRecord, PolicyRecord, PublicationRecord, RevocationRecord};
-use super::store::{RecordStore, Records};
+use super::snapshot::{AdminState, AuthorityState, PrincipalState};
+use super::store::{RecordStore, Records, SnapshotChunk, Space};
 use crate::catalog::error::RecordError;
 use crate::catalog::wire::policy::Policy;
 use crate::catalog::wire::submission::KeyDirectory;
@@ -56,6 +57,8 @@ pub struct Catalog {
     /// Publications, entries (by publication leaf index, the order queries page in) and
     /// their lookups.
     records: Records,
+    /// The indices of the `StateCommitment` leaves, in order (one per batch at most).
+    commitments: Vec<u64>,
 }
 
 /// The genesis defaults, built once.
@@ -76,6 +79,112 @@ impl Catalog {
             records: Records::new(store),
             ..Catalog::default()
         }
+    }
+
+    /// The admin-side state as it is now (at [`Catalog::applied_size`]), for a snapshot.
+    pub fn admin_state(&self) -> AdminState {
+        AdminState {
+            applied: self.applied,
+            authority: self.authority.as_ref().map(|a| AuthorityState {
+                origin: a.origin.clone(),
+                log_key: a.log_key.to_vkey(),
+                admins: a.admins.iter().map(Verifier::to_vkey).collect(),
+                created_at: a.created_at.clone(),
+            }),
+            keys: self.keys.iter().map(|(_, k)| k.to_vkey()).collect(),
+            principals: self
+                .principals
+                .iter()
+                .map(|(id, p)| PrincipalState {
+                    id: id.clone(),
+                    key: p.verifier.to_vkey(),
+                    grants: p.grants.clone(),
+                })
+                .collect(),
+            policies: self.policies.clone(),
+            revoked: self
+                .revoked
+                .iter()
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect(),
+            revoked_public: self
+                .revoked_public
+                .iter()
+                .map(|(k, i)| (hex::encode(k), *i))
+                .collect(),
+        }
+    }
+
+    /// The catalog of a snapshot: `admin` and the records already in `store`, which
+    /// must be exactly the records of the same snapshot (the caller verified it).
+    pub fn restore(admin: AdminState, store: Box<dyn RecordStore>) -> Result<Catalog, RecordError> {
+        let key = |vkey: &str| {
+            Verifier::from_vkey(vkey)
+                .map_err(|e| RecordError::Corrupt(format!("a snapshot key: {e}")))
+        };
+        let authority = match admin.authority {
+            Some(a) => Some(Authority {
+                origin: a.origin,
+                log_key: key(&a.log_key)?,
+                admins: a.admins.iter().map(|k| key(k)).collect::<Result<_, _>>()?,
+                created_at: a.created_at,
+            }),
+            None => None,
+        };
+        let keys = KeyDirectory::from_verifiers(
+            admin
+                .keys
+                .iter()
+                .map(|k| key(k))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+        let mut principals = BTreeMap::new();
+        for p in admin.principals {
+            let verifier = key(&p.key)?;
+            principals.insert(
+                p.id,
+                Principal {
+                    verifier,
+                    grants: p.grants,
+                },
+            );
+        }
+        let mut revoked_public = BTreeMap::new();
+        for (k, i) in admin.revoked_public {
+            let bytes: [u8; 32] = hex::decode(&k)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| RecordError::Corrupt("a snapshot's revoked key".into()))?;
+            revoked_public.insert(bytes, i);
+        }
+        Ok(Catalog {
+            applied: admin.applied,
+            authority,
+            keys,
+            principals,
+            policies: admin.policies,
+            revoked: admin.revoked.into_iter().collect(),
+            revoked_public,
+            records: Records::new(store),
+        })
+    }
+
+    /// The record store, once this catalog is no longer needed (to clear it).
+    pub fn into_store(self) -> Box<dyn RecordStore> {
+        self.records.into_store()
+    }
+
+    /// Up to `limit` records of `space` after the key `after` (from the first without
+    /// it), as they were after the first `at` leaves, for a snapshot. See
+    /// [`Records::snapshot_chunk`].
+    pub fn snapshot_chunk(
+        &self,
+        space: Space,
+        after: Option<&[u8]>,
+        at: u64,
+        limit: usize,
+    ) -> Result<SnapshotChunk, RecordError> {
+        self.records.snapshot_chunk(space, after, at, limit)
     }
 
     // -----------------------------------------------------------------------------------
@@ -205,6 +314,11 @@ impl Catalog {
         &self,
     ) -> impl Iterator<Item = (&str, &RevocationRecord)> {
         self.revoked.iter().map(|(k, r)| (k.as_str(), r))
+    }
+
+    /// The indices of the `StateCommitment` leaves applied, in order.
+    pub fn commitments(&self) -> &[u64] {
+        &self.commitments
     }
 
     /// The per-publication records, read-only.
@@ -349,6 +463,11 @@ impl Catalog {
     /// Replaces an entry (a decision was appended to it).
     pub(in crate::catalog) fn put_entry(&mut self, entry: &EntryRecord) -> Result<(), RecordError> {
         self.records.put_entry(entry)
+    }
+
+    /// Records a `StateCommitment` leaf's index.
+    pub(in crate::catalog) fn add_commitment(&mut self, index: u64) {
+        self.commitments.push(index);
     }
 
     /// Counts one more leaf applied; the last step of every `apply`.

@@ -97,6 +97,14 @@ pub trait RecordStore: Send + Sync + std::fmt::Debug {
     fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>) -> Scan<'_>;
     /// Writes every put, all or none.
     fn write(&mut self, batch: Vec<Put>) -> Result<(), RecordError>;
+    /// Removes every record of every space. Used when a snapshot loaded into the store
+    /// is refused after all, before the catalog is rebuilt from leaf 0. A store that
+    /// cannot MUST return an error (the default), never leave records behind.
+    fn clear(&mut self) -> Result<(), RecordError> {
+        Err(RecordError::Backend(
+            "this record store cannot be cleared".into(),
+        ))
+    }
 }
 
 /// The in-memory store: one BTreeMap per space.
@@ -127,6 +135,11 @@ impl RecordStore for MemoryStore {
         for put in batch {
             self.spaces[put.space.slot()].insert(put.key, put.value);
         }
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<(), RecordError> {
+        *self = MemoryStore::default();
         Ok(())
     }
 }
@@ -162,6 +175,30 @@ fn text_key(text: &str, index: Option<u64>) -> Vec<u8> {
         key.extend_from_slice(&index_key(i));
     }
     key
+}
+
+/// A chunk of one space's records as of a tree size (see [`Records::snapshot_chunk`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// The records kept, in key order, values as stored (an entry's decisions at or
+    /// after the size removed).
+    pub records: Vec<KeyValue>,
+    /// The last key scanned, to continue from; `None` once the space is exhausted.
+    pub next: Option<Vec<u8>>,
+}
+
+/// The leaf index a record of `space` belongs to: the key's for publications and
+/// entries, the value's for entry ids, the key's last 8 bytes for subjects and names.
+fn record_index(space: Space, key: &[u8], value: &[u8]) -> Result<u64, RecordError> {
+    match space {
+        Space::Publications | Space::Entries => decode_index(key),
+        Space::EntryIds => decode_index(value),
+        Space::Subjects | Space::Names => {
+            let split = key.len().checked_sub(9).filter(|&n| key[n] == 0);
+            let n = split.ok_or_else(|| RecordError::Corrupt("a text key is malformed".into()))?;
+            decode_index(&key[n + 1..])
+        }
+    }
 }
 
 /// The records, typed, over a [`RecordStore`].
@@ -208,6 +245,11 @@ impl Records {
     /// Records kept in `store`, which must be empty (the catalog applies from leaf 0).
     pub fn new(store: Box<dyn RecordStore>) -> Records {
         Records { store }
+    }
+
+    /// The store the records are kept in.
+    pub fn into_store(self) -> Box<dyn RecordStore> {
+        self.store
     }
 
     /// A copy of every record in a fresh [`MemoryStore`].
@@ -368,6 +410,52 @@ impl Records {
                 Vec::new(),
             ),
         ])
+    }
+
+    /// Up to `limit` records of `space` scanned after the key `after` (from the first
+    /// if `None`), keeping those the first `at` leaves wrote, with an entry's decisions
+    /// at or after `at` removed. Every record is tagged by its leaf index and only ever
+    /// appended to, so chunks read at different times (more leaves applied in between)
+    /// still give exactly the records as of `at`.
+    pub fn snapshot_chunk(
+        &self,
+        space: Space,
+        after: Option<&[u8]>,
+        at: u64,
+        limit: usize,
+    ) -> Result<SnapshotChunk, RecordError> {
+        // The first key after `after`: `after` followed by a zero byte.
+        let start = after.map_or_else(Vec::new, |a| {
+            let mut s = a.to_vec();
+            s.push(0);
+            s
+        });
+        let mut chunk = SnapshotChunk::default();
+        let mut scanned = 0;
+        for kv in self.store.scan(space, &start, None) {
+            let (key, value) = kv?;
+            scanned += 1;
+            if record_index(space, &key, &value)? < at {
+                let value = if space == Space::Entries {
+                    let mut entry: EntryRecord = decode(&value)?;
+                    let before = entry.decisions.len();
+                    entry.decisions.retain(|d| d.leaf_index < at);
+                    if entry.decisions.len() == before {
+                        value
+                    } else {
+                        encode(&entry)?
+                    }
+                } else {
+                    value
+                };
+                chunk.records.push((key.clone(), value));
+            }
+            if scanned >= limit.max(1) {
+                chunk.next = Some(key);
+                return Ok(chunk);
+            }
+        }
+        Ok(chunk)
     }
 
     /// Replaces an entry (a decision was appended to it).

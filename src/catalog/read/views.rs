@@ -109,6 +109,118 @@ impl Catalog {
     }
 }
 
+/// The state digest at one size, hashed from parts fed in the canonical order, so a
+/// snapshot writer can compute it while it copies the records a chunk at a time
+/// (holding the catalog's lock for one chunk, never for the whole state):
+/// [`StateDigester::begin`], every entry ([`StateDigester::entry`], in publication
+/// order), [`StateDigester::admin`], every subject key ([`StateDigester::subject`], in
+/// key order), [`StateDigester::finish`]. It hashes exactly the bytes of
+/// [`Catalog::state_json_at`] (tested below), as `stream_state_at` does.
+#[derive(Debug)]
+pub struct StateDigester {
+    hash: Sha256,
+    at: u64,
+    entries: bool,
+    open: Option<String>,
+}
+
+impl StateDigester {
+    /// Starts the digest of the state after the first `at` leaves; `admin` is a catalog
+    /// whose admin-side state is that of at least `at` leaves (its records are not read).
+    pub fn begin(admin: &Catalog, at: u64) -> Result<StateDigester, CatalogError> {
+        let at = at.min(admin.applied_size());
+        let mut hash = Sha256::new();
+        hash.update(b"{\"apiVersion\":");
+        hash.update(to_canonical_vec(API_VERSION)?);
+        hash.update(b",\"appliedSize\":");
+        hash.update(to_canonical_vec(&at)?);
+        hash.update(b",\"authority\":");
+        hash.update(to_canonical_vec(&authority_view(admin, at))?);
+        Ok(StateDigester {
+            hash,
+            at,
+            entries: false,
+            open: None,
+        })
+    }
+
+    /// One stored entry record as of the size (decisions at or after it removed), in
+    /// publication order.
+    pub fn entry(&mut self, value: &[u8]) -> Result<(), CatalogError> {
+        let entry: EntryRecord = serde_json::from_slice(value)
+            .map_err(|e| RecordError::Corrupt(format!("decoding an entry: {e}")))?;
+        self.hash.update(if self.entries {
+            &b","[..]
+        } else {
+            &b",\"entries\":["[..]
+        });
+        self.hash.update(to_canonical_vec(&entry)?);
+        self.entries = true;
+        Ok(())
+    }
+
+    /// The admin-side members, after the last entry.
+    pub fn admin(&mut self, admin: &Catalog) -> Result<(), CatalogError> {
+        let at = self.at;
+        if self.entries {
+            self.hash.update(b"]");
+        }
+        let policies = policies_view(admin, at);
+        if !policies.is_empty() {
+            self.hash.update(b",\"policies\":");
+            self.hash.update(to_canonical_vec(&policies)?);
+        }
+        self.hash.update(b",\"principals\":");
+        self.hash
+            .update(to_canonical_vec(&principals_view(admin, at))?);
+        let revoked = revoked_view(admin, at);
+        if !revoked.is_empty() {
+            self.hash.update(b",\"revoked\":");
+            self.hash.update(to_canonical_vec(&revoked)?);
+        }
+        self.hash.update(b",\"subjects\":{");
+        Ok(())
+    }
+
+    /// One stored `Subjects` key below the size, in key order; its publication is read
+    /// from `records`.
+    pub fn subject(&mut self, records: &Catalog, key: &[u8]) -> Result<(), CatalogError> {
+        let malformed = || RecordError::Corrupt("a subject key is malformed".into());
+        let n = key
+            .len()
+            .checked_sub(9)
+            .filter(|&n| key[n] == 0)
+            .ok_or_else(malformed)?;
+        let digest = std::str::from_utf8(&key[..n]).map_err(|_| malformed())?;
+        let index_bytes: [u8; 8] = key[n + 1..].try_into().map_err(|_| malformed())?;
+        let index = u64::from_be_bytes(index_bytes);
+        let publication = records.records().publication(index)?.ok_or_else(|| {
+            RecordError::Corrupt(format!("subject {digest} lists missing leaf {index}"))
+        })?;
+        if self.open.as_deref() == Some(digest) {
+            self.hash.update(b",");
+        } else {
+            if self.open.is_some() {
+                self.hash.update(b"],");
+            }
+            self.hash.update(to_canonical_vec(&digest)?);
+            self.hash.update(b":[");
+            self.open = Some(digest.to_string());
+        }
+        self.hash.update(to_canonical_vec(&publication)?);
+        Ok(())
+    }
+
+    /// The digest.
+    pub fn finish(mut self) -> [u8; 32] {
+        if self.open.is_some() {
+            self.hash.update(b"]");
+        }
+        self.hash.update(b"}}");
+        self.hash.finalize().into()
+    }
+}
+
 fn authority_view(state: &Catalog, at: u64) -> Option<AuthorityView<'_>> {
     let (origin, log_key, created_at) = (state.origin()?, state.log_key()?, state.created_at()?);
     (at > 0).then(|| AuthorityView {

@@ -45,6 +45,33 @@ pub enum PublicationKind {
     Publication,
 }
 
+/// `"kind": "StateCommitment"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateCommitmentKind {
+    /// The only value.
+    StateCommitment,
+}
+
+/// A commitment to the catalog state map (`log-format/state.md` §5): the sequencer's
+/// claim that the map of the state after the first `treeSize` leaves has root `root`.
+/// `treeSize` is the leaf's own index. The catalog checks only its shape and position;
+/// whoever keeps the map (`crate::state`) checks the root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StateCommitmentLeaf {
+    /// Always `catalog.srcos.ai/v1`.
+    pub api_version: ApiVersion,
+    /// The sequencer's clock when it committed (RFC 3339 UTC, milliseconds): how fresh
+    /// the commitment is, for `check --max-age`.
+    pub committed_at: String,
+    /// Always `StateCommitment`.
+    pub kind: StateCommitmentKind,
+    /// The map root, 64 lowercase hex digits.
+    pub root: String,
+    /// The number of leaves the committed state covers (= this leaf's index).
+    pub tree_size: u64,
+}
+
 /// Leaf 0: who this authority is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -213,6 +240,8 @@ pub enum Leaf {
     Publication(PublicationLeaf),
     /// `PolicySet`, `PublisherRevoke`, `Review`, `Promotion` or `StatusChange`.
     Decision(DecisionLeaf),
+    /// `StateCommitment`, appended by the sequencer.
+    StateCommitment(StateCommitmentLeaf),
 }
 
 impl Leaf {
@@ -223,6 +252,7 @@ impl Leaf {
             Leaf::Grant(_) => "PublisherGrant",
             Leaf::Publication(_) => "Publication",
             Leaf::Decision(d) => d.kind.as_str(),
+            Leaf::StateCommitment(_) => "StateCommitment",
         }
     }
 
@@ -233,6 +263,7 @@ impl Leaf {
             Leaf::Grant(l) => to_canonical_vec(l),
             Leaf::Publication(l) => to_canonical_vec(l),
             Leaf::Decision(l) => to_canonical_vec(l),
+            Leaf::StateCommitment(l) => to_canonical_vec(l),
         }
     }
 
@@ -251,6 +282,7 @@ impl Leaf {
             "AuthorityGenesis" => Leaf::Genesis(typed(bytes)?),
             "PublisherGrant" => Leaf::Grant(typed(bytes)?),
             "Publication" => Leaf::Publication(typed(bytes)?),
+            "StateCommitment" => Leaf::StateCommitment(typed(bytes)?),
             k if DecisionKind::from_name(k).is_some() => Leaf::Decision(typed(bytes)?),
             other => {
                 let shown: String = other.chars().take(64).collect();
@@ -296,7 +328,7 @@ fn typed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, LeafError> {
 /// kind has one. Used to rebuild the dedup index from the log alone.
 pub fn leaf_dedup_key(bytes: &[u8]) -> Option<[u8; 32]> {
     let digest = match Leaf::parse(bytes).ok()? {
-        Leaf::Genesis(_) => return None,
+        Leaf::Genesis(_) | Leaf::StateCommitment(_) => return None,
         Leaf::Grant(l) => l.admission.request_digest,
         Leaf::Publication(l) => l.admission.request_digest,
         Leaf::Decision(l) => l.admission.request_digest,

@@ -10,7 +10,9 @@
 
 use super::decisions::DecisionKind;
 use super::dsse::Envelope;
-use super::leaf::{DecisionAdmission, GenesisLeaf, GrantAdmission, Leaf, PublicationAdmission};
+use super::leaf::{
+    DecisionAdmission, GenesisLeaf, GrantAdmission, Leaf, PublicationAdmission, StateCommitmentLeaf,
+};
 use super::payload::DigestSet;
 use super::submission::{Submission, SubmissionKind};
 use super::time::parse_rfc3339_ms;
@@ -31,6 +33,7 @@ pub(in crate::catalog) enum Parsed {
     Grant(GrantAdmission, Submission),
     Publication(PublicationAdmission, Submission),
     Decision(DecisionKind, DecisionAdmission, Submission),
+    StateCommitment(StateCommitmentLeaf),
 }
 
 impl PreparedLeaf {
@@ -63,6 +66,29 @@ impl PreparedLeaf {
                 let sub = signed_submission(d.envelope, &d.admission, kind);
                 Parsed::Decision(d.kind, d.admission, sub.map_err(inv)?)
             }
+            Leaf::StateCommitment(c) => {
+                let bad = |reason: String| CatalogError::Invariant { index, reason };
+                if c.tree_size != index {
+                    return Err(bad(format!(
+                        "a StateCommitment at leaf {index} commits to size {}",
+                        c.tree_size
+                    )));
+                }
+                let hex_ok = c.root.len() == 64
+                    && c.root
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                if !hex_ok {
+                    return Err(bad("root is not 64 lowercase hex digits".into()));
+                }
+                if parse_rfc3339_ms(&c.committed_at).is_none() {
+                    return Err(bad(format!(
+                        "committedAt {:?} is not RFC 3339",
+                        c.committed_at
+                    )));
+                }
+                Parsed::StateCommitment(c)
+            }
         };
         Ok(PreparedLeaf { index, parsed })
     }
@@ -75,6 +101,7 @@ impl PreparedLeaf {
             Leaf::Grant(g) => Parsed::Grant(g.admission, sub.clone()),
             Leaf::Publication(p) => Parsed::Publication(p.admission, sub.clone()),
             Leaf::Decision(d) => Parsed::Decision(d.kind, d.admission, sub.clone()),
+            Leaf::StateCommitment(c) => Parsed::StateCommitment(c),
         };
         PreparedLeaf { index, parsed }
     }
@@ -88,7 +115,7 @@ impl PreparedLeaf {
     /// [`PreparedLeaf::parse`]); genesis has none.
     pub fn dedup_key(&self) -> Option<[u8; 32]> {
         match &self.parsed {
-            Parsed::Genesis(_) => None,
+            Parsed::Genesis(_) | Parsed::StateCommitment(_) => None,
             Parsed::Grant(_, sub) | Parsed::Publication(_, sub) | Parsed::Decision(_, _, sub) => {
                 Some(sub.dedup_key())
             }

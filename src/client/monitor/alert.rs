@@ -26,6 +26,9 @@ pub enum AlertKind {
     /// The entries do not match the tiles or the root, or the authority accepted an
     /// entry that its rules refuse.
     Audit,
+    /// A `StateCommitment` entry commits to a map root that the entries before it do
+    /// not give (`log-format/state.md` §5).
+    BadStateCommitment,
 }
 
 impl AlertKind {
@@ -39,6 +42,7 @@ impl AlertKind {
             AlertKind::BadMirrorData => "bad-mirror-data",
             AlertKind::Unreachable => "unreachable",
             AlertKind::Audit => "audit",
+            AlertKind::BadStateCommitment => "bad-state-commitment",
         }
     }
 }

@@ -12,6 +12,7 @@
 use crate::catalog::{audit_leaf, Catalog};
 use crate::merkle::{leaf_hash, range_nodes, tree_root, CompactRange};
 use crate::note::{Checkpoint, Verifier};
+use crate::state::{FollowError, StateFollower};
 use crate::tiles::{bundle_for_leaf, decode_bundle, tile_for_hash, HASH_BYTES, TILE_WIDTH};
 
 use super::state::EntriesCursor;
@@ -25,6 +26,9 @@ pub enum ScanError {
     Unreachable(String),
     /// The entries are wrong, or an admission breaks the rules: an alert.
     Alert(String),
+    /// A `StateCommitment` entry commits to another map root than the entries before
+    /// it give: what was wrong, and the entry's bytes (evidence).
+    BadStateCommitment(String, Vec<u8>),
 }
 
 impl From<FetchError> for ScanError {
@@ -53,6 +57,8 @@ pub struct ScanReport {
 pub struct Scanner {
     cursor: EntriesCursor,
     catalog: Option<Catalog>,
+    /// The state map, once the log has committed to one (with `--audit`).
+    state: Option<StateFollower>,
     watcher: Watcher,
     log_key: Verifier,
     /// How far this process has read (`None`: not yet; an auditor or a watcher then
@@ -74,6 +80,7 @@ impl Scanner {
                 range: CompactRange::new(),
             }),
             catalog: audit.then(Catalog::new),
+            state: None,
             watcher: Watcher::new(subjects),
             log_key,
             read: None,
@@ -97,6 +104,7 @@ impl Scanner {
             if let Some(catalog) = &mut self.catalog {
                 *catalog = Catalog::new();
             }
+            self.state = None;
             self.watcher.reset();
             self.read = None;
         }
@@ -205,11 +213,18 @@ impl Scanner {
                 "entry {index} was accepted by the log, but the authority's rules refuse it: {refusal}"
             ))
         })?;
-        catalog.apply(index, entry).map_err(|e| {
+        let effect = catalog.apply(index, entry).map_err(|e| {
             ScanError::Alert(format!(
                 "entry {index} was accepted by the log, but the catalog cannot apply it: {e}"
             ))
         })?;
+        match StateFollower::follow_lazily(&mut self.state, catalog, index, &effect) {
+            Ok(()) => {}
+            Err(e @ FollowError::BadCommitment { .. }) => {
+                return Err(ScanError::BadStateCommitment(e.to_string(), entry.to_vec()))
+            }
+            Err(e) => return Err(ScanError::Alert(format!("state map at entry {index}: {e}"))),
+        }
         if index == 0 {
             let key_matches = catalog.log_key() == Some(&self.log_key);
             let origin_matches = catalog.origin() == Some(checkpoint.origin.as_str());

@@ -178,6 +178,11 @@ impl Monitor {
                     let alert = Alert::new(AlertKind::Audit, detail);
                     return Err(self.evidence(alert, &served).into());
                 }
+                Err(ScanError::BadStateCommitment(detail, entry)) => {
+                    let alert = Alert::new(AlertKind::BadStateCommitment, detail)
+                        .with("state commitment entry", &entry);
+                    return Err(self.evidence(alert, &served).into());
+                }
             },
         };
         let state = MonitorState {

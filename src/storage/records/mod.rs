@@ -179,6 +179,11 @@ impl RecordStore for DiskRecordStore {
         }
         self.tree.apply_batch(b).map_err(backend)
     }
+
+    fn clear(&mut self) -> Result<(), RecordError> {
+        self.tree.clear().map_err(backend)?;
+        self.publications.clear().map_err(slot_error)
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,18 @@ impl SlotFile {
         Ok(Some(value))
     }
 
+    /// Removes every value.
+    pub fn clear(&mut self) -> Result<(), StorageError> {
+        self.data
+            .set_len(0)
+            .map_err(io_error("truncating the projection records"))?;
+        self.slots
+            .set_len(0)
+            .map_err(io_error("truncating the projection slots"))?;
+        self.data_len = 0;
+        Ok(())
+    }
+
     /// One past the highest slot ever written.
     pub fn end(&self) -> Result<u64, StorageError> {
         let len = self

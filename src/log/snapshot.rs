@@ -1,0 +1,679 @@
+//! Checkpointed snapshots of the catalog projection, so that start-up replays only the
+//! leaves after the newest one instead of the whole log (ADR 0008).
+//!
+//! A snapshot is one file, `DATA/snapshot/<size, 20 digits>.snap`, holding the catalog
+//! as it was after the first `size` leaves: the admin-side state and every record of the
+//! record store, byte for byte. Layout:
+//!
+//! ```text
+//! "srcos-catalog snapshot v1\n"
+//! frames: [tag u8][key length u32 BE][value length u32 BE][key][value]
+//!         tag 'A': the admin state (JSON, empty key), once, first;
+//!         tags 'P' 'E' 'I' 'S' 'N': one record of that record-store space
+//! header: JSON {size, root, stateDigest, origin, records}
+//! [header length u32 BE]
+//! [SHA-256 of every byte above, 32 bytes]
+//! ```
+//!
+//! Written off the sequencer's path by a thread of its own (every so many leaves) and
+//! on a clean shutdown: the records are read a chunk at a time under the catalog's read
+//! lock, as of one size (records are tagged by leaf index and only appended to, see
+//! `Records::snapshot_chunk`), and the state digest is hashed as they are copied
+//! (`StateDigester`). The file is written to a temporary name, fsynced, renamed, and
+//! the directory fsynced, so a crash leaves the old snapshot or the new one, never a
+//! torn one; a snapshot is only installed once its size is committed.
+//!
+//! Nothing in a snapshot is trusted before it is checked (`open.rs`): the file hash,
+//! the size against the checkpoint, the root at that size against the tiles, and on
+//! request the state digest of what was loaded. A snapshot that fails is refused with
+//! the reason logged, and start-up falls back to an older one or a full replay.
+//!
+//! May import: the `storage` ports and `durable`, `merkle`, the `catalog` root
+//! re-exports, and the engine's reader.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::reader::{ReadError, TileCache, TreeView};
+use super::{Shared, WriteState};
+use crate::catalog::{
+    AdminState, Catalog, CatalogError, MemoryStore, Put, RecordError, RecordStore, Space,
+    StateDigester,
+};
+use crate::merkle::{self, Hash};
+use crate::storage::durable::{
+    create_dir_all_durable, create_options, sync_dir, PRIVATE_FILE_MODE,
+};
+use crate::storage::TileStore;
+
+/// The snapshot directory's name inside the data directory.
+pub const DIR: &str = "snapshot";
+
+const MAGIC: &[u8] = b"srcos-catalog snapshot v1\n";
+const ADMIN_TAG: u8 = b'A';
+/// Records read per hold of the catalog's read lock.
+const CHUNK: usize = 2048;
+/// Puts written to the record store per batch while loading.
+const LOAD_BATCH: usize = 8192;
+/// The largest key or value a frame may hold (the admin state included).
+const MAX_FRAME: u32 = 64 << 20;
+/// Snapshots kept: the newest, and the one before it in case the newest is refused.
+const KEEP: usize = 2;
+
+/// What a snapshot says it is, checked before anything else is read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SnapshotHeader {
+    /// The tree size whose catalog it holds.
+    pub size: u64,
+    /// The tree root at that size (hex).
+    pub root: String,
+    /// SHA-256 of the canonical catalog state at that size (hex), as
+    /// `/v1/catalog/state?tree_size=size` and `replay` give it.
+    pub state_digest: String,
+    /// The log origin.
+    pub origin: String,
+    /// Record-store records it holds.
+    pub records: u64,
+}
+
+/// Why a snapshot could not be written or was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The operating system refused an operation.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The snapshot is not what it must be (the reason it is refused).
+    #[error("{0}")]
+    Refused(String),
+    /// Reading the catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The record store failed.
+    #[error(transparent)]
+    Records(#[from] RecordError),
+    /// A tile could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SnapshotError {
+    let context = context.into();
+    move |source| SnapshotError::Io { context, source }
+}
+
+fn refused(reason: impl Into<String>) -> SnapshotError {
+    SnapshotError::Refused(reason.into())
+}
+
+/// The snapshot directory of the data directory `data_dir`.
+pub fn dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(DIR)
+}
+
+fn file_name(size: u64) -> String {
+    format!("{size:020}.snap")
+}
+
+/// The installed snapshots in `dir`, newest first.
+pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u64, PathBuf)> = read
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name();
+            let name = name.to_str()?;
+            let size = name.strip_suffix(".snap")?;
+            (size.len() == 20 && size.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| Some((size.parse().ok()?, e.path())))?
+        })
+        .collect();
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    found
+}
+
+/// A writer that hashes what it writes.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> Hashing<W> {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.hash.update(bytes);
+        self.inner.write_all(bytes)
+    }
+
+    fn frame(&mut self, tag: u8, key: &[u8], value: &[u8]) -> std::io::Result<()> {
+        let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes();
+        self.put(&[tag])?;
+        self.put(&len(key.len()))?;
+        self.put(&len(value.len()))?;
+        self.put(key)?;
+        self.put(value)
+    }
+}
+
+/// Where the snapshot being written gets its tree: the committed size now, and a way to
+/// wait for a size to be committed.
+pub(crate) trait Committed {
+    /// The committed size and its root.
+    fn committed(&self) -> (u64, Hash);
+    /// Waits a little for more to be committed; false if the log is stopping or failed
+    /// (the size it waits for may then never be committed).
+    fn wait(&self) -> bool;
+}
+
+/// Writes a snapshot of `catalog` at the size it has applied now into `dir`, unless that
+/// size is at most `after`. Returns the size written. The catalog is read a chunk at a
+/// time, so the sequencer is held up for one chunk at most; the file is installed only
+/// once its size is committed (`committed`), with its root read from `tiles`.
+pub(crate) fn write(
+    dir: &Path,
+    catalog: &RwLock<Catalog>,
+    tiles: &dyn TileStore,
+    committed: &dyn Committed,
+    after: u64,
+) -> Result<Option<u64>, SnapshotError> {
+    let admin = {
+        let catalog = catalog.read().unwrap_or_else(|p| p.into_inner());
+        catalog.admin_state()
+    };
+    let size = admin.applied_size();
+    if size <= after || size == 0 {
+        return Ok(None);
+    }
+    let origin = admin.origin().unwrap_or_default().to_string();
+    create_dir_all_durable(dir).map_err(io(format!("creating {}", dir.display())))?;
+    remove_temporaries(dir);
+    let tmp = dir.join(format!(".{size:020}.tmp"));
+    let result = write_file(&tmp, catalog, tiles, committed, admin, &origin);
+    let (header, file) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    file.sync_all()
+        .map_err(io(format!("syncing {}", tmp.display())))?;
+    drop(file);
+    let path = dir.join(file_name(header.size));
+    std::fs::rename(&tmp, &path).map_err(io(format!("installing {}", path.display())))?;
+    sync_dir(dir).map_err(io(format!("syncing {}", dir.display())))?;
+    for (_, old) in list(dir).into_iter().skip(KEEP) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(Some(header.size))
+}
+
+/// Removes temporary files a crash during a snapshot write left behind.
+pub(crate) fn remove_temporaries(dir: &Path) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in read.flatten() {
+        let name = e.file_name();
+        if name
+            .to_str()
+            .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"))
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+fn write_file(
+    tmp: &Path,
+    catalog: &RwLock<Catalog>,
+    tiles: &dyn TileStore,
+    committed: &dyn Committed,
+    admin: AdminState,
+    origin: &str,
+) -> Result<(SnapshotHeader, File), SnapshotError> {
+    let size = admin.applied_size();
+    let file = create_options(PRIVATE_FILE_MODE)
+        .open(tmp)
+        .map_err(io(format!("creating {}", tmp.display())))?;
+    let mut out = Hashing {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        hash: Sha256::new(),
+    };
+    let writing = || io(format!("writing {}", tmp.display()));
+    out.put(MAGIC).map_err(writing())?;
+    let admin_json = serde_json::to_vec(&admin)
+        .map_err(|e| refused(format!("encoding the admin state: {e}")))?;
+    out.frame(ADMIN_TAG, &[], &admin_json).map_err(writing())?;
+    // The admin-side state at `size`, with no records: what the digest's admin parts read.
+    let admin_catalog = Catalog::restore(admin, Box::new(MemoryStore::default()))?;
+    let mut digester = StateDigester::begin(&admin_catalog, size)?;
+    let mut records = 0u64;
+    for space in Space::ALL {
+        if space == Space::EntryIds {
+            digester.admin(&admin_catalog)?;
+        }
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            let chunk = {
+                let catalog = catalog.read().unwrap_or_else(|p| p.into_inner());
+                let chunk = catalog.snapshot_chunk(space, cursor.as_deref(), size, CHUNK)?;
+                if space == Space::Subjects {
+                    for (key, _) in &chunk.records {
+                        digester.subject(&catalog, key)?;
+                    }
+                }
+                chunk
+            };
+            for (key, value) in &chunk.records {
+                if space == Space::Entries {
+                    digester.entry(value)?;
+                }
+                out.frame(space.tag(), key, value).map_err(writing())?;
+            }
+            records += chunk.records.len() as u64;
+            match chunk.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    let state_digest = digester.finish();
+    // Install only a snapshot of a committed size, with the root the tiles give it.
+    let (committed_size, committed_root) = loop {
+        let (n, root) = committed.committed();
+        if n >= size {
+            break (n, root);
+        }
+        if !committed.wait() {
+            return Err(refused(format!(
+                "size {size} was never committed; the snapshot is abandoned"
+            )));
+        }
+    };
+    let root = if committed_size == size {
+        committed_root
+    } else {
+        let cache = TileCache::default();
+        let view = TreeView::new(tiles, &cache, committed_size);
+        merkle::tree_root(size, &view)
+            .map_err(|e| refused(format!("the tree root at {size}: {e}")))?
+    };
+    let header = SnapshotHeader {
+        size,
+        root: hex::encode(root),
+        state_digest: hex::encode(state_digest),
+        origin: origin.to_string(),
+        records,
+    };
+    let header_json =
+        serde_json::to_vec(&header).map_err(|e| refused(format!("encoding the header: {e}")))?;
+    out.put(&header_json).map_err(writing())?;
+    let len = u32::try_from(header_json.len()).unwrap_or(u32::MAX);
+    out.put(&len.to_be_bytes()).map_err(writing())?;
+    let Hashing { mut inner, hash } = out;
+    inner.write_all(&hash.finalize()).map_err(writing())?;
+    let file = inner.into_inner().map_err(|e| SnapshotError::Io {
+        context: format!("writing {}", tmp.display()),
+        source: e.into_error(),
+    })?;
+    Ok((header, file))
+}
+
+/// Reads the header of the snapshot at `path` (and checks its frame: magic, lengths),
+/// without reading the body. Returns it and where the body ends.
+pub fn read_header(path: &Path) -> Result<(SnapshotHeader, u64), SnapshotError> {
+    let mut file = File::open(path).map_err(io(format!("opening {}", path.display())))?;
+    let len = file
+        .metadata()
+        .map_err(io(format!("reading {}", path.display())))?
+        .len();
+    let min = MAGIC.len() as u64 + 36;
+    if len < min {
+        return Err(refused(format!(
+            "it is {len} bytes, too short to be a snapshot"
+        )));
+    }
+    let mut magic = vec![0u8; MAGIC.len()];
+    file.read_exact(&mut magic)
+        .map_err(io(format!("reading {}", path.display())))?;
+    if magic != MAGIC {
+        return Err(refused("it does not start with the snapshot magic line"));
+    }
+    let mut tail = [0u8; 4];
+    file.seek(SeekFrom::Start(len - 36))
+        .and_then(|_| file.read_exact(&mut tail))
+        .map_err(io(format!("reading {}", path.display())))?;
+    let header_len = u64::from(u32::from_be_bytes(tail));
+    if header_len > 4096 || header_len > len - min {
+        return Err(refused(format!(
+            "its header length {header_len} is impossible"
+        )));
+    }
+    let body_end = len - 36 - header_len;
+    let mut header = vec![0u8; header_len as usize];
+    file.seek(SeekFrom::Start(body_end))
+        .and_then(|_| file.read_exact(&mut header))
+        .map_err(io(format!("reading {}", path.display())))?;
+    let header: SnapshotHeader = serde_json::from_slice(&header)
+        .map_err(|e| refused(format!("its header does not parse: {e}")))?;
+    Ok((header, body_end))
+}
+
+/// Checks the SHA-256 at the end of the snapshot at `path` against every byte before it.
+pub fn verify_hash(path: &Path) -> Result<(), SnapshotError> {
+    let file = File::open(path).map_err(io(format!("opening {}", path.display())))?;
+    let len = file
+        .metadata()
+        .map_err(io(format!("reading {}", path.display())))?
+        .len();
+    let Some(body) = len.checked_sub(32) else {
+        return Err(refused("it is too short to hold its hash"));
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut hash = Sha256::new();
+    let mut left = body;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        reader
+            .read_exact(&mut buf[..n])
+            .map_err(io(format!("reading {}", path.display())))?;
+        hash.update(&buf[..n]);
+        left -= n as u64;
+    }
+    let mut stored = [0u8; 32];
+    reader
+        .read_exact(&mut stored)
+        .map_err(io(format!("reading {}", path.display())))?;
+    if stored != <[u8; 32]>::from(hash.finalize()) {
+        return Err(refused("its SHA-256 does not match its contents"));
+    }
+    Ok(())
+}
+
+/// Loads the body of the snapshot at `path` (ending at `body_end`, from
+/// [`read_header`]): its records into `store`, which must be empty, and its admin state.
+/// The caller checks the hash first ([`verify_hash`]); the frames are still parsed
+/// strictly.
+pub fn load(
+    path: &Path,
+    body_end: u64,
+    store: &mut dyn RecordStore,
+) -> Result<(AdminState, u64), SnapshotError> {
+    let file = File::open(path).map_err(io(format!("opening {}", path.display())))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file).take(body_end);
+    let reading = || io(format!("reading {}", path.display()));
+    let mut magic = vec![0u8; MAGIC.len()];
+    reader.read_exact(&mut magic).map_err(reading())?;
+    let mut admin: Option<AdminState> = None;
+    let mut batch = Vec::with_capacity(LOAD_BATCH);
+    let mut records = 0u64;
+    let mut last_space: Option<Space> = None;
+    loop {
+        let mut tag = [0u8; 1];
+        if reader.read(&mut tag).map_err(reading())? == 0 {
+            break;
+        }
+        let mut lengths = [0u8; 8];
+        reader.read_exact(&mut lengths).map_err(reading())?;
+        let key_len = u32::from_be_bytes([lengths[0], lengths[1], lengths[2], lengths[3]]);
+        let value_len = u32::from_be_bytes([lengths[4], lengths[5], lengths[6], lengths[7]]);
+        if key_len > MAX_FRAME || value_len > MAX_FRAME {
+            return Err(refused("a frame is too large"));
+        }
+        let mut key = vec![0u8; key_len as usize];
+        reader.read_exact(&mut key).map_err(reading())?;
+        let mut value = vec![0u8; value_len as usize];
+        reader.read_exact(&mut value).map_err(reading())?;
+        if tag[0] == ADMIN_TAG {
+            if admin.is_some() || last_space.is_some() {
+                return Err(refused("the admin state is not the first and only one"));
+            }
+            admin = Some(
+                serde_json::from_slice(&value)
+                    .map_err(|e| refused(format!("the admin state does not parse: {e}")))?,
+            );
+            continue;
+        }
+        let space = Space::ALL
+            .into_iter()
+            .find(|s| s.tag() == tag[0])
+            .ok_or_else(|| refused(format!("unknown frame tag {}", tag[0])))?;
+        if admin.is_none() || last_space.is_some_and(|l| l > space) {
+            return Err(refused("its frames are out of order"));
+        }
+        last_space = Some(space);
+        batch.push(Put { space, key, value });
+        records += 1;
+        if batch.len() >= LOAD_BATCH {
+            store.write(std::mem::take(&mut batch))?;
+        }
+    }
+    store.write(batch)?;
+    let admin = admin.ok_or_else(|| refused("it holds no admin state"))?;
+    Ok((admin, records))
+}
+
+/// How a snapshot is checked at start-up before the catalog is restored from it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SnapshotCheck {
+    /// Do not load snapshots: replay the whole log (as before snapshots existed).
+    Off,
+    /// The file's SHA-256, its size against the checkpoint, and its root against the
+    /// tiles.
+    #[default]
+    Hash,
+    /// As `Hash`, and then the state digest of the catalog loaded from it must equal the
+    /// digest it recorded (reads every record once more).
+    Digest,
+}
+
+/// Writes snapshots for a running log: every so many leaves (from its own thread) and at
+/// a clean shutdown.
+pub(crate) struct Snapshotter {
+    dir: PathBuf,
+    every: u64,
+    /// The size of the newest snapshot written or loaded; held while one is written, so
+    /// two writes never overlap.
+    last: Mutex<u64>,
+}
+
+impl Committed for Shared {
+    fn committed(&self) -> (u64, Hash) {
+        let head = self.head();
+        (head.checkpoint.size, head.checkpoint.root)
+    }
+
+    fn wait(&self) -> bool {
+        !self.wait_unless_stopping(Duration::from_millis(20)) && self.state() != WriteState::Failed
+    }
+}
+
+impl Snapshotter {
+    /// A snapshotter writing to `dir` every `every` leaves (and at least every quarter
+    /// of the log, so that the cost of writing them stays proportional to the appends),
+    /// whose newest snapshot is at `last`.
+    pub(crate) fn new(dir: PathBuf, every: u64, last: u64) -> Snapshotter {
+        Snapshotter {
+            dir,
+            every: every.max(1),
+            last: Mutex::new(last),
+        }
+    }
+
+    fn due(&self, last: u64, size: u64) -> bool {
+        size.saturating_sub(last) >= self.every.max(last / 4)
+    }
+
+    /// Writes a snapshot of the catalog at the size it has applied now, even at the
+    /// size of the newest one (replacing it), and returns that size.
+    pub(crate) fn write_now(&self, shared: &Shared) -> Result<Option<u64>, SnapshotError> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let written = write(&self.dir, &shared.catalog, shared.tiles.as_ref(), shared, 0)?;
+        if let Some(n) = written {
+            *last = n;
+        }
+        Ok(written)
+    }
+
+    /// Writes a snapshot if `force` or one is due; errors are logged (a snapshot is an
+    /// optimisation: the log is complete without it).
+    pub(crate) fn maybe_write(&self, shared: &Shared, force: bool) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let size = shared.head().checkpoint.size;
+        if !force && !self.due(*last, size) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match write(
+            &self.dir,
+            &shared.catalog,
+            shared.tiles.as_ref(),
+            shared,
+            *last,
+        ) {
+            Ok(Some(n)) => {
+                tracing::info!(
+                    size = n,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "catalog snapshot written"
+                );
+                *last = n;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "writing a catalog snapshot"),
+        }
+    }
+
+    /// The snapshot thread: checks once a second whether a snapshot is due, until the
+    /// log stops.
+    pub(crate) fn run(self: Arc<Self>, shared: Arc<Shared>) {
+        while !shared.wait_unless_stopping(Duration::from_secs(1)) {
+            if shared.state() == WriteState::Healthy {
+                self.maybe_write(&shared, false);
+            }
+        }
+    }
+}
+
+/// What `fsck --full` found about one installed snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotFinding {
+    /// The snapshot file.
+    pub path: PathBuf,
+    /// Its size, if its header could be read.
+    pub size: Option<u64>,
+    /// What is wrong with it; `None`: it is sound and its state digest equals the full
+    /// replay's at its size.
+    pub problem: Option<String>,
+}
+
+/// Checks every snapshot in the data directory `data_dir` against a full replay of its
+/// log (`replayed`, read from `tiles`): the file's hash, its size and root, and its
+/// state digest against the replay's at the same size.
+pub fn check_against(
+    data_dir: &Path,
+    tiles: &dyn TileStore,
+    replayed: &super::replay::Replayed,
+) -> Vec<SnapshotFinding> {
+    let tree = replayed.checkpoint.size;
+    list(&dir(data_dir))
+        .into_iter()
+        .map(|(_, path)| {
+            let checked = (|| {
+                let (header, _) = read_header(&path)?;
+                let size = header.size;
+                let problem = (|| {
+                    verify_hash(&path)?;
+                    if size > tree {
+                        return Err(refused(format!(
+                            "its size {size} is beyond the checkpoint's {tree}"
+                        )));
+                    }
+                    if header.origin != replayed.checkpoint.origin {
+                        return Err(refused(format!(
+                            "it is of another log ({:?})",
+                            header.origin
+                        )));
+                    }
+                    let cache = TileCache::default();
+                    let view = TreeView::new(tiles, &cache, tree);
+                    let root = merkle::tree_root(size, &view)
+                        .map_err(|e| refused(format!("the tree root at {size}: {e}")))?;
+                    if hex::encode(root) != header.root {
+                        return Err(refused(format!(
+                            "its root at size {size} is not the tree's"
+                        )));
+                    }
+                    let digest = hex::encode(replayed.catalog.try_state_digest_at(size)?);
+                    if digest != header.state_digest {
+                        return Err(refused(format!(
+                            "its state digest {} is not the replay's {digest} at size {size}",
+                            header.state_digest
+                        )));
+                    }
+                    Ok(())
+                })();
+                Ok::<_, SnapshotError>((size, problem.err().map(|e| e.to_string())))
+            })();
+            match checked {
+                Ok((size, problem)) => SnapshotFinding {
+                    path,
+                    size: Some(size),
+                    problem,
+                },
+                Err(e) => SnapshotFinding {
+                    path,
+                    size: None,
+                    problem: Some(e.to_string()),
+                },
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_ignores_temporaries_and_other_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            file_name(5),
+            file_name(70),
+            ".00000000000000000090.tmp".into(),
+            "notes.txt".into(),
+            "12.snap".into(),
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let sizes: Vec<u64> = list(dir.path()).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(sizes, [70, 5]);
+        remove_temporaries(dir.path());
+        assert!(!dir.path().join(".00000000000000000090.tmp").exists());
+    }
+
+    #[test]
+    fn short_or_foreign_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(1));
+        for bytes in [&b""[..], b"srcos-catalog snapshot v1\n", &[b'x'; 200][..]] {
+            std::fs::write(&path, bytes).unwrap();
+            assert!(matches!(read_header(&path), Err(SnapshotError::Refused(_))));
+        }
+    }
+}
