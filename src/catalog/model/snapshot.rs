@@ -27,6 +27,8 @@ pub struct AdminState {
     pub(super) revoked: Vec<(String, RevocationRecord)>,
     /// Revoked public keys (hex) and the leaf that revoked each.
     pub(super) revoked_public: Vec<(String, u64)>,
+    /// The indices of the `StateCommitment` leaves applied, in order.
+    pub(super) commitments: Vec<u64>,
 }
 
 impl AdminState {

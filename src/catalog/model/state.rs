@@ -112,6 +112,7 @@ impl Catalog {
                 .iter()
                 .map(|(k, i)| (hex::encode(k), *i))
                 .collect(),
+            commitments: self.commitments.clone(),
         }
     }
 
@@ -166,6 +167,7 @@ impl Catalog {
             revoked: admin.revoked.into_iter().collect(),
             revoked_public,
             records: Records::new(store),
+            commitments: admin.commitments,
         })
     }
 
