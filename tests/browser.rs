@@ -10,6 +10,7 @@
 //! except under `CI`, where they fail.
 
 mod common;
+mod watchers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -381,7 +382,6 @@ fn pages_show_search_entry_and_log_in_a_real_browser() {
             "browser-entry.png",
             format!("/browse/entries/{}", w.released),
         ),
-        ("browser-log.png", "/browse/log".to_string()),
     ] {
         let file = out.join(name);
         browser.screenshot(&url(&w, &path), &file);
@@ -529,4 +529,83 @@ fn every_page_carries_the_csp_and_hostile_queries_get_a_400_page() {
         CSP.contains("default-src 'none'") && !CSP.contains("script-src"),
         "no script source is allowed"
     );
+
+    // Pages of 50, and the next-page link resumes where the page ended.
+    let publisher = a.key("pipeline.example/pages");
+    a.grant(&publisher.signer, "publisher", &["dev"]);
+    for n in 0..51 {
+        let req: Value = serde_json::from_str(&common::request_json(
+            "quay.io/socios/paged",
+            n,
+            "sourceos://catalog/images/paged",
+            "dev",
+        ))
+        .unwrap();
+        assert_eq!(a.publish(&publisher.signer, &req).0, 201);
+    }
+    let (status, _, first) = get_raw(&base, "/?q=quay.io%2Fsocios%2Fpaged");
+    assert_eq!(status, 200);
+    assert!(first.contains("50 entries on this page"), "{first}");
+    let next = first
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a next-page link")
+        .replace("&amp;", "&");
+    assert!(
+        next.starts_with("/?q=quay.io%2Fsocios%2Fpaged&after="),
+        "{next}"
+    );
+    let (status, _, second) = get_raw(&base, &next);
+    assert_eq!(status, 200);
+    assert!(second.contains("1 entries on this page"), "{second}");
+    assert!(second.contains("First page") && !second.contains("rel=\"next\""));
+}
+
+#[test]
+fn the_log_page_shows_the_witness_cosignatures() {
+    let Some(bin) = chromium() else { return };
+    let browser = Browser {
+        bin,
+        profile: common::tempdir(),
+    };
+    let fx = watchers::stopped_log(2);
+    let w1 = watchers::witness_key(fx.dir.path(), "w1");
+    let witness = watchers::start_witness(
+        &w1,
+        &[(&fx.origin, &fx.log_vkey)],
+        &fx.dir.path().join("s1"),
+    );
+    let server = watchers::start_witnessed_log(&fx.data, &[(witness.url.as_str(), &w1)], &[]);
+    // A fail-open receipt waits for a settled head, so the cosignature is in by now.
+    watchers::publish_ok(&server.url, &fx.publisher, watchers::SUBJECT, 10);
+    let size = watchers::tree_size(&server.url);
+    let witness_id = srcos_catalog::keyfile::read_verifier(&w1.with_extension("vkey"))
+        .unwrap()
+        .short_id();
+    let url = format!("{}/browse/log", server.url);
+    let mut log = String::new();
+    watchers::wait_until(
+        std::time::Duration::from_secs(20),
+        "the cosignature on the log page",
+        || {
+            log = browser.dom(&url, &[]);
+            log.contains(&format!("yes, at size {size}"))
+        },
+    );
+    assert_has(
+        &log,
+        &[
+            "Quorum 1 of 1",
+            "fail-open",
+            &witness.url,
+            &witness_id,
+            &format!("Newest checkpoint with the quorum: size {size}, cosigned by {witness_id}"),
+            "with the witness cosignatures collected",
+            &format!("\u{2014} {}", witness_id.split('+').next().unwrap()),
+        ],
+    );
+    if let Some(out) = std::env::var_os("BROWSER_SCREENSHOTS") {
+        browser.screenshot(&url, &PathBuf::from(out).join("browser-log.png"));
+    }
 }

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -210,9 +211,16 @@ fn read_leaves_and_blobs(
 pub async fn entry(
     State(app): State<AppState>,
     Extension(work): Extension<Arc<ReadWork>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
     let origin = app.log.origin().to_string();
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(r) => {
+            let problem = Problem::bad_request(format!("entry id: {}", r.body_text()));
+            return error_page(&origin, &problem);
+        }
+    };
     let local = id.strip_prefix(ENTRY_URN).unwrap_or(&id).to_string();
     // Entry ids are 32 hex digits: anything else cannot exist, and costs no read.
     if local.len() != 32 || !local.bytes().all(|b| b.is_ascii_hexdigit()) {

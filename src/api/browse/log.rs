@@ -52,6 +52,13 @@ pub async fn log(State(app): State<AppState>) -> Response {
         .witnessing
         .as_ref()
         .map(|w| (w.options().clone(), w.snapshot()));
+    // What `/checkpoint` serves with witnesses: the newest witnessed checkpoint, with its
+    // cosignature lines.
+    let served = app
+        .witnessing
+        .as_ref()
+        .and_then(|w| w.served())
+        .map(|w| String::from_utf8_lossy(&w.signed).into_owned());
     let body: Markup = html! {
         dl.facts {
             dt { "Origin" } dd.mono { (origin) }
@@ -70,6 +77,11 @@ pub async fn log(State(app): State<AppState>) -> Response {
         p { "As signed by the log (" a href=(routes::CHECKPOINT) { "/checkpoint" }
             " serves it with the witness cosignatures collected):" }
         pre.checkpoint { (signed) }
+        @if let Some(served) = &served {
+            p { "As served at " a href=(routes::CHECKPOINT) { "/checkpoint" }
+                ", with the witness cosignatures collected:" }
+            pre.served-checkpoint { (served) }
+        }
 
         h2 { "Witnesses" }
         @match &witnessing {
