@@ -70,10 +70,22 @@ pub fn commit(
     old: Option<LockedCheckpoint<'_>>,
     new: LockedCheckpoint<'_>,
 ) -> Result<(), CommitError> {
+    let started = Instant::now();
     lock.stage(old, new, writes, leaves)
         .map_err(CommitError::Stage)?;
+    let staged = started.elapsed();
     tiles.put_batch(writes).map_err(CommitError::Tiles)?;
-    lock.swap(old, new).map_err(CommitError::Checkpoint)
+    let written = started.elapsed();
+    lock.swap(old, new).map_err(CommitError::Checkpoint)?;
+    tracing::trace!(
+        tiles = writes.len(),
+        bytes = writes.iter().map(|w| w.data.len()).sum::<usize>(),
+        stage_us = staged.as_micros() as u64,
+        tiles_us = (written - staged).as_micros() as u64,
+        swap_us = (started.elapsed() - written).as_micros() as u64,
+        "commit phases"
+    );
+    Ok(())
 }
 
 /// Who to answer once a batch is durable.

@@ -16,9 +16,15 @@
 //! `delete` does nothing: partial tiles stay (tlog-tiles allows it), so a deleted path can
 //! never be recreated by a late writer.
 //!
+//! The tiles written last are kept in memory ([`Recent`], bounded by bytes) and `get`
+//! answers from there: each batch writes new partial tiles, which the receipts of that
+//! very batch read at once, and an object never changes once written, so the copy is
+//! exactly what the bucket holds. Without it every receipt paid for a GET round trip.
+//!
 //! May import: the storage ports, `tiles`, [`crate::storage::remote`] and the config.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
@@ -47,6 +53,36 @@ pub struct ObjectTiles {
     prefix: String,
     remote: Remote,
     probe: OverwriteProbe,
+    recent: Mutex<Recent>,
+}
+
+/// The most recently written objects, oldest first out, at most [`Recent::MAX_BYTES`].
+#[derive(Debug, Default)]
+struct Recent {
+    objects: HashMap<String, Arc<Vec<u8>>>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+impl Recent {
+    const MAX_BYTES: usize = 32 << 20;
+
+    fn insert(&mut self, path: String, data: Arc<Vec<u8>>) {
+        if data.len() > Self::MAX_BYTES || self.objects.contains_key(&path) {
+            return;
+        }
+        self.bytes += data.len();
+        self.objects.insert(path.clone(), data);
+        self.order.push_back(path);
+        while self.bytes > Self::MAX_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = self.objects.remove(&old) {
+                self.bytes -= gone.len();
+            }
+        }
+    }
 }
 
 impl ObjectTiles {
@@ -95,6 +131,7 @@ impl ObjectTiles {
             prefix: prefix.trim_matches('/').to_string(),
             remote: Remote::new("object-store", 2, Duration::from_secs(60))?,
             probe: OverwriteProbe::Refused,
+            recent: Mutex::new(Recent::default()),
         };
         tiles.probe = tiles.run_probe()?;
         if tiles.probe == OverwriteProbe::Overwrote {
@@ -117,6 +154,12 @@ impl ObjectTiles {
     /// What the start-up probe found.
     pub fn probe(&self) -> OverwriteProbe {
         self.probe
+    }
+
+    fn remember(&self, path: String, data: Arc<Vec<u8>>) {
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.insert(path, data);
+        }
     }
 
     fn location(&self, path: &str) -> ObjectPath {
@@ -211,7 +254,9 @@ impl TileStore for ObjectTiles {
         self.remote.run(
             "object store",
             put_create_only(self.store.clone(), location, payload),
-        )
+        )?;
+        self.remember(path.to_string(), Arc::new(data.to_vec()));
+        Ok(())
     }
 
     /// Uploads every tile of the batch in parallel.
@@ -239,10 +284,22 @@ impl TileStore for ObjectTiles {
                 }
             }
             first_error.map_or(Ok(()), Err)
-        })
+        })?;
+        for write in writes {
+            self.remember(write.tile.path(), Arc::new(write.data.clone()));
+        }
+        Ok(())
     }
 
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(data) = self
+            .recent
+            .lock()
+            .ok()
+            .and_then(|r| r.objects.get(path).cloned())
+        {
+            return Ok(Some(data.as_ref().clone()));
+        }
         let location = self.location(path);
         let store = self.store.clone();
         self.remote.run("object store", async move {
@@ -265,5 +322,30 @@ impl TileStore for ObjectTiles {
 
     fn create_only(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_objects_stay_within_their_byte_bound_oldest_out_first() {
+        let mut recent = Recent::default();
+        let chunk = Recent::MAX_BYTES / 4;
+        for i in 0..6 {
+            recent.insert(format!("t/{i}"), Arc::new(vec![i as u8; chunk]));
+        }
+        assert!(recent.bytes <= Recent::MAX_BYTES);
+        assert_eq!(recent.objects.len(), 4);
+        assert!(!recent.objects.contains_key("t/0") && !recent.objects.contains_key("t/1"));
+        assert_eq!(recent.objects["t/5"][0], 5);
+        // The first copy of a path stays (objects never change); an oversized one is
+        // not kept at all.
+        recent.insert("t/5".into(), Arc::new(vec![9; 1]));
+        assert_eq!(recent.objects["t/5"][0], 5);
+        recent.insert("big".into(), Arc::new(vec![0; Recent::MAX_BYTES + 1]));
+        assert!(!recent.objects.contains_key("big"));
+        assert_eq!(recent.bytes, 4 * chunk);
     }
 }
