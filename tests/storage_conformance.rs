@@ -476,3 +476,95 @@ fn a_batch_staged_before_a_crash_is_finished_by_the_next_holder() {
     assert!(h.publish(&log, 5).unwrap().duplicate);
     h.check(&log, &storage, &[]);
 }
+
+/// An object store that refuses (an I/O error, as a timeout or a stopped radosgw gives)
+/// the next `failures` batches after writing their first tile.
+struct Flaky {
+    inner: Arc<ObjectTiles>,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+impl TileStore for Flaky {
+    fn put(&self, path: &str, data: &[u8]) -> Result<(), StorageError> {
+        self.inner.put(path, data)
+    }
+    fn put_batch(&self, writes: &[TileWrite]) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self
+            .failures
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.inner.put_batch(&writes[..1])?;
+            return Err(StorageError::io(
+                "the object store",
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+            ));
+        }
+        self.inner.put_batch(writes)
+    }
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(path)
+    }
+    fn delete(&self, path: &str) -> Result<(), StorageError> {
+        self.inner.delete(path)
+    }
+    fn create_only(&self) -> bool {
+        true
+    }
+}
+
+/// Store faults: the object store fails mid-batch for a while. Requests are refused
+/// (503) meanwhile, the committer retries the same staged batch, the log resumes when the
+/// store answers again, and nothing acknowledged is lost, before or after a reopen.
+#[test]
+fn the_log_resumes_when_the_object_store_returns() {
+    let Some(url) = services::postgres_url("the_log_resumes_when_the_object_store_returns") else {
+        return;
+    };
+    let log_name = unique_prefix("store-faults");
+    let tiles = Arc::new(Flaky {
+        inner: Arc::new(in_memory_bucket("log")),
+        failures: 0.into(),
+    });
+    let mut h = Harness::new("conformance");
+    let open = |h: &mut Harness| {
+        let lock =
+            Arc::new(PgLock::open(&url, &log_name, pg_options(5_000, Some(10_000))).unwrap());
+        let log = LogBackends {
+            tiles: tiles.clone(),
+            lock,
+        };
+        let (opened, _) = h.open_with(
+            Backends::with_log(log.clone(), h.keys(), RecordsIn::Memory).unwrap(),
+            |o| o.commit_retry = (Duration::from_millis(10), Duration::from_millis(40)),
+        );
+        (opened, log)
+    };
+    let (log, _) = open(&mut h);
+    for n in 0..5 {
+        h.publish(&log, n).unwrap();
+    }
+    tiles.failures.store(4, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        h.publish(&log, 5).is_err(),
+        "acknowledged while the store failed"
+    );
+    // Resubmit until the log takes writes again (the retried batch may have landed:
+    // then this is a duplicate of it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match h.publish(&log, 5) {
+            Ok(_) => break,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "never resumed: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(tiles.failures.load(std::sync::atomic::Ordering::SeqCst), 0);
+    for n in 6..10 {
+        h.publish(&log, n).unwrap();
+    }
+    drop(log);
+    let (log, storage) = open(&mut h);
+    h.check(&log, &storage, &[]);
+}
