@@ -111,7 +111,7 @@ fn build_store(store: &PosixTiles, lock: &PosixLock, size: u64, signer: &Signer)
             size: checkpoint.size,
             signed: &next,
         };
-        commit(store, lock, &writes, old, new).unwrap();
+        commit(store, lock, &writes, &[], old, new).unwrap();
         signed = next;
     }
     signed

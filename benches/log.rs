@@ -71,7 +71,7 @@ fn durable_appends(c: &mut Criterion) {
                     size: checkpoint.size,
                     signed: &signed,
                 };
-                commit(&store, &lock, &writes, old, new).unwrap();
+                commit(&store, &lock, &writes, &[], old, new).unwrap();
                 installed = Some((checkpoint.size, signed));
             })
         });

@@ -67,7 +67,7 @@ fn build(data: &Path, count: u64) {
             size: checkpoint.size,
             signed: &next,
         };
-        commit(&tiles, &lock, &writes, old, new).unwrap();
+        commit(&tiles, &lock, &writes, &[], old, new).unwrap();
         committed = checkpoint.size;
         signed = next;
     };

@@ -93,7 +93,7 @@ impl Log {
             size: checkpoint.size,
             signed: &signed,
         };
-        commit(&self.store, &self.lock, &writes, old, new).unwrap();
+        commit(&self.store, &self.lock, &writes, &[], old, new).unwrap();
         self.signed = signed;
         self.index.record(&indexed, self.integrator.size()).unwrap();
         self.index.persist_if_full().unwrap();

@@ -307,7 +307,7 @@ fn write_log(dir: &Path, entries: &[Vec<u8>], key: &Signer) {
         size: integrator.size(),
         signed: &note.to_bytes(),
     };
-    commit(&store, &lock, &writes, None, new).unwrap();
+    commit(&store, &lock, &writes, &[], None, new).unwrap();
 }
 
 /// A publication leaf whose request was changed after the publisher signed it, with an

@@ -8,6 +8,7 @@
 //!
 //! May import every module of the crate; nothing imports it but `main.rs`.
 
+mod backends;
 mod check;
 mod config;
 mod connections;

@@ -1,5 +1,5 @@
-//! `srcos-catalog serve`: chooses the storage backends (the POSIX data directory, the
-//! records on disk or in memory), opens the log on them, and serves it over HTTP, with
+//! `srcos-catalog serve`: chooses the storage backends (the POSIX data directory, or an
+//! S3 bucket coordinated by PostgreSQL: `backends`; the records on disk or in memory), opens the log on them, and serves it over HTTP, with
 //! the operational endpoints (`/healthz`, `/readyz`, `/metrics`, on `--metrics-listen`
 //! when given) and the flags from `--config FILE.toml` (see `config`).
 
@@ -14,7 +14,7 @@ use super::{default_data_dir, runtime, CliError, Context};
 use crate::keyfile::read_verifier;
 use crate::log::snapshot::SnapshotCheck;
 use crate::log::{Log, LogOptions};
-use crate::storage::{Backends, RecordsIn};
+use crate::storage::RecordsIn;
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -80,6 +80,26 @@ pub struct ServeArgs {
     /// API listener (where /metrics then answers 404).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// Keep the tiles in this S3 bucket (`s3://BUCKET/PREFIX`) instead of DATA/log/;
+    /// needs --coordinator. Endpoint, region, path style and credentials come from the
+    /// environment (docs/deployment.md), never from flags.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    store: Option<String>,
+    /// Keep the checkpoint, the sequencer lease and the batch journal in this PostgreSQL
+    /// database (`postgres://USER@HOST:PORT/DB`; the password from PGPASSWORD or the
+    /// config file). A second `serve` on the same store waits as a standby until the
+    /// lease is free.
+    #[arg(long, value_name = "postgres://…")]
+    coordinator: Option<String>,
+    /// Run on an object store that silently overwrites create-only writes (the start-up
+    /// probe refuses one otherwise): committed tiles are then protected only by the
+    /// coordinator's journal and fencing.
+    #[arg(long)]
+    accept_overwriting_store: bool,
+    /// How long the sequencer lease lasts without renewal, in milliseconds: a standby
+    /// takes over at most this long after the sequencer died.
+    #[arg(long, default_value_t = 10_000)]
+    lease_ms: u64,
 }
 
 /// `--projection`.
@@ -146,7 +166,13 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     };
     let witnessing = args.witnessing.options()?;
     let opening = || format!("opening the log in {}", args.data.display());
-    let backends = Backends::posix(&args.data, records).context(opening)?;
+    let placement = super::backends::Placement {
+        store: args.store.clone(),
+        coordinator: args.coordinator.clone(),
+        accept_overwriting_store: args.accept_overwriting_store,
+        lease: Duration::from_millis(args.lease_ms.max(100)),
+    };
+    let backends = super::backends::open(&args.data, records, &placement)?;
     let (log, report) = Log::open_with(backends, options).context(opening)?;
     let log = Arc::new(log);
     let blob_store = args.blobs.open(&args.data)?;

@@ -40,6 +40,10 @@ use crate::storage::{
 /// A batch could not be committed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
+    /// A journaling lock did not stage the batch (fenced, or unreachable); nothing of it
+    /// was written.
+    #[error("staging the batch: {0}")]
+    Stage(#[source] StorageError),
     /// A tile of the batch could not be made durable; the checkpoint was not swapped.
     #[error("writing the batch's tiles: {0}")]
     Tiles(#[source] StorageError),
@@ -52,19 +56,36 @@ pub enum CommitError {
     Index(#[source] StorageError),
 }
 
-/// The commit protocol: makes every tile in `writes` durable, then swaps the checkpoint
-/// from `old` (the one installed now; `None` for genesis) to `new`. The swap is the
-/// commit point: until it returns `Ok`, nothing of the batch may be served or answered.
-/// On any error the caller must stop writing (later batches were built on this one).
+/// The commit protocol: stages the batch in a journaling lock (its tiles, checkpoint and
+/// dedup keys made durable there first, so that whoever redoes it writes the same
+/// bytes), makes every tile in `writes` durable, then swaps the checkpoint from `old`
+/// (the one installed now; `None` for genesis) to `new`. The swap is the commit point:
+/// until it returns `Ok`, nothing of the batch may be served or answered. On any error
+/// the caller must stop writing (later batches were built on this one).
 pub fn commit(
     tiles: &dyn TileStore,
     lock: &dyn CheckpointLock,
     writes: &[TileWrite],
+    leaves: &[IndexedLeaf],
     old: Option<LockedCheckpoint<'_>>,
     new: LockedCheckpoint<'_>,
 ) -> Result<(), CommitError> {
+    let started = Instant::now();
+    lock.stage(old, new, writes, leaves)
+        .map_err(CommitError::Stage)?;
+    let staged = started.elapsed();
     tiles.put_batch(writes).map_err(CommitError::Tiles)?;
-    lock.swap(old, new).map_err(CommitError::Checkpoint)
+    let written = started.elapsed();
+    lock.swap(old, new).map_err(CommitError::Checkpoint)?;
+    tracing::trace!(
+        tiles = writes.len(),
+        bytes = writes.iter().map(|w| w.data.len()).sum::<usize>(),
+        stage_us = staged.as_micros() as u64,
+        tiles_us = (written - staged).as_micros() as u64,
+        swap_us = (started.elapsed() - written).as_micros() as u64,
+        "commit phases"
+    );
+    Ok(())
 }
 
 /// Who to answer once a batch is durable.
@@ -172,7 +193,10 @@ fn answer_committed(batch: &mut PreparedBatch) {
 /// (`ENOSPC`, `EMFILE`, `EIO`, a lost reply). A conflict (another writer) or data of the
 /// wrong shape will not go away by waiting.
 fn is_transient(error: &CommitError) -> bool {
-    let (CommitError::Tiles(e) | CommitError::Checkpoint(e) | CommitError::Index(e)) = error;
+    let (CommitError::Stage(e)
+    | CommitError::Tiles(e)
+    | CommitError::Checkpoint(e)
+    | CommitError::Index(e)) = error;
     matches!(e, StorageError::Io { .. } | StorageError::Database(_))
 }
 
@@ -284,6 +308,7 @@ fn commit_batch(
             shared.tiles.as_ref(),
             shared.lock.as_ref(),
             &batch.writes,
+            &batch.indexed,
             Some(old),
             new,
         )?;

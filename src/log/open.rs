@@ -61,6 +61,9 @@ pub struct OpenReport {
     /// Leaves applied to the catalog at start-up: the whole log without a snapshot,
     /// only those after it with one.
     pub replayed: u64,
+    /// Batches a journaling lock held staged (a sequencer died, or was fenced, between
+    /// staging and installing them) that were finished.
+    pub staged_batches: u64,
 }
 
 impl Log {
@@ -96,6 +99,7 @@ impl Log {
             pending_checkpoint: settle_interrupted(tiles.as_ref(), lock.as_ref(), &verifier)?,
             ..OpenReport::default()
         };
+        report.staged_batches = finish_staged(tiles.as_ref(), lock.as_ref(), &verifier)?;
         let committed = match lock.read()? {
             Some(bytes) => Some(open_committed(&bytes, &verifier)?),
             None => None,
@@ -285,6 +289,51 @@ fn settle_interrupted(
     Ok(Some(promote))
 }
 
+/// Finishes every batch a journaling lock holds staged on top of the installed
+/// checkpoint: writes its tiles (the same bytes its sequencer wrote or would have
+/// written) and installs its checkpoint, which must verify with the log key. The tiles
+/// are checked against the checkpoint root afterwards, as for any checkpoint
+/// ([`resume_edge`]). Returns how many were finished.
+fn finish_staged(
+    tiles: &dyn TileStore,
+    lock: &dyn CheckpointLock,
+    verifier: &Verifier,
+) -> Result<u64, LogError> {
+    let mut finished = 0;
+    while let Some(batch) = lock.staged()? {
+        let checkpoint = match note::open_checkpoint(&batch.signed, verifier) {
+            Ok((checkpoint, _)) if checkpoint.size == batch.new_size => checkpoint,
+            _ => {
+                return Err(LogError::Inconsistent(format!(
+                    "a staged batch to size {} does not carry a checkpoint of that size                      signed by the log key",
+                    batch.new_size
+                )))
+            }
+        };
+        let current = lock.read()?;
+        let old = match (&current, batch.old_size) {
+            (Some(signed), Some(size)) => Some(LockedCheckpoint { size, signed }),
+            (None, None) => None,
+            _ => {
+                return Err(LogError::Inconsistent(
+                    "a staged batch does not extend the installed checkpoint".into(),
+                ))
+            }
+        };
+        tiles.put_batch(&batch.writes)?;
+        lock.swap(
+            old,
+            LockedCheckpoint {
+                size: checkpoint.size,
+                signed: &batch.signed,
+            },
+        )?;
+        tracing::info!(size = checkpoint.size, "finished a staged batch");
+        finished += 1;
+    }
+    Ok(finished)
+}
+
 /// Reads the right edge of the committed tree back from the tiles.
 fn resume_edge(
     tiles: &dyn TileStore,
@@ -358,7 +407,7 @@ fn write_genesis(
         size: checkpoint.size,
         signed: &signed,
     };
-    commit(tiles, lock, &writes, None, new)?;
+    commit(tiles, lock, &writes, &[], None, new)?;
     Ok((
         Head {
             checkpoint,

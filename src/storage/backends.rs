@@ -94,6 +94,38 @@ impl Backends {
         })
     }
 
+    /// The tiles and checkpoint in `log` (an object store and a database, say), with
+    /// the lookup index and the catalog's records in the local directory `data_dir`
+    /// (`lookup/`, `projection/`), both rebuilt from the log when behind.
+    ///
+    /// Refuses a create-only tile store under a lock that does not journal batches:
+    /// leftovers of a batch that was never committed would then be rewritten with other
+    /// bytes, which such a store refuses, and the log would stop.
+    pub fn with_log(
+        log: LogBackends,
+        data_dir: &Path,
+        records: RecordsIn,
+    ) -> Result<Backends, StorageError> {
+        if log.tiles.create_only() && !log.lock.journals() {
+            return Err(StorageError::Refused(
+                "a create-only tile store (an object store) needs a checkpoint lock that                  journals batches (--coordinator postgres://…)"
+                    .into(),
+            ));
+        }
+        let dir_lock = DataDirLock::exclusive(data_dir)?;
+        let index = Box::new(Index::open(&data_dir.join("lookup"))?);
+        let records: Box<dyn RecordStore> = match records {
+            RecordsIn::Disk => Box::new(DiskRecordStore::open_fresh(&data_dir.join("projection"))?),
+            RecordsIn::Memory => Box::new(MemoryStore::default()),
+        };
+        Ok(Backends {
+            log,
+            index,
+            records,
+            dir_lock: Some(dir_lock),
+        })
+    }
+
     /// Everything in memory, around `log` (clone a [`MemoryLog`] to reopen it).
     pub fn memory(log: &MemoryLog) -> Backends {
         Backends {

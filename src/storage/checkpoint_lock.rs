@@ -7,9 +7,29 @@
 //! database fits it in one statement (`UPDATE checkpoint SET size = $1, body = $2 WHERE
 //! size = $3`); the POSIX driver writes `checkpoint.pending` and renames it.
 //!
-//! May import: the storage error only.
+//! A lock MAY also journal batches ([`CheckpointLock::journals`]): the engine then
+//! stages each batch (its tiles and its signed checkpoint) in the lock before it writes
+//! any tile, and whoever opens the log next finishes a staged batch that extends the
+//! installed checkpoint. A batch's tiles are then fixed once staged, so a tile store may
+//! be create-only ([`super::TileStore::create_only`]): every rewrite carries the same
+//! bytes. The PostgreSQL lock journals; the POSIX and memory locks do not.
+//!
+//! May import: the storage error and the other ports' value types.
 
-use super::StorageError;
+use super::{IndexedLeaf, StorageError, TileWrite};
+
+/// A batch staged in a journaling lock and not yet installed.
+#[derive(Debug, Clone)]
+pub struct StagedBatch {
+    /// The size of the checkpoint it extends (`None`: genesis).
+    pub old_size: Option<u64>,
+    /// The size of its checkpoint.
+    pub new_size: u64,
+    /// Its signed checkpoint.
+    pub signed: Vec<u8>,
+    /// Every tile it writes.
+    pub writes: Vec<TileWrite>,
+}
 
 /// A signed checkpoint as the lock stores it: its tree size and its exact bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,5 +81,37 @@ pub trait CheckpointLock: Send + Sync {
     fn settle(&self, finish: bool) -> Result<(), StorageError> {
         let _ = finish;
         Ok(())
+    }
+
+    /// Whether this lock journals batches ([`CheckpointLock::stage`]). Default `false`.
+    fn journals(&self) -> bool {
+        false
+    }
+
+    /// Makes the batch `old` → `new` durable before any of its tiles is written: its
+    /// tiles, its signed checkpoint and its leaves' dedup keys.
+    ///
+    /// - A journaling lock MUST be durable when it returns `Ok`, and MUST refuse with
+    ///   [`StorageError::Conflict`] when the caller may no longer write (fenced) or the
+    ///   current checkpoint is not `old`.
+    /// - MUST accept the same batch staged again (a retry) and MUST refuse another batch
+    ///   from the same `old` with [`StorageError::Conflict`].
+    /// - A lock that does not journal does nothing (the default).
+    fn stage(
+        &self,
+        old: Option<LockedCheckpoint<'_>>,
+        new: LockedCheckpoint<'_>,
+        writes: &[TileWrite],
+        leaves: &[IndexedLeaf],
+    ) -> Result<(), StorageError> {
+        let _ = (old, new, writes, leaves);
+        Ok(())
+    }
+
+    /// The staged batch that extends the current checkpoint, if any: the engine writes
+    /// its tiles and swaps to its checkpoint at open, before anything else is signed.
+    /// A successful swap drops every staged batch it supersedes. Default: none.
+    fn staged(&self) -> Result<Option<StagedBatch>, StorageError> {
+        Ok(None)
     }
 }

@@ -13,7 +13,9 @@
 //! Drivers, one file per port: [`posix::PosixTiles`] and [`posix::PosixLock`] (the
 //! tlog-tiles directory and its `checkpoint.pending` + rename), [`index::Index`] (sorted
 //! run files), [`records::DiskRecordStore`] (slot file + sled), and [`memory`] (tiles, lock
-//! and index in memory, with fault injection). [`Backends`] bundles one driver per port;
+//! and index in memory, with fault injection), [`object::ObjectTiles`] (tiles on S3 or
+//! any S3-compatible bucket, create-only) and [`postgres::PgLock`] (the checkpoint in
+//! PostgreSQL, with the sequencer lease, its fencing epoch and the batch journal). [`Backends`] bundles one driver per port;
 //! the command line chooses them ([`Backends::posix`]) and hands them to the engine.
 //! The commit protocol itself (tiles durable, then the checkpoint swap) and recovery
 //! belong to the engine (`log`), not to any driver.
@@ -31,12 +33,15 @@ pub mod durable;
 pub mod index;
 mod lookup_index;
 pub mod memory;
+pub mod object;
 pub mod posix;
+pub mod postgres;
 pub mod records;
+mod remote;
 mod tile_store;
 
 pub use backends::{Backends, LogBackends, RecordsIn};
-pub use checkpoint_lock::{CheckpointLock, LockedCheckpoint};
+pub use checkpoint_lock::{CheckpointLock, LockedCheckpoint, StagedBatch};
 pub use lookup_index::{IndexedLeaf, LookupIndex};
 pub use tile_store::{TileStore, TileWrite};
 
@@ -64,6 +69,10 @@ pub enum StorageError {
     /// expected (another writer, or a lock out of step with the engine).
     #[error("checkpoint lock: {0}")]
     Conflict(String),
+    /// A backend cannot be used as configured (a bad URL, a store that overwrites
+    /// create-only writes, a combination of drivers that is not safe).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl StorageError {

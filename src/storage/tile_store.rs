@@ -28,9 +28,13 @@ pub trait TileStore: Send + Sync {
     /// Stores `data` at `path`.
     ///
     /// - MUST be durable when it returns `Ok`: a crash afterwards loses nothing.
-    /// - MUST replace an object already at `path`. The engine rewrites only paths that
-    ///   no installed checkpoint covers (leftovers of a batch that was never committed),
-    ///   never a committed tile.
+    /// - When [`TileStore::create_only`] is `false`, MUST replace an object already at
+    ///   `path`. The engine rewrites only paths that no installed checkpoint covers
+    ///   (leftovers of a batch that was never committed), never a committed tile.
+    /// - When it is `true`, MUST NOT replace an object: writing the bytes already stored
+    ///   succeeds, other bytes fail with [`StorageError::Conflict`] and change nothing.
+    ///   Such a store is used only with a lock that journals batches
+    ///   ([`super::CheckpointLock::journals`]), so every rewrite carries the same bytes.
     /// - MAY leave a torn or stale object behind when it fails or the process dies; the
     ///   engine never reads a path that no installed checkpoint covers.
     fn put(&self, path: &str, data: &[u8]) -> Result<(), StorageError>;
@@ -62,4 +66,10 @@ pub trait TileStore: Send + Sync {
     /// committed (tlog-tiles allows it; readers cut old partials from the full tile). A
     /// store MAY keep them instead and do nothing.
     fn delete(&self, path: &str) -> Result<(), StorageError>;
+
+    /// Whether `put` is create-only (never replaces an object; see [`TileStore::put`]).
+    /// Default `false`.
+    fn create_only(&self) -> bool {
+        false
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod authority;
 pub mod faults;
+pub mod services;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

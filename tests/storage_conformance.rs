@@ -1,0 +1,570 @@
+//! One conformance suite for every storage driver, as Tessera's conformance binaries:
+//! the same contract checks over the memory, POSIX, object store (object_store's
+//! in-memory store, and a real S3 server: Ceph radosgw) tile stores and the memory,
+//! POSIX and PostgreSQL checkpoint locks; then what only a journaling lock promises (the
+//! batch journal, the lease and its fencing epoch); then a whole log written, reopened
+//! and checked on each combination.
+//!
+//! The real servers come from `.ci/services.sh` (README: Real PostgreSQL and S3). Without
+//! them the tests that need them skip, printing why; with `CI` set they fail.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::faults::Harness;
+use common::services::{self, unique_prefix};
+use srcos_catalog::storage::memory::MemoryLog;
+use srcos_catalog::storage::object::{ObjectStoreConfig, ObjectTiles, OverwriteProbe, StoreUrl};
+use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
+use srcos_catalog::storage::postgres::{PgLock, PgLockOptions};
+use srcos_catalog::storage::{
+    Backends, CheckpointLock, IndexedLeaf, LockedCheckpoint, LogBackends, RecordsIn, StorageError,
+    TileStore, TileWrite,
+};
+use srcos_catalog::tiles::{TileId, TileKind};
+
+fn conflict<T: std::fmt::Debug>(r: Result<T, StorageError>) -> bool {
+    matches!(r, Err(StorageError::Conflict(_)))
+}
+
+/// A tile store keeps what it acknowledged; on a second put of a path it replaces
+/// (`create_only() == false`) or accepts only the same bytes (`true`); `delete` removes
+/// a tile's partials (or, create-only, keeps everything).
+fn tile_store_contract(name: &str, store: &dyn TileStore) {
+    assert_eq!(store.get("tile/0/000").unwrap(), None, "{name}");
+    store.put("tile/0/000.p/5", b"five").unwrap();
+    assert_eq!(
+        store.get("tile/0/000.p/5").unwrap().as_deref(),
+        Some(&b"five"[..])
+    );
+    // The same bytes again: always fine (a retry, or a batch redone from the journal).
+    store.put("tile/0/000.p/5", b"five").unwrap();
+    let second = store.put("tile/0/000.p/5", b"FIVE");
+    if store.create_only() {
+        assert!(
+            conflict(second),
+            "{name}: a create-only store replaced an object"
+        );
+        assert_eq!(
+            store.get("tile/0/000.p/5").unwrap().as_deref(),
+            Some(&b"five"[..]),
+            "{name}"
+        );
+    } else {
+        second.unwrap();
+        assert_eq!(
+            store.get("tile/0/000.p/5").unwrap().as_deref(),
+            Some(&b"FIVE"[..]),
+            "{name}"
+        );
+    }
+    let tile = |width: u16| TileId {
+        kind: TileKind::Entries,
+        index: 1,
+        width,
+    };
+    let writes: Vec<TileWrite> = [7u16, 256]
+        .iter()
+        .map(|&w| TileWrite {
+            tile: tile(w),
+            data: vec![w as u8; 3],
+        })
+        .collect();
+    store.put_batch(&writes).unwrap();
+    store.put_batch(&writes).unwrap();
+    for write in &writes {
+        assert_eq!(
+            store.get(&write.tile.path()).unwrap(),
+            Some(write.data.clone()),
+            "{name}"
+        );
+    }
+    if store.create_only() {
+        let mut changed = writes.clone();
+        changed[1].data = vec![0xaa; 3];
+        let result = store.put_batch(&changed);
+        assert!(
+            matches!(result, Err(StorageError::Conflict(_))),
+            "{name}: {result:?}"
+        );
+        assert_eq!(
+            store.get(&tile(256).path()).unwrap(),
+            Some(writes[1].data.clone())
+        );
+    }
+    store.put("tile/0/000", b"full").unwrap();
+    store.put("tile/0/001.p/3", b"other").unwrap();
+    store.delete("tile/0/000.p").unwrap();
+    store.delete("tile/0/000.p").unwrap();
+    if !store.create_only() {
+        assert_eq!(store.get("tile/0/000.p/5").unwrap(), None, "{name}");
+    }
+    assert_eq!(
+        store.get("tile/0/000").unwrap().as_deref(),
+        Some(&b"full"[..]),
+        "{name}"
+    );
+    assert_eq!(
+        store.get("tile/0/001.p/3").unwrap().as_deref(),
+        Some(&b"other"[..]),
+        "{name}"
+    );
+}
+
+/// A lock swaps only from the checkpoint it holds (compare-and-swap), and keeps what it
+/// installed across a reopen (`open` gives the same lock again, after the last is gone).
+fn lock_contract(name: &str, open: &dyn Fn() -> Arc<dyn CheckpointLock>) {
+    let at = |size, signed| LockedCheckpoint { size, signed };
+    let lock = open();
+    assert_eq!(lock.read().unwrap(), None, "{name}");
+    assert_eq!(lock.interrupted().unwrap(), None, "{name}");
+    assert!(
+        conflict(lock.swap(Some(at(1, b"one")), at(2, b"two"))),
+        "{name}"
+    );
+    lock.swap(None, at(1, b"one")).unwrap();
+    assert!(conflict(lock.swap(None, at(2, b"two"))), "{name}");
+    assert_eq!(lock.read().unwrap().as_deref(), Some(&b"one"[..]), "{name}");
+    lock.swap(Some(at(1, b"one")), at(2, b"two")).unwrap();
+    assert!(
+        conflict(lock.swap(Some(at(1, b"one")), at(3, b"three"))),
+        "{name}"
+    );
+    drop(lock);
+    let lock = open();
+    assert_eq!(lock.read().unwrap().as_deref(), Some(&b"two"[..]), "{name}");
+    lock.swap(Some(at(2, b"two")), at(3, b"three")).unwrap();
+    drop(lock);
+    assert_eq!(
+        open().read().unwrap().as_deref(),
+        Some(&b"three"[..]),
+        "{name}"
+    );
+}
+
+fn in_memory_bucket(prefix: &str) -> ObjectTiles {
+    ObjectTiles::with_store(
+        Arc::new(object_store::memory::InMemory::new()),
+        prefix,
+        false,
+    )
+    .unwrap()
+}
+
+fn radosgw(test: &str) -> Option<(ObjectTiles, String)> {
+    let env = services::s3(test)?;
+    let prefix = unique_prefix(test);
+    let url = StoreUrl::parse(&format!("s3://{}/{prefix}", env.bucket)).unwrap();
+    let config = ObjectStoreConfig {
+        endpoint: Some(env.endpoint),
+        region: Some(env.region),
+        path_style: true,
+        access_key_id: Some(env.access_key_id),
+        secret_access_key: Some(env.secret_access_key),
+        accept_overwriting_store: false,
+    };
+    let tiles = ObjectTiles::open(&url, &config).unwrap();
+    assert_eq!(tiles.probe(), OverwriteProbe::Refused);
+    Some((tiles, url.to_string()))
+}
+
+fn pg_options(lease_ms: u64, wait_ms: Option<u64>) -> PgLockOptions {
+    PgLockOptions {
+        lease: Duration::from_millis(lease_ms),
+        wait: wait_ms.map(Duration::from_millis),
+        ..PgLockOptions::default()
+    }
+}
+
+#[test]
+fn every_tile_store_meets_the_contract() {
+    tile_store_contract("memory", MemoryLog::new().tiles.as_ref());
+    let dir = common::tempdir();
+    tile_store_contract("posix", &PosixTiles::open(dir.path()).unwrap());
+    tile_store_contract("object store (in memory)", &in_memory_bucket("a/b"));
+    if let Some((tiles, _)) = radosgw("every_tile_store_meets_the_contract") {
+        tile_store_contract("object store (radosgw)", &tiles);
+    }
+}
+
+#[test]
+fn every_checkpoint_lock_meets_the_contract() {
+    let memory = MemoryLog::new();
+    lock_contract("memory", &|| memory.lock.clone());
+    let dir = common::tempdir();
+    lock_contract("posix", &|| Arc::new(PosixLock::open(dir.path()).unwrap()));
+    if let Some(url) = services::postgres_url("every_checkpoint_lock_meets_the_contract") {
+        let name = unique_prefix("lock-contract");
+        lock_contract("postgres", &|| {
+            Arc::new(PgLock::open(&url, &name, pg_options(5_000, Some(10_000))).unwrap())
+        });
+    }
+}
+
+fn tile(width: u16, byte: u8) -> TileWrite {
+    TileWrite {
+        tile: TileId {
+            kind: TileKind::Entries,
+            index: 0,
+            width,
+        },
+        data: vec![byte; 4],
+    }
+}
+
+/// The journal: a batch is staged (tiles, checkpoint, dedup keys) before it is
+/// installed; the next holder of the lease finds exactly the batch that extends the
+/// installed checkpoint; the swap drops it; a second batch from the same checkpoint is
+/// refused.
+#[test]
+fn the_postgres_lock_journals_batches_with_their_dedup_keys() {
+    let Some(url) = services::postgres_url("the_postgres_lock_journals_batches") else {
+        return;
+    };
+    let name = unique_prefix("journal");
+    let at = |size, signed| LockedCheckpoint { size, signed };
+    let lock = PgLock::open(&url, &name, pg_options(5_000, Some(10_000))).unwrap();
+    assert!(lock.journals());
+    assert!(lock.staged().unwrap().is_none());
+    let leaf = |index, key: u8| IndexedLeaf {
+        index,
+        leaf_hash: [key; 32],
+        dedup_key: Some([key; 32]),
+    };
+    lock.stage(None, at(1, b"one"), &[tile(1, 1)], &[]).unwrap();
+    lock.stage(None, at(1, b"one"), &[tile(1, 1)], &[]).unwrap();
+    assert!(conflict(lock.stage(
+        None,
+        at(1, b"ONE"),
+        &[tile(1, 9)],
+        &[]
+    )));
+    lock.swap(None, at(1, b"one")).unwrap();
+    assert!(
+        lock.staged().unwrap().is_none(),
+        "the swap drops the batch it installed"
+    );
+
+    // Staged from an old checkpoint: refused.
+    assert!(conflict(lock.stage(None, at(2, b"two"), &[], &[])));
+    lock.stage(
+        Some(at(1, b"one")),
+        at(3, b"three"),
+        &[tile(3, 3)],
+        &[leaf(1, 7), leaf(2, 8)],
+    )
+    .unwrap();
+    assert_eq!(lock.dedup(&[7; 32]).unwrap(), Some(1));
+    assert_eq!(lock.dedup(&[8; 32]).unwrap(), Some(2));
+    assert_eq!(lock.dedup(&[9; 32]).unwrap(), None);
+    drop(lock); // dies between staging and installing
+
+    let next = PgLock::open(&url, &name, pg_options(5_000, Some(10_000))).unwrap();
+    let staged = next.staged().unwrap().expect("the staged batch survives");
+    assert_eq!((staged.old_size, staged.new_size), (Some(1), 3));
+    assert_eq!(staged.signed, b"three");
+    assert_eq!(staged.writes.len(), 1);
+    assert_eq!(
+        (staged.writes[0].tile.path(), &staged.writes[0].data),
+        (tile(3, 3).tile.path(), &vec![3; 4])
+    );
+    next.swap(Some(at(1, b"one")), at(3, b"three")).unwrap();
+    assert!(next.staged().unwrap().is_none());
+}
+
+/// The lease: a second process waits while the first holds it live; once it lapses (the
+/// holder paused, as with SIGSTOP) the second takes it with a new epoch, and the first
+/// can then neither stage nor install anything, whatever it believes.
+#[test]
+fn a_second_lease_holder_fences_the_first() {
+    let Some(url) = services::postgres_url("a_second_lease_holder_fences_the_first") else {
+        return;
+    };
+    let name = unique_prefix("fencing");
+    let at = |size, signed| LockedCheckpoint { size, signed };
+    // A long lease: its renewal (at open, then every 20 s) does not run in this test, as
+    // a paused process's would not.
+    let first = PgLock::open(&url, &name, pg_options(60_000, Some(1_000))).unwrap();
+    first.swap(None, at(1, b"one")).unwrap();
+    // Held live: a standby waits, here at most 1.5 s, in vain.
+    match PgLock::open(&url, &name, pg_options(60_000, Some(1_500))) {
+        Err(StorageError::Locked(_)) => {}
+        other => panic!("a second holder while the first is live: {other:?}"),
+    }
+    // The first pauses: its lease lapses (expired by hand, as a paused process's would).
+    let expire = {
+        let url = url.clone();
+        let name = name.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                client
+                    .execute(
+                        "UPDATE srcos_log SET lease_until = now() - interval '1 second' WHERE log_name = $1",
+                        &[&name],
+                    )
+                    .await
+                    .unwrap();
+            })
+        })
+    };
+    expire.join().unwrap();
+    let second = PgLock::open(&url, &name, pg_options(60_000, Some(5_000))).unwrap();
+    assert!(second.epoch() > first.epoch());
+    // The old holder resumes: everything it tries is refused.
+    assert!(conflict(first.stage(
+        Some(at(1, b"one")),
+        at(2, b"old"),
+        &[tile(2, 1)],
+        &[]
+    )));
+    assert!(conflict(first.swap(Some(at(1, b"one")), at(2, b"old"))));
+    assert!(first.is_fenced());
+    second
+        .stage(Some(at(1, b"one")), at(2, b"new"), &[tile(2, 2)], &[])
+        .unwrap();
+    assert!(conflict(first.swap(Some(at(1, b"one")), at(2, b"new"))));
+    second.swap(Some(at(1, b"one")), at(2, b"new")).unwrap();
+    assert_eq!(second.read().unwrap().as_deref(), Some(&b"new"[..]));
+    assert!(first.is_fenced() && !second.is_fenced());
+    drop(first); // releasing an epoch that is over changes nothing
+    assert!(PgLock::open(&url, &name, pg_options(60_000, Some(300))).is_err());
+}
+
+/// Tiles on a create-only store need a journaling lock; any other combination is
+/// refused before anything is written.
+#[test]
+fn a_create_only_store_needs_a_journaling_lock() {
+    let memory = MemoryLog::new();
+    let log = LogBackends {
+        tiles: Arc::new(in_memory_bucket("")),
+        lock: memory.lock.clone(),
+    };
+    let dir = common::tempdir();
+    match Backends::with_log(log, dir.path(), RecordsIn::Memory) {
+        Err(StorageError::Refused(_)) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("an object store under a non-journaling lock was accepted"),
+    }
+}
+
+/// A whole log, written, reopened and checked (every acknowledged entry, consistency,
+/// fsck, replay) on the object store under the PostgreSQL lock.
+fn log_round_trip(name: &str, tiles: Arc<ObjectTiles>, url: &str, log_name: &str) {
+    let mut h = Harness::new("conformance");
+    let open = |h: &mut Harness| {
+        let lock = Arc::new(PgLock::open(url, log_name, pg_options(5_000, Some(10_000))).unwrap());
+        let log = LogBackends {
+            tiles: tiles.clone(),
+            lock: lock.clone(),
+        };
+        let backends = Backends::with_log(log.clone(), h.keys(), RecordsIn::Memory).unwrap();
+        let (opened, report) = h.open(backends);
+        (opened, report, log)
+    };
+    let (log, report, _) = open(&mut h);
+    assert!(report.created, "{name}");
+    for n in 0..20 {
+        h.publish(&log, n).unwrap();
+    }
+    drop(log);
+    let (log, report, storage) = open(&mut h);
+    assert!(!report.created, "{name}");
+    assert_eq!(log.head().checkpoint.size, 22, "{name}");
+    assert!(h.publish(&log, 5).unwrap().duplicate, "{name}");
+    for n in 20..30 {
+        h.publish(&log, n).unwrap();
+    }
+    h.check(&log, &storage, &[]);
+}
+
+#[test]
+fn a_log_is_written_and_reopened_on_object_storage_and_postgres() {
+    let Some(url) = services::postgres_url("a_log_is_written_and_reopened_on_object_storage")
+    else {
+        return;
+    };
+    log_round_trip(
+        "in-memory bucket",
+        Arc::new(in_memory_bucket("log")),
+        &url,
+        &unique_prefix("log-memory"),
+    );
+    if let Some((tiles, store)) = radosgw("a_log_is_written_and_reopened_on_object_storage") {
+        log_round_trip("radosgw", Arc::new(tiles), &url, &store);
+    }
+}
+
+/// A tile store that, when told to, writes only the first tile of a batch and then
+/// fails for good (not an I/O error: the committer gives up at once, as if it died).
+struct CutOff {
+    inner: Arc<ObjectTiles>,
+    cut: std::sync::atomic::AtomicBool,
+}
+
+impl TileStore for CutOff {
+    fn put(&self, path: &str, data: &[u8]) -> Result<(), StorageError> {
+        self.inner.put(path, data)
+    }
+    fn put_batch(&self, writes: &[TileWrite]) -> Result<(), StorageError> {
+        if self.cut.load(std::sync::atomic::Ordering::SeqCst) {
+            self.inner.put_batch(&writes[..1])?;
+            return Err(StorageError::Corrupt("cut off after one tile".into()));
+        }
+        self.inner.put_batch(writes)
+    }
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(path)
+    }
+    fn delete(&self, path: &str) -> Result<(), StorageError> {
+        self.inner.delete(path)
+    }
+    fn create_only(&self) -> bool {
+        true
+    }
+}
+
+/// A sequencer that dies after staging a batch and writing part of its tiles loses
+/// nothing: the next one to open the log finishes the batch, writing the same bytes the
+/// create-only store already holds, and the entries are there.
+#[test]
+fn a_batch_staged_before_a_crash_is_finished_by_the_next_holder() {
+    let Some(url) = services::postgres_url("a_batch_staged_before_a_crash") else {
+        return;
+    };
+    let log_name = unique_prefix("staged");
+    let bucket = Arc::new(in_memory_bucket("log"));
+    let tiles = Arc::new(CutOff {
+        inner: bucket.clone(),
+        cut: false.into(),
+    });
+    let mut h = Harness::new("conformance");
+    let open = |h: &mut Harness| {
+        let lock =
+            Arc::new(PgLock::open(&url, &log_name, pg_options(5_000, Some(10_000))).unwrap());
+        let log = LogBackends {
+            tiles: tiles.clone(),
+            lock,
+        };
+        let (opened, report) =
+            h.open(Backends::with_log(log.clone(), h.keys(), RecordsIn::Memory).unwrap());
+        (opened, report, log)
+    };
+    let (log, _, _) = open(&mut h);
+    for n in 0..5 {
+        h.publish(&log, n).unwrap();
+    }
+    let before = log.head().checkpoint.size;
+    tiles.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        h.publish(&log, 5).is_err(),
+        "a batch whose tiles failed was acknowledged"
+    );
+    drop(log);
+    tiles.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (log, report, storage) = open(&mut h);
+    assert_eq!(
+        report.staged_batches, 1,
+        "the staged batch was not finished"
+    );
+    assert_eq!(log.head().checkpoint.size, before + 1);
+    // The entry it finished is a duplicate now, not a second entry.
+    assert!(h.publish(&log, 5).unwrap().duplicate);
+    h.check(&log, &storage, &[]);
+}
+
+/// An object store that refuses (an I/O error, as a timeout or a stopped radosgw gives)
+/// the next `failures` batches after writing their first tile.
+struct Flaky {
+    inner: Arc<ObjectTiles>,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+impl TileStore for Flaky {
+    fn put(&self, path: &str, data: &[u8]) -> Result<(), StorageError> {
+        self.inner.put(path, data)
+    }
+    fn put_batch(&self, writes: &[TileWrite]) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self
+            .failures
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.inner.put_batch(&writes[..1])?;
+            return Err(StorageError::io(
+                "the object store",
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+            ));
+        }
+        self.inner.put_batch(writes)
+    }
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(path)
+    }
+    fn delete(&self, path: &str) -> Result<(), StorageError> {
+        self.inner.delete(path)
+    }
+    fn create_only(&self) -> bool {
+        true
+    }
+}
+
+/// Store faults: the object store fails mid-batch for a while. Requests are refused
+/// (503) meanwhile, the committer retries the same staged batch, the log resumes when the
+/// store answers again, and nothing acknowledged is lost, before or after a reopen.
+#[test]
+fn the_log_resumes_when_the_object_store_returns() {
+    let Some(url) = services::postgres_url("the_log_resumes_when_the_object_store_returns") else {
+        return;
+    };
+    let log_name = unique_prefix("store-faults");
+    let tiles = Arc::new(Flaky {
+        inner: Arc::new(in_memory_bucket("log")),
+        failures: 0.into(),
+    });
+    let mut h = Harness::new("conformance");
+    let open = |h: &mut Harness| {
+        let lock =
+            Arc::new(PgLock::open(&url, &log_name, pg_options(5_000, Some(10_000))).unwrap());
+        let log = LogBackends {
+            tiles: tiles.clone(),
+            lock,
+        };
+        let (opened, _) = h.open_with(
+            Backends::with_log(log.clone(), h.keys(), RecordsIn::Memory).unwrap(),
+            |o| o.commit_retry = (Duration::from_millis(10), Duration::from_millis(40)),
+        );
+        (opened, log)
+    };
+    let (log, _) = open(&mut h);
+    for n in 0..5 {
+        h.publish(&log, n).unwrap();
+    }
+    tiles.failures.store(4, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        h.publish(&log, 5).is_err(),
+        "acknowledged while the store failed"
+    );
+    // Resubmit until the log takes writes again (the retried batch may have landed:
+    // then this is a duplicate of it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match h.publish(&log, 5) {
+            Ok(_) => break,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "never resumed: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(tiles.failures.load(std::sync::atomic::Ordering::SeqCst), 0);
+    for n in 6..10 {
+        h.publish(&log, n).unwrap();
+    }
+    drop(log);
+    let (log, storage) = open(&mut h);
+    h.check(&log, &storage, &[]);
+}
