@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the figures of docs/performance.md in one run: the criterion benches
 # (engine paths and the machine's limits), the scale bench, and the HTTP load
-# (peak, then a sweep that writes docs/load.svg) against a fresh release server.
+# (peak, then a sweep that writes docs/load.svg) against a fresh release server, and
+# restarts with and without a catalog snapshot.
 # Outputs go to target/perf/. Takes about 10 minutes on the 2-core CI machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,9 @@ cargo bench -q --bench engine --bench log --bench merkle --bench note --bench st
   --warm-up-time 1 --measurement-time 4 2>&1 | tee "$out/benches.txt"
 SRCOS_SCALE_ENTRIES="${SRCOS_SCALE_ENTRIES:-10000000}" cargo bench -q --bench scale -- \
   --warm-up-time 1 --measurement-time 4 2>&1 | tee "$out/scale.txt"
+# Restart on a log of real catalog leaves: full replay vs. restoring a snapshot (ADR 0008).
+SRCOS_RESTART_ENTRIES="${SRCOS_RESTART_ENTRIES:-1000000}" cargo bench -q --bench restart \
+  2>&1 | tee "$out/restart.txt"
 
 data=$(mktemp -d -p target)
 mem=$(mktemp -d -p target)
@@ -41,10 +45,16 @@ loadgen --admin-key "$data/admin.key" --sweep "$rates" --duration "${SWEEP_DURAT
   echo "tree size: $(curl -s http://127.0.0.1:18090/v1/log | head -c 200)"
 } | tee "$out/memory.txt"
 stop_server
-# Restart on the same log: start-up replays it into a fresh projection.
+# Restart on the same log, twice: replaying the whole log (snapshots ignored), then
+# restoring the snapshot the clean shutdown wrote and replaying the rest (ADR 0008).
+started=$(date +%s%N)
+start_server "$data" "$out/restart-full.log" --snapshot-check off
+echo "restart (replaying the whole log): $(( ($(date +%s%N) - started) / 1000000 )) ms; $(grep VmRSS /proc/$pid/status)" \
+  | tee -a "$out/memory.txt"
+stop_server
 started=$(date +%s%N)
 start_server "$data" "$out/restart.log"
-echo "restart (replaying the log): $(( ($(date +%s%N) - started) / 1000000 )) ms; $(grep VmRSS /proc/$pid/status)" \
+echo "restart (from the snapshot): $(( ($(date +%s%N) - started) / 1000000 )) ms; $(grep VmRSS /proc/$pid/status); $(grep 'start-up:' "$out/restart.log")" \
   | tee -a "$out/memory.txt"
 stop_server
 

@@ -589,8 +589,9 @@ pub struct SnapshotFinding {
 }
 
 /// Checks every snapshot in the data directory `data_dir` against a full replay of its
-/// log (`replayed`, read from `tiles`): the file's hash, its size and root, and its
-/// state digest against the replay's at the same size.
+/// log (`replayed`, read from `tiles`): the file's hash, its size and root, and both the
+/// state digest it recorded and the digest of the state its records hold (loaded into
+/// memory) against the replay's at the same size.
 pub fn check_against(
     data_dir: &Path,
     tiles: &dyn TileStore,
@@ -601,7 +602,7 @@ pub fn check_against(
         .into_iter()
         .map(|(_, path)| {
             let checked = (|| {
-                let (header, _) = read_header(&path)?;
+                let (header, body_end) = read_header(&path)?;
                 let size = header.size;
                 let problem = (|| {
                     verify_hash(&path)?;
@@ -628,8 +629,19 @@ pub fn check_against(
                     let digest = hex::encode(replayed.catalog.try_state_digest_at(size)?);
                     if digest != header.state_digest {
                         return Err(refused(format!(
-                            "its state digest {} is not the replay's {digest} at size {size}",
+                            "its recorded state digest {} is not the replay's {digest} at size {size}",
                             header.state_digest
+                        )));
+                    }
+                    // The records themselves, not only the digest recorded beside them.
+                    let mut store = MemoryStore::default();
+                    let (admin, _) = load(&path, body_end, &mut store)?;
+                    let restored = Catalog::restore(admin, Box::new(store))
+                        .map_err(|(e, _)| SnapshotError::Records(e))?;
+                    let held = hex::encode(restored.try_state_digest_at(size)?);
+                    if held != digest {
+                        return Err(refused(format!(
+                            "the state its records hold has digest {held}, not the replay's {digest} at size {size}"
                         )));
                     }
                     Ok(())
