@@ -371,25 +371,28 @@ impl CheckpointLock for PgLock {
         );
         let old_param = old_size.map(|s| s as i64);
         let swapped = self.remote.run("installing the checkpoint", async move {
-            let mut client = pool.get().await.map_err(pool_error)?;
-            let tx = client.transaction().await.map_err(db("swap"))?;
-            let n = tx
-                .execute(
-                    "UPDATE srcos_log SET size = $3, checkpoint = $4
-                      WHERE log_name = $1 AND epoch = $2 AND size IS NOT DISTINCT FROM $5",
-                    &[&name, &epoch, &new_size, &signed, &old_param],
+            // One statement, one round trip (prepared once per connection): the
+            // compare-and-swap and the drop of the staged batches it supersedes.
+            let client = pool.get().await.map_err(pool_error)?;
+            let statement = client
+                .prepare_cached(
+                    "WITH upd AS (
+                        UPDATE srcos_log SET size = $3, checkpoint = $4
+                         WHERE log_name = $1 AND epoch = $2
+                           AND size IS NOT DISTINCT FROM $5::bigint
+                        RETURNING log_name),
+                     del AS (
+                        DELETE FROM srcos_staged s USING upd
+                         WHERE s.log_name = upd.log_name AND s.old_size < $3)
+                     SELECT count(*) FROM upd",
                 )
                 .await
                 .map_err(db("swap"))?;
-            if n == 1 {
-                tx.execute(
-                    "DELETE FROM srcos_staged WHERE log_name = $1 AND old_size < $2",
-                    &[&name, &new_size],
-                )
+            let n: i64 = client
+                .query_one(&statement, &[&name, &epoch, &new_size, &signed, &old_param])
                 .await
-                .map_err(db("swap"))?;
-            }
-            tx.commit().await.map_err(db("swap"))?;
+                .map_err(db("swap"))?
+                .get(0);
             Ok(n == 1)
         })?;
         if swapped {
@@ -425,48 +428,56 @@ impl CheckpointLock for PgLock {
             .filter_map(|l| l.dedup_key.map(|k| (k.to_vec(), l.index as i64)))
             .unzip();
         let outcome = self.remote.run("staging the batch", async move {
-            let mut client = pool.get().await.map_err(pool_error)?;
-            let tx = client.transaction().await.map_err(db("stage"))?;
-            // The row lock orders this against a takeover (which bumps the epoch).
-            let current = tx
-                .query_opt(
-                    "SELECT 1 FROM srcos_log
-                      WHERE log_name = $1 AND epoch = $2 AND size IS NOT DISTINCT FROM $3
-                      FOR UPDATE",
-                    &[&name, &epoch, &old_param],
+            // One statement, one round trip (prepared once per connection). The row lock
+            // on the log row (`cur`, with the epoch and size check) orders it against a
+            // takeover, which bumps the epoch; the dedup rows go in only with our batch.
+            let client = pool.get().await.map_err(pool_error)?;
+            let statement = client
+                .prepare_cached(
+                    "WITH cur AS (
+                        SELECT log_name FROM srcos_log
+                         WHERE log_name = $1 AND epoch = $2
+                           AND size IS NOT DISTINCT FROM $3::bigint
+                        FOR UPDATE),
+                     ins AS (
+                        INSERT INTO srcos_staged
+                               (log_name, old_size, new_size, epoch, checkpoint, tiles)
+                        SELECT log_name, $4::bigint, $5::bigint, $2, $6::bytea, $7::bytea
+                          FROM cur
+                        ON CONFLICT DO NOTHING RETURNING checkpoint),
+                     old AS (
+                        SELECT checkpoint FROM srcos_staged
+                         WHERE log_name = $1 AND old_size = $4::bigint),
+                     dedup AS (
+                        INSERT INTO srcos_dedup (log_name, dedup_key, leaf)
+                        SELECT cur.log_name, t.k, t.i
+                          FROM cur, unnest($8::bytea[], $9::bigint[]) AS t (k, i)
+                         WHERE EXISTS (SELECT 1 FROM ins)
+                            OR EXISTS (SELECT 1 FROM old WHERE checkpoint = $6::bytea)
+                        ON CONFLICT DO NOTHING)
+                     SELECT EXISTS (SELECT 1 FROM cur),
+                            coalesce((SELECT checkpoint FROM ins),
+                                     (SELECT checkpoint FROM old))",
                 )
                 .await
                 .map_err(db("stage"))?;
-            if current.is_none() {
-                return Ok(Some("fenced"));
-            }
-            tx.execute(
-                "INSERT INTO srcos_staged (log_name, old_size, new_size, epoch, checkpoint, tiles)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                &[&name, &old_key, &new_size, &epoch, &signed, &tiles],
-            )
-            .await
-            .map_err(db("stage"))?;
-            let stored: Vec<u8> = tx
+            let row = client
                 .query_one(
-                    "SELECT checkpoint FROM srcos_staged WHERE log_name = $1 AND old_size = $2",
-                    &[&name, &old_key],
+                    &statement,
+                    &[
+                        &name, &epoch, &old_param, &old_key, &new_size, &signed, &tiles, &keys,
+                        &indices,
+                    ],
                 )
                 .await
-                .map_err(db("stage"))?
-                .get(0);
-            if stored != signed {
+                .map_err(db("stage"))?;
+            let (current, stored): (bool, Option<Vec<u8>>) = (row.get(0), row.get(1));
+            if !current {
+                return Ok(Some("fenced"));
+            }
+            if stored.as_deref() != Some(signed.as_slice()) {
                 return Ok(Some("another batch is staged from the same checkpoint"));
             }
-            tx.execute(
-                "INSERT INTO srcos_dedup (log_name, dedup_key, leaf)
-                 SELECT $1, k, i FROM unnest($2::bytea[], $3::bigint[]) AS t (k, i)
-                 ON CONFLICT DO NOTHING",
-                &[&name, &keys, &indices],
-            )
-            .await
-            .map_err(db("stage"))?;
-            tx.commit().await.map_err(db("stage"))?;
             Ok(None)
         })?;
         match outcome {
