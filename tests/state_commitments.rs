@@ -219,3 +219,150 @@ fn a_wrong_commitment_is_caught_by_replay_and_the_monitor() {
     let (code, out) = watchers::monitor_once(&a.server.url, &a.data, &plain, &[]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// `kill -9` while publications (and so commitments) are being sequenced: after the
+/// restart the log commits again from a map rebuilt from the entries, and replay,
+/// which recomputes every committed root from the entries alone, accepts them all.
+#[test]
+fn commitments_survive_kill_9() {
+    let a = Authority::start(&["--state-commit-every", "1", "--batch-max", "16"]);
+    let publisher = a.key("pipeline");
+    a.grant(&publisher.signer, "publisher", &["dev"]);
+    open_policy(&a);
+    let Authority {
+        dir,
+        data,
+        mut server,
+        http: _,
+        admin,
+    } = a;
+    let url = server.url.clone();
+    let signer = publisher.signer.clone();
+    let loader = std::thread::spawn(move || {
+        // Not the tests' `Http`, which panics when the server is gone.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = srcos_catalog::http::HttpClient::new(&url).unwrap();
+        let mut acked = Vec::new();
+        for i in 0..100_000u32 {
+            let hex = subject_hex(&format!("kill-{i}"));
+            let body = request(
+                "quay.io/socios/sourceos-smoke-runner",
+                &hex,
+                "dev",
+                vec![],
+                no_refs(),
+            );
+            let bytes = serde_jcs::to_vec(&body).unwrap();
+            let envelope = srcos_catalog::catalog::sign_envelope(&bytes, &signer).to_json();
+            let sent = rt.block_on(client.post(
+                "/v1/publications",
+                "application/json",
+                envelope.into_bytes().into(),
+            ));
+            match sent {
+                Ok(r) if r.status.as_u16() == 201 => {}
+                _ => break,
+            }
+            acked.push(hex);
+        }
+        acked
+    });
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    server.kill9();
+    let acked = loader.join().unwrap();
+    assert!(!acked.is_empty(), "nothing was published before the kill");
+
+    let server = common::Server::start(&data, &["--state-commit-every", "1"]);
+    let a = Authority {
+        dir,
+        data,
+        http: common::Http::new(&server.url),
+        server,
+        admin,
+    };
+    // One more batch, so that a commitment is made by the restarted server.
+    let (status, body) = a.publish(
+        &publisher.signer,
+        &request(
+            "quay.io/socios/sourceos-smoke-runner",
+            &subject_hex("after"),
+            "dev",
+            vec![],
+            no_refs(),
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let vkey = a.data.join("log.vkey");
+    let out = cli(&[
+        "replay",
+        "--server",
+        &a.server.url,
+        "--log-vkey",
+        vkey.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = format!("{PREFIX}sourceos-smoke-runner");
+    for hex in [
+        acked[0].clone(),
+        acked[acked.len() - 1].clone(),
+        subject_hex("after"),
+    ] {
+        let subject = format!("quay.io/socios/sourceos-smoke-runner@sha256:{hex}");
+        let (code, out) = check(&a, &target, &subject, "dev", &[]);
+        assert_eq!(code, 0, "{out}");
+    }
+}
+
+/// Hostile or wrong queries get a precise 4xx; a log that does not commit answers 404.
+#[test]
+fn state_proof_queries_are_checked() {
+    let plain = Authority::start(&[]);
+    let (status, body) = plain.get_json(&format!(
+        "/v1/state/proofs?subject=sha256%3A{}",
+        "a".repeat(64)
+    ));
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("--state-commit-every"),
+        "{body}"
+    );
+
+    let a = Authority::start(&["--state-commit-every", "1"]);
+    let publisher = a.key("pipeline");
+    a.grant(&publisher.signer, "publisher", &["dev"]);
+    let digest = format!("sha256%3A{}", "a".repeat(64));
+    for query in [
+        String::new(),
+        "subject=sha256%3Axyz".to_string(),
+        format!("subject={}", "a".repeat(64)),
+        format!("subject={digest}&bogus=1"),
+        format!("subject={digest}&channel=dev"),
+        format!("target=nope&subject={digest}"),
+        format!(
+            "target=sourceos%3A%2F%2Fcatalog%2Fimages%2Fx&channel={}",
+            "c".repeat(100)
+        ),
+        "key=not-a-key".to_string(),
+        format!("subject={digest}&tree_size=01"),
+    ] {
+        let (status, body) = a.get_json(&format!("/v1/state/proofs?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+    }
+    // A size that is no commitment.
+    let (status, body) = a.get_json(&format!("/v1/state/proofs?subject={digest}&tree_size=1"));
+    assert_eq!(status, 404, "{body}");
+    // The commitment at size 2 (leaf 2 follows the grant at leaf 1) answers.
+    let (status, body) = a.get_json(&format!("/v1/state/proofs?subject={digest}&tree_size=2"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["value"], serde_json::Value::Null);
+}

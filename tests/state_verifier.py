@@ -154,7 +154,8 @@ def check_vectors(path):
 # --- receipts (receipts.md, note.md): checkpoint signature and RFC 9162 inclusion ---
 
 def vkey_parts(vkey):
-    name, keyhash, b64 = vkey.strip().split("+")
+    # The name holds no "+", but the base64 may.
+    name, keyhash, b64 = vkey.strip().split("+", 2)
     raw = base64.b64decode(b64)
     if raw[0] != 1 or len(raw) != 33:
         raise Refused("not an Ed25519 verifier key")

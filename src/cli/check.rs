@@ -51,7 +51,8 @@ pub struct CheckArgs {
     save: Option<PathBuf>,
 }
 
-/// Runs `check`: Ok(true) when the answer is yes.
+/// Answers the question: `Ok(Ok(summary))` yes, `Ok(Err(reason))` no, `Err` when it
+/// could not be asked (bad flags, unreadable key, unreachable server).
 fn answer(args: &CheckArgs) -> Result<Result<String, String>, CliError> {
     let log_key = read_verifier(&args.log_vkey)?;
     let witnesses = args
