@@ -46,7 +46,7 @@ enum Command {
     /// Generate a key pair: PREFIX.key (mode 0600) and PREFIX.vkey.
     Keygen(keygen::KeygenArgs),
     /// Run the authority's HTTP server on a data directory (created on first start).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Grant a key the publisher or reviewer role under target prefixes and channels.
     Grant(submit::GrantArgs),
     /// Sign a publication request, submit it, verify the receipt, and save it.
@@ -137,7 +137,7 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keygen(args) => keygen::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Grant(args) => submit::run_grant(args),
         Command::Publish(args) => submit::run_publish(args),
         Command::Request(command) => from_reports::run(command),
