@@ -51,22 +51,20 @@ pub struct CheckArgs {
     save: Option<PathBuf>,
 }
 
-/// Answers the question: `Ok(Ok(summary))` yes, `Ok(Err(reason))` no, `Err` when it
-/// could not be asked (bad flags, unreadable key, unreachable server).
-fn answer(args: &CheckArgs) -> Result<Result<String, String>, CliError> {
+/// The answer to the consumer's question.
+enum Answer {
+    /// Yes, with a one-line summary of what was proved.
+    Yes(String),
+    /// No, with the reason (the first requirement that fails, or why the proof does not
+    /// verify).
+    No(String),
+}
+
+/// Answers the question; `Err` when it could not be asked (bad flags, unreadable key,
+/// unreachable server).
+fn answer(args: &CheckArgs) -> Result<Answer, CliError> {
     let log_key = read_verifier(&args.log_vkey)?;
-    let witnesses = args
-        .witness_vkeys
-        .iter()
-        .map(|path| read_verifier(path))
-        .collect::<Result<Vec<_>, _>>()?;
-    let quorum = args.quorum.unwrap_or(usize::from(!witnesses.is_empty()));
-    if quorum > witnesses.len() {
-        return Err(CliError(format!(
-            "--quorum {quorum} needs at least {quorum} --witness-vkey, got {}",
-            witnesses.len()
-        )));
-    }
+    let (witnesses, quorum) = super::verify::witness_policy(&args.witness_vkeys, args.quorum)?;
     let max_age_ms = args
         .max_age
         .as_deref()
@@ -100,11 +98,11 @@ fn answer(args: &CheckArgs) -> Result<Result<String, String>, CliError> {
     };
     let bundle = match StateProofBundle::from_json(&bytes) {
         Ok(b) => b,
-        Err(e) => return Ok(Err(format!("the proof does not verify: {e}"))),
+        Err(e) => return Ok(Answer::No(format!("the proof does not verify: {e}"))),
     };
     let lookup = match bundle.verify(&log_key, &witnesses, quorum) {
         Ok(l) => l,
-        Err(e) => return Ok(Err(format!("the proof does not verify: {e}"))),
+        Err(e) => return Ok(Answer::No(format!("the proof does not verify: {e}"))),
     };
     let want = Expectation {
         target: args.target.clone(),
@@ -114,7 +112,10 @@ fn answer(args: &CheckArgs) -> Result<Result<String, String>, CliError> {
         max_age_ms,
         now_ms: crate::log::now_ms(),
     };
-    Ok(check_entry(&lookup, &want))
+    Ok(match check_entry(&lookup, &want) {
+        Ok(summary) => Answer::Yes(summary),
+        Err(not_met) => Answer::No(not_met.to_string()),
+    })
 }
 
 /// Fetches the entry proof for `target` and `digest` from `url`.
@@ -158,11 +159,11 @@ fn percent_encode(s: &str) -> String {
 /// Runs `check` and returns its exit code: 0 yes, 1 no (with the reason on stderr).
 pub fn run(args: CheckArgs) -> std::process::ExitCode {
     match answer(&args) {
-        Ok(Ok(summary)) => {
+        Ok(Answer::Yes(summary)) => {
             println!("{summary}");
             std::process::ExitCode::SUCCESS
         }
-        Ok(Err(reason)) => {
+        Ok(Answer::No(reason)) => {
             eprintln!("NOT OK: {reason}");
             std::process::ExitCode::FAILURE
         }

@@ -8,6 +8,7 @@ use clap::Args;
 use super::{CliError, Context};
 use crate::catalog::format_rfc3339_ms;
 use crate::keyfile::read_verifier;
+use crate::note::Verifier;
 use crate::receipt::Receipt;
 
 /// Arguments of `verify`.
@@ -27,21 +28,30 @@ pub struct VerifyArgs {
     receipt: PathBuf,
 }
 
-/// Verifies and prints a one-line summary.
-pub fn run(args: VerifyArgs) -> Result<(), CliError> {
-    let log_key = read_verifier(&args.log_vkey)?;
-    let witnesses = args
-        .witness_vkeys
+/// The witnesses `--witness-vkey` names and the quorum of them required: `--quorum`,
+/// or one when any witness is given. More than there are witnesses is a usage error.
+pub(super) fn witness_policy(
+    vkeys: &[PathBuf],
+    quorum: Option<usize>,
+) -> Result<(Vec<Verifier>, usize), CliError> {
+    let witnesses = vkeys
         .iter()
         .map(|path| read_verifier(path))
         .collect::<Result<Vec<_>, _>>()?;
-    let quorum = args.quorum.unwrap_or(usize::from(!witnesses.is_empty()));
+    let quorum = quorum.unwrap_or(usize::from(!witnesses.is_empty()));
     if quorum > witnesses.len() {
         return Err(CliError(format!(
             "--quorum {quorum} needs at least {quorum} --witness-vkey, got {}",
             witnesses.len()
         )));
     }
+    Ok((witnesses, quorum))
+}
+
+/// Verifies and prints a one-line summary.
+pub fn run(args: VerifyArgs) -> Result<(), CliError> {
+    let log_key = read_verifier(&args.log_vkey)?;
+    let (witnesses, quorum) = witness_policy(&args.witness_vkeys, args.quorum)?;
     let bytes =
         std::fs::read(&args.receipt).context(|| format!("reading {}", args.receipt.display()))?;
     let receipt = Receipt::from_json(&bytes).context(|| args.receipt.display().to_string())?;

@@ -23,62 +23,135 @@ pub struct Expectation {
     pub now_ms: u64,
 }
 
+/// Why the answer is no: the first requirement that does not hold. Its `Display` is
+/// the reason `check` prints (and a test matches on its first word).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotMet {
+    /// The proof answers for another map key than the entry asked about.
+    #[error("the proof is for another key ({key}), not the entry for {target} and {subject}")]
+    OtherKey {
+        /// The key the proof is for (its parts, debug-formatted).
+        key: String,
+        /// The target asked about.
+        target: String,
+        /// The subject digest asked about.
+        subject: String,
+    },
+    /// The newest commitment is older than `--max-age`.
+    #[error(
+        "stale: the newest commitment (tree size {tree_size}) was made at {committed}, \
+         {age_s} s ago, more than --max-age {max_s} s"
+    )]
+    Stale {
+        /// The committed tree size.
+        tree_size: u64,
+        /// When it was committed (RFC 3339).
+        committed: String,
+        /// Its age in seconds.
+        age_s: u64,
+        /// The limit in seconds.
+        max_s: u64,
+    },
+    /// The map holds no entry for the key.
+    #[error("absent: no entry for {target} and {subject} in the state committed at tree size {tree_size}")]
+    Absent {
+        /// The target asked about.
+        target: String,
+        /// The subject digest asked about.
+        subject: String,
+        /// The committed tree size.
+        tree_size: u64,
+    },
+    /// The committed value is not an entry value (a sequencer bug or a forged map).
+    #[error("the committed entry does not decode: {0}")]
+    Undecodable(String),
+    /// The entry's subject has another name than the one asked about.
+    #[error("the entry's subject is named {found:?}, not {wanted:?}")]
+    OtherName {
+        /// The committed name.
+        found: String,
+        /// The name asked about.
+        wanted: String,
+    },
+    /// The entry's status is not `published` (revoked, superseded, restricted, draft…).
+    #[error("{status}: the entry's status is {status} since leaf {leaf} (channel {channel})")]
+    NotPublished {
+        /// The committed status.
+        status: String,
+        /// The last leaf behind the entry.
+        leaf: u64,
+        /// The committed channel.
+        channel: String,
+    },
+    /// The entry is published on another channel.
+    #[error("other channel: the entry is published on {found}, not {wanted} (since leaf {leaf})")]
+    OtherChannel {
+        /// The committed channel.
+        found: String,
+        /// The channel asked about.
+        wanted: String,
+        /// The last leaf behind the entry.
+        leaf: u64,
+    },
+}
+
 /// Answers the consumer: `Ok` with a one-line summary when every requirement holds,
-/// `Err` with the first reason it does not.
-pub fn check_entry(lookup: &VerifiedLookup, want: &Expectation) -> Result<String, String> {
+/// [`NotMet`] with the first reason it does not.
+pub fn check_entry(lookup: &VerifiedLookup, want: &Expectation) -> Result<String, NotMet> {
     let key = MapKey::Entry {
         target: want.target.clone(),
         subject: want.subject_digest.clone(),
     };
     if lookup.key != key {
-        return Err(format!(
-            "the proof is for another key ({:?}), not the entry for {} and {}",
-            lookup.key.parts(),
-            want.target,
-            want.subject_digest
-        ));
+        return Err(NotMet::OtherKey {
+            key: format!("{:?}", lookup.key.parts()),
+            target: want.target.clone(),
+            subject: want.subject_digest.clone(),
+        });
     }
     let committed = format_rfc3339_ms(lookup.committed_at_ms).unwrap_or_default();
     if let Some(max) = want.max_age_ms {
         let age = want.now_ms.saturating_sub(lookup.committed_at_ms);
         if age > max {
-            return Err(format!(
-                "stale: the newest commitment (tree size {}) was made at {committed}, {} s ago, \
-                 more than --max-age {} s",
-                lookup.tree_size,
-                age / 1000,
-                max / 1000
-            ));
+            return Err(NotMet::Stale {
+                tree_size: lookup.tree_size,
+                committed,
+                age_s: age / 1000,
+                max_s: max / 1000,
+            });
         }
     }
     let Some(bytes) = &lookup.value else {
-        return Err(format!(
-            "absent: no entry for {} and {} in the state committed at tree size {}",
-            want.target, want.subject_digest, lookup.tree_size
-        ));
+        return Err(NotMet::Absent {
+            target: want.target.clone(),
+            subject: want.subject_digest.clone(),
+            tree_size: lookup.tree_size,
+        });
     };
-    let entry: EntryValue = serde_json::from_slice(bytes)
-        .map_err(|e| format!("the committed entry does not decode: {e}"))?;
+    let entry: EntryValue =
+        serde_json::from_slice(bytes).map_err(|e| NotMet::Undecodable(e.to_string()))?;
     let last = entry.leaf_indices.last().copied().unwrap_or_default();
     if let Some(name) = &want.subject_name {
         if *name != entry.subject_name {
-            return Err(format!(
-                "the entry's subject is named {:?}, not {name:?}",
-                entry.subject_name
-            ));
+            return Err(NotMet::OtherName {
+                found: entry.subject_name,
+                wanted: name.clone(),
+            });
         }
     }
     if entry.status != "published" {
-        return Err(format!(
-            "{}: the entry's status is {} since leaf {last} (channel {})",
-            entry.status, entry.status, entry.channel
-        ));
+        return Err(NotMet::NotPublished {
+            status: entry.status,
+            leaf: last,
+            channel: entry.channel,
+        });
     }
     if entry.channel != want.channel {
-        return Err(format!(
-            "other channel: the entry is published on {}, not {} (since leaf {last})",
-            entry.channel, want.channel
-        ));
+        return Err(NotMet::OtherChannel {
+            found: entry.channel,
+            wanted: want.channel.clone(),
+            leaf: last,
+        });
     }
     Ok(format!(
         "OK: {}@{} is published on {} of {} (leaves {:?}) in the state committed at tree size {} \
@@ -191,17 +264,22 @@ mod tests {
             (Some(entry("stable", "draft")), 90_000, "draft: "),
             (Some(entry("stable", "published")), 30_000, "stale: "),
         ] {
-            let got = check_entry(&lookup(value, at), &want).unwrap_err();
+            let got = check_entry(&lookup(value, at), &want)
+                .unwrap_err()
+                .to_string();
             assert!(got.starts_with(reason), "{got}");
         }
         let mut other = want.clone();
         other.subject_name = Some("quay.io/y".into());
         let got = check_entry(&lookup(Some(entry("stable", "published")), 90_000), &other);
-        assert!(got.unwrap_err().contains("named \"quay.io/x\""));
+        assert!(got.unwrap_err().to_string().contains("named \"quay.io/x\""));
         let mut other = want.clone();
         other.target = "sourceos://catalog/images/z".into();
         let got = check_entry(&lookup(Some(entry("stable", "published")), 90_000), &other);
-        assert!(got.unwrap_err().starts_with("the proof is for another key"));
+        assert!(got
+            .unwrap_err()
+            .to_string()
+            .starts_with("the proof is for another key"));
     }
 
     #[test]

@@ -30,7 +30,7 @@ mod tree;
 pub use bundle::{
     BundleError, StateProofBundle, VerifiedLookup, MAX_BUNDLE_BYTES, STATE_PROOF_MEDIA_TYPE,
 };
-pub use check::{check_entry, parse_duration_ms, Expectation};
+pub use check::{check_entry, parse_duration_ms, Expectation, NotMet};
 pub use follow::{Committed, FollowError, StateFollower, DEFAULT_KEPT_COMMITMENTS};
 pub use hash::{bit, empty_hash, key_hash, leaf_hash, node_hash, value_hash};
 pub use keys::{
