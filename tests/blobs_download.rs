@@ -85,6 +85,35 @@ fn memory_stays_flat_while_clients_stall_on_a_large_blob() {
     drop(streams);
 }
 
+/// A blob is publisher-supplied bytes that the catalog browser links to: a browser must
+/// neither sniff it into HTML nor run anything in it.
+#[test]
+fn a_download_is_never_sniffed_and_is_sandboxed() {
+    let a = Authority::start(&[]);
+    let (status, hex) = a.upload(b"<html><script>alert(1)</script></html>");
+    assert_eq!(status, 201);
+    let mut stream = stalled_get(&a.server.url, &format!("/v1/blobs/sha256:{hex}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-type: application/octet-stream"),
+        "{head}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(
+        head.contains("content-security-policy: sandbox; default-src 'none'"),
+        "{head}"
+    );
+}
+
 #[test]
 fn downloads_beyond_the_bound_are_told_to_retry() {
     let a = Authority::start(&["--max-blob-downloads", "2"]);

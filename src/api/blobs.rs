@@ -222,6 +222,16 @@ async fn get_inner(app: &AppState, path: &str) -> Result<Response, Problem> {
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    // Publisher-supplied bytes, linked from the catalog browser: never sniffed into HTML,
+    // and sandboxed with nothing allowed should a browser render them anyway.
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
