@@ -6,7 +6,8 @@
 //! - a mirror killed with `kill -9` midway leaves no checkpoint at the destination and,
 //!   run again, skips what is there and completes;
 //! - a tampered entry bundle or hash tile in the source is refused with an error naming
-//!   it, before it (or, for a hash tile, anything) reaches the destination.
+//!   it, before it (or, for a hash tile, anything) reaches the destination;
+//! - with `--coordinator`, the mirrored log is continued by `serve` on S3 + PostgreSQL.
 
 mod common;
 
@@ -394,4 +395,88 @@ fn a_tampered_source_tile_is_refused_before_it_is_copied() {
         stderr.contains("does not verify with the log key"),
         "{stderr}"
     );
+}
+
+/// Moving to the cluster: the embedded log mirrored into a bucket with `--coordinator`
+/// (its checkpoint installed in PostgreSQL too), then `serve --store … --coordinator …`
+/// continues it: the same checkpoint, and new entries on top.
+#[test]
+fn a_mirrored_log_is_continued_on_s3_and_postgres() {
+    let test = "a_mirrored_log_is_continued_on_s3_and_postgres";
+    let Some((s3, bucket)) = s3_env(test) else {
+        return;
+    };
+    let Some(coordinator) = services::postgres_url(test) else {
+        return;
+    };
+    let source = source_log();
+    let out = mirror_ok(
+        &[
+            "--from",
+            source.to_str().unwrap(),
+            "--to",
+            &bucket,
+            "--coordinator",
+            &coordinator,
+        ],
+        Some(&s3),
+    );
+    assert!(out.contains("checkpoint written"), "{out}");
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for key in ["log.key", "log.vkey", "admin.key", "admin.vkey"] {
+        if source.join(key).exists() {
+            std::fs::copy(source.join(key), data.join(key)).unwrap();
+        }
+    }
+    let mut command = Command::new(common::bin());
+    command.args([
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &bucket,
+        "--coordinator",
+        &coordinator,
+    ]);
+    for (k, v) in s3.client_env() {
+        command.env(k, v);
+    }
+    let server = Server::spawn_command(command, &data);
+    let rt = common::multi_thread_runtime();
+    let client = HttpClient::new(&server.url).unwrap();
+    let served = rt
+        .block_on(client.get("/checkpoint"))
+        .unwrap()
+        .body
+        .to_vec();
+    assert_eq!(
+        served,
+        std::fs::read(source.join("log/checkpoint")).unwrap(),
+        "the server did not continue the mirrored log"
+    );
+    let log_key = read_verifier(&data.join("log.vkey")).unwrap();
+    let (before, _) = srcos_catalog::note::open_checkpoint(&served, &log_key).unwrap();
+    let publisher = Signer::generate("mirror.example/second", KeyType::Ed25519).unwrap();
+    let admin = read_signer(&data.join("admin.key")).unwrap();
+    load::grant(&rt, &client, &admin, &publisher.verifier(), "moved");
+    let envelope = load::envelope(&publisher, "moved", 1);
+    let r = rt
+        .block_on(client.post("/v1/publications", "application/json", envelope.into()))
+        .unwrap();
+    assert_eq!(
+        r.status.as_u16(),
+        201,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let (after, _) = srcos_catalog::note::open_checkpoint(
+        &rt.block_on(client.get("/checkpoint")).unwrap().body,
+        &log_key,
+    )
+    .unwrap();
+    assert_eq!(after.size, before.size + 2, "the grant and the publication");
 }

@@ -3,10 +3,13 @@
 //! `checkpoint` object), verified against the signed checkpoint (`log::mirror`).
 //!
 //! The bucket's endpoint and credentials come from the environment, as for `serve`
-//! (`cli::backends`). A destination directory gets the log's `log.vkey` beside its
+//! (`cli::backends`). With `--coordinator`, a bucket destination's checkpoint is also
+//! installed in PostgreSQL (the commit point `serve` reads), which is what moving a log
+//! from the embedded default to the cluster needs. A destination directory gets the log's `log.vkey` beside its
 //! `log/`; never a private key.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 
@@ -16,6 +19,7 @@ use crate::log::mirror::{mirror, MirrorEnd};
 use crate::note::Verifier;
 use crate::storage::object::{ObjectStoreConfig, ObjectTiles, StoreUrl};
 use crate::storage::posix::{DataDirLock, PosixLock, PosixTiles};
+use crate::storage::postgres::{PgLock, PgLockOptions};
 use crate::storage::{CheckpointLock, TileStore};
 
 /// Arguments of `mirror`.
@@ -31,6 +35,15 @@ pub struct MirrorArgs {
     /// The log's verifier key. Default: log.vkey in the source directory.
     #[arg(long)]
     log_vkey: Option<PathBuf>,
+    /// With an s3:// destination: also install the checkpoint in this coordinator
+    /// (postgres://…, as `serve --coordinator`), so that `serve --store … --coordinator
+    /// …` continues the mirrored log. Takes the lease for the copy (waits up to
+    /// --lease-ms for a running holder, then fails): stop the servers first.
+    #[arg(long, value_name = "URL")]
+    coordinator: Option<String>,
+    /// The lease the copy holds in the coordinator, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    lease_ms: u64,
 }
 
 /// One end, opened.
@@ -41,11 +54,16 @@ enum End {
         lock: PosixLock,
         _held: Option<DataDirLock>,
     },
-    Bucket(ObjectTiles),
+    Bucket(Box<ObjectTiles>, Option<PgLock>),
 }
 
 impl End {
-    fn open(spec: &str, writing: bool) -> Result<End, CliError> {
+    /// Opens `spec`; `coordinator` is (URL, lease) for a bucket destination.
+    fn open(
+        spec: &str,
+        writing: bool,
+        coordinator: Option<(&str, Duration)>,
+    ) -> Result<End, CliError> {
         if spec.starts_with("s3://") {
             let url = StoreUrl::parse(spec)?;
             let config = ObjectStoreConfig::from_env();
@@ -54,7 +72,30 @@ impl End {
             } else {
                 ObjectTiles::open_read_only(&url, &config)
             };
-            return Ok(End::Bucket(tiles.context(|| format!("opening {url}"))?));
+            let tiles = tiles.context(|| format!("opening {url}"))?;
+            let lock = match coordinator {
+                Some((coordinator, lease)) => {
+                    let options = PgLockOptions {
+                        lease,
+                        wait: Some(lease),
+                        password: std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()),
+                        ..PgLockOptions::default()
+                    };
+                    Some(
+                        PgLock::open(coordinator, &url.to_string(), options)
+                            .context(|| "opening the coordinator".into())?,
+                    )
+                }
+                None => None,
+            };
+            return Ok(End::Bucket(Box::new(tiles), lock));
+        }
+        if coordinator.is_some() {
+            return Err(CliError(
+                "--coordinator goes with an s3:// destination (a directory's checkpoint is \
+                 its own)"
+                    .into(),
+            ));
         }
         let root = PathBuf::from(spec);
         let log = root.join("log");
@@ -88,14 +129,17 @@ impl End {
                 tiles: tiles as &dyn TileStore,
                 lock: Some(lock as &dyn CheckpointLock),
             },
-            End::Bucket(tiles) => MirrorEnd { tiles, lock: None },
+            End::Bucket(tiles, lock) => MirrorEnd {
+                tiles: tiles.as_ref(),
+                lock: lock.as_ref().map(|l| l as &dyn CheckpointLock),
+            },
         }
     }
 
     fn dir(&self) -> Option<&Path> {
         match self {
             End::Dir { root, .. } => Some(root),
-            End::Bucket(_) => None,
+            End::Bucket(..) => None,
         }
     }
 }
@@ -103,7 +147,7 @@ impl End {
 /// Mirrors the log; prints what was copied.
 pub fn run(args: MirrorArgs) -> Result<(), CliError> {
     super::progress::install();
-    let from = End::open(&args.from, false)?;
+    let from = End::open(&args.from, false, None)?;
     let vkey = match (&args.log_vkey, from.dir()) {
         (Some(path), _) => path.clone(),
         (None, Some(dir)) => dir.join("log.vkey"),
@@ -114,7 +158,16 @@ pub fn run(args: MirrorArgs) -> Result<(), CliError> {
         }
     };
     let log_key = read_verifier(&vkey).context(|| format!("reading {}", vkey.display()))?;
-    let to = End::open(&args.to, true)?;
+    let coordinator = args
+        .coordinator
+        .as_deref()
+        .map(|url| (url, Duration::from_millis(args.lease_ms.max(1))));
+    if coordinator.is_some_and(|(url, _)| {
+        !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    }) {
+        return Err(CliError("--coordinator must be a postgres:// URL".into()));
+    }
+    let to = End::open(&args.to, true, coordinator)?;
     if let Some(dir) = to.dir() {
         keep_vkey(dir, &log_key)?;
     }

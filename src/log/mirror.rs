@@ -64,9 +64,11 @@ pub enum MirrorError {
 pub struct MirrorEnd<'a> {
     /// The tile store.
     pub tiles: &'a dyn TileStore,
-    /// The lock that holds the checkpoint (a directory's `checkpoint` file), or `None`
-    /// when the tile store's served copy is the checkpoint
-    /// ([`TileStore::published_checkpoint`], a bucket).
+    /// The lock that holds the checkpoint (a directory's `checkpoint` file, or a
+    /// bucket's coordinator), or `None` when the tile store's served copy is the
+    /// checkpoint ([`TileStore::published_checkpoint`], a bucket read on its own).
+    /// A destination's lock is swapped, then the tile store's served copy written, as
+    /// the engine commits.
     pub lock: Option<&'a dyn CheckpointLock>,
 }
 
@@ -87,7 +89,8 @@ impl MirrorEnd<'_> {
         match self.lock {
             Some(lock) => {
                 let old = old.map(|(signed, size)| LockedCheckpoint { size, signed });
-                lock.swap(old, LockedCheckpoint { size, signed })
+                lock.swap(old, LockedCheckpoint { size, signed })?;
+                self.tiles.publish_checkpoint(signed, size)
             }
             None => self.tiles.publish_checkpoint(signed, size),
         }
