@@ -3,10 +3,10 @@
 # 1. peak publish throughput and latency on POSIX, then on S3 (radosgw) + PostgreSQL,
 #    back to back with the same loadgen settings; POSIX is the limit the other is given
 #    as a ratio to;
-# 2. database transactions per committed batch on S3 + PostgreSQL (pg_stat_database's
-#    xact_commit over the run, divided by the batches the server's /metrics counted;
-#    every statement of the driver is its own transaction, so this is its round trips,
-#    lease renewals included);
+# 2. database round trips per committed batch on S3 + PostgreSQL: a second, shorter
+#    run with PostgreSQL logging every statement (log_statement = all, reset after),
+#    the statements it logged divided by the batches the server's /metrics counted
+#    (each statement is one round trip; lease renewals included);
 # 3. failover: two `serve` processes on one bucket and database under load; the
 #    sequencer is killed (kill -9) ROUNDS times, and each time the standby's time from
 #    the kill to listening and to answering /readyz with 200 is printed, with the
@@ -15,6 +15,7 @@
 #
 # Needs the servers of .ci/services.sh and their environment:
 #   .ci/services.sh start && . /tmp/srcos-ci/env && benches/failover.sh
+# (the PostgreSQL log is read from $SRCOS_CI_DIR/log/postgres.log, default /tmp/srcos-ci).
 # Outputs go to target/perf/failover/. Takes about 2 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +43,7 @@ export SRCOS_S3_ENDPOINT=$SRCOS_TEST_S3_ENDPOINT AWS_REGION=$SRCOS_TEST_S3_REGIO
 store=s3://$SRCOS_TEST_S3_BUCKET/bench-failover-$$-$(date +%s)
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 psql_() { /usr/lib/postgresql/15/bin/psql -X -q -t -A "$SRCOS_TEST_POSTGRES_URL" -c "$1"; }
-xacts() { psql_ "SELECT sum(xact_commit) FROM pg_stat_database WHERE datname = current_database()"; }
+pglog=${SRCOS_CI_DIR:-/tmp/srcos-ci}/log/postgres.log
 
 # serve DATA PORT LOG [flags…]: starts a server in the background; sets $last_pid.
 serve() {
@@ -79,15 +80,21 @@ kill -TERM "$posix_pid"; wait "$posix_pid" || true
 serve "$work/a" "$PORT_A" "$out/serve-a.log" $(cluster_flags)
 a_pid=$last_pid
 wait_listening "$out/serve-a.log"
-x0=$(xacts); b0=$(batches "$PORT_A")
 peak "$PORT_A" "$work/a" s3-postgres
-sleep 1 # PostgreSQL publishes its statistics about once a second
-x1=$(xacts); b1=$(batches "$PORT_A")
+psql_ "ALTER SYSTEM SET log_statement = 'all'" && psql_ "SELECT pg_reload_conf()" >/dev/null
+trap 'psql_ "ALTER SYSTEM RESET log_statement" && psql_ "SELECT pg_reload_conf()" >/dev/null; cleanup' EXIT
+sleep 0.5
+l0=$(wc -l <"$pglog"); b0=$(batches "$PORT_A")
+"$bin" loadgen --server "http://127.0.0.1:$PORT_A" --admin-key "$work/a/admin.key" --rate max \
+  --duration 5s --connections 64 --max-requests 50000 >"$out/logged-run.txt"
+b1=$(batches "$PORT_A"); l1=$(wc -l <"$pglog")
+psql_ "ALTER SYSTEM RESET log_statement" && psql_ "SELECT pg_reload_conf()" >/dev/null
+statements=$(sed -n "$((l0 + 1)),${l1}p" "$pglog" | grep -cE 'LOG:  (statement|execute [^:]*):' || true)
 posix_rate=$(sed -E 's/.* = ([0-9]+)\/s.*/\1/' "$out/peak-posix.txt")
 s3_rate=$(sed -E 's/.* = ([0-9]+)\/s.*/\1/' "$out/peak-s3-postgres.txt")
 {
   echo "S3 + PostgreSQL / POSIX throughput: $s3_rate / $posix_rate = $(awk "BEGIN {printf \"%.2f\", $s3_rate / $posix_rate}")"
-  echo "database transactions per batch: $((x1 - x0)) / $((b1 - b0)) = $(awk "BEGIN {printf \"%.2f\", ($x1 - $x0) / ($b1 - $b0)}")"
+  echo "database round trips per batch: $statements statements / $((b1 - b0)) batches = $(awk "BEGIN {printf \"%.2f\", $statements / ($b1 - $b0)}")"
 } | tee "$out/summary.txt"
 
 # 3: failover under load. B waits as the standby; the load runs against whoever holds
