@@ -20,6 +20,7 @@ mod committer;
 pub mod fsck;
 pub mod intake;
 pub mod integrator;
+pub mod mirror;
 mod open;
 pub mod reader;
 pub mod replay;

@@ -4,7 +4,9 @@
 
 pub mod authority;
 pub mod backend;
+pub mod contracts;
 pub mod faults;
+pub mod load;
 pub mod services;
 
 use std::io::{BufRead, BufReader};
