@@ -44,12 +44,7 @@ impl Backend {
         Some(Backend::Cluster {
             store: format!("s3://{}/{}", s3.bucket, unique_prefix(test)),
             coordinator,
-            env: vec![
-                ("SRCOS_S3_ENDPOINT", s3.endpoint),
-                ("AWS_REGION", s3.region),
-                ("AWS_ACCESS_KEY_ID", s3.access_key_id),
-                ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key),
-            ],
+            env: s3.client_env(),
         })
     }
 
