@@ -165,14 +165,7 @@ fn check_follows_the_channels_and_a_revocation_flips_it() {
     assert!(out.contains("the proof does not verify"), "{out}");
 
     // Replay re-checks every commitment from the entries alone.
-    let vkey = a.data.join("log.vkey");
-    let out = cli(&[
-        "replay",
-        "--server",
-        &a.server.url,
-        "--log-vkey",
-        vkey.to_str().unwrap(),
-    ]);
+    let out = a.replay();
     assert!(
         out.status.success(),
         "{}",
@@ -193,14 +186,7 @@ fn a_wrong_commitment_is_caught_by_replay_and_the_monitor() {
     ]);
     let publisher = a.key("pipeline");
     a.grant(&publisher.signer, "publisher", &["dev"]);
-    let vkey = a.data.join("log.vkey");
-    let out = cli(&[
-        "replay",
-        "--server",
-        &a.server.url,
-        "--log-vkey",
-        vkey.to_str().unwrap(),
-    ]);
+    let out = a.replay();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -295,14 +281,7 @@ fn commitments_survive_kill_9() {
         ),
     );
     assert_eq!(status, 201, "{body}");
-    let vkey = a.data.join("log.vkey");
-    let out = cli(&[
-        "replay",
-        "--server",
-        &a.server.url,
-        "--log-vkey",
-        vkey.to_str().unwrap(),
-    ]);
+    let out = a.replay();
     assert!(
         out.status.success(),
         "{}",

@@ -20,13 +20,8 @@ pub struct VerifyArgs {
     /// The log's verifier key file.
     #[arg(long)]
     log_vkey: PathBuf,
-    /// A witness's cosignature verifier key file (repeatable).
-    #[arg(long = "witness-vkey")]
-    witness_vkeys: Vec<PathBuf>,
-    /// Cosignatures required from distinct known witnesses (default: 1 when witness
-    /// keys are given, 0 otherwise).
-    #[arg(long)]
-    quorum: Option<usize>,
+    #[command(flatten)]
+    witnesses: WitnessPolicyArgs,
     /// Also check against the log now: the base URL of a server or of a static copy of
     /// its tiles (`http://host/BUCKET/PREFIX`); its checkpoint must extend the receipt's.
     #[arg(long, value_name = "URL")]
@@ -38,17 +33,27 @@ pub struct VerifyArgs {
     receipt: PathBuf,
 }
 
+/// `--witness-vkey` and `--quorum`, shared by every command that verifies a receipt.
+#[derive(Debug, Args)]
+pub(super) struct WitnessPolicyArgs {
+    /// A witness's cosignature verifier key file (repeatable).
+    #[arg(long = "witness-vkey")]
+    witness_vkeys: Vec<PathBuf>,
+    /// Cosignatures required from distinct known witnesses (default: 1 when witness
+    /// keys are given, 0 otherwise).
+    #[arg(long)]
+    quorum: Option<usize>,
+}
+
 /// The witnesses `--witness-vkey` names and the quorum of them required: `--quorum`,
 /// or one when any witness is given. More than there are witnesses is a usage error.
-pub(super) fn witness_policy(
-    vkeys: &[PathBuf],
-    quorum: Option<usize>,
-) -> Result<(Vec<Verifier>, usize), CliError> {
-    let witnesses = vkeys
+pub(super) fn witness_policy(args: &WitnessPolicyArgs) -> Result<(Vec<Verifier>, usize), CliError> {
+    let witnesses = args
+        .witness_vkeys
         .iter()
         .map(|path| read_verifier(path))
         .collect::<Result<Vec<_>, _>>()?;
-    let quorum = quorum.unwrap_or(usize::from(!witnesses.is_empty()));
+    let quorum = args.quorum.unwrap_or(usize::from(!witnesses.is_empty()));
     if quorum > witnesses.len() {
         return Err(CliError(format!(
             "--quorum {quorum} needs at least {quorum} --witness-vkey, got {}",
@@ -61,7 +66,7 @@ pub(super) fn witness_policy(
 /// Verifies and prints a one-line summary.
 pub fn run(args: VerifyArgs) -> Result<(), CliError> {
     let log_key = read_verifier(&args.log_vkey)?;
-    let (witnesses, quorum) = witness_policy(&args.witness_vkeys, args.quorum)?;
+    let (witnesses, quorum) = witness_policy(&args.witnesses)?;
     let bytes =
         std::fs::read(&args.receipt).context(|| format!("reading {}", args.receipt.display()))?;
     let receipt = Receipt::from_json(&bytes).context(|| args.receipt.display().to_string())?;

@@ -237,6 +237,19 @@ impl Authority {
         assert_eq!(status, 200, "{v}");
         v["entries"][0].clone()
     }
+
+    /// Runs `replay` against the server, checked with the log's verifier key: every
+    /// leaf re-applied, every root and state commitment recomputed.
+    pub fn replay(&self) -> std::process::Output {
+        let vkey = self.data.join("log.vkey");
+        super::cli(&[
+            "replay",
+            "--server",
+            &self.server.url,
+            "--log-vkey",
+            vkey.to_str().unwrap(),
+        ])
+    }
 }
 
 /// The 422 `errors` of an answer.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod authority;
+pub mod backend;
 pub mod contracts;
 pub mod faults;
 pub mod load;
