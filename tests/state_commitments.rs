@@ -84,6 +84,7 @@ fn check_follows_the_channels_and_a_revocation_flips_it() {
         &request(name, &hex, "dev", vec![], no_refs()),
     );
     assert_eq!(status, 201, "{body}");
+    a.state_settled();
     let (code, out) = check(&a, &target, &subject, "dev", &["--max-age", "10m"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("OK: "), "{out}");
@@ -106,6 +107,7 @@ fn check_follows_the_channels_and_a_revocation_flips_it() {
     for (from, to) in [("dev", "candidate"), ("candidate", "stable")] {
         let (status, body) = a.promote(&a.admin, &target, &hex, from, to);
         assert_eq!(status, 201, "{body}");
+        a.state_settled();
         let (code, out) = check(&a, &target, &subject, to, &[]);
         assert_eq!(code, 0, "{to}: {out}");
     }
@@ -132,6 +134,7 @@ fn check_follows_the_channels_and_a_revocation_flips_it() {
 
     let (status, body) = a.status(&a.admin, &target, &hex, "revoked");
     assert_eq!(status, 201, "{body}");
+    a.state_settled();
     let (code, out) = check(&a, &target, &subject, "stable", &[]);
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -281,6 +284,7 @@ fn commitments_survive_kill_9() {
         ),
     );
     assert_eq!(status, 201, "{body}");
+    a.state_settled();
     let out = a.replay();
     assert!(
         out.status.success(),
