@@ -93,9 +93,10 @@ impl StateCommits {
             wrong_root,
             batches: AtomicU64::new(0),
             // The size the last commitment named is not known here (the catalog keeps
-            // the leaf indices only); counting it as its own index asks for no idle
-            // commitment until a leaf arrives.
-            last_commitment: Mutex::new(catalog.commitments().last().map(|&c| (c, c))),
+            // the leaf indices only), and the map of it is not kept across a restart:
+            // counting it as naming nothing makes an idle server commit to the state it
+            // restarted with (one leaf), so proofs are served again within 50 ms.
+            last_commitment: Mutex::new(catalog.commitments().last().map(|&c| (c, 0))),
             pending: Mutex::new(Vec::new()),
             sender: Mutex::new((every > 0).then_some(sender)),
             start: Mutex::new((every > 0).then_some((map, receiver))),
@@ -236,10 +237,11 @@ impl StateCommits {
         Ok(leaf)
     }
 
-    /// Whether an idle log should append a commitment now: the last one left leaves
-    /// before it uncovered (it named an earlier size) and the map thread has finished
-    /// them, so a commitment of the current size `size` can be made at once. Without
-    /// it, a log that goes quiet after a batch would never prove that batch's state.
+    /// Whether an idle log should append a commitment now: some leaf of the log of
+    /// size `size` is covered by no commitment (the last one named an earlier size, or
+    /// leaves followed it) and the map thread has finished them, so a commitment of
+    /// `size` can be made at once. Without it, a log that goes quiet after a batch would
+    /// never prove that batch's state. A log that never committed waits for a batch.
     pub fn idle_commit_wanted(&self, size: u64) -> bool {
         if self.every == 0 {
             return false;
@@ -247,7 +249,7 @@ impl StateCommits {
         let Some((leaf, named)) = *lock(&self.last_commitment) else {
             return false;
         };
-        named < leaf && leaf + 1 == size && lock(&self.progress).done.0 == size
+        (named < leaf || leaf + 1 < size) && lock(&self.progress).done.0 == size
     }
 
     /// Makes the next [`StateCommits::due`] true (an idle commitment).
