@@ -413,6 +413,12 @@ impl Log {
         }
     }
 
+    /// The newest tree size whose state map the map thread has finished (`None` when
+    /// the log does not commit to its state): a commitment can name no later size.
+    pub fn state_map_size(&self) -> Option<u64> {
+        self.shared.state_commits.map_size()
+    }
+
     /// Whether the log is not taking writes now: a failed commit is being retried (it
     /// takes writes again once the retry succeeds), or it gave up until a restart.
     pub fn has_failed(&self) -> bool {
@@ -484,6 +490,7 @@ impl Log {
         for thread in threads {
             let _ = thread.join();
         }
+        self.shared.state_commits.stop();
         // A clean shutdown: the batches in flight are committed, so the next start
         // needs to replay nothing.
         if let Some(snapshots) = self.snapshots.as_ref().filter(|_| stopped) {
