@@ -9,18 +9,19 @@
 //! limit measured in the same run, reading and hashing the snapshot file alone.
 //! Plain `main` (no criterion): each figure is one run of a seconds-long operation.
 
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
-use sha2::Digest;
-use srcos_catalog::catalog::{sign_envelope, Catalog, Submission};
+use common::{Committer, Leaves};
 use srcos_catalog::keyfile::generate_key_pair;
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
 use srcos_catalog::log::snapshot::{self, SnapshotCheck};
-use srcos_catalog::log::{commit, Log, LogOptions};
-use srcos_catalog::note::{KeyType, Signer};
+use srcos_catalog::log::{Log, LogOptions};
+use srcos_catalog::note::KeyType;
 use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
-use srcos_catalog::storage::{Backends, LockedCheckpoint, RecordsIn};
+use srcos_catalog::storage::{Backends, RecordsIn};
 
 fn entries() -> u64 {
     if let Some(n) = std::env::var("SRCOS_RESTART_ENTRIES")
@@ -29,7 +30,7 @@ fn entries() -> u64 {
     {
         return n;
     }
-    if std::env::args().any(|a| a == "--bench") {
+    if common::bench_mode() {
         1_000_000
     } else {
         2_000
@@ -47,70 +48,27 @@ fn build(data: &Path, count: u64) {
     )
     .unwrap();
     let (admin, _) = generate_key_pair(&data.join("admin"), "admin", KeyType::Ed25519).unwrap();
-    let publisher = Signer::generate("bench.example/publisher", KeyType::Ed25519).unwrap();
     let tiles = PosixTiles::open(&data.join("log")).unwrap();
     let lock = PosixLock::open(&data.join("log")).unwrap();
-    let mut catalog = Catalog::new();
     let mut integrator = Integrator::new();
     let mut batch = BatchTiles::default();
-    let mut signed: Vec<u8> = Vec::new();
-    let mut committed = 0u64;
-    let mut commit_batch = |integrator: &mut Integrator, batch: &mut BatchTiles| {
-        let writes = integrator.finish(std::mem::take(batch));
-        let checkpoint = integrator.checkpoint(log_key.name());
-        let next = checkpoint.sign(&log_key).unwrap().to_bytes();
-        let old = (committed > 0).then_some(LockedCheckpoint {
-            size: committed,
-            signed: &signed,
-        });
-        let new = LockedCheckpoint {
-            size: checkpoint.size,
-            signed: &next,
-        };
-        commit(&tiles, &lock, &writes, &[], old, new).unwrap();
-        committed = checkpoint.size;
-        signed = next;
-    };
-    let genesis =
-        Catalog::genesis_leaf(log_key.name(), &log_key.verifier(), &[admin.verifier()], 0).unwrap();
-    let mut append = |leaf: &[u8], catalog: &mut Catalog, integrator: &mut Integrator| {
-        catalog.apply(integrator.size(), leaf).unwrap();
-        integrator.append(leaf, &mut batch).unwrap();
+    let mut committer = Committer::default();
+    let (mut leaves, first) = Leaves::begin(&log_key, &admin);
+    let mut append = |leaf: &[u8], integrator: &mut Integrator, batch: &mut BatchTiles| {
+        integrator.append(leaf, batch).unwrap();
         if integrator.size() % 4096 == 0 {
-            commit_batch(integrator, &mut batch);
+            committer.commit(&tiles, &lock, integrator, std::mem::take(batch), &log_key);
         }
     };
-    append(&genesis, &mut catalog, &mut integrator);
-    let admit = |payload: serde_json::Value, signer: &Signer, catalog: &Catalog| {
-        let envelope = sign_envelope(&serde_jcs::to_vec(&payload).unwrap(), signer).to_json();
-        let verified = Submission::parse(envelope.as_bytes())
-            .unwrap()
-            .verify(&catalog.keys())
-            .unwrap();
-        catalog.admit(&verified, 1_700_000_000_000).unwrap()
-    };
-    let grant = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"PublisherGrant",
-        "publisherKey": publisher.verifier().to_vkey(),"role":"publisher",
-        "targetPrefixes":["sourceos://catalog/"],"channels":["*"]});
-    let leaf = admit(grant, &admin, &catalog);
-    append(&leaf, &mut catalog, &mut integrator);
+    for leaf in &first {
+        append(leaf, &mut integrator, &mut batch);
+    }
     for n in 0..count {
-        let digest = hex::encode(sha2::Sha256::digest(n.to_be_bytes()));
-        let request = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
-            "subject":{"name":"quay.io/bench/image","digest":{"sha256": digest}},
-            "targetCatalogRef":"sourceos://catalog/images/bench","channel":"dev",
-            "requesterRef":"socios://pipeline/bench",
-            "evidence":[
-                {"type":"build-receipt","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///build.json","size":1024},
-                {"type":"sbom","mediaType":"application/spdx+json","digest":{"sha256": digest},"uri":"file:///sbom.json","size":1024},
-                {"type":"vulnerability-scan","mediaType":"application/vnd.anchore.grype+json","digest":{"sha256": digest},"uri":"file:///scan.json","size":1024},
-                {"type":"provenance","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///prov.json","size":1024}],
-            "agentplaneRefs":{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}});
-        let leaf = admit(request, &publisher, &catalog);
-        append(&leaf, &mut catalog, &mut integrator);
+        let leaf = leaves.publication(n);
+        append(&leaf, &mut integrator, &mut batch);
     }
     if integrator.size() % 4096 != 0 {
-        commit_batch(&mut integrator, &mut batch);
+        committer.commit(&tiles, &lock, &mut integrator, batch, &log_key);
     }
 }
 
