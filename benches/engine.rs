@@ -18,7 +18,7 @@ use srcos_catalog::log::integrator::{BatchTiles, Integrator};
 use srcos_catalog::log::reader::{TileCache, TreeView};
 use srcos_catalog::log::replay;
 use srcos_catalog::merkle;
-use srcos_catalog::note::{KeyType, Signer};
+use srcos_catalog::note::{batch, KeyType, Signer};
 use srcos_catalog::receipt::Receipt;
 use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
 
@@ -106,6 +106,31 @@ fn limits(c: &mut Criterion) {
     group.bench_function("ed25519_verify", |b| {
         b.iter(|| assert!(verifier.verify_bytes(&message, &signature)))
     });
+    // Batch verification behind the strict-equivalence guard (note::batch, ADR 0010),
+    // per signature: 64 signatures by 4 keys per call.
+    let signers: Vec<Signer> = (0..4)
+        .map(|i| Signer::generate(&format!("k{i}"), KeyType::Ed25519).unwrap())
+        .collect();
+    let messages: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 600]).collect();
+    let signatures: Vec<Vec<u8>> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| signers[i % 4].sign_bytes(m).to_vec())
+        .collect();
+    let verifiers: Vec<_> = signers.iter().map(Signer::verifier).collect();
+    let items: Vec<(&_, &[u8], &[u8])> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (&verifiers[i % 4], m.as_slice(), signatures[i].as_slice()))
+        .collect();
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("ed25519_verify_batch64_guarded", |b| {
+        b.iter(|| assert!(batch::verify_many(&items).iter().all(|v| *v)))
+    });
+    group.bench_function("ed25519_verify_strict_x64", |b| {
+        b.iter(|| assert!(items.iter().all(|(k, m, s)| k.verify_bytes(m, s))))
+    });
+    group.throughput(Throughput::Elements(1));
     let node = [7u8; 65];
     group.bench_function("sha256_node_65B", |b| b.iter(|| sha2::Sha256::digest(node)));
     group.finish();
