@@ -127,6 +127,21 @@ fn limits(c: &mut Criterion) {
     group.bench_function("ed25519_verify_batch64_guarded", |b| {
         b.iter(|| assert!(batch::verify_many(&items).iter().all(|v| *v)))
     });
+    // The same without the guard (NOT strict-equivalent): what batching alone saves.
+    let dalek: Vec<(ed25519_dalek::VerifyingKey, ed25519_dalek::Signature)> = items
+        .iter()
+        .map(|(k, _, s)| {
+            (
+                ed25519_dalek::VerifyingKey::from_bytes(k.public_key()).unwrap(),
+                ed25519_dalek::Signature::from_slice(s).unwrap(),
+            )
+        })
+        .collect();
+    let (keys, sigs): (Vec<_>, Vec<_>) = dalek.into_iter().unzip();
+    let msgs: Vec<&[u8]> = items.iter().map(|(_, m, _)| *m).collect();
+    group.bench_function("ed25519_verify_batch64_unguarded", |b| {
+        b.iter(|| ed25519_dalek::verify_batch(&msgs, &sigs, &keys).unwrap())
+    });
     group.bench_function("ed25519_verify_strict_x64", |b| {
         b.iter(|| assert!(items.iter().all(|(k, m, s)| k.verify_bytes(m, s))))
     });
