@@ -100,7 +100,7 @@ impl LogOptions {
             state_commit_every: 0,
             state_commit_wrong_root: false,
             snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
-            snapshot_check: snapshot::SnapshotCheck::Hash,
+            snapshot_check: snapshot::SnapshotCheck::Index,
         }
     }
 }
