@@ -545,3 +545,63 @@ fn failover_under_load_loses_nothing_acknowledged() {
     drop(sequencer);
     drop(standby.join().unwrap());
 }
+
+/// The bucket's checkpoint copy is written after the swap, so a crash in between leaves
+/// it a batch behind: the next start brings it up to date, without waiting for a write.
+#[test]
+fn a_lagging_bucket_checkpoint_is_brought_up_to_date_at_start() {
+    let test = "a_lagging_bucket_checkpoint_is_brought_up_to_date_at_start";
+    let Some(cluster) = Cluster::new(test) else {
+        return;
+    };
+    let s3 = services::s3(test).unwrap();
+    let (bucket, prefix) = cluster
+        .store
+        .trim_start_matches("s3://")
+        .split_once('/')
+        .unwrap();
+    let static_url = format!("{}/{bucket}/{prefix}", s3.endpoint);
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("scale.example/publisher", KeyType::Ed25519).unwrap();
+    let (mut server, _, client) = first_sequencer(&rt, &cluster, &data, 1_000, &publisher);
+    assert_eq!(publish_one(&rt, &client, &publisher, 1).0, 201);
+    let older = rt
+        .block_on(client.get("/checkpoint"))
+        .unwrap()
+        .body
+        .to_vec();
+    assert_eq!(publish_one(&rt, &client, &publisher, 2).0, 201);
+    let newest = rt
+        .block_on(client.get("/checkpoint"))
+        .unwrap()
+        .body
+        .to_vec();
+    server.kill9();
+    // As if the crash came between the swap of `newest` and its copy to the bucket.
+    let put = Command::new("python3")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci"))
+        .args([
+            "-c",
+            "import sys, s3check; s, b = s3check.S3().request('PUT', sys.argv[1], \
+             open(sys.argv[2], 'rb').read()); sys.exit(s != 200)",
+            &format!("{prefix}/checkpoint"),
+        ])
+        .arg({
+            let file = dir.path().join("older");
+            std::fs::write(&file, &older).unwrap();
+            file
+        })
+        .status()
+        .unwrap();
+    assert!(put.success());
+    let http = common::Http::new(&static_url);
+    assert_eq!(http.get("/checkpoint").2, older);
+    let _server = cluster.start(&data, 1_000);
+    assert_eq!(
+        http.get("/checkpoint").2,
+        newest,
+        "the bucket still serves the older checkpoint"
+    );
+}
