@@ -16,8 +16,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::backend::Backend;
 use common::load::{self, check_recovered, check_resubmitted, Acked, Load};
-use common::services::{self, unique_prefix};
+use common::services;
 use common::{tempdir, Server};
 use srcos_catalog::http::HttpClient;
 use srcos_catalog::keyfile::{read_signer, read_verifier};
@@ -26,45 +27,29 @@ use srcos_catalog::note::{self, KeyType, Signer, Verifier};
 /// The grant's scope for every publication here.
 const SCOPE: &str = "scale";
 
-/// Where the log lives: the bucket, the database, and the environment to reach them.
+/// Where the log lives: the bucket and the database (the cluster backend of the
+/// end-to-end suite, `tests/common/backend.rs`).
 struct Cluster {
+    backend: Backend,
+    /// `s3://BUCKET/PREFIX`.
     store: String,
-    coordinator: String,
-    env: Vec<(&'static str, String)>,
 }
 
 impl Cluster {
     fn new(test: &str) -> Option<Cluster> {
-        let s3 = services::s3(test)?;
-        let coordinator = services::postgres_url(test)?;
-        Some(Cluster {
-            store: format!("s3://{}/{}", s3.bucket, unique_prefix(test)),
-            coordinator,
-            env: s3.client_env(),
-        })
+        let backend = Backend::cluster(test)?;
+        let Backend::Cluster { store, .. } = &backend else {
+            unreachable!("Backend::cluster is a cluster");
+        };
+        let store = store.clone();
+        Some(Cluster { backend, store })
     }
 
     fn command(&self, data: &Path, lease_ms: u64) -> Command {
-        let mut command = Command::new(common::bin());
-        command.args([
-            "serve",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--batch-max",
-            "64",
-            "--store",
-            &self.store,
-            "--coordinator",
-            &self.coordinator,
-            "--lease-ms",
-            &lease_ms.to_string(),
-        ]);
-        for (k, v) in &self.env {
-            command.env(k, v);
-        }
-        command
+        self.backend.serve_command(
+            data,
+            &["--batch-max", "64", "--lease-ms", &lease_ms.to_string()],
+        )
     }
 
     fn start(&self, data: &Path, lease_ms: u64) -> Server {
