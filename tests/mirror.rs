@@ -16,8 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::backend::Backend;
@@ -42,27 +41,17 @@ fn source_log() -> &'static Path {
         let admin = read_signer(&data.join("admin.key")).unwrap();
         load::grant(&rt, &client, &admin, &publisher.verifier(), "mirror");
         let log_key = read_verifier(&data.join("log.vkey")).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(Vec::new()));
         let workload = Load {
             workers: 8,
             base: 0,
             scope: "mirror",
             retry_503: false,
         };
-        let tasks = load::run(
-            &rt,
-            &client,
-            &publisher,
-            &log_key,
-            &workload,
-            stop.clone(),
-            acked.clone(),
-        );
-        while acked.lock().unwrap().len() < 2_500 {
+        let running = load::start(&rt, &client, &publisher, &log_key, &workload);
+        while running.acknowledged() < 2_500 {
             std::thread::sleep(Duration::from_millis(50));
         }
-        load::stop(&rt, &stop, tasks);
+        running.finish(&rt);
         assert!(server.terminate(), "clean shutdown");
         dir
     })

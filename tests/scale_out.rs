@@ -12,8 +12,6 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::backend::Backend;
@@ -114,21 +112,9 @@ fn load_for(
     base: u64,
     duration: Duration,
 ) -> Vec<Acked> {
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = load::run(
-        rt,
-        client,
-        publisher,
-        log_key,
-        &workload(base),
-        stop.clone(),
-        acked.clone(),
-    );
+    let running = load::start(rt, client, publisher, log_key, &workload(base));
     std::thread::sleep(duration);
-    load::stop(rt, &stop, tasks);
-    let acked = acked.lock().unwrap().clone();
-    acked
+    running.finish(rt)
 }
 
 #[test]
@@ -158,16 +144,12 @@ fn acknowledged_entries_survive_kill_9_on_s3_and_postgres() {
         };
         check_recovered(&rt, &client, &log_key, &acked, &seen);
         check_resubmitted(&rt, &client, &acked, 10);
-        let round_acked = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = load::run(
+        let running = load::start(
             &rt,
             &client,
             &publisher,
             &log_key,
             &workload(round * 10_000_000),
-            stop.clone(),
-            round_acked.clone(),
         );
         let kill_after = Duration::from_millis(300 + rng.next() % 1200);
         load::watch_checkpoints(
@@ -179,8 +161,7 @@ fn acknowledged_entries_survive_kill_9_on_s3_and_postgres() {
         );
         let mut server = server;
         server.kill9();
-        load::stop(&rt, &stop, tasks);
-        let mut round_acked = round_acked.lock().unwrap().clone();
+        let mut round_acked = running.finish(&rt);
         eprintln!(
             "round {round}: {} acknowledged before kill -9 after {kill_after:?}",
             round_acked.len()
@@ -214,17 +195,7 @@ fn a_standby_takes_over_when_the_sequencer_is_killed() {
         first_sequencer(&rt, &cluster, &data_a, lease_ms, &publisher);
     let standby = cluster.standby(&data_a, &data_b, lease_ms);
     // The load runs on through the kill: requests are in flight when it lands.
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = load::run(
-        &rt,
-        &client,
-        &publisher,
-        &log_key,
-        &workload(0),
-        stop.clone(),
-        acked.clone(),
-    );
+    let running = load::start(&rt, &client, &publisher, &log_key, &workload(0));
     std::thread::sleep(Duration::from_millis(1_500));
     assert!(
         !standby.is_finished(),
@@ -232,8 +203,7 @@ fn a_standby_takes_over_when_the_sequencer_is_killed() {
     );
     first.kill9();
     let killed = Instant::now();
-    load::stop(&rt, &stop, tasks);
-    let acked = acked.lock().unwrap().clone();
+    let acked = running.finish(&rt);
     let (second, listening) = standby.join().unwrap();
     let failover = listening.duration_since(killed);
     eprintln!("failover: the standby listened {failover:?} after kill -9 (lease {lease_ms} ms)");
@@ -452,16 +422,12 @@ fn failover_under_load_loses_nothing_acknowledged() {
     let mut acked: Vec<Acked> = Vec::new();
     let mut seen: Vec<Vec<u8>> = Vec::new();
     for round in 0..3usize {
-        let round_acked = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = load::run(
+        let running = load::start(
             &rt,
             &client,
             &publisher,
             &log_key,
             &workload(round as u64 * 10_000_000),
-            stop.clone(),
-            round_acked.clone(),
         );
         let kill_after = Duration::from_millis(400 + rng.next() % 800);
         load::watch_checkpoints(
@@ -473,8 +439,7 @@ fn failover_under_load_loses_nothing_acknowledged() {
         );
         sequencer.kill9();
         let killed = Instant::now();
-        load::stop(&rt, &stop, tasks);
-        let round_acked = round_acked.lock().unwrap().clone();
+        let round_acked = running.finish(&rt);
         let (next, listening) = standby.join().unwrap();
         eprintln!(
             "round {round}: {} acknowledged; the standby listened {:?} after kill -9 (lease \
