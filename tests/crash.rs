@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::load::{self, check_recovered, check_resubmitted, Acked, Load};
@@ -39,23 +37,13 @@ fn acknowledged_entries_survive_kill_9_at_random_moments() {
         fsck_ok(&data);
 
         // Load: 8 concurrent submitters until the kill.
-        let round_acked = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
         let workload = Load {
             workers: 8,
             base: round * 10_000_000,
             scope: "crash",
             retry_503: false,
         };
-        let tasks = load::run(
-            &rt,
-            &client,
-            &publisher,
-            &log_key,
-            &workload,
-            stop.clone(),
-            round_acked.clone(),
-        );
+        let running = load::start(&rt, &client, &publisher, &log_key, &workload);
         // Watch checkpoints while the load runs, then kill at a random moment.
         let kill_after = Duration::from_millis(100 + rng.next() % 900);
         load::watch_checkpoints(
@@ -67,8 +55,7 @@ fn acknowledged_entries_survive_kill_9_at_random_moments() {
         );
         let mut server = server;
         server.kill9();
-        load::stop(&rt, &stop, tasks);
-        let mut round_acked = round_acked.lock().unwrap().clone();
+        let mut round_acked = running.finish(&rt);
         eprintln!(
             "round {round}: {} acknowledged before kill -9 after {kill_after:?}",
             round_acked.len()

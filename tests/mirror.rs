@@ -16,10 +16,10 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::backend::Backend;
 use common::load::{self, Load};
 use common::services::{self, unique_prefix, S3Env};
 use common::{tempdir, Server};
@@ -41,27 +41,17 @@ fn source_log() -> &'static Path {
         let admin = read_signer(&data.join("admin.key")).unwrap();
         load::grant(&rt, &client, &admin, &publisher.verifier(), "mirror");
         let log_key = read_verifier(&data.join("log.vkey")).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(Vec::new()));
         let workload = Load {
             workers: 8,
             base: 0,
             scope: "mirror",
             retry_503: false,
         };
-        let tasks = load::run(
-            &rt,
-            &client,
-            &publisher,
-            &log_key,
-            &workload,
-            stop.clone(),
-            acked.clone(),
-        );
-        while acked.lock().unwrap().len() < 2_500 {
+        let running = load::start(&rt, &client, &publisher, &log_key, &workload);
+        while running.acknowledged() < 2_500 {
             std::thread::sleep(Duration::from_millis(50));
         }
-        load::stop(&rt, &stop, tasks);
+        running.finish(&rt);
         assert!(server.terminate(), "clean shutdown");
         dir
     })
@@ -85,6 +75,22 @@ fn mirror_command(args: &[&str], s3: Option<&S3Env>) -> Command {
 
 fn mirror(args: &[&str], s3: Option<&S3Env>) -> Output {
     mirror_command(args, s3).output().expect("running mirror")
+}
+
+/// A mirror from directory `from` to directory `to` that must fail; its stderr.
+fn mirror_fails(from: &Path, to: &Path) -> String {
+    let out = mirror(
+        &[
+            "--from",
+            from.to_str().unwrap(),
+            "--to",
+            to.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    stderr
 }
 
 fn mirror_ok(args: &[&str], s3: Option<&S3Env>) -> String {
@@ -309,17 +315,7 @@ fn a_tampered_source_tile_is_refused_before_it_is_copied() {
     let source = tamperable_copy(dir.path());
     flip_byte(&source.join("log/tile/entries/001"), 100);
     let to = dir.path().join("to");
-    let out = mirror(
-        &[
-            "--from",
-            source.to_str().unwrap(),
-            "--to",
-            to.to_str().unwrap(),
-        ],
-        None,
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = mirror_fails(&source, &to);
     assert!(
         stderr.contains("tile/entries/001 in the source does not match the signed checkpoint"),
         "{stderr}"
@@ -343,17 +339,7 @@ fn a_tampered_source_tile_is_refused_before_it_is_copied() {
     let source = tamperable_copy(dir.path());
     flip_byte(&source.join("log/tile/0/002"), 64);
     let to = dir.path().join("to");
-    let out = mirror(
-        &[
-            "--from",
-            source.to_str().unwrap(),
-            "--to",
-            to.to_str().unwrap(),
-        ],
-        None,
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = mirror_fails(&source, &to);
     assert!(
         stderr.contains("does not match the signed checkpoint"),
         "{stderr}"
@@ -380,17 +366,7 @@ fn a_tampered_source_tile_is_refused_before_it_is_copied() {
     let text = std::fs::read_to_string(&checkpoint).unwrap();
     let (_, size_and_rest) = text.split_once('\n').unwrap();
     std::fs::write(&checkpoint, format!("another.example/log\n{size_and_rest}")).unwrap();
-    let out = mirror(
-        &[
-            "--from",
-            source.to_str().unwrap(),
-            "--to",
-            dir.path().join("to").to_str().unwrap(),
-        ],
-        None,
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = mirror_fails(&source, &dir.path().join("to"));
     assert!(
         stderr.contains("does not verify with the log key"),
         "{stderr}"
@@ -430,22 +406,12 @@ fn a_mirrored_log_is_continued_on_s3_and_postgres() {
             std::fs::copy(source.join(key), data.join(key)).unwrap();
         }
     }
-    let mut command = Command::new(common::bin());
-    command.args([
-        "serve",
-        "--data",
-        data.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--store",
-        &bucket,
-        "--coordinator",
-        &coordinator,
-    ]);
-    for (k, v) in s3.client_env() {
-        command.env(k, v);
-    }
-    let server = Server::spawn_command(command, &data);
+    let cluster = Backend::Cluster {
+        store: bucket.clone(),
+        coordinator: coordinator.clone(),
+        env: s3.client_env(),
+    };
+    let server = cluster.start(&data, &[]);
     let rt = common::multi_thread_runtime();
     let client = HttpClient::new(&server.url).unwrap();
     let served = rt

@@ -12,12 +12,11 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::backend::Backend;
 use common::load::{self, check_recovered, check_resubmitted, Acked, Load};
-use common::services::{self, unique_prefix};
+use common::services;
 use common::{tempdir, Server};
 use srcos_catalog::http::HttpClient;
 use srcos_catalog::keyfile::{read_signer, read_verifier};
@@ -26,45 +25,29 @@ use srcos_catalog::note::{self, KeyType, Signer, Verifier};
 /// The grant's scope for every publication here.
 const SCOPE: &str = "scale";
 
-/// Where the log lives: the bucket, the database, and the environment to reach them.
+/// Where the log lives: the bucket and the database (the cluster backend of the
+/// end-to-end suite, `tests/common/backend.rs`).
 struct Cluster {
+    backend: Backend,
+    /// `s3://BUCKET/PREFIX`.
     store: String,
-    coordinator: String,
-    env: Vec<(&'static str, String)>,
 }
 
 impl Cluster {
     fn new(test: &str) -> Option<Cluster> {
-        let s3 = services::s3(test)?;
-        let coordinator = services::postgres_url(test)?;
-        Some(Cluster {
-            store: format!("s3://{}/{}", s3.bucket, unique_prefix(test)),
-            coordinator,
-            env: s3.client_env(),
-        })
+        let backend = Backend::cluster(test)?;
+        let Backend::Cluster { store, .. } = &backend else {
+            unreachable!("Backend::cluster is a cluster");
+        };
+        let store = store.clone();
+        Some(Cluster { backend, store })
     }
 
     fn command(&self, data: &Path, lease_ms: u64) -> Command {
-        let mut command = Command::new(common::bin());
-        command.args([
-            "serve",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--batch-max",
-            "64",
-            "--store",
-            &self.store,
-            "--coordinator",
-            &self.coordinator,
-            "--lease-ms",
-            &lease_ms.to_string(),
-        ]);
-        for (k, v) in &self.env {
-            command.env(k, v);
-        }
-        command
+        self.backend.serve_command(
+            data,
+            &["--batch-max", "64", "--lease-ms", &lease_ms.to_string()],
+        )
     }
 
     fn start(&self, data: &Path, lease_ms: u64) -> Server {
@@ -129,21 +112,9 @@ fn load_for(
     base: u64,
     duration: Duration,
 ) -> Vec<Acked> {
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = load::run(
-        rt,
-        client,
-        publisher,
-        log_key,
-        &workload(base),
-        stop.clone(),
-        acked.clone(),
-    );
+    let running = load::start(rt, client, publisher, log_key, &workload(base));
     std::thread::sleep(duration);
-    load::stop(rt, &stop, tasks);
-    let acked = acked.lock().unwrap().clone();
-    acked
+    running.finish(rt)
 }
 
 #[test]
@@ -173,16 +144,12 @@ fn acknowledged_entries_survive_kill_9_on_s3_and_postgres() {
         };
         check_recovered(&rt, &client, &log_key, &acked, &seen);
         check_resubmitted(&rt, &client, &acked, 10);
-        let round_acked = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = load::run(
+        let running = load::start(
             &rt,
             &client,
             &publisher,
             &log_key,
             &workload(round * 10_000_000),
-            stop.clone(),
-            round_acked.clone(),
         );
         let kill_after = Duration::from_millis(300 + rng.next() % 1200);
         load::watch_checkpoints(
@@ -194,8 +161,7 @@ fn acknowledged_entries_survive_kill_9_on_s3_and_postgres() {
         );
         let mut server = server;
         server.kill9();
-        load::stop(&rt, &stop, tasks);
-        let mut round_acked = round_acked.lock().unwrap().clone();
+        let mut round_acked = running.finish(&rt);
         eprintln!(
             "round {round}: {} acknowledged before kill -9 after {kill_after:?}",
             round_acked.len()
@@ -229,17 +195,7 @@ fn a_standby_takes_over_when_the_sequencer_is_killed() {
         first_sequencer(&rt, &cluster, &data_a, lease_ms, &publisher);
     let standby = cluster.standby(&data_a, &data_b, lease_ms);
     // The load runs on through the kill: requests are in flight when it lands.
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = load::run(
-        &rt,
-        &client,
-        &publisher,
-        &log_key,
-        &workload(0),
-        stop.clone(),
-        acked.clone(),
-    );
+    let running = load::start(&rt, &client, &publisher, &log_key, &workload(0));
     std::thread::sleep(Duration::from_millis(1_500));
     assert!(
         !standby.is_finished(),
@@ -247,8 +203,7 @@ fn a_standby_takes_over_when_the_sequencer_is_killed() {
     );
     first.kill9();
     let killed = Instant::now();
-    load::stop(&rt, &stop, tasks);
-    let acked = acked.lock().unwrap().clone();
+    let acked = running.finish(&rt);
     let (second, listening) = standby.join().unwrap();
     let failover = listening.duration_since(killed);
     eprintln!("failover: the standby listened {failover:?} after kill -9 (lease {lease_ms} ms)");
@@ -467,16 +422,12 @@ fn failover_under_load_loses_nothing_acknowledged() {
     let mut acked: Vec<Acked> = Vec::new();
     let mut seen: Vec<Vec<u8>> = Vec::new();
     for round in 0..3usize {
-        let round_acked = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = load::run(
+        let running = load::start(
             &rt,
             &client,
             &publisher,
             &log_key,
             &workload(round as u64 * 10_000_000),
-            stop.clone(),
-            round_acked.clone(),
         );
         let kill_after = Duration::from_millis(400 + rng.next() % 800);
         load::watch_checkpoints(
@@ -488,8 +439,7 @@ fn failover_under_load_loses_nothing_acknowledged() {
         );
         sequencer.kill9();
         let killed = Instant::now();
-        load::stop(&rt, &stop, tasks);
-        let round_acked = round_acked.lock().unwrap().clone();
+        let round_acked = running.finish(&rt);
         let (next, listening) = standby.join().unwrap();
         eprintln!(
             "round {round}: {} acknowledged; the standby listened {:?} after kill -9 (lease \
@@ -544,4 +494,64 @@ fn failover_under_load_loses_nothing_acknowledged() {
     // The standby takes over once the sequencer is gone; then it is stopped too.
     drop(sequencer);
     drop(standby.join().unwrap());
+}
+
+/// The bucket's checkpoint copy is written after the swap, so a crash in between leaves
+/// it a batch behind: the next start brings it up to date, without waiting for a write.
+#[test]
+fn a_lagging_bucket_checkpoint_is_brought_up_to_date_at_start() {
+    let test = "a_lagging_bucket_checkpoint_is_brought_up_to_date_at_start";
+    let Some(cluster) = Cluster::new(test) else {
+        return;
+    };
+    let s3 = services::s3(test).unwrap();
+    let (bucket, prefix) = cluster
+        .store
+        .trim_start_matches("s3://")
+        .split_once('/')
+        .unwrap();
+    let static_url = format!("{}/{bucket}/{prefix}", s3.endpoint);
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("scale.example/publisher", KeyType::Ed25519).unwrap();
+    let (mut server, _, client) = first_sequencer(&rt, &cluster, &data, 1_000, &publisher);
+    assert_eq!(publish_one(&rt, &client, &publisher, 1).0, 201);
+    let older = rt
+        .block_on(client.get("/checkpoint"))
+        .unwrap()
+        .body
+        .to_vec();
+    assert_eq!(publish_one(&rt, &client, &publisher, 2).0, 201);
+    let newest = rt
+        .block_on(client.get("/checkpoint"))
+        .unwrap()
+        .body
+        .to_vec();
+    server.kill9();
+    // As if the crash came between the swap of `newest` and its copy to the bucket.
+    let put = Command::new("python3")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci"))
+        .args([
+            "-c",
+            "import sys, s3check; s, b = s3check.S3().request('PUT', sys.argv[1], \
+             open(sys.argv[2], 'rb').read()); sys.exit(s != 200)",
+            &format!("{prefix}/checkpoint"),
+        ])
+        .arg({
+            let file = dir.path().join("older");
+            std::fs::write(&file, &older).unwrap();
+            file
+        })
+        .status()
+        .unwrap();
+    assert!(put.success());
+    let http = common::Http::new(&static_url);
+    assert_eq!(http.get("/checkpoint").2, older);
+    let _server = cluster.start(&data, 1_000);
+    assert_eq!(
+        http.get("/checkpoint").2,
+        newest,
+        "the bucket still serves the older checkpoint"
+    );
 }

@@ -178,8 +178,16 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         lease: Duration::from_millis(args.lease_ms.max(100)),
     };
     let backends = super::backends::open(&args.data, records, &placement)?;
+    let tiles = backends.log.tiles.clone();
     let (log, report) = Log::open_with(backends, options).context(opening)?;
     let log = Arc::new(log);
+    // The store's served copy of the checkpoint (a bucket's) is written after each swap;
+    // a crash in between leaves it a batch behind, so bring it up to date now rather
+    // than at the next commit (an idle log may have none for a long time).
+    let head = log.head();
+    if let Err(e) = tiles.publish_checkpoint(&head.signed, head.checkpoint.size) {
+        tracing::warn!(error = %e, "publishing the checkpoint copy at start");
+    }
     let blob_store = args.blobs.open(&args.data)?;
     let blobs = Some(blob_store.clone());
 

@@ -135,15 +135,49 @@ pub fn run(
         .collect()
 }
 
-/// Stops the load's tasks and waits for them.
-pub fn stop(
-    rt: &tokio::runtime::Runtime,
-    stop: &AtomicBool,
+/// A load started with [`start`].
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<Acked>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-) {
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        let _ = rt.block_on(task);
+}
+
+/// Starts [`run`]'s tasks.
+pub fn start(
+    rt: &tokio::runtime::Runtime,
+    client: &HttpClient,
+    publisher: &Signer,
+    log_key: &Verifier,
+    load: &Load,
+) -> Running {
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let tasks = run(
+        rt,
+        client,
+        publisher,
+        log_key,
+        load,
+        stop.clone(),
+        acked.clone(),
+    );
+    Running { stop, acked, tasks }
+}
+
+impl Running {
+    /// How many were acknowledged so far.
+    pub fn acknowledged(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Stops the tasks, waits for them, and returns every acknowledged submission.
+    pub fn finish(self, rt: &tokio::runtime::Runtime) -> Vec<Acked> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            let _ = rt.block_on(task);
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        acked
     }
 }
 
