@@ -74,7 +74,10 @@ fn assert_same_as_full_replay(log: &Log, data: &Path) {
     let replayed = replay::replay_dir(data, None).unwrap();
     let size = replayed.checkpoint.size;
     assert!(size <= log.head().checkpoint.size);
-    assert!(size + 1 >= log.head().checkpoint.size, "more than a commitment since");
+    assert!(
+        size + 1 >= log.head().checkpoint.size,
+        "more than a commitment since"
+    );
     let live = log.read_catalog(|catalog, _| catalog.try_state_digest_at(size).unwrap());
     assert_eq!(
         live, replayed.state_digest,
@@ -429,7 +432,10 @@ fn state_commitments_after_a_restart_from_a_snapshot_match_a_full_replay() {
     // An idle log appends a commitment of its own (ADR 0005), possibly after `published`
     // was read: the shutdown snapshot covers the final size, at least `published`.
     let size = snapshots(&data)[0].0;
-    assert!(size >= published, "snapshot at {size}, published {published}");
+    assert!(
+        size >= published,
+        "snapshot at {size}, published {published}"
+    );
 
     let (log, report) = open(&data, |o| o.state_commit_every = 1);
     assert_eq!(report.snapshot, Some(size));
