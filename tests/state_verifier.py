@@ -224,7 +224,7 @@ def verify_bundle(bundle, vkey):
     leaf = json.loads(entry)
     if jcs(leaf) != entry or leaf.get("kind") != "StateCommitment":
         raise Refused("not a canonical StateCommitment leaf")
-    if set(leaf) != {"apiVersion", "committedAt", "kind", "root", "treeSize"}:
+    if set(leaf) - {"previous"} != {"apiVersion", "committedAt", "kind", "root", "treeSize"}:
         raise Refused("commitment members")
     if not isinstance(leaf["treeSize"], int) or leaf["treeSize"] > c["logIndex"]:
         raise Refused("treeSize is after the leaf's index")
