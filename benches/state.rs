@@ -196,7 +196,7 @@ fn sequencer(c: &mut Criterion) {
     group.sample_size(10);
     // (commit every, wait for the map thread to catch up): the last case shows what the
     // sequencer alone costs, the others the sustained throughput.
-    for (every, wait) in [(0u64, true), (1, true), (1, false)] {
+    for (every, wait) in [(0u64, true), (1, true), (1, false), (16, true)] {
         let name = if wait {
             format!("publications_{count}/commit_every_{every}")
         } else {

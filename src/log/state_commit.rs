@@ -332,9 +332,14 @@ fn keep_map(mut map: StateMap, batches: Receiver<MapBatch>, shared: Weak<Shared>
                     if !seen.insert(id.as_str()) {
                         continue;
                     }
-                    let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
-                    if let Err(e) = map.apply_change(&catalog, change, batch.at) {
-                        drop(catalog);
+                    // The catalog is held for the reads only; encoding and hashing the
+                    // entry's value happen after, so the sequencer's write holds are not
+                    // delayed by them.
+                    let read = {
+                        let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
+                        StateMap::read_change(&catalog, change, batch.at)
+                    };
+                    if let Err(e) = read.and_then(|read| map.apply_read(read)) {
                         commits.give_up(format!("state map as of size {}: {e}", batch.at));
                         return;
                     }

@@ -39,6 +39,6 @@ pub use history::{HistoryError, StateHistory, MAX_HISTORY_STEPS, STATE_HISTORY_M
 pub use keys::{
     encode_value, EntryValue, GrantValue, HeadValue, KeyRoles, MapKey, Sha256Digest, SubjectValue,
 };
-pub use project::{KeyRolesSnapshot, MapChange, StateError, StateMap};
+pub use project::{ChangeRead, EntryRead, KeyRolesSnapshot, MapChange, StateError, StateMap};
 pub use proof::{Proof, ProofError, MAX_PROOF_BYTES, MAX_SIBLINGS};
 pub use tree::Tree;
