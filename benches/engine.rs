@@ -8,91 +8,38 @@
 //! Under `cargo bench` the log has 1,000,000 entries; under `cargo test` (CI smoke
 //! check) a small one, so CI stays fast.
 
+mod common;
+
+use common::{bench_mode, data_dir, Committer, Leaves};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sha2::Digest;
-use srcos_catalog::catalog::{sign_envelope, Catalog, Submission};
-use srcos_catalog::log::commit;
+use srcos_catalog::catalog::Catalog;
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
 use srcos_catalog::log::reader::{TileCache, TreeView};
 use srcos_catalog::log::replay;
 use srcos_catalog::merkle;
-use srcos_catalog::note::{KeyType, Signer};
+use srcos_catalog::note::{batch, KeyType, Signer};
 use srcos_catalog::receipt::Receipt;
 use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
-use srcos_catalog::storage::LockedCheckpoint;
-
-fn bench_mode() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-fn data_dir() -> tempfile::TempDir {
-    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::tempdir_in(base).unwrap()
-}
 
 /// A real catalog log: genesis, one grant, then `count` publications, all admitted by
-/// the catalog; returns the signer, the leaves and the catalog after them.
+/// the catalog; returns the leaves and the log's signer.
 fn catalog_leaves(count: usize) -> (Vec<Vec<u8>>, Signer) {
     let log_key = Signer::generate("bench.srcos.local/log", KeyType::Ed25519).unwrap();
     let admin = Signer::generate("admin", KeyType::Ed25519).unwrap();
-    let publisher = Signer::generate("bench.example/publisher", KeyType::Ed25519).unwrap();
-    let mut catalog = Catalog::new();
-    let mut leaves =
-        vec![
-            Catalog::genesis_leaf(log_key.name(), &log_key.verifier(), &[admin.verifier()], 0)
-                .unwrap(),
-        ];
-    catalog.apply(0, &leaves[0]).unwrap();
-    let grant = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"PublisherGrant",
-        "publisherKey": publisher.verifier().to_vkey(),"role":"publisher",
-        "targetPrefixes":["sourceos://catalog/"],"channels":["*"]});
-    let submit =
-        |payload: Vec<u8>, signer: &Signer, catalog: &mut Catalog, leaves: &mut Vec<Vec<u8>>| {
-            let envelope = sign_envelope(&payload, signer).to_json();
-            let verified = Submission::parse(envelope.as_bytes())
-                .unwrap()
-                .verify(&catalog.keys())
-                .unwrap();
-            let leaf = catalog.admit(&verified, 1_700_000_000_000).unwrap();
-            catalog.apply(leaves.len() as u64, &leaf).unwrap();
-            leaves.push(leaf);
-        };
-    submit(
-        serde_jcs::to_vec(&grant).unwrap(),
-        &admin,
-        &mut catalog,
-        &mut leaves,
-    );
-    for n in 0..count {
-        let digest = hex::encode(sha2::Sha256::digest(n.to_be_bytes()));
-        let request = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
-            "subject":{"name":"quay.io/bench/image","digest":{"sha256": digest}},
-            "targetCatalogRef":"sourceos://catalog/images/bench","channel":"dev",
-            "requesterRef":"socios://pipeline/bench",
-            "evidence":[
-                {"type":"build-receipt","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///build.json","size":1024},
-                {"type":"sbom","mediaType":"application/spdx+json","digest":{"sha256": digest},"uri":"file:///sbom.json","size":1024},
-                {"type":"vulnerability-scan","mediaType":"application/vnd.anchore.grype+json","digest":{"sha256": digest},"uri":"file:///scan.json","size":1024},
-                {"type":"provenance","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///prov.json","size":1024}],
-            "agentplaneRefs":{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}});
-        submit(
-            serde_jcs::to_vec(&request).unwrap(),
-            &publisher,
-            &mut catalog,
-            &mut leaves,
-        );
-    }
+    let (mut generator, first) = Leaves::begin(&log_key, &admin);
+    let mut leaves = first.to_vec();
+    leaves.extend((0..count as u64).map(|n| generator.publication(n)));
     (leaves, log_key)
 }
 
 /// Writes `size` synthetic entries to a tile store in batches of 4096.
 fn build_store(store: &PosixTiles, lock: &PosixLock, size: u64, signer: &Signer) -> Vec<u8> {
     let mut integrator = Integrator::new();
+    let mut committer = Committer::default();
     let mut signed = Vec::new();
     let mut n = 0u64;
     while n < size {
-        let old_size = n;
         let mut tiles = BatchTiles::default();
         let end = (n + 4096).min(size);
         while n < end {
@@ -100,19 +47,9 @@ fn build_store(store: &PosixTiles, lock: &PosixLock, size: u64, signer: &Signer)
             integrator.append(entry.as_bytes(), &mut tiles).unwrap();
             n += 1;
         }
-        let writes = integrator.finish(tiles);
-        let checkpoint = integrator.checkpoint(signer.name());
-        let next = checkpoint.sign(signer).unwrap().to_bytes();
-        let old = (old_size > 0).then_some(LockedCheckpoint {
-            size: old_size,
-            signed: &signed,
-        });
-        let new = LockedCheckpoint {
-            size: checkpoint.size,
-            signed: &next,
-        };
-        commit(store, lock, &writes, &[], old, new).unwrap();
-        signed = next;
+        signed = committer
+            .commit(store, lock, &mut integrator, tiles, signer)
+            .to_vec();
     }
     signed
 }
@@ -169,6 +106,46 @@ fn limits(c: &mut Criterion) {
     group.bench_function("ed25519_verify", |b| {
         b.iter(|| assert!(verifier.verify_bytes(&message, &signature)))
     });
+    // Batch verification behind the strict-equivalence guard (note::batch, ADR 0010),
+    // per signature: 64 signatures by 4 keys per call.
+    let signers: Vec<Signer> = (0..4)
+        .map(|i| Signer::generate(&format!("k{i}"), KeyType::Ed25519).unwrap())
+        .collect();
+    let messages: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 600]).collect();
+    let signatures: Vec<Vec<u8>> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| signers[i % 4].sign_bytes(m).to_vec())
+        .collect();
+    let verifiers: Vec<_> = signers.iter().map(Signer::verifier).collect();
+    let items: Vec<(&_, &[u8], &[u8])> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (&verifiers[i % 4], m.as_slice(), signatures[i].as_slice()))
+        .collect();
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("ed25519_verify_batch64_guarded", |b| {
+        b.iter(|| assert!(batch::verify_many(&items).iter().all(|v| *v)))
+    });
+    // The same without the guard (NOT strict-equivalent): what batching alone saves.
+    let dalek: Vec<(ed25519_dalek::VerifyingKey, ed25519_dalek::Signature)> = items
+        .iter()
+        .map(|(k, _, s)| {
+            (
+                ed25519_dalek::VerifyingKey::from_bytes(k.public_key()).unwrap(),
+                ed25519_dalek::Signature::from_slice(s).unwrap(),
+            )
+        })
+        .collect();
+    let (keys, sigs): (Vec<_>, Vec<_>) = dalek.into_iter().unzip();
+    let msgs: Vec<&[u8]> = items.iter().map(|(_, m, _)| *m).collect();
+    group.bench_function("ed25519_verify_batch64_unguarded", |b| {
+        b.iter(|| ed25519_dalek::verify_batch(&msgs, &sigs, &keys).unwrap())
+    });
+    group.bench_function("ed25519_verify_strict_x64", |b| {
+        b.iter(|| assert!(items.iter().all(|(k, m, s)| k.verify_bytes(m, s))))
+    });
+    group.throughput(Throughput::Elements(1));
     let node = [7u8; 65];
     group.bench_function("sha256_node_65B", |b| b.iter(|| sha2::Sha256::digest(node)));
     group.finish();

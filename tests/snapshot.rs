@@ -1,7 +1,9 @@
 //! Catalog snapshots (ADR 0008): start-up restores the newest snapshot that passes its
 //! checks and replays only the entries after it; a damaged or tampered snapshot is
-//! refused and start-up replays the whole log; `kill -9` while a snapshot is written
-//! leaves the old snapshot or the new one, never a broken one.
+//! refused and start-up replays the whole log; a block found corrupt after start-up
+//! (snapshots are opened in place, ADR 0009) is never served and sets the file aside;
+//! `kill -9` while a snapshot is written leaves the old snapshot or the new one, never a
+//! broken one.
 //!
 //! Every test ends on the same check: the state digest of the catalog the log opened
 //! with equals that of a fresh full replay of its entries.
@@ -80,14 +82,57 @@ fn snapshots(data: &Path) -> Vec<(u64, PathBuf)> {
     snapshot::list(&snapshot::dir(data))
 }
 
+/// Opens a log in `data`, publishes `count` requests, closes it (which writes a
+/// snapshot) and returns its size.
+fn published(data: &Path, count: u64) -> u64 {
+    let (log, _) = open(data, |_| {});
+    let log = Arc::new(log);
+    publish(&log, data, 0, count);
+    let size = log.head().checkpoint.size;
+    drop(Arc::into_inner(log).unwrap());
+    size
+}
+
 /// Rewrites the SHA-256 at the end of a snapshot after its bytes were changed: a
-/// tampering that knows the format.
+/// tampering that knows only the file hash.
 fn rehash(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
     let body = bytes.len() - 32;
     let hash = Sha256::digest(&bytes[..body]);
     bytes[body..].copy_from_slice(&hash);
     std::fs::write(path, bytes).unwrap();
+}
+
+/// Rewrites every hash of a snapshot after its frames were changed (each block's in the
+/// index, the index's in the header, the file's): a tampering that knows the format
+/// (`src/log/snapshot.rs`, `src/storage/records/blocks.rs`).
+fn reseal(path: &Path) {
+    let (header, _) = snapshot::read_header(path).unwrap();
+    let index = header.index.expect("a v2 snapshot");
+    let mut bytes = std::fs::read(path).unwrap();
+    let (start, end) = (
+        index.offset as usize,
+        (index.offset + index.length) as usize,
+    );
+    let mut at = start;
+    while at < end {
+        let u32_at = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap()) as usize;
+        let key_len = u32_at(at + 1);
+        let offset = u64::from_be_bytes(bytes[at + 9..at + 17].try_into().unwrap()) as usize;
+        let len = u32_at(at + 17);
+        let hash = Sha256::digest(&bytes[offset..offset + len]);
+        bytes[at + 21..at + 53].copy_from_slice(&hash);
+        at += 53 + key_len;
+    }
+    let sealed = hex::encode(Sha256::digest(&bytes[start..end]));
+    let old = index.sha256.as_bytes();
+    let found = bytes[end..]
+        .windows(old.len())
+        .position(|w| w == old)
+        .unwrap();
+    bytes[end + found..end + found + old.len()].copy_from_slice(sealed.as_bytes());
+    std::fs::write(path, bytes).unwrap();
+    rehash(path);
 }
 
 /// Replaces the first occurrence of `from` in `path` by `to` (same length).
@@ -143,11 +188,7 @@ fn start_up_after_a_snapshot_replays_only_the_tail() {
 fn a_damaged_or_tampered_snapshot_is_refused_and_the_log_replayed() {
     let dir = common::tempdir();
     let data = dir.path().join("data");
-    let (log, _) = open(&data, |_| {});
-    let log = Arc::new(log);
-    publish(&log, &data, 0, 300);
-    let size = log.head().checkpoint.size;
-    drop(Arc::into_inner(log).unwrap());
+    let size = published(&data, 300);
     let (_, path) = snapshots(&data)[0].clone();
     let pristine = std::fs::read(&path).unwrap();
 
@@ -168,10 +209,25 @@ fn a_damaged_or_tampered_snapshot_is_refused_and_the_log_replayed() {
     let reason = refused(SnapshotCheck::Hash, "a changed record");
     assert!(reason.contains("SHA-256"), "{reason}");
 
-    // The same change with the hash recomputed passes the hash, but not the digest check.
+    // The same change with the file's hash recomputed: its block's hash does not match.
     rehash(&path);
-    let reason = refused(SnapshotCheck::Digest, "a changed record, rehashed");
+    let reason = refused(SnapshotCheck::Hash, "a changed record, file rehashed");
+    assert!(reason.contains("block"), "{reason}");
+
+    // Every hash recomputed: it passes the hashes, but not the digest check.
+    reseal(&path);
+    let reason = refused(SnapshotCheck::Digest, "a changed record, resealed");
     assert!(reason.contains("digest"), "{reason}");
+
+    // The index changed (a block's offset): refused by the default check at open,
+    // which reads the index but no record.
+    std::fs::write(&path, &pristine).unwrap();
+    let (header, _) = snapshot::read_header(&path).unwrap();
+    let mut bytes = pristine.clone();
+    bytes[header.index.unwrap().offset as usize + 16] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let reason = refused(SnapshotCheck::Index, "a changed index");
+    assert!(reason.contains("index"), "{reason}");
 
     // A header that claims another root (rehashed): refused by the tiles.
     std::fs::write(&path, &pristine).unwrap();
@@ -183,7 +239,7 @@ fn a_damaged_or_tampered_snapshot_is_refused_and_the_log_replayed() {
     };
     let forged = format!("{other}{}", &header.root[1..]);
     replace_bytes(&path, header.root.as_bytes(), forged.as_bytes());
-    rehash(&path);
+    reseal(&path);
     let reason = refused(SnapshotCheck::Hash, "a forged root");
     assert!(reason.contains("root"), "{reason}");
 
@@ -221,10 +277,37 @@ fn a_refused_newest_snapshot_falls_back_to_the_one_before() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;
     std::fs::write(&newest, bytes).unwrap();
-    let (log, report) = open(&data, |o| o.snapshot_every = None);
+    let (log, report) = open(&data, |o| {
+        o.snapshot_every = None;
+        o.snapshot_check = SnapshotCheck::Hash;
+    });
     assert_eq!(report.snapshot, Some(first));
     assert_eq!(report.replayed, size - first);
     assert_eq!(report.snapshots_refused.len(), 1);
+    assert_same_as_full_replay(&log, &data);
+}
+
+/// The default check reads no record at open (ADR 0009): a record block damaged on disk
+/// is found when it is first read, never served (the read fails), and the file is set
+/// aside, so the next start replays the log instead.
+#[test]
+fn a_block_damaged_after_open_is_never_served_and_the_snapshot_set_aside() {
+    let dir = common::tempdir();
+    let data = dir.path().join("data");
+    let size = published(&data, 300);
+    let (_, path) = snapshots(&data)[0].clone();
+    let (log, report) = open(&data, |o| o.snapshot_every = None);
+    assert_eq!(report.snapshot, Some(size));
+    // Damaged after the open: a byte of a record in the middle of the publications.
+    replace_bytes(&path, b"\"channel\":\"dev\"", b"\"channel\":\"dew\"");
+    let read = log.read_catalog(|catalog, size| catalog.try_state_digest_at(size));
+    let error = read.expect_err("a damaged block was served").to_string();
+    assert!(error.contains("hash"), "{error}");
+    assert!(snapshots(&data).is_empty(), "the snapshot was set aside");
+    drop(log);
+    let (log, report) = open(&data, |o| o.snapshot_every = None);
+    assert_eq!(report.snapshot, None);
+    assert_eq!(report.replayed, size);
     assert_same_as_full_replay(&log, &data);
 }
 
@@ -357,11 +440,7 @@ fn state_commitments_after_a_restart_from_a_snapshot_match_a_full_replay() {
 fn fsck_full_compares_every_snapshot_with_a_full_replay() {
     let dir = common::tempdir();
     let data = dir.path().join("data");
-    let (log, _) = open(&data, |_| {});
-    let log = Arc::new(log);
-    publish(&log, &data, 0, 300);
-    let size = log.head().checkpoint.size;
-    drop(Arc::into_inner(log).unwrap());
+    let size = published(&data, 300);
     let data_arg = data.to_str().unwrap();
     let out = common::cli(&["fsck", "--data", data_arg, "--full"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -373,7 +452,7 @@ fn fsck_full_compares_every_snapshot_with_a_full_replay() {
     // A record changed and the hash recomputed: only the replay can tell.
     let (_, path) = snapshots(&data)[0].clone();
     replace_bytes(&path, b"\"channel\":\"dev\"", b"\"channel\":\"dew\"");
-    rehash(&path);
+    reseal(&path);
     let plain = common::cli(&["fsck", "--data", data_arg]);
     assert!(
         plain.status.success(),

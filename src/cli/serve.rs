@@ -56,9 +56,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = crate::log::DEFAULT_SNAPSHOT_EVERY)]
     snapshot_every: u64,
     /// How a snapshot is checked at start-up before the catalog is restored from it:
-    /// `hash` (its SHA-256, size and root against the tiles), `digest` (also the state
-    /// digest of what was loaded), `off` (ignore snapshots: replay the whole log).
-    #[arg(long, value_enum, default_value_t = SnapshotCheckArg::Hash)]
+    /// `index` (size and root against the tiles, the SHA-256 of its block index; each
+    /// block's SHA-256 when first read, ADR 0009), `hash` (also the whole file's),
+    /// `digest` (also the state digest of what was loaded), `off` (ignore snapshots:
+    /// replay the whole log).
+    #[arg(long, value_enum, default_value_t = SnapshotCheckArg::Index)]
     snapshot_check: SnapshotCheckArg,
     /// The evidence blob store's limits and expiry.
     #[command(flatten)]
@@ -116,7 +118,9 @@ pub enum Projection {
 pub enum SnapshotCheckArg {
     /// Ignore snapshots.
     Off,
-    /// Hash, size and root.
+    /// Size, root and the index's hash; each block's hash when first read (ADR 0009).
+    Index,
+    /// Size, root, and the hash of the whole file and of every block.
     Hash,
     /// Hash, size, root and the state digest.
     Digest,
@@ -157,6 +161,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     options.snapshot_every = (args.snapshot_every > 0).then_some(args.snapshot_every);
     options.snapshot_check = match args.snapshot_check {
         SnapshotCheckArg::Off => SnapshotCheck::Off,
+        SnapshotCheckArg::Index => SnapshotCheck::Index,
         SnapshotCheckArg::Hash => SnapshotCheck::Hash,
         SnapshotCheckArg::Digest => SnapshotCheck::Digest,
     };

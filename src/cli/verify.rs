@@ -1,4 +1,7 @@
-//! `srcos-catalog verify`: offline receipt verification.
+//! `srcos-catalog verify`: offline receipt verification; with `--log URL`, also that the
+//! log (a server, or a static tlog-tiles copy such as the bucket) still holds the entry:
+//! its current signed checkpoint is proven consistent with the receipt's (by the
+//! monitor's comparison, from the hash tiles where there is no proof API).
 
 use std::path::PathBuf;
 
@@ -19,6 +22,13 @@ pub struct VerifyArgs {
     log_vkey: PathBuf,
     #[command(flatten)]
     witnesses: WitnessPolicyArgs,
+    /// Also check against the log now: the base URL of a server or of a static copy of
+    /// its tiles (`http://host/BUCKET/PREFIX`); its checkpoint must extend the receipt's.
+    #[arg(long, value_name = "URL")]
+    log: Option<String>,
+    /// Longest wait for one HTTP answer with `--log`.
+    #[arg(long, default_value = "10s", value_parser = super::monitor::parse_duration)]
+    timeout: std::time::Duration,
     /// The receipt to check.
     receipt: PathBuf,
 }
@@ -85,5 +95,58 @@ pub fn run(args: VerifyArgs) -> Result<(), CliError> {
             witnesses.len()
         );
     }
+    if let Some(url) = &args.log {
+        let current = still_in_log(url, &log_key, &receipt.checkpoint, args.timeout)?;
+        println!(
+            "the log at {url} is at size {}, consistent with the receipt's checkpoint",
+            current.size
+        );
+    }
     Ok(())
+}
+
+/// The log's current checkpoint at `url`, proven consistent with `signed` (the
+/// receipt's checkpoint): one monitor poll from a state holding only `signed`.
+fn still_in_log(
+    url: &str,
+    log_key: &Verifier,
+    signed: &str,
+    timeout: std::time::Duration,
+) -> Result<crate::note::Checkpoint, CliError> {
+    use crate::client::monitor::state::MonitorState;
+    use crate::client::monitor::{Monitor, MonitorOptions, PollOutcome};
+    let (checkpoint, _) = crate::note::open_checkpoint(signed.as_bytes(), log_key)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let state =
+        std::env::temp_dir().join(format!("srcos-verify-{}-{nanos}.json", std::process::id()));
+    let seed = MonitorState {
+        note: signed.as_bytes().to_vec(),
+        checkpoint,
+        last_reached_ms: 0,
+        entries: None,
+    };
+    seed.save(&state, log_key)
+        .context(|| format!("writing {}", state.display()))?;
+    let options = MonitorOptions {
+        server: url.to_string(),
+        log_key: log_key.clone(),
+        state: state.clone(),
+        audit: false,
+        watch_subjects: Vec::new(),
+        unreachable_after: std::time::Duration::ZERO,
+        request_timeout: timeout,
+    };
+    let rt = super::runtime()?;
+    let outcome = Monitor::open(options).and_then(|mut monitor| rt.block_on(monitor.poll()));
+    let _ = std::fs::remove_file(&state);
+    match outcome
+        .context(|| format!("checking against {url}"))?
+        .outcome
+    {
+        PollOutcome::Unchanged(current) | PollOutcome::Grown(current, _) => Ok(current),
+        PollOutcome::First(_) => Err(CliError("the monitor lost its seed state".into())),
+        PollOutcome::Unreachable(_, why) => Err(CliError(format!("{url}: {why}"))),
+    }
 }

@@ -20,12 +20,14 @@ mod committer;
 pub mod fsck;
 pub mod intake;
 pub mod integrator;
+pub mod mirror;
 mod open;
 pub mod reader;
 pub mod replay;
 mod sequencer;
 pub mod snapshot;
 mod state_commit;
+pub mod state_digest;
 pub mod witnessing;
 
 use std::collections::HashMap;
@@ -98,7 +100,7 @@ impl LogOptions {
             state_commit_every: 0,
             state_commit_wrong_root: false,
             snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
-            snapshot_check: snapshot::SnapshotCheck::Hash,
+            snapshot_check: snapshot::SnapshotCheck::Index,
         }
     }
 }
@@ -387,6 +389,14 @@ impl Log {
             Ok(catalog) => read(&catalog, committed),
             Err(poisoned) => read(&poisoned.into_inner(), committed),
         }
+    }
+
+    /// SHA-256 of the canonical catalog state after the first `at` leaves (clamped to
+    /// the committed size), read a chunk at a time so that the sequencer is held up for
+    /// one chunk at most ([`state_digest`]). Blocking: call it off the async workers.
+    pub fn state_digest_at(&self, at: u64) -> Result<[u8; 32], catalog::CatalogError> {
+        let at = at.min(self.head().checkpoint.size);
+        state_digest::state_digest_at(&self.shared.catalog, at, state_digest::CHUNK)
     }
 
     /// The state commitment lookups are proved against: the one of exactly

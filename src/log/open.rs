@@ -471,8 +471,11 @@ type Refusal = (SnapshotError, bool, Box<dyn RecordStore>);
 
 /// Checks the snapshot at `path` and restores the catalog from it into `store`: the
 /// cheap checks first (header, size, origin, the root at its size from the tiles), then
-/// the file's hash, then the records, then (with [`SnapshotCheck::Digest`]) the state
-/// digest of what was loaded.
+/// either the index's hash and the records opened in place as the store's base (a v2
+/// snapshot and a store that takes a base, ADR 0009: nothing is copied), or the file's
+/// hash and the records copied into the store; with [`SnapshotCheck::Hash`] the whole
+/// file is hashed either way, and with [`SnapshotCheck::Digest`] the state digest of what
+/// was restored is compared with the recorded one.
 fn restore_from(
     path: &Path,
     check: SnapshotCheck,
@@ -484,7 +487,7 @@ fn restore_from(
 ) -> Result<(Catalog, u64), Refusal> {
     let refused = |reason: String| SnapshotError::Refused(reason);
     let checked = (|| {
-        let (header, body_end) = snapshot::read_header(path)?;
+        let (header, frames_end) = snapshot::read_header(path)?;
         let size = header.size;
         if size > checkpoint.size {
             return Err(refused(format!(
@@ -506,21 +509,54 @@ fn restore_from(
                 "its root at size {size} is not the tree's"
             )));
         }
-        snapshot::verify_hash(path)?;
-        Ok((header, body_end))
+        if check >= SnapshotCheck::Hash || header.index.is_none() {
+            snapshot::verify_hash(path)?;
+        }
+        let table = match header.index {
+            Some(_) => {
+                let (table, admin) = snapshot::open_table(path, &header)?;
+                if check >= SnapshotCheck::Hash {
+                    table.verify_all()?;
+                }
+                Some((table, admin))
+            }
+            None => None,
+        };
+        Ok((header, frames_end, table))
     })();
-    let (header, body_end) = match checked {
+    let (header, frames_end, table) = match checked {
         Ok(h) => h,
         Err(e) => return Err((e, false, store)),
     };
     let size = header.size;
-    let loaded = snapshot::load(path, body_end, store.as_mut()).and_then(|(admin, records)| {
-        if records != header.records {
-            return Err(refused(format!(
-                "it holds {records} records, its header says {}",
-                header.records
-            )));
+    let in_place = match table {
+        Some((table, admin)) => match store.layer_over(Box::new(table)) {
+            Ok(()) => Some(admin),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let loaded = match in_place {
+        Some(admin) => Ok(admin),
+        None => {
+            if check < SnapshotCheck::Hash && header.index.is_some() {
+                // Copied, so checked whole first: a block is never read again from it.
+                if let Err(e) = snapshot::verify_hash(path) {
+                    return Err((e, false, store));
+                }
+            }
+            snapshot::load(path, frames_end, store.as_mut()).and_then(|(admin, records)| {
+                if records != header.records {
+                    return Err(refused(format!(
+                        "it holds {records} records, its header says {}",
+                        header.records
+                    )));
+                }
+                Ok(admin)
+            })
         }
+    }
+    .and_then(|admin| {
         if admin.applied_size() != size || admin.origin() != Some(origin) {
             return Err(refused(
                 "its admin state is of another size or log".to_string(),

@@ -3,17 +3,24 @@
 //!
 //! A snapshot is one file, `DATA/snapshot/<size, 20 digits>.snap`, holding the catalog
 //! as it was after the first `size` leaves: the admin-side state and every record of the
-//! record store, byte for byte. Layout:
+//! record store, byte for byte. Layout (v2, ADR 0009; v1 had no index and is still read):
 //!
 //! ```text
-//! "srcos-catalog snapshot v1\n"
+//! "srcos-catalog snapshot v2\n"
 //! frames: [tag u8][key length u32 BE][value length u32 BE][key][value]
 //!         tag 'A': the admin state (JSON, empty key), once, first;
-//!         tags 'P' 'E' 'I' 'S' 'N': one record of that record-store space
-//! header: JSON {size, root, stateDigest, origin, records}
+//!         tags 'P' 'E' 'I' 'S' 'N': one record of that record-store space, each space
+//!         in key order; grouped into blocks of ~64 KiB (`storage::records::blocks`)
+//! index:  one entry per block: tag, first key, records, offset, length, SHA-256
+//! header: JSON {size, root, stateDigest, origin, records,
+//!               index: {offset, length, sha256}}
 //! [header length u32 BE]
 //! [SHA-256 of every byte above, 32 bytes]
 //! ```
+//!
+//! The on-disk record store opens the frames in place as its base (ADR 0009): start-up
+//! reads the header and the index, not the records, and each block's hash is checked
+//! the first time the block is read.
 //!
 //! Written off the sequencer's path by a thread of its own (every so many leaves) and
 //! on a clean shutdown: the records are read a chunk at a time under the catalog's read
@@ -50,19 +57,23 @@ use crate::merkle::{self, Hash};
 use crate::storage::durable::{
     create_dir_all_durable, create_options, sync_dir, PRIVATE_FILE_MODE,
 };
+use crate::storage::records::blocks::{encode_frame, BlockTable, BlockWriter, MAX_FRAME};
 use crate::storage::TileStore;
 
 /// The snapshot directory's name inside the data directory.
 pub const DIR: &str = "snapshot";
 
-const MAGIC: &[u8] = b"srcos-catalog snapshot v1\n";
+/// The magic line of the files written now.
+const MAGIC: &[u8] = b"srcos-catalog snapshot v2\n";
+/// The magic line of snapshots without an index (read, and copied at start-up).
+const MAGIC_V1: &[u8] = b"srcos-catalog snapshot v1\n";
 const ADMIN_TAG: u8 = b'A';
 /// Records read per hold of the catalog's read lock.
 const CHUNK: usize = 2048;
 /// Puts written to the record store per batch while loading.
 const LOAD_BATCH: usize = 8192;
-/// The largest key or value a frame may hold (the admin state included).
-const MAX_FRAME: u32 = 64 << 20;
+/// The largest index read (~80 bytes a block of 64 KiB: a snapshot of ~800 GB).
+const MAX_INDEX: u64 = 1 << 30;
 /// The fewest leaves since the last snapshot for which a clean shutdown writes one: a
 /// local command appending an entry or two does not rewrite the whole catalog at exit,
 /// and the next start replays at most these.
@@ -85,6 +96,21 @@ pub struct SnapshotHeader {
     pub origin: String,
     /// Record-store records it holds.
     pub records: u64,
+    /// Where its block index lies and its hash (v2; absent in v1 files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexRef>,
+}
+
+/// Where a snapshot's block index lies, and its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IndexRef {
+    /// Its offset in the file (the end of the frames).
+    pub offset: u64,
+    /// Its length in bytes (it ends where the header starts).
+    pub length: u64,
+    /// SHA-256 of its bytes (hex).
+    pub sha256: String,
 }
 
 /// Why a snapshot could not be written or was refused.
@@ -160,14 +186,20 @@ impl<W: Write> Hashing<W> {
         self.hash.update(bytes);
         self.inner.write_all(bytes)
     }
+}
 
+/// Writes frames into the file and accounts for them in the block index.
+struct Frames<W> {
+    out: Hashing<W>,
+    blocks: BlockWriter,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Frames<W> {
     fn frame(&mut self, tag: u8, key: &[u8], value: &[u8]) -> std::io::Result<()> {
-        let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes();
-        self.put(&[tag])?;
-        self.put(&len(key.len()))?;
-        self.put(&len(value.len()))?;
-        self.put(key)?;
-        self.put(value)
+        encode_frame(&mut self.buf, tag, key, value);
+        self.blocks.push(tag, key, &self.buf);
+        self.out.put(&self.buf)
     }
 }
 
@@ -258,6 +290,11 @@ fn write_file(
     };
     let writing = || io(format!("writing {}", tmp.display()));
     out.put(MAGIC).map_err(writing())?;
+    let mut out = Frames {
+        out,
+        blocks: BlockWriter::new(MAGIC.len() as u64),
+        buf: Vec::new(),
+    };
     let admin_json = serde_json::to_vec(&admin)
         .map_err(|e| refused(format!("encoding the admin state: {e}")))?;
     out.frame(ADMIN_TAG, &[], &admin_json).map_err(writing())?;
@@ -296,6 +333,17 @@ fn write_file(
         }
     }
     let state_digest = digester.finish();
+    let Frames {
+        mut out, blocks, ..
+    } = out;
+    let index_offset = blocks.end();
+    let index = blocks.finish();
+    out.put(&index).map_err(writing())?;
+    let index = IndexRef {
+        offset: index_offset,
+        length: index.len() as u64,
+        sha256: hex::encode(Sha256::digest(&index)),
+    };
     // Install only a snapshot of a committed size, with the root the tiles give it.
     let (committed_size, committed_root) = loop {
         let (n, root) = committed.committed();
@@ -322,6 +370,7 @@ fn write_file(
         state_digest: hex::encode(state_digest),
         origin: origin.to_string(),
         records,
+        index: Some(index),
     };
     let header_json =
         serde_json::to_vec(&header).map_err(|e| refused(format!("encoding the header: {e}")))?;
@@ -338,7 +387,8 @@ fn write_file(
 }
 
 /// Reads the header of the snapshot at `path` (and checks its frame: magic, lengths),
-/// without reading the body. Returns it and where the body ends.
+/// without reading the body. Returns it and where its frames end (v1: where the header
+/// starts; v2: where the index starts).
 pub fn read_header(path: &Path) -> Result<(SnapshotHeader, u64), SnapshotError> {
     let mut file = File::open(path).map_err(io(format!("opening {}", path.display())))?;
     let len = file
@@ -354,7 +404,7 @@ pub fn read_header(path: &Path) -> Result<(SnapshotHeader, u64), SnapshotError> 
     let mut magic = vec![0u8; MAGIC.len()];
     file.read_exact(&mut magic)
         .map_err(io(format!("reading {}", path.display())))?;
-    if magic != MAGIC {
+    if magic != MAGIC && magic != MAGIC_V1 {
         return Err(refused("it does not start with the snapshot magic line"));
     }
     let mut tail = [0u8; 4];
@@ -374,7 +424,56 @@ pub fn read_header(path: &Path) -> Result<(SnapshotHeader, u64), SnapshotError> 
         .map_err(io(format!("reading {}", path.display())))?;
     let header: SnapshotHeader = serde_json::from_slice(&header)
         .map_err(|e| refused(format!("its header does not parse: {e}")))?;
-    Ok((header, body_end))
+    match (&header.index, magic == MAGIC) {
+        (None, false) => Ok((header, body_end)),
+        (Some(index), true) => {
+            let fits = index.offset >= MAGIC.len() as u64
+                && index.length <= MAX_INDEX
+                && index.offset.checked_add(index.length) == Some(body_end);
+            if !fits {
+                return Err(refused("its index is not where its header says"));
+            }
+            let frames_end = index.offset;
+            Ok((header, frames_end))
+        }
+        _ => Err(refused("its header does not match its version")),
+    }
+}
+
+/// Opens the frames of the v2 snapshot at `path` in place (`header` from
+/// [`read_header`]): reads its index and checks it against the hash in the header, and
+/// reads the admin state (its block's hash checked). Reads no record: each block's hash
+/// is checked when it is first read. Returns the table and the admin state.
+pub fn open_table(
+    path: &Path,
+    header: &SnapshotHeader,
+) -> Result<(BlockTable, AdminState), SnapshotError> {
+    let index = header
+        .index
+        .as_ref()
+        .ok_or_else(|| refused("it has no block index (a v1 snapshot)"))?;
+    let file = File::open(path).map_err(io(format!("opening {}", path.display())))?;
+    let mut bytes = vec![0u8; usize::try_from(index.length).unwrap_or(usize::MAX)];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, index.offset)
+        .map_err(io(format!("reading {}", path.display())))?;
+    if hex::encode(Sha256::digest(&bytes)) != index.sha256 {
+        return Err(refused("its index's SHA-256 does not match its header"));
+    }
+    let table = BlockTable::open(path, file, &bytes, MAGIC.len() as u64, index.offset)
+        .map_err(|e| refused(e.to_string()))?;
+    let admin = match table.frames(ADMIN_TAG)?.as_slice() {
+        [(key, value)] if key.is_empty() => serde_json::from_slice(value)
+            .map_err(|e| refused(format!("the admin state does not parse: {e}")))?,
+        _ => return Err(refused("it does not hold exactly one admin state")),
+    };
+    if table.records() != header.records {
+        return Err(refused(format!(
+            "it holds {} records, its header says {}",
+            table.records(),
+            header.records
+        )));
+    }
+    Ok((table, admin))
 }
 
 /// Checks the SHA-256 at the end of the snapshot at `path` against every byte before it.
@@ -409,7 +508,7 @@ pub fn verify_hash(path: &Path) -> Result<(), SnapshotError> {
     Ok(())
 }
 
-/// Loads the body of the snapshot at `path` (ending at `body_end`, from
+/// Loads the frames of the snapshot at `path` (ending at `body_end`, from
 /// [`read_header`]): its records into `store`, which must be empty, and its admin state.
 /// The caller checks the hash first ([`verify_hash`]); the frames are still parsed
 /// strictly.
@@ -473,13 +572,18 @@ pub fn load(
 }
 
 /// How a snapshot is checked at start-up before the catalog is restored from it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SnapshotCheck {
     /// Do not load snapshots: replay the whole log (as before snapshots existed).
     Off,
-    /// The file's SHA-256, its size against the checkpoint, and its root against the
-    /// tiles.
+    /// Its size against the checkpoint, its root against the tiles, the SHA-256 of its
+    /// index (from its header); each block's SHA-256 when the block is first read (a
+    /// v2 snapshot opened in place, ADR 0009). A v1 snapshot, or one copied into a
+    /// store that cannot open it in place, is checked as with `Hash`.
     #[default]
+    Index,
+    /// As `Index`, and the SHA-256 of the whole file and of every block, before it is
+    /// used (reads the whole file).
     Hash,
     /// As `Hash`, and then the state digest of the catalog loaded from it must equal the
     /// digest it recorded (reads every record once more).
@@ -632,6 +736,10 @@ pub fn check_against(
                             "its recorded state digest {} is not the replay's {digest} at size {size}",
                             header.state_digest
                         )));
+                    }
+                    if header.index.is_some() {
+                        let (table, _) = open_table(&path, &header)?;
+                        table.verify_all()?;
                     }
                     // The records themselves, not only the digest recorded beside them.
                     let mut store = MemoryStore::default();

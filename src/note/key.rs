@@ -288,6 +288,11 @@ impl Verifier {
         self.key_type
     }
 
+    /// The Ed25519 key, for batch verification (`note::batch`).
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        &self.key
+    }
+
     /// The raw 32-byte Ed25519 public key.
     pub fn public_key(&self) -> &[u8; 32] {
         &self.public_key

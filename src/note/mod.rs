@@ -21,6 +21,7 @@
 //! below; the sub-modules are private.
 
 mod add_checkpoint;
+pub mod batch;
 mod checkpoint;
 mod cosignature;
 mod encoding;

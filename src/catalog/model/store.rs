@@ -105,6 +105,17 @@ pub trait RecordStore: Send + Sync + std::fmt::Debug {
             "this record store cannot be cleared".into(),
         ))
     }
+    /// Takes `base` (a read-only store: a snapshot's records where they lie on disk) as
+    /// the records below every later write, instead of having them copied in; gives it
+    /// back when this store cannot (the default), and the caller copies them.
+    ///
+    /// A store that accepts MUST be empty when called, and MUST from then on answer every
+    /// `get` and `scan` as if each record of `base` had been written to it first and every
+    /// later write after (a later write of a key wins over `base`'s); `clear` MUST drop
+    /// `base` too. It MUST NOT write to `base`.
+    fn layer_over(&mut self, base: Box<dyn RecordStore>) -> Result<(), Box<dyn RecordStore>> {
+        Err(base)
+    }
 }
 
 /// The in-memory store: one BTreeMap per space.

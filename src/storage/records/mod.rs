@@ -4,7 +4,9 @@
 //! which are updated and range-scanned, to sled behind a bounded cache.
 //!
 //! The store is a cache of the log, not a copy to trust: [`DiskRecordStore::open_fresh`]
-//! wipes it and the log replays every entry into it at start. So there is nothing to
+//! wipes it and the log replays every entry into it at start, on top of the newest
+//! catalog snapshot's records read in place ([`blocks::BlockTable`], ADR 0009: the
+//! snapshot is the base, sled and the slot file hold only what was written since). So there is nothing to
 //! recover after a crash and nothing needs to be durable, and records of a batch that was
 //! admitted but never committed vanish with the next start. sled still flushes every
 //! second: not for durability, but because it only frees its write buffers once they are
@@ -18,11 +20,12 @@
 //! May import: [`slots`], `storage::durable`, the storage error and the `catalog` root
 //! re-exports.
 
+pub mod blocks;
 pub mod slots;
 
 use std::path::Path;
 
-use crate::catalog::{Put, RecordError, RecordStore, Scan, Space};
+use crate::catalog::{KeyValue, Put, RecordError, RecordStore, Scan, Space};
 use crate::storage::durable::create_private_dir_all;
 use crate::storage::StorageError;
 use slots::SlotFile;
@@ -40,6 +43,8 @@ pub struct DiskRecordStore {
     _db: sled::Db,
     tree: sled::Tree,
     publications: SlotFile,
+    /// The records below every write (a snapshot's, read in place), if any.
+    base: Option<Box<dyn RecordStore>>,
 }
 
 impl std::fmt::Debug for DiskRecordStore {
@@ -94,6 +99,7 @@ impl DiskRecordStore {
             _db: db,
             tree,
             publications,
+            base: None,
         })
     }
 }
@@ -136,8 +142,9 @@ impl DiskRecordStore {
     }
 }
 
-impl RecordStore for DiskRecordStore {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
+impl DiskRecordStore {
+    /// The value written to this store since it was opened (not the base's).
+    fn get_written(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
         if space == Space::Publications {
             return self.publications.get(slot_index(key)?).map_err(slot_error);
         }
@@ -148,7 +155,8 @@ impl RecordStore for DiskRecordStore {
             .map(|v| v.to_vec()))
     }
 
-    fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>) -> Scan<'_> {
+    /// The records written to this store since it was opened (not the base's).
+    fn scan_written(&self, space: Space, start: &[u8], end: Option<&[u8]>) -> Scan<'_> {
         if space == Space::Publications {
             return self.scan_publications(start, end);
         }
@@ -162,7 +170,54 @@ impl RecordStore for DiskRecordStore {
             Ok((k[1..].to_vec(), v.to_vec()))
         }))
     }
+}
 
+/// Two ordered scans as one: every key once, `over`'s value where both hold it.
+struct Merged<'a> {
+    over: std::iter::Peekable<Scan<'a>>,
+    under: std::iter::Peekable<Scan<'a>>,
+}
+
+impl Iterator for Merged<'_> {
+    type Item = Result<KeyValue, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let order = match (self.over.peek(), self.under.peek()) {
+            (None, None) => return None,
+            (Some(Err(_)), _) | (Some(_), None) => std::cmp::Ordering::Less,
+            (_, Some(Err(_))) | (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(Ok((a, _))), Some(Ok((b, _)))) => a.cmp(b),
+        };
+        match order {
+            std::cmp::Ordering::Less => self.over.next(),
+            std::cmp::Ordering::Greater => self.under.next(),
+            std::cmp::Ordering::Equal => {
+                self.under.next();
+                self.over.next()
+            }
+        }
+    }
+}
+
+impl RecordStore for DiskRecordStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
+        let written = self.get_written(space, key)?;
+        match (&written, &self.base) {
+            (None, Some(base)) => base.get(space, key),
+            _ => Ok(written),
+        }
+    }
+
+    fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>) -> Scan<'_> {
+        let written = self.scan_written(space, start, end);
+        match &self.base {
+            Some(base) => Box::new(Merged {
+                over: written.peekable(),
+                under: base.scan(space, start, end).peekable(),
+            }),
+            None => written,
+        }
+    }
     fn write(&mut self, batch: Vec<Put>) -> Result<(), RecordError> {
         // Not atomic across the two files, and need not be: a failed write fails the
         // log, and the store is rebuilt from the log at the next start.
@@ -181,8 +236,20 @@ impl RecordStore for DiskRecordStore {
     }
 
     fn clear(&mut self) -> Result<(), RecordError> {
+        self.base = None;
         self.tree.clear().map_err(backend)?;
         self.publications.clear().map_err(slot_error)
+    }
+
+    fn layer_over(&mut self, base: Box<dyn RecordStore>) -> Result<(), Box<dyn RecordStore>> {
+        let empty = self.base.is_none()
+            && self.tree.is_empty()
+            && self.publications.end().is_ok_and(|n| n == 0);
+        if !empty {
+            return Err(base);
+        }
+        self.base = Some(base);
+        Ok(())
     }
 }
 
@@ -210,6 +277,57 @@ mod tests {
         drop(s);
         let s = DiskRecordStore::open_fresh(&path).unwrap();
         assert_eq!(s.get(Space::Entries, b"a").unwrap(), None);
+    }
+
+    #[test]
+    fn a_store_layered_over_a_base_answers_as_if_the_base_was_written_first() {
+        use crate::catalog::MemoryStore;
+        let dir = tempfile::tempdir().unwrap();
+        let mut disk = DiskRecordStore::open_fresh(&dir.path().join("projection")).unwrap();
+        let mut both = MemoryStore::default();
+        let mut base = MemoryStore::default();
+        let put = |space: Space, i: u64, v: &str| Put {
+            space,
+            key: i.to_be_bytes().to_vec(),
+            value: v.as_bytes().to_vec(),
+        };
+        let under: Vec<Put> = [Space::Publications, Space::Entries, Space::Names]
+            .into_iter()
+            .flat_map(|s| (0..20).step_by(2).map(move |i| put(s, i, "base")))
+            .collect();
+        base.write(under.clone()).unwrap();
+        both.write(under).unwrap();
+        assert!(disk.layer_over(Box::new(base)).is_ok());
+        // Later writes: new keys between and after the base's, and overwrites of base keys.
+        let over: Vec<Put> = [Space::Publications, Space::Entries, Space::Subjects]
+            .into_iter()
+            .flat_map(|s| [3, 4, 25].map(|i| put(s, i, "over")))
+            .collect();
+        disk.write(over.clone()).unwrap();
+        both.write(over).unwrap();
+        let k = |i: u64| i.to_be_bytes().to_vec();
+        for space in Space::ALL {
+            for (start, end) in [
+                (vec![], None),
+                (k(3), Some(k(11))),
+                (k(4), Some(k(5))),
+                (k(30), None),
+            ] {
+                let a: Vec<_> = disk.scan(space, &start, end.as_deref()).collect();
+                let b: Vec<_> = both.scan(space, &start, end.as_deref()).collect();
+                assert_eq!(a, b, "{space:?} {start:?}..{end:?}");
+            }
+            for i in [0, 3, 4, 5, 18, 25, 40] {
+                assert_eq!(
+                    disk.get(space, &k(i)).unwrap(),
+                    both.get(space, &k(i)).unwrap()
+                );
+            }
+        }
+        // Only an empty store takes a base; clearing drops it.
+        assert!(disk.layer_over(Box::new(MemoryStore::default())).is_err());
+        disk.clear().unwrap();
+        assert_eq!(disk.get(Space::Names, &k(0)).unwrap(), None);
     }
 
     #[test]
