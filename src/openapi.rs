@@ -23,7 +23,7 @@ pub const SERVE_DOCUMENT: &str = include_str!("../schemas/openapi.json");
 pub const WITNESS_DOCUMENT: &str = include_str!("../schemas/openapi-witness.json");
 
 /// The JSON Schemas the documents refer to: (path under `schemas/`, text).
-pub const SCHEMAS: [(&str, &str); 15] = [
+pub const SCHEMAS: [(&str, &str); 16] = [
     (
         "blob-upload-intent.v1.schema.json",
         include_str!("../schemas/blob-upload-intent.v1.schema.json"),
@@ -67,6 +67,10 @@ pub const SCHEMAS: [(&str, &str); 15] = [
     (
         "receipt.v1.schema.json",
         include_str!("../schemas/receipt.v1.schema.json"),
+    ),
+    (
+        "state-history.v1.schema.json",
+        include_str!("../schemas/state-history.v1.schema.json"),
     ),
     (
         "state-proof.v1.schema.json",

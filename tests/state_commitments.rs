@@ -12,7 +12,7 @@ use common::authority::{no_refs, request, subject_hex, Authority, PREFIX};
 use common::cli;
 use serde_json::json;
 use srcos_catalog::keyfile::read_verifier;
-use srcos_catalog::state::StateProofBundle;
+use srcos_catalog::state::{StateHistory, StateProofBundle};
 
 /// Dev, candidate and stable with no evidence or approvals required, so an entry can
 /// be walked through every channel by the admin alone.
@@ -141,6 +141,46 @@ fn check_follows_the_channels_and_a_revocation_flips_it() {
         out.contains("NOT OK: revoked: the entry's status is revoked since leaf"),
         "{out}"
     );
+
+    // The entry's history from the log's first commitment (size 2, after the grant):
+    // absent, then on each channel, then revoked; every commitment in between, chained.
+    let (status, body) = a.get_json(&format!(
+        "/v1/state/proofs/history?target={}&subject=sha256%3A{hex}&from=2",
+        target.replace(':', "%3A").replace('/', "%2F")
+    ));
+    assert_eq!(status, 200, "{body}");
+    let history: StateHistory = serde_json::from_value(body).unwrap();
+    let steps = history.verify(&log_key, &[], 0).unwrap();
+    assert_eq!(steps[0].tree_size, 2);
+    assert!(steps[0].value.is_none());
+    let seen: Vec<String> = steps
+        .iter()
+        .filter_map(|s| s.value.as_ref())
+        .map(|v| {
+            let v: serde_json::Value = serde_json::from_slice(v).unwrap();
+            format!(
+                "{} {}",
+                v["channel"].as_str().unwrap(),
+                v["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(seen.last().unwrap(), "stable revoked", "{seen:?}");
+    for want in ["dev published", "candidate published", "stable published"] {
+        assert!(seen.iter().any(|s| s == want), "{want}: {seen:?}");
+    }
+    // Leaving a commitment out is caught by the chain.
+    let mut gapped = history.clone();
+    gapped.steps.remove(1);
+    let err = gapped.verify(&log_key, &[], 0).unwrap_err();
+    assert!(err.to_string().starts_with("incomplete:"), "{err}");
+    // A size that is no commitment, and a missing from, are refused.
+    let (status, _) = a.get_json(&format!(
+        "/v1/state/proofs/history?subject=sha256%3A{hex}&from=1"
+    ));
+    assert_eq!(status, 404);
+    let (status, _) = a.get_json(&format!("/v1/state/proofs/history?subject=sha256%3A{hex}"));
+    assert_eq!(status, 400);
 
     // The saved proof still says what it said, offline; --max-age bounds how long.
     let proof = saved.to_str().unwrap();

@@ -13,12 +13,17 @@ use serde_json::{json, Value};
 const NEEDS: &str = "cryptography";
 
 fn verify(vkey: &str, bundle: &Value) -> (bool, String) {
+    run_verifier("bundle", vkey, bundle)
+}
+
+/// Runs `state_verifier.py COMMAND VKEY` on `document`; (success, output).
+fn run_verifier(command: &str, vkey: &str, document: &Value) -> (bool, String) {
     let mut child = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/state_verifier.py"
         ))
-        .args(["bundle", vkey])
+        .args([command, vkey])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -28,7 +33,7 @@ fn verify(vkey: &str, bundle: &Value) -> (bool, String) {
         .stdin
         .take()
         .unwrap()
-        .write_all(&serde_json::to_vec(bundle).unwrap())
+        .write_all(&serde_json::to_vec(document).unwrap())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = format!(
@@ -123,4 +128,25 @@ fn the_python_verifier_agrees() {
     let flipped = if proof.starts_with('A') { "B" } else { "A" };
     forged["mapProof"] = json!(format!("{flipped}{}", &proof[1..]));
     assert!(!verify(vkey, &forged).0);
+
+    // The entry's history from the first commitment (size 2, after the grant): absent,
+    // then published on dev; with a step left out it is refused as incomplete.
+    let (status, history) = a.get_json(&format!(
+        "/v1/state/proofs/history?target={}&subject=sha256%3A{hex}&from=2",
+        q(&target)
+    ));
+    assert_eq!(status, 200, "{history}");
+    let (ok, out) = run_verifier("history", vkey, &history);
+    assert!(ok, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "2 absent", "{out}");
+    assert!(
+        lines.last().unwrap().contains("\"status\":\"published\""),
+        "{out}"
+    );
+    assert!(lines.len() >= 3, "{out}");
+    let mut gapped = history.clone();
+    gapped["steps"].as_array_mut().unwrap().remove(1);
+    let (ok, out) = run_verifier("history", vkey, &gapped);
+    assert!(!ok && out.contains("incomplete"), "{out}");
 }

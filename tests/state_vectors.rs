@@ -171,7 +171,7 @@ fn vectors() -> Value {
             ],
         },
         "commitmentLeaf": String::from_utf8(
-            Catalog::state_commitment_leaf(7, &tree.root(), 1_767_225_607_000).unwrap()
+            Catalog::state_commitment_leaf(7, &tree.root(), 1_767_225_607_000, None).unwrap()
         )
         .unwrap(),
         "emptyTree": {

@@ -8,6 +8,8 @@ Usage:
   state_verifier.py bundle LOG_VKEY_FILE  verify the proof bundle on stdin; prints
                                           "present <treeSize> <value JSON>" or
                                           "absent <treeSize>"; exit 1 when it does not verify
+  state_verifier.py history LOG_VKEY_FILE verify the history proof on stdin (§8); prints
+                                          "<treeSize> absent|<value JSON>" per step
 Needs `cryptography` (Ed25519) for bundles only. Used by tests/state_python.rs."""
 import base64
 import hashlib
@@ -224,7 +226,7 @@ def verify_bundle(bundle, vkey):
     leaf = json.loads(entry)
     if jcs(leaf) != entry or leaf.get("kind") != "StateCommitment":
         raise Refused("not a canonical StateCommitment leaf")
-    if set(leaf) != {"apiVersion", "committedAt", "kind", "root", "treeSize"}:
+    if set(leaf) - {"previous"} != {"apiVersion", "committedAt", "kind", "root", "treeSize"}:
         raise Refused("commitment members")
     if not isinstance(leaf["treeSize"], int) or leaf["treeSize"] > c["logIndex"]:
         raise Refused("treeSize is after the leaf's index")
@@ -234,6 +236,30 @@ def verify_bundle(bundle, vkey):
     sibs, term = decode_proof(base64.b64decode(bundle["mapProof"], validate=True))
     verify_proof(map_root, k, value, sibs, term)
     return leaf["treeSize"], value
+
+
+def verify_history(history, vkey):
+    """state.md §8: every step a bundle, one key, one checkpoint, each commitment naming
+    the step before's as its previous. Returns [(treeSize, value)]."""
+    if history["mediaType"] != "application/vnd.srcos.catalog.state-history.v1+json":
+        raise Refused("media type")
+    steps = history["steps"]
+    if not 1 <= len(steps) <= 256:
+        raise Refused("step count")
+    out, before = [], None
+    for step in steps:
+        size, value = verify_bundle(step, vkey)
+        c = step["commitment"]
+        leaf = json.loads(base64.b64decode(c["entry"], validate=True))
+        here = (step["key"], c["treeSize"], c["checkpoint"].split("\n")[2], c["logIndex"])
+        if before is not None:
+            if here[0] != before[0] or here[1:3] != before[1:3]:
+                raise Refused("another key or checkpoint")
+            if leaf.get("previous") != before[3]:
+                raise Refused("incomplete: a commitment is left out")
+        before = here
+        out.append((size, value))
+    return out
 
 
 def main():
@@ -250,8 +276,17 @@ def main():
             print("absent", size)
         else:
             print("present", size, value.decode())
+    elif sys.argv[1] == "history":
+        vkey = open(sys.argv[2]).read()
+        try:
+            steps = verify_history(json.load(sys.stdin), vkey)
+        except (Refused, ValueError, KeyError) as e:
+            print("refused:", e)
+            sys.exit(1)
+        for size, value in steps:
+            print(size, "absent" if value is None else value.decode())
     else:
-        sys.exit("usage: vectors FILE | bundle LOG_VKEY_FILE < bundle.json")
+        sys.exit("usage: vectors FILE | bundle LOG_VKEY_FILE < bundle.json | history LOG_VKEY_FILE < history.json")
 
 
 if __name__ == "__main__":

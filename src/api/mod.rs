@@ -107,6 +107,7 @@ pub fn operated_router(state: AppState, ops: Operations) -> Router {
         .route(routes::INCLUSION_PROOF, get(read::inclusion))
         .route(routes::CONSISTENCY_PROOF, get(read::consistency))
         .route(routes::STATE_PROOFS, get(state::proofs))
+        .route(routes::STATE_HISTORY, get(state::history))
         .route(routes::HEALTHZ, get(health::healthz))
         .route(routes::READYZ, get(health::readyz))
         .route(routes::METRICS, get(metrics::render))

@@ -18,7 +18,10 @@ use serde::Deserialize;
 use super::read::{parse_index, query_problem, with_headers};
 use super::{AppState, Problem};
 use crate::catalog::{check_catalog_ref, check_channel, check_sha256, check_vkey};
-use crate::state::{MapKey, StateProofBundle, STATE_PROOF_MEDIA_TYPE};
+use crate::state::{
+    MapKey, StateHistory, StateProofBundle, MAX_HISTORY_STEPS, STATE_HISTORY_MEDIA_TYPE,
+    STATE_PROOF_MEDIA_TYPE,
+};
 
 /// Query of `GET /v1/state/proofs`.
 #[derive(Deserialize)]
@@ -33,6 +36,16 @@ pub struct StateProofQuery {
 
 /// The map key a query asks about, its fields checked as the catalog checks them.
 fn key_of(q: &StateProofQuery) -> Result<MapKey, Problem> {
+    key_of_parts(&q.target, &q.subject, &q.channel, &q.key)
+}
+
+/// [`key_of`] from the four parameters.
+fn key_of_parts(
+    given_target: &Option<String>,
+    given_subject: &Option<String>,
+    given_channel: &Option<String>,
+    given_key: &Option<String>,
+) -> Result<MapKey, Problem> {
     let bad = |field: &str, e: String| Problem::bad_request(format!("{field}: {e}"));
     let subject = |s: &str| -> Result<String, Problem> {
         let hex = s.strip_prefix("sha256:").ok_or_else(|| {
@@ -45,7 +58,7 @@ fn key_of(q: &StateProofQuery) -> Result<MapKey, Problem> {
         check_catalog_ref(t, false).map_err(|e| bad("target", e.to_string()))?;
         Ok(t.to_string())
     };
-    match (&q.target, &q.subject, &q.channel, &q.key) {
+    match (given_target, given_subject, given_channel, given_key) {
         (Some(t), Some(s), None, None) => Ok(MapKey::Entry {
             target: target(t)?,
             subject: subject(s)?,
@@ -111,6 +124,84 @@ pub async fn proofs(
             STATE_PROOF_MEDIA_TYPE,
             "no-cache",
             bundle.to_json(),
+        ),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// Query of `GET /v1/state/proofs/history`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateHistoryQuery {
+    target: Option<String>,
+    subject: Option<String>,
+    channel: Option<String>,
+    key: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /v1/state/proofs/history?<key>&from=A[&to=B]`: the key's value at every kept
+/// commitment from the one to size A to the last one to a size up to B, each with its
+/// lookup proof, all against the newest checkpoint (`log-format/state.md` §8). At most
+/// [`MAX_HISTORY_STEPS`] steps: a longer range is a 400, so the work per request is
+/// bounded.
+pub async fn history(
+    State(app): State<AppState>,
+    query: Result<Query<StateHistoryQuery>, QueryRejection>,
+) -> Response {
+    let result = (|| {
+        let Query(q) = query.map_err(query_problem)?;
+        let key = key_of_parts(&q.target, &q.subject, &q.channel, &q.key)?;
+        let from = q
+            .from
+            .as_deref()
+            .ok_or_else(|| Problem::bad_request("from (a committed size) is required".to_string()))
+            .and_then(|s| parse_index(s, "from"))?;
+        let to =
+            q.to.as_deref()
+                .map(|s| parse_index(s, "to"))
+                .transpose()?
+                .unwrap_or(u64::MAX);
+        if to < from {
+            return Err(Problem::bad_request(format!(
+                "to {to} is below from {from}"
+            )));
+        }
+        let (steps, head) = app
+            .log
+            .state_commitments_between(from, to, MAX_HISTORY_STEPS + 1);
+        if steps.first().map(|c| c.tree_size) != Some(from) {
+            return Err(Problem::not_found(format!(
+                "no state commitment to tree size {from} is held (recent commitments only)"
+            )));
+        }
+        if steps.len() > MAX_HISTORY_STEPS {
+            return Err(Problem::bad_request(format!(
+                "the range holds more than {MAX_HISTORY_STEPS} commitments; narrow it with to"
+            )));
+        }
+        let hash = key.hash();
+        let mut bundles = Vec::with_capacity(steps.len());
+        for committed in steps {
+            let proof = committed.tree.prove(&hash);
+            let value = committed.tree.get(&hash).cloned();
+            let receipt = super::witnessed::receipt_at(&app, committed.leaf_index, head)?;
+            bundles.push(StateProofBundle::new(
+                &key,
+                value.as_deref(),
+                &proof,
+                receipt,
+            ));
+        }
+        Ok::<_, Problem>(StateHistory::new(bundles))
+    })();
+    match result {
+        Ok(history) => with_headers(
+            StatusCode::OK,
+            STATE_HISTORY_MEDIA_TYPE,
+            "no-cache",
+            history.to_json(),
         ),
         Err(problem) => problem.into_response(),
     }

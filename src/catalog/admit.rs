@@ -36,6 +36,7 @@ impl Catalog {
         tree_size: u64,
         root: &[u8; 32],
         committed_at_ms: u64,
+        previous: Option<u64>,
     ) -> Result<Vec<u8>, CatalogError> {
         let committed_at = format_rfc3339_ms(committed_at_ms).ok_or_else(|| {
             CatalogError::Encoding(format!(
@@ -48,6 +49,7 @@ impl Catalog {
             kind: StateCommitmentKind::StateCommitment,
             root: hex::encode(root),
             tree_size,
+            previous,
         })
         .to_bytes()
     }

@@ -238,6 +238,16 @@ impl Catalog {
     ) -> Result<Effect, ApplyError> {
         let mut root = [0u8; 32];
         hex::decode_to_slice(&c.root, &mut root).map_err(|e| format!("root: {e}"))?;
+        // When given, `previous` chains the commitments (history proofs rely on it).
+        if let Some(previous) = c.previous {
+            let last = self.commitments().last().copied();
+            if last != Some(previous) {
+                return Err(format!(
+                    "previous names commitment {previous}, but the last one is {last:?}"
+                )
+                .into());
+            }
+        }
         self.add_commitment(index);
         Ok(Effect::StateCommitted {
             tree_size: c.tree_size,

@@ -62,6 +62,8 @@ pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
 /// `GET`: a lookup proof from the newest state commitment (`log-format/state.md`).
 pub const STATE_PROOFS: &str = "/v1/state/proofs";
+/// `GET`: one key's value at every state commitment in a range (`log-format/state.md` §8).
+pub const STATE_HISTORY: &str = "/v1/state/proofs/history";
 /// `GET`: the OpenAPI 3.1 description of the server's routes.
 pub const OPENAPI: &str = "/openapi.json";
 /// `GET`: a JSON Schema the OpenAPI document refers to (`/schemas/problem.schema.json`).
@@ -84,7 +86,7 @@ pub const WITNESS_CHECKPOINT: &str = "/{origin_hash}/checkpoint";
 
 /// Every route `serve` mounts (the `/tile/entries/{*path}` bundles are a narrower
 /// pattern of [`TILE`], mounted separately for compression).
-pub const SERVE: [&str; 30] = [
+pub const SERVE: [&str; 31] = [
     PUBLICATIONS,
     GRANTS,
     POLICY_SET,
@@ -106,6 +108,7 @@ pub const SERVE: [&str; 30] = [
     INCLUSION_PROOF,
     CONSISTENCY_PROOF,
     STATE_PROOFS,
+    STATE_HISTORY,
     HEALTHZ,
     READYZ,
     METRICS,

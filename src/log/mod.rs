@@ -413,6 +413,19 @@ impl Log {
         }
     }
 
+    /// The kept state commitments to sizes from `from` to `to`, in log order, at most
+    /// `limit` of them, whose leaves are in the committed tree; and that tree's size.
+    pub fn state_commitments_between(
+        &self,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> (Vec<crate::state::Committed>, u64) {
+        let head = self.shared.head().checkpoint.size;
+        let commits = &self.shared.state_commits;
+        (commits.committed_between(from, to, head, limit), head)
+    }
+
     /// The newest tree size whose state map the map thread has finished (`None` when
     /// the log does not commit to its state): a commitment can name no later size.
     pub fn state_map_size(&self) -> Option<u64> {

@@ -218,7 +218,8 @@ impl StateCommits {
         if self.wrong_root {
             root[0] ^= 1;
         }
-        let leaf = Catalog::state_commitment_leaf(tree_size, &root, at_ms)?;
+        let previous = lock(&self.last_commitment).map(|(leaf, _)| leaf);
+        let leaf = Catalog::state_commitment_leaf(tree_size, &root, at_ms, previous)?;
         catalog.apply(index, &leaf)?;
         *lock(&self.last_commitment) = Some((index, tree_size));
         self.batches.store(0, Ordering::Relaxed);
@@ -263,6 +264,26 @@ impl StateCommits {
         let progress = lock(&self.progress);
         let (_, c) = progress.committed.range(..tree_size).next_back()?;
         Some(c.clone())
+    }
+
+    /// The kept commitments to sizes from `from` to `to` whose leaves are below
+    /// `tree_size`, oldest first, at most `limit`.
+    pub fn committed_between(
+        &self,
+        from: u64,
+        to: u64,
+        tree_size: u64,
+        limit: usize,
+    ) -> Vec<Committed> {
+        let progress = lock(&self.progress);
+        progress
+            .committed
+            .range(from..tree_size)
+            .map(|(_, c)| c)
+            .filter(|c| c.tree_size >= from && c.tree_size <= to)
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     /// The kept commitment to exactly `tree_size`, if the map still has it.
@@ -311,9 +332,14 @@ fn keep_map(mut map: StateMap, batches: Receiver<MapBatch>, shared: Weak<Shared>
                     if !seen.insert(id.as_str()) {
                         continue;
                     }
-                    let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
-                    if let Err(e) = map.apply_change(&catalog, change, batch.at) {
-                        drop(catalog);
+                    // The catalog is held for the reads only; encoding and hashing the
+                    // entry's value happen after, so the sequencer's write holds are not
+                    // delayed by them.
+                    let read = {
+                        let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
+                        StateMap::read_change(&catalog, change, batch.at)
+                    };
+                    if let Err(e) = read.and_then(|read| map.apply_read(read)) {
                         commits.give_up(format!("state map as of size {}: {e}", batch.at));
                         return;
                     }

@@ -52,6 +52,8 @@ pub struct VerifiedLookup {
     pub tree_size: u64,
     /// The commitment leaf's index.
     pub leaf_index: u64,
+    /// The previous commitment leaf's index, as the commitment names it.
+    pub previous: Option<u64>,
     /// When the sequencer committed (ms since the epoch).
     pub committed_at_ms: u64,
     /// The verified checkpoint that includes the commitment.
@@ -180,6 +182,7 @@ impl StateProofBundle {
             value,
             tree_size: leaf.tree_size,
             leaf_index: receipt.index,
+            previous: leaf.previous,
             committed_at_ms,
             checkpoint: receipt.checkpoint,
             cosigners,

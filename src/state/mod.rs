@@ -14,6 +14,7 @@
 //! - `keys`: [`MapKey`] and the value types, RFC 8785 encoded.
 //! - `project`: [`StateMap`], the map as a projection of a [`crate::catalog::Catalog`].
 //! - `bundle`: [`StateProofBundle`], the self-contained proof a consumer verifies.
+//! - `history`: [`StateHistory`], one key's value at every commitment in a range.
 //! - `check`: [`check_entry`], the consumer's question answered from a lookup.
 //! - `follow`: [`StateFollower`], the map of a log followed leaf by leaf, its
 //!   commitments checked and their snapshots kept.
@@ -22,6 +23,7 @@ mod bundle;
 mod check;
 mod follow;
 mod hash;
+mod history;
 mod keys;
 mod project;
 mod proof;
@@ -33,9 +35,10 @@ pub use bundle::{
 pub use check::{check_entry, parse_duration_ms, Expectation, NotMet};
 pub use follow::{Committed, FollowError, StateFollower, DEFAULT_KEPT_COMMITMENTS, MAX_COMMIT_LAG};
 pub use hash::{bit, empty_hash, key_hash, leaf_hash, node_hash, value_hash};
+pub use history::{HistoryError, StateHistory, MAX_HISTORY_STEPS, STATE_HISTORY_MEDIA_TYPE};
 pub use keys::{
     encode_value, EntryValue, GrantValue, HeadValue, KeyRoles, MapKey, Sha256Digest, SubjectValue,
 };
-pub use project::{KeyRolesSnapshot, MapChange, StateError, StateMap};
+pub use project::{ChangeRead, EntryRead, KeyRolesSnapshot, MapChange, StateError, StateMap};
 pub use proof::{Proof, ProofError, MAX_PROOF_BYTES, MAX_SIBLINGS};
 pub use tree::Tree;

@@ -15,7 +15,7 @@ use super::keys::{
 use super::tree::Tree;
 use crate::catalog::{
     entry_local_id, evidence_bundle, to_canonical_vec, Catalog, CatalogError, DecisionKind, Effect,
-    EntryStatus, RecordError,
+    EntryStatus, EntryView, PublicationRecord, RecordError,
 };
 use crate::merkle::Hash;
 
@@ -59,6 +59,37 @@ pub enum MapChange {
     Entry(String),
     /// The keys' roles changed; the snapshot is the whole set after the leaf.
     Keys(KeyRolesSnapshot),
+}
+
+/// An entry as read from the catalog at one size, for [`StateMap::apply_read`].
+#[derive(Clone, Debug)]
+pub struct EntryRead {
+    index: u64,
+    view: EntryView,
+    publication: PublicationRecord,
+    origin: String,
+}
+
+/// What [`StateMap::read_change`] read for one change.
+#[derive(Clone, Debug)]
+pub enum ChangeRead {
+    /// An entry's state.
+    Entry(Box<EntryRead>),
+    /// The keys' roles.
+    Keys(KeyRolesSnapshot),
+}
+
+/// The entry of publication leaf `index` in `catalog` as of size `at`.
+fn read_entry(catalog: &Catalog, index: u64, at: u64) -> Result<EntryRead, StateError> {
+    let (view, publication) = catalog
+        .entry_view(index, at)?
+        .ok_or_else(|| StateError::MissingEntry(format!("publication leaf {index}")))?;
+    Ok(EntryRead {
+        index,
+        view,
+        publication,
+        origin: catalog.origin().unwrap_or_default().to_string(),
+    })
 }
 
 /// The authenticated map of the catalog state, and the indexes that keep it current.
@@ -231,10 +262,48 @@ impl StateMap {
     /// Recomputes the entry created by publication leaf `index`, the subject's targets
     /// and the heads of the channels it left or joined, as of size `at`.
     fn refresh_entry(&mut self, catalog: &Catalog, index: u64, at: u64) -> Result<(), StateError> {
-        let (view, publication) = catalog
-            .entry_view(index, at)?
-            .ok_or_else(|| StateError::MissingEntry(format!("publication leaf {index}")))?;
-        let origin = catalog.origin().unwrap_or_default();
+        let read = read_entry(catalog, index, at)?;
+        self.apply_entry(read)
+    }
+
+    /// Reads what a change needs from `catalog` as of size `at`, so that the caller can
+    /// release the catalog before the (larger) encoding and hashing work of
+    /// [`StateMap::apply_read`].
+    pub fn read_change(
+        catalog: &Catalog,
+        change: &MapChange,
+        at: u64,
+    ) -> Result<ChangeRead, StateError> {
+        Ok(match change {
+            MapChange::Keys(now) => ChangeRead::Keys(now.clone()),
+            MapChange::Entry(id) => {
+                let index = catalog
+                    .entry_index(id)?
+                    .ok_or_else(|| StateError::MissingEntry(id.clone()))?;
+                ChangeRead::Entry(Box::new(read_entry(catalog, index, at)?))
+            }
+        })
+    }
+
+    /// Applies what [`StateMap::read_change`] read, without the catalog.
+    pub fn apply_read(&mut self, read: ChangeRead) -> Result<(), StateError> {
+        match read {
+            ChangeRead::Keys(now) => {
+                self.set_keys(now);
+                Ok(())
+            }
+            ChangeRead::Entry(entry) => self.apply_entry(*entry),
+        }
+    }
+
+    fn apply_entry(&mut self, read: EntryRead) -> Result<(), StateError> {
+        let EntryRead {
+            index,
+            view,
+            publication,
+            origin,
+        } = read;
+        let origin = origin.as_str();
         // Through a `Value`, whose objects serde_json keeps sorted: already RFC 8785 for
         // these ASCII names, so the fast path of `to_canonical_vec` applies (the
         // general encoder took most of this function's time).

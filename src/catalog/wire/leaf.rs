@@ -70,6 +70,10 @@ pub struct StateCommitmentLeaf {
     pub root: String,
     /// The number of leaves the committed state covers (= this leaf's index).
     pub tree_size: u64,
+    /// The index of the log's previous `StateCommitment` leaf: absent on the first, and
+    /// on commitments written before history proofs (`state.md` §5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<u64>,
 }
 
 /// Leaf 0: who this authority is.
