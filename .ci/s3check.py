@@ -5,6 +5,8 @@
                               other bytes (must be refused with 412), GET (must return the
                               first bytes), DELETE
     s3check.py create-bucket  create the bucket (an existing one of ours is fine)
+    s3check.py public-read    let anyone GET the bucket's objects (a bucket policy), so
+                              that a log in it is a static tlog-tiles log over plain HTTP
 
 Settings come from SRCOS_TEST_S3_ENDPOINT, SRCOS_TEST_S3_BUCKET, SRCOS_TEST_S3_ACCESS_KEY_ID,
 SRCOS_TEST_S3_SECRET_ACCESS_KEY and SRCOS_TEST_S3_REGION. Requests are path-style and signed
@@ -15,6 +17,7 @@ import datetime
 import hashlib
 import hmac
 import http.client
+import json
 import os
 import secrets
 import sys
@@ -36,7 +39,8 @@ class S3:
         self.secret = env("SRCOS_TEST_S3_SECRET_ACCESS_KEY")
         self.region = env("SRCOS_TEST_S3_REGION")
 
-    def request(self, method, key=None, body=b"", headers=None):
+    def request(self, method, key=None, body=b"", headers=None, query=""):
+        """query: a canonical query string (sorted, encoded), e.g. "policy=" """
         path = "/" + urllib.parse.quote(self.bucket, safe="-_.~")
         if key is not None:
             path += "/" + urllib.parse.quote(key, safe="-_.~/")
@@ -56,7 +60,7 @@ class S3:
             [
                 method,
                 path,
-                "",  # no query string
+                query,
                 "".join(f"{n}:{signed[n].strip()}\n" for n in names),
                 ";".join(names),
                 payload_hash,
@@ -86,7 +90,8 @@ class S3:
         else:
             conn = http.client.HTTPConnection(self.endpoint.netloc, timeout=30)
         try:
-            conn.request(method, path, body=body, headers=out)
+            target = path + ("?" + query.removesuffix("=") if query else "")
+            conn.request(method, target, body=body, headers=out)
             response = conn.getresponse()
             return response.status, response.read()
         finally:
@@ -103,6 +108,31 @@ def create_bucket(s3):
         print(f"s3check: bucket {s3.bucket} ready")
         return
     fail(f"create bucket {s3.bucket}", status, body)
+
+
+def public_read(s3):
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ["*"]},
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{s3.bucket}/*"],
+            },
+            # Without it a missing object is 403, not the 404 readers expect.
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ["*"]},
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{s3.bucket}"],
+            },
+        ],
+    }
+    status, body = s3.request("PUT", body=json.dumps(policy).encode(), query="policy=")
+    if status not in (200, 204):
+        fail(f"public-read policy on {s3.bucket}", status, body)
+    print(f"s3check: anyone may GET the objects of bucket {s3.bucket}")
 
 
 def check(s3):
@@ -132,7 +162,7 @@ def check(s3):
 
 
 def main():
-    commands = {"check": check, "create-bucket": create_bucket}
+    commands = {"check": check, "create-bucket": create_bucket, "public-read": public_read}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         sys.exit(f"usage: {sys.argv[0]} {'|'.join(commands)}")
     commands[sys.argv[1]](S3())

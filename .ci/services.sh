@@ -419,6 +419,12 @@ start_ceph_once() {
     SRCOS_TEST_S3_ACCESS_KEY_ID=$S3_ACCESS_KEY SRCOS_TEST_S3_SECRET_ACCESS_KEY=$S3_SECRET_KEY \
     SRCOS_TEST_S3_REGION=$S3_REGION \
     python3 "$ROOT/.ci/s3check.py" create-bucket >>"$CEPH/log/create-bucket.out" 2>&1 || return 1
+  # Anonymous GETs, so that a log in the bucket is a static tlog-tiles log (tests read it
+  # with monitor and verify over plain HTTP).
+  SRCOS_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" SRCOS_TEST_S3_BUCKET=$S3_BUCKET \
+    SRCOS_TEST_S3_ACCESS_KEY_ID=$S3_ACCESS_KEY SRCOS_TEST_S3_SECRET_ACCESS_KEY=$S3_SECRET_KEY \
+    SRCOS_TEST_S3_REGION=$S3_REGION \
+    python3 "$ROOT/.ci/s3check.py" public-read >>"$CEPH/log/create-bucket.out" 2>&1 || return 1
   log "Ceph radosgw on 127.0.0.1:$S3_PORT, bucket $S3_BUCKET ($(since "$t0") s)"
 }
 

@@ -67,3 +67,11 @@ stop_server
 
 # Publish latency with and without expensive catalog reads beside it.
 benches/read_load.sh
+
+# S3 + PostgreSQL beside POSIX, round trips per batch and failover time, when the servers
+# of .ci/services.sh are up (their env file sourced).
+if [[ -n ${SRCOS_TEST_S3_ENDPOINT:-} && -n ${SRCOS_TEST_POSTGRES_URL:-} ]]; then
+  benches/failover.sh
+else
+  echo "skipping benches/failover.sh: start .ci/services.sh and source its env file"
+fi

@@ -217,6 +217,14 @@ fn sequencer(c: &mut Criterion) {
                             h.await.unwrap().unwrap();
                         }
                     });
+                    // Sustained throughput: the map thread must have caught up too (it
+                    // runs behind the sequencer, at most a few batches).
+                    while log
+                        .state_map_size()
+                        .is_some_and(|size| size < log.head().checkpoint.size)
+                    {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
                     total += started.elapsed();
                     log.shutdown();
                 }

@@ -8,22 +8,32 @@ mod watchers;
 
 use std::time::{Duration, Instant};
 
+use common::backend::Backend;
 use common::{tempdir, Http, Server};
 use srcos_catalog::keyfile::read_verifier;
 use srcos_catalog::note::{Note, Verifier};
 use srcos_catalog::receipt::Receipt;
 use watchers::{
-    checkpoint, cosigners, publish, publish_ok, start_witness, start_witnessed_log, stopped_log,
-    tree_size, verify_receipt, wait_until, witness_key, BlackHole, SUBJECT,
+    checkpoint, cosigners, publish, publish_ok, start_witness, start_witnessed_log,
+    start_witnessed_log_on, stopped_log, stopped_log_on, tree_size, verify_receipt, wait_until,
+    witness_key, BlackHole, SUBJECT,
 };
 
 fn vkey(prefix: &std::path::Path) -> Verifier {
     read_verifier(&prefix.with_extension("vkey")).unwrap()
 }
 
+/// On the POSIX data directory and on S3 + PostgreSQL.
 #[test]
 fn checkpoints_and_receipts_carry_the_cosignatures_of_the_quorum() {
-    let fx = stopped_log(2);
+    for backend in Backend::all("cosigning") {
+        eprintln!("cosigning on {}", backend.name());
+        cosigned_by_the_quorum(&backend);
+    }
+}
+
+fn cosigned_by_the_quorum(backend: &Backend) {
+    let fx = stopped_log_on(backend, 2);
     let (w1, w2) = (
         witness_key(fx.dir.path(), "w1"),
         witness_key(fx.dir.path(), "w2"),
@@ -40,7 +50,8 @@ fn checkpoints_and_receipts_carry_the_cosignatures_of_the_quorum() {
     );
     let witnesses = [vkey(&w1), vkey(&w2)];
     let witnessing = [(witness1.url.as_str(), w1.as_path()), (&witness2.url, &w2)];
-    let mut server = start_witnessed_log(&fx.data, &witnessing, &["--witness-quorum", "2"]);
+    let mut server =
+        start_witnessed_log_on(backend, &fx.data, &witnessing, &["--witness-quorum", "2"]);
     assert!(server
         .banner
         .iter()
@@ -93,7 +104,7 @@ fn checkpoints_and_receipts_carry_the_cosignatures_of_the_quorum() {
 
     // A restarted log learns each witness's size from a 409 and is cosigned again.
     server.kill9();
-    let server = start_witnessed_log(&fx.data, &witnessing, &["--witness-quorum", "2"]);
+    let server = start_witnessed_log_on(backend, &fx.data, &witnessing, &["--witness-quorum", "2"]);
     wait_until(
         Duration::from_secs(20),
         "cosignatures after a restart",

@@ -11,7 +11,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{request_json, tempdir, Http, Server};
+use common::backend::Backend;
+use common::{request_json, tempdir, Http};
 use srcos_catalog::catalog::sign_envelope;
 use srcos_catalog::keyfile::read_signer;
 use srcos_catalog::note::{KeyType, Signer};
@@ -31,9 +32,17 @@ fn go_x_mod_verifies_checkpoints_proofs_and_tiles() {
             && Command::new("go").arg("version").output().is_ok(),
         "the interop test needs `apt-get install golang-go golang-golang-x-mod-dev` (see .ci/run)"
     );
+    // The same Go checks on the POSIX data directory and on S3 + PostgreSQL.
+    for backend in Backend::all("interop_go") {
+        eprintln!("Go interop on {}", backend.name());
+        check_with_go(&backend);
+    }
+}
+
+fn check_with_go(backend: &Backend) {
     let dir = tempdir();
     let data = dir.path().join("data");
-    let server = Server::start(&data, &["--origin", "interop.srcos.local/log"]);
+    let server = backend.start(&data, &["--origin", "interop.srcos.local/log"]);
     let http = Http::new(&server.url);
     let admin = read_signer(&data.join("admin.key")).unwrap();
     let publisher = Signer::generate("interop.example/publisher", KeyType::Ed25519).unwrap();

@@ -7,6 +7,8 @@
 mod common;
 mod watchers;
 
+use common::backend::Backend;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -63,11 +65,19 @@ fn assert_alert(code: i32, out: &str, kind: &str, evidence: &[&str], state: &Pat
     );
 }
 
+/// On the POSIX data directory and on S3 + PostgreSQL.
 #[test]
 fn follows_a_log_across_monitor_restarts_and_reports_watched_subjects() {
+    for backend in Backend::all("monitor") {
+        eprintln!("monitor on {}", backend.name());
+        follows_across_restarts(&backend);
+    }
+}
+
+fn follows_across_restarts(backend: &Backend) {
     let dir = tempdir();
     let data = dir.path().join("data");
-    let server = Server::start(&data, &[]);
+    let server = backend.start(&data, &[]);
     let publisher = publisher();
     grant(&server.url, &data, &publisher);
     for n in 0..3 {

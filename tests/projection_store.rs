@@ -365,3 +365,33 @@ fn a_snapshot_at_any_size_restores_the_same_state_and_digest() {
     let (digest, _) = snapshot_of(&full, &exact, size);
     assert_eq!(digest, full.state_digest());
 }
+
+/// The server's state digest at a past size is read a chunk of records at a time (the
+/// catalog's lock is released between chunks); at every size and chunk length it must
+/// equal the digest of one read.
+#[test]
+fn the_chunked_state_digest_equals_one_read_at_every_size() {
+    use srcos_catalog::log::state_digest::state_digest_at;
+    let mut rng = Rng::from_clock("chunked digest test");
+    let (_, leaves) = random_leaves(&mut rng);
+    let mut catalog = Catalog::new();
+    for (i, leaf) in leaves.iter().enumerate() {
+        catalog.apply(i as u64, leaf).unwrap();
+    }
+    let size = leaves.len() as u64;
+    let locked = std::sync::RwLock::new(catalog);
+    let catalog = locked.read().unwrap();
+    let expected: Vec<[u8; 32]> = (0..=size)
+        .map(|at| catalog.try_state_digest_at(at).unwrap())
+        .collect();
+    drop(catalog);
+    for chunk in [1, 7, 4096] {
+        for at in 0..=size {
+            assert_eq!(
+                state_digest_at(&locked, at, chunk).unwrap(),
+                expected[at as usize],
+                "at {at}, chunks of {chunk}"
+            );
+        }
+    }
+}

@@ -80,6 +80,7 @@ fn the_python_verifier_agrees() {
         &request(name, &hex, "dev", vec![], no_refs()),
     );
     assert_eq!(status, 201, "{body}");
+    a.state_settled();
     let vkey = a.data.join("log.vkey");
     let vkey = vkey.to_str().unwrap();
 

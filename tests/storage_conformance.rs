@@ -13,6 +13,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::contracts::{conflict, lock_contract, tile_store_contract};
 use common::faults::Harness;
 use common::services::{self, unique_prefix};
 use srcos_catalog::storage::memory::MemoryLog;
@@ -24,125 +25,6 @@ use srcos_catalog::storage::{
     TileStore, TileWrite,
 };
 use srcos_catalog::tiles::{TileId, TileKind};
-
-fn conflict<T: std::fmt::Debug>(r: Result<T, StorageError>) -> bool {
-    matches!(r, Err(StorageError::Conflict(_)))
-}
-
-/// A tile store keeps what it acknowledged; on a second put of a path it replaces
-/// (`create_only() == false`) or accepts only the same bytes (`true`); `delete` removes
-/// a tile's partials (or, create-only, keeps everything).
-fn tile_store_contract(name: &str, store: &dyn TileStore) {
-    assert_eq!(store.get("tile/0/000").unwrap(), None, "{name}");
-    store.put("tile/0/000.p/5", b"five").unwrap();
-    assert_eq!(
-        store.get("tile/0/000.p/5").unwrap().as_deref(),
-        Some(&b"five"[..])
-    );
-    // The same bytes again: always fine (a retry, or a batch redone from the journal).
-    store.put("tile/0/000.p/5", b"five").unwrap();
-    let second = store.put("tile/0/000.p/5", b"FIVE");
-    if store.create_only() {
-        assert!(
-            conflict(second),
-            "{name}: a create-only store replaced an object"
-        );
-        assert_eq!(
-            store.get("tile/0/000.p/5").unwrap().as_deref(),
-            Some(&b"five"[..]),
-            "{name}"
-        );
-    } else {
-        second.unwrap();
-        assert_eq!(
-            store.get("tile/0/000.p/5").unwrap().as_deref(),
-            Some(&b"FIVE"[..]),
-            "{name}"
-        );
-    }
-    let tile = |width: u16| TileId {
-        kind: TileKind::Entries,
-        index: 1,
-        width,
-    };
-    let writes: Vec<TileWrite> = [7u16, 256]
-        .iter()
-        .map(|&w| TileWrite {
-            tile: tile(w),
-            data: vec![w as u8; 3],
-        })
-        .collect();
-    store.put_batch(&writes).unwrap();
-    store.put_batch(&writes).unwrap();
-    for write in &writes {
-        assert_eq!(
-            store.get(&write.tile.path()).unwrap(),
-            Some(write.data.clone()),
-            "{name}"
-        );
-    }
-    if store.create_only() {
-        let mut changed = writes.clone();
-        changed[1].data = vec![0xaa; 3];
-        let result = store.put_batch(&changed);
-        assert!(
-            matches!(result, Err(StorageError::Conflict(_))),
-            "{name}: {result:?}"
-        );
-        assert_eq!(
-            store.get(&tile(256).path()).unwrap(),
-            Some(writes[1].data.clone())
-        );
-    }
-    store.put("tile/0/000", b"full").unwrap();
-    store.put("tile/0/001.p/3", b"other").unwrap();
-    store.delete("tile/0/000.p").unwrap();
-    store.delete("tile/0/000.p").unwrap();
-    if !store.create_only() {
-        assert_eq!(store.get("tile/0/000.p/5").unwrap(), None, "{name}");
-    }
-    assert_eq!(
-        store.get("tile/0/000").unwrap().as_deref(),
-        Some(&b"full"[..]),
-        "{name}"
-    );
-    assert_eq!(
-        store.get("tile/0/001.p/3").unwrap().as_deref(),
-        Some(&b"other"[..]),
-        "{name}"
-    );
-}
-
-/// A lock swaps only from the checkpoint it holds (compare-and-swap), and keeps what it
-/// installed across a reopen (`open` gives the same lock again, after the last is gone).
-fn lock_contract(name: &str, open: &dyn Fn() -> Arc<dyn CheckpointLock>) {
-    let at = |size, signed| LockedCheckpoint { size, signed };
-    let lock = open();
-    assert_eq!(lock.read().unwrap(), None, "{name}");
-    assert_eq!(lock.interrupted().unwrap(), None, "{name}");
-    assert!(
-        conflict(lock.swap(Some(at(1, b"one")), at(2, b"two"))),
-        "{name}"
-    );
-    lock.swap(None, at(1, b"one")).unwrap();
-    assert!(conflict(lock.swap(None, at(2, b"two"))), "{name}");
-    assert_eq!(lock.read().unwrap().as_deref(), Some(&b"one"[..]), "{name}");
-    lock.swap(Some(at(1, b"one")), at(2, b"two")).unwrap();
-    assert!(
-        conflict(lock.swap(Some(at(1, b"one")), at(3, b"three"))),
-        "{name}"
-    );
-    drop(lock);
-    let lock = open();
-    assert_eq!(lock.read().unwrap().as_deref(), Some(&b"two"[..]), "{name}");
-    lock.swap(Some(at(2, b"two")), at(3, b"three")).unwrap();
-    drop(lock);
-    assert_eq!(
-        open().read().unwrap().as_deref(),
-        Some(&b"three"[..]),
-        "{name}"
-    );
-}
 
 fn in_memory_bucket(prefix: &str) -> ObjectTiles {
     ObjectTiles::with_store(
@@ -399,21 +281,43 @@ fn a_log_is_written_and_reopened_on_object_storage_and_postgres() {
     }
 }
 
-/// A tile store that, when told to, writes only the first tile of a batch and then
-/// fails for good (not an I/O error: the committer gives up at once, as if it died).
-struct CutOff {
+/// An object store that fails the next `failures` batches after writing their first
+/// tile, with the error `error` makes (a timeout, as a stopped radosgw gives, or a
+/// permanent refusal).
+struct Faulty {
     inner: Arc<ObjectTiles>,
-    cut: std::sync::atomic::AtomicBool,
+    failures: std::sync::atomic::AtomicU32,
+    error: fn() -> StorageError,
 }
 
-impl TileStore for CutOff {
+impl Faulty {
+    fn new(inner: Arc<ObjectTiles>, error: fn() -> StorageError) -> Faulty {
+        Faulty {
+            inner,
+            failures: 0.into(),
+            error,
+        }
+    }
+
+    fn fail_next(&self, batches: u32) {
+        self.failures
+            .store(batches, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl TileStore for Faulty {
     fn put(&self, path: &str, data: &[u8]) -> Result<(), StorageError> {
         self.inner.put(path, data)
     }
     fn put_batch(&self, writes: &[TileWrite]) -> Result<(), StorageError> {
-        if self.cut.load(std::sync::atomic::Ordering::SeqCst) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self
+            .failures
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
             self.inner.put_batch(&writes[..1])?;
-            return Err(StorageError::Corrupt("cut off after one tile".into()));
+            return Err((self.error)());
         }
         self.inner.put_batch(writes)
     }
@@ -437,11 +341,10 @@ fn a_batch_staged_before_a_crash_is_finished_by_the_next_holder() {
         return;
     };
     let log_name = unique_prefix("staged");
-    let bucket = Arc::new(in_memory_bucket("log"));
-    let tiles = Arc::new(CutOff {
-        inner: bucket.clone(),
-        cut: false.into(),
-    });
+    // Not an I/O error: the committer gives up at once, as if it died.
+    let tiles = Arc::new(Faulty::new(Arc::new(in_memory_bucket("log")), || {
+        StorageError::Corrupt("cut off after one tile".into())
+    }));
     let mut h = Harness::new("conformance");
     let open = |h: &mut Harness| {
         let lock =
@@ -459,13 +362,13 @@ fn a_batch_staged_before_a_crash_is_finished_by_the_next_holder() {
         h.publish(&log, n).unwrap();
     }
     let before = log.head().checkpoint.size;
-    tiles.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    tiles.fail_next(u32::MAX);
     assert!(
         h.publish(&log, 5).is_err(),
         "a batch whose tiles failed was acknowledged"
     );
     drop(log);
-    tiles.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    tiles.fail_next(0);
     let (log, report, storage) = open(&mut h);
     assert_eq!(
         report.staged_batches, 1,
@@ -477,43 +380,6 @@ fn a_batch_staged_before_a_crash_is_finished_by_the_next_holder() {
     h.check(&log, &storage, &[]);
 }
 
-/// An object store that refuses (an I/O error, as a timeout or a stopped radosgw gives)
-/// the next `failures` batches after writing their first tile.
-struct Flaky {
-    inner: Arc<ObjectTiles>,
-    failures: std::sync::atomic::AtomicU32,
-}
-
-impl TileStore for Flaky {
-    fn put(&self, path: &str, data: &[u8]) -> Result<(), StorageError> {
-        self.inner.put(path, data)
-    }
-    fn put_batch(&self, writes: &[TileWrite]) -> Result<(), StorageError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self
-            .failures
-            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            self.inner.put_batch(&writes[..1])?;
-            return Err(StorageError::io(
-                "the object store",
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
-            ));
-        }
-        self.inner.put_batch(writes)
-    }
-    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.get(path)
-    }
-    fn delete(&self, path: &str) -> Result<(), StorageError> {
-        self.inner.delete(path)
-    }
-    fn create_only(&self) -> bool {
-        true
-    }
-}
-
 /// Store faults: the object store fails mid-batch for a while. Requests are refused
 /// (503) meanwhile, the committer retries the same staged batch, the log resumes when the
 /// store answers again, and nothing acknowledged is lost, before or after a reopen.
@@ -523,10 +389,12 @@ fn the_log_resumes_when_the_object_store_returns() {
         return;
     };
     let log_name = unique_prefix("store-faults");
-    let tiles = Arc::new(Flaky {
-        inner: Arc::new(in_memory_bucket("log")),
-        failures: 0.into(),
-    });
+    let tiles = Arc::new(Faulty::new(Arc::new(in_memory_bucket("log")), || {
+        StorageError::io(
+            "the object store",
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+        )
+    }));
     let mut h = Harness::new("conformance");
     let open = |h: &mut Harness| {
         let lock =
@@ -545,7 +413,7 @@ fn the_log_resumes_when_the_object_store_returns() {
     for n in 0..5 {
         h.publish(&log, n).unwrap();
     }
-    tiles.failures.store(4, std::sync::atomic::Ordering::SeqCst);
+    tiles.fail_next(4);
     assert!(
         h.publish(&log, 5).is_err(),
         "acknowledged while the store failed"

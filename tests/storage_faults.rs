@@ -5,22 +5,16 @@
 //! inconsistent with each other. The crash paths `tests/crash.rs` reaches with `kill -9`,
 //! here one at a time and deterministically.
 //!
-//! Then the drivers' contracts: the same assertions over every tile store and every
-//! checkpoint lock (memory and POSIX), and a log opened, written and reopened on each.
+//! Then a log opened, written and reopened on each driver (the drivers' contracts
+//! themselves are in `storage_conformance.rs`).
 
 mod common;
-
-use std::sync::Arc;
 
 use common::faults::Harness;
 use srcos_catalog::log::{Log, OpenReport, SubmitError, Submitted};
 use srcos_catalog::note;
 use srcos_catalog::storage::memory::{MemoryLog, SwapFault};
-use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
-use srcos_catalog::storage::{
-    Backends, CheckpointLock, LockedCheckpoint, LogBackends, RecordsIn, StorageError, TileStore,
-    TileWrite,
-};
+use srcos_catalog::storage::{Backends, LogBackends, RecordsIn, TileStore};
 use srcos_catalog::tiles::{TileId, TileKind};
 
 /// A memory log with a few entries acknowledged.
@@ -173,96 +167,6 @@ fn recovery_from_every_fault_in_a_row_keeps_one_consistent_history() {
     };
     assert!(installed.windows(2).all(|w| size(&w[0]) < size(&w[1])));
     h.check(&log, &memory.backends(), &installed);
-}
-
-// ---- The drivers' contracts, the same assertions for every driver. ----
-
-/// A tile store keeps what it acknowledged, replaces on put, and deletes a tile's
-/// partials (everything under `<tile>.p/`) and nothing else.
-fn tile_store_contract(store: &dyn TileStore) {
-    assert_eq!(store.get("tile/0/000").unwrap(), None);
-    store.put("tile/0/000.p/5", b"five").unwrap();
-    assert_eq!(
-        store.get("tile/0/000.p/5").unwrap().as_deref(),
-        Some(&b"five"[..])
-    );
-    store.put("tile/0/000.p/5", b"FIVE").unwrap();
-    assert_eq!(
-        store.get("tile/0/000.p/5").unwrap().as_deref(),
-        Some(&b"FIVE"[..])
-    );
-    let tile = |width: u16| TileId {
-        kind: TileKind::Entries,
-        index: 1,
-        width,
-    };
-    let writes: Vec<TileWrite> = [7u16, 256]
-        .iter()
-        .map(|&w| TileWrite {
-            tile: tile(w),
-            data: vec![w as u8; 3],
-        })
-        .collect();
-    store.put_batch(&writes).unwrap();
-    for write in &writes {
-        assert_eq!(
-            store.get(&write.tile.path()).unwrap(),
-            Some(write.data.clone())
-        );
-    }
-    store.put("tile/0/000.p/7", b"seven").unwrap();
-    store.put("tile/0/000", b"full").unwrap();
-    store.put("tile/0/001.p/3", b"other").unwrap();
-    store.delete("tile/0/000.p").unwrap();
-    store.delete("tile/0/000.p").unwrap();
-    assert_eq!(store.get("tile/0/000.p/5").unwrap(), None);
-    assert_eq!(store.get("tile/0/000.p/7").unwrap(), None);
-    assert_eq!(
-        store.get("tile/0/000").unwrap().as_deref(),
-        Some(&b"full"[..])
-    );
-    assert_eq!(
-        store.get("tile/0/001.p/3").unwrap().as_deref(),
-        Some(&b"other"[..])
-    );
-    store.delete(&format!("{}.p", tile(256).path())).unwrap();
-    assert_eq!(store.get(&tile(7).path()).unwrap(), None);
-}
-
-/// A lock swaps only from the checkpoint it holds, keeps what it installed across a
-/// reopen (`open` gives the same lock again), and has no interrupted swap of its own.
-fn lock_contract(open: &dyn Fn() -> Arc<dyn CheckpointLock>) {
-    let at = |size, signed| LockedCheckpoint { size, signed };
-    let conflict = |r: Result<(), StorageError>| matches!(r, Err(StorageError::Conflict(_)));
-    let lock = open();
-    assert_eq!(lock.read().unwrap(), None);
-    assert_eq!(lock.interrupted().unwrap(), None);
-    assert!(conflict(lock.swap(Some(at(1, b"one")), at(2, b"two"))));
-    lock.swap(None, at(1, b"one")).unwrap();
-    assert!(conflict(lock.swap(None, at(2, b"two"))));
-    assert_eq!(lock.read().unwrap().as_deref(), Some(&b"one"[..]));
-    lock.swap(Some(at(1, b"one")), at(2, b"two")).unwrap();
-    assert!(conflict(lock.swap(Some(at(1, b"one")), at(3, b"three"))));
-    let lock = open();
-    assert_eq!(lock.read().unwrap().as_deref(), Some(&b"two"[..]));
-    assert_eq!(lock.interrupted().unwrap(), None);
-    lock.swap(Some(at(2, b"two")), at(3, b"three")).unwrap();
-    assert_eq!(open().read().unwrap().as_deref(), Some(&b"three"[..]));
-}
-
-#[test]
-fn every_tile_store_meets_the_contract() {
-    tile_store_contract(MemoryLog::new().tiles.as_ref());
-    let dir = common::tempdir();
-    tile_store_contract(&PosixTiles::open(dir.path()).unwrap());
-}
-
-#[test]
-fn every_checkpoint_lock_meets_the_contract() {
-    let memory = MemoryLog::new();
-    lock_contract(&|| memory.lock.clone());
-    let dir = common::tempdir();
-    lock_contract(&|| Arc::new(PosixLock::open(dir.path()).unwrap()));
 }
 
 /// The same log, written and reopened on each driver, recovers every entry.

@@ -67,12 +67,20 @@ impl ReadWork {
         app: &AppState,
         read: impl FnOnce(&Catalog, u64) -> Result<R, Problem> + Send + 'static,
     ) -> Result<R, Problem> {
+        let log = app.log.clone();
+        self.run_blocking(move || log.read_catalog(read)).await
+    }
+
+    /// Runs `work` on a blocking thread once a slot is free (503 after [`READ_WAIT`]).
+    async fn run_blocking<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<R, Problem> + Send + 'static,
+    ) -> Result<R, Problem> {
         let _slot = match tokio::time::timeout(READ_WAIT, self.slots.acquire()).await {
             Ok(Ok(slot)) => slot,
             _ => return Err(busy()),
         };
-        let log = app.log.clone();
-        tokio::task::spawn_blocking(move || log.read_catalog(read))
+        tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| Problem::internal(format!("catalog read: {e}")))?
     }
@@ -337,15 +345,15 @@ async fn state_digest(
     let digest = match work.cached(size) {
         Some(digest) => digest,
         None => {
-            let again = work.clone();
+            let (again, log) = (work.clone(), app.log.clone());
             let digest = work
-                .run(app, move |catalog, _| {
+                .run_blocking(move || {
                     // Another request may have computed it while this one waited.
                     if let Some(digest) = again.cached(size) {
                         return Ok(digest);
                     }
-                    catalog
-                        .try_state_digest_at(size)
+                    // A chunk at a time: never the catalog's lock across the whole state.
+                    log.state_digest_at(size)
                         .map_err(|e| Problem::internal(e.to_string()))
                 })
                 .await?;

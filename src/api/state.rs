@@ -96,7 +96,7 @@ pub async fn proofs(
         let hash = key.hash();
         let proof = committed.tree.prove(&hash);
         let value = committed.tree.get(&hash).cloned();
-        let receipt = super::witnessed::latest_receipt(&app, committed.tree_size, None).await?;
+        let receipt = super::witnessed::latest_receipt(&app, committed.leaf_index, None).await?;
         Ok::<_, Problem>(StateProofBundle::new(
             &key,
             value.as_deref(),

@@ -56,7 +56,7 @@ pub enum Effect {
     /// A commitment to the state map was recorded (it changes nothing else). The map's
     /// keeper checks `root` against the map of the first `tree_size` leaves.
     StateCommitted {
-        /// The size the root is for (= the commitment leaf's index).
+        /// The size the root is for (at most the commitment leaf's index).
         tree_size: u64,
         /// The committed map root.
         root: [u8; 32],

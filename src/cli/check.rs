@@ -30,13 +30,8 @@ pub struct CheckArgs {
     /// The log's verifier key file.
     #[arg(long)]
     log_vkey: PathBuf,
-    /// A witness's cosignature verifier key file (repeatable).
-    #[arg(long = "witness-vkey")]
-    witness_vkeys: Vec<PathBuf>,
-    /// Cosignatures required from distinct known witnesses (default: 1 when witness
-    /// keys are given, 0 otherwise).
-    #[arg(long)]
-    quorum: Option<usize>,
+    #[command(flatten)]
+    witnesses: super::verify::WitnessPolicyArgs,
     /// The oldest commitment accepted: `90s`, `15m`, `24h`, `7d` (default: any age).
     #[arg(long)]
     max_age: Option<String>,
@@ -64,7 +59,7 @@ enum Answer {
 /// unreachable server).
 fn answer(args: &CheckArgs) -> Result<Answer, CliError> {
     let log_key = read_verifier(&args.log_vkey)?;
-    let (witnesses, quorum) = super::verify::witness_policy(&args.witness_vkeys, args.quorum)?;
+    let (witnesses, quorum) = super::verify::witness_policy(&args.witnesses)?;
     let max_age_ms = args
         .max_age
         .as_deref()

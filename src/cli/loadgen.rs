@@ -14,6 +14,7 @@ use super::{runtime, CliError, Context};
 use crate::client::loadgen::{self, LoadConfig, LoadReport};
 use crate::client::plot::{sweep_svg, SweepPoint};
 use crate::client::{Authority, HttpAuthority};
+use crate::http::HttpClient;
 use crate::keyfile::read_signer;
 
 /// Arguments of `loadgen`.
@@ -57,9 +58,15 @@ pub struct LoadgenArgs {
     #[arg(long, default_value_t = 0)]
     read_load: usize,
     /// The GET the readers loop on (default: the catalog state digest at half the tree
-    /// size when the run starts).
+    /// size when the run starts). `{size}` in it is replaced by a different tree size
+    /// (1 to the size when the run starts) for every request, so no answer is cached.
     #[arg(long)]
     read_path: Option<String>,
+    /// The local address the readers connect from (for example 127.0.0.2), so that a
+    /// server run with `--limit-loopback` holds them to the per-address limits apart
+    /// from the publishers.
+    #[arg(long)]
+    read_from: Option<std::net::IpAddr>,
 }
 
 /// A `--duration` that is not one.
@@ -115,12 +122,15 @@ pub fn run(args: LoadgenArgs) -> Result<(), CliError> {
         let publishers = loadgen::grant_publishers(&authority, &admin, args.publishers.max(1))
             .await
             .context(|| "granting the load generator's publishers".into())?;
+        let sizes = authority.log_info().await.map_err(describe)?.tree_size;
         let read_path = match &args.read_path {
             Some(path) => path.clone(),
-            None => {
-                let size = authority.log_info().await.map_err(describe)?.tree_size;
-                format!("/v1/catalog/state?tree_size={}", size / 2)
-            }
+            None => format!("/v1/catalog/state?tree_size={}", sizes / 2),
+        };
+        let readers_client = match args.read_from {
+            Some(source) => HttpClient::from_source(&args.server, source)
+                .map_err(|e| CliError(format!("the readers' client: {e}")))?,
+            None => authority.http().clone(),
         };
         let mut reports = Vec::new();
         let modes: &[bool] = if args.read_load > 0 {
@@ -147,17 +157,20 @@ pub fn run(args: LoadgenArgs) -> Result<(), CliError> {
                 verify_every: args.verify_every,
             };
             let readers = loaded
-                .then(|| loadgen::ReadLoad::start(authority.http(), &read_path, args.read_load));
+                .then(|| loadgen::ReadLoad::start(&readers_client, &read_path, sizes, args.read_load));
             let report = loadgen::run(authority.http(), &config, requests, &log_key).await;
             print_report(&report, args.json);
             if let Some(readers) = readers {
                 let reads = readers.stop().await;
                 let idle = reports.last().map_or(0.0, |r: &LoadReport| r.latency_ms.p99);
                 println!(
-                    "read load: publish p99 idle {idle:.2} ms, with {} readers on {read_path} {:.2} ms ({:.2}x; {reads} reads answered)",
+                    "read load: publish p99 idle {idle:.2} ms, with {} readers on {read_path} {:.2} ms ({:.2}x; reads answered {}, refused {}, failed {})",
                     args.read_load,
                     report.latency_ms.p99,
-                    report.latency_ms.p99 / idle.max(0.001)
+                    report.latency_ms.p99 / idle.max(0.001),
+                    reads.answered,
+                    reads.refused,
+                    reads.failed,
                 );
             }
             reports.push(report);

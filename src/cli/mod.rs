@@ -19,6 +19,7 @@ mod fsck;
 mod keygen;
 mod loadgen;
 mod manual;
+mod mirror;
 mod monitor;
 mod ops;
 mod progress;
@@ -76,6 +77,8 @@ enum Command {
     Fsck(fsck::FsckArgs),
     /// Run a C2SP tlog-witness that cosigns consistent checkpoints of the given logs.
     Witness(witness::WitnessArgs),
+    /// Copy a log between a data directory and a bucket, verified, resumable.
+    Mirror(mirror::MirrorArgs),
     /// Follow a log, prove it append-only, and optionally audit every admission.
     Monitor(monitor::MonitorArgs),
     /// Drive a server with signed publications and report throughput and latency.
@@ -150,6 +153,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Witness(args) => witness::run(args),
+        Command::Mirror(args) => mirror::run(args),
         // The monitor has its own exit status for alerts.
         Command::Monitor(args) => return monitor::run(args),
         // `check` answers yes (0) or no (1), with the reason.

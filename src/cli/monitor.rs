@@ -58,7 +58,7 @@ pub struct MonitorArgs {
 /// A duration flag that is not one.
 #[derive(Debug, thiserror::Error)]
 #[error("{0:?} is not a duration like 500ms, 30s, 5m or 1h")]
-struct BadDuration(String);
+pub(super) struct BadDuration(String);
 
 /// A `--watch` that is not `subject=NAME`.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,7 @@ struct BadDuration(String);
 struct BadWatch(String);
 
 /// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, BadDuration> {
+pub(super) fn parse_duration(text: &str) -> Result<Duration, BadDuration> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());

@@ -1,4 +1,7 @@
-//! `srcos-catalog verify`: offline receipt verification.
+//! `srcos-catalog verify`: offline receipt verification; with `--log URL`, also that the
+//! log (a server, or a static tlog-tiles copy such as the bucket) still holds the entry:
+//! its current signed checkpoint is proven consistent with the receipt's (by the
+//! monitor's comparison, from the hash tiles where there is no proof API).
 
 use std::path::PathBuf;
 
@@ -17,6 +20,22 @@ pub struct VerifyArgs {
     /// The log's verifier key file.
     #[arg(long)]
     log_vkey: PathBuf,
+    #[command(flatten)]
+    witnesses: WitnessPolicyArgs,
+    /// Also check against the log now: the base URL of a server or of a static copy of
+    /// its tiles (`http://host/BUCKET/PREFIX`); its checkpoint must extend the receipt's.
+    #[arg(long, value_name = "URL")]
+    log: Option<String>,
+    /// Longest wait for one HTTP answer with `--log`.
+    #[arg(long, default_value = "10s", value_parser = super::monitor::parse_duration)]
+    timeout: std::time::Duration,
+    /// The receipt to check.
+    receipt: PathBuf,
+}
+
+/// `--witness-vkey` and `--quorum`, shared by every command that verifies a receipt.
+#[derive(Debug, Args)]
+pub(super) struct WitnessPolicyArgs {
     /// A witness's cosignature verifier key file (repeatable).
     #[arg(long = "witness-vkey")]
     witness_vkeys: Vec<PathBuf>,
@@ -24,21 +43,17 @@ pub struct VerifyArgs {
     /// keys are given, 0 otherwise).
     #[arg(long)]
     quorum: Option<usize>,
-    /// The receipt to check.
-    receipt: PathBuf,
 }
 
 /// The witnesses `--witness-vkey` names and the quorum of them required: `--quorum`,
 /// or one when any witness is given. More than there are witnesses is a usage error.
-pub(super) fn witness_policy(
-    vkeys: &[PathBuf],
-    quorum: Option<usize>,
-) -> Result<(Vec<Verifier>, usize), CliError> {
-    let witnesses = vkeys
+pub(super) fn witness_policy(args: &WitnessPolicyArgs) -> Result<(Vec<Verifier>, usize), CliError> {
+    let witnesses = args
+        .witness_vkeys
         .iter()
         .map(|path| read_verifier(path))
         .collect::<Result<Vec<_>, _>>()?;
-    let quorum = quorum.unwrap_or(usize::from(!witnesses.is_empty()));
+    let quorum = args.quorum.unwrap_or(usize::from(!witnesses.is_empty()));
     if quorum > witnesses.len() {
         return Err(CliError(format!(
             "--quorum {quorum} needs at least {quorum} --witness-vkey, got {}",
@@ -51,7 +66,7 @@ pub(super) fn witness_policy(
 /// Verifies and prints a one-line summary.
 pub fn run(args: VerifyArgs) -> Result<(), CliError> {
     let log_key = read_verifier(&args.log_vkey)?;
-    let (witnesses, quorum) = witness_policy(&args.witness_vkeys, args.quorum)?;
+    let (witnesses, quorum) = witness_policy(&args.witnesses)?;
     let bytes =
         std::fs::read(&args.receipt).context(|| format!("reading {}", args.receipt.display()))?;
     let receipt = Receipt::from_json(&bytes).context(|| args.receipt.display().to_string())?;
@@ -80,5 +95,58 @@ pub fn run(args: VerifyArgs) -> Result<(), CliError> {
             witnesses.len()
         );
     }
+    if let Some(url) = &args.log {
+        let current = still_in_log(url, &log_key, &receipt.checkpoint, args.timeout)?;
+        println!(
+            "the log at {url} is at size {}, consistent with the receipt's checkpoint",
+            current.size
+        );
+    }
     Ok(())
+}
+
+/// The log's current checkpoint at `url`, proven consistent with `signed` (the
+/// receipt's checkpoint): one monitor poll from a state holding only `signed`.
+fn still_in_log(
+    url: &str,
+    log_key: &Verifier,
+    signed: &str,
+    timeout: std::time::Duration,
+) -> Result<crate::note::Checkpoint, CliError> {
+    use crate::client::monitor::state::MonitorState;
+    use crate::client::monitor::{Monitor, MonitorOptions, PollOutcome};
+    let (checkpoint, _) = crate::note::open_checkpoint(signed.as_bytes(), log_key)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let state =
+        std::env::temp_dir().join(format!("srcos-verify-{}-{nanos}.json", std::process::id()));
+    let seed = MonitorState {
+        note: signed.as_bytes().to_vec(),
+        checkpoint,
+        last_reached_ms: 0,
+        entries: None,
+    };
+    seed.save(&state, log_key)
+        .context(|| format!("writing {}", state.display()))?;
+    let options = MonitorOptions {
+        server: url.to_string(),
+        log_key: log_key.clone(),
+        state: state.clone(),
+        audit: false,
+        watch_subjects: Vec::new(),
+        unreachable_after: std::time::Duration::ZERO,
+        request_timeout: timeout,
+    };
+    let rt = super::runtime()?;
+    let outcome = Monitor::open(options).and_then(|mut monitor| rt.block_on(monitor.poll()));
+    let _ = std::fs::remove_file(&state);
+    match outcome
+        .context(|| format!("checking against {url}"))?
+        .outcome
+    {
+        PollOutcome::Unchanged(current) | PollOutcome::Grown(current, _) => Ok(current),
+        PollOutcome::First(_) => Err(CliError("the monitor lost its seed state".into())),
+        PollOutcome::Unreachable(_, why) => Err(CliError(format!("{url}: {why}"))),
+    }
 }

@@ -105,20 +105,36 @@ pub enum LoadError {
 }
 
 /// Readers that loop on one GET while a load runs (the read-load benchmark: publish
-/// latency with and without expensive reads beside it).
+/// latency with and without expensive reads beside it). Like an attacker, a reader
+/// ignores 429 and `Retry-After`: it asks again as soon as it is answered.
 pub struct ReadLoad {
     stop: Arc<AtomicBool>,
-    reads: Arc<AtomicU64>,
+    reads: Arc<ReadCounts>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// In a read path, replaced by a different tree size for every request (1 to the
+/// `sizes` given to [`ReadLoad::start`]), so no answer can come from a cache.
+pub const SIZE_PLACEHOLDER: &str = "{size}";
+
+/// The path of a reader's `n`th request: [`SIZE_PLACEHOLDER`] replaced by a size that
+/// walks all of 1..=`sizes` in a scattered order (a stride coprime with most sizes).
+pub fn read_path(template: &str, n: u64, sizes: u64) -> String {
+    if !template.contains(SIZE_PLACEHOLDER) {
+        return template.to_string();
+    }
+    let size = 1 + n.wrapping_mul(7_919) % sizes.max(1);
+    template.replace(SIZE_PLACEHOLDER, &size.to_string())
+}
+
 impl ReadLoad {
-    /// Starts `readers` tasks, each sending GET `path` again as soon as it is answered.
-    pub fn start(client: &HttpClient, path: &str, readers: usize) -> ReadLoad {
+    /// Starts `readers` tasks, each sending GET `path` (see [`read_path`]; `sizes` is the
+    /// largest size it asks for) again as soon as it is answered.
+    pub fn start(client: &HttpClient, path: &str, sizes: u64, readers: usize) -> ReadLoad {
         let stop = Arc::new(AtomicBool::new(false));
-        let reads = Arc::new(AtomicU64::new(0));
+        let reads = Arc::new(ReadCounts::default());
         let tasks = (0..readers)
-            .map(|_| {
+            .map(|reader| {
                 let (client, path, stop, reads) = (
                     client.clone(),
                     path.to_string(),
@@ -126,11 +142,18 @@ impl ReadLoad {
                     reads.clone(),
                 );
                 tokio::spawn(async move {
+                    let mut n = reader as u64 * 1_000_003;
                     while !stop.load(Ordering::Relaxed) {
-                        if client.get(&path).await.is_err() {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        n += 1;
+                        match client.get(&read_path(&path, n, sizes)).await {
+                            Ok(r) if r.status.is_success() => &reads.answered,
+                            Ok(_) => &reads.refused,
+                            Err(_) => {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                &reads.failed
+                            }
                         }
-                        reads.fetch_add(1, Ordering::Relaxed);
+                        .fetch_add(1, Ordering::Relaxed);
                     }
                 })
             })
@@ -138,14 +161,36 @@ impl ReadLoad {
         ReadLoad { stop, reads, tasks }
     }
 
-    /// Stops the readers; returns how many reads they were answered.
-    pub async fn stop(self) -> u64 {
+    /// Stops the readers; returns how their requests were answered.
+    pub async fn stop(self) -> ReadTotals {
         self.stop.store(true, Ordering::Relaxed);
         for task in self.tasks {
             let _ = task.await;
         }
-        self.reads.load(Ordering::Relaxed)
+        ReadTotals {
+            answered: self.reads.answered.load(Ordering::Relaxed),
+            refused: self.reads.refused.load(Ordering::Relaxed),
+            failed: self.reads.failed.load(Ordering::Relaxed),
+        }
     }
+}
+
+#[derive(Default)]
+struct ReadCounts {
+    answered: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What the readers of a [`ReadLoad`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadTotals {
+    /// Answered with a 2xx.
+    pub answered: u64,
+    /// Answered with another status (429 from the per-address limits, 503 busy).
+    pub refused: u64,
+    /// Not answered (a transport error).
+    pub failed: u64,
 }
 
 /// Prefix every generated request targets; grants cover it.
@@ -435,5 +480,29 @@ fn percentiles(sorted_us: &[u64]) -> Percentiles {
         p99: at(0.99),
         p999: at(0.999),
         max: at(1.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_path;
+
+    #[test]
+    fn a_read_path_walks_every_size_once_per_cycle() {
+        assert_eq!(read_path("/v1/log", 5, 100), "/v1/log");
+        let sizes = 8_000;
+        let mut seen: Vec<u64> = (0..sizes)
+            .map(|n| {
+                read_path("/s?tree_size={size}", n, sizes)
+                    .trim_start_matches("/s?tree_size=")
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(seen.iter().all(|s| (1..=sizes).contains(s)));
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), sizes as usize, "7919 is prime to 8000");
+        assert_eq!(read_path("{size}", 3, 0), "1", "no sizes: size 1");
     }
 }

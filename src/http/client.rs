@@ -55,6 +55,17 @@ pub struct HttpClient {
 impl HttpClient {
     /// A client for `base` (e.g. `http://127.0.0.1:8080`); a trailing slash is ignored.
     pub fn new(base: &str) -> Result<HttpClient, HttpError> {
+        HttpClient::build(base, None)
+    }
+
+    /// A client for `base` whose connections leave from the local address `source`
+    /// (the read-load benchmark's readers: a client address of their own, so the
+    /// server's per-address limits tell them apart from the publishers).
+    pub fn from_source(base: &str, source: std::net::IpAddr) -> Result<HttpClient, HttpError> {
+        HttpClient::build(base, Some(source))
+    }
+
+    fn build(base: &str, source: Option<std::net::IpAddr>) -> Result<HttpClient, HttpError> {
         let base = base.trim_end_matches('/').to_string();
         if !base.starts_with("http://") {
             return Err(HttpError::Url {
@@ -64,6 +75,7 @@ impl HttpClient {
         }
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.set_local_address(source);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(64)
             .build(connector);

@@ -77,6 +77,11 @@ pub fn commit(
     tiles.put_batch(writes).map_err(CommitError::Tiles)?;
     let written = started.elapsed();
     lock.swap(old, new).map_err(CommitError::Checkpoint)?;
+    // The served copy in the tile store (a bucket's `checkpoint` object) may lag: the
+    // swap above is the commit point, and the next batch publishes again.
+    if let Err(e) = tiles.publish_checkpoint(new.signed, new.size) {
+        tracing::warn!(error = %e, size = new.size, "publishing the checkpoint copy");
+    }
     tracing::trace!(
         tiles = writes.len(),
         bytes = writes.iter().map(|w| w.data.len()).sum::<usize>(),

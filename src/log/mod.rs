@@ -20,12 +20,14 @@ mod committer;
 pub mod fsck;
 pub mod intake;
 pub mod integrator;
+pub mod mirror;
 mod open;
 pub mod reader;
 pub mod replay;
 mod sequencer;
 pub mod snapshot;
 mod state_commit;
+pub mod state_digest;
 pub mod witnessing;
 
 use std::collections::HashMap;
@@ -389,6 +391,14 @@ impl Log {
         }
     }
 
+    /// SHA-256 of the canonical catalog state after the first `at` leaves (clamped to
+    /// the committed size), read a chunk at a time so that the sequencer is held up for
+    /// one chunk at most ([`state_digest`]). Blocking: call it off the async workers.
+    pub fn state_digest_at(&self, at: u64) -> Result<[u8; 32], catalog::CatalogError> {
+        let at = at.min(self.head().checkpoint.size);
+        state_digest::state_digest_at(&self.shared.catalog, at, state_digest::CHUNK)
+    }
+
     /// The state commitment lookups are proved against: the one of exactly
     /// `tree_size` (a commitment leaf's index), or else the newest in the committed
     /// tree. `None` when the log does not commit to its state, or no longer holds that
@@ -401,6 +411,12 @@ impl Log {
             Some(_) => None,
             None => commits.committed_below(head),
         }
+    }
+
+    /// The newest tree size whose state map the map thread has finished (`None` when
+    /// the log does not commit to its state): a commitment can name no later size.
+    pub fn state_map_size(&self) -> Option<u64> {
+        self.shared.state_commits.map_size()
     }
 
     /// Whether the log is not taking writes now: a failed commit is being retried (it
@@ -474,6 +490,7 @@ impl Log {
         for thread in threads {
             let _ = thread.join();
         }
+        self.shared.state_commits.stop();
         // A clean shutdown: the batches in flight are committed, so the next start
         // needs to replay nothing.
         if let Some(snapshots) = self.snapshots.as_ref().filter(|_| stopped) {

@@ -170,6 +170,10 @@ impl Log {
             uncommitted: Mutex::new(HashMap::new()),
             state_commits,
         });
+        shared
+            .state_commits
+            .spawn(Arc::downgrade(&shared))
+            .map_err(|e| StorageError::io("starting the state map thread", e))?;
         let (sender, receiver) = sync_channel(options.queue_capacity.max(1));
         let sequencer = Sequencer {
             shared: shared.clone(),

@@ -30,6 +30,10 @@ use crate::storage::IndexedLeaf;
 use crate::tiles::MAX_ENTRY_BYTES;
 use std::sync::RwLockWriteGuard;
 
+/// How long the sequencer waits for a submission before it checks whether an idle state
+/// commitment is owed.
+const STATE_IDLE: Duration = Duration::from_millis(50);
+
 /// One submission waiting for its place in the log.
 pub(crate) struct Job {
     pub verified: Verified,
@@ -49,7 +53,24 @@ impl Sequencer {
     /// Runs until every sender is dropped (shutdown), handing the last batch to the
     /// committer before returning (dropping `commits` then lets the committer finish).
     pub fn run(mut self, jobs: Receiver<Job>, commits: SyncSender<PreparedBatch>) {
-        while let Ok(first) = jobs.recv() {
+        loop {
+            // Idle: a state commitment may be owed for the last batches (`state_commit.rs`).
+            let first = match jobs.recv_timeout(STATE_IDLE) {
+                Ok(first) => first,
+                Err(RecvTimeoutError::Timeout) => {
+                    let size = self.integrator.size();
+                    if self.shared.state_commits.idle_commit_wanted(size) {
+                        self.shared.state_commits.force_due();
+                        if let Some(prepared) = self.prepare(Vec::new()) {
+                            if commits.send(prepared).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
             let batch = self.collect_batch(first, &jobs);
             crate::telemetry::log()
                 .queue_depth
@@ -109,6 +130,7 @@ impl Sequencer {
         let mut replies = Vec::new();
         let mut keys_changed = false;
         let head_size = self.shared.head().checkpoint.size;
+        let batch_was_empty = batch.is_empty();
 
         for job in batch {
             // An entry of this batch, or of a batch still being committed, is not in the
@@ -172,11 +194,7 @@ impl Sequencer {
             }
             let applied = catalog.apply_prepared(prepared);
             if let Ok(effect) = &applied {
-                if let Err(e) = self
-                    .shared
-                    .state_commits
-                    .after_apply(&catalog, index, effect)
-                {
+                if let Err(e) = self.shared.state_commits.record(&catalog, effect) {
                     // The map cannot follow the catalog: committing to it would be wrong.
                     drop(catalog);
                     self.fail(&format!("state map at leaf {index}: {e}"));
@@ -222,7 +240,12 @@ impl Sequencer {
             replies.push(Reply::appended(job.reply, index));
         }
 
-        if indexed.is_empty() {
+        let idle_commit = batch_was_empty
+            && self
+                .shared
+                .state_commits
+                .idle_commit_wanted(self.integrator.size());
+        if indexed.is_empty() && !idle_commit {
             // Only duplicates of uncommitted entries can be waiting. They are answered
             // once the batch holding their original is durable: queue an empty batch
             // behind it (nothing to write or sign; the committer only answers it).
@@ -238,9 +261,10 @@ impl Sequencer {
                 prepared_in: started.elapsed(),
             });
         }
-        if self.shared.state_commits.due()
-            && !self.commit_state(accepted_at, &mut tiles, &mut indexed)
-        {
+        let state_ok = (!self.shared.state_commits.due()
+            || self.commit_state(accepted_at, &mut tiles, &mut indexed))
+            && self.end_state_batch();
+        if !state_ok {
             for reply in replies {
                 let _ = reply.sender.send(Err(SubmitError::failed()));
             }
@@ -276,8 +300,22 @@ impl Sequencer {
         })
     }
 
-    /// Ends the batch with a `StateCommitment` leaf for the state before it; false (and
-    /// the log failed) if it could not be appended.
+    /// Hands the batch's map changes to the map thread; false (and the log failed) if
+    /// it has stopped.
+    fn end_state_batch(&self) -> bool {
+        let size = self.integrator.size();
+        match self.shared.state_commits.end_batch(size) {
+            Ok(()) => true,
+            Err(e) => {
+                self.fail(&format!("state map at size {size}: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Ends the batch with a `StateCommitment` leaf for the newest size the map thread
+    /// has finished (`state_commit.rs`), if there is one to commit; false (and the log
+    /// failed) if it could not be appended.
     fn commit_state(
         &mut self,
         at_ms: u64,
@@ -285,10 +323,22 @@ impl Sequencer {
         indexed: &mut Vec<IndexedLeaf>,
     ) -> bool {
         let index = self.integrator.size();
-        let mut catalog = self.catalog();
-        let leaf = match self.shared.state_commits.commit(&mut catalog, index, at_ms) {
-            Ok(Some(leaf)) => leaf,
+        // Without the catalog lock: the first commitment waits for the map thread.
+        let chosen = match self.shared.state_commits.choose(index) {
+            Ok(Some(chosen)) => chosen,
             Ok(None) => return true,
+            Err(e) => {
+                self.fail(&format!("state commitment at leaf {index}: {e}"));
+                return false;
+            }
+        };
+        let mut catalog = self.catalog();
+        let leaf = match self
+            .shared
+            .state_commits
+            .commit(&mut catalog, index, chosen, at_ms)
+        {
+            Ok(leaf) => leaf,
             Err(e) => {
                 drop(catalog);
                 self.fail(&format!("state commitment at leaf {index}: {e}"));

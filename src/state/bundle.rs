@@ -48,8 +48,10 @@ pub struct VerifiedLookup {
     pub key: MapKey,
     /// Its value's canonical bytes, or `None`: proved absent.
     pub value: Option<Vec<u8>>,
-    /// The size of the committed state (= the commitment leaf's index).
+    /// The size of the committed state (at most the commitment leaf's index).
     pub tree_size: u64,
+    /// The commitment leaf's index.
+    pub leaf_index: u64,
     /// When the sequencer committed (ms since the epoch).
     pub committed_at_ms: u64,
     /// The verified checkpoint that includes the commitment.
@@ -67,7 +69,7 @@ pub enum BundleError {
     /// The commitment's receipt does not verify (signature, inclusion, quorum).
     #[error("the state commitment's receipt: {0}")]
     Receipt(#[from] ReceiptError),
-    /// The receipt's entry is not a `StateCommitment` for its own index.
+    /// The receipt's entry is not a `StateCommitment` for a size up to its index.
     #[error("the receipt's entry is not a state commitment: {0}")]
     NotCommitment(String),
     /// The map proof does not verify against the committed root.
@@ -145,9 +147,11 @@ impl StateProofBundle {
             }
             Err(e) => return Err(BundleError::NotCommitment(e.to_string())),
         };
-        if leaf.tree_size != receipt.index {
+        // A commitment names a size up to its own index (`state.md` §5); which one is
+        // the monitors' to check against the entries.
+        if leaf.tree_size > receipt.index {
             return Err(BundleError::NotCommitment(format!(
-                "leaf {} commits to size {}",
+                "leaf {} commits to the later size {}",
                 receipt.index, leaf.tree_size
             )));
         }
@@ -175,6 +179,7 @@ impl StateProofBundle {
             key,
             value,
             tree_size: leaf.tree_size,
+            leaf_index: receipt.index,
             committed_at_ms,
             checkpoint: receipt.checkpoint,
             cosigners,

@@ -214,6 +214,7 @@ mod tests {
             },
             value: value.map(|v| encode_value(&v).unwrap()),
             tree_size: 9,
+            leaf_index: 9,
             committed_at_ms,
             checkpoint: Checkpoint {
                 origin: signer.name().to_string(),

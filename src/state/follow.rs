@@ -1,9 +1,14 @@
-//! Following a log's commitments ([`StateFollower`]): the map kept leaf by leaf, every
-//! `StateCommitment` leaf checked against it, and snapshots of the map at the most
-//! recent committed sizes, from which lookup proofs are served. The sequencer, replay
-//! and `monitor --audit` all follow the log through this one type.
+//! Following a log's commitments ([`StateFollower`]): the map kept leaf by leaf and
+//! every `StateCommitment` leaf checked against the map of the size it names. Replay
+//! and `monitor --audit` follow the log through this one type; the sequencer keeps its
+//! map on a thread of its own (`log::state_commit`) and commits earlier sizes.
+//!
+//! A commitment at leaf `c` names a size `N` with `P < N ≤ c` and `c − N <`
+//! [`MAX_COMMIT_LAG`], where `P` is the previous commitment's leaf (`state.md` §5); the
+//! first commitment of a log has `N = c`. So a follower keeps the roots of the sizes
+//! since the last commitment, at most [`MAX_COMMIT_LAG`] of them (32 bytes each).
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use thiserror::Error;
 
@@ -12,9 +17,12 @@ use super::tree::Tree;
 use crate::catalog::{Catalog, Effect};
 use crate::merkle::Hash;
 
-/// How many committed snapshots a follower keeps by default. Snapshots share every
-/// unchanged node, so each costs about the keys its batch changed.
+/// How many committed snapshots the server keeps by default. Snapshots share every
+/// unchanged node, so each costs about the keys its batches changed.
 pub const DEFAULT_KEPT_COMMITMENTS: usize = 4096;
+
+/// How far behind its own leaf a commitment may name its size: `c − N` is below this.
+pub const MAX_COMMIT_LAG: u64 = 1 << 16;
 
 /// Why following failed.
 #[derive(Debug, Error)]
@@ -22,18 +30,34 @@ pub enum FollowError {
     /// A `StateCommitment` leaf commits to a root the map does not have: the log's
     /// operator committed to a state the leaves do not produce.
     #[error(
-        "bad-state-commitment: leaf {index} commits to map root {} for size {index}, \
+        "bad-state-commitment: leaf {index} commits to map root {} for size {tree_size}, \
          but the leaves give {}",
         hex::encode(.committed),
         hex::encode(.computed)
     )]
     BadCommitment {
-        /// The commitment leaf's index (= the size it commits to).
+        /// The commitment leaf's index.
         index: u64,
+        /// The size it commits to.
+        tree_size: u64,
         /// The root the leaf carries.
         committed: Hash,
         /// The root recomputed from the leaves.
         computed: Hash,
+    },
+    /// A `StateCommitment` leaf names a size it may not name (not after the previous
+    /// commitment, after itself, or too far behind it).
+    #[error(
+        "bad-state-commitment: leaf {index} commits to size {tree_size}, which a \
+         commitment there may not name (allowed: {allowed})"
+    )]
+    BadSize {
+        /// The commitment leaf's index.
+        index: u64,
+        /// The size it commits to.
+        tree_size: u64,
+        /// The sizes it could have named.
+        allowed: String,
     },
     /// The map could not be computed.
     #[error(transparent)]
@@ -41,55 +65,51 @@ pub enum FollowError {
 }
 
 /// A committed snapshot: the map of the state after the first `tree_size` leaves,
-/// committed by leaf `tree_size`.
+/// committed by leaf `leaf_index` (`tree_size ≤ leaf_index`).
 #[derive(Clone, Debug)]
 pub struct Committed {
-    /// The size the root is for (= the commitment leaf's index).
+    /// The size the root is for.
     pub tree_size: u64,
-    /// The map as of that size.
+    /// The commitment leaf's index (its receipt proves the commitment).
+    pub leaf_index: u64,
+    /// The map as of `tree_size`.
     pub tree: Tree,
 }
 
-/// The map of a log being applied leaf by leaf, and its recent committed snapshots.
+/// The map of a log being applied leaf by leaf, and the roots of the sizes a next
+/// commitment may name.
 #[derive(Clone, Debug)]
 pub struct StateFollower {
     map: StateMap,
-    committed: BTreeMap<u64, Tree>,
-    keep: usize,
+    /// (first size, roots of that size and the following ones), contiguous.
+    roots: VecDeque<Hash>,
+    first: u64,
+    /// The last commitment's leaf index.
+    last_commitment: Option<u64>,
 }
 
 impl StateFollower {
     /// A follower of a log from leaf 0 (nothing applied yet).
-    pub fn new(keep: usize) -> StateFollower {
-        StateFollower {
-            map: StateMap::new(),
-            committed: BTreeMap::new(),
-            keep: keep.max(1),
-        }
+    pub fn new() -> StateFollower {
+        StateFollower::at(StateMap::new(), 0, None)
     }
 
-    /// A follower of `catalog` as applied so far (start-up: the catalog was rebuilt
-    /// without a follower). The last commitment's snapshot is kept when the map of its
-    /// size is the current one (no leaf but commitments after it), which is the case
-    /// whenever the sequencer committed at the end of its last batch.
-    pub fn from_catalog(catalog: &Catalog, keep: usize) -> Result<StateFollower, StateError> {
-        let mut follower = StateFollower {
-            map: StateMap::build(catalog)?,
-            committed: BTreeMap::new(),
-            keep: keep.max(1),
-        };
-        if let Some(&last) = catalog.commitments().last() {
-            if last + 1 == catalog.applied_size() {
-                follower.committed.insert(last, follower.map.tree());
-            }
+    fn at(map: StateMap, size: u64, last_commitment: Option<u64>) -> StateFollower {
+        let mut roots = VecDeque::new();
+        roots.push_back(map.root());
+        StateFollower {
+            map,
+            roots,
+            first: size,
+            last_commitment,
         }
-        Ok(follower)
     }
 
     /// Follows leaf `index` for a reader that keeps a map only once the log commits to
     /// one (replay, `monitor --audit`): nothing until the first `StateCommitment`, then
     /// the map is built from `catalog` (a commitment changes nothing in it) and followed
-    /// from there on. Logs that never commit cost nothing.
+    /// from there on. Logs that never commit cost nothing. The first commitment of a log
+    /// names its own index (`state.md` §5), so the map built there is the one to check.
     pub fn follow_lazily(
         slot: &mut Option<StateFollower>,
         catalog: &Catalog,
@@ -97,11 +117,7 @@ impl StateFollower {
         effect: &Effect,
     ) -> Result<(), FollowError> {
         if slot.is_none() && matches!(effect, Effect::StateCommitted { .. }) {
-            *slot = Some(StateFollower {
-                map: StateMap::build(catalog)?,
-                committed: BTreeMap::new(),
-                keep: DEFAULT_KEPT_COMMITMENTS,
-            });
+            *slot = Some(StateFollower::at(StateMap::build(catalog)?, index, None));
         }
         match slot {
             Some(follower) => follower.after_apply(catalog, index, effect),
@@ -110,7 +126,7 @@ impl StateFollower {
     }
 
     /// Updates the map for leaf `index` just applied to `catalog` with `effect`; a
-    /// commitment is checked against the map and its snapshot kept. On a bad
+    /// commitment is checked against the root of the size it names. On a bad
     /// commitment the follower is unchanged and the error carries the evidence.
     pub fn after_apply(
         &mut self,
@@ -119,22 +135,51 @@ impl StateFollower {
         effect: &Effect,
     ) -> Result<(), FollowError> {
         if let Effect::StateCommitted { tree_size, root } = effect {
-            let computed = self.map.root();
-            if *root != computed || *tree_size != index {
+            let n = *tree_size;
+            let computed = self.root_at(index, n)?;
+            if *root != computed {
                 return Err(FollowError::BadCommitment {
                     index,
+                    tree_size: n,
                     committed: *root,
                     computed,
                 });
             }
-            self.committed.insert(index, self.map.tree());
-            while self.committed.len() > self.keep {
-                self.committed.pop_first();
-            }
+            // A next commitment names a size after this leaf.
+            self.roots.clear();
+            self.first = index + 1;
+            self.roots.push_back(self.map.root());
+            self.last_commitment = Some(index);
             return Ok(());
         }
         self.map.apply(catalog, effect)?;
+        self.roots.push_back(self.map.root());
+        while self.roots.len() as u64 > MAX_COMMIT_LAG {
+            self.roots.pop_front();
+            self.first += 1;
+        }
         Ok(())
+    }
+
+    /// The root of size `n` for a commitment at leaf `index`, if it may name it.
+    fn root_at(&self, index: u64, n: u64) -> Result<Hash, FollowError> {
+        let lowest = match self.last_commitment {
+            Some(p) => (p + 1).max(index.saturating_sub(MAX_COMMIT_LAG - 1)),
+            None => index,
+        };
+        let bad = || FollowError::BadSize {
+            index,
+            tree_size: n,
+            allowed: format!("{lowest} to {index}"),
+        };
+        if n < lowest || n > index || n < self.first {
+            return Err(bad());
+        }
+        // The roots run from size `first` to `index` (the current map).
+        self.roots
+            .get((n - self.first) as usize)
+            .copied()
+            .ok_or_else(bad)
     }
 
     /// The current map root (the state after every leaf applied).
@@ -146,24 +191,85 @@ impl StateFollower {
     pub fn map(&self) -> &StateMap {
         &self.map
     }
+}
 
-    /// The newest kept commitment at a size below `below` (a tree size: commitment
-    /// leaf `i` is in a tree of size `i + 1` or more).
-    pub fn committed_below(&self, below: u64) -> Option<Committed> {
-        self.committed
-            .range(..below)
-            .next_back()
-            .map(|(size, tree)| Committed {
-                tree_size: *size,
-                tree: tree.clone(),
-            })
+impl Default for StateFollower {
+    fn default() -> Self {
+        StateFollower::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::DecisionKind;
+
+    /// A leaf that changes nothing in the map (a policy), and a commitment.
+    fn policy() -> Effect {
+        Effect::Decided {
+            kind: DecisionKind::PolicySet,
+            entry: None,
+        }
     }
 
-    /// The kept commitment of exactly `tree_size`.
-    pub fn committed_at(&self, tree_size: u64) -> Option<Committed> {
-        self.committed.get(&tree_size).map(|tree| Committed {
-            tree_size,
-            tree: tree.clone(),
-        })
+    fn commitment(tree_size: u64, root: Hash) -> Effect {
+        Effect::StateCommitted { tree_size, root }
+    }
+
+    /// Which sizes a commitment may name: its own index for the first of the log,
+    /// then any after the previous commitment leaf and up to its own index, and a wrong
+    /// root is caught at any of them.
+    #[test]
+    fn the_sizes_a_commitment_may_name() {
+        let catalog = Catalog::new();
+        let empty = StateMap::new().root();
+        let follow = |f: &mut StateFollower, from: u64, to: u64| {
+            for i in from..to {
+                f.after_apply(&catalog, i, &policy()).unwrap();
+            }
+        };
+        let mut f = StateFollower::new();
+        follow(&mut f, 0, 10);
+        // (leaf, size named, accepted)
+        let first = [(10, 9, false), (10, 11, false), (10, 10, true)];
+        for (index, size, ok) in first {
+            let got = f
+                .clone()
+                .after_apply(&catalog, index, &commitment(size, empty));
+            assert_eq!(
+                got.is_ok(),
+                ok,
+                "first commitment at {index} naming {size}: {got:?}"
+            );
+        }
+        f.after_apply(&catalog, 10, &commitment(10, empty)).unwrap();
+        follow(&mut f, 11, 15);
+        let later = [
+            (15, 10, false), // the previous commitment's own size
+            (15, 11, true),  // just after the previous commitment leaf
+            (15, 14, true),
+            (15, 15, true),
+            (15, 16, false), // after itself
+        ];
+        for (index, size, ok) in later {
+            let got = f
+                .clone()
+                .after_apply(&catalog, index, &commitment(size, empty));
+            assert_eq!(
+                got.is_ok(),
+                ok,
+                "commitment at {index} naming {size}: {got:?}"
+            );
+            if !ok {
+                assert!(matches!(got, Err(FollowError::BadSize { .. })), "{got:?}");
+            }
+        }
+        let mut wrong = empty;
+        wrong[0] ^= 1;
+        let got = f.clone().after_apply(&catalog, 15, &commitment(12, wrong));
+        assert!(
+            matches!(got, Err(FollowError::BadCommitment { tree_size: 12, .. })),
+            "{got:?}"
+        );
     }
 }

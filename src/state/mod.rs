@@ -31,11 +31,11 @@ pub use bundle::{
     BundleError, StateProofBundle, VerifiedLookup, MAX_BUNDLE_BYTES, STATE_PROOF_MEDIA_TYPE,
 };
 pub use check::{check_entry, parse_duration_ms, Expectation, NotMet};
-pub use follow::{Committed, FollowError, StateFollower, DEFAULT_KEPT_COMMITMENTS};
+pub use follow::{Committed, FollowError, StateFollower, DEFAULT_KEPT_COMMITMENTS, MAX_COMMIT_LAG};
 pub use hash::{bit, empty_hash, key_hash, leaf_hash, node_hash, value_hash};
 pub use keys::{
     encode_value, EntryValue, GrantValue, HeadValue, KeyRoles, MapKey, Sha256Digest, SubjectValue,
 };
-pub use project::{StateError, StateMap};
+pub use project::{KeyRolesSnapshot, MapChange, StateError, StateMap};
 pub use proof::{Proof, ProofError, MAX_PROOF_BYTES, MAX_SIBLINGS};
 pub use tree::Tree;

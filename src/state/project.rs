@@ -45,6 +45,22 @@ struct EntryMark {
 /// arrival sorts last.
 type HeadMark = (u64, String, u64);
 
+/// Every verifier key's encoded roles (vkey → RFC 8785 value) at one moment: what the
+/// `key` entries of the map hold. Computed under the catalog's write hold after an
+/// admin leaf, because the admin state is not kept per size.
+pub type KeyRolesSnapshot = BTreeMap<String, Arc<[u8]>>;
+
+/// What one applied leaf changes in the map, recorded cheaply where the leaf is applied
+/// (the sequencer) and applied later by whoever keeps the map ([`StateMap::apply_change`]),
+/// reading the catalog as of a size at or after the leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapChange {
+    /// The entry with this local id changed (created, reviewed, promoted, restricted…).
+    Entry(String),
+    /// The keys' roles changed; the snapshot is the whole set after the leaf.
+    Keys(KeyRolesSnapshot),
+}
+
 /// The authenticated map of the catalog state, and the indexes that keep it current.
 #[derive(Clone, Debug, Default)]
 pub struct StateMap {
@@ -72,9 +88,57 @@ impl StateMap {
         map.refresh_keys(catalog)?;
         let at = catalog.applied_size();
         for index in catalog.entry_indices(None, at) {
-            map.refresh_entry(catalog, index?)?;
+            map.refresh_entry(catalog, index?, at)?;
         }
         Ok(map)
+    }
+
+    /// What the leaf just applied to `catalog` with `effect` changes in the map, or
+    /// `None`. Cheap for publications and entry decisions (a local id); an admin leaf
+    /// computes every key's roles.
+    pub fn change_of(catalog: &Catalog, effect: &Effect) -> Result<Option<MapChange>, StateError> {
+        // The same cases, in the same order, as `apply`.
+        Ok(match effect {
+            Effect::Genesis | Effect::GrantAdded { .. } => {
+                Some(MapChange::Keys(key_roles(catalog)?))
+            }
+            Effect::Published {
+                subject_digest,
+                target,
+                ..
+            } => Some(MapChange::Entry(entry_local_id(target, subject_digest))),
+            Effect::Decided {
+                entry: Some(id), ..
+            } => Some(MapChange::Entry(id.clone())),
+            Effect::Decided {
+                kind: DecisionKind::PublisherRevoke,
+                ..
+            } => Some(MapChange::Keys(key_roles(catalog)?)),
+            Effect::Decided { .. } | Effect::StateCommitted { .. } => None,
+        })
+    }
+
+    /// Applies a change recorded by [`StateMap::change_of`], reading the catalog as of
+    /// size `at` (at or after the leaf that made the change; every entry read takes a
+    /// size, so a catalog that has moved on still answers as of `at`).
+    pub fn apply_change(
+        &mut self,
+        catalog: &Catalog,
+        change: &MapChange,
+        at: u64,
+    ) -> Result<(), StateError> {
+        match change {
+            MapChange::Keys(now) => {
+                self.set_keys(now.clone());
+                Ok(())
+            }
+            MapChange::Entry(id) => {
+                let index = catalog
+                    .entry_index(id)?
+                    .ok_or_else(|| StateError::MissingEntry(id.clone()))?;
+                self.refresh_entry(catalog, index, at)
+            }
+        }
     }
 
     /// Updates the map for one leaf just applied to `catalog`, given the leaf's effect.
@@ -92,7 +156,7 @@ impl StateMap {
                     .ok_or_else(|| {
                         StateError::MissingEntry(format!("{target} {subject_digest}"))
                     })?;
-                self.refresh_entry(catalog, index)
+                self.refresh_entry(catalog, index, catalog.applied_size())
             }
             Effect::Decided {
                 entry: Some(id), ..
@@ -100,7 +164,7 @@ impl StateMap {
                 let index = catalog
                     .entry_index(id)?
                     .ok_or_else(|| StateError::MissingEntry(id.clone()))?;
-                self.refresh_entry(catalog, index)
+                self.refresh_entry(catalog, index, catalog.applied_size())
             }
             Effect::Decided {
                 kind: DecisionKind::PublisherRevoke,
@@ -137,32 +201,12 @@ impl StateMap {
     /// Recomputes the roles of every known key and writes those that changed. The keys
     /// grow only with admin leaves, so this is cheap and runs only after those.
     fn refresh_keys(&mut self, catalog: &Catalog) -> Result<(), StateError> {
-        let mut verifiers: Vec<_> = catalog.keys().iter().map(|(_, v)| v.clone()).collect();
-        verifiers.extend(catalog.log_key().cloned());
-        verifiers.extend(catalog.admins().iter().cloned());
-        let mut now: BTreeMap<String, Arc<[u8]>> = BTreeMap::new();
-        for v in verifiers {
-            let id = v.short_id();
-            let grants: Vec<GrantValue> = catalog
-                .grants(&id)
-                .iter()
-                .map(|g| GrantValue {
-                    channels: g.channels.clone(),
-                    leaf_index: g.leaf_index,
-                    role: role_name(g.role),
-                    target_prefixes: g.target_prefixes.clone(),
-                })
-                .collect();
-            let roles = KeyRoles {
-                admin: catalog.is_admin(&v),
-                grants,
-                log: catalog.log_key() == Some(&v),
-                revoked: catalog.revocation(&id).map(|r| r.leaf_index),
-            };
-            if roles.admin || roles.log || !roles.grants.is_empty() || roles.revoked.is_some() {
-                now.insert(v.to_vkey(), Arc::from(encode_value(&roles)?));
-            }
-        }
+        self.set_keys(key_roles(catalog)?);
+        Ok(())
+    }
+
+    /// Makes the `key` entries those of `now`: removes the keys gone, writes the changed.
+    fn set_keys(&mut self, now: KeyRolesSnapshot) {
         let gone: Vec<String> = self
             .keys
             .keys()
@@ -182,13 +226,11 @@ impl StateMap {
                 self.keys.insert(vkey, value);
             }
         }
-        Ok(())
     }
 
     /// Recomputes the entry created by publication leaf `index`, the subject's targets
-    /// and the heads of the channels it left or joined.
-    fn refresh_entry(&mut self, catalog: &Catalog, index: u64) -> Result<(), StateError> {
-        let at = catalog.applied_size();
+    /// and the heads of the channels it left or joined, as of size `at`.
+    fn refresh_entry(&mut self, catalog: &Catalog, index: u64, at: u64) -> Result<(), StateError> {
         let (view, publication) = catalog
             .entry_view(index, at)?
             .ok_or_else(|| StateError::MissingEntry(format!("publication leaf {index}")))?;
@@ -297,6 +339,38 @@ impl StateMap {
         }
         Ok(())
     }
+}
+
+/// Every known key's roles in `catalog` now (the log key, the admins, every key with a
+/// grant or a revocation), RFC 8785 encoded.
+fn key_roles(catalog: &Catalog) -> Result<KeyRolesSnapshot, StateError> {
+    let mut verifiers: Vec<_> = catalog.keys().iter().map(|(_, v)| v.clone()).collect();
+    verifiers.extend(catalog.log_key().cloned());
+    verifiers.extend(catalog.admins().iter().cloned());
+    let mut now = KeyRolesSnapshot::new();
+    for v in verifiers {
+        let id = v.short_id();
+        let grants: Vec<GrantValue> = catalog
+            .grants(&id)
+            .iter()
+            .map(|g| GrantValue {
+                channels: g.channels.clone(),
+                leaf_index: g.leaf_index,
+                role: role_name(g.role),
+                target_prefixes: g.target_prefixes.clone(),
+            })
+            .collect();
+        let roles = KeyRoles {
+            admin: catalog.is_admin(&v),
+            grants,
+            log: catalog.log_key() == Some(&v),
+            revoked: catalog.revocation(&id).map(|r| r.leaf_index),
+        };
+        if roles.admin || roles.log || !roles.grants.is_empty() || roles.revoked.is_some() {
+            now.insert(v.to_vkey(), Arc::from(encode_value(&roles)?));
+        }
+    }
+    Ok(now)
 }
 
 fn role_name(role: crate::catalog::Role) -> String {

@@ -72,4 +72,25 @@ pub trait TileStore: Send + Sync {
     fn create_only(&self) -> bool {
         false
     }
+
+    /// Stores `signed`, a checkpoint the lock has just installed, as the store's served
+    /// copy (`checkpoint` beside the tiles), so that the store alone is a complete
+    /// tlog-tiles log that a static server or CDN can serve.
+    ///
+    /// - The copy is not the commit point (the lock's swap is) and MAY lag: the engine
+    ///   calls this after each swap and logs a failure instead of failing the batch.
+    /// - MUST replace the served copy (the one object that changes), but SHOULD NOT
+    ///   replace a larger checkpoint with a smaller one (a late writer).
+    /// - A store whose checkpoint the lock itself keeps in place (POSIX: the lock's
+    ///   `checkpoint` file is in the tiles directory) does nothing: the default.
+    fn publish_checkpoint(&self, signed: &[u8], size: u64) -> Result<(), StorageError> {
+        let _ = (signed, size);
+        Ok(())
+    }
+
+    /// The served copy [`TileStore::publish_checkpoint`] wrote, or `None` (none yet, or
+    /// the store keeps none: the default).
+    fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(None)
+    }
 }

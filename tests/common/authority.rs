@@ -237,6 +237,57 @@ impl Authority {
         assert_eq!(status, 200, "{v}");
         v["entries"][0].clone()
     }
+
+    /// Waits until the newest commitment covers the whole log. A commitment names the size
+    /// the map thread had finished (usually the batch before its own); once the log is idle,
+    /// a commitment of its own size follows (`state.md` §5).
+    pub fn state_settled(&self) {
+        use base64::Engine as _;
+        let vkey = std::fs::read_to_string(self.data.join("log.vkey")).unwrap();
+        let escaped: String = vkey
+            .trim()
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let mut last = serde_json::Value::Null;
+        for _ in 0..500 {
+            let (status, body) = self.get_json(&format!("/v1/state/proofs?key={escaped}"));
+            if status == 200 {
+                let c = &body["commitment"];
+                let entry = base64::engine::general_purpose::STANDARD
+                    .decode(c["entry"].as_str().unwrap())
+                    .unwrap();
+                let leaf: serde_json::Value = serde_json::from_slice(&entry).unwrap();
+                let index = c["logIndex"].as_u64().unwrap();
+                if leaf["treeSize"].as_u64() == Some(index)
+                    && c["treeSize"].as_u64() == Some(index + 1)
+                {
+                    return;
+                }
+            }
+            last = body;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("no commitment covered the log within 10 s: {last}");
+    }
+
+    /// Runs `replay` against the server, checked with the log's verifier key: every
+    /// leaf re-applied, every root and state commitment recomputed.
+    pub fn replay(&self) -> std::process::Output {
+        let vkey = self.data.join("log.vkey");
+        super::cli(&[
+            "replay",
+            "--server",
+            &self.server.url,
+            "--log-vkey",
+            vkey.to_str().unwrap(),
+        ])
+    }
 }
 
 /// The 422 `errors` of an answer.

@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 pub mod authority;
+pub mod backend;
+pub mod contracts;
 pub mod faults;
+pub mod load;
 pub mod services;
 
 use std::io::{BufRead, BufReader};

@@ -20,6 +20,19 @@ pub struct S3Env {
     pub region: String,
 }
 
+impl S3Env {
+    /// The environment `srcos-catalog` reads the bucket's endpoint, region and
+    /// credentials from (`cli::backends`), for a child process.
+    pub fn client_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SRCOS_S3_ENDPOINT", self.endpoint.clone()),
+            ("AWS_REGION", self.region.clone()),
+            ("AWS_ACCESS_KEY_ID", self.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_access_key.clone()),
+        ]
+    }
+}
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }

@@ -12,6 +12,7 @@ use srcos_catalog::catalog::sign_envelope;
 use srcos_catalog::keyfile::read_signer;
 use srcos_catalog::note::{KeyType, Note, Signer, Verifier};
 
+use crate::common::backend::Backend;
 use crate::common::{bin, cli, cli_ok, request_json, Http, Server};
 
 /// The subject most tests publish under.
@@ -74,7 +75,12 @@ pub fn checkpoint(url: &str) -> Vec<u8> {
 /// A new log in `data` with a granted publisher and `entries` publications of
 /// [`SUBJECT`]; the server is stopped cleanly before returning.
 pub fn new_log(data: &Path, entries: u64) -> Signer {
-    let mut server = Server::start(data, &[]);
+    new_log_on(&Backend::Posix, data, entries)
+}
+
+/// [`new_log`] on `backend`.
+pub fn new_log_on(backend: &Backend, data: &Path, entries: u64) -> Signer {
+    let mut server = backend.start(data, &[]);
     let publisher = publisher();
     grant(&server.url, data, &publisher);
     for n in 0..entries {
@@ -249,6 +255,16 @@ pub fn binary() -> PathBuf {
 /// Starts `serve` on `data` asking the witnesses `(url, key prefix)` to cosign, with
 /// `extra` options (quorum, mode, timeouts).
 pub fn start_witnessed_log(data: &Path, witnesses: &[(&str, &Path)], extra: &[&str]) -> Server {
+    start_witnessed_log_on(&Backend::Posix, data, witnesses, extra)
+}
+
+/// [`start_witnessed_log`] on `backend`.
+pub fn start_witnessed_log_on(
+    backend: &Backend,
+    data: &Path,
+    witnesses: &[(&str, &Path)],
+    extra: &[&str],
+) -> Server {
     let mut args: Vec<String> = Vec::new();
     for (url, prefix) in witnesses {
         args.push("--witness".into());
@@ -256,7 +272,7 @@ pub fn start_witnessed_log(data: &Path, witnesses: &[(&str, &Path)], extra: &[&s
     }
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::start(data, &args)
+    backend.start(data, &args)
 }
 
 /// How many of `witnesses` cosigned the signed checkpoint `note`; the log's own
@@ -330,9 +346,14 @@ pub struct StoppedLog {
 
 /// [`new_log`] with `entries` publications in a fresh temporary directory.
 pub fn stopped_log(entries: u64) -> StoppedLog {
+    stopped_log_on(&Backend::Posix, entries)
+}
+
+/// [`stopped_log`] on `backend`.
+pub fn stopped_log_on(backend: &Backend, entries: u64) -> StoppedLog {
     let dir = crate::common::tempdir();
     let data = dir.path().join("data");
-    let publisher = new_log(&data, entries);
+    let publisher = new_log_on(backend, &data, entries);
     let log_vkey = data.join("log.vkey");
     let log_key = srcos_catalog::keyfile::read_verifier(&log_vkey).expect("log vkey");
     let origin = origin(&data);

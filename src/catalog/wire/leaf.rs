@@ -54,7 +54,7 @@ pub enum StateCommitmentKind {
 
 /// A commitment to the catalog state map (`log-format/state.md` §5): the sequencer's
 /// claim that the map of the state after the first `treeSize` leaves has root `root`.
-/// `treeSize` is the leaf's own index. The catalog checks only its shape and position;
+/// `treeSize` is at most the leaf's own index. The catalog checks only its shape and position;
 /// whoever keeps the map (`crate::state`) checks the root.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

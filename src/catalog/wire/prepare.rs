@@ -68,9 +68,12 @@ impl PreparedLeaf {
             }
             Leaf::StateCommitment(c) => {
                 let bad = |reason: String| CatalogError::Invariant { index, reason };
-                if c.tree_size != index {
+                // It names a size up to its own (`state.md` §5: the sequencer commits
+                // the size its map thread has finished); which sizes exactly is the
+                // map follower's check.
+                if c.tree_size > index {
                     return Err(bad(format!(
-                        "a StateCommitment at leaf {index} commits to size {}",
+                        "a StateCommitment at leaf {index} commits to the later size {}",
                         c.tree_size
                     )));
                 }

@@ -220,7 +220,7 @@ impl Scanner {
         })?;
         match StateFollower::follow_lazily(&mut self.state, catalog, index, &effect) {
             Ok(()) => {}
-            Err(e @ FollowError::BadCommitment { .. }) => {
+            Err(e @ (FollowError::BadCommitment { .. } | FollowError::BadSize { .. })) => {
                 return Err(ScanError::BadStateCommitment(e.to_string(), entry.to_vec()))
             }
             Err(e) => return Err(ScanError::Alert(format!("state map at entry {index}: {e}"))),

@@ -13,6 +13,11 @@
 //! refused: a store that silently overwrites (some S3-compatible servers do) is refused
 //! unless the operator accepts the weaker guarantee explicitly.
 //!
+//! The bucket also holds the served copy of the checkpoint (`checkpoint`, the one object
+//! that is overwritten), written after each swap ([`TileStore::publish_checkpoint`]), so
+//! that the bucket alone is a complete tlog-tiles log for static readers (`monitor`,
+//! `verify`, a CDN). The checkpoint in the lock stays the commit point.
+//!
 //! `delete` does nothing: partial tiles stay (tlog-tiles allows it), so a deleted path can
 //! never be recreated by a late writer.
 //!
@@ -88,34 +93,31 @@ impl Recent {
 impl ObjectTiles {
     /// Connects to the bucket of `url` with `config` and runs the probe.
     pub fn open(url: &StoreUrl, config: &ObjectStoreConfig) -> Result<ObjectTiles, StorageError> {
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&url.bucket)
-            .with_virtual_hosted_style_request(!config.path_style)
-            .with_retry(RetryConfig {
-                max_retries: 3,
-                retry_timeout: Duration::from_secs(20),
-                ..RetryConfig::default()
-            });
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder
-                .with_allow_http(endpoint.starts_with("http://"))
-                .with_endpoint(endpoint);
-        }
-        builder = builder.with_region(config.region.as_deref().unwrap_or("us-east-1"));
-        if let Some(id) = &config.access_key_id {
-            builder = builder.with_access_key_id(id);
-        }
-        if let Some(secret) = &config.secret_access_key {
-            builder = builder.with_secret_access_key(secret);
-        }
-        let store = builder
-            .build()
-            .map_err(|e| StorageError::Refused(format!("configuring {url}: {e}")))?;
         ObjectTiles::with_store(
-            Arc::new(store),
+            connect(url, config)?,
             &url.prefix,
             config.accept_overwriting_store,
         )
+    }
+
+    /// Connects to the bucket of `url` to read it (a mirror's source): no probe, so
+    /// nothing is written and read-only credentials suffice. Its `put` still writes
+    /// create-only, but nothing vouches that the store honours it.
+    pub fn open_read_only(
+        url: &StoreUrl,
+        config: &ObjectStoreConfig,
+    ) -> Result<ObjectTiles, StorageError> {
+        ObjectTiles::unprobed(connect(url, config)?, &url.prefix)
+    }
+
+    fn unprobed(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<ObjectTiles, StorageError> {
+        Ok(ObjectTiles {
+            store,
+            prefix: prefix.trim_matches('/').to_string(),
+            remote: Remote::new("object-store", 2, Duration::from_secs(60))?,
+            probe: OverwriteProbe::Refused,
+            recent: Mutex::new(Recent::default()),
+        })
     }
 
     /// The tile store on `store` under `prefix`, after the probe: fails with
@@ -126,13 +128,7 @@ impl ObjectTiles {
         prefix: &str,
         accept_overwriting: bool,
     ) -> Result<ObjectTiles, StorageError> {
-        let mut tiles = ObjectTiles {
-            store,
-            prefix: prefix.trim_matches('/').to_string(),
-            remote: Remote::new("object-store", 2, Duration::from_secs(60))?,
-            probe: OverwriteProbe::Refused,
-            recent: Mutex::new(Recent::default()),
-        };
+        let mut tiles = ObjectTiles::unprobed(store, prefix)?;
         tiles.probe = tiles.run_probe()?;
         if tiles.probe == OverwriteProbe::Overwrote {
             if !accept_overwriting {
@@ -203,6 +199,60 @@ impl ObjectTiles {
                 Err(e) => Err(remote_error("second create-only write", e)),
             }
         })
+    }
+}
+
+/// The bucket of `url`, reached as `config` says (no I/O yet).
+fn connect(
+    url: &StoreUrl,
+    config: &ObjectStoreConfig,
+) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&url.bucket)
+        .with_virtual_hosted_style_request(!config.path_style)
+        .with_retry(RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(20),
+            ..RetryConfig::default()
+        });
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_endpoint(endpoint);
+    }
+    builder = builder.with_region(config.region.as_deref().unwrap_or("us-east-1"));
+    if let Some(id) = &config.access_key_id {
+        builder = builder.with_access_key_id(id);
+    }
+    if let Some(secret) = &config.secret_access_key {
+        builder = builder.with_secret_access_key(secret);
+    }
+    let store = builder
+        .build()
+        .map_err(|e| StorageError::Refused(format!("configuring {url}: {e}")))?;
+    Ok(Arc::new(store))
+}
+
+/// The tree size of a signed checkpoint (its second line), unverified: only to keep a
+/// late writer from putting an older served copy back. `None` if it has no such line.
+fn checkpoint_size(signed: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(signed).ok()?;
+    crate::tiles::parse_canonical_decimal(text.split('\n').nth(1)?)
+}
+
+/// Reads the object at `location`, `None` if there is none.
+async fn get_optional(
+    store: Arc<dyn ObjectStore>,
+    location: ObjectPath,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    match store.get(&location).await {
+        Ok(result) => result
+            .bytes()
+            .await
+            .map(|b| Some(b.to_vec()))
+            .map_err(|e| remote_error(format!("reading {location}"), e)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(remote_error(format!("reading {location}"), e)),
     }
 }
 
@@ -300,19 +350,10 @@ impl TileStore for ObjectTiles {
         {
             return Ok(Some(data.as_ref().clone()));
         }
-        let location = self.location(path);
-        let store = self.store.clone();
-        self.remote.run("object store", async move {
-            match store.get(&location).await {
-                Ok(result) => result
-                    .bytes()
-                    .await
-                    .map(|b| Some(b.to_vec()))
-                    .map_err(|e| remote_error(format!("reading {location}"), e)),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(remote_error(format!("reading {location}"), e)),
-            }
-        })
+        self.remote.run(
+            "object store",
+            get_optional(self.store.clone(), self.location(path)),
+        )
     }
 
     /// Keeps the object (see the module documentation).
@@ -323,11 +364,60 @@ impl TileStore for ObjectTiles {
     fn create_only(&self) -> bool {
         true
     }
+
+    /// Overwrites `checkpoint` (the one object that changes), unless the bucket already
+    /// serves a larger one: a sequencer paused between its swap and this write must not
+    /// put an older copy back over its successor's. (A read, then a write: a window
+    /// remains, closed by the next batch's write; the lock, not this copy, is the truth.)
+    fn publish_checkpoint(&self, signed: &[u8], size: u64) -> Result<(), StorageError> {
+        let store = self.store.clone();
+        let location = self.location(CHECKPOINT_OBJECT);
+        let payload = PutPayload::from(signed.to_vec());
+        self.remote.run("object store", async move {
+            let served = get_optional(store.clone(), location.clone()).await?;
+            if served
+                .as_deref()
+                .and_then(checkpoint_size)
+                .is_some_and(|served| served > size)
+            {
+                return Ok(());
+            }
+            store
+                .put_opts(&location, payload, PutOptions::from(PutMode::Overwrite))
+                .await
+                .map(|_| ())
+                .map_err(|e| remote_error(format!("writing {location}"), e))
+        })
+    }
+
+    fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.remote.run(
+            "object store",
+            get_optional(self.store.clone(), self.location(CHECKPOINT_OBJECT)),
+        )
+    }
 }
+
+/// The served copy of the checkpoint, at the tlog-tiles path `<prefix>/checkpoint`.
+const CHECKPOINT_OBJECT: &str = "checkpoint";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_size_of_a_served_checkpoint_is_its_second_line() {
+        for (signed, size) in [
+            (&b"example.com/log\n42\nROOT=\n\n- sig\n"[..], Some(42)),
+            (b"origin\n0\nroot\n", Some(0)),
+            (b"origin\n042\nroot\n", None),
+            (b"origin\n", None),
+            (b"origin\n-1\n", None),
+            (b"\xff\n1\n", None),
+        ] {
+            assert_eq!(checkpoint_size(signed), size, "{signed:?}");
+        }
+    }
 
     #[test]
     fn recent_objects_stay_within_their_byte_bound_oldest_out_first() {

@@ -1,0 +1,137 @@
+//! The storage ports' driver contracts as assertions, the same for every driver: the
+//! conformance suite (`storage_conformance.rs`) runs them over the memory, POSIX, object
+//! store and PostgreSQL drivers.
+
+use std::sync::Arc;
+
+use srcos_catalog::storage::{
+    CheckpointLock, LockedCheckpoint, StorageError, TileStore, TileWrite,
+};
+use srcos_catalog::tiles::{TileId, TileKind};
+
+/// Whether `r` is the compare-and-swap / create-only refusal.
+pub fn conflict<T: std::fmt::Debug>(r: Result<T, StorageError>) -> bool {
+    matches!(r, Err(StorageError::Conflict(_)))
+}
+
+/// A tile store keeps what it acknowledged; on a second put of a path it replaces
+/// (`create_only() == false`) or accepts only the same bytes (`true`); `delete` removes
+/// a tile's partials (or, create-only, keeps everything).
+pub fn tile_store_contract(name: &str, store: &dyn TileStore) {
+    assert_eq!(store.get("tile/0/000").unwrap(), None, "{name}");
+    store.put("tile/0/000.p/5", b"five").unwrap();
+    assert_eq!(
+        store.get("tile/0/000.p/5").unwrap().as_deref(),
+        Some(&b"five"[..])
+    );
+    // The same bytes again: always fine (a retry, or a batch redone from the journal).
+    store.put("tile/0/000.p/5", b"five").unwrap();
+    let second = store.put("tile/0/000.p/5", b"FIVE");
+    if store.create_only() {
+        assert!(
+            conflict(second),
+            "{name}: a create-only store replaced an object"
+        );
+        assert_eq!(
+            store.get("tile/0/000.p/5").unwrap().as_deref(),
+            Some(&b"five"[..]),
+            "{name}"
+        );
+    } else {
+        second.unwrap();
+        assert_eq!(
+            store.get("tile/0/000.p/5").unwrap().as_deref(),
+            Some(&b"FIVE"[..]),
+            "{name}"
+        );
+    }
+    let tile = |width: u16| TileId {
+        kind: TileKind::Entries,
+        index: 1,
+        width,
+    };
+    let writes: Vec<TileWrite> = [7u16, 256]
+        .iter()
+        .map(|&w| TileWrite {
+            tile: tile(w),
+            data: vec![w as u8; 3],
+        })
+        .collect();
+    store.put_batch(&writes).unwrap();
+    store.put_batch(&writes).unwrap();
+    for write in &writes {
+        assert_eq!(
+            store.get(&write.tile.path()).unwrap(),
+            Some(write.data.clone()),
+            "{name}"
+        );
+    }
+    if store.create_only() {
+        let mut changed = writes.clone();
+        changed[1].data = vec![0xaa; 3];
+        let result = store.put_batch(&changed);
+        assert!(
+            matches!(result, Err(StorageError::Conflict(_))),
+            "{name}: {result:?}"
+        );
+        assert_eq!(
+            store.get(&tile(256).path()).unwrap(),
+            Some(writes[1].data.clone())
+        );
+    }
+    store.put("tile/0/000.p/7", b"seven").unwrap();
+    store.put("tile/0/000", b"full").unwrap();
+    store.put("tile/0/001.p/3", b"other").unwrap();
+    store.delete("tile/0/000.p").unwrap();
+    store.delete("tile/0/000.p").unwrap();
+    if !store.create_only() {
+        assert_eq!(store.get("tile/0/000.p/5").unwrap(), None, "{name}");
+        assert_eq!(store.get("tile/0/000.p/7").unwrap(), None, "{name}");
+    }
+    assert_eq!(
+        store.get("tile/0/000").unwrap().as_deref(),
+        Some(&b"full"[..]),
+        "{name}"
+    );
+    assert_eq!(
+        store.get("tile/0/001.p/3").unwrap().as_deref(),
+        Some(&b"other"[..]),
+        "{name}"
+    );
+    store.delete(&format!("{}.p", tile(256).path())).unwrap();
+    if !store.create_only() {
+        assert_eq!(store.get(&tile(7).path()).unwrap(), None, "{name}");
+    }
+}
+
+/// A lock swaps only from the checkpoint it holds (compare-and-swap), and keeps what it
+/// installed across a reopen (`open` gives the same lock again, after the last is gone).
+pub fn lock_contract(name: &str, open: &dyn Fn() -> Arc<dyn CheckpointLock>) {
+    let at = |size, signed| LockedCheckpoint { size, signed };
+    let lock = open();
+    assert_eq!(lock.read().unwrap(), None, "{name}");
+    assert_eq!(lock.interrupted().unwrap(), None, "{name}");
+    assert!(
+        conflict(lock.swap(Some(at(1, b"one")), at(2, b"two"))),
+        "{name}"
+    );
+    lock.swap(None, at(1, b"one")).unwrap();
+    assert!(conflict(lock.swap(None, at(2, b"two"))), "{name}");
+    assert_eq!(lock.read().unwrap().as_deref(), Some(&b"one"[..]), "{name}");
+    lock.swap(Some(at(1, b"one")), at(2, b"two")).unwrap();
+    assert!(
+        conflict(lock.swap(Some(at(1, b"one")), at(3, b"three"))),
+        "{name}"
+    );
+    drop(lock);
+    let lock = open();
+    assert_eq!(lock.read().unwrap().as_deref(), Some(&b"two"[..]), "{name}");
+    assert_eq!(lock.interrupted().unwrap(), None, "{name}");
+    lock.swap(Some(at(2, b"two")), at(3, b"three")).unwrap();
+    drop(lock);
+    assert_eq!(
+        open().read().unwrap().as_deref(),
+        Some(&b"three"[..]),
+        "{name}"
+    );
+}
