@@ -19,8 +19,13 @@ use crate::catalog::{
     ENTRY_URN, MAX_PAGE,
 };
 
-/// Catalog reads run at once on blocking threads (the rest wait up to [`READ_WAIT`]).
-pub const READ_SLOTS: usize = 2;
+/// How many catalog reads run at once on blocking threads (the rest wait up to
+/// [`READ_WAIT`]): half the cores, at least one. A state digest at a fresh size keeps a
+/// core busy for as long as it hashes the whole state, so the expensive reads together
+/// may never take more than half the machine from the sequencer and the handlers.
+pub fn read_slots(cores: usize) -> usize {
+    (cores / 2).max(1)
+}
 /// Longest wait for a read slot before answering 503.
 pub const READ_WAIT: Duration = Duration::from_secs(2);
 /// State digests remembered (by tree size).
@@ -30,13 +35,19 @@ pub const DIGESTS_CACHED: usize = 64;
 /// handlers of one router.
 pub struct ReadWork {
     slots: tokio::sync::Semaphore,
+    slot_count: usize,
+    pool: super::read_pool::ReadPool,
     digests: Mutex<VecDeque<(u64, [u8; 32])>>,
 }
 
 impl Default for ReadWork {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let slot_count = read_slots(cores);
         ReadWork {
-            slots: tokio::sync::Semaphore::new(READ_SLOTS),
+            slots: tokio::sync::Semaphore::new(slot_count),
+            slot_count,
+            pool: super::read_pool::ReadPool::new(slot_count),
             digests: Mutex::new(VecDeque::with_capacity(DIGESTS_CACHED)),
         }
     }
@@ -60,7 +71,7 @@ impl ReadWork {
         }
     }
 
-    /// Runs `read` on the catalog on a blocking thread once a slot is free (503 after
+    /// Runs `read` on the catalog on a low-priority read thread once a slot is free (503 after
     /// [`READ_WAIT`]); the catalog browser shares these slots.
     pub(super) async fn run<R: Send + 'static>(
         &self,
@@ -71,27 +82,29 @@ impl ReadWork {
         self.run_blocking(move || log.read_catalog(read)).await
     }
 
-    /// Runs `work` on a blocking thread once a slot is free (503 after [`READ_WAIT`]).
+    /// Runs `work` on a low-priority read thread once a slot is free (503 after
+    /// [`READ_WAIT`]).
     async fn run_blocking<R: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<R, Problem> + Send + 'static,
     ) -> Result<R, Problem> {
         let _slot = match tokio::time::timeout(READ_WAIT, self.slots.acquire()).await {
             Ok(Ok(slot)) => slot,
-            _ => return Err(busy()),
+            _ => return Err(busy(self.slot_count)),
         };
-        tokio::task::spawn_blocking(work)
+        self.pool
+            .run(work)
             .await
             .map_err(|e| Problem::internal(format!("catalog read: {e}")))?
     }
 }
 
-fn busy() -> Problem {
+fn busy(slots: usize) -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "busy",
         "Catalog reads are saturated",
-        format!("at most {READ_SLOTS} catalog reads run at once; retry shortly"),
+        format!("at most {slots} catalog reads run at once; retry shortly"),
     )
 }
 
@@ -371,6 +384,13 @@ async fn state_digest(
 #[cfg(test)]
 mod tests {
     use super::{ReadWork, DIGESTS_CACHED};
+
+    #[test]
+    fn expensive_reads_get_half_the_cores_and_at_least_one() {
+        for (cores, slots) in [(0, 1), (1, 1), (2, 1), (3, 1), (4, 2), (16, 8)] {
+            assert_eq!(super::read_slots(cores), slots, "{cores} cores");
+        }
+    }
 
     #[test]
     fn digests_are_remembered_per_size_and_the_oldest_is_forgotten() {

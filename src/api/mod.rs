@@ -18,6 +18,7 @@ pub mod health;
 pub mod metrics;
 mod problem;
 mod read;
+mod read_pool;
 mod state;
 mod submit;
 mod witnessed;
