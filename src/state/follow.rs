@@ -231,16 +231,17 @@ mod tests {
         let mut f = StateFollower::new();
         follow(&mut f, 0, 10);
         // (leaf, size named, accepted)
-        let first = [(10, 9, false), (10, 11, false), (10, 10, true)];
-        for (index, size, ok) in first {
+        // A commitment at `index` naming `size`, tried on a copy of the follower.
+        let attempt = |f: &StateFollower, index: u64, size: u64, ok: bool, what: &str| {
             let got = f
                 .clone()
                 .after_apply(&catalog, index, &commitment(size, empty));
-            assert_eq!(
-                got.is_ok(),
-                ok,
-                "first commitment at {index} naming {size}: {got:?}"
-            );
+            assert_eq!(got.is_ok(), ok, "{what} at {index} naming {size}: {got:?}");
+            got
+        };
+        let first = [(10, 9, false), (10, 11, false), (10, 10, true)];
+        for (index, size, ok) in first {
+            let _ = attempt(&f, index, size, ok, "first commitment");
         }
         f.after_apply(&catalog, 10, &commitment(10, empty)).unwrap();
         follow(&mut f, 11, 15);
@@ -252,14 +253,7 @@ mod tests {
             (15, 16, false), // after itself
         ];
         for (index, size, ok) in later {
-            let got = f
-                .clone()
-                .after_apply(&catalog, index, &commitment(size, empty));
-            assert_eq!(
-                got.is_ok(),
-                ok,
-                "commitment at {index} naming {size}: {got:?}"
-            );
+            let got = attempt(&f, index, size, ok, "commitment");
             if !ok {
                 assert!(matches!(got, Err(FollowError::BadSize { .. })), "{got:?}");
             }
