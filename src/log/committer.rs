@@ -77,6 +77,11 @@ pub fn commit(
     tiles.put_batch(writes).map_err(CommitError::Tiles)?;
     let written = started.elapsed();
     lock.swap(old, new).map_err(CommitError::Checkpoint)?;
+    // The served copy in the tile store (a bucket's `checkpoint` object) may lag: the
+    // swap above is the commit point, and the next batch publishes again.
+    if let Err(e) = tiles.publish_checkpoint(new.signed, new.size) {
+        tracing::warn!(error = %e, size = new.size, "publishing the checkpoint copy");
+    }
     tracing::trace!(
         tiles = writes.len(),
         bytes = writes.iter().map(|w| w.data.len()).sum::<usize>(),
@@ -155,29 +160,13 @@ pub(crate) fn run(shared: Arc<Shared>, batches: Receiver<PreparedBatch>) {
             started.elapsed(),
         );
         answer_committed(&mut batch);
-        // After the answers: the served copy of the checkpoint (a bucket's `checkpoint`
-        // object: a read and a write to the store) is not part of the commit, since the
-        // swap was the commit point; a copy that lags is brought up by the next batch
-        // and at start.
-        if !batch.indexed.is_empty() {
-            publish_served_checkpoint(&shared, &batch);
-        }
-        // Writing a run (and merging) is I/O no request waits for either.
+        // After the answers: writing a run (and merging) is I/O no request waits for.
         if let Err(e) = shared.index.persist_if_full() {
             tracing::warn!(error = %e, "writing the lookup index; it stays in memory");
         }
     }
     if let Err(e) = shared.index.flush() {
         tracing::warn!(error = %e, "flushing the index on shutdown");
-    }
-}
-
-/// Writes the tile store's served copy of `batch`'s checkpoint; a failure only leaves
-/// the copy behind the lock.
-fn publish_served_checkpoint(shared: &Shared, batch: &PreparedBatch) {
-    let size = batch.checkpoint.size;
-    if let Err(e) = shared.tiles.publish_checkpoint(&batch.signed, size) {
-        tracing::warn!(error = %e, size, "publishing the checkpoint copy");
     }
 }
 
