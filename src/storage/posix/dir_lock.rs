@@ -94,9 +94,14 @@ fn held_by(file: &mut File, data_dir: &Path) -> String {
 
 impl Drop for DataDirLock {
     fn drop(&mut self) {
-        // The next writer finds no holder named; the lock itself is released when the
-        // file closes.
+        // The next writer finds no holder named.
         let _ = self.file.set_len(0);
+        // Unlock explicitly rather than by closing the file: an `flock` belongs to the
+        // open file description, which a child forked by any thread of this process
+        // shares until its `exec` closes it (`O_CLOEXEC`). Closing our descriptor alone
+        // would leave the lock held for that moment, and a writer reopening the
+        // directory in this process would be refused.
+        let _ = flock(&self.file, FlockOperation::Unlock);
     }
 }
 
@@ -117,5 +122,17 @@ mod tests {
         );
         drop(writer);
         DataDirLock::exclusive(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn the_lock_is_released_on_drop_even_while_a_duplicate_descriptor_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = DataDirLock::exclusive(dir.path()).unwrap();
+        // What a child forked between `fork` and `exec` holds: another descriptor of
+        // the same open file description.
+        let duplicate = writer.file.try_clone().unwrap();
+        drop(writer);
+        DataDirLock::exclusive(dir.path()).unwrap();
+        drop(duplicate);
     }
 }
