@@ -8,12 +8,16 @@
 //! the pure cores, `telemetry` and `openapi`; never `client` or `cli`. `problem` maps the domain's
 //! errors onto [`Problem`]. The operational endpoints: `health` (`/healthz`, `/readyz`)
 //! and `metrics` (`/metrics`), and the OpenAPI document with the schemas it cites
-//! ([`crate::openapi`]); `browse`, the catalog browser's HTML pages. Every request is
+//! ([`crate::openapi`]); `browse`, the catalog browser's HTML pages; `frontend` and
+//! `forward`, the API of a `serve` that does not hold the sequencer lease (answers from
+//! a follower of the tiles, forwards the rest to the holder). Every request is
 //! counted by route pattern ([`crate::telemetry::track`]).
 
 mod blobs;
 pub mod browse;
 mod catalog;
+pub mod forward;
+pub mod frontend;
 pub mod health;
 pub mod metrics;
 mod problem;

@@ -120,7 +120,7 @@ pub async fn entry(State(app): State<AppState>, Path(index): Path<String>) -> Re
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptQuery {
-    tree_size: Option<String>,
+    pub(super) tree_size: Option<String>,
 }
 
 /// `GET /v1/receipts/<index>[?tree_size=N]`.
@@ -206,8 +206,8 @@ pub async fn inclusion(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyQuery {
-    first: String,
-    second: String,
+    pub(super) first: String,
+    pub(super) second: String,
 }
 
 #[derive(Serialize)]

@@ -10,11 +10,15 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory as _, FromArgMatches as _};
 
+use super::backends::{FrontendParts, Opened};
 use super::{default_data_dir, runtime, CliError, Context};
+use crate::api::forward::{ForwardLimits, Forwarder};
+use crate::api::frontend::{Frontend, Switch};
 use crate::keyfile::read_verifier;
+use crate::log::follower::Follower;
 use crate::log::snapshot::SnapshotCheck;
-use crate::log::{Log, LogOptions};
-use crate::storage::RecordsIn;
+use crate::log::{Log, LogOptions, OpenReport};
+use crate::storage::{CheckpointLock, RecordsIn, TileStore};
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -89,10 +93,31 @@ pub struct ServeArgs {
     store: Option<String>,
     /// Keep the checkpoint, the sequencer lease and the batch journal in this PostgreSQL
     /// database (`postgres://USER@HOST:PORT/DB`; the password from PGPASSWORD or the
-    /// config file). A second `serve` on the same store waits as a standby until the
-    /// lease is free.
+    /// config file). A `serve` on the same store that finds the lease held listens at
+    /// once as a frontend (reads from the bucket, writes forwarded to the holder) and
+    /// becomes the sequencer when the lease is free (ADR 0004).
     #[arg(long, value_name = "postgres://…")]
     coordinator: Option<String>,
+    /// The URL other `serve` processes reach this one at (`http://HOST:PORT`), recorded
+    /// with the lease while this process holds it, so that frontends forward writes
+    /// here. Default: `http://` + the bound address, unless it is a wildcard address.
+    #[arg(long, value_name = "URL")]
+    advertise: Option<String>,
+    /// A frontend's poll of the coordinator for the head and the lease holder, in
+    /// milliseconds.
+    #[arg(long, default_value_t = 200)]
+    follow_ms: u64,
+    /// How long a frontend waits for the sequencer's answer to a forwarded request, in
+    /// milliseconds (503 with Retry-After beyond).
+    #[arg(long, default_value_t = 30_000)]
+    forward_timeout_ms: u64,
+    /// Most requests a frontend forwards at once (503 with Retry-After beyond).
+    #[arg(long, default_value_t = 256)]
+    forward_concurrency: usize,
+    /// How long a frontend's receipt waits for its head to cover the entry, in
+    /// milliseconds (404 beyond).
+    #[arg(long, default_value_t = 5_000)]
+    receipt_wait_ms: u64,
     /// Run on an object store that silently overwrites create-only writes (the start-up
     /// probe refuses one otherwise): committed tiles are then protected only by the
     /// coordinator's journal and fencing.
@@ -140,7 +165,9 @@ fn with_config(args: ServeArgs) -> Result<ServeArgs, CliError> {
     Ok(ServeArgs::from_arg_matches(&matches)?)
 }
 
-/// Opens the log, serves until SIGTERM/SIGINT, then finishes the batch in flight.
+/// Opens the log, serves until SIGTERM/SIGINT, then finishes the batch in flight. On a
+/// coordinated log whose lease another process holds, serves as a frontend until it
+/// can take the lease (see [`run_frontend`]).
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let started = std::time::Instant::now();
     let args = with_config(args)?;
@@ -169,18 +196,73 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         Projection::Disk => RecordsIn::Disk,
         Projection::Memory => RecordsIn::Memory,
     };
-    let witnessing = args.witnessing.options()?;
-    let opening = || format!("opening the log in {}", args.data.display());
+    let rt = runtime()?;
+    // Bound first: the address is what the lease advertises.
+    let (listener, local) = rt.block_on(bind(args.listen))?;
+    let advertise = args
+        .advertise
+        .clone()
+        .or_else(|| (!local.ip().is_unspecified()).then(|| format!("http://{local}")));
     let placement = super::backends::Placement {
         store: args.store.clone(),
         coordinator: args.coordinator.clone(),
         accept_overwriting_store: args.accept_overwriting_store,
         lease: Duration::from_millis(args.lease_ms.max(100)),
+        advertise: advertise.clone(),
     };
-    let backends = super::backends::open(&args.data, records, &placement)?;
+    let backends = match super::backends::open_or_follow(&args.data, records, &placement)? {
+        Opened::Sequencer(backends) => backends,
+        Opened::Frontend(parts) => {
+            let serving = Serving {
+                listener,
+                local,
+                advertise,
+                started,
+                metrics,
+            };
+            return run_frontend(&args, &rt, serving, parts, options);
+        }
+    };
+    let opening = || format!("opening the log in {}", args.data.display());
     let tiles = backends.log.tiles.clone();
     let (log, report) = Log::open_with(backends, options).context(opening)?;
     let log = Arc::new(log);
+    rt.block_on(async {
+        let limits = args.connections.limits();
+        let app = sequencer_router(&args, &log, &report, &tiles, metrics)?;
+        crate::telemetry::head_committed(log.head().checkpoint.size);
+        metrics::gauge!(crate::telemetry::names::STARTUP).set(started.elapsed().as_secs_f64());
+        tokio::spawn(crate::telemetry::upkeep());
+        println!("listening on http://{local}");
+        let app = crate::http::server::with_request_limits(app, &limits);
+        crate::http::server::serve(app, listener, &limits, shutdown_signal())
+            .await
+            .context(|| "serving HTTP".into())
+    })?;
+    log.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The listener and what was set up before the role was known.
+struct Serving {
+    listener: tokio::net::TcpListener,
+    local: SocketAddr,
+    advertise: Option<String>,
+    started: std::time::Instant,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// The sequencer's side of an open log, inside the runtime: prints the start-up report,
+/// brings the bucket's checkpoint copy up to date, starts witnessing, the blob sweeper
+/// and the metrics listener; returns the API router.
+fn sequencer_router(
+    args: &ServeArgs,
+    log: &Arc<Log>,
+    report: &OpenReport,
+    tiles: &Arc<dyn TileStore>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> Result<axum::Router, CliError> {
     // The store's served copy of the checkpoint (a bucket's) is written after each swap;
     // a crash in between leaves it a batch behind, so bring it up to date now rather
     // than at the next commit (an idle log may have none for a long time).
@@ -189,76 +271,215 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         tracing::warn!(error = %e, "publishing the checkpoint copy at start");
     }
     let blob_store = args.blobs.open(&args.data)?;
-    let blobs = Some(blob_store.clone());
-
-    let rt = runtime()?;
-    rt.block_on(async {
-        let (listener, local) = bind(args.listen).await?;
-        if report.created {
-            println!("created a new log in {}", args.data.display());
-        }
-        if let Some(path) = &report.generated_admin_key {
-            println!(
-                "admin key: {} (keep it secret; its verifier key is beside it in admin.vkey)",
-                path.display()
-            );
-        }
-        if let Some(promoted) = report.pending_checkpoint {
-            println!(
-                "recovery: an interrupted checkpoint was {}",
-                if promoted { "completed" } else { "discarded" }
-            );
-        }
-        for refused in &report.snapshots_refused {
-            println!("refused a catalog snapshot: {refused}");
-        }
-        match report.snapshot {
-            Some(size) => println!(
-                "start-up: catalog restored from the snapshot at size {size}, replayed {} entries",
-                report.replayed
-            ),
-            None => println!("start-up: replayed {} entries", report.replayed),
-        }
-        println!("origin: {}", log.origin());
-        println!("log verifier key: {}", log.verifier().to_vkey());
-        println!("tree size: {}", log.head().checkpoint.size);
-        let witnessing = match witnessing {
-            Some(options) => Some(super::witnessing::start(log.clone(), options)?),
-            None => None,
-        };
-        tokio::spawn(args.blobs.sweeper(log.clone(), blob_store));
-        let state = crate::api::AppState {
-            log: log.clone(),
-            blobs,
-            witnessing,
-        };
+    if report.created {
+        println!("created a new log in {}", args.data.display());
+    }
+    if let Some(path) = &report.generated_admin_key {
+        println!(
+            "admin key: {} (keep it secret; its verifier key is beside it in admin.vkey)",
+            path.display()
+        );
+    }
+    if let Some(promoted) = report.pending_checkpoint {
+        println!(
+            "recovery: an interrupted checkpoint was {}",
+            if promoted { "completed" } else { "discarded" }
+        );
+    }
+    for refused in &report.snapshots_refused {
+        println!("refused a catalog snapshot: {refused}");
+    }
+    match report.snapshot {
+        Some(size) => println!(
+            "start-up: catalog restored from the snapshot at size {size}, replayed {} entries",
+            report.replayed
+        ),
+        None => println!("start-up: replayed {} entries", report.replayed),
+    }
+    println!("origin: {}", log.origin());
+    println!("log verifier key: {}", log.verifier().to_vkey());
+    println!("tree size: {}", head.checkpoint.size);
+    let witnessing = match args.witnessing.options()? {
+        Some(options) => Some(super::witnessing::start(log.clone(), options)?),
+        None => None,
+    };
+    tokio::spawn(args.blobs.sweeper(log.clone(), blob_store.clone()));
+    let state = crate::api::AppState {
+        log: log.clone(),
+        blobs: Some(blob_store),
+        witnessing,
+    };
+    let mut ops = args.operations(metrics);
+    if let Some(addr) = args.metrics_listen {
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(tokio::net::TcpListener::from_std)
+            .context(|| format!("listening on {addr}"))?;
+        let local = listener
+            .local_addr()
+            .context(|| "reading the bound address".into())?;
+        println!("metrics on http://{local}/metrics");
+        let app = crate::api::metrics::metrics_router(state.clone(), ops.clone());
         let limits = args.connections.limits();
-        let mut ops = args.operations(metrics);
-        if let Some(addr) = args.metrics_listen {
-            let (listener, local) = bind(addr).await?;
-            println!("metrics on http://{local}/metrics");
-            let app = crate::api::metrics::metrics_router(state.clone(), ops.clone());
-            let limits = limits.clone();
-            tokio::spawn(async move {
-                let app = crate::http::server::with_request_limits(app, &limits);
-                let served = crate::http::server::serve(app, listener, &limits, shutdown_signal());
-                if let Err(e) = served.await {
-                    tracing::error!(error = %e, "the metrics listener stopped");
-                }
-            });
-            ops.metrics = None;
-        }
-        crate::telemetry::head_committed(log.head().checkpoint.size);
-        metrics::gauge!(crate::telemetry::names::STARTUP).set(started.elapsed().as_secs_f64());
-        tokio::spawn(crate::telemetry::upkeep());
-        println!("listening on http://{local}");
-        crate::api::serve_operated(state, ops, listener, &limits, shutdown_signal())
-            .await
-            .context(|| "serving HTTP".into())
+        tokio::spawn(async move {
+            let app = crate::http::server::with_request_limits(app, &limits);
+            let served = crate::http::server::serve(app, listener, &limits, shutdown_signal());
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+        ops.metrics = None;
+    }
+    Ok(crate::api::operated_router(state, ops))
+}
+
+/// A frontend (ADR 0004): listens at once, answers reads from a follower of the bucket
+/// and the coordinator's checkpoint, forwards writes to the lease holder, and waits on a
+/// thread of its own for the lease. Once it has it, the log is opened as at any start
+/// (recovery finishes the dead holder's staged batch) and the same listener serves the
+/// sequencer's router from then on. A frontend never signs a checkpoint or writes a
+/// tile: its follower has no signer and its view of the coordinator is read-only.
+fn run_frontend(
+    args: &ServeArgs,
+    rt: &tokio::runtime::Runtime,
+    serving: Serving,
+    parts: FrontendParts,
+    options: LogOptions,
+) -> Result<(), CliError> {
+    let vkey = args.data.join("log.vkey");
+    let verifier = read_verifier(&vkey).context(|| {
+        format!(
+            "a frontend verifies the log's checkpoints with {} (copy log.vkey, and log.key \
+             for it to take over, from the sequencer's data directory)",
+            vkey.display()
+        )
     })?;
-    log.shutdown();
+    let lock: Arc<dyn CheckpointLock> = parts.observer.clone();
+    let follower = Arc::new(Follower::new(verifier, parts.tiles.clone(), lock));
+    let limits = ForwardLimits {
+        timeout: Duration::from_millis(args.forward_timeout_ms.max(1)),
+        concurrency: args.forward_concurrency,
+    };
+    let forwarder = Arc::new(Forwarder::new(serving.advertise.clone(), &limits));
+    let frontend = Frontend::new(
+        follower,
+        forwarder,
+        Duration::from_millis(args.receipt_wait_ms),
+        usize::try_from(args.blobs.max_blob_bytes).unwrap_or(usize::MAX),
+    );
+    let observer = parts.observer.clone();
+    let holder: Arc<dyn Fn() -> Option<String> + Send + Sync> =
+        Arc::new(move || match observer.holder() {
+            Ok(holder) => holder.filter(|h| h.live).and_then(|h| h.advertised),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the lease holder");
+                None
+            }
+        });
+    let sequencing: Arc<std::sync::Mutex<Option<Arc<Log>>>> = Arc::default();
+    let Serving {
+        listener,
+        local,
+        advertise,
+        started,
+        metrics,
+    } = serving;
+    let served = rt.block_on(async {
+        let limits = args.connections.limits();
+        frontend.refresh().await;
+        frontend.forwarder.set_holder(holder().as_deref());
+        let ops = args.operations(metrics.clone());
+        let switch = Switch::new(crate::api::frontend::router(frontend.clone(), ops));
+        let (stop_following, following_stopped) = tokio::sync::oneshot::channel::<()>();
+        let every = Duration::from_millis(args.follow_ms.max(10));
+        tokio::spawn(crate::api::frontend::follow(
+            frontend.clone(),
+            every,
+            holder,
+            async move {
+                let _ = following_stopped.await;
+            },
+        ));
+        tokio::spawn(crate::telemetry::upkeep());
+        metrics::gauge!(crate::telemetry::names::STARTUP).set(started.elapsed().as_secs_f64());
+        match &advertise {
+            Some(url) => {
+                println!("frontend: advertising {url} for when this server holds the lease")
+            }
+            None => println!(
+                "frontend: no --advertise URL; frontends cannot forward here after a takeover"
+            ),
+        }
+        println!(
+            "frontend: tree size {}",
+            frontend.follower.head().map_or(0, |h| h.checkpoint.size)
+        );
+        println!("frontend listening on http://{local}");
+
+        // The takeover: waits for the lease on a plain thread (the runtime would wait
+        // for a blocking task at exit), then opens the log and switches the router.
+        let (opened_tx, opened) = tokio::sync::oneshot::channel();
+        let take_over = parts.take_over;
+        std::thread::spawn(move || {
+            let opened = take_over().and_then(|backends| {
+                tracing::info!("took the sequencer lease: opening the log");
+                let tiles = backends.log.tiles.clone();
+                Log::open_with(backends, options)
+                    .map(|(log, report)| (log, report, tiles))
+                    .context(|| "opening the log".into())
+            });
+            let _ = opened_tx.send(opened);
+        });
+        let (failed, failure) = tokio::sync::oneshot::channel::<()>();
+        let takeover_error = std::sync::Mutex::new(None::<CliError>);
+        let takeover_error = &takeover_error;
+        let takeover = async {
+            let outcome = match opened.await {
+                Ok(Ok((log, report, tiles))) => {
+                    let _ = stop_following.send(());
+                    let log = Arc::new(log);
+                    *sequencing.lock().unwrap_or_else(|p| p.into_inner()) = Some(log.clone());
+                    sequencer_router(args, &log, &report, &tiles, metrics.clone()).map(|app| {
+                        crate::telemetry::head_committed(log.head().checkpoint.size);
+                        switch.set(app);
+                        println!("listening on http://{local}");
+                    })
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(CliError("the takeover thread stopped".into())),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(error = %e.0, "taking over as the sequencer");
+                *takeover_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                let _ = failed.send(());
+            }
+        };
+        let shutdown = async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = failure => {}
+            }
+        };
+        let app = crate::http::server::with_request_limits(switch.router(), &limits);
+        let serve = crate::http::server::serve(app, listener, &limits, shutdown);
+        tokio::pin!(serve);
+        let served = tokio::select! {
+            served = &mut serve => served,
+            () = takeover => serve.await,
+        };
+        served.context(|| "serving HTTP".into())?;
+        let error = takeover_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        error.map_or(Ok(()), Err)
+    });
+    let log = sequencing.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(log) = log {
+        log.shutdown();
+    }
     tracing::info!("stopped");
-    Ok(())
+    served
 }
 
 impl ServeArgs {

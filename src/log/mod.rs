@@ -17,6 +17,7 @@
 
 pub mod blob_expiry;
 mod committer;
+pub mod follower;
 pub mod fsck;
 pub mod intake;
 pub mod integrator;

@@ -125,6 +125,24 @@ impl PreparedLeaf {
         }
     }
 
+    /// The keys this leaf makes known to the authority, as `apply` records them:
+    /// genesis's admin keys and a grant's publisher key (no other leaf adds one, and
+    /// none removes one: revocations are checked against the state). A frontend folds
+    /// these to verify signatures without the catalog. A key that does not parse is
+    /// left out (`apply` refuses such a leaf).
+    pub fn introduced_keys(&self) -> Vec<crate::note::Verifier> {
+        let parse = |k: &String| crate::note::Verifier::from_vkey(k).ok();
+        match &self.parsed {
+            Parsed::Genesis(g) => g.admin_keys.iter().filter_map(parse).collect(),
+            Parsed::Grant(_, sub) => sub
+                .grant()
+                .and_then(|g| parse(&g.publisher_key))
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The parsed leaf, for `apply`.
     pub(in crate::catalog) fn into_parsed(self) -> Parsed {
         self.parsed

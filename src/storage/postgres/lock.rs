@@ -44,6 +44,9 @@ pub struct PgLockOptions {
     /// The database password, if the URL has none (from the environment or the config
     /// file, never the command line).
     pub password: Option<String>,
+    /// The URL this process serves the log at (`serve --advertise`), recorded with the
+    /// lease so that frontends can forward writes to the holder.
+    pub advertise: Option<String>,
 }
 
 impl std::fmt::Debug for PgLockOptions {
@@ -53,6 +56,7 @@ impl std::fmt::Debug for PgLockOptions {
             .field("wait", &self.wait)
             .field("holder", &self.holder)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("advertise", &self.advertise)
             .finish()
     }
 }
@@ -70,6 +74,7 @@ impl Default for PgLockOptions {
                 std::process::id()
             ),
             password: None,
+            advertise: None,
         }
     }
 }
@@ -96,31 +101,15 @@ impl PgLock {
     /// Connects to `url`, applies the migrations, and takes the lease of the log named
     /// `log_name` (its store, e.g. `s3://bucket/prefix`). The URL is never logged.
     pub fn open(url: &str, log_name: &str, options: PgLockOptions) -> Result<PgLock, StorageError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|_| StorageError::Refused("the coordinator URL does not parse".into()))?;
-        if let (None, Some(password)) = (config.get_password(), &options.password) {
-            config.password(password.as_bytes());
-        }
-        let remote = Remote::new("postgres", 1, Duration::from_secs(30))?;
-        let pool = Pool::builder(Manager::new(config, NoTls))
-            .max_size(4)
-            .build()
-            .map_err(|e| StorageError::Refused(format!("the coordinator pool: {e}")))?;
-        {
-            let pool = pool.clone();
-            remote.run(
-                "migrating the coordinator",
-                async move { migrate(&pool).await },
-            )?;
-        }
+        let (pool, remote) = connect(url, options.password.as_deref(), 4)?;
         let lease_secs = options.lease.as_secs_f64().max(0.1);
         let deadline = options.wait.map(|w| std::time::Instant::now() + w);
         let mut waited = false;
         let epoch = loop {
             let (pool, name, holder) = (pool.clone(), log_name.to_string(), options.holder.clone());
+            let advertise = options.advertise.clone();
             let taken = remote.run("taking the sequencer lease", async move {
-                take_lease(&pool, &name, &holder, lease_secs).await
+                take_lease(&pool, &name, &holder, advertise.as_deref(), lease_secs).await
             })?;
             if let Some(epoch) = taken {
                 break epoch;
@@ -220,6 +209,34 @@ impl PgLock {
     }
 }
 
+/// A pool of at most `connections` to `url` (the password from `password` if the URL
+/// has none) on a runtime of its own, with the migrations applied.
+pub(super) fn connect(
+    url: &str,
+    password: Option<&str>,
+    connections: usize,
+) -> Result<(Pool, Remote), StorageError> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|_| StorageError::Refused("the coordinator URL does not parse".into()))?;
+    if let (None, Some(password)) = (config.get_password(), password) {
+        config.password(password.as_bytes());
+    }
+    let remote = Remote::new("postgres", 1, Duration::from_secs(30))?;
+    let pool = Pool::builder(Manager::new(config, NoTls))
+        .max_size(connections)
+        .build()
+        .map_err(|e| StorageError::Refused(format!("the coordinator pool: {e}")))?;
+    {
+        let pool = pool.clone();
+        remote.run(
+            "migrating the coordinator",
+            async move { migrate(&pool).await },
+        )?;
+    }
+    Ok((pool, remote))
+}
+
 async fn migrate(pool: &Pool) -> Result<(), StorageError> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await.map_err(db("migrating"))?;
@@ -261,11 +278,13 @@ async fn migrate(pool: &Pool) -> Result<(), StorageError> {
     tx.commit().await.map_err(db("migrating"))
 }
 
-/// Takes the lease if nobody holds it live: bumps the epoch. `None`: held by another.
+/// Takes the lease if nobody holds it live: bumps the epoch, records who holds it and
+/// the URL it serves at. `None`: held by another.
 async fn take_lease(
     pool: &Pool,
     name: &str,
     holder: &str,
+    advertise: Option<&str>,
     lease_secs: f64,
 ) -> Result<Option<i64>, StorageError> {
     let client = pool.get().await.map_err(pool_error)?;
@@ -279,11 +298,11 @@ async fn take_lease(
     let row = client
         .query_opt(
             "UPDATE srcos_log
-                SET epoch = epoch + 1, holder = $2,
+                SET epoch = epoch + 1, holder = $2, advertised = $4,
                     lease_until = now() + make_interval(secs => $3)
               WHERE log_name = $1 AND (lease_until IS NULL OR lease_until < now())
              RETURNING epoch",
-            &[&name, &holder, &lease_secs],
+            &[&name, &holder, &lease_secs, &advertise],
         )
         .await
         .map_err(db("taking the lease"))?;
@@ -532,7 +551,7 @@ impl Drop for PgLock {
             let client = pool.get().await.map_err(pool_error)?;
             client
                 .execute(
-                    "UPDATE srcos_log SET lease_until = NULL, holder = NULL
+                    "UPDATE srcos_log SET lease_until = NULL, holder = NULL, advertised = NULL
                       WHERE log_name = $1 AND epoch = $2",
                     &[&name, &epoch],
                 )

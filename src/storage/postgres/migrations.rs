@@ -31,6 +31,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         leaf      bigint NOT NULL,
         PRIMARY KEY (log_name, dedup_key)
     );",
+    // 2: the lease holder's advertised URL (`serve --advertise`), written when the lease
+    // is taken and cleared when it is given up: where frontends forward writes.
+    "ALTER TABLE srcos_log ADD COLUMN advertised text;",
 ];
 
 /// The advisory lock key migrations are applied under ("srcos" in ASCII).

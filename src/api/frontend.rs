@@ -1,0 +1,485 @@
+//! The API of a frontend: a `serve` that does not hold the sequencer lease (ADR 0004
+//! "Frontends"). Its one job is to answer from a [`Follower`] what the tiles can answer,
+//! and to pass the rest to the holder through a [`Forwarder`]:
+//! - local: `/checkpoint`, tiles and entry bundles, `/v1/log`, `/v1/entries/N`,
+//!   consistency proofs, receipts against the followed head (waiting, bounded, until the
+//!   head covers the entry), health, metrics, the OpenAPI document;
+//! - submissions: the body capped, parsed and its signature verified here against the
+//!   keys the follower folded (stateless, so garbage never reaches the sequencer), then
+//!   forwarded, and the sequencer's answer (its receipt) passed back;
+//! - forwarded as they are: everything that needs the catalog projection or the lookup
+//!   index (catalog and state reads, the browser, inclusion proofs by leaf hash,
+//!   receipts at an explicit `tree_size`, which need the log key to sign) and evidence
+//!   blobs (kept in the holder's data directory).
+//!
+//! Also [`Switch`]: the one router a listener serves, replaced in place when this
+//! process takes the lease and becomes the sequencer, so the listener never closes.
+//!
+//! May import `http`, `log` (the follower and read errors), `catalog` (parsing and
+//! verifying a submission) and the sibling handlers' helpers.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde::Serialize;
+use tower::ServiceExt as _;
+
+use super::forward::{unavailable, Forwarder};
+use super::read::{parse_index, query_problem, with_headers, ConsistencyQuery, ReceiptQuery};
+use super::{Operations, Problem, MAX_BODY_BYTES};
+use crate::catalog::{Refusal, Submission, SubmissionKind};
+use crate::http::routes;
+use crate::log::follower::Follower;
+use crate::receipt::RECEIPT_MEDIA_TYPE;
+use crate::tiles::TileId;
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// What a frontend's handlers reach.
+#[derive(Clone)]
+pub struct Frontend {
+    /// The log as the tiles and the coordinator's checkpoint show it.
+    pub follower: Arc<Follower>,
+    /// Where writes and projection reads go.
+    pub forwarder: Arc<Forwarder>,
+    /// Longest wait for the followed head to cover an entry a receipt is asked for.
+    pub receipt_wait: Duration,
+    /// Largest body forwarded as it is (evidence blobs); submissions are capped at
+    /// [`MAX_BODY_BYTES`].
+    pub max_forward_bytes: usize,
+    /// Serializes the refreshes asked for by requests (the poll loop has its own).
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Frontend {
+    /// A frontend over `follower`, forwarding through `forwarder`.
+    pub fn new(
+        follower: Arc<Follower>,
+        forwarder: Arc<Forwarder>,
+        receipt_wait: Duration,
+        max_forward_bytes: usize,
+    ) -> Frontend {
+        Frontend {
+            follower,
+            forwarder,
+            receipt_wait,
+            max_forward_bytes,
+            refreshing: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Refreshes the followed head now (one coordinator read; tile reads if it moved),
+    /// off the async workers. A failure keeps the old head and is logged.
+    pub async fn refresh(&self) {
+        let _turn = self.refreshing.lock().await;
+        let follower = self.follower.clone();
+        match tokio::task::spawn_blocking(move || follower.refresh()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "following the log"),
+            Err(e) => tracing::warn!(error = %e, "following the log"),
+        }
+    }
+}
+
+/// Follows the log and the lease until `stop` resolves: every `every`, refreshes the
+/// head and asks `holder` for the live holder's advertised URL (`None`: no live holder),
+/// which the forwarder then uses.
+pub async fn follow(
+    frontend: Frontend,
+    every: Duration,
+    holder: Arc<dyn Fn() -> Option<String> + Send + Sync>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let run = async {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            frontend.refresh().await;
+            let holder = holder.clone();
+            if let Ok(url) = tokio::task::spawn_blocking(move || holder()).await {
+                frontend.forwarder.set_holder(url.as_deref());
+            }
+        }
+    };
+    tokio::select! {
+        _ = run => {}
+        _ = stop => {}
+    }
+}
+
+/// The frontend's router (see the module documentation); `ops` gives `/metrics`.
+pub fn router(frontend: Frontend, ops: Operations) -> Router {
+    Router::new()
+        .route(routes::PUBLICATIONS, post(submit_publication))
+        .route(routes::GRANTS, post(submit_grant))
+        .route(routes::POLICY_SET, post(submit_decision))
+        .route(routes::REVOCATIONS, post(submit_decision))
+        .route(routes::REVIEWS, post(submit_decision))
+        .route(routes::PROMOTIONS, post(submit_decision))
+        .route(routes::STATUS_CHANGES, post(submit_decision))
+        .route(routes::CHECKPOINT, get(checkpoint))
+        .route(routes::TILE, get(tile))
+        .route(routes::LOG_INFO, get(log_info))
+        .route(routes::LOG_ENTRY, get(entry))
+        .route(routes::RECEIPT, get(receipt))
+        .route(routes::CONSISTENCY_PROOF, get(consistency))
+        .route(routes::HEALTHZ, get(super::health::healthz))
+        .route(routes::READYZ, get(readyz))
+        .route(routes::METRICS, get(metrics))
+        .route(routes::OPENAPI, get(crate::openapi::serve_document))
+        .route(routes::SCHEMAS, get(crate::openapi::schema_file))
+        .fallback(forward_as_is)
+        .layer(Extension(ops))
+        .with_state(frontend)
+}
+
+// ---------------------------------------------------------------------------------------
+// Submissions: checked here, sequenced by the holder.
+// ---------------------------------------------------------------------------------------
+
+async fn submit_publication(
+    State(app): State<Frontend>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    submit(app, uri, headers, body, Some(SubmissionKind::Publication)).await
+}
+
+async fn submit_grant(
+    State(app): State<Frontend>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    submit(app, uri, headers, body, Some(SubmissionKind::Grant)).await
+}
+
+/// The decision endpoints: the kind is checked by the sequencer, which knows which
+/// endpoint takes which decision; here the envelope and its signature.
+async fn submit_decision(
+    State(app): State<Frontend>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    submit(app, uri, headers, body, None).await
+}
+
+/// Caps, parses and verifies the body, then forwards it unchanged.
+async fn submit(
+    app: Frontend,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    expected: Option<SubmissionKind>,
+) -> Response {
+    let bytes = match crate::http::read_limited(&headers, body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(problem) => return problem.into_response(),
+    };
+    if let Err(problem) = check(&app, &bytes, expected).await {
+        return problem.into_response();
+    }
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    app.forwarder
+        .forward(Method::POST, path, &headers, Body::from(bytes))
+        .await
+}
+
+/// What the sequencer would refuse without reading the state: a body that does not
+/// parse, of the wrong kind, or signed by no key the log has made known (403). A key
+/// granted since the last poll is looked for once more after a refresh, so a client
+/// that got its grant's receipt is never refused for the frontend's lag.
+async fn check(
+    app: &Frontend,
+    bytes: &[u8],
+    expected: Option<SubmissionKind>,
+) -> Result<(), Problem> {
+    let submission = Submission::parse(bytes).map_err(Problem::from)?;
+    if let Some(expected) = expected.filter(|k| *k != submission.kind()) {
+        return Err(Refusal::Invalid(vec![format!(
+            "this endpoint takes {expected:?} submissions, the payload is a {:?}",
+            submission.kind()
+        )])
+        .into());
+    }
+    if submission.verify(&app.follower.keys()).is_ok() {
+        return Ok(());
+    }
+    app.refresh().await;
+    submission
+        .verify(&app.follower.keys())
+        .map(|_| ())
+        .map_err(Problem::from)
+}
+
+/// Everything the frontend does not answer itself, passed to the holder as it is (the
+/// body streamed, at most `max_forward_bytes`).
+async fn forward_as_is(State(app): State<Frontend>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |p| p.as_str())
+        .to_string();
+    let limited = http_body_util::Limited::new(body, app.max_forward_bytes);
+    app.forwarder
+        .forward(parts.method, &path, &parts.headers, Body::new(limited))
+        .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads from the follower.
+// ---------------------------------------------------------------------------------------
+
+fn no_head() -> Response {
+    unavailable("this frontend has not read the log's checkpoint yet")
+}
+
+async fn checkpoint(State(app): State<Frontend>) -> Response {
+    match app.follower.head() {
+        Some(head) => with_headers(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "no-cache",
+            head.signed.as_ref().clone(),
+        ),
+        None => no_head(),
+    }
+}
+
+async fn tile(State(app): State<Frontend>, Path(path): Path<String>) -> Response {
+    let full_path = format!("tile/{path}");
+    let Some(tile) = TileId::parse_path(&full_path) else {
+        return Problem::not_found(format!("{full_path} is not a tlog-tiles path")).into_response();
+    };
+    let follower = app.follower.clone();
+    let read = tokio::task::spawn_blocking(move || follower.tile(tile)).await;
+    match read {
+        Ok(Ok(data)) => {
+            let cache = if tile.is_full() {
+                IMMUTABLE
+            } else {
+                "public, max-age=3600"
+            };
+            with_headers(
+                StatusCode::OK,
+                "application/octet-stream",
+                cache,
+                data.as_ref().clone(),
+            )
+        }
+        Ok(Err(e)) => Problem::from(e).into_response(),
+        Err(e) => Problem::internal(e.to_string()).into_response(),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogInfo<'a> {
+    origin: &'a str,
+    verifier_key: String,
+    tree_size: u64,
+}
+
+async fn log_info(State(app): State<Frontend>) -> Response {
+    let Some(head) = app.follower.head() else {
+        return no_head();
+    };
+    let info = LogInfo {
+        origin: app.follower.origin(),
+        verifier_key: app.follower.verifier().to_vkey(),
+        tree_size: head.checkpoint.size,
+    };
+    with_headers(
+        StatusCode::OK,
+        "application/json",
+        "no-cache",
+        serde_json::to_string(&info).unwrap_or_default(),
+    )
+}
+
+async fn entry(State(app): State<Frontend>, Path(index): Path<String>) -> Response {
+    let index = match parse_index(&index, "index") {
+        Ok(index) => index,
+        Err(problem) => return problem.into_response(),
+    };
+    let follower = app.follower.clone();
+    match tokio::task::spawn_blocking(move || follower.entry(index)).await {
+        Ok(Ok(bytes)) => with_headers(StatusCode::OK, "application/json", IMMUTABLE, bytes),
+        Ok(Err(e)) => Problem::from(e).into_response(),
+        Err(e) => Problem::internal(e.to_string()).into_response(),
+    }
+}
+
+/// `GET /v1/receipts/N`: against the followed head, once it covers entry N (at most
+/// `receipt_wait`; a refresh is asked for at once). With `tree_size`, forwarded: a
+/// checkpoint of an earlier size is signed by the holder, never here.
+async fn receipt(
+    State(app): State<Frontend>,
+    Path(index_text): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    query: Result<Query<ReceiptQuery>, QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => return query_problem(rejection).into_response(),
+    };
+    let index = match parse_index(&index_text, "index") {
+        Ok(index) => index,
+        Err(problem) => return problem.into_response(),
+    };
+    if query.tree_size.is_some() {
+        let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+        return app
+            .forwarder
+            .forward(Method::GET, path, &headers, Body::empty())
+            .await;
+    }
+    let covered = |app: &Frontend| {
+        app.follower
+            .head()
+            .is_some_and(|h| h.checkpoint.size > index)
+    };
+    if !covered(&app) {
+        let deadline = Instant::now() + app.receipt_wait;
+        let mut heads = app.follower.subscribe();
+        app.refresh().await;
+        while !covered(&app) {
+            let wait = tokio::time::timeout_at(deadline.into(), heads.changed()).await;
+            if !matches!(wait, Ok(Ok(()))) {
+                break;
+            }
+        }
+    }
+    let follower = app.follower.clone();
+    match tokio::task::spawn_blocking(move || follower.receipt(index)).await {
+        Ok(Ok(receipt)) => with_headers(
+            StatusCode::OK,
+            RECEIPT_MEDIA_TYPE,
+            "no-cache",
+            receipt.to_json(),
+        ),
+        Ok(Err(e)) => Problem::from(e).into_response(),
+        Err(e) => Problem::internal(e.to_string()).into_response(),
+    }
+}
+
+#[derive(Serialize)]
+struct ConsistencyProof {
+    first: u64,
+    second: u64,
+    hashes: Vec<String>,
+}
+
+async fn consistency(
+    State(app): State<Frontend>,
+    query: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => return query_problem(rejection).into_response(),
+    };
+    let sizes = parse_index(&query.first, "first")
+        .and_then(|first| Ok((first, parse_index(&query.second, "second")?)));
+    let (first, second) = match sizes {
+        Ok((first, second)) if first > 0 && first <= second => (first, second),
+        Ok((first, second)) => {
+            return Problem::bad_request(format!(
+                "a consistency proof needs 0 < first <= second, got first={first} second={second}"
+            ))
+            .into_response()
+        }
+        Err(problem) => return problem.into_response(),
+    };
+    let follower = app.follower.clone();
+    match tokio::task::spawn_blocking(move || follower.consistency_proof(first, second)).await {
+        Ok(Ok(proof)) => with_headers(
+            StatusCode::OK,
+            "application/json",
+            "no-cache",
+            serde_json::to_string(&ConsistencyProof {
+                first,
+                second,
+                hashes: proof.iter().map(hex::encode).collect(),
+            })
+            .unwrap_or_default(),
+        ),
+        Ok(Err(e)) => Problem::from(e).into_response(),
+        Err(e) => Problem::internal(e.to_string()).into_response(),
+    }
+}
+
+/// `GET /readyz`: ready once a head is followed; the body says this is a frontend and
+/// where it forwards.
+async fn readyz(State(app): State<Frontend>) -> Response {
+    let head = app.follower.head().map(|h| h.checkpoint.size);
+    let body = serde_json::json!({
+        "ready": head.is_some(),
+        "role": "frontend",
+        "treeSize": head,
+        "forwardsTo": app.forwarder.holder(),
+    });
+    let status = if head.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    with_headers(status, "application/json", "no-store", body.to_string())
+}
+
+async fn metrics(Extension(ops): Extension<Operations>) -> Response {
+    match &ops.metrics {
+        Some(handle) => with_headers(
+            StatusCode::OK,
+            crate::telemetry::PROMETHEUS_TEXT,
+            "no-store",
+            handle.render(),
+        ),
+        None => Problem::not_found("metrics are not served on this listener").into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The router a listener serves, replaced in place on takeover.
+// ---------------------------------------------------------------------------------------
+
+/// One listener's router, replaceable while it serves (see the module documentation).
+#[derive(Clone)]
+pub struct Switch {
+    current: Arc<RwLock<Router>>,
+}
+
+impl Switch {
+    /// Serves `router` until [`Switch::set`].
+    pub fn new(router: Router) -> Switch {
+        Switch {
+            current: Arc::new(RwLock::new(router)),
+        }
+    }
+
+    /// Serves `router` from the next request on (requests in flight finish on the old).
+    pub fn set(&self, router: Router) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = router;
+    }
+
+    /// The router to mount on the listener: every request goes to the current one.
+    pub fn router(&self) -> Router {
+        let current = self.current.clone();
+        let service = tower::service_fn(move |request: Request| {
+            let router = current.read().unwrap_or_else(|p| p.into_inner()).clone();
+            router.oneshot(request)
+        });
+        Router::new().fallback_service(service)
+    }
+}
