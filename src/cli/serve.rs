@@ -457,7 +457,12 @@ fn run_frontend(
         let shutdown = async move {
             tokio::select! {
                 _ = shutdown_signal() => {}
-                _ = failure => {}
+                failed = failure => {
+                    // A takeover that succeeded drops the sender: serve on.
+                    if failed.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
             }
         };
         let app = crate::http::server::with_request_limits(switch.router(), &limits);
