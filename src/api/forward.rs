@@ -153,7 +153,7 @@ impl Forwarder {
         let answer = match tokio::time::timeout(self.timeout, self.client.request(request)).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
-                tracing::warn!(holder = %holder, error = %e, "forwarding to the sequencer");
+                tracing::debug!(holder = %holder, error = %e, "forwarding to the sequencer");
                 return unavailable("the sequencer could not be reached; retry shortly");
             }
             Err(_) => return unavailable("the sequencer did not answer in time; retry shortly"),

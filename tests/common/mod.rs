@@ -79,7 +79,13 @@ impl Server {
     }
 
     /// [`Server::spawn`] for a prepared command (e.g. the binary run through a shell).
-    pub fn spawn_command(mut command: Command, data: &Path) -> Server {
+    pub fn spawn_command(command: Command, data: &Path) -> Server {
+        Server::spawn_until(command, data, "listening on ")
+    }
+
+    /// [`Server::spawn_command`], waiting for the line `<ready><url>` instead (a
+    /// frontend prints `frontend listening on <url>`).
+    pub fn spawn_until(mut command: Command, data: &Path, ready: &str) -> Server {
         let mut child = command
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -96,7 +102,7 @@ impl Server {
             let n = reader.read_line(&mut line).expect("reading server stdout");
             assert!(n > 0, "server exited before listening; printed {banner:?}");
             let line = line.trim_end().to_string();
-            if let Some(url) = line.strip_prefix("listening on ") {
+            if let Some(url) = line.strip_prefix(ready) {
                 break url.to_string();
             }
             banner.push(line);

@@ -1,0 +1,449 @@
+//! N frontends, one sequencer (issue 11, ADR 0004 "Frontends"), with real servers
+//! (radosgw and PostgreSQL 15 from `.ci/services.sh`; skipped without them, a failure
+//! under `CI`). Every `serve` here shares one bucket and one database; the first holds
+//! the lease, the others listen at once as frontends:
+//! - publications through the frontends get receipts that verify against the final
+//!   checkpoint, and a frontend's reads agree with the sequencer's;
+//! - a bad signature sent to a frontend is refused there and never reaches the holder;
+//! - `kill -9` of the sequencer under a load through a frontend: another process takes
+//!   over, the frontend forwards to it, and nothing acknowledged is lost;
+//! - a frontend paused past the lease and resumed never takes the lease or installs a
+//!   checkpoint.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::backend::Backend;
+use common::load::{self, check_recovered, check_resubmitted, Acked, Load};
+use common::{tempdir, Server};
+use srcos_catalog::catalog::sign_envelope;
+use srcos_catalog::http::HttpClient;
+use srcos_catalog::keyfile::{read_signer, read_verifier};
+use srcos_catalog::note::{self, KeyType, Signer, Verifier};
+use srcos_catalog::receipt::Receipt;
+
+/// The grant's scope for every publication here.
+const SCOPE: &str = "front";
+
+/// The bucket and the database of one test's log.
+struct Cluster {
+    backend: Backend,
+    store: String,
+    coordinator: String,
+}
+
+impl Cluster {
+    fn new(test: &str) -> Option<Cluster> {
+        let backend = Backend::cluster(test)?;
+        let Backend::Cluster {
+            store, coordinator, ..
+        } = &backend
+        else {
+            unreachable!("Backend::cluster is a cluster");
+        };
+        let (store, coordinator) = (store.clone(), coordinator.clone());
+        Some(Cluster {
+            backend,
+            store,
+            coordinator,
+        })
+    }
+
+    fn command(&self, data: &Path, lease_ms: u64) -> Command {
+        self.backend.serve_command(
+            data,
+            &[
+                "--batch-max",
+                "64",
+                "--lease-ms",
+                &lease_ms.to_string(),
+                "--follow-ms",
+                "50",
+            ],
+        )
+    }
+
+    /// The first `serve`: it takes the lease and creates the log.
+    fn sequencer(&self, data: &Path, lease_ms: u64) -> Server {
+        Server::spawn_command(self.command(data, lease_ms), data)
+    }
+
+    /// A `serve` in `data` beside the sequencer in `sequencer` (its log key copied, as
+    /// a deployment copies it), which finds the lease held and listens as a frontend.
+    fn frontend(&self, sequencer: &Path, data: &Path, lease_ms: u64) -> Server {
+        std::fs::create_dir_all(data).unwrap();
+        for file in ["log.key", "log.vkey"] {
+            std::fs::copy(sequencer.join(file), data.join(file)).unwrap();
+        }
+        Server::spawn_until(self.command(data, lease_ms), data, "frontend listening on ")
+    }
+
+    /// The lease row: (epoch, advertised URL).
+    fn lease(&self, rt: &tokio::runtime::Runtime) -> (i64, Option<String>) {
+        let (url, name) = (self.coordinator.clone(), self.store.clone());
+        rt.block_on(async move {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let row = client
+                .query_one(
+                    "SELECT epoch, advertised FROM srcos_log WHERE log_name = $1",
+                    &[&name],
+                )
+                .await
+                .unwrap();
+            (row.get(0), row.get(1))
+        })
+    }
+}
+
+/// A sequencer and `n` frontends on one new log, `publisher` granted through the first
+/// frontend; returns them, the log key and the admin.
+fn cluster_of(
+    rt: &tokio::runtime::Runtime,
+    cluster: &Cluster,
+    dir: &Path,
+    n: usize,
+    lease_ms: u64,
+    publisher: &Signer,
+) -> (Server, Vec<Server>, Verifier, Signer) {
+    let seq_data = dir.join("seq");
+    let sequencer = cluster.sequencer(&seq_data, lease_ms);
+    let log_key = read_verifier(&seq_data.join("log.vkey")).unwrap();
+    let admin = read_signer(&seq_data.join("admin.key")).unwrap();
+    let frontends: Vec<Server> = (0..n)
+        .map(|i| cluster.frontend(&seq_data, &dir.join(format!("front{i}")), lease_ms))
+        .collect();
+    let client = HttpClient::new(&frontends[0].url).unwrap();
+    load::grant(rt, &client, &admin, &publisher.verifier(), SCOPE);
+    (sequencer, frontends, log_key, admin)
+}
+
+/// Submits publication `n` through `client`; the status and body.
+fn publish(
+    rt: &tokio::runtime::Runtime,
+    client: &HttpClient,
+    publisher: &Signer,
+    n: u64,
+) -> (u16, Vec<u8>) {
+    let envelope = load::envelope(publisher, SCOPE, n);
+    let r = rt
+        .block_on(client.post("/v1/publications", "application/json", envelope.into()))
+        .unwrap();
+    (r.status.as_u16(), r.body.to_vec())
+}
+
+fn get(rt: &tokio::runtime::Runtime, client: &HttpClient, path: &str) -> (u16, Vec<u8>) {
+    let r = rt.block_on(client.get(path)).unwrap();
+    (r.status.as_u16(), r.body.to_vec())
+}
+
+/// Waits until `client` serves the checkpoint `want` (a frontend follows by polling).
+fn until_checkpoint(rt: &tokio::runtime::Runtime, client: &HttpClient, want: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if get(rt, client, "/checkpoint").1 == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the frontend did not catch up with the sequencer's checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The refusal counters' lines of a server's `/metrics`.
+fn refusals(rt: &tokio::runtime::Runtime, client: &HttpClient) -> Vec<String> {
+    let (status, body) = get(rt, client, "/metrics");
+    assert_eq!(status, 200);
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.starts_with("srcos_refusals_total") || l.starts_with("srcos_admissions_total")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn publications_through_frontends_verify_and_reads_agree() {
+    let Some(cluster) = Cluster::new("publications_through_frontends_verify") else {
+        return;
+    };
+    let dir = tempdir();
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let (sequencer, frontends, log_key, _) =
+        cluster_of(&rt, &cluster, dir.path(), 2, 10_000, &publisher);
+    let holder = HttpClient::new(&sequencer.url).unwrap();
+    let clients: Vec<HttpClient> = frontends
+        .iter()
+        .map(|f| HttpClient::new(&f.url).unwrap())
+        .collect();
+
+    // The lease row names the sequencer's URL (migration 2, `--advertise` defaulting
+    // to the bound address).
+    assert_eq!(
+        cluster.lease(&rt).1.as_deref(),
+        Some(sequencer.url.as_str())
+    );
+
+    let mut acked: Vec<Acked> = Vec::new();
+    for n in 0..30u64 {
+        let (via, other) = (&clients[(n % 2) as usize], &clients[((n + 1) % 2) as usize]);
+        let (status, body) = publish(&rt, via, &publisher, n);
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        let receipt = Receipt::from_json(&body).unwrap();
+        receipt.verify(&log_key).unwrap();
+        // The other frontend's receipt for the same entry: it waits until its head
+        // covers the entry, then proves it against the sequencer's checkpoint.
+        let (status, theirs) = get(&rt, other, &format!("/v1/receipts/{}", receipt.log_index));
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&theirs));
+        let theirs = Receipt::from_json(&theirs).unwrap();
+        theirs.verify(&log_key).unwrap();
+        assert_eq!(theirs.entry, receipt.entry);
+        acked.push(Acked {
+            receipt,
+            envelope: load::envelope(&publisher, SCOPE, n).into_bytes(),
+        });
+    }
+    // Resubmitting through a frontend is a duplicate, answered by the sequencer.
+    check_resubmitted(&rt, &clients[1], &acked, 5);
+
+    // Every receipt verifies against the final checkpoint, on the sequencer and on
+    // both frontends once they caught up.
+    let (_, head) = get(&rt, &holder, "/checkpoint");
+    check_recovered(
+        &rt,
+        &holder,
+        &log_key,
+        &acked,
+        &load::checkpoints_of(&acked),
+    );
+    let (current, _) = note::open_checkpoint(&head, &log_key).unwrap();
+    assert_eq!(current.size, 2 + 30, "genesis, grant, 30 publications");
+    for client in &clients {
+        until_checkpoint(&rt, client, &head);
+        check_recovered(&rt, client, &log_key, &acked, &load::checkpoints_of(&acked));
+    }
+
+    // Reads agree byte for byte: local ones (tiles, entries, proofs, log info) and
+    // forwarded ones (catalog state, inclusion proofs by leaf hash, receipts at a size).
+    let leaf_hash = {
+        use base64::Engine as _;
+        let entry = base64::engine::general_purpose::STANDARD
+            .decode(&acked[3].receipt.entry)
+            .unwrap();
+        hex::encode(srcos_catalog::merkle::leaf_hash(&entry))
+    };
+    let paths = [
+        "/v1/log".to_string(),
+        format!("/tile/0/000.p/{}", current.size),
+        format!("/tile/entries/000.p/{}", current.size),
+        "/v1/entries/5".to_string(),
+        format!("/v1/proofs/consistency?first=3&second={}", current.size),
+        format!("/v1/receipts/7?tree_size={}", current.size - 1),
+        format!(
+            "/v1/proofs/inclusion?leaf_hash={leaf_hash}&tree_size={}",
+            current.size
+        ),
+        "/v1/catalog/state".to_string(),
+        "/v1/entries/999".to_string(),
+    ];
+    for path in &paths {
+        let want = get(&rt, &holder, path);
+        for client in &clients {
+            let got = get(&rt, client, path);
+            assert_eq!(got.0, want.0, "{path}: status");
+            if want.0 == 200 {
+                assert_eq!(got.1, want.1, "{path}: body");
+            }
+        }
+    }
+    // A frontend says what it is, and where it forwards.
+    let (status, ready) = get(&rt, &clients[0], "/readyz");
+    assert_eq!(status, 200);
+    let ready: serde_json::Value = serde_json::from_slice(&ready).unwrap();
+    assert_eq!(ready["role"], "frontend");
+    assert_eq!(ready["forwardsTo"], sequencer.url.as_str());
+}
+
+#[test]
+fn a_bad_signature_sent_to_a_frontend_never_reaches_the_sequencer() {
+    let Some(cluster) = Cluster::new("a_bad_signature_sent_to_a_frontend") else {
+        return;
+    };
+    let dir = tempdir();
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let (sequencer, frontends, _, _) = cluster_of(&rt, &cluster, dir.path(), 1, 10_000, &publisher);
+    let holder = HttpClient::new(&sequencer.url).unwrap();
+    let front = HttpClient::new(&frontends[0].url).unwrap();
+    let (_, head_before) = get(&rt, &holder, "/checkpoint");
+    let counted_before = refusals(&rt, &holder);
+
+    // Signed by a key the log never granted.
+    let stranger = Signer::generate("front.example/stranger", KeyType::Ed25519).unwrap();
+    let unknown = load::envelope(&stranger, SCOPE, 1);
+    // The publisher's envelope with its signature damaged.
+    let mut damaged: serde_json::Value =
+        serde_json::from_str(&load::envelope(&publisher, SCOPE, 2)).unwrap();
+    let sig = damaged["signatures"][0]["sig"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    damaged["signatures"][0]["sig"] = format!("{flipped}{}", &sig[1..]).into();
+    // A grant signed by the publisher (not an admin) is the sequencer's to refuse (it
+    // needs the state); a grant posted to the publications endpoint is the wrong kind.
+    let admin_like = {
+        let payload = serde_json::json!({
+            "apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherGrant",
+            "publisherKey": stranger.verifier().to_vkey(), "role": "publisher",
+            "targetPrefixes": ["sourceos://catalog/front/"], "channels": ["dev"],
+        });
+        sign_envelope(&serde_jcs::to_vec(&payload).unwrap(), &publisher).to_json()
+    };
+    let cases: [(&str, Vec<u8>, u16); 5] = [
+        ("/v1/publications", unknown.into_bytes(), 403),
+        ("/v1/publications", damaged.to_string().into_bytes(), 403),
+        ("/v1/publications", b"{not json".to_vec(), 400),
+        ("/v1/publications", admin_like.into_bytes(), 422),
+        ("/v1/publications", vec![b' '; (1 << 20) + 1], 413),
+    ];
+    for (path, body, want) in cases {
+        let r = rt
+            .block_on(front.post(path, "application/json", body.into()))
+            .unwrap();
+        assert_eq!(
+            r.status.as_u16(),
+            want,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    // The holder saw none of them: no refusal or admission counted, no entry added.
+    assert_eq!(refusals(&rt, &holder), counted_before);
+    assert_eq!(get(&rt, &holder, "/checkpoint").1, head_before);
+    // A good one still goes through the same frontend.
+    assert_eq!(publish(&rt, &front, &publisher, 3).0, 201);
+}
+
+#[test]
+fn kill_9_of_the_sequencer_under_load_through_a_frontend_loses_nothing() {
+    let Some(cluster) = Cluster::new("kill_9_of_the_sequencer_under_load_through_a_frontend")
+    else {
+        return;
+    };
+    let dir = tempdir();
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let lease_ms = 1_500;
+    let (mut sequencer, frontends, log_key, _) =
+        cluster_of(&rt, &cluster, dir.path(), 2, lease_ms, &publisher);
+    let (epoch_before, _) = cluster.lease(&rt);
+    let front = HttpClient::new(&frontends[0].url).unwrap();
+    let workload = Load {
+        workers: 4,
+        base: 0,
+        scope: SCOPE,
+        retry_503: true,
+    };
+    let running = load::start(&rt, &front, &publisher, &log_key, &workload);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let before_kill = running.acknowledged();
+    assert!(
+        before_kill > 5,
+        "only {before_kill} acknowledged before the kill"
+    );
+    sequencer.kill9();
+    let killed = Instant::now();
+    // The load goes on through the same frontend: 503s until a frontend takes over,
+    // then acknowledgements from the new sequencer.
+    let deadline = killed + Duration::from_millis(lease_ms * 4 + 20_000);
+    while running.acknowledged() < before_kill + 20 {
+        assert!(
+            Instant::now() < deadline,
+            "no sequencer took writes after the kill ({} acknowledged)",
+            running.acknowledged()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "writes through the frontend resumed {:?} after kill -9 (lease {lease_ms} ms)",
+        killed.elapsed()
+    );
+    let acked = running.finish(&rt);
+    let (epoch_after, advertised) = cluster.lease(&rt);
+    assert!(epoch_after > epoch_before, "the lease was not taken over");
+    let urls: Vec<&str> = frontends.iter().map(|f| f.url.as_str()).collect();
+    assert!(
+        advertised.as_deref().is_some_and(|a| urls.contains(&a)),
+        "the new holder {advertised:?} is not one of the frontends {urls:?}"
+    );
+    let new_holder = HttpClient::new(advertised.as_deref().unwrap()).unwrap();
+    let seen = load::checkpoints_of(&acked);
+    check_recovered(&rt, &new_holder, &log_key, &acked, &seen);
+    check_resubmitted(&rt, &front, &acked, 10);
+    let (_, head) = get(&rt, &new_holder, "/checkpoint");
+    for f in &frontends {
+        let client = HttpClient::new(&f.url).unwrap();
+        until_checkpoint(&rt, &client, &head);
+        check_recovered(&rt, &client, &log_key, &acked, &seen);
+    }
+}
+
+#[test]
+fn a_paused_frontend_never_writes_a_checkpoint() {
+    let Some(cluster) = Cluster::new("a_paused_frontend_never_writes_a_checkpoint") else {
+        return;
+    };
+    let dir = tempdir();
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let lease_ms = 1_000;
+    let (sequencer, frontends, log_key, _) =
+        cluster_of(&rt, &cluster, dir.path(), 1, lease_ms, &publisher);
+    let holder = HttpClient::new(&sequencer.url).unwrap();
+    let front = HttpClient::new(&frontends[0].url).unwrap();
+    let (epoch, advertised) = cluster.lease(&rt);
+    for n in 0..5 {
+        assert_eq!(publish(&rt, &front, &publisher, n).0, 201);
+    }
+    let pid = frontends[0].pid() as i32;
+    unsafe {
+        libc::kill(pid, libc::SIGSTOP);
+    }
+    // Paused for several leases while the sequencer goes on.
+    let mut seen = Vec::new();
+    for n in 100..110 {
+        let (status, body) = publish(&rt, &holder, &publisher, n);
+        assert_eq!(status, 201);
+        seen.push(Receipt::from_json(&body).unwrap().checkpoint.into_bytes());
+        std::thread::sleep(Duration::from_millis(lease_ms * 3 / 10));
+    }
+    unsafe {
+        libc::kill(pid, libc::SIGCONT);
+    }
+    for n in 200..205 {
+        let (status, body) = publish(&rt, &front, &publisher, n);
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        seen.push(Receipt::from_json(&body).unwrap().checkpoint.into_bytes());
+    }
+    // The lease never moved: the frontend took nothing, so it could install nothing,
+    // and the sequencer's own swaps (compare-and-swap on its epoch and size) all went
+    // through after the resume.
+    assert_eq!(cluster.lease(&rt), (epoch, advertised));
+    assert_eq!(publish(&rt, &holder, &publisher, 300).0, 201);
+    let (_, head) = get(&rt, &holder, "/checkpoint");
+    let (current, _) = note::open_checkpoint(&head, &log_key).unwrap();
+    assert_eq!(current.size, 2 + 5 + 10 + 5 + 1);
+    until_checkpoint(&rt, &front, &head);
+    check_recovered(&rt, &front, &log_key, &[], &seen);
+}
