@@ -447,3 +447,126 @@ fn a_paused_frontend_never_writes_a_checkpoint() {
     until_checkpoint(&rt, &front, &head);
     check_recovered(&rt, &front, &log_key, &[], &seen);
 }
+
+/// A lock whose `read` answers whatever the test put in it (the follower only reads).
+struct Fixed(std::sync::Mutex<Option<Vec<u8>>>);
+
+impl srcos_catalog::storage::CheckpointLock for Fixed {
+    fn read(&self) -> Result<Option<Vec<u8>>, srcos_catalog::storage::StorageError> {
+        Ok(self.0.lock().unwrap().clone())
+    }
+
+    fn swap(
+        &self,
+        _old: Option<srcos_catalog::storage::LockedCheckpoint<'_>>,
+        _new: srcos_catalog::storage::LockedCheckpoint<'_>,
+    ) -> Result<(), srcos_catalog::storage::StorageError> {
+        unreachable!("a follower never swaps")
+    }
+}
+
+/// The follower's rules, in process on the memory drivers (no servers needed): it takes
+/// a head only if it verifies with the log key, grows, and the tiles rebuild its root;
+/// it keeps the old head otherwise, and folds the keys the leaves made known.
+#[test]
+fn a_follower_takes_only_verified_growing_heads_and_folds_the_keys() {
+    use srcos_catalog::log::follower::Follower;
+    use srcos_catalog::log::{Log, LogOptions};
+    use srcos_catalog::note::Checkpoint;
+    use srcos_catalog::storage::memory::MemoryLog;
+    use srcos_catalog::storage::Backends;
+
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let memory = MemoryLog::new();
+    let (log, _) = Log::open_with(Backends::memory(&memory), LogOptions::new(&data)).unwrap();
+    let log_key = read_verifier(&data.join("log.vkey")).unwrap();
+    let admin = read_signer(&data.join("admin.key")).unwrap();
+    let fixed = std::sync::Arc::new(Fixed(std::sync::Mutex::new(None)));
+    let follower = Follower::new(log_key.clone(), memory.tiles.clone(), fixed.clone());
+    let set = |bytes: &[u8]| *fixed.0.lock().unwrap() = Some(bytes.to_vec());
+    let size = |f: &Follower| f.head().map(|h| h.checkpoint.size);
+
+    // Nothing installed yet: no head, reads are 404s, not errors of the log.
+    follower.refresh().unwrap();
+    assert_eq!(size(&follower), None);
+    assert!(follower.entry(0).is_err());
+    let genesis = log.head().signed.to_vec();
+    set(&genesis);
+    follower.refresh().unwrap();
+    assert_eq!(size(&follower), Some(1));
+    assert!(follower.keys().get(&admin.verifier().short_id()).is_some());
+
+    // A grant makes the publisher's key known to the follower once it is followed.
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let payload = serde_json::json!({
+        "apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherGrant",
+        "publisherKey": publisher.verifier().to_vkey(), "role": "publisher",
+        "targetPrefixes": ["sourceos://catalog/front/"], "channels": ["dev"],
+    });
+    let envelope = sign_envelope(&serde_jcs::to_vec(&payload).unwrap(), &admin).to_json();
+    let rt = common::multi_thread_runtime();
+    rt.block_on(srcos_catalog::log::intake::intake(
+        &log,
+        None,
+        envelope.as_bytes(),
+        None,
+    ))
+    .unwrap();
+    assert!(follower
+        .keys()
+        .get(&publisher.verifier().short_id())
+        .is_none());
+    let two = log.head().signed.to_vec();
+    set(&two);
+    follower.refresh().unwrap();
+    assert_eq!(size(&follower), Some(2));
+    assert!(follower
+        .keys()
+        .get(&publisher.verifier().short_id())
+        .is_some());
+    let receipt = follower.receipt(1).unwrap();
+    receipt.verify(&log_key).unwrap();
+
+    // Refused, the head of size 2 kept: a rollback, a second root for size 2, a
+    // checkpoint by another key, and one whose tiles are not there.
+    let signer = read_signer(&data.join("log.key")).unwrap();
+    let signed = |size: u64, root: [u8; 32]| {
+        Checkpoint {
+            origin: log.origin().to_string(),
+            size,
+            root,
+            extensions: Vec::new(),
+        }
+        .sign(&signer)
+        .unwrap()
+        .to_bytes()
+    };
+    let stranger = Signer::generate(log.origin(), KeyType::Ed25519).unwrap();
+    let foreign = Checkpoint {
+        origin: log.origin().to_string(),
+        size: 3,
+        root: [7; 32],
+        extensions: Vec::new(),
+    }
+    .sign(&stranger)
+    .unwrap()
+    .to_bytes();
+    let refused = [
+        ("rollback", genesis.clone()),
+        ("fork", signed(2, [9; 32])),
+        ("foreign key", foreign),
+        ("missing tiles", signed(5, [9; 32])),
+    ];
+    for (what, bytes) in refused {
+        set(&bytes);
+        assert!(follower.refresh().is_err(), "{what} was taken");
+        assert_eq!(size(&follower), Some(2), "{what} moved the head");
+        assert_eq!(follower.head().unwrap().signed.as_slice(), two.as_slice());
+    }
+    assert!(
+        follower.entry(2).is_err(),
+        "an entry beyond the head is not served"
+    );
+    log.shutdown();
+}
