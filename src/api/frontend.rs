@@ -54,8 +54,10 @@ pub struct Frontend {
     /// Largest body forwarded as it is (evidence blobs); submissions are capped at
     /// [`MAX_BODY_BYTES`].
     pub max_forward_bytes: usize,
-    /// Serializes the refreshes asked for by requests (the poll loop has its own).
-    refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// Serializes refreshes, and holds when the last one started: requests that arrive
+    /// while one runs share the next, so any number of them cost one coordinator read
+    /// per round.
+    refreshing: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 impl Frontend {
@@ -71,14 +73,20 @@ impl Frontend {
             forwarder,
             receipt_wait,
             max_forward_bytes,
-            refreshing: Arc::new(tokio::sync::Mutex::new(())),
+            refreshing: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
 
     /// Refreshes the followed head now (one coordinator read; tile reads if it moved),
-    /// off the async workers. A failure keeps the old head and is logged.
+    /// off the async workers, unless a refresh started since this call did. A failure
+    /// keeps the old head and is logged.
     pub async fn refresh(&self) {
-        let _turn = self.refreshing.lock().await;
+        let asked = Instant::now();
+        let mut last = self.refreshing.lock().await;
+        if last.is_some_and(|started| started >= asked) {
+            return;
+        }
+        *last = Some(Instant::now());
         let follower = self.follower.clone();
         match tokio::task::spawn_blocking(move || follower.refresh()).await {
             Ok(Ok(_)) => {}
