@@ -14,6 +14,9 @@ cargo bench -q --bench engine --bench log --bench merkle --bench note --bench st
   --warm-up-time 1 --measurement-time 4 2>&1 | tee "$out/benches.txt"
 SRCOS_SCALE_ENTRIES="${SRCOS_SCALE_ENTRIES:-10000000}" cargo bench -q --bench scale -- \
   --warm-up-time 1 --measurement-time 4 2>&1 | tee "$out/scale.txt"
+# Replay of 210,000 real leaves (issue 12, ADR 0011): its halves, the limits, and the
+# whole replay, before (the library at REPLAY_BASELINE) and after, alternately.
+benches/replay_ab.sh
 # Restart on a log of real catalog leaves: full replay vs. restoring a snapshot (ADR 0008).
 SRCOS_RESTART_ENTRIES="${SRCOS_RESTART_ENTRIES:-1000000}" cargo bench -q --bench restart \
   2>&1 | tee "$out/restart.txt"

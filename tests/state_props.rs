@@ -9,6 +9,9 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use srcos_catalog::state::{key_hash, Proof, ProofError, Tree, MAX_SIBLINGS};
 
+/// One update of a `set_many` batch.
+type Update = ([u8; 32], Option<Arc<[u8]>>);
+
 #[derive(Clone, Debug)]
 enum Op {
     Set(u8, u8),
@@ -56,6 +59,25 @@ proptest! {
             fresh.set(key(*k), Some(Arc::from(v.clone())));
         }
         prop_assert_eq!(fresh.root(), tree.root());
+        // The same operations as one batch (`set_many`), on an empty tree and on a
+        // tree that already holds keys: the same tree as applying them one by one.
+        for start in [Tree::new(), fresh.clone()] {
+            let mut one = start.clone();
+            let batch: Vec<Update> = ops
+                .iter()
+                .map(|o| match *o {
+                    Op::Set(k, v) => (key(k), Some(Arc::from(value(v)))),
+                    Op::Remove(k) => (key(k), None),
+                })
+                .collect();
+            for (k, v) in batch.clone() {
+                one.set(k, v);
+            }
+            let mut many = start.clone();
+            many.set_many(batch);
+            prop_assert_eq!(many.root(), one.root());
+            prop_assert_eq!(many.len(), one.len());
+        }
 
         let root = tree.root();
         let mut other = tree.clone();

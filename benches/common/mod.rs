@@ -118,3 +118,132 @@ impl Committer {
         &self.signed
     }
 }
+
+/// A realistic mixed log for the replay bench: genesis, grants to a publisher and a
+/// reviewer, a `PolicySet` under which `dev → candidate` needs one approval, then cycles
+/// of four publications (four evidence items each), the first one's reviews (for `dev`,
+/// which publishes it, and `candidate`), promotion and status change, and every 64th cycle a grant to a throwaway key and its
+/// revocation. Every leaf is admitted by the catalog (rules version 2) and applied.
+pub struct MixedLog {
+    catalog: Catalog,
+    admin: Signer,
+    publisher: Signer,
+    reviewer: Signer,
+    leaves: Vec<Vec<u8>>,
+    cycle: u64,
+}
+
+/// RFC 3339 form of [`NOW_MS`], the `issuedAt` of every generated decision.
+const NOW_RFC3339: &str = "2023-11-14T22:13:20.000Z";
+
+impl MixedLog {
+    /// The first four leaves (genesis, two grants, the policy) for `log_key`.
+    pub fn begin(log_key: &Signer) -> MixedLog {
+        let admin = Signer::generate("admin", KeyType::Ed25519).unwrap();
+        let (leaves, first) = Leaves::begin(log_key, &admin);
+        let reviewer = Signer::generate("bench.example/reviewer", KeyType::Ed25519).unwrap();
+        let mut log = MixedLog {
+            catalog: leaves.catalog,
+            admin,
+            publisher: leaves.publisher,
+            reviewer,
+            leaves: first.to_vec(),
+            cycle: 0,
+        };
+        let grant = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"PublisherGrant",
+            "publisherKey": log.reviewer.verifier().to_vkey(),"role":"reviewer",
+            "targetPrefixes":["sourceos://catalog/"],"channels":["*"]});
+        log.push(&grant, Who::Admin);
+        let evidence = ["build-receipt", "sbom", "vulnerability-scan", "provenance"];
+        let policy = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"PolicySet",
+            "issuedAt": NOW_RFC3339, "nonce": "policy-nonce-0000000001",
+            "channels": {
+                "dev": {"requiredEvidence": evidence, "approvals": 1, "vulnerabilityThreshold": "high"},
+                "candidate": {"requiredEvidence": evidence, "approvals": 1, "promoteFrom": "dev",
+                    "vulnerabilityThreshold": "high"}}});
+        log.push(&policy, Who::Admin);
+        log
+    }
+
+    /// Appends one more cycle (8 leaves, 10 every 64th).
+    pub fn cycle(&mut self) {
+        let c = self.cycle;
+        self.cycle += 1;
+        let mut first = None;
+        for k in 0..4 {
+            let n = c * 4 + k;
+            let digest = hex::encode(sha2::Sha256::digest(n.to_be_bytes()));
+            let target = format!("sourceos://catalog/images/bench-{}", n % 97);
+            let request = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
+                "subject":{"name": format!("quay.io/bench/image-{}", n % 97),"digest":{"sha256": digest}},
+                "targetCatalogRef": target,"channel":"dev",
+                "requesterRef":"socios://pipeline/bench",
+                "evidence":[
+                    {"type":"build-receipt","mediaType":"application/json","digest":{"sha256": digest},"uri":format!("https://evidence.example/{n}/build.json"),"size":1024},
+                    {"type":"sbom","mediaType":"application/spdx+json","digest":{"sha256": digest},"uri":format!("https://evidence.example/{n}/sbom.json"),"size":48213},
+                    {"type":"vulnerability-scan","mediaType":"application/vnd.anchore.grype+json","digest":{"sha256": digest},"uri":format!("https://evidence.example/{n}/scan.json"),"size":20311},
+                    {"type":"provenance","mediaType":"application/json","digest":{"sha256": digest},"uri":format!("https://evidence.example/{n}/prov.json"),"size":3120}],
+                "agentplaneRefs":{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}});
+            self.push(&request, Who::Publisher);
+            first.get_or_insert((target, digest));
+        }
+        let (target, digest) = first.unwrap();
+        let entry =
+            serde_json::json!({"targetCatalogRef": target, "subjectDigest": {"sha256": digest}});
+        for channel in ["dev", "candidate"] {
+            let review = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"Review",
+                "issuedAt": NOW_RFC3339, "nonce": format!("review-{channel}-{c:0>16}"),
+                "entry": entry, "reviewer": self.reviewer.verifier().short_id(),
+                "channel": channel, "verdict": "approve", "comment": "checked the SBOM"});
+            self.push(&review, Who::Reviewer);
+        }
+        let promotion = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"Promotion",
+            "issuedAt": NOW_RFC3339, "nonce": format!("promote-{c:0>16}"),
+            "entry": entry, "fromChannel": "dev", "toChannel": "candidate"});
+        self.push(&promotion, Who::Reviewer);
+        let status = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"StatusChange",
+            "issuedAt": NOW_RFC3339, "nonce": format!("status-{c:0>16}"),
+            "entry": entry, "status": "superseded", "reason": "rebuilt"});
+        self.push(&status, Who::Reviewer);
+        if c % 64 == 63 {
+            let victim =
+                Signer::generate(&format!("bench.example/victim-{c}"), KeyType::Ed25519).unwrap();
+            let grant = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"PublisherGrant",
+                "publisherKey": victim.verifier().to_vkey(),"role":"publisher",
+                "targetPrefixes":["sourceos://catalog/images/"],"channels":["dev"]});
+            self.push(&grant, Who::Admin);
+            let revoke = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"PublisherRevoke",
+                "issuedAt": NOW_RFC3339, "nonce": format!("revoke-{c:0>16}"),
+                "key": victim.verifier().to_vkey(), "reason": "key rotated"});
+            self.push(&revoke, Who::Admin);
+        }
+    }
+
+    /// The leaves so far.
+    pub fn leaves(&self) -> &[Vec<u8>] {
+        &self.leaves
+    }
+
+    /// The leaves.
+    pub fn into_leaves(self) -> Vec<Vec<u8>> {
+        self.leaves
+    }
+
+    fn push(&mut self, payload: &serde_json::Value, who: Who) {
+        let signer = match who {
+            Who::Admin => &self.admin,
+            Who::Publisher => &self.publisher,
+            Who::Reviewer => &self.reviewer,
+        };
+        let leaf = admit(&self.catalog, payload, signer);
+        let index = self.catalog.applied_size();
+        self.catalog.apply(index, &leaf).unwrap();
+        self.leaves.push(leaf);
+    }
+}
+
+enum Who {
+    Admin,
+    Publisher,
+    Reviewer,
+}

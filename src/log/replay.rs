@@ -5,12 +5,13 @@
 //! tlog-tiles server; nothing else (no index, no server state) is trusted. Every entry
 //! is hashed into a fresh tree (the root must equal the checkpoint's) and applied as
 //! `Catalog::apply` would: its stateless half (`PreparedLeaf::parse`) on every core, 4,096
-//! entries at a time, then the stateful half (`Catalog::apply_prepared`) in log order. The
-//! result is the digest of the canonical state, which two replays of the same log
-//! reproduce byte for byte.
+//! entries at a time, and the stateful half (`Catalog::apply_prepared`) in log order on
+//! one thread, overlapped: while one step is applied, the next is prepared. The result is
+//! the digest of the canonical state, which two replays of the same log reproduce byte
+//! for byte.
 //!
-//! `steps` is the step iterator that replay and the engine's start-up (`open.rs`) share:
-//! bundles read, checked against their width, and prepared on every core.
+//! `steps_from` is the step iterator the engine's start-up (`open.rs`) uses: bundles
+//! read, checked against their width, and prepared on every core.
 //!
 //! May import: the `storage` ports (and, for [`replay_dir`] only, the POSIX shorthand
 //! [`LogBackends::posix`]), `keyfile`, `note`, `merkle`, `tiles`, the `catalog` root
@@ -18,6 +19,7 @@
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::reader::{ReadError, TileCache, TreeView};
 use crate::catalog::{Catalog, CatalogError, PreparedLeaf};
@@ -129,18 +131,54 @@ where
     let mut tree = CompactRange::new();
     let mut catalog = Catalog::new();
     let mut state = None;
-    for step in steps(size, bundle) {
-        let step = step?;
-        crate::progress::report("replay", step.first + step.entries.len() as u64, size);
-        for prepared in step.entries {
-            let index = tree.size();
-            tree.append(prepared.leaf_hash, |_, _| {});
-            let applying = |source| ReplayError::Apply { index, source };
-            let leaf = prepared.leaf.map_err(applying)?;
-            let effect = catalog.apply_prepared(leaf).map_err(applying)?;
-            StateFollower::follow_lazily(&mut state, &catalog, index, &effect)
-                .map_err(|source| ReplayError::State { index, source })?;
+    let mut read = bundle;
+    let mut bundles = tiles::entry_bundles(size);
+    // Step k is applied in order on this thread while step k + 1 is hashed and parsed on
+    // the others (and on this one once it is done applying), so the two halves overlap
+    // instead of taking turns. The leaves are applied in exactly the order and with
+    // exactly the checks of a step-by-step replay; only the preparation runs early.
+    let mut current: Vec<PreparedEntry> = Vec::new();
+    let mut first = 0u64;
+    loop {
+        let ids: Vec<TileId> = bundles.by_ref().take(BUNDLES_PER_STEP).collect();
+        let mut data = Vec::with_capacity(ids.len());
+        let mut read_error = None;
+        for tile in &ids {
+            match read(*tile) {
+                Ok(d) => data.push(d),
+                Err(e) => {
+                    read_error = Some(e);
+                    break;
+                }
+            }
         }
+        let entries = match read_error {
+            None => step_entries(&ids, data.iter().map(|d| d.deref().as_ref()))
+                .map_err(ReplayError::from),
+            Some(e) => Err(e),
+        };
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => {
+                // The leaves before the unreadable step are applied first, so a replay
+                // reports the same first error whether or not it runs ahead.
+                apply_step(&mut tree, &mut catalog, &mut state, current)?;
+                return Err(e);
+            }
+        };
+        let next_first = first + current.len() as u64;
+        let (next, applied) = prepare_while(next_first, &entries, || {
+            apply_step(&mut tree, &mut catalog, &mut state, current)
+        });
+        applied?;
+        if next_first > 0 {
+            crate::progress::report("replay", next_first, size);
+        }
+        if next.is_empty() {
+            break;
+        }
+        current = next;
+        first = next_first;
     }
     if tree.size() != size || tree.root() != checkpoint.root {
         return Err(ReplayError::Root(size));
@@ -153,6 +191,25 @@ where
     })
 }
 
+/// Applies `entries` (the next leaves of the log, in order) to the tree and the catalog.
+fn apply_step(
+    tree: &mut CompactRange,
+    catalog: &mut Catalog,
+    state: &mut Option<StateFollower>,
+    entries: Vec<PreparedEntry>,
+) -> Result<(), ReplayError> {
+    for prepared in entries {
+        let index = tree.size();
+        tree.append(prepared.leaf_hash, |_, _| {});
+        let applying = |source| ReplayError::Apply { index, source };
+        let leaf = prepared.leaf.map_err(applying)?;
+        let effect = catalog.apply_prepared(leaf).map_err(applying)?;
+        StateFollower::follow_lazily(state, catalog, index, &effect)
+            .map_err(|source| ReplayError::State { index, source })?;
+    }
+    Ok(())
+}
+
 /// One step of a replay: up to [`BUNDLES_PER_STEP`] consecutive entry bundles, their
 /// entries hashed and parsed, in order.
 pub(crate) struct Step {
@@ -162,20 +219,10 @@ pub(crate) struct Step {
     pub entries: Vec<PreparedEntry>,
 }
 
-/// The steps of the tree of `size` entries, in order, reading each bundle with `read`.
-/// Each bundle must decode and hold exactly as many entries as its width.
-pub(crate) fn steps<T, E, R>(size: u64, read: R) -> Steps<impl Iterator<Item = TileId>, R>
-where
-    T: Deref,
-    T::Target: AsRef<[u8]>,
-    E: From<BundleError>,
-    R: FnMut(TileId) -> Result<T, E>,
-{
-    steps_from(0, size, read)
-}
-
-/// As [`steps`], from the bundle that holds entry `start` on (its first step may begin
-/// up to 255 entries before `start`: callers skip those by index).
+/// The steps of the tree of `size` entries, in order, reading each bundle with `read`,
+/// from the bundle that holds entry `start` on. Each bundle must decode and hold exactly
+/// as many entries as its width. Its first step may begin up to 255 entries before
+/// `start`: callers skip those by index.
 pub(crate) fn steps_from<T, E, R>(
     start: u64,
     size: u64,
@@ -278,43 +325,73 @@ pub struct PreparedEntry {
 /// returning them in order. This is the part of replay that needs no state; applying
 /// the results in order is what stays sequential.
 pub fn prepare_in_parallel(first: u64, entries: &[&[u8]]) -> Vec<PreparedEntry> {
+    prepare_while(first, entries, || ()).0
+}
+
+/// Entries prepared per claim of a worker: small enough that the threads finish together,
+/// large enough that claiming costs nothing.
+const CHUNK: usize = 64;
+
+/// Runs `work` on this thread while `entries` are hashed and parsed on the other cores;
+/// when `work` is done this thread prepares what is left too. Returns the prepared
+/// entries, in order, and what `work` returned. Chunks of [`CHUNK`] entries are claimed
+/// from a shared counter, so a thread that is busy elsewhere (applying, or preempted on
+/// a shared machine) does not hold the others back.
+fn prepare_while<W: FnOnce() -> R, R>(
+    first: u64,
+    entries: &[&[u8]],
+    work: W,
+) -> (Vec<PreparedEntry>, R) {
     let prepare = |offset: usize, entry: &[u8]| PreparedEntry {
         leaf_hash: merkle::leaf_hash(entry),
         leaf: PreparedLeaf::parse(first + offset as u64, entry),
     };
+    let chunks = entries.len().div_ceil(CHUNK);
+    let next = AtomicUsize::new(0);
+    // Claims chunks until none is left; returns them with their numbers.
+    let claim = || {
+        let mut done = Vec::new();
+        loop {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            if n >= chunks {
+                return done;
+            }
+            let start = n * CHUNK;
+            let part: Vec<PreparedEntry> = entries[start..(start + CHUNK).min(entries.len())]
+                .iter()
+                .enumerate()
+                .map(|(i, e)| prepare(start + i, e))
+                .collect();
+            done.push((n, part));
+        }
+    };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let per_thread = entries.len().div_ceil(threads.max(1)).max(1);
-    if threads <= 1 || entries.len() < 2 * TILE_WIDTH as usize {
-        return entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| prepare(i, e))
-            .collect();
+    if threads <= 1 || chunks <= 1 {
+        let result = work();
+        let mut done = claim();
+        done.sort_unstable_by_key(|(n, _)| *n);
+        return (done.into_iter().flat_map(|(_, p)| p).collect(), result);
     }
     std::thread::scope(|scope| {
-        let workers: Vec<_> = entries
-            .chunks(per_thread)
-            .enumerate()
-            .map(|(n, chunk)| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .enumerate()
-                        .map(|(i, e)| prepare(n * per_thread + i, e))
-                        .collect::<Vec<_>>()
-                })
-            })
+        let workers: Vec<_> = (1..threads.min(chunks))
+            .map(|_| scope.spawn(claim))
             .collect();
-        let mut all = Vec::with_capacity(entries.len());
+        let result = work();
+        let mut done = claim();
         for worker in workers {
             match worker.join() {
-                Ok(part) => all.extend(part),
+                Ok(part) => done.extend(part),
                 // Parsing does not panic on any input; if it ever did, re-raise it here
                 // rather than return a silently short list.
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        all
+        done.sort_unstable_by_key(|(n, _)| *n);
+        let mut all = Vec::with_capacity(entries.len());
+        for (_, part) in done {
+            all.extend(part);
+        }
+        (all, result)
     })
 }
 

@@ -316,47 +316,58 @@ impl StateCommits {
 
 /// The map thread: applies each batch's changes as of its end, one catalog read hold
 /// per change (so the sequencer's write holds interleave), then publishes the map.
+/// When it has fallen behind, it takes every batch waiting at once, as of the last
+/// one's end: an entry changed in several of them is read and hashed once, and the
+/// tree's upper nodes once for all, so the further behind, the less work per leaf.
+/// The sizes in between get no map of their own; a commitment names the newest one.
 fn keep_map(mut map: StateMap, batches: Receiver<MapBatch>, shared: Weak<Shared>) {
-    while let Ok(batch) = batches.recv() {
+    while let Ok(mut batch) = batches.recv() {
+        while let Ok(next) = batches.try_recv() {
+            batch.changes.extend(next.changes);
+            batch.at = next.at;
+        }
         let Some(shared) = shared.upgrade() else {
             return;
         };
         let commits = &shared.state_commits;
-        // An entry changed twice in a batch is read once, as of the batch's end.
-        let mut seen = std::collections::HashSet::new();
-        let mut keys = None;
-        for change in &batch.changes {
-            match change {
-                MapChange::Keys(_) => keys = Some(change),
-                MapChange::Entry(id) => {
-                    if !seen.insert(id.as_str()) {
-                        continue;
-                    }
-                    // The catalog is held for the reads only; encoding and hashing the
-                    // entry's value happen after, so the sequencer's write holds are not
-                    // delayed by them.
-                    let read = {
-                        let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
-                        StateMap::read_change(&catalog, change, batch.at)
-                    };
-                    if let Err(e) = read.and_then(|read| map.apply_read(read)) {
-                        commits.give_up(format!("state map as of size {}: {e}", batch.at));
-                        return;
-                    }
-                }
-            }
-        }
-        if let Some(change) = keys {
-            // The last snapshot of the batch is the keys' roles at its end.
-            let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = map.apply_change(&catalog, change, batch.at) {
-                drop(catalog);
-                commits.give_up(format!("state map as of size {}: {e}", batch.at));
-                return;
-            }
+        if let Err(e) = apply_batch(&mut map, &batch, &shared) {
+            commits.give_up(format!("state map as of size {}: {e}", batch.at));
+            return;
         }
         commits.finish(batch.at, map.tree());
     }
+}
+
+/// Applies one (possibly merged) batch's changes to `map`, as of its end, and flushes.
+fn apply_batch(map: &mut StateMap, batch: &MapBatch, shared: &Shared) -> Result<(), StateError> {
+    // An entry changed twice is read once, as of the batch's end.
+    let mut seen = std::collections::HashSet::new();
+    let mut keys = None;
+    for change in &batch.changes {
+        match change {
+            MapChange::Keys(_) => keys = Some(change),
+            MapChange::Entry(id) => {
+                if !seen.insert(id.as_str()) {
+                    continue;
+                }
+                // The catalog is held for the reads only; encoding and hashing the
+                // entry's value happen after, so the sequencer's write holds are not
+                // delayed by them.
+                let read = {
+                    let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
+                    StateMap::read_change(&catalog, change, batch.at)
+                };
+                map.apply_read(read?)?;
+            }
+        }
+    }
+    if let Some(change) = keys {
+        // The last snapshot is the keys' roles at the batch's end.
+        let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
+        map.apply_change(&catalog, change, batch.at)?;
+    }
+    // The batch's writes go into the tree together: each changed node hashed once.
+    map.flush()
 }
 
 /// Why a commitment could not be appended.

@@ -72,13 +72,31 @@ impl MapKey {
 
     /// The canonical key bytes (an RFC 8785 array of strings).
     pub fn encode(&self) -> Vec<u8> {
+        let parts: [&str; 3];
+        let parts: &[&str] = match self {
+            MapKey::Entry { target, subject } => {
+                parts = ["entry", target, subject];
+                &parts
+            }
+            MapKey::Head { target, channel } => {
+                parts = ["head", target, channel];
+                &parts
+            }
+            MapKey::Subject { subject } => &["subject", subject],
+            MapKey::Key { vkey } => &["key", vkey],
+        };
         // An array of strings always encodes.
-        to_canonical_vec(&self.parts()).unwrap_or_default()
+        to_canonical_vec(&parts).unwrap_or_default()
     }
 
     /// SHA-256 of [`MapKey::encode`]: the key's path in the tree.
     pub fn hash(&self) -> Hash {
         key_hash(&self.encode())
+    }
+
+    /// The hash of `["entry", target, subject]`, without building the key.
+    pub fn entry_hash(target: &str, subject: &str) -> Hash {
+        key_hash(&to_canonical_vec(&["entry", target, subject]).unwrap_or_default())
     }
 }
 
@@ -204,6 +222,10 @@ mod tests {
         ];
         for (k, want) in cases {
             assert_eq!(String::from_utf8(k.encode()).unwrap(), want, "{k:?}");
+            assert_eq!(k.encode(), to_canonical_vec(&k.parts()).unwrap(), "{k:?}");
+            if let MapKey::Entry { target, subject } = &k {
+                assert_eq!(MapKey::entry_hash(target, subject), k.hash());
+            }
         }
     }
 

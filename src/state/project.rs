@@ -96,8 +96,8 @@ fn read_entry(catalog: &Catalog, index: u64, at: u64) -> Result<EntryRead, State
 #[derive(Clone, Debug, Default)]
 pub struct StateMap {
     tree: Tree,
-    /// (target, subject) → where the entry is.
-    entries: HashMap<(String, String), EntryMark>,
+    /// The entry's key hash → where the entry is.
+    entries: HashMap<Hash, EntryMark>,
     /// (target, channel) → the published entries there: (`since`, subject, publication
     /// index), so the newest is the last.
     heads: BTreeMap<(String, String), BTreeSet<HeadMark>>,
@@ -105,6 +105,13 @@ pub struct StateMap {
     subjects: BTreeMap<String, BTreeSet<String>>,
     /// vkey → encoded roles.
     keys: BTreeMap<String, Arc<[u8]>>,
+    /// Writes not yet in `tree` (key hash, value; `None` removes; the later of two for
+    /// one key wins), applied together by [`StateMap::flush`] so that a batch hashes
+    /// each changed node once.
+    pending: Vec<(Hash, Option<Arc<[u8]>>)>,
+    /// Channel heads changed since the last flush: written once each at the flush, not
+    /// once per entry that moved them.
+    dirty_heads: BTreeSet<(String, String)>,
 }
 
 impl StateMap {
@@ -121,6 +128,7 @@ impl StateMap {
         for index in catalog.entry_indices(None, at) {
             map.refresh_entry(catalog, index?, at)?;
         }
+        map.flush()?;
         Ok(map)
     }
 
@@ -159,21 +167,24 @@ impl StateMap {
         at: u64,
     ) -> Result<(), StateError> {
         match change {
-            MapChange::Keys(now) => {
-                self.set_keys(now.clone());
-                Ok(())
-            }
+            MapChange::Keys(now) => self.set_keys(now.clone()),
             MapChange::Entry(id) => {
                 let index = catalog
                     .entry_index(id)?
                     .ok_or_else(|| StateError::MissingEntry(id.clone()))?;
-                self.refresh_entry(catalog, index, at)
+                self.refresh_entry(catalog, index, at)?;
             }
         }
+        self.flush()
     }
 
     /// Updates the map for one leaf just applied to `catalog`, given the leaf's effect.
     pub fn apply(&mut self, catalog: &Catalog, effect: &Effect) -> Result<(), StateError> {
+        self.apply_unflushed(catalog, effect)?;
+        self.flush()
+    }
+
+    fn apply_unflushed(&mut self, catalog: &Catalog, effect: &Effect) -> Result<(), StateError> {
         match effect {
             Effect::Genesis | Effect::GrantAdded { .. } => self.refresh_keys(catalog),
             Effect::Published {
@@ -205,28 +216,47 @@ impl StateMap {
         }
     }
 
-    /// The root hash.
+    /// Writes the changes made by [`StateMap::apply_read`] since the last flush into
+    /// the tree, all at once ([`Tree::set_many`]). Every other update flushes by itself.
+    pub fn flush(&mut self) -> Result<(), StateError> {
+        for (target, channel) in std::mem::take(&mut self.dirty_heads) {
+            self.write_head(target, channel)?;
+        }
+        if !self.pending.is_empty() {
+            self.tree.set_many(std::mem::take(&mut self.pending));
+        }
+        Ok(())
+    }
+
+    /// True when every change is in the tree.
+    fn flushed(&self) -> bool {
+        self.pending.is_empty() && self.dirty_heads.is_empty()
+    }
+
+    /// The root hash, as of the last flush.
     pub fn root(&self) -> Hash {
+        debug_assert!(self.flushed(), "root of an unflushed map");
         self.tree.root()
     }
 
-    /// An immutable snapshot of the tree (O(1)).
+    /// An immutable snapshot of the tree (O(1)), as of the last flush.
     pub fn tree(&self) -> Tree {
+        debug_assert!(self.flushed(), "snapshot of an unflushed map");
         self.tree.clone()
     }
 
-    /// The number of keys in the map.
+    /// The number of keys in the map, as of the last flush.
     pub fn len(&self) -> usize {
         self.tree.len()
     }
 
-    /// True if the map holds no key.
+    /// True if the map holds no key, as of the last flush.
     pub fn is_empty(&self) -> bool {
         self.tree.is_empty()
     }
 
     fn set(&mut self, key: &MapKey, value: Option<Vec<u8>>) {
-        self.tree.set(key.hash(), value.map(Arc::from));
+        self.pending.push((key.hash(), value.map(Arc::from)));
     }
 
     /// Recomputes the roles of every known key and writes those that changed. The keys
@@ -246,14 +276,14 @@ impl StateMap {
             .collect();
         for vkey in gone {
             self.keys.remove(&vkey);
-            self.tree.set(MapKey::Key { vkey }.hash(), None);
+            self.pending.push((MapKey::Key { vkey }.hash(), None));
         }
         for (vkey, value) in now {
             if self.keys.get(&vkey) != Some(&value) {
-                self.tree.set(
+                self.pending.push((
                     MapKey::Key { vkey: vkey.clone() }.hash(),
                     Some(value.clone()),
-                );
+                ));
                 self.keys.insert(vkey, value);
             }
         }
@@ -285,7 +315,9 @@ impl StateMap {
         })
     }
 
-    /// Applies what [`StateMap::read_change`] read, without the catalog.
+    /// Applies what [`StateMap::read_change`] read, without the catalog. The tree is
+    /// written at the next [`StateMap::flush`], so a batch of reads hashes each changed
+    /// node once.
     pub fn apply_read(&mut self, read: ChangeRead) -> Result<(), StateError> {
         match read {
             ChangeRead::Keys(now) => {
@@ -321,16 +353,13 @@ impl StateMap {
         };
         let target = publication.target_catalog_ref;
         let subject = publication.subject_digest;
-        self.set(
-            &MapKey::Entry {
-                target: target.clone(),
-                subject: subject.clone(),
-            },
-            Some(encode_value(&value)?),
-        );
+        let entry_key = MapKey::entry_hash(&target, &subject);
+        self.pending
+            .push((entry_key, Some(Arc::from(encode_value(&value)?))));
 
         let targets = self.subjects.entry(subject.clone()).or_default();
-        if targets.insert(target.clone()) {
+        if !targets.contains(&target) {
+            targets.insert(target.clone());
             let value = SubjectValue {
                 targets: targets.iter().cloned().collect(),
             };
@@ -353,50 +382,48 @@ impl StateMap {
             .next_back()
             .unwrap_or(index);
         let mark = EntryMark {
-            channel: view.channel.clone(),
+            channel: view.channel,
             published: view.status == EntryStatus::Published,
             since,
         };
-        let old = self
-            .entries
-            .insert((target.clone(), subject.clone()), mark.clone());
-        if old.as_ref() == Some(&mark) {
+        let old = self.entries.get(&entry_key);
+        if old == Some(&mark) {
             return Ok(());
         }
-        let mut touched = vec![mark.channel.clone()];
         if let Some(old) = old {
             if old.published {
                 if let Some(set) = self.heads.get_mut(&(target.clone(), old.channel.clone())) {
                     set.remove(&(old.since, subject.clone(), index));
                 }
             }
-            touched.push(old.channel);
+            self.dirty_heads
+                .insert((target.clone(), old.channel.clone()));
         }
         if mark.published {
             self.heads
                 .entry((target.clone(), mark.channel.clone()))
                 .or_default()
-                .insert((mark.since, subject.clone(), index));
+                .insert((mark.since, subject, index));
         }
-        touched.dedup();
-        for channel in touched {
-            self.write_head(&target, &channel)?;
-        }
+        self.dirty_heads.insert((target, mark.channel.clone()));
+        self.entries.insert(entry_key, mark);
         Ok(())
     }
 
-    fn write_head(&mut self, target: &str, channel: &str) -> Result<(), StateError> {
-        let slot = (target.to_string(), channel.to_string());
+    /// Writes the head of `channel` of `target`: the newest entry published there, or
+    /// none.
+    fn write_head(&mut self, target: String, channel: String) -> Result<(), StateError> {
+        let slot = (target, channel);
         let top = self.heads.get(&slot).and_then(|s| s.last().cloned());
+        if top.is_none() {
+            self.heads.remove(&slot);
+        }
         let key = MapKey::Head {
-            target: slot.0.clone(),
-            channel: slot.1.clone(),
+            target: slot.0,
+            channel: slot.1,
         };
         match top {
-            None => {
-                self.heads.remove(&slot);
-                self.set(&key, None);
-            }
+            None => self.set(&key, None),
             Some((since, subject, publication_index)) => {
                 let value = HeadValue {
                     publication_index,

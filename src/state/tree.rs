@@ -107,13 +107,7 @@ impl Tree {
     pub fn set(&mut self, key: Hash, value: Option<Arc<[u8]>>) {
         match value {
             Some(value) => {
-                let vh = value_hash(&value);
-                let leaf = Arc::new(LeafData {
-                    key,
-                    hash: leaf_hash(&key, &vh),
-                    value_hash: vh,
-                    value,
-                });
+                let leaf = new_leaf(key, value);
                 let (root, added) = insert(self.root.as_ref(), 0, leaf);
                 self.root = Some(root);
                 self.len += usize::from(added);
@@ -124,6 +118,34 @@ impl Tree {
                 self.len -= usize::from(removed);
             }
         }
+    }
+
+    /// Applies many updates at once (`None` removes the key; of two updates of one key
+    /// the later wins): the same tree as calling [`Tree::set`] for each in order, but
+    /// every node on the updated paths is built and hashed once, not once per update.
+    /// A batch of `b` updates in a map of `n` keys hashes about `b·(log2 n − log2 b)`
+    /// nodes instead of `b·log2 n`, and makes no intermediate nodes to free again.
+    pub fn set_many(&mut self, updates: impl IntoIterator<Item = (Hash, Option<Arc<[u8]>>)>) {
+        // Sorted by key and one update per key (the last given): what `update` relies on
+        // to split them. Reversed, then sorted stably, the last update of a key comes
+        // first among its equals, and `dedup` keeps the first.
+        let mut sorted: Vec<(Hash, Option<Arc<[u8]>>)> = updates.into_iter().collect();
+        if sorted.is_empty() {
+            return;
+        }
+        sorted.reverse();
+        sorted.sort_by_key(|a| a.0);
+        sorted.dedup_by(|later, first| later.0 == first.0);
+        let ups: Vec<Update> = sorted
+            .into_iter()
+            .map(|(key, value)| match value {
+                Some(value) => Update::Put(new_leaf(key, value)),
+                None => Update::Remove(key),
+            })
+            .collect();
+        let (root, delta) = update(self.root.as_ref(), 0, &ups);
+        self.root = root;
+        self.len = self.len.saturating_add_signed(delta);
     }
 
     /// The proof for `key`: of its value if present, of its absence otherwise.
@@ -157,6 +179,109 @@ impl Tree {
                 }
             }
         }
+    }
+}
+
+/// The leaf for `key` and `value`, its hashes computed.
+fn new_leaf(key: Hash, value: Arc<[u8]>) -> Arc<LeafData> {
+    let vh = value_hash(&value);
+    Arc::new(LeafData {
+        key,
+        hash: leaf_hash(&key, &vh),
+        value_hash: vh,
+        value,
+    })
+}
+
+/// One update of [`Tree::set_many`].
+enum Update {
+    Put(Arc<LeafData>),
+    Remove(Hash),
+}
+
+impl Update {
+    fn key(&self) -> &Hash {
+        match self {
+            Update::Put(l) => &l.key,
+            Update::Remove(k) => k,
+        }
+    }
+}
+
+/// The subtree at `depth` that `node` becomes after `ups` (sorted by key, one per key,
+/// all sharing the `depth` bits of the path to `node`), and the change in the number of
+/// keys. Untouched subtrees are shared; each changed node is built once.
+fn update(node: Option<&Node>, depth: usize, ups: &[Update]) -> (Option<Node>, isize) {
+    if ups.is_empty() {
+        return (node.cloned(), 0);
+    }
+    match node {
+        None => build(depth, ups),
+        Some(Node::Leaf(old)) => {
+            // The old leaf joins the updates unless one of them is for its key.
+            match ups.binary_search_by(|u| u.key().cmp(&old.key)) {
+                Ok(_) => {
+                    // The old key is replaced or removed; either way it was counted
+                    // before and `build` counts only what is there after.
+                    let (node, delta) = build(depth, ups);
+                    (node, delta - 1)
+                }
+                Err(i) => {
+                    let mut merged: Vec<Update> = Vec::with_capacity(ups.len() + 1);
+                    merged.extend(ups[..i].iter().map(Update::share));
+                    merged.push(Update::Put(old.clone()));
+                    merged.extend(ups[i..].iter().map(Update::share));
+                    let (node, delta) = build(depth, &merged);
+                    (node, delta - 1)
+                }
+            }
+        }
+        Some(Node::Inner(i)) => {
+            let split = ups.partition_point(|u| !bit(u.key(), depth));
+            let (left, dl) = update(i.left.as_ref(), depth + 1, &ups[..split]);
+            let (right, dr) = update(i.right.as_ref(), depth + 1, &ups[split..]);
+            (join(left, right), dl + dr)
+        }
+    }
+}
+
+impl Update {
+    fn share(&self) -> Update {
+        match self {
+            Update::Put(l) => Update::Put(l.clone()),
+            Update::Remove(k) => Update::Remove(*k),
+        }
+    }
+}
+
+/// The subtree at `depth` holding exactly the puts of `ups` (an empty subtree before),
+/// and how many keys it holds.
+fn build(depth: usize, ups: &[Update]) -> (Option<Node>, isize) {
+    let mut puts = ups.iter().filter_map(|u| match u {
+        Update::Put(l) => Some(l),
+        Update::Remove(_) => None,
+    });
+    let first = puts.next();
+    match (first, puts.next()) {
+        (None, _) => (None, 0),
+        (Some(only), None) => (Some(Node::Leaf(only.clone())), 1),
+        _ => {
+            let split = ups.partition_point(|u| !bit(u.key(), depth));
+            let (left, dl) = build(depth + 1, &ups[..split]);
+            let (right, dr) = build(depth + 1, &ups[split..]);
+            (join(left, right), dl + dr)
+        }
+    }
+}
+
+/// The node over two halves, kept canonical: an empty pair is empty, and a single leaf
+/// with an empty sibling is that leaf (it moves up); anything else is an inner node.
+fn join(left: Option<Node>, right: Option<Node>) -> Option<Node> {
+    match (left, right) {
+        (None, None) => None,
+        (Some(l @ Node::Leaf(_)), None) => Some(l),
+        (None, Some(r @ Node::Leaf(_))) => Some(r),
+        (left, right) => Some(inner(left, right)),
     }
 }
 
@@ -299,6 +424,80 @@ mod tests {
         assert_eq!(t.len(), 50);
         assert!(snap.get(&key_hash(&0u32.to_be_bytes())).is_some());
         assert!(t.get(&key_hash(&0u32.to_be_bytes())).is_none());
+    }
+
+    /// `set_many` gives the tree (root, length, values) that the same updates one by one
+    /// give, from empty and from a populated tree, with removals, overwrites, repeated
+    /// keys (the later wins) and removals of absent keys.
+    #[test]
+    fn set_many_equals_one_by_one() {
+        let k = |i: u32| key_hash(&i.to_be_bytes());
+        let mut base = Tree::new();
+        for i in 0..300u32 {
+            base.set(k(i), v("base"));
+        }
+        type Batch = Vec<(Hash, Option<Arc<[u8]>>)>;
+        let cases: Vec<(&str, Tree, Batch)> = vec![
+            ("empty batch", base.clone(), vec![]),
+            ("one put into empty", Tree::new(), vec![(k(1), v("a"))]),
+            (
+                "puts into empty",
+                Tree::new(),
+                (0..50).map(|i| (k(i), v("a"))).collect(),
+            ),
+            (
+                "removals only, some absent",
+                base.clone(),
+                (250..350).map(|i| (k(i), None)).collect(),
+            ),
+            (
+                "remove all",
+                base.clone(),
+                (0..300).map(|i| (k(i), None)).collect(),
+            ),
+            (
+                "remove all but one",
+                base.clone(),
+                (1..300).map(|i| (k(i), None)).collect(),
+            ),
+            (
+                "mixed, repeated keys",
+                base.clone(),
+                (0..400)
+                    .map(|i| {
+                        (
+                            k(i % 320),
+                            (i % 3 != 0).then(|| Arc::from(format!("{i}").as_bytes())),
+                        )
+                    })
+                    .collect(),
+            ),
+            (
+                "overwrite one leaf of a two-leaf tree and add one",
+                {
+                    let mut t = Tree::new();
+                    t.set(k(1), v("x"));
+                    t.set(k(2), v("y"));
+                    t
+                },
+                vec![(k(1), v("z")), (k(3), v("w")), (k(2), None)],
+            ),
+        ];
+        for (what, start, batch) in cases {
+            let mut one = start.clone();
+            for (key, value) in batch.clone() {
+                one.set(key, value);
+            }
+            let mut many = start.clone();
+            many.set_many(batch);
+            assert_eq!(many.root(), one.root(), "{what}");
+            assert_eq!(many.len(), one.len(), "{what}");
+            for i in 0..400u32 {
+                assert_eq!(many.get(&k(i)), one.get(&k(i)), "{what}: key {i}");
+            }
+            // The start tree is a snapshot: unchanged.
+            assert_eq!(start.root(), start.clone().root());
+        }
     }
 
     #[test]

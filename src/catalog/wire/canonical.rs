@@ -34,6 +34,47 @@ pub fn to_canonical_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Cat
     serde_jcs::to_vec(value).map_err(|e| CatalogError::Encoding(e.to_string()))
 }
 
+/// True if `bytes` are exactly the RFC 8785 encoding of `value`: the same verdict as
+/// `to_canonical_vec(value)? == bytes`, without building the encoding when it matches.
+///
+/// Compact `serde_json` output is written into a comparator that stops at the first
+/// differing byte; when it equals `bytes` and [`already_canonical`] proves `bytes`
+/// canonical, that output is what [`to_canonical_vec`] returns, so the answer is yes.
+/// Every other case (a mismatch, which for a leaf means it is refused, or output the
+/// scanner cannot prove) takes the general path, so the answer never differs.
+pub fn encodes_to<T: Serialize + ?Sized>(value: &T, bytes: &[u8]) -> Result<bool, CatalogError> {
+    let mut compare = Compare { rest: bytes };
+    if serde_json::to_writer(&mut compare, value).is_ok()
+        && compare.rest.is_empty()
+        && already_canonical(bytes)
+    {
+        return Ok(true);
+    }
+    Ok(to_canonical_vec(value)? == bytes)
+}
+
+/// A writer that accepts exactly the bytes of `rest`, in order, and fails at the first
+/// other byte (or a byte past its end).
+struct Compare<'a> {
+    rest: &'a [u8],
+}
+
+impl std::io::Write for Compare<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.rest.strip_prefix(buf) {
+            Some(rest) => {
+                self.rest = rest;
+                Ok(buf.len())
+            }
+            None => Err(std::io::ErrorKind::InvalidData.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// One open container while scanning.
 enum Frame {
     Array,
@@ -185,10 +226,49 @@ mod tests {
         })
     }
 
+    #[test]
+    fn encodes_to_is_the_comparison_of_the_encoding() {
+        let v = json!({"a":1,"b":[true,{"c":"x\n"}]});
+        let canonical = to_canonical_vec(&v).unwrap();
+        assert!(encodes_to(&v, &canonical).unwrap());
+        for other in [
+            &br#"{"a":1,"b":[true,{"c":"x\n"}]} "#[..],
+            br#"{"a":1,"b":[true,{"c":"x\u000a"}]}"#,
+            br#"{"b":[true,{"c":"x\n"}],"a":1}"#,
+            br#"{"a":1,"b":[true,{"c":"x\n"}]"#,
+            br#"{"a":1.0,"b":[true,{"c":"x\n"}]}"#,
+            b"",
+        ] {
+            assert!(
+                !encodes_to(&v, other).unwrap(),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        // Output the scanner cannot prove takes the general path: still exact.
+        let f = json!({"a":1.5,"b":1e21});
+        assert!(encodes_to(&f, &serde_jcs::to_vec(&f).unwrap()).unwrap());
+        let compact = serde_json::to_vec(&f).unwrap();
+        assert_eq!(
+            encodes_to(&f, &compact).unwrap(),
+            to_canonical_vec(&f).unwrap() == compact
+        );
+    }
+
     proptest! {
         #[test]
         fn equals_serde_jcs(v in arb_json()) {
             prop_assert_eq!(to_canonical_vec(&v).unwrap(), serde_jcs::to_vec(&v).unwrap());
+        }
+
+        #[test]
+        fn encodes_to_agrees_with_the_encoding(v in arb_json(), w in arb_json()) {
+            let mine = to_canonical_vec(&v).unwrap();
+            let other = to_canonical_vec(&w).unwrap();
+            prop_assert!(encodes_to(&v, &mine).unwrap());
+            prop_assert_eq!(encodes_to(&v, &other).unwrap(), mine == other);
+            let compact = serde_json::to_vec(&v).unwrap();
+            prop_assert_eq!(encodes_to(&v, &compact).unwrap(), mine == compact);
         }
     }
 }

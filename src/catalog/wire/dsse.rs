@@ -57,12 +57,30 @@ mod b64 {
     use super::*;
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&encode_base64(bytes))
+        // Written straight into the output (serde_json escapes it as it goes, and base64
+        // needs no escaping): no intermediate String per signature and payload.
+        s.collect_str(&base64::display::Base64Display::new(bytes, &STANDARD))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        decode_base64(&s).ok_or_else(|| serde::de::Error::custom("invalid base64"))
+        d.deserialize_str(Base64Visitor)
+    }
+
+    /// Decodes the string where it lies (borrowed from the input when it has no escapes),
+    /// not from a copy: the same strings accepted and the same errors as
+    /// `String::deserialize` then [`decode_base64`].
+    struct Base64Visitor;
+
+    impl serde::de::Visitor<'_> for Base64Visitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Vec<u8>, E> {
+            decode_base64(s).ok_or_else(|| E::custom("invalid base64"))
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::canonical::to_canonical_vec;
+use super::canonical::{encodes_to, to_canonical_vec};
 use super::decisions::DecisionKind;
 use super::dsse::Envelope;
 use super::evidence::EvidenceReport;
@@ -277,12 +277,36 @@ impl Leaf {
         if bytes.len() > MAX_LEAF_BYTES {
             return Err(LeafError::TooLarge(bytes.len()));
         }
-        // Read the kind first (skipping the rest without building a tree), then parse the
-        // bytes straight into the typed leaf: no intermediate `Value`.
+        // The signed leaves (all but genesis and commitments) end in their `kind`: try
+        // the type it names first. A typed parse that succeeds has read exactly one
+        // `kind` member, with that type's value, so the guess decides only how fast the
+        // verdict comes, never what it is; when it fails, the kind is read properly.
+        let guessed = match guess_signed_kind(bytes) {
+            Some("Publication") => typed(bytes).ok().map(Leaf::Publication),
+            Some("PublisherGrant") => typed(bytes).ok().map(Leaf::Grant),
+            Some(k) if DecisionKind::from_name(k).is_some() => {
+                typed(bytes).ok().map(Leaf::Decision)
+            }
+            _ => None,
+        };
+        let leaf = match guessed {
+            Some(leaf) => leaf,
+            None => Self::parse_by_kind(bytes)?,
+        };
+        match leaf.encodes_to(bytes) {
+            Ok(true) => Ok(leaf),
+            Ok(false) => Err(LeafError::NotCanonical),
+            Err(e) => Err(LeafError::Encoding(e.to_string())),
+        }
+    }
+
+    /// Reads the kind (skipping the rest without building a tree), then parses the bytes
+    /// straight into the typed leaf: no intermediate `Value`.
+    fn parse_by_kind(bytes: &[u8]) -> Result<Leaf, LeafError> {
         let probe: KindProbe =
             serde_json::from_slice(bytes).map_err(|e| LeafError::NotJson(e.to_string()))?;
         let kind = probe.kind.ok_or(LeafError::NoKind)?;
-        let leaf = match kind.as_ref() {
+        Ok(match kind.as_ref() {
             "AuthorityGenesis" => Leaf::Genesis(typed(bytes)?),
             "PublisherGrant" => Leaf::Grant(typed(bytes)?),
             "Publication" => Leaf::Publication(typed(bytes)?),
@@ -292,13 +316,33 @@ impl Leaf {
                 let shown: String = other.chars().take(64).collect();
                 return Err(LeafError::UnknownKind(shown));
             }
-        };
-        match leaf.to_bytes() {
-            Ok(c) if c == bytes => Ok(leaf),
-            Ok(_) => Err(LeafError::NotCanonical),
-            Err(e) => Err(LeafError::Encoding(e.to_string())),
+        })
+    }
+
+    /// True if `bytes` are exactly this leaf's canonical encoding (the comparison of
+    /// [`Leaf::to_bytes`] with them, without building it when they match).
+    pub fn encodes_to(&self, bytes: &[u8]) -> Result<bool, CatalogError> {
+        match self {
+            Leaf::Genesis(l) => encodes_to(l, bytes),
+            Leaf::Grant(l) => encodes_to(l, bytes),
+            Leaf::Publication(l) => encodes_to(l, bytes),
+            Leaf::Decision(l) => encodes_to(l, bytes),
+            Leaf::StateCommitment(l) => encodes_to(l, bytes),
         }
     }
+}
+
+/// The `kind` a canonical signed leaf names: its members are `admission`, `apiVersion`,
+/// `envelope` and `kind`, in that order, so its last member is `"kind":"..."`. Only a
+/// guess (see [`Leaf::parse`]): `None` when the bytes do not look like that.
+fn guess_signed_kind(bytes: &[u8]) -> Option<&str> {
+    const TAIL: &[u8] = b",\"kind\":\"";
+    if !bytes.starts_with(b"{\"admission\":") || !bytes.ends_with(b"\"}") {
+        return None;
+    }
+    let body = &bytes[..bytes.len() - 2];
+    let start = body.windows(TAIL.len()).rposition(|w| w == TAIL)? + TAIL.len();
+    std::str::from_utf8(&body[start..]).ok()
 }
 
 /// Just the `kind` of a leaf; every other member is skipped unparsed.

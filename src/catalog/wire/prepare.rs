@@ -213,7 +213,10 @@ fn signed_submission(
             request: sub.kind(),
         });
     }
-    if admission.request_digest().sha256 != hex::encode(sub.dedup_key()) {
+    let mut digest = [0u8; 64];
+    // Encoding 32 bytes into 64 cannot fail; the comparison is `!= hex::encode(..)`.
+    let encoded = hex::encode_to_slice(sub.dedup_key(), &mut digest).is_ok();
+    if !encoded || admission.request_digest().sha256.as_bytes() != digest {
         return Err(SignedLeafError::RequestDigest);
     }
     let accepted_at = admission.accepted_at();

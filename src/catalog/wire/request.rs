@@ -89,7 +89,72 @@ pub enum RequestPayload {
 /// Parses a DSSE payload whose `kind` decides the type. For a payload already in a leaf:
 /// leaves from before duplicate members were refused keep replaying.
 pub fn parse_request_payload(json: &[u8]) -> Result<RequestPayload, Refusal> {
+    if let Some(payload) = fast_payload(json) {
+        return Ok(payload);
+    }
     payload_from_value(parse_json(json, "payload")?, json)
+}
+
+/// The payload, when it is a valid publication request or decision, found without
+/// building a `Value`; `None` otherwise (then the full walk runs and says why, or finds
+/// it valid after all). Never `Some` where the full path refuses, and always the same
+/// value: replay (every leaf's payload) takes this path.
+///
+/// A publication request: the strict typed parse succeeding means the JSON holds exactly
+/// the members the walk requires, each once (serde refuses a duplicate member of a
+/// struct, and the request holds no maps and no optional members), with the types it
+/// requires, so the `Value` the walk would see is the typed request's; what is left of
+/// the walk are its string and size checks, run here on the typed fields
+/// ([`publication_fields_ok`], table-tested against the walk). A decision: the full path
+/// parses the `Value` only to read `kind` and `apiVersion` and then calls
+/// [`parse_decision`], whose strict parse checks both again; so its success here is the
+/// full path's.
+fn fast_payload(json: &[u8]) -> Option<RequestPayload> {
+    if contains(json, b"\"CatalogPublicationRequest\"") {
+        let request: CatalogPublicationRequest = serde_json::from_slice(json).ok()?;
+        return publication_fields_ok(&request).then_some(RequestPayload::Publication(request));
+    }
+    #[derive(Deserialize)]
+    struct Kind<'a> {
+        #[serde(borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    let kind = DecisionKind::from_name(&serde_json::from_slice::<Kind>(json).ok()?.kind)?;
+    parse_decision(kind, json)
+        .ok()
+        .map(RequestPayload::Decision)
+}
+
+/// True if `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The checks of [`walk_publication`] that its typed form does not already guarantee:
+/// true exactly when the walk of a request that parsed strictly finds nothing.
+fn publication_fields_ok(r: &CatalogPublicationRequest) -> bool {
+    let digest_ok = |d: &super::payload::DigestSet| check_sha256(&d.sha256).is_ok();
+    let reference_ok = |a: &Option<super::payload::ArtifactRef>| {
+        a.as_ref()
+            .is_none_or(|a| check_token(&a.uri, MAX_URI_CHARS).is_ok() && digest_ok(&a.digest))
+    };
+    let refs = &r.agentplane_refs;
+    check_token(&r.subject.name, MAX_REF_CHARS).is_ok()
+        && digest_ok(&r.subject.digest)
+        && check_catalog_ref(&r.target_catalog_ref, false).is_ok()
+        && check_channel(&r.channel).is_ok()
+        && check_token(&r.requester_ref, MAX_REF_CHARS).is_ok()
+        && r.evidence.len() <= MAX_EVIDENCE
+        && r.evidence.iter().all(|e| {
+            check_evidence_type(&e.evidence_type).is_ok()
+                && check_media_type(&e.media_type).is_ok()
+                && digest_ok(&e.digest)
+                && check_token(&e.uri, MAX_URI_CHARS).is_ok()
+                && e.size <= MAX_SAFE_INTEGER
+        })
+        && reference_ok(&refs.validation_artifact_ref)
+        && reference_ok(&refs.run_artifact_ref)
+        && reference_ok(&refs.replay_artifact_ref)
 }
 
 /// [`parse_request_payload`] for a new submission: a duplicate member is refused too, in
@@ -368,4 +433,140 @@ pub(crate) fn walk_grant(p: &mut Problems, v: &Value) {
             .ok_or_else(|| FieldError::NotRfc3339(shorten(s)))
     });
     check_str(p, obj, "", "nonce", check_nonce);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The full path alone: the `Value`, its walk, then the strict parse.
+    fn full(json: &[u8]) -> Result<RequestPayload, Refusal> {
+        payload_from_value(parse_json(json, "payload")?, json)
+    }
+
+    fn publication() -> Value {
+        let d = "ab".repeat(32);
+        json!({"apiVersion": API_VERSION, "kind": "CatalogPublicationRequest",
+            "subject": {"name": "quay.io/x/y", "digest": {"sha256": d}},
+            "targetCatalogRef": "sourceos://catalog/images/y", "channel": "dev",
+            "requesterRef": "socios://pipeline/y",
+            "evidence": [{"type": "sbom", "mediaType": "application/spdx+json",
+                "digest": {"sha256": d}, "uri": "https://e.example/sbom.json", "size": 10}],
+            "agentplaneRefs": {"validationArtifactRef": {"uri": "agentplane://v/1", "digest": {"sha256": d}},
+                "runArtifactRef": null, "replayArtifactRef": null}})
+    }
+
+    /// Every field of a publication request broken in every way the walk checks (and a
+    /// few it leaves to the strict parse): the fast path accepts exactly what the full
+    /// path accepts, with the same value.
+    #[test]
+    fn fast_path_agrees_with_the_walk() {
+        let long = "x".repeat(MAX_URI_CHARS + 1);
+        let many: Vec<Value> = (0..=MAX_EVIDENCE)
+            .map(|_| publication()["evidence"][0].clone())
+            .collect();
+        let mut cases: Vec<(&str, Value)> = vec![
+            ("", Value::Null),
+            ("/apiVersion", json!("catalog.srcos.ai/v2")),
+            ("/kind", json!("Review")),
+            ("/subject/name", json!("")),
+            ("/subject/name", json!("a\u{0}b")),
+            ("/subject/name", json!("x".repeat(MAX_REF_CHARS + 1))),
+            ("/subject/digest/sha256", json!("AB".repeat(32))),
+            ("/subject/digest/sha256", json!("ab")),
+            ("/subject/digest/sha512", json!("ab")),
+            ("/subject/extra", json!(1)),
+            ("/targetCatalogRef", json!("no-scheme")),
+            ("/targetCatalogRef", json!("s://a/../b")),
+            ("/channel", json!("Dev")),
+            ("/channel", json!("")),
+            ("/requesterRef", json!("")),
+            ("/requesterRef", json!(7)),
+            ("/evidence", json!([])),
+            ("/evidence", Value::Array(many)),
+            ("/evidence/0/type", json!("SBOM")),
+            ("/evidence/0/mediaType", json!("application")),
+            ("/evidence/0/mediaType", json!("a/b;c=d")),
+            ("/evidence/0/digest/sha256", json!("zz".repeat(32))),
+            ("/evidence/0/uri", json!(long)),
+            ("/evidence/0/uri", json!("")),
+            ("/evidence/0/size", json!(MAX_SAFE_INTEGER)),
+            ("/evidence/0/size", json!(MAX_SAFE_INTEGER + 1)),
+            ("/evidence/0/size", json!(-1)),
+            ("/evidence/0/size", json!(1.0)),
+            ("/evidence/0/extra", json!(1)),
+            (
+                "/agentplaneRefs/runArtifactRef",
+                json!({"uri": "", "digest": {"sha256": "ab".repeat(32)}}),
+            ),
+            (
+                "/agentplaneRefs/runArtifactRef",
+                json!({"uri": "u://x", "digest": {"sha256": "ab"}}),
+            ),
+            ("/agentplaneRefs/runArtifactRef", json!("u://x")),
+            ("/agentplaneRefs/validationArtifactRef/uri", json!(long)),
+            ("/agentplaneRefs/extraRef", Value::Null),
+            ("/extra", json!(1)),
+            ("/issuedAt", Value::Null),
+        ];
+        cases.push(("/agentplaneRefs/runArtifactRef", Value::Null));
+        let mut documents: Vec<Vec<u8>> = vec![serde_json::to_vec(&publication()).unwrap()];
+        for (path, value) in cases {
+            let mut v = publication();
+            if path.is_empty() {
+                v = value;
+            } else {
+                let (parent, key) = path.rsplit_once('/').unwrap();
+                match v.pointer_mut(parent) {
+                    Some(Value::Object(o)) => {
+                        o.insert(key.to_string(), value);
+                    }
+                    _ => panic!("{path}"),
+                }
+            }
+            documents.push(serde_json::to_vec(&v).unwrap());
+        }
+        // Removed members, a duplicated one, `-0`, an escaped name, and a decision.
+        let d = "ab".repeat(32);
+        let plain = String::from_utf8(documents[0].clone()).unwrap();
+        for text in [
+            plain.replace(r#""channel":"dev","#, ""),
+            plain.replace(r#""channel":"dev","#, r#""channel":"dev","channel":"dev","#),
+            plain.replace(r#""size":10"#, r#""size":-0"#),
+            plain.replace(r#""channel":"#, r#""\u0063hannel":"#),
+            plain.replace(r#""runArtifactRef":null,"#, ""),
+            json!({"apiVersion": API_VERSION, "kind": "Promotion", "issuedAt": "2026-01-01T00:00:00.000Z",
+                "nonce": "n".repeat(16), "entry": {"targetCatalogRef": "s://a/b", "subjectDigest": {"sha256": d}},
+                "fromChannel": "dev", "toChannel": "candidate"}).to_string(),
+            json!({"apiVersion": API_VERSION, "kind": "Promotion",
+                "entry": {"targetCatalogRef": "s://a/b", "subjectDigest": {"sha256": d}},
+                "fromChannel": "dev", "toChannel": "dev"}).to_string(),
+            json!({"apiVersion": "v0", "kind": "Promotion",
+                "entry": {"targetCatalogRef": "s://a/b", "subjectDigest": {"sha256": d}},
+                "fromChannel": "dev", "toChannel": "candidate"}).to_string(),
+            r#"{"kind":"Review","kind":"Promotion"}"#.to_string(),
+        ] {
+            documents.push(text.into_bytes());
+        }
+        let mut accepted = 0;
+        for doc in &documents {
+            let shown = String::from_utf8_lossy(doc);
+            let full = full(doc);
+            match fast_payload(doc) {
+                Some(fast) => {
+                    assert_eq!(Ok(&fast), full.as_ref(), "{shown}");
+                    accepted += 1;
+                }
+                None => assert!(
+                    full.is_err(),
+                    "the fast path refused what the full path accepts: {shown}"
+                ),
+            }
+            assert_eq!(parse_request_payload(doc), full, "{shown}");
+        }
+        // The valid publication, with an empty evidence list, the maximal size, a null
+        // reference, an escaped member name; the valid promotion.
+        assert_eq!(accepted, 6);
+    }
 }
