@@ -272,6 +272,33 @@ fn publications_through_frontends_verify_and_reads_agree() {
     let ready: serde_json::Value = serde_json::from_slice(&ready).unwrap();
     assert_eq!(ready["role"], "frontend");
     assert_eq!(ready["forwardsTo"], sequencer.url.as_str());
+
+    // Evidence blobs live in the holder's data directory: an upload through one frontend
+    // (its signed intent header passed on) is downloaded through the other, byte for
+    // byte, with the holder's safety headers.
+    {
+        use srcos_catalog::client::{Authority as _, BlobPut, HttpAuthority};
+        let bytes = b"{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.5\"}".to_vec();
+        let hex = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        let uploader = HttpAuthority::new(&frontends[0].url).unwrap();
+        let put = rt
+            .block_on(uploader.put_blob(&publisher, &hex, bytes.clone()))
+            .unwrap();
+        assert!(
+            matches!(put, BlobPut::Created),
+            "the upload was not created"
+        );
+        let (status, got) = get(&rt, &clients[1], &format!("/v1/blobs/sha256:{hex}"));
+        assert_eq!(status, 200);
+        assert_eq!(got, bytes);
+        assert_eq!(
+            get(&rt, &holder, &format!("/v1/blobs/sha256:{hex}")).1,
+            bytes
+        );
+    }
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //! retrying is always safe. The holder's own answers (a fenced holder's 503 included)
 //! are passed on unchanged.
 //!
-//! May import `http` (problem+json); nothing of the log.
+//! May import `http` (problem+json) and the blob intent header's name from `catalog`;
+//! nothing of the log.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -42,22 +43,31 @@ impl Default for ForwardLimits {
     }
 }
 
-/// Request headers passed on to the holder (the rest are hop-by-hop, or the frontend's).
-const PASSED_ON: [header::HeaderName; 4] = [
-    header::CONTENT_TYPE,
-    header::ACCEPT,
-    header::ACCEPT_ENCODING,
-    header::IF_NONE_MATCH,
+/// Request headers passed on to the holder (the rest are hop-by-hop, or the frontend's):
+/// `Content-Length` lets the holder refuse an oversized upload before reading it, and
+/// `Blob-Intent` carries an evidence upload's signed intent.
+const PASSED_ON: [&str; 6] = [
+    "content-type",
+    "content-length",
+    "accept",
+    "accept-encoding",
+    "if-none-match",
+    crate::catalog::BLOB_INTENT_HEADER,
 ];
 
-/// Response headers passed back to the client.
-const PASSED_BACK: [header::HeaderName; 6] = [
+/// Response headers passed back to the client, the holder's safety headers on evidence
+/// downloads (`X-Content-Type-Options`, `Content-Security-Policy`) included.
+const PASSED_BACK: [header::HeaderName; 10] = [
     header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
     header::CONTENT_ENCODING,
     header::CACHE_CONTROL,
     header::RETRY_AFTER,
     header::ETAG,
     header::LOCATION,
+    header::VARY,
+    header::X_CONTENT_TYPE_OPTIONS,
+    header::CONTENT_SECURITY_POLICY,
 ];
 
 /// Where to forward, and how (see the module documentation).
@@ -142,7 +152,7 @@ impl Forwarder {
             .method(method)
             .uri(format!("{holder}{path_and_query}"));
         for name in PASSED_ON {
-            if let Some(value) = headers.get(&name) {
+            if let Some(value) = headers.get(name) {
                 request = request.header(name, value);
             }
         }
