@@ -89,12 +89,33 @@ pub struct PgLock {
     remote: Remote,
 }
 
-fn db(context: &'static str) -> impl Fn(tokio_postgres::Error) -> StorageError {
+pub(super) fn db(context: &'static str) -> impl Fn(tokio_postgres::Error) -> StorageError {
     move |e| StorageError::Database(format!("{context}: {e}"))
 }
 
-fn pool_error(e: deadpool_postgres::PoolError) -> StorageError {
+pub(super) fn pool_error(e: deadpool_postgres::PoolError) -> StorageError {
     StorageError::Database(format!("connecting: {e}"))
+}
+
+/// The checkpoint installed in the row of `log_name`, if any: what [`PgLock`] and the
+/// read-only [`super::observer::PgObserver`] both answer to `CheckpointLock::read`.
+pub(super) fn read_checkpoint(
+    remote: &Remote,
+    pool: &Pool,
+    log_name: &str,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let (pool, name) = (pool.clone(), log_name.to_string());
+    remote.run("reading the checkpoint", async move {
+        let client = pool.get().await.map_err(pool_error)?;
+        let row = client
+            .query_opt(
+                "SELECT checkpoint FROM srcos_log WHERE log_name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(db("reading the checkpoint"))?;
+        Ok(row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
+    })
 }
 
 impl PgLock {
@@ -361,18 +382,7 @@ pub(crate) fn decode_tiles(mut bytes: &[u8]) -> Result<Vec<TileWrite>, StorageEr
 
 impl CheckpointLock for PgLock {
     fn read(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        let (pool, name) = (self.pool.clone(), self.log_name.clone());
-        self.remote.run("reading the checkpoint", async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            let row = client
-                .query_opt(
-                    "SELECT checkpoint FROM srcos_log WHERE log_name = $1",
-                    &[&name],
-                )
-                .await
-                .map_err(db("reading the checkpoint"))?;
-            Ok(row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
-        })
+        read_checkpoint(&self.remote, &self.pool, &self.log_name)
     }
 
     fn swap(

@@ -10,6 +10,7 @@
 
 use deadpool_postgres::Pool;
 
+use super::lock::{db, pool_error};
 use crate::storage::remote::Remote;
 use crate::storage::{CheckpointLock, LockedCheckpoint, StorageError};
 
@@ -33,10 +34,6 @@ pub struct PgObserver {
     remote: Remote,
 }
 
-fn db(context: &'static str) -> impl Fn(tokio_postgres::Error) -> StorageError {
-    move |e| StorageError::Database(format!("{context}: {e}"))
-}
-
 impl PgObserver {
     /// Connects to `url` (the password from `password` if the URL has none) and applies
     /// the migrations; reads the row of the log named `log_name`. Takes no lease.
@@ -57,10 +54,7 @@ impl PgObserver {
     pub fn holder(&self) -> Result<Option<LeaseHolder>, StorageError> {
         let (pool, name) = (self.pool.clone(), self.log_name.clone());
         self.remote.run("reading the lease", async move {
-            let client = pool
-                .get()
-                .await
-                .map_err(|e| StorageError::Database(format!("connecting: {e}")))?;
+            let client = pool.get().await.map_err(pool_error)?;
             let row = client
                 .query_opt(
                     "SELECT epoch, advertised,
@@ -81,21 +75,7 @@ impl PgObserver {
 
 impl CheckpointLock for PgObserver {
     fn read(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        let (pool, name) = (self.pool.clone(), self.log_name.clone());
-        self.remote.run("reading the checkpoint", async move {
-            let client = pool
-                .get()
-                .await
-                .map_err(|e| StorageError::Database(format!("connecting: {e}")))?;
-            let row = client
-                .query_opt(
-                    "SELECT checkpoint FROM srcos_log WHERE log_name = $1",
-                    &[&name],
-                )
-                .await
-                .map_err(db("reading the checkpoint"))?;
-            Ok(row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
-        })
+        super::lock::read_checkpoint(&self.remote, &self.pool, &self.log_name)
     }
 
     /// Always refused: an observer holds no lease.
