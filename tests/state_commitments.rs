@@ -351,6 +351,95 @@ fn commitments_survive_kill_9() {
     }
 }
 
+/// The size a proof bundle's commitment names.
+fn committed_size(bundle: &serde_json::Value) -> u64 {
+    use base64::Engine as _;
+    let entry = base64::engine::general_purpose::STANDARD
+        .decode(bundle["commitment"]["entry"].as_str().unwrap())
+        .unwrap();
+    let leaf: serde_json::Value = serde_json::from_slice(&entry).unwrap();
+    leaf["treeSize"].as_u64().unwrap()
+}
+
+/// The commitments made before a restart (here after `kill -9`) are still proved after
+/// it: the server rebuilds the maps of its newest commitments from the entries at
+/// start-up, so a proof at a pre-restart size is the same proof as before, and a
+/// history from a pre-restart size runs across the restart.
+#[test]
+fn commitments_made_before_a_restart_are_still_proved() {
+    let a = Authority::start(&["--state-commit-every", "1"]);
+    let publisher = a.key("pipeline");
+    a.grant(&publisher.signer, "publisher", &["dev"]);
+    open_policy(&a);
+    let hex = subject_hex("before-restart");
+    let name = "quay.io/socios/sourceos-smoke-runner";
+    let target = format!("{PREFIX}sourceos-smoke-runner");
+    let query = format!(
+        "target={}&subject=sha256%3A{hex}",
+        target.replace(':', "%3A").replace('/', "%2F")
+    );
+    // (committed size, proof) after each step: published on dev, promoted, revoked.
+    let mut before = Vec::new();
+    let (status, body) = a.publish(
+        &publisher.signer,
+        &request(name, &hex, "dev", vec![], no_refs()),
+    );
+    assert_eq!(status, 201, "{body}");
+    a.state_settled();
+    let step = |a: &Authority, before: &mut Vec<(u64, serde_json::Value)>| {
+        let (status, proof) = a.get_json(&format!("/v1/state/proofs?{query}"));
+        assert_eq!(status, 200, "{proof}");
+        before.push((committed_size(&proof), proof));
+    };
+    step(&a, &mut before);
+    let (status, body) = a.promote(&a.admin, &target, &hex, "dev", "candidate");
+    assert_eq!(status, 201, "{body}");
+    a.state_settled();
+    step(&a, &mut before);
+    let (status, body) = a.status(&a.admin, &target, &hex, "revoked");
+    assert_eq!(status, 201, "{body}");
+    a.state_settled();
+    step(&a, &mut before);
+
+    let Authority {
+        dir,
+        data,
+        mut server,
+        http: _,
+        admin,
+    } = a;
+    server.kill9();
+    let server = common::Server::start(&data, &["--state-commit-every", "1"]);
+    let a = Authority {
+        dir,
+        data,
+        http: common::Http::new(&server.url),
+        server,
+        admin,
+    };
+    let log_key = read_verifier(&a.data.join("log.vkey")).unwrap();
+    for (size, proof) in &before {
+        let (status, again) = a.get_json(&format!("/v1/state/proofs?{query}&tree_size={size}"));
+        assert_eq!(status, 200, "size {size} after the restart: {again}");
+        assert_eq!(again["value"], proof["value"], "size {size}");
+        assert_eq!(again["mapProof"], proof["mapProof"], "size {size}");
+        let bundle: StateProofBundle = serde_json::from_value(again).unwrap();
+        assert_eq!(bundle.verify(&log_key, &[], 0).unwrap().tree_size, *size);
+    }
+    // A history from the first pre-restart size: every commitment since, chained.
+    let (status, body) = a.get_json(&format!(
+        "/v1/state/proofs/history?{query}&from={}",
+        before[0].0
+    ));
+    assert_eq!(status, 200, "{body}");
+    let history: StateHistory = serde_json::from_value(body).unwrap();
+    let steps = history.verify(&log_key, &[], 0).unwrap();
+    assert_eq!(steps[0].tree_size, before[0].0);
+    let last: serde_json::Value =
+        serde_json::from_slice(steps.last().unwrap().value.as_ref().unwrap()).unwrap();
+    assert_eq!(last["status"], "revoked");
+}
+
 /// Hostile or wrong queries get a precise 4xx; a log that does not commit answers 404.
 #[test]
 fn state_proof_queries_are_checked() {
