@@ -111,6 +111,14 @@ fn check_follows_the_channels_and_a_revocation_flips_it() {
         let (code, out) = check(&a, &target, &subject, to, &[]);
         assert_eq!(code, 0, "{to}: {out}");
     }
+    // With a history proof from the first commitment: yes, and how it got there.
+    let (code, out) = check(&a, &target, &subject, "stable", &["--since", "2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("since size 2: published on dev at leaf"),
+        "{out}"
+    );
+    assert!(out.contains("promoted to stable at leaf"), "{out}");
     let saved = a.dir.path().join("stable-proof.json");
     let (code, out) = check(
         &a,
@@ -169,6 +177,70 @@ fn check_follows_the_channels_and_a_revocation_flips_it() {
     for want in ["dev published", "candidate published", "stable published"] {
         assert!(seen.iter().any(|s| s == want), "{want}: {seen:?}");
     }
+    // `check --since` says the same from the history proof, online and offline: revoked
+    // at leaf i after being promoted to stable at leaf j.
+    let value = |step: &srcos_catalog::state::VerifiedLookup| -> Option<serde_json::Value> {
+        step.value
+            .as_ref()
+            .map(|v| serde_json::from_slice(v).unwrap())
+    };
+    let last_leaf = |v: &serde_json::Value| {
+        v["leafIndices"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_u64()
+            .unwrap()
+    };
+    let revoked_at = last_leaf(&value(steps.last().unwrap()).unwrap());
+    let promoted_at = steps
+        .iter()
+        .filter_map(value)
+        .find(|v| v["channel"] == "stable")
+        .map(|v| last_leaf(&v))
+        .unwrap();
+    let want = format!(
+        "revoked at leaf {revoked_at} after being promoted to stable at leaf {promoted_at}"
+    );
+    let saved_history = a.dir.path().join("history.json");
+    let history_file = saved_history.to_str().unwrap();
+    let (code, out) = check(
+        &a,
+        &target,
+        &subject,
+        "stable",
+        &["--since", "2", "--save", history_file],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("NOT OK: revoked: "), "{out}");
+    assert!(out.contains(&want), "{out}");
+    let (code, out) = check(&a, &target, &subject, "stable", &["--proof", history_file]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&want), "{out}");
+    let (code, out) = check(
+        &a,
+        &target,
+        &subject,
+        "stable",
+        &["--proof", history_file, "--since", "3"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("starts at the commitment to size 2, not --since 3"),
+        "{out}"
+    );
+    let mut cut: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&saved_history).unwrap()).unwrap();
+    cut["steps"].as_array_mut().unwrap().remove(1);
+    std::fs::write(&saved_history, serde_json::to_vec(&cut).unwrap()).unwrap();
+    let (code, out) = check(&a, &target, &subject, "stable", &["--proof", history_file]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the history proof does not verify: incomplete"),
+        "{out}"
+    );
+
     // Leaving a commitment out is caught by the chain.
     let mut gapped = history.clone();
     gapped.steps.remove(1);
