@@ -68,6 +68,13 @@ loadgen --admin-key "$mem/admin.key" --rate max --duration "${PEAK_DURATION:-20s
 echo "memory projection: peak resident memory: $(grep VmHWM /proc/$pid/status)" | tee -a "$out/memory.txt"
 stop_server
 
+# State commitments (issue 13): publication throughput with commitments off and after
+# every batch, alternating in the same run: at the sequencer (memory backends, CPU per
+# thread) and over HTTP against fresh servers.
+SRCOS_STATE_PAIRS="${SRCOS_STATE_PAIRS:-10}" cargo bench -q --bench state -- paired-only 2>&1 \
+  | tee "$out/state-paired.txt"
+benches/state_http.sh
+
 # Publish latency with and without expensive catalog reads beside it.
 benches/read_load.sh
 

@@ -111,6 +111,14 @@ fn check_follows_the_channels_and_a_revocation_flips_it() {
         let (code, out) = check(&a, &target, &subject, to, &[]);
         assert_eq!(code, 0, "{to}: {out}");
     }
+    // With a history proof from the first commitment: yes, and how it got there.
+    let (code, out) = check(&a, &target, &subject, "stable", &["--since", "2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("since size 2: published on dev at leaf"),
+        "{out}"
+    );
+    assert!(out.contains("promoted to stable at leaf"), "{out}");
     let saved = a.dir.path().join("stable-proof.json");
     let (code, out) = check(
         &a,
@@ -169,6 +177,70 @@ fn check_follows_the_channels_and_a_revocation_flips_it() {
     for want in ["dev published", "candidate published", "stable published"] {
         assert!(seen.iter().any(|s| s == want), "{want}: {seen:?}");
     }
+    // `check --since` says the same from the history proof, online and offline: revoked
+    // at leaf i after being promoted to stable at leaf j.
+    let value = |step: &srcos_catalog::state::VerifiedLookup| -> Option<serde_json::Value> {
+        step.value
+            .as_ref()
+            .map(|v| serde_json::from_slice(v).unwrap())
+    };
+    let last_leaf = |v: &serde_json::Value| {
+        v["leafIndices"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_u64()
+            .unwrap()
+    };
+    let revoked_at = last_leaf(&value(steps.last().unwrap()).unwrap());
+    let promoted_at = steps
+        .iter()
+        .filter_map(value)
+        .find(|v| v["channel"] == "stable")
+        .map(|v| last_leaf(&v))
+        .unwrap();
+    let want = format!(
+        "revoked at leaf {revoked_at} after being promoted to stable at leaf {promoted_at}"
+    );
+    let saved_history = a.dir.path().join("history.json");
+    let history_file = saved_history.to_str().unwrap();
+    let (code, out) = check(
+        &a,
+        &target,
+        &subject,
+        "stable",
+        &["--since", "2", "--save", history_file],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("NOT OK: revoked: "), "{out}");
+    assert!(out.contains(&want), "{out}");
+    let (code, out) = check(&a, &target, &subject, "stable", &["--proof", history_file]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&want), "{out}");
+    let (code, out) = check(
+        &a,
+        &target,
+        &subject,
+        "stable",
+        &["--proof", history_file, "--since", "3"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("starts at the commitment to size 2, not --since 3"),
+        "{out}"
+    );
+    let mut cut: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&saved_history).unwrap()).unwrap();
+    cut["steps"].as_array_mut().unwrap().remove(1);
+    std::fs::write(&saved_history, serde_json::to_vec(&cut).unwrap()).unwrap();
+    let (code, out) = check(&a, &target, &subject, "stable", &["--proof", history_file]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the history proof does not verify: incomplete"),
+        "{out}"
+    );
+
     // Leaving a commitment out is caught by the chain.
     let mut gapped = history.clone();
     gapped.steps.remove(1);
@@ -349,6 +421,95 @@ fn commitments_survive_kill_9() {
         let (code, out) = check(&a, &target, &subject, "dev", &[]);
         assert_eq!(code, 0, "{out}");
     }
+}
+
+/// The size a proof bundle's commitment names.
+fn committed_size(bundle: &serde_json::Value) -> u64 {
+    use base64::Engine as _;
+    let entry = base64::engine::general_purpose::STANDARD
+        .decode(bundle["commitment"]["entry"].as_str().unwrap())
+        .unwrap();
+    let leaf: serde_json::Value = serde_json::from_slice(&entry).unwrap();
+    leaf["treeSize"].as_u64().unwrap()
+}
+
+/// The commitments made before a restart (here after `kill -9`) are still proved after
+/// it: the server rebuilds the maps of its newest commitments from the entries at
+/// start-up, so a proof at a pre-restart size is the same proof as before, and a
+/// history from a pre-restart size runs across the restart.
+#[test]
+fn commitments_made_before_a_restart_are_still_proved() {
+    let a = Authority::start(&["--state-commit-every", "1"]);
+    let publisher = a.key("pipeline");
+    a.grant(&publisher.signer, "publisher", &["dev"]);
+    open_policy(&a);
+    let hex = subject_hex("before-restart");
+    let name = "quay.io/socios/sourceos-smoke-runner";
+    let target = format!("{PREFIX}sourceos-smoke-runner");
+    let query = format!(
+        "target={}&subject=sha256%3A{hex}",
+        target.replace(':', "%3A").replace('/', "%2F")
+    );
+    // (committed size, proof) after each step: published on dev, promoted, revoked.
+    let mut before = Vec::new();
+    let (status, body) = a.publish(
+        &publisher.signer,
+        &request(name, &hex, "dev", vec![], no_refs()),
+    );
+    assert_eq!(status, 201, "{body}");
+    a.state_settled();
+    let step = |a: &Authority, before: &mut Vec<(u64, serde_json::Value)>| {
+        let (status, proof) = a.get_json(&format!("/v1/state/proofs?{query}"));
+        assert_eq!(status, 200, "{proof}");
+        before.push((committed_size(&proof), proof));
+    };
+    step(&a, &mut before);
+    let (status, body) = a.promote(&a.admin, &target, &hex, "dev", "candidate");
+    assert_eq!(status, 201, "{body}");
+    a.state_settled();
+    step(&a, &mut before);
+    let (status, body) = a.status(&a.admin, &target, &hex, "revoked");
+    assert_eq!(status, 201, "{body}");
+    a.state_settled();
+    step(&a, &mut before);
+
+    let Authority {
+        dir,
+        data,
+        mut server,
+        http: _,
+        admin,
+    } = a;
+    server.kill9();
+    let server = common::Server::start(&data, &["--state-commit-every", "1"]);
+    let a = Authority {
+        dir,
+        data,
+        http: common::Http::new(&server.url),
+        server,
+        admin,
+    };
+    let log_key = read_verifier(&a.data.join("log.vkey")).unwrap();
+    for (size, proof) in &before {
+        let (status, again) = a.get_json(&format!("/v1/state/proofs?{query}&tree_size={size}"));
+        assert_eq!(status, 200, "size {size} after the restart: {again}");
+        assert_eq!(again["value"], proof["value"], "size {size}");
+        assert_eq!(again["mapProof"], proof["mapProof"], "size {size}");
+        let bundle: StateProofBundle = serde_json::from_value(again).unwrap();
+        assert_eq!(bundle.verify(&log_key, &[], 0).unwrap().tree_size, *size);
+    }
+    // A history from the first pre-restart size: every commitment since, chained.
+    let (status, body) = a.get_json(&format!(
+        "/v1/state/proofs/history?{query}&from={}",
+        before[0].0
+    ));
+    assert_eq!(status, 200, "{body}");
+    let history: StateHistory = serde_json::from_value(body).unwrap();
+    let steps = history.verify(&log_key, &[], 0).unwrap();
+    assert_eq!(steps[0].tree_size, before[0].0);
+    let last: serde_json::Value =
+        serde_json::from_slice(steps.last().unwrap().value.as_ref().unwrap()).unwrap();
+    assert_eq!(last["status"], "revoked");
 }
 
 /// Hostile or wrong queries get a precise 4xx; a log that does not commit answers 404.

@@ -20,6 +20,8 @@ fn key(name: &str, seed: u8) -> Signer {
 struct World {
     catalog: Catalog,
     map: StateMap,
+    /// (size, the incremental map's root at that size) after every leaf.
+    roots: Vec<(u64, [u8; 32])>,
     admin: Signer,
     publisher: Signer,
     t: u64,
@@ -37,6 +39,7 @@ impl World {
         let mut map = StateMap::new();
         map.apply(&catalog, &effect).unwrap();
         let mut w = World {
+            roots: vec![(1, map.root())],
             catalog,
             map,
             admin,
@@ -86,6 +89,8 @@ impl World {
         let index = self.catalog.applied_size();
         let effect = self.catalog.apply(index, &leaf).unwrap();
         self.map.apply(&self.catalog, &effect).unwrap();
+        self.roots
+            .push((self.catalog.applied_size(), self.map.root()));
         self.check_against_rebuild();
     }
 
@@ -243,4 +248,21 @@ fn the_map_follows_the_catalog() {
         })
         .unwrap();
     assert!(log.log && !log.admin);
+
+    // The maps of earlier sizes, rebuilt from the final catalog in one pass (what a
+    // restarted server does for its past commitments), equal the incremental ones at
+    // those sizes: every size at once, and a sparse choice of them.
+    let sizes: Vec<u64> = w.roots.iter().map(|(size, _)| *size).collect();
+    let (now, trees) = StateMap::build_at(&w.catalog, &sizes).unwrap();
+    assert_eq!(now.root(), w.map.root());
+    assert_eq!(trees.len(), w.roots.len());
+    for ((size, root), tree) in w.roots.iter().zip(&trees) {
+        assert_eq!(tree.root(), *root, "size {size}");
+    }
+    let sparse: Vec<(u64, [u8; 32])> = w.roots.iter().copied().step_by(3).collect();
+    let sizes: Vec<u64> = sparse.iter().map(|(size, _)| *size).collect();
+    let (_, trees) = StateMap::build_at(&w.catalog, &sizes).unwrap();
+    for ((size, root), tree) in sparse.iter().zip(&trees) {
+        assert_eq!(tree.root(), *root, "size {size} (sparse)");
+    }
 }

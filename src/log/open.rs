@@ -146,10 +146,12 @@ impl Log {
             ))
         });
 
+        let leaves = TreeView::new(tiles.as_ref(), &cache, head.checkpoint.size);
         let state_commits = super::state_commit::StateCommits::start(
             options.state_commit_every,
             options.state_commit_wrong_root,
             &catalog,
+            &|index| leaves.entry(index).ok(),
         )
         .map_err(|e| LogError::Inconsistent(format!("building the state map: {e}")))?;
         let shared = Arc::new(Shared {

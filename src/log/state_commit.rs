@@ -24,10 +24,15 @@ use std::sync::{Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 
 use super::Shared;
-use crate::catalog::{Catalog, CatalogError, Effect};
+use crate::catalog::{Catalog, CatalogError, Effect, Leaf};
 use crate::state::{
     Committed, MapChange, StateError, StateMap, Tree, DEFAULT_KEPT_COMMITMENTS, MAX_COMMIT_LAG,
 };
+
+/// How many of the commitments made before a restart get their maps rebuilt at start-up
+/// (the newest ones), so that their proofs are served again. Each costs the entries that
+/// changed after the oldest of them, read once more (`StateMap::build_at`).
+pub(crate) const KEPT_AFTER_RESTART: usize = 256;
 
 /// How many batches the map thread may be behind before the sequencer waits for it
 /// (bounds the memory of the changes in flight and how stale a commitment can be).
@@ -75,35 +80,66 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl StateCommits {
     /// Commitments every `every` batches (0: off) for a log whose catalog is `catalog`;
-    /// the map is built now, its thread started by [`StateCommits::spawn`].
+    /// the map is built now, with the maps of the newest [`KEPT_AFTER_RESTART`]
+    /// commitments already in the log (`read_leaf` gives a leaf's bytes, to learn the
+    /// size each names), so their proofs are served after a restart. The map thread is
+    /// started by [`StateCommits::spawn`].
     pub fn start(
         every: u64,
         wrong_root: bool,
         catalog: &Catalog,
+        read_leaf: &dyn Fn(u64) -> Option<Vec<u8>>,
     ) -> Result<StateCommits, StateError> {
-        let (map, size) = if every > 0 {
-            (StateMap::build(catalog)?, catalog.applied_size())
+        let size = catalog.applied_size();
+        let mut committed = BTreeMap::new();
+        let mut last_commitment = None;
+        let map = if every > 0 {
+            let past = past_commitments(catalog, read_leaf);
+            let mut sizes: Vec<u64> = past.iter().map(|&(_, named)| named).collect();
+            sizes.push(size);
+            let (map, trees) = StateMap::build_at(catalog, &sizes)?;
+            sizes.sort_unstable();
+            sizes.dedup();
+            for (leaf_index, tree_size) in past {
+                if let Ok(i) = sizes.binary_search(&tree_size) {
+                    let tree = trees[i].clone();
+                    let c = Committed {
+                        tree_size,
+                        leaf_index,
+                        tree,
+                    };
+                    committed.insert(leaf_index, c);
+                }
+            }
+            last_commitment = committed
+                .values()
+                .next_back()
+                .map(|c| (c.leaf_index, c.tree_size));
+            map
         } else {
-            (StateMap::new(), 0)
+            StateMap::new()
         };
+        // A commitment whose leaf could not be read is counted as naming nothing: an
+        // idle server then commits to the state it restarted with (one leaf), so
+        // proofs are served again within 50 ms.
+        let newest = catalog.commitments().last().copied();
+        if newest.is_some() && newest != last_commitment.map(|(leaf, _)| leaf) {
+            last_commitment = newest.map(|c| (c, 0));
+        }
         let (sender, receiver) = sync_channel(BATCHES_IN_FLIGHT);
         let tree = map.tree();
         Ok(StateCommits {
             every,
             wrong_root,
             batches: AtomicU64::new(0),
-            // The size the last commitment named is not known here (the catalog keeps
-            // the leaf indices only), and the map of it is not kept across a restart:
-            // counting it as naming nothing makes an idle server commit to the state it
-            // restarted with (one leaf), so proofs are served again within 50 ms.
-            last_commitment: Mutex::new(catalog.commitments().last().map(|&c| (c, 0))),
+            last_commitment: Mutex::new(last_commitment),
             pending: Mutex::new(Vec::new()),
             sender: Mutex::new((every > 0).then_some(sender)),
             start: Mutex::new((every > 0).then_some((map, receiver))),
             thread: Mutex::new(None),
             progress: Mutex::new(Progress {
                 done: (size, tree),
-                committed: BTreeMap::new(),
+                committed,
                 failed: None,
             }),
             finished: Condvar::new(),
@@ -312,6 +348,32 @@ impl StateCommits {
         lock(&self.progress).failed = Some(reason);
         self.finished.notify_all();
     }
+}
+
+/// The newest [`KEPT_AFTER_RESTART`] commitments of the log: (leaf index, size named),
+/// oldest first. A leaf that cannot be read or parsed (it was checked when applied) is
+/// left out, with a warning.
+fn past_commitments(
+    catalog: &Catalog,
+    read_leaf: &dyn Fn(u64) -> Option<Vec<u8>>,
+) -> Vec<(u64, u64)> {
+    let all = catalog.commitments();
+    let newest = &all[all.len().saturating_sub(KEPT_AFTER_RESTART)..];
+    newest
+        .iter()
+        .filter_map(
+            |&leaf| match read_leaf(leaf).map(|bytes| Leaf::parse(&bytes)) {
+                Some(Ok(Leaf::StateCommitment(c))) => Some((leaf, c.tree_size)),
+                _ => {
+                    tracing::warn!(
+                        leaf,
+                        "state commitment leaf unreadable; its map is not rebuilt"
+                    );
+                    None
+                }
+            },
+        )
+        .collect()
 }
 
 /// The map thread: applies each batch's changes as of its end, one catalog read hold

@@ -172,6 +172,134 @@ pub fn check_entry(lookup: &VerifiedLookup, want: &Expectation) -> Result<String
     ))
 }
 
+/// One change of an entry between two commitments of a verified history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEvent {
+    /// What changed: `published on dev`, `promoted to stable`, `revoked`, ...
+    pub what: String,
+    /// The leaves behind the change (those of the entry not in the commitment before),
+    /// in log order; the last is the one that made the new state.
+    pub leaves: Vec<u64>,
+    /// The committed size at which the change is first proved.
+    pub tree_size: u64,
+    /// The entry's channel after the change.
+    pub channel: String,
+}
+
+impl std::fmt::Display for HistoryEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.leaves.as_slice() {
+            [leaf] => write!(f, "{} at leaf {leaf}", self.what)?,
+            leaves => write!(f, "{} by leaves {leaves:?}", self.what)?,
+        }
+        write!(f, " (size {})", self.tree_size)
+    }
+}
+
+/// The changes of one entry across the steps of a verified history proof (oldest
+/// first, each the entry's value at a commitment; `StateHistory::verify` proved that
+/// no commitment between them is left out): a list a consumer reads as "published on
+/// dev at leaf 5, promoted to stable at leaf 9, revoked at leaf 12". Changes between two
+/// commitments are seen together, as one event with every leaf behind them.
+pub fn history_events(steps: &[VerifiedLookup]) -> Result<Vec<HistoryEvent>, NotMet> {
+    let decode = |step: &VerifiedLookup| -> Result<Option<EntryValue>, NotMet> {
+        step.value
+            .as_ref()
+            .map(|bytes| serde_json::from_slice(bytes))
+            .transpose()
+            .map_err(|e| NotMet::Undecodable(e.to_string()))
+    };
+    let mut events = Vec::new();
+    let mut before: Option<EntryValue> = match steps.first() {
+        Some(first) => decode(first)?,
+        None => return Ok(events),
+    };
+    for step in &steps[1..] {
+        let now = decode(step)?;
+        if now == before {
+            continue;
+        }
+        let Some(entry) = &now else {
+            events.push(HistoryEvent {
+                what: "gone from the map".to_string(),
+                leaves: Vec::new(),
+                tree_size: step.tree_size,
+                channel: String::new(),
+            });
+            before = now;
+            continue;
+        };
+        let seen = before.as_ref().map_or(0, |b| b.leaf_indices.len());
+        let leaves = entry.leaf_indices.get(seen..).unwrap_or_default().to_vec();
+        let what = match &before {
+            None => format!("{} on {}", entry.status, entry.channel),
+            Some(b) if b.channel != entry.channel && b.status != entry.status => {
+                format!("promoted to {} and {}", entry.channel, entry.status)
+            }
+            Some(b) if b.channel != entry.channel => format!("promoted to {}", entry.channel),
+            Some(b) if b.status != entry.status => entry.status.clone(),
+            Some(_) => "reviewed".to_string(),
+        };
+        events.push(HistoryEvent {
+            what,
+            leaves,
+            tree_size: step.tree_size,
+            channel: entry.channel.clone(),
+        });
+        before = now;
+    }
+    Ok(events)
+}
+
+/// The consumer's question answered from a verified history (`check --since`): the
+/// newest step is checked as [`check_entry`] checks a lookup, and the answer, yes or no,
+/// carries what happened since the first step. A "no" reads, for example, "revoked:
+/// ... since size 2: published on dev at leaf 5 (size 6), promoted to stable at leaf 9
+/// (size 10), revoked at leaf 12 (size 13): revoked at leaf 12 after being promoted to
+/// stable at leaf 9".
+pub fn check_history(steps: &[VerifiedLookup], want: &Expectation) -> Result<String, String> {
+    let Some(newest) = steps.last() else {
+        return Err("the history proof has no steps".to_string());
+    };
+    let since = steps[0].tree_size;
+    let answer = check_entry(newest, want);
+    let events = history_events(steps).map_err(|e| e.to_string())?;
+    let mut story = if events.is_empty() {
+        format!("no change since size {since}")
+    } else {
+        let list: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        format!("since size {since}: {}", list.join(", "))
+    };
+    // The change that ended a publication, after the last move onto a channel.
+    if let (Err(_), Some(last)) = (&answer, events.last()) {
+        let promoted = events[..events.len() - 1]
+            .iter()
+            .rev()
+            .find(|e| e.what.starts_with("promoted to ") || e.what.starts_with("published on "));
+        if let (Some(p), Some(leaf), Some(p_leaf)) = (
+            promoted,
+            last.leaves.last(),
+            promoted.and_then(|p| p.leaves.last()),
+        ) {
+            let verb = if p.what.starts_with("promoted") {
+                "promoted"
+            } else {
+                "published"
+            };
+            let channel = &p.channel;
+            story.push_str(&format!(
+                ": {} at leaf {leaf} after being {verb} {} {channel} at leaf {p_leaf}",
+                last.what,
+                if verb == "promoted" { "to" } else { "on" },
+            ));
+        }
+    }
+    match answer {
+        Ok(summary) => Ok(format!("{summary}; {story}")),
+        Err(not_met) => Err(format!("{not_met}; {story}")),
+    }
+}
+
 /// Parses a duration such as `90s`, `15m`, `24h` or `7d` (a bare number is seconds)
 /// into milliseconds.
 pub fn parse_duration_ms(text: &str) -> Option<u64> {
@@ -282,6 +410,89 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("the proof is for another key"));
+    }
+
+    fn step(value: Option<EntryValue>, tree_size: u64) -> VerifiedLookup {
+        let mut l = lookup(value, 90_000);
+        l.tree_size = tree_size;
+        l
+    }
+
+    fn with_leaves(mut e: EntryValue, leaves: &[u64]) -> EntryValue {
+        e.leaf_indices = leaves.to_vec();
+        e
+    }
+
+    #[test]
+    fn histories() {
+        let want = Expectation {
+            target: T.into(),
+            subject_name: None,
+            subject_digest: digest(),
+            channel: "stable".into(),
+            max_age_ms: None,
+            now_ms: 100_000,
+        };
+        let steps = [
+            step(None, 2),
+            step(Some(with_leaves(entry("dev", "published"), &[5])), 6),
+            step(Some(with_leaves(entry("dev", "published"), &[5])), 7),
+            step(
+                Some(with_leaves(entry("stable", "published"), &[5, 8, 9])),
+                10,
+            ),
+            step(
+                Some(with_leaves(entry("stable", "revoked"), &[5, 8, 9, 12])),
+                13,
+            ),
+        ];
+        let events = history_events(&steps).unwrap();
+        let text: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "published on dev at leaf 5 (size 6)",
+                "promoted to stable by leaves [8, 9] (size 10)",
+                "revoked at leaf 12 (size 13)"
+            ]
+        );
+        let no = check_history(&steps, &want).unwrap_err();
+        assert!(
+            no.starts_with("revoked: the entry's status is revoked since leaf 12"),
+            "{no}"
+        );
+        assert!(
+            no.ends_with(
+                "since size 2: published on dev at leaf 5 (size 6), promoted to stable by \
+                 leaves [8, 9] (size 10), revoked at leaf 12 (size 13): revoked at leaf 12 \
+                 after being promoted to stable at leaf 9"
+            ),
+            "{no}"
+        );
+        // Up to the promotion: yes, with the story so far.
+        let yes = check_history(&steps[..4], &want).unwrap();
+        assert!(yes.starts_with("OK: "), "{yes}");
+        assert!(
+            yes.ends_with("promoted to stable by leaves [8, 9] (size 10)"),
+            "{yes}"
+        );
+        // One step: no change.
+        let yes = check_history(&steps[3..4], &want).unwrap();
+        assert!(yes.ends_with("; no change since size 10"), "{yes}");
+        // Revoked straight after publication: "after being published on dev".
+        let steps = [
+            step(None, 2),
+            step(Some(with_leaves(entry("dev", "published"), &[5])), 6),
+            step(Some(with_leaves(entry("dev", "revoked"), &[5, 7])), 8),
+        ];
+        let mut dev = want.clone();
+        dev.channel = "dev".into();
+        let no = check_history(&steps, &dev).unwrap_err();
+        assert!(
+            no.ends_with("revoked at leaf 7 after being published on dev at leaf 5"),
+            "{no}"
+        );
+        assert!(check_history(&[], &want).is_err());
     }
 
     #[test]

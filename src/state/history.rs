@@ -17,6 +17,10 @@ pub const STATE_HISTORY_MEDIA_TYPE: &str = "application/vnd.srcos.catalog.state-
 /// The most steps one history proof holds (a server answers a longer range with 400).
 pub const MAX_HISTORY_STEPS: usize = 256;
 
+/// The largest history proof a verifier reads: [`MAX_HISTORY_STEPS`] steps of 64 KiB
+/// (a step is a lookup proof of a few KiB; its map proof is at most 8,291 bytes).
+pub const MAX_HISTORY_BYTES: usize = MAX_HISTORY_STEPS * 64 * 1024;
+
 /// A history proof: the steps, oldest commitment first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -118,6 +122,17 @@ impl StateHistory {
             out.push(lookup);
         }
         Ok(out)
+    }
+
+    /// Parses history JSON strictly (at most [`MAX_HISTORY_BYTES`], no unknown members).
+    pub fn from_json(bytes: &[u8]) -> Result<StateHistory, HistoryError> {
+        if bytes.len() > MAX_HISTORY_BYTES {
+            return Err(HistoryError::Malformed(format!(
+                "{} bytes, over the {MAX_HISTORY_BYTES}-byte limit",
+                bytes.len()
+            )));
+        }
+        serde_json::from_slice(bytes).map_err(|e| HistoryError::Malformed(e.to_string()))
     }
 
     /// The JSON encoding.

@@ -32,10 +32,15 @@ mod tree;
 pub use bundle::{
     BundleError, StateProofBundle, VerifiedLookup, MAX_BUNDLE_BYTES, STATE_PROOF_MEDIA_TYPE,
 };
-pub use check::{check_entry, parse_duration_ms, Expectation, NotMet};
+pub use check::{
+    check_entry, check_history, history_events, parse_duration_ms, Expectation, HistoryEvent,
+    NotMet,
+};
 pub use follow::{Committed, FollowError, StateFollower, DEFAULT_KEPT_COMMITMENTS, MAX_COMMIT_LAG};
 pub use hash::{bit, empty_hash, key_hash, leaf_hash, node_hash, value_hash};
-pub use history::{HistoryError, StateHistory, MAX_HISTORY_STEPS, STATE_HISTORY_MEDIA_TYPE};
+pub use history::{
+    HistoryError, StateHistory, MAX_HISTORY_BYTES, MAX_HISTORY_STEPS, STATE_HISTORY_MEDIA_TYPE,
+};
 pub use keys::{
     encode_value, EntryValue, GrantValue, HeadValue, KeyRoles, MapKey, Sha256Digest, SubjectValue,
 };

@@ -132,6 +132,58 @@ impl StateMap {
         Ok(map)
     }
 
+    /// The maps of `catalog` as of each of `sizes` (taken ascending, each at most the
+    /// applied size; others are ignored), and the map as of the largest. One pass over
+    /// the entries, as [`StateMap::build`] makes, folds each entry as of the first size;
+    /// an entry is read again only at the sizes where it changed (the first size above
+    /// each of its leaves), so the cost beyond one build is the changes between the
+    /// sizes. Used at start-up to serve proofs of the commitments made before it.
+    pub fn build_at(catalog: &Catalog, sizes: &[u64]) -> Result<(StateMap, Vec<Tree>), StateError> {
+        let applied = catalog.applied_size();
+        let mut sizes: Vec<u64> = sizes.iter().copied().filter(|&s| s <= applied).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let mut map = StateMap::new();
+        let (Some(&first), Some(&last)) = (sizes.first(), sizes.last()) else {
+            return Ok((map, Vec::new()));
+        };
+        map.set_keys(key_roles_at(catalog, first)?);
+        // later[j]: the entries whose state at sizes[j] differs from the size before.
+        let mut later: Vec<Vec<u64>> = vec![Vec::new(); sizes.len()];
+        for index in catalog.entry_indices(None, last) {
+            let index = index?;
+            let read = read_entry(catalog, index, last)?;
+            // The first size above each of the entry's leaves: where its state changes.
+            let mut changes: Vec<usize> = read
+                .view
+                .leaf_indices
+                .iter()
+                .map(|&leaf| sizes.partition_point(|&s| s <= leaf))
+                .collect();
+            changes.dedup();
+            match changes.as_slice() {
+                // Unchanged after the first size: its state there is its state now.
+                [0] => map.apply_entry(read)?,
+                [0, ..] => map.apply_entry(read_entry(catalog, index, first)?)?,
+                _ => {}
+            }
+            for &j in changes.iter().filter(|&&j| j > 0 && j < sizes.len()) {
+                later[j].push(index);
+            }
+        }
+        map.flush()?;
+        let mut trees = vec![map.tree()];
+        for (j, &at) in sizes.iter().enumerate().skip(1) {
+            map.set_keys(key_roles_at(catalog, at)?);
+            for &index in &later[j] {
+                map.apply_entry(read_entry(catalog, index, at)?)?;
+            }
+            map.flush()?;
+            trees.push(map.tree());
+        }
+        Ok((map, trees))
+    }
+
     /// What the leaf just applied to `catalog` with `effect` changes in the map, or
     /// `None`. Cheap for publications and entry decisions (a local id); an admin leaf
     /// computes every key's roles.
@@ -440,6 +492,16 @@ impl StateMap {
 /// Every known key's roles in `catalog` now (the log key, the admins, every key with a
 /// grant or a revocation), RFC 8785 encoded.
 fn key_roles(catalog: &Catalog) -> Result<KeyRolesSnapshot, StateError> {
+    key_roles_at(catalog, catalog.applied_size())
+}
+
+/// Every known key's roles as of size `at`: the grants and revocations of leaves below
+/// it (grants are only ever added, and a revocation is recorded beside them, so the
+/// roles of an earlier size are the current ones without the later leaves).
+fn key_roles_at(catalog: &Catalog, at: u64) -> Result<KeyRolesSnapshot, StateError> {
+    if at == 0 {
+        return Ok(KeyRolesSnapshot::new());
+    }
     let mut verifiers: Vec<_> = catalog.keys().iter().map(|(_, v)| v.clone()).collect();
     verifiers.extend(catalog.log_key().cloned());
     verifiers.extend(catalog.admins().iter().cloned());
@@ -449,6 +511,7 @@ fn key_roles(catalog: &Catalog) -> Result<KeyRolesSnapshot, StateError> {
         let grants: Vec<GrantValue> = catalog
             .grants(&id)
             .iter()
+            .filter(|g| g.leaf_index < at)
             .map(|g| GrantValue {
                 channels: g.channels.clone(),
                 leaf_index: g.leaf_index,
@@ -460,7 +523,10 @@ fn key_roles(catalog: &Catalog) -> Result<KeyRolesSnapshot, StateError> {
             admin: catalog.is_admin(&v),
             grants,
             log: catalog.log_key() == Some(&v),
-            revoked: catalog.revocation(&id).map(|r| r.leaf_index),
+            revoked: catalog
+                .revocation(&id)
+                .map(|r| r.leaf_index)
+                .filter(|&leaf| leaf < at),
         };
         if roles.admin || roles.log || !roles.grants.is_empty() || roles.revoked.is_some() {
             now.insert(v.to_vkey(), Arc::from(encode_value(&roles)?));
