@@ -428,3 +428,88 @@ pub fn replay_dir(data_dir: &Path, log_key: Option<&Verifier>) -> Result<Replaye
     let log = LogBackends::posix(data_dir)?;
     replay_log(&log, log_key)?.ok_or_else(|| ReplayError::NoCheckpoint(data_dir.to_path_buf()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::integrator::{BatchTiles, Integrator};
+    use crate::note::{KeyType, Signer};
+
+    /// Replay runs one step ahead, but reports the first error in log order: a leaf that
+    /// does not apply in one step comes before an unreadable bundle in the next, and a
+    /// replay of the readable part reports it, as a step-by-step replay did.
+    #[test]
+    fn the_first_error_in_log_order_wins_over_a_later_unreadable_bundle() {
+        let log_key = Signer::generate("replay.test/log", KeyType::Ed25519).unwrap();
+        let admin = Signer::generate("admin", KeyType::Ed25519).unwrap();
+        let genesis =
+            Catalog::genesis_leaf(log_key.name(), &log_key.verifier(), &[admin.verifier()], 0)
+                .unwrap();
+        // Leaf 1 and after are not leaves; two steps' worth of them.
+        let size = 2 * BUNDLES_PER_STEP as u64 * TILE_WIDTH + 10;
+        let mut integrator = Integrator::new();
+        let mut tiles = BatchTiles::default();
+        integrator.append(&genesis, &mut tiles).unwrap();
+        for n in 1..size {
+            integrator
+                .append(format!("{{\"n\":{n}}}").as_bytes(), &mut tiles)
+                .unwrap();
+        }
+        let bundles: std::collections::HashMap<String, Vec<u8>> = integrator
+            .finish(tiles)
+            .into_iter()
+            .map(|w| (w.tile.path(), w.data))
+            .collect();
+        let signed = integrator
+            .checkpoint(log_key.name())
+            .sign(&log_key)
+            .unwrap()
+            .to_bytes();
+        let key = log_key.verifier();
+        // Every bundle of the second step and after is missing.
+        let readable = |tile: TileId| {
+            let missing = tile.index >= BUNDLES_PER_STEP as u64;
+            match bundles.get(&tile.path()) {
+                Some(b) if !missing => Ok(b),
+                _ => Err(ReplayError::Fetch(tile.path().into())),
+            }
+        };
+        match replay(&signed, &key, readable) {
+            Err(ReplayError::Apply { index: 1, .. }) => {}
+            other => panic!(
+                "expected leaf 1's error, got {:?}",
+                other.map(|r| r.state_digest)
+            ),
+        }
+        // With every bundle readable the same leaf is the first error.
+        let all = |tile: TileId| {
+            bundles
+                .get(&tile.path())
+                .ok_or_else(|| ReplayError::Fetch(tile.path().into()))
+        };
+        assert!(matches!(
+            replay(&signed, &key, all),
+            Err(ReplayError::Apply { index: 1, .. })
+        ));
+        // The genesis alone replays.
+        let mut integrator = Integrator::new();
+        let mut tiles = BatchTiles::default();
+        integrator.append(&genesis, &mut tiles).unwrap();
+        let one: std::collections::HashMap<String, Vec<u8>> = integrator
+            .finish(tiles)
+            .into_iter()
+            .map(|w| (w.tile.path(), w.data))
+            .collect();
+        let signed = integrator
+            .checkpoint(log_key.name())
+            .sign(&log_key)
+            .unwrap()
+            .to_bytes();
+        let replayed = replay(&signed, &key, |tile| {
+            one.get(&tile.path())
+                .ok_or_else(|| ReplayError::Fetch(tile.path().into()))
+        })
+        .unwrap();
+        assert_eq!(replayed.catalog.applied_size(), 1);
+    }
+}

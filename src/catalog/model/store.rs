@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -216,6 +217,11 @@ fn record_index(space: Space, key: &[u8], value: &[u8]) -> Result<u64, RecordErr
 #[derive(Debug)]
 pub struct Records {
     store: Box<dyn RecordStore>,
+    /// The entry read last, decoded: applying a decision reads its entry three or four
+    /// times (the gate, the freshness and identity rules, then the write), and a clone
+    /// costs less than decoding the stored JSON again. Only `Records` writes the store
+    /// (it owns it), and both its writes clear this, so it never holds a stale entry.
+    last_entry: Mutex<Option<(u64, EntryRecord)>>,
 }
 
 /// What a clone holds when copying the records failed: every access reports the failure,
@@ -255,7 +261,10 @@ impl Default for Records {
 impl Records {
     /// Records kept in `store`, which must be empty (the catalog applies from leaf 0).
     pub fn new(store: Box<dyn RecordStore>) -> Records {
-        Records { store }
+        Records {
+            store,
+            last_entry: Mutex::new(None),
+        }
     }
 
     /// The store the records are kept in.
@@ -287,10 +296,32 @@ impl Records {
 
     /// The entry created by publication leaf `index`.
     pub fn entry(&self, index: u64) -> Result<Option<EntryRecord>, RecordError> {
-        self.store
+        // `try_lock`: a reader never waits for another one; it decodes instead.
+        if let Ok(last) = self.last_entry.try_lock() {
+            if let Some((i, entry)) = last.as_ref() {
+                if *i == index {
+                    return Ok(Some(entry.clone()));
+                }
+            }
+        }
+        let entry: Option<EntryRecord> = self
+            .store
             .get(Space::Entries, &index_key(index))?
             .map(|v| decode(&v))
-            .transpose()
+            .transpose()?;
+        if let (Some(e), Ok(mut last)) = (&entry, self.last_entry.try_lock()) {
+            *last = Some((index, e.clone()));
+        }
+        Ok(entry)
+    }
+
+    /// Forgets the entry read last; every write calls it first.
+    fn forget_last_entry(&mut self) {
+        // A poisoned lock still gives its value to the one `&mut` owner.
+        match self.last_entry.get_mut() {
+            Ok(last) => *last = None,
+            Err(poisoned) => *poisoned.into_inner() = None,
+        }
     }
 
     /// The publication index of the entry with local id `id`.
@@ -397,6 +428,7 @@ impl Records {
         record: &PublicationRecord,
         id: &str,
     ) -> Result<(), RecordError> {
+        self.forget_last_entry();
         let index = record.leaf_index;
         let entry = EntryRecord {
             id: id.to_string(),
@@ -482,6 +514,7 @@ impl Records {
 
     /// Replaces an entry (a decision was appended to it).
     pub fn put_entry(&mut self, entry: &EntryRecord) -> Result<(), RecordError> {
+        self.forget_last_entry();
         self.store.write(vec![Put {
             space: Space::Entries,
             key: index_key(entry.publication_index).to_vec(),
@@ -493,6 +526,28 @@ impl Records {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The entry read last is kept decoded, and every write forgets it: a read after a
+    /// write sees the write.
+    #[test]
+    fn the_last_entry_read_is_never_stale() {
+        let mut r = Records::default();
+        let mut e = EntryRecord {
+            decisions: Vec::new(),
+            id: "0123".into(),
+            publication_index: 7,
+            subject_digest: format!("sha256:{}", "ab".repeat(32)),
+        };
+        assert_eq!(r.entry(7).unwrap(), None);
+        r.put_entry(&e).unwrap();
+        assert_eq!(r.entry(7).unwrap().as_ref(), Some(&e));
+        assert_eq!(r.entry(7).unwrap().as_ref(), Some(&e));
+        e.id = "4567".into();
+        r.put_entry(&e).unwrap();
+        assert_eq!(r.entry(7).unwrap().as_ref(), Some(&e));
+        assert_eq!(r.entry(8).unwrap(), None);
+        assert_eq!(r.clone().entry(7).unwrap().as_ref(), Some(&e));
+    }
 
     #[test]
     fn text_scans_stay_within_their_text() {
