@@ -32,15 +32,16 @@ use serde::Serialize;
 use tower::ServiceExt as _;
 
 use super::forward::{unavailable, Forwarder};
-use super::read::{parse_index, query_problem, with_headers, ConsistencyQuery, ReceiptQuery};
+use super::read::{
+    parse_index, query_problem, tile_response, with_headers, ConsistencyQuery, ReceiptQuery,
+    IMMUTABLE,
+};
 use super::{Operations, Problem, MAX_BODY_BYTES};
 use crate::catalog::{Refusal, Submission, SubmissionKind};
 use crate::http::routes;
 use crate::log::follower::Follower;
 use crate::receipt::RECEIPT_MEDIA_TYPE;
 use crate::tiles::TileId;
-
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// What a frontend's handlers reach.
 #[derive(Clone)]
@@ -273,19 +274,7 @@ async fn tile(State(app): State<Frontend>, Path(path): Path<String>) -> Response
     let follower = app.follower.clone();
     let read = tokio::task::spawn_blocking(move || follower.tile(tile)).await;
     match read {
-        Ok(Ok(data)) => {
-            let cache = if tile.is_full() {
-                IMMUTABLE
-            } else {
-                "public, max-age=3600"
-            };
-            with_headers(
-                StatusCode::OK,
-                "application/octet-stream",
-                cache,
-                data.as_ref().clone(),
-            )
-        }
+        Ok(Ok(data)) => tile_response(tile, &data),
         Ok(Err(e)) => Problem::from(e).into_response(),
         Err(e) => Problem::internal(e.to_string()).into_response(),
     }

@@ -14,7 +14,8 @@ use super::{AppState, Problem};
 use crate::receipt::RECEIPT_MEDIA_TYPE;
 use crate::tiles::TileId;
 
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// The cache policy of what never changes (full tiles, entries of a signed size).
+pub(super) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// A response with its status, content type and cache policy.
 pub(super) fn with_headers(
@@ -28,6 +29,22 @@ pub(super) fn with_headers(
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     response
+}
+
+/// A tile's bytes as served: a full tile never changes, so it is cached for a year; a
+/// partial one for an hour (the server and a frontend answer alike).
+pub(super) fn tile_response(tile: TileId, data: &[u8]) -> Response {
+    let cache = if tile.is_full() {
+        IMMUTABLE
+    } else {
+        "public, max-age=3600"
+    };
+    with_headers(
+        StatusCode::OK,
+        "application/octet-stream",
+        cache,
+        data.to_vec(),
+    )
 }
 
 fn json(value: &impl Serialize) -> Response {
@@ -60,19 +77,7 @@ pub async fn tile(State(app): State<AppState>, Path(path): Path<String>) -> Resp
         return Problem::not_found(format!("{full_path} is not a tlog-tiles path")).into_response();
     };
     match app.log.tile(tile) {
-        Ok(data) => {
-            let cache = if tile.is_full() {
-                IMMUTABLE
-            } else {
-                "public, max-age=3600"
-            };
-            with_headers(
-                StatusCode::OK,
-                "application/octet-stream",
-                cache,
-                data.as_ref().clone(),
-            )
-        }
+        Ok(data) => tile_response(tile, &data),
         Err(e) => Problem::from(e).into_response(),
     }
 }
