@@ -155,13 +155,8 @@ fn replay(c: &mut Criterion) {
     let count = if bench_mode() { 20_000 } else { 200 };
     let (leaves, log_key) = catalog_leaves(count);
     // The log as a tiles server would hold it: entry bundles and a signed checkpoint.
-    let mut integrator = Integrator::new();
-    let mut tiles = BatchTiles::default();
-    for leaf in &leaves {
-        integrator.append(leaf, &mut tiles).unwrap();
-    }
-    let bundles: std::collections::HashMap<String, Vec<u8>> = integrator
-        .finish(tiles)
+    let (integrator, writes) = Integrator::from_entries(&leaves).unwrap();
+    let bundles: std::collections::HashMap<String, Vec<u8>> = writes
         .into_iter()
         .map(|w| (w.tile.path(), w.data))
         .collect();

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use common::MixedLog;
 use srcos_catalog::catalog::{Catalog, Effect};
-use srcos_catalog::log::integrator::{BatchTiles, Integrator};
+use srcos_catalog::log::integrator::Integrator;
 use srcos_catalog::log::replay;
 use srcos_catalog::note::{KeyType, Signer, Verifier};
 use srcos_catalog::tiles;
@@ -64,13 +64,8 @@ fn build(count: u64) -> Log {
     }
     let mut leaves = log.into_leaves();
     leaves.truncate(count as usize);
-    let mut integrator = Integrator::new();
-    let mut tiles = BatchTiles::default();
-    for leaf in &leaves {
-        integrator.append(leaf, &mut tiles).unwrap();
-    }
-    let bundles = integrator
-        .finish(tiles)
+    let (integrator, writes) = Integrator::from_entries(&leaves).unwrap();
+    let bundles = writes
         .into_iter()
         .filter(|w| w.tile.path().contains("/entries/"))
         .map(|w| (w.tile.path(), w.data))

@@ -123,20 +123,6 @@ fn cluster_of(
     (sequencer, frontends, log_key, admin)
 }
 
-/// Submits publication `n` through `client`; the status and body.
-fn publish(
-    rt: &tokio::runtime::Runtime,
-    client: &HttpClient,
-    publisher: &Signer,
-    n: u64,
-) -> (u16, Vec<u8>) {
-    let envelope = load::envelope(publisher, SCOPE, n);
-    let r = rt
-        .block_on(client.post("/v1/publications", "application/json", envelope.into()))
-        .unwrap();
-    (r.status.as_u16(), r.body.to_vec())
-}
-
 fn get(rt: &tokio::runtime::Runtime, client: &HttpClient, path: &str) -> (u16, Vec<u8>) {
     let r = rt.block_on(client.get(path)).unwrap();
     (r.status.as_u16(), r.body.to_vec())
@@ -197,7 +183,7 @@ fn publications_through_frontends_verify_and_reads_agree() {
     let mut acked: Vec<Acked> = Vec::new();
     for n in 0..30u64 {
         let (via, other) = (&clients[(n % 2) as usize], &clients[((n + 1) % 2) as usize]);
-        let (status, body) = publish(&rt, via, &publisher, n);
+        let (status, body) = load::publish_one(&rt, via, &publisher, SCOPE, n);
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
         let receipt = Receipt::from_json(&body).unwrap();
         receipt.verify(&log_key).unwrap();
@@ -359,7 +345,7 @@ fn a_bad_signature_sent_to_a_frontend_never_reaches_the_sequencer() {
     assert_eq!(refusals(&rt, &holder), counted_before);
     assert_eq!(get(&rt, &holder, "/checkpoint").1, head_before);
     // A good one still goes through the same frontend.
-    assert_eq!(publish(&rt, &front, &publisher, 3).0, 201);
+    assert_eq!(load::publish_one(&rt, &front, &publisher, SCOPE, 3).0, 201);
 }
 
 #[test]
@@ -441,7 +427,7 @@ fn a_paused_frontend_never_writes_a_checkpoint() {
     let front = HttpClient::new(&frontends[0].url).unwrap();
     let (epoch, advertised) = cluster.lease(&rt);
     for n in 0..5 {
-        assert_eq!(publish(&rt, &front, &publisher, n).0, 201);
+        assert_eq!(load::publish_one(&rt, &front, &publisher, SCOPE, n).0, 201);
     }
     let pid = frontends[0].pid() as i32;
     unsafe {
@@ -450,7 +436,7 @@ fn a_paused_frontend_never_writes_a_checkpoint() {
     // Paused for several leases while the sequencer goes on.
     let mut seen = Vec::new();
     for n in 100..110 {
-        let (status, body) = publish(&rt, &holder, &publisher, n);
+        let (status, body) = load::publish_one(&rt, &holder, &publisher, SCOPE, n);
         assert_eq!(status, 201);
         seen.push(Receipt::from_json(&body).unwrap().checkpoint.into_bytes());
         std::thread::sleep(Duration::from_millis(lease_ms * 3 / 10));
@@ -459,7 +445,7 @@ fn a_paused_frontend_never_writes_a_checkpoint() {
         libc::kill(pid, libc::SIGCONT);
     }
     for n in 200..205 {
-        let (status, body) = publish(&rt, &front, &publisher, n);
+        let (status, body) = load::publish_one(&rt, &front, &publisher, SCOPE, n);
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
         seen.push(Receipt::from_json(&body).unwrap().checkpoint.into_bytes());
     }
@@ -467,7 +453,10 @@ fn a_paused_frontend_never_writes_a_checkpoint() {
     // and the sequencer's own swaps (compare-and-swap on its epoch and size) all went
     // through after the resume.
     assert_eq!(cluster.lease(&rt), (epoch, advertised));
-    assert_eq!(publish(&rt, &holder, &publisher, 300).0, 201);
+    assert_eq!(
+        load::publish_one(&rt, &holder, &publisher, SCOPE, 300).0,
+        201
+    );
     let (_, head) = get(&rt, &holder, "/checkpoint");
     let (current, _) = note::open_checkpoint(&head, &log_key).unwrap();
     assert_eq!(current.size, 2 + 5 + 10 + 5 + 1);

@@ -21,7 +21,7 @@ use common::{tempdir, Server};
 use sha2::{Digest, Sha256};
 use srcos_catalog::keyfile::read_signer;
 use srcos_catalog::log::commit;
-use srcos_catalog::log::integrator::{BatchTiles, Integrator};
+use srcos_catalog::log::integrator::Integrator;
 use srcos_catalog::note::{Checkpoint, KeyType, Signer};
 use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
 use srcos_catalog::storage::LockedCheckpoint;
@@ -299,12 +299,7 @@ fn write_log(dir: &Path, entries: &[Vec<u8>], key: &Signer) {
         PosixTiles::open(dir).unwrap(),
         PosixLock::open(dir).unwrap(),
     );
-    let mut integrator = Integrator::new();
-    let mut batch = BatchTiles::default();
-    for entry in entries {
-        integrator.append(entry, &mut batch).unwrap();
-    }
-    let writes = integrator.finish(batch);
+    let (integrator, writes) = Integrator::from_entries(entries).unwrap();
     let note = Checkpoint {
         origin: key.name().to_string(),
         size: integrator.size(),

@@ -234,20 +234,6 @@ fn a_standby_takes_over_when_the_sequencer_is_killed() {
     assert!(!more.is_empty(), "the new sequencer acknowledged nothing");
 }
 
-/// Submits one new publication request; returns the status and body.
-fn publish_one(
-    rt: &tokio::runtime::Runtime,
-    client: &HttpClient,
-    publisher: &Signer,
-    n: u64,
-) -> (u16, Vec<u8>) {
-    let envelope = load::envelope(publisher, SCOPE, n);
-    match rt.block_on(client.post("/v1/publications", "application/json", envelope.into())) {
-        Ok(r) => (r.status.as_u16(), r.body.to_vec()),
-        Err(_) => (0, Vec::new()),
-    }
-}
-
 /// Fencing: the sequencer is paused (SIGSTOP) past its lease, a standby takes over and
 /// writes, then the old one resumes. It must acknowledge nothing and install no
 /// checkpoint: the new sequencer's head stays where it was.
@@ -263,7 +249,7 @@ fn a_paused_sequencer_is_fenced_when_it_resumes() {
     let lease_ms = 1_000;
     let (mut first, log_key, old) = first_sequencer(&rt, &cluster, &data_a, lease_ms, &publisher);
     for n in 0..5 {
-        assert_eq!(publish_one(&rt, &old, &publisher, n).0, 201);
+        assert_eq!(load::publish_one(&rt, &old, &publisher, SCOPE, n).0, 201);
     }
     let standby = cluster.standby(&data_a, &data_b, lease_ms);
     std::thread::sleep(Duration::from_millis(500));
@@ -278,7 +264,7 @@ fn a_paused_sequencer_is_fenced_when_it_resumes() {
     let (second, _) = standby.join().unwrap();
     let new = HttpClient::new(&second.url).unwrap();
     for n in 100..105 {
-        assert_eq!(publish_one(&rt, &new, &publisher, n).0, 201);
+        assert_eq!(load::publish_one(&rt, &new, &publisher, SCOPE, n).0, 201);
     }
     let head = rt.block_on(new.get("/checkpoint")).unwrap().body.to_vec();
     unsafe {
@@ -287,7 +273,7 @@ fn a_paused_sequencer_is_fenced_when_it_resumes() {
     // The old sequencer resumes, believing it still sequences: nothing it is asked to
     // append may be acknowledged.
     for n in 200..205 {
-        let (status, body) = publish_one(&rt, &old, &publisher, n);
+        let (status, body) = load::publish_one(&rt, &old, &publisher, SCOPE, n);
         assert!(
             !(200..300).contains(&status),
             "a fenced sequencer acknowledged: {status} {}",
@@ -301,7 +287,7 @@ fn a_paused_sequencer_is_fenced_when_it_resumes() {
         head, after,
         "the checkpoint moved while only the fenced sequencer wrote"
     );
-    assert_eq!(publish_one(&rt, &new, &publisher, 300).0, 201);
+    assert_eq!(load::publish_one(&rt, &new, &publisher, SCOPE, 300).0, 201);
     let (current, _) =
         note::open_checkpoint(&rt.block_on(new.get("/checkpoint")).unwrap().body, &log_key)
             .unwrap();
@@ -342,7 +328,7 @@ fn monitor_and_verify_read_the_log_straight_from_the_bucket() {
     let (_server, _, client) = first_sequencer(&rt, &cluster, &data, 5_000, &publisher);
     let receipt = dir.path().join("receipt.json");
     for n in 0..300 {
-        let (status, body) = publish_one(&rt, &client, &publisher, n);
+        let (status, body) = load::publish_one(&rt, &client, &publisher, SCOPE, n);
         assert_eq!(status, 201);
         if n == 10 {
             std::fs::write(&receipt, body).unwrap();
@@ -380,7 +366,7 @@ fn monitor_and_verify_read_the_log_straight_from_the_bucket() {
     let out = monitor(&["--audit"]);
     assert!(out.contains("302"), "{out}");
     for n in 300..310 {
-        assert_eq!(publish_one(&rt, &client, &publisher, n).0, 201);
+        assert_eq!(load::publish_one(&rt, &client, &publisher, SCOPE, n).0, 201);
     }
     // Grown: proven consistent from the bucket's hash tiles (radosgw has no proof API).
     let out = monitor(&["--audit"]);
@@ -516,13 +502,13 @@ fn a_lagging_bucket_checkpoint_is_brought_up_to_date_at_start() {
     let rt = common::multi_thread_runtime();
     let publisher = Signer::generate("scale.example/publisher", KeyType::Ed25519).unwrap();
     let (mut server, _, client) = first_sequencer(&rt, &cluster, &data, 1_000, &publisher);
-    assert_eq!(publish_one(&rt, &client, &publisher, 1).0, 201);
+    assert_eq!(load::publish_one(&rt, &client, &publisher, SCOPE, 1).0, 201);
     let older = rt
         .block_on(client.get("/checkpoint"))
         .unwrap()
         .body
         .to_vec();
-    assert_eq!(publish_one(&rt, &client, &publisher, 2).0, 201);
+    assert_eq!(load::publish_one(&rt, &client, &publisher, SCOPE, 2).0, 201);
     let newest = rt
         .block_on(client.get("/checkpoint"))
         .unwrap()

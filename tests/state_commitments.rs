@@ -8,7 +8,7 @@
 mod common;
 mod watchers;
 
-use common::authority::{no_refs, request, subject_hex, Authority, PREFIX};
+use common::authority::{no_refs, request, subject_hex, Authority, Key, PREFIX};
 use common::cli;
 use serde_json::json;
 use srcos_catalog::keyfile::read_verifier;
@@ -29,6 +29,18 @@ fn open_policy(a: &Authority) {
             "channels": {"dev": open, "candidate": candidate, "stable": stable}}),
     );
     assert_eq!(status, 201, "{body}");
+}
+
+/// A server committing after every batch (plus `extra` flags), with a publisher granted
+/// `dev` and the open policy: the start every end-to-end state test shares.
+fn committing_authority(extra: &[&str]) -> (Authority, Key) {
+    let mut args = vec!["--state-commit-every", "1"];
+    args.extend_from_slice(extra);
+    let a = Authority::start(&args);
+    let publisher = a.key("pipeline");
+    a.grant(&publisher.signer, "publisher", &["dev"]);
+    open_policy(&a);
+    (a, publisher)
 }
 
 /// Runs `check` against the server; (exit code, stdout + stderr).
@@ -66,10 +78,7 @@ fn check(
 
 #[test]
 fn check_follows_the_channels_and_a_revocation_flips_it() {
-    let a = Authority::start(&["--state-commit-every", "1"]);
-    let publisher = a.key("pipeline");
-    a.grant(&publisher.signer, "publisher", &["dev"]);
-    open_policy(&a);
+    let (a, publisher) = committing_authority(&[]);
     let hex = subject_hex("state-e2e");
     let name = "quay.io/socios/sourceos-smoke-runner";
     let target = format!("{PREFIX}sourceos-smoke-runner");
@@ -326,10 +335,7 @@ fn a_wrong_commitment_is_caught_by_replay_and_the_monitor() {
 /// which recomputes every committed root from the entries alone, accepts them all.
 #[test]
 fn commitments_survive_kill_9() {
-    let a = Authority::start(&["--state-commit-every", "1", "--batch-max", "16"]);
-    let publisher = a.key("pipeline");
-    a.grant(&publisher.signer, "publisher", &["dev"]);
-    open_policy(&a);
+    let (a, publisher) = committing_authority(&["--batch-max", "16"]);
     let Authority {
         dir,
         data,
@@ -439,10 +445,7 @@ fn committed_size(bundle: &serde_json::Value) -> u64 {
 /// history from a pre-restart size runs across the restart.
 #[test]
 fn commitments_made_before_a_restart_are_still_proved() {
-    let a = Authority::start(&["--state-commit-every", "1"]);
-    let publisher = a.key("pipeline");
-    a.grant(&publisher.signer, "publisher", &["dev"]);
-    open_policy(&a);
+    let (a, publisher) = committing_authority(&[]);
     let hex = subject_hex("before-restart");
     let name = "quay.io/socios/sourceos-smoke-runner";
     let target = format!("{PREFIX}sourceos-smoke-runner");

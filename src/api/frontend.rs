@@ -33,8 +33,8 @@ use tower::ServiceExt as _;
 
 use super::forward::{unavailable, Forwarder};
 use super::read::{
-    parse_index, query_problem, tile_response, with_headers, ConsistencyQuery, ReceiptQuery,
-    IMMUTABLE,
+    log_info_response, parse_index, query_problem, tile_response, with_headers, ConsistencyQuery,
+    ReceiptQuery, IMMUTABLE,
 };
 use super::{Operations, Problem, MAX_BODY_BYTES};
 use crate::catalog::{Refusal, Submission, SubmissionKind};
@@ -280,28 +280,14 @@ async fn tile(State(app): State<Frontend>, Path(path): Path<String>) -> Response
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LogInfo<'a> {
-    origin: &'a str,
-    verifier_key: String,
-    tree_size: u64,
-}
-
 async fn log_info(State(app): State<Frontend>) -> Response {
     let Some(head) = app.follower.head() else {
         return no_head();
     };
-    let info = LogInfo {
-        origin: app.follower.origin(),
-        verifier_key: app.follower.verifier().to_vkey(),
-        tree_size: head.checkpoint.size,
-    };
-    with_headers(
-        StatusCode::OK,
-        "application/json",
-        "no-cache",
-        serde_json::to_string(&info).unwrap_or_default(),
+    log_info_response(
+        app.follower.origin(),
+        app.follower.verifier(),
+        head.checkpoint.size,
     )
 }
 

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{AppState, Problem};
+use crate::note::Verifier;
 use crate::receipt::RECEIPT_MEDIA_TYPE;
 use crate::tiles::TileId;
 
@@ -96,14 +97,20 @@ struct LogInfo<'a> {
     tree_size: u64,
 }
 
+/// The `/v1/log` answer, shared by the server and a frontend (which answers from its
+/// follower): origin, verifier key and the size of the head being served.
+pub(super) fn log_info_response(origin: &str, verifier: &Verifier, tree_size: u64) -> Response {
+    json(&LogInfo {
+        origin,
+        verifier_key: verifier.to_vkey(),
+        tree_size,
+    })
+}
+
 /// `GET /v1/log`: origin, verifier key and current size.
 pub async fn log_info(State(app): State<AppState>) -> Response {
     let head = app.log.head();
-    json(&LogInfo {
-        origin: app.log.origin(),
-        verifier_key: app.log.verifier().to_vkey(),
-        tree_size: head.checkpoint.size,
-    })
+    log_info_response(app.log.origin(), app.log.verifier(), head.checkpoint.size)
 }
 
 pub(super) fn parse_index(text: &str, what: &str) -> Result<u64, Problem> {

@@ -126,6 +126,20 @@ impl Integrator {
         Ok(hash)
     }
 
+    /// Integrates `entries` into an empty log as one batch: the edge after them and every
+    /// tile write. For tools, tests and benches that build a whole log in memory.
+    pub fn from_entries<E: AsRef<[u8]>>(
+        entries: impl IntoIterator<Item = E>,
+    ) -> Result<(Integrator, Vec<TileWrite>), EntryTooLarge> {
+        let mut integrator = Integrator::new();
+        let mut batch = BatchTiles::default();
+        for entry in entries {
+            integrator.append(entry.as_ref(), &mut batch)?;
+        }
+        let writes = integrator.finish(batch);
+        Ok((integrator, writes))
+    }
+
     /// Ends a batch: adds the partial tiles that changed and returns every write.
     pub fn finish(&self, mut batch: BatchTiles) -> Vec<TileWrite> {
         let size = self.size();

@@ -432,7 +432,7 @@ pub fn replay_dir(data_dir: &Path, log_key: Option<&Verifier>) -> Result<Replaye
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::integrator::{BatchTiles, Integrator};
+    use crate::log::integrator::Integrator;
     use crate::note::{KeyType, Signer};
 
     /// Replay runs one step ahead, but reports the first error in log order: a leaf that
@@ -447,24 +447,9 @@ mod tests {
                 .unwrap();
         // Leaf 1 and after are not leaves; two steps' worth of them.
         let size = 2 * BUNDLES_PER_STEP as u64 * TILE_WIDTH + 10;
-        let mut integrator = Integrator::new();
-        let mut tiles = BatchTiles::default();
-        integrator.append(&genesis, &mut tiles).unwrap();
-        for n in 1..size {
-            integrator
-                .append(format!("{{\"n\":{n}}}").as_bytes(), &mut tiles)
-                .unwrap();
-        }
-        let bundles: std::collections::HashMap<String, Vec<u8>> = integrator
-            .finish(tiles)
-            .into_iter()
-            .map(|w| (w.tile.path(), w.data))
-            .collect();
-        let signed = integrator
-            .checkpoint(log_key.name())
-            .sign(&log_key)
-            .unwrap()
-            .to_bytes();
+        let leaves = std::iter::once(genesis.clone())
+            .chain((1..size).map(|n| format!("{{\"n\":{n}}}").into_bytes()));
+        let (bundles, signed) = signed_log(leaves, &log_key);
         let key = log_key.verifier();
         // Every bundle of the second step and after is missing.
         let readable = |tile: TileId| {
@@ -492,24 +477,30 @@ mod tests {
             Err(ReplayError::Apply { index: 1, .. })
         ));
         // The genesis alone replays.
-        let mut integrator = Integrator::new();
-        let mut tiles = BatchTiles::default();
-        integrator.append(&genesis, &mut tiles).unwrap();
-        let one: std::collections::HashMap<String, Vec<u8>> = integrator
-            .finish(tiles)
-            .into_iter()
-            .map(|w| (w.tile.path(), w.data))
-            .collect();
-        let signed = integrator
-            .checkpoint(log_key.name())
-            .sign(&log_key)
-            .unwrap()
-            .to_bytes();
+        let (one, signed) = signed_log([genesis], &log_key);
         let replayed = replay(&signed, &key, |tile| {
             one.get(&tile.path())
                 .ok_or_else(|| ReplayError::Fetch(tile.path().into()))
         })
         .unwrap();
         assert_eq!(replayed.catalog.applied_size(), 1);
+    }
+
+    /// The tiles of a log holding `leaves`, by path, and its checkpoint signed by `key`.
+    fn signed_log(
+        leaves: impl IntoIterator<Item = Vec<u8>>,
+        key: &Signer,
+    ) -> (std::collections::HashMap<String, Vec<u8>>, Vec<u8>) {
+        let (integrator, writes) = Integrator::from_entries(leaves).unwrap();
+        let tiles = writes
+            .into_iter()
+            .map(|w| (w.tile.path(), w.data))
+            .collect();
+        let signed = integrator
+            .checkpoint(key.name())
+            .sign(key)
+            .unwrap()
+            .to_bytes();
+        (tiles, signed)
     }
 }

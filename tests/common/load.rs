@@ -80,6 +80,22 @@ pub struct Load {
     pub retry_503: bool,
 }
 
+/// Submits publication `n` of `publisher` under `scope` through `client`: the status and
+/// body, or status 0 and no body when no answer came (a killed or stopped server).
+pub fn publish_one(
+    rt: &tokio::runtime::Runtime,
+    client: &HttpClient,
+    publisher: &Signer,
+    scope: &str,
+    n: u64,
+) -> (u16, Vec<u8>) {
+    let envelope = envelope(publisher, scope, n);
+    match rt.block_on(client.post("/v1/publications", "application/json", envelope.into())) {
+        Ok(r) => (r.status.as_u16(), r.body.to_vec()),
+        Err(_) => (0, Vec::new()),
+    }
+}
+
 /// Submits from `load.workers` tasks until `stop` (or the server is gone), keeping every
 /// acknowledged receipt in `acked`, each verified against the log key as it arrives.
 pub fn run(
