@@ -68,6 +68,12 @@ loadgen --admin-key "$mem/admin.key" --rate max --duration "${PEAK_DURATION:-20s
 echo "memory projection: peak resident memory: $(grep VmHWM /proc/$pid/status)" | tee -a "$out/memory.txt"
 stop_server
 
+# CPU per admitted publication over HTTP, split by stage (the server's threads by name,
+# and the load generator), with the on-disk projection and with it in memory.
+python3 benches/cpu_split.py --label "disk projection" | tee "$out/cpu-split.txt"
+python3 benches/cpu_split.py --label "memory projection" -- --projection memory \
+  | tee -a "$out/cpu-split.txt"
+
 # State commitments (issue 13): publication throughput with commitments off and after
 # every batch, alternating in the same run: at the sequencer (memory backends, CPU per
 # thread) and over HTTP against fresh servers.

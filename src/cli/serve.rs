@@ -132,7 +132,7 @@ pub struct ServeArgs {
 /// `--projection`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Projection {
-    /// sled with a small cache under DATA/projection/.
+    /// A slot file and an LSM tree (small memtable and cache) under DATA/projection/.
     Disk,
     /// In memory.
     Memory,

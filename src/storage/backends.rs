@@ -47,7 +47,7 @@ impl LogBackends {
 /// docs/adr/0002-projection-store.md). Either way they are rebuilt from the log at open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecordsIn {
-    /// On disk (`DATA/projection/`, a slot file and sled with a small cache): resident
+    /// On disk (`DATA/projection/`, a slot file and an LSM tree with a small memtable and cache): resident
     /// memory stays flat whatever the log size. The default.
     #[default]
     Disk,

@@ -12,7 +12,7 @@
 //!
 //! Drivers, one file per port: [`posix::PosixTiles`] and [`posix::PosixLock`] (the
 //! tlog-tiles directory and its `checkpoint.pending` + rename), [`index::Index`] (sorted
-//! run files), [`records::DiskRecordStore`] (slot file + sled), and [`memory`] (tiles, lock
+//! run files), [`records::DiskRecordStore`] (slot file + LSM tree), and [`memory`] (tiles, lock
 //! and index in memory, with fault injection), [`object::ObjectTiles`] (tiles on S3 or
 //! any S3-compatible bucket, create-only) and [`postgres::PgLock`] (the checkpoint in
 //! PostgreSQL, with the sequencer lease, its fencing epoch and the batch journal). [`Backends`] bundles one driver per port;
@@ -56,7 +56,7 @@ pub enum StorageError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The embedded database (sled, holding the catalog projection) failed.
+    /// The embedded database (the LSM tree holding the catalog projection) failed.
     #[error("database: {0}")]
     Database(String),
     /// Stored data does not have the shape it must have.

@@ -1,6 +1,6 @@
 //! An immutable sorted table of records in hashed blocks, opened where it lies on disk:
 //! the body of a catalog snapshot (ADR 0009), which the on-disk record store reads in
-//! place of copying every record into sled at start-up.
+//! place of copying every record into the record store at start-up.
 //!
 //! The table is a run of frames `[tag u8][key length u32 BE][value length u32 BE][key]
 //! [value]` grouped into blocks: a block holds frames of one tag only, in key order, and

@@ -1,19 +1,19 @@
 //! The server's catalog record store: the catalog's per-publication records
 //! ([`crate::catalog::RecordStore`]) on disk instead of in memory. Publication records (the
 //! bulk: written once, keyed by leaf index) go to a [`SlotFile`]; entries and lookups,
-//! which are updated and range-scanned, to sled behind a bounded cache.
+//! which are updated and range-scanned, to an LSM tree (fjall) with a bounded memtable and
+//! cache (ADR 0014).
 //!
 //! The store is a cache of the log, not a copy to trust: [`DiskRecordStore::open_fresh`]
 //! wipes it and the log replays every entry into it at start, on top of the newest
 //! catalog snapshot's records read in place ([`blocks::BlockTable`], ADR 0009: the
-//! snapshot is the base, sled and the slot file hold only what was written since). So there is nothing to
-//! recover after a crash and nothing needs to be durable, and records of a batch that was
-//! admitted but never committed vanish with the next start. sled still flushes every
-//! second: not for durability, but because it only frees its write buffers once they are
-//! written, and without flushes its memory kept growing (measured in ADR 0002). While running,
-//! reads filter records by the committed size, as they did in memory.
+//! snapshot is the base, the LSM tree and the slot file hold only what was written
+//! since). So there is nothing to recover after a crash and nothing needs to be durable,
+//! and records of a batch that was admitted but never committed vanish with the next
+//! start: the tree's journal is never synced. While running, reads filter records by the committed size, as they did in
+//! memory.
 //!
-//! One sled tree, each key prefixed with its space's tag, so one `apply_batch` writes a
+//! One keyspace, each key prefixed with its space's tag, so one write batch writes a
 //! publication and all its lookups atomically. It lives in `DATA/projection/` (the
 //! directory name is part of the on-disk layout).
 //!
@@ -30,18 +30,23 @@ use crate::storage::durable::create_private_dir_all;
 use crate::storage::StorageError;
 use slots::SlotFile;
 
-/// sled's page cache for the projection. Reads are mostly recent entries (the gates) and
-/// one page of queries; a larger cache only buys memory. sled counts pages at their
-/// serialized size and holds them in memory at several times that, so the cache's real
-/// footprint is a multiple of this (measured: docs/adr/0002-projection-store.md).
+/// The LSM tree's block cache. Reads are mostly recent entries (the gates, in the
+/// memtable) and one page of queries; a larger cache only buys memory.
 pub const CACHE_BYTES: u64 = 8 << 20;
 
+/// The most journal the LSM tree keeps on disk before it flushes memtables (fjall's
+/// smallest setting): bounds the store's disk beyond the records themselves.
+pub const JOURNAL_BYTES: u64 = 64 << 20;
+
+/// The LSM tree's memtable: the newest writes, in memory until they are flushed as a
+/// sorted table. With the cache, this bounds the store's memory whatever the log's size.
+pub const MEMTABLE_BYTES: u64 = 8 << 20;
+
 /// The on-disk record store: publication records (the bulk, written once, keyed by
-/// leaf index) in a [`SlotFile`], everything else in sled.
+/// leaf index) in a [`SlotFile`], everything else in an LSM tree.
 pub struct DiskRecordStore {
-    // Kept so the database outlives the tree handle.
-    _db: sled::Db,
-    tree: sled::Tree,
+    db: fjall::Database,
+    tree: fjall::Keyspace,
     publications: SlotFile,
     /// The records below every write (a snapshot's, read in place), if any.
     base: Option<Box<dyn RecordStore>>,
@@ -50,12 +55,12 @@ pub struct DiskRecordStore {
 impl std::fmt::Debug for DiskRecordStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DiskRecordStore")
-            .field("len", &self.tree.len())
+            .field("len", &self.tree.approximate_len())
             .finish()
     }
 }
 
-fn backend(e: sled::Error) -> RecordError {
+fn backend(e: fjall::Error) -> RecordError {
     RecordError::Backend(e.to_string())
 }
 
@@ -79,24 +84,30 @@ impl DiskRecordStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StorageError::io(format!("removing {}", dir.display()), e)),
         }
-        // sled's own directory too: sled creates what is inside with the umask's modes,
+        // The tree's own directory too: fjall creates what is inside with the umask's modes,
         // out of reach of anyone else behind this 0700 directory.
         let records = dir.join("records");
         create_private_dir_all(&records)
             .map_err(|e| StorageError::io(format!("creating {}", records.display()), e))?;
         let publications = SlotFile::create(dir, "publications")?;
-        let db = sled::Config::new()
-            .path(&records)
-            .cache_capacity(CACHE_BYTES)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(Some(1000))
+        // Nothing here needs to survive a crash (the store is rebuilt at start), so the
+        // journal is never synced, and one worker thread flushes and compacts.
+        let db = fjall::Database::builder(&records)
+            .cache_size(CACHE_BYTES)
+            .manual_journal_persist(true)
+            .worker_threads(1)
+            .max_journaling_size(JOURNAL_BYTES)
             .open()
             .map_err(|e| StorageError::Database(format!("opening {}: {e}", dir.display())))?;
         let tree = db
-            .open_tree("projection")
+            .keyspace("projection", || {
+                fjall::KeyspaceCreateOptions::default()
+                    .manual_journal_persist(true)
+                    .max_memtable_size(MEMTABLE_BYTES)
+            })
             .map_err(|e| StorageError::Database(e.to_string()))?;
         Ok(DiskRecordStore {
-            _db: db,
+            db,
             tree,
             publications,
             base: None,
@@ -166,7 +177,7 @@ impl DiskRecordStore {
             return Box::new(std::iter::empty());
         }
         Box::new(self.tree.range(start..end).map(|kv| {
-            let (k, v) = kv.map_err(backend)?;
+            let (k, v) = kv.into_inner().map_err(backend)?;
             Ok((k[1..].to_vec(), v.to_vec()))
         }))
     }
@@ -221,7 +232,7 @@ impl RecordStore for DiskRecordStore {
     fn write(&mut self, batch: Vec<Put>) -> Result<(), RecordError> {
         // Not atomic across the two files, and need not be: a failed write fails the
         // log, and the store is rebuilt from the log at the next start.
-        let mut b = sled::Batch::default();
+        let mut b = self.db.batch();
         for put in batch {
             if put.space == Space::Publications {
                 let index = slot_index(&put.key)?;
@@ -229,10 +240,10 @@ impl RecordStore for DiskRecordStore {
                     .put(index, &put.value)
                     .map_err(slot_error)?;
             } else {
-                b.insert(tagged(put.space, &put.key), put.value);
+                b.insert(&self.tree, tagged(put.space, &put.key), put.value);
             }
         }
-        self.tree.apply_batch(b).map_err(backend)
+        b.commit().map_err(backend)
     }
 
     fn clear(&mut self) -> Result<(), RecordError> {
@@ -243,7 +254,7 @@ impl RecordStore for DiskRecordStore {
 
     fn layer_over(&mut self, base: Box<dyn RecordStore>) -> Result<(), Box<dyn RecordStore>> {
         let empty = self.base.is_none()
-            && self.tree.is_empty()
+            && self.tree.is_empty().unwrap_or(false)
             && self.publications.end().is_ok_and(|n| n == 0);
         if !empty {
             return Err(base);
