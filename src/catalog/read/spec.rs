@@ -12,12 +12,15 @@
 //! - Evidence refs are `<uri>#sha256:<hex>`, so the digest travels with the ref; the
 //!   decision refs name each leaf: `urn:srcos:decision:<entry id>:<leaf index>-<kind>`.
 //!
-//! May import `catalog::wire` (payload types) and `catalog::model` (entry views, records).
+//! May import `catalog::wire` (payload types, the canonical encoder), `catalog::error` and
+//! `catalog::model` (entry views, records).
 
 use serde::Serialize;
 
+use crate::catalog::error::CatalogError;
 use crate::catalog::model::entry::EntryView;
 use crate::catalog::model::records::PublicationRecord;
+use crate::catalog::wire::canonical::to_canonical_vec;
 use crate::catalog::wire::payload::AgentplaneRefs;
 
 /// The sourceos-spec version the shapes follow.
@@ -177,5 +180,77 @@ pub fn evidence_bundle(
         decision_refs,
         generated_by: format!("srcos-catalog tlog://{origin}"),
         generated_at: view.updated_at.clone(),
+    }
+}
+
+/// [`EvidenceBundle`]'s members in RFC 8785 order (by UTF-16 code units of the member
+/// names, here plain ASCII), borrowed: compact `serde_json` output of it is already
+/// canonical, so [`to_canonical_vec`]'s fast path takes it without the detour through a
+/// `serde_json::Value` (which sorts, but allocates every string again).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CanonicalBundle<'a> {
+    artifact_refs: &'a [String],
+    decision_refs: &'a [String],
+    generated_at: &'a str,
+    generated_by: &'a str,
+    id: &'a str,
+    receipt_refs: &'a [String],
+    spec_version: &'a str,
+    subject_ref: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+impl EvidenceBundle {
+    /// The bundle as RFC 8785 JSON: the bytes whose SHA-256 the state map's entry
+    /// values carry (`log-format/state.md` §3).
+    pub fn canonical(&self) -> Result<Vec<u8>, CatalogError> {
+        to_canonical_vec(&CanonicalBundle {
+            artifact_refs: &self.artifact_refs,
+            decision_refs: &self.decision_refs,
+            generated_at: &self.generated_at,
+            generated_by: &self.generated_by,
+            id: &self.id,
+            receipt_refs: &self.receipt_refs,
+            spec_version: self.spec_version,
+            subject_ref: &self.subject_ref,
+            kind: self.kind,
+        })
+    }
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::*;
+
+    /// The borrowed encoding equals the general one (a sorted `Value`, then RFC 8785),
+    /// for bundles whose strings need escaping and whose lists are empty or long.
+    #[test]
+    fn canonical_bundle_equals_the_general_encoding() {
+        let strings = [
+            "",
+            "a",
+            "q\"\\\n\u{1}",
+            "é ✓ 𝄞",
+            "urn:srcos:x:1-publication",
+        ];
+        for (n, s) in strings.iter().enumerate() {
+            let list: Vec<String> = (0..n).map(|i| format!("{s}{i}")).collect();
+            let bundle = EvidenceBundle {
+                id: format!("{BUNDLE_URN}{s}"),
+                kind: "EvidenceBundle",
+                spec_version: SPEC_VERSION,
+                subject_ref: s.to_string(),
+                artifact_refs: list.clone(),
+                receipt_refs: list.iter().rev().cloned().collect(),
+                decision_refs: list,
+                generated_by: format!("srcos-catalog tlog://{s}"),
+                generated_at: s.to_string(),
+            };
+            let general = to_canonical_vec(&serde_json::to_value(&bundle).unwrap()).unwrap();
+            assert_eq!(bundle.canonical().unwrap(), general, "{s:?}");
+            assert_eq!(serde_jcs::to_vec(&bundle).unwrap(), general, "{s:?}");
+        }
     }
 }
