@@ -414,9 +414,10 @@ impl StateMap {
             origin,
         } = read;
         let origin = origin.as_str();
-        // Members in canonical order, so the fast path of `to_canonical_vec` applies
-        // (the general encoder took most of this function's time).
-        let bundle = evidence_bundle(&view, &publication, origin).canonical()?;
+        // Written in canonical order straight into the hasher: no copy of the bundle is
+        // kept (the general encoder took most of this function's time).
+        let mut bundle = Sha256::new();
+        evidence_bundle(&view, &publication, origin).write_canonical(&mut bundle)?;
         // The leaf that put the entry on its channel: its last promotion, else its
         // publication.
         let since = view
@@ -432,7 +433,7 @@ impl StateMap {
         let value = EntryValue {
             channel: view.channel,
             evidence_bundle: Sha256Digest {
-                sha256: hex::encode(Sha256::digest(&bundle)),
+                sha256: hex::encode(bundle.finalize()),
             },
             leaf_indices: view.leaf_indices,
             status: view.status.as_str().to_string(),
