@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use sha2::{Digest, Sha256};
 
-use super::hash::key_hash;
 use crate::catalog::{to_canonical_vec, CatalogError};
 use crate::merkle::Hash;
 
@@ -74,27 +73,27 @@ impl MapKey {
 
     /// The canonical key bytes (an RFC 8785 array of strings).
     pub fn encode(&self) -> Vec<u8> {
-        let parts: [&str; 3];
-        let parts: &[&str] = match self {
-            MapKey::Entry { target, subject } => {
-                parts = ["entry", target, subject];
-                &parts
-            }
-            MapKey::Head { target, channel } => {
-                parts = ["head", target, channel];
-                &parts
-            }
-            MapKey::Subject { subject } => &["subject", subject],
-            MapKey::Key { vkey } => &["key", vkey],
-        };
         let mut out = Vec::new();
-        write_strings(&mut out, parts);
+        self.write(&mut out);
         out
     }
 
-    /// SHA-256 of [`MapKey::encode`]: the key's path in the tree.
+    /// Writes [`MapKey::encode`] to `out`.
+    fn write(&self, out: &mut impl std::io::Write) {
+        match self {
+            MapKey::Entry { target, subject } => write_strings(out, &["entry", target, subject]),
+            MapKey::Head { target, channel } => write_strings(out, &["head", target, channel]),
+            MapKey::Subject { subject } => write_strings(out, &["subject", subject]),
+            MapKey::Key { vkey } => write_strings(out, &["key", vkey]),
+        }
+    }
+
+    /// SHA-256 of [`MapKey::encode`]: the key's path in the tree (the bytes go straight
+    /// into the hasher).
     pub fn hash(&self) -> Hash {
-        key_hash(&self.encode())
+        let mut h = Sha256::new();
+        self.write(&mut h);
+        h.finalize().into()
     }
 
     /// The hash of `["entry", target, subject]`, without building the key or its bytes.
@@ -202,6 +201,7 @@ pub fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, CatalogError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::hash::key_hash;
     use super::*;
 
     #[test]
@@ -252,6 +252,7 @@ mod tests {
             assert_eq!(String::from_utf8(k.encode()).unwrap(), want, "{k:?}");
             assert_eq!(k.encode(), to_canonical_vec(&k.parts()).unwrap(), "{k:?}");
             assert_eq!(k.encode(), serde_jcs::to_vec(&k.parts()).unwrap(), "{k:?}");
+            assert_eq!(k.hash(), key_hash(&k.encode()), "{k:?}");
             match &k {
                 MapKey::Entry { target, subject } => {
                     assert_eq!(MapKey::entry_hash(target, subject), k.hash());
