@@ -5,10 +5,11 @@
 //! Why a thread: updating the map costs one to three times what admitting the leaf
 //! does (the entry's fold, its EvidenceBundle digest, three tree paths), and doing it
 //! under the sequencer's write hold cut publication throughput 2–4× (docs/performance.md).
-//! So the sequencer only records, per leaf, *what* changed (an entry's id, or the keys'
-//! roles after an admin leaf: the admin state is not kept per size), and hands the
-//! batch's changes to the map thread, which reads the catalog *as of* the batch's end
-//! (every entry read takes a size) and publishes the map of that size. A commitment
+//! So the sequencer only records, per leaf, *what* changed (a publication's index, the id
+//! of the entry a decision is about, or the keys' roles after an admin leaf: the admin
+//! state is not kept per size), and hands the batch's changes to the map thread, which
+//! reads the catalog *as of* the batch's end (every entry read takes a size) and
+//! publishes the map of that size. A commitment
 //! then carries the root of the newest size the thread has finished, after the previous
 //! commitment: usually the end of the batch before. The sequencer never waits for
 //! hashing, except once per log, for its first commitment, which names its own index

@@ -201,8 +201,8 @@ impl StateMap {
     }
 
     /// What leaf `index`, just applied to `catalog` with `effect`, changes in the map,
-    /// or `None`. Cheap for publications and entry decisions (a local id); an admin leaf
-    /// computes every key's roles.
+    /// or `None`. Cheap for publications (the leaf index) and entry decisions (a local
+    /// id); an admin leaf computes every key's roles.
     pub fn change_of(
         catalog: &Catalog,
         index: u64,
