@@ -1,17 +1,23 @@
 //! The state map as a projection of a real catalog: leaves are signed, admitted and
 //! applied as the sequencer does; after every leaf the map kept up to date leaf by leaf
-//! equals the map built from scratch, and its lookup proofs answer the consumer's
+//! equals the map built from scratch, and so does the map kept the engine's way (from
+//! changes recorded per leaf, applied per batch); its lookup proofs answer the consumer's
 //! questions (which channel, which status, which head, which targets, which roles).
 
 use serde_json::{json, Value};
 use srcos_catalog::catalog::{format_rfc3339_ms, sign_envelope, Catalog, Submission};
 use srcos_catalog::note::{KeyType, Signer};
-use srcos_catalog::state::{EntryValue, HeadValue, KeyRoles, MapKey, StateMap, SubjectValue};
+use srcos_catalog::state::{
+    entry_of, EntryValue, HeadValue, KeyRoles, MapChange, MapKey, StateMap, SubjectValue,
+};
 
 const ORIGIN: &str = "catalog.srcos.test/log";
 const T0: u64 = 1_767_225_600_000;
 const X: &str = "sourceos://catalog/images/x";
 const Y: &str = "sourceos://catalog/images/y";
+/// Leaves per batch of the recorded map: several, so that one batch can change an entry
+/// twice (a publication and its promotion) and the keys' roles.
+const BATCH: usize = 3;
 
 fn key(name: &str, seed: u8) -> Signer {
     Signer::from_seed(name, KeyType::Ed25519, &[seed; 32]).unwrap()
@@ -20,6 +26,12 @@ fn key(name: &str, seed: u8) -> Signer {
 struct World {
     catalog: Catalog,
     map: StateMap,
+    /// The same map kept as the engine's map thread keeps it: changes recorded per leaf
+    /// ([`StateMap::change_of`]), applied in batches of [`BATCH`] leaves as of the
+    /// batch's end, each entry read once per batch.
+    recorded: StateMap,
+    changes: Vec<MapChange>,
+    leaves_in_batch: usize,
     /// (size, the incremental map's root at that size) after every leaf.
     roots: Vec<(u64, [u8; 32])>,
     admin: Signer,
@@ -38,10 +50,17 @@ impl World {
         let effect = catalog.apply(0, &genesis).unwrap();
         let mut map = StateMap::new();
         map.apply(&catalog, &effect).unwrap();
+        let changes = StateMap::change_of(&catalog, 0, &effect)
+            .unwrap()
+            .into_iter()
+            .collect();
         let mut w = World {
             roots: vec![(1, map.root())],
             catalog,
             map,
+            recorded: StateMap::new(),
+            changes,
+            leaves_in_batch: 1,
             admin,
             publisher: key("pipeline", 3),
             t: T0,
@@ -92,6 +111,43 @@ impl World {
         self.roots
             .push((self.catalog.applied_size(), self.map.root()));
         self.check_against_rebuild();
+        if let Some(change) = StateMap::change_of(&self.catalog, index, &effect).unwrap() {
+            self.changes.push(change);
+        }
+        self.leaves_in_batch += 1;
+        if self.leaves_in_batch == BATCH {
+            self.end_batch();
+        }
+    }
+
+    /// Applies the recorded changes as the map thread does (`log::state_commit`) and
+    /// checks the result against the map kept leaf by leaf.
+    fn end_batch(&mut self) {
+        let at = self.catalog.applied_size();
+        let mut seen = std::collections::HashSet::new();
+        let mut keys = None;
+        for change in std::mem::take(&mut self.changes) {
+            match entry_of(&self.catalog, &change).unwrap() {
+                None => keys = Some(change),
+                Some(index) if seen.insert(index) => {
+                    let read = StateMap::read_change(&self.catalog, &change, at).unwrap();
+                    self.recorded.apply_read(read).unwrap();
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(change) = keys {
+            self.recorded
+                .apply_change(&self.catalog, &change, at)
+                .unwrap();
+        }
+        self.recorded.flush().unwrap();
+        self.leaves_in_batch = 0;
+        assert_eq!(
+            self.recorded.root(),
+            self.map.root(),
+            "the map kept from recorded changes differs at size {at}"
+        );
     }
 
     fn check_against_rebuild(&self) {
@@ -248,6 +304,8 @@ fn the_map_follows_the_catalog() {
         })
         .unwrap();
     assert!(log.log && !log.admin);
+    // The last, partial batch of the recorded map.
+    w.end_batch();
 
     // The maps of earlier sizes, rebuilt from the final catalog in one pass (what a
     // restarted server does for its past commitments), equal the incremental ones at

@@ -194,7 +194,7 @@ impl Sequencer {
             }
             let applied = catalog.apply_prepared(prepared);
             if let Ok(effect) = &applied {
-                if let Err(e) = self.shared.state_commits.record(&catalog, effect) {
+                if let Err(e) = self.shared.state_commits.record(&catalog, index, effect) {
                     // The map cannot follow the catalog: committing to it would be wrong.
                     drop(catalog);
                     self.fail(&format!("state map at leaf {index}: {e}"));

@@ -5,10 +5,11 @@
 //! Why a thread: updating the map costs one to three times what admitting the leaf
 //! does (the entry's fold, its EvidenceBundle digest, three tree paths), and doing it
 //! under the sequencer's write hold cut publication throughput 2–4× (docs/performance.md).
-//! So the sequencer only records, per leaf, *what* changed (an entry's id, or the keys'
-//! roles after an admin leaf: the admin state is not kept per size), and hands the
-//! batch's changes to the map thread, which reads the catalog *as of* the batch's end
-//! (every entry read takes a size) and publishes the map of that size. A commitment
+//! So the sequencer only records, per leaf, *what* changed (a publication's index, the id
+//! of the entry a decision is about, or the keys' roles after an admin leaf: the admin
+//! state is not kept per size), and hands the batch's changes to the map thread, which
+//! reads the catalog *as of* the batch's end (every entry read takes a size) and
+//! publishes the map of that size. A commitment
 //! then carries the root of the newest size the thread has finished, after the previous
 //! commitment: usually the end of the batch before. The sequencer never waits for
 //! hashing, except once per log, for its first commitment, which names its own index
@@ -26,7 +27,8 @@ use std::thread::JoinHandle;
 use super::Shared;
 use crate::catalog::{Catalog, CatalogError, Effect, Leaf};
 use crate::state::{
-    Committed, MapChange, StateError, StateMap, Tree, DEFAULT_KEPT_COMMITMENTS, MAX_COMMIT_LAG,
+    entry_of, Committed, MapChange, StateError, StateMap, Tree, DEFAULT_KEPT_COMMITMENTS,
+    MAX_COMMIT_LAG,
 };
 
 /// How many of the commitments made before a restart get their maps rebuilt at start-up
@@ -169,11 +171,11 @@ impl StateCommits {
 
     /// Records what leaf `index`, just applied with `effect`, changes in the map (the
     /// caller holds the catalog's write lock: key roles are read now).
-    pub fn record(&self, catalog: &Catalog, effect: &Effect) -> Result<(), StateError> {
+    pub fn record(&self, catalog: &Catalog, index: u64, effect: &Effect) -> Result<(), StateError> {
         if self.every == 0 {
             return Ok(());
         }
-        if let Some(change) = StateMap::change_of(catalog, effect)? {
+        if let Some(change) = StateMap::change_of(catalog, index, effect)? {
             lock(&self.pending).push(change);
         }
         Ok(())
@@ -406,21 +408,23 @@ fn apply_batch(map: &mut StateMap, batch: &MapBatch, shared: &Shared) -> Result<
     let mut seen = std::collections::HashSet::new();
     let mut keys = None;
     for change in &batch.changes {
-        match change {
-            MapChange::Keys(_) => keys = Some(change),
-            MapChange::Entry(id) => {
-                if !seen.insert(id.as_str()) {
-                    continue;
+        if let MapChange::Keys(_) = change {
+            keys = Some(change);
+            continue;
+        }
+        // The catalog is held for the reads only; encoding and hashing the entry's
+        // value happen after, so the sequencer's write holds are not delayed by them.
+        let read = {
+            let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
+            match entry_of(&catalog, change)? {
+                Some(index) if seen.insert(index) => {
+                    Some(StateMap::read_entry_change(&catalog, index, batch.at)?)
                 }
-                // The catalog is held for the reads only; encoding and hashing the
-                // entry's value happen after, so the sequencer's write holds are not
-                // delayed by them.
-                let read = {
-                    let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
-                    StateMap::read_change(&catalog, change, batch.at)
-                };
-                map.apply_read(read?)?;
+                _ => None,
             }
+        };
+        if let Some(read) = read {
+            map.apply_read(read)?;
         }
     }
     if let Some(change) = keys {

@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::key_hash;
+use sha2::{Digest, Sha256};
+
 use crate::catalog::{to_canonical_vec, CatalogError};
 use crate::merkle::Hash;
 
@@ -72,32 +73,51 @@ impl MapKey {
 
     /// The canonical key bytes (an RFC 8785 array of strings).
     pub fn encode(&self) -> Vec<u8> {
-        let parts: [&str; 3];
-        let parts: &[&str] = match self {
-            MapKey::Entry { target, subject } => {
-                parts = ["entry", target, subject];
-                &parts
-            }
-            MapKey::Head { target, channel } => {
-                parts = ["head", target, channel];
-                &parts
-            }
-            MapKey::Subject { subject } => &["subject", subject],
-            MapKey::Key { vkey } => &["key", vkey],
-        };
-        // An array of strings always encodes.
-        to_canonical_vec(&parts).unwrap_or_default()
+        let mut out = Vec::new();
+        self.write(&mut out);
+        out
     }
 
-    /// SHA-256 of [`MapKey::encode`]: the key's path in the tree.
+    /// Writes [`MapKey::encode`] to `out`.
+    fn write(&self, out: &mut impl std::io::Write) {
+        match self {
+            MapKey::Entry { target, subject } => write_strings(out, &["entry", target, subject]),
+            MapKey::Head { target, channel } => write_strings(out, &["head", target, channel]),
+            MapKey::Subject { subject } => write_strings(out, &["subject", subject]),
+            MapKey::Key { vkey } => write_strings(out, &["key", vkey]),
+        }
+    }
+
+    /// SHA-256 of [`MapKey::encode`]: the key's path in the tree (the bytes go straight
+    /// into the hasher).
     pub fn hash(&self) -> Hash {
-        key_hash(&self.encode())
+        let mut h = Sha256::new();
+        self.write(&mut h);
+        h.finalize().into()
     }
 
-    /// The hash of `["entry", target, subject]`, without building the key.
+    /// The hash of `["entry", target, subject]`, without building the key or its bytes.
     pub fn entry_hash(target: &str, subject: &str) -> Hash {
-        key_hash(&to_canonical_vec(&["entry", target, subject]).unwrap_or_default())
+        let mut h = Sha256::new();
+        write_strings(&mut h, &["entry", target, subject]);
+        h.finalize().into()
     }
+
+    /// The hash of `["subject", subject]`, without building the key or its bytes.
+    pub fn subject_hash(subject: &str) -> Hash {
+        let mut h = Sha256::new();
+        write_strings(&mut h, &["subject", subject]);
+        h.finalize().into()
+    }
+}
+
+/// Writes the RFC 8785 encoding of an array of strings to `out`. Compact `serde_json`
+/// output of strings is already canonical (it escapes exactly as RFC 8785 does; an
+/// array has no member names to sort and no numbers), so it needs neither the general
+/// encoder nor the check of `to_canonical_vec` (`key_encodings` compares both).
+fn write_strings(out: &mut impl std::io::Write, parts: &[&str]) {
+    // Writing strings into a `Vec` or a hasher cannot fail.
+    let _ = serde_json::to_writer(out, parts);
 }
 
 /// A digest as the catalog writes them: `{"sha256": "<64 hex>"}`.
@@ -181,6 +201,7 @@ pub fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, CatalogError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::hash::key_hash;
     use super::*;
 
     #[test]
@@ -219,12 +240,25 @@ mod tests {
                 },
                 r#"["head","q\"\n",""]"#,
             ),
+            (
+                MapKey::Entry {
+                    target: "\u{1}\u{7f}é/\\\u{2028}".into(),
+                    subject: "𝄞\t".into(),
+                },
+                "[\"entry\",\"\\u0001\u{7f}é/\\\\\u{2028}\",\"𝄞\\t\"]",
+            ),
         ];
         for (k, want) in cases {
             assert_eq!(String::from_utf8(k.encode()).unwrap(), want, "{k:?}");
             assert_eq!(k.encode(), to_canonical_vec(&k.parts()).unwrap(), "{k:?}");
-            if let MapKey::Entry { target, subject } = &k {
-                assert_eq!(MapKey::entry_hash(target, subject), k.hash());
+            assert_eq!(k.encode(), serde_jcs::to_vec(&k.parts()).unwrap(), "{k:?}");
+            assert_eq!(k.hash(), key_hash(&k.encode()), "{k:?}");
+            match &k {
+                MapKey::Entry { target, subject } => {
+                    assert_eq!(MapKey::entry_hash(target, subject), k.hash());
+                }
+                MapKey::Subject { subject } => assert_eq!(MapKey::subject_hash(subject), k.hash()),
+                _ => {}
             }
         }
     }

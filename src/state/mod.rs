@@ -44,6 +44,8 @@ pub use history::{
 pub use keys::{
     encode_value, EntryValue, GrantValue, HeadValue, KeyRoles, MapKey, Sha256Digest, SubjectValue,
 };
-pub use project::{ChangeRead, EntryRead, KeyRolesSnapshot, MapChange, StateError, StateMap};
+pub use project::{
+    entry_of, ChangeRead, EntryRead, KeyRolesSnapshot, MapChange, StateError, StateMap,
+};
 pub use proof::{Proof, ProofError, MAX_PROOF_BYTES, MAX_SIBLINGS};
 pub use tree::Tree;

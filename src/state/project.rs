@@ -14,8 +14,8 @@ use super::keys::{
 };
 use super::tree::Tree;
 use crate::catalog::{
-    entry_local_id, evidence_bundle, to_canonical_vec, Catalog, CatalogError, DecisionKind, Effect,
-    EntryStatus, EntryView, PublicationRecord, RecordError,
+    entry_local_id, evidence_bundle, Catalog, CatalogError, DecisionKind, Effect, EntryStatus,
+    EntryView, PublicationRecord, RecordError,
 };
 use crate::merkle::Hash;
 
@@ -55,7 +55,10 @@ pub type KeyRolesSnapshot = BTreeMap<String, Arc<[u8]>>;
 /// reading the catalog as of a size at or after the leaf.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MapChange {
-    /// The entry with this local id changed (created, reviewed, promoted, restricted…).
+    /// Publication leaf `index` created its entry: the index is known where the leaf is
+    /// applied, so neither side computes the local id or looks it up.
+    Published(u64),
+    /// The entry with this local id changed (reviewed, promoted, restricted…).
     Entry(String),
     /// The keys' roles changed; the snapshot is the whole set after the leaf.
     Keys(KeyRolesSnapshot),
@@ -90,6 +93,19 @@ fn read_entry(catalog: &Catalog, index: u64, at: u64) -> Result<EntryRead, State
         publication,
         origin: catalog.origin().unwrap_or_default().to_string(),
     })
+}
+
+/// The publication index of the entry `change` names, looked up in `catalog` when the
+/// change names it by local id; `None` for a change of the keys' roles.
+pub fn entry_of(catalog: &Catalog, change: &MapChange) -> Result<Option<u64>, StateError> {
+    match change {
+        MapChange::Published(index) => Ok(Some(*index)),
+        MapChange::Entry(id) => catalog
+            .entry_index(id)?
+            .map(Some)
+            .ok_or_else(|| StateError::MissingEntry(id.clone())),
+        MapChange::Keys(_) => Ok(None),
+    }
 }
 
 /// The authenticated map of the catalog state, and the indexes that keep it current.
@@ -184,20 +200,20 @@ impl StateMap {
         Ok((map, trees))
     }
 
-    /// What the leaf just applied to `catalog` with `effect` changes in the map, or
-    /// `None`. Cheap for publications and entry decisions (a local id); an admin leaf
-    /// computes every key's roles.
-    pub fn change_of(catalog: &Catalog, effect: &Effect) -> Result<Option<MapChange>, StateError> {
+    /// What leaf `index`, just applied to `catalog` with `effect`, changes in the map,
+    /// or `None`. Cheap for publications (the leaf index) and entry decisions (a local
+    /// id); an admin leaf computes every key's roles.
+    pub fn change_of(
+        catalog: &Catalog,
+        index: u64,
+        effect: &Effect,
+    ) -> Result<Option<MapChange>, StateError> {
         // The same cases, in the same order, as `apply`.
         Ok(match effect {
             Effect::Genesis | Effect::GrantAdded { .. } => {
                 Some(MapChange::Keys(key_roles(catalog)?))
             }
-            Effect::Published {
-                subject_digest,
-                target,
-                ..
-            } => Some(MapChange::Entry(entry_local_id(target, subject_digest))),
+            Effect::Published { .. } => Some(MapChange::Published(index)),
             Effect::Decided {
                 entry: Some(id), ..
             } => Some(MapChange::Entry(id.clone())),
@@ -220,11 +236,10 @@ impl StateMap {
     ) -> Result<(), StateError> {
         match change {
             MapChange::Keys(now) => self.set_keys(now.clone()),
-            MapChange::Entry(id) => {
-                let index = catalog
-                    .entry_index(id)?
-                    .ok_or_else(|| StateError::MissingEntry(id.clone()))?;
-                self.refresh_entry(catalog, index, at)?;
+            MapChange::Published(_) | MapChange::Entry(_) => {
+                if let Some(index) = entry_of(catalog, change)? {
+                    self.refresh_entry(catalog, index, at)?;
+                }
             }
         }
         self.flush()
@@ -358,13 +373,24 @@ impl StateMap {
     ) -> Result<ChangeRead, StateError> {
         Ok(match change {
             MapChange::Keys(now) => ChangeRead::Keys(now.clone()),
+            MapChange::Published(index) => StateMap::read_entry_change(catalog, *index, at)?,
             MapChange::Entry(id) => {
                 let index = catalog
                     .entry_index(id)?
                     .ok_or_else(|| StateError::MissingEntry(id.clone()))?;
-                ChangeRead::Entry(Box::new(read_entry(catalog, index, at)?))
+                StateMap::read_entry_change(catalog, index, at)?
             }
         })
+    }
+
+    /// Reads the entry with publication index `index` from `catalog` as of size `at`,
+    /// as [`StateMap::read_change`] does for a change naming it.
+    pub fn read_entry_change(
+        catalog: &Catalog,
+        index: u64,
+        at: u64,
+    ) -> Result<ChangeRead, StateError> {
+        Ok(ChangeRead::Entry(Box::new(read_entry(catalog, index, at)?)))
     }
 
     /// Applies what [`StateMap::read_change`] read, without the catalog. The tree is
@@ -388,20 +414,30 @@ impl StateMap {
             origin,
         } = read;
         let origin = origin.as_str();
-        // Through a `Value`, whose objects serde_json keeps sorted: already RFC 8785 for
-        // these ASCII names, so the fast path of `to_canonical_vec` applies (the
-        // general encoder took most of this function's time).
-        let bundle = serde_json::to_value(evidence_bundle(&view, &publication, origin))
-            .map_err(|e| CatalogError::Encoding(e.to_string()))?;
-        let bundle = to_canonical_vec(&bundle)?;
+        // Written in canonical order straight into the hasher: no copy of the bundle is
+        // kept (the general encoder took most of this function's time).
+        let mut bundle = Sha256::new();
+        evidence_bundle(&view, &publication, origin).write_canonical(&mut bundle)?;
+        // The leaf that put the entry on its channel: its last promotion, else its
+        // publication.
+        let since = view
+            .leaf_indices
+            .iter()
+            .zip(&view.leaf_kinds)
+            .filter(|(_, k)| matches!(**k, "promotion" | "publication"))
+            .map(|(i, _)| *i)
+            .next_back()
+            .unwrap_or(index);
+        let published = view.status == EntryStatus::Published;
+        // The view and the publication are ours: their strings move into the value.
         let value = EntryValue {
-            channel: view.channel.clone(),
+            channel: view.channel,
             evidence_bundle: Sha256Digest {
-                sha256: hex::encode(Sha256::digest(&bundle)),
+                sha256: hex::encode(bundle.finalize()),
             },
-            leaf_indices: view.leaf_indices.clone(),
+            leaf_indices: view.leaf_indices,
             status: view.status.as_str().to_string(),
-            subject_name: publication.subject_name.clone(),
+            subject_name: publication.subject_name,
         };
         let target = publication.target_catalog_ref;
         let subject = publication.subject_digest;
@@ -415,27 +451,14 @@ impl StateMap {
             let value = SubjectValue {
                 targets: targets.iter().cloned().collect(),
             };
-            self.set(
-                &MapKey::Subject {
-                    subject: subject.clone(),
-                },
-                Some(encode_value(&value)?),
-            );
+            let key = MapKey::subject_hash(&subject);
+            self.pending
+                .push((key, Some(Arc::from(encode_value(&value)?))));
         }
 
-        // The leaf that put the entry on its channel: its last promotion, else its
-        // publication.
-        let since = view
-            .leaf_indices
-            .iter()
-            .zip(&view.leaf_kinds)
-            .filter(|(_, k)| matches!(**k, "promotion" | "publication"))
-            .map(|(i, _)| *i)
-            .next_back()
-            .unwrap_or(index);
         let mark = EntryMark {
-            channel: view.channel,
-            published: view.status == EntryStatus::Published,
+            channel: value.channel,
+            published,
             since,
         };
         let old = self.entries.get(&entry_key);

@@ -12,10 +12,12 @@
 //! - Evidence refs are `<uri>#sha256:<hex>`, so the digest travels with the ref; the
 //!   decision refs name each leaf: `urn:srcos:decision:<entry id>:<leaf index>-<kind>`.
 //!
-//! May import `catalog::wire` (payload types) and `catalog::model` (entry views, records).
+//! May import `catalog::wire` (payload types), `catalog::error` and
+//! `catalog::model` (entry views, records).
 
 use serde::Serialize;
 
+use crate::catalog::error::CatalogError;
 use crate::catalog::model::entry::EntryView;
 use crate::catalog::model::records::PublicationRecord;
 use crate::catalog::wire::payload::AgentplaneRefs;
@@ -177,5 +179,91 @@ pub fn evidence_bundle(
         decision_refs,
         generated_by: format!("srcos-catalog tlog://{origin}"),
         generated_at: view.updated_at.clone(),
+    }
+}
+
+/// [`EvidenceBundle`]'s members in RFC 8785 order (by UTF-16 code units of the member
+/// names, here plain ASCII), borrowed: compact `serde_json` output of it is already
+/// canonical, without the detour through a `serde_json::Value` (which sorts, but
+/// allocates every string again).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CanonicalBundle<'a> {
+    artifact_refs: &'a [String],
+    decision_refs: &'a [String],
+    generated_at: &'a str,
+    generated_by: &'a str,
+    id: &'a str,
+    receipt_refs: &'a [String],
+    spec_version: &'a str,
+    subject_ref: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+impl EvidenceBundle {
+    /// The bundle as RFC 8785 JSON: the bytes whose SHA-256 the state map's entry
+    /// values carry (`log-format/state.md` §3).
+    pub fn canonical(&self) -> Result<Vec<u8>, CatalogError> {
+        let mut out = Vec::new();
+        self.write_canonical(&mut out)?;
+        Ok(out)
+    }
+
+    /// Writes [`EvidenceBundle::canonical`] to `out` (a hasher, say) without keeping it.
+    /// Every member is a string or an array of strings and the members are in canonical
+    /// order, so compact `serde_json` output is RFC 8785 as it is written: serde_json
+    /// escapes strings exactly as RFC 8785 does (`wire::canonical`), and there is no
+    /// number to check (`canonical_bundle_equals_the_general_encoding` holds it to
+    /// `serde_jcs`).
+    pub fn write_canonical(&self, out: &mut impl std::io::Write) -> Result<(), CatalogError> {
+        let bundle = CanonicalBundle {
+            artifact_refs: &self.artifact_refs,
+            decision_refs: &self.decision_refs,
+            generated_at: &self.generated_at,
+            generated_by: &self.generated_by,
+            id: &self.id,
+            receipt_refs: &self.receipt_refs,
+            spec_version: self.spec_version,
+            subject_ref: &self.subject_ref,
+            kind: self.kind,
+        };
+        serde_json::to_writer(out, &bundle).map_err(|e| CatalogError::Encoding(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::*;
+
+    /// The borrowed encoding equals the general one (`serde_jcs`, which sorts the
+    /// members itself), for bundles whose strings need escaping and whose lists are
+    /// empty or long.
+    #[test]
+    fn canonical_bundle_equals_the_general_encoding() {
+        let strings = [
+            "",
+            "a",
+            "q\"\\\n\u{1}",
+            "\u{8}\u{c}\r\t\u{1f}\u{7f}/\u{2028}",
+            "é ✓ 𝄞",
+            "urn:srcos:x:1-publication",
+        ];
+        for (n, s) in strings.iter().enumerate() {
+            let list: Vec<String> = (0..n).map(|i| format!("{s}{i}")).collect();
+            let bundle = EvidenceBundle {
+                id: format!("{BUNDLE_URN}{s}"),
+                kind: "EvidenceBundle",
+                spec_version: SPEC_VERSION,
+                subject_ref: s.to_string(),
+                artifact_refs: list.clone(),
+                receipt_refs: list.iter().rev().cloned().collect(),
+                decision_refs: list,
+                generated_by: format!("srcos-catalog tlog://{s}"),
+                generated_at: s.to_string(),
+            };
+            let general = serde_jcs::to_vec(&bundle).unwrap();
+            assert_eq!(bundle.canonical().unwrap(), general, "{s:?}");
+        }
     }
 }
