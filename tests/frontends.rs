@@ -8,7 +8,9 @@
 //! - `kill -9` of the sequencer under a load through a frontend: another process takes
 //!   over, the frontend forwards to it, and nothing acknowledged is lost;
 //! - a frontend paused past the lease and resumed never takes the lease or installs a
-//!   checkpoint.
+//!   checkpoint;
+//! - evidence blobs live in the bucket: a frontend serves them itself, and they survive
+//!   `kill -9` of the sequencer that stored them (ADR 0012).
 
 mod common;
 
@@ -585,4 +587,195 @@ fn a_follower_takes_only_verified_growing_heads_and_folds_the_keys() {
         "an entry beyond the head is not served"
     );
     log.shutdown();
+}
+
+/// PUTs `bytes` under `hex` through `client`, the intent signed by `uploader`.
+fn put_blob(
+    rt: &tokio::runtime::Runtime,
+    client: &HttpClient,
+    uploader: &Signer,
+    origin: &str,
+    hex: &str,
+    bytes: &[u8],
+) -> u16 {
+    let intent = srcos_catalog::client::upload_intent(uploader, origin, hex, bytes.len() as u64);
+    let headers = [(srcos_catalog::catalog::BLOB_INTENT_HEADER, intent.as_str())];
+    let path = format!("/v1/blobs/sha256:{hex}");
+    rt.block_on(client.put_with(
+        &path,
+        "application/octet-stream",
+        &headers,
+        bytes.to_vec().into(),
+    ))
+    .unwrap()
+    .status
+    .as_u16()
+}
+
+/// A publication whose evidence is the blobs `evidence` (each a `build-receipt`, which
+/// analysis reads as JSON), plus the types the `dev` channel requires, not uploaded.
+fn publication_naming(publisher: &Signer, evidence: &[&[u8]]) -> String {
+    use sha2::Digest;
+    let item = |ty: &str, media: &str, bytes: &[u8], i: usize| {
+        serde_json::json!({
+            "type": ty, "mediaType": media,
+            "digest": {"sha256": hex::encode(sha2::Sha256::digest(bytes))},
+            "uri": format!("file:///{ty}-{i}.json"), "size": bytes.len(),
+        })
+    };
+    let mut items: Vec<serde_json::Value> = evidence
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| item("build-receipt", "application/json", bytes, i))
+        .collect();
+    items.push(item(
+        "sbom",
+        "application/spdx+json",
+        b"not uploaded: sbom",
+        0,
+    ));
+    items.push(item(
+        "vulnerability-scan",
+        "application/vnd.anchore.grype+json",
+        b"not uploaded: scan",
+        0,
+    ));
+    items.push(item(
+        "provenance",
+        "application/json",
+        b"not uploaded: provenance",
+        0,
+    ));
+    let request = serde_json::json!({
+        "apiVersion": "catalog.srcos.ai/v1", "kind": "CatalogPublicationRequest",
+        "subject": {"name": "quay.io/front/evidence",
+                    "digest": {"sha256": hex::encode(sha2::Sha256::digest(b"evidence subject"))}},
+        "targetCatalogRef": format!("sourceos://catalog/{SCOPE}/x"), "channel": "dev",
+        "requesterRef": "socios://pipeline/test",
+        "evidence": items,
+        "agentplaneRefs": {"validationArtifactRef": null, "runArtifactRef": null,
+                           "replayArtifactRef": null},
+    });
+    sign_envelope(&serde_jcs::to_vec(&request).unwrap(), publisher).to_json()
+}
+
+/// Evidence lives in the bucket (ADR 0012): a blob uploaded through a frontend (stored by
+/// the sequencer) is served by the frontend itself from the bucket; an identical
+/// re-upload is accepted and other bytes under its name refused; after `kill -9` of the
+/// sequencer (its data directory deleted too), the frontend that takes over still has
+/// every blob, and its analysis of a publication naming them reads them all.
+#[test]
+fn evidence_in_the_bucket_is_served_by_frontends_and_survives_kill_9() {
+    let Some(cluster) = Cluster::new("evidence_in_the_bucket_survives_kill_9") else {
+        return;
+    };
+    let dir = tempdir();
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let lease_ms = 1_500;
+    let (mut sequencer, frontends, _log_key, admin) =
+        cluster_of(&rt, &cluster, dir.path(), 1, lease_ms, &publisher);
+    let origin = read_signer(&dir.path().join("seq/log.key"))
+        .unwrap()
+        .name()
+        .to_string();
+    let (seq, front) = (
+        HttpClient::new(&sequencer.url).unwrap(),
+        HttpClient::new(&frontends[0].url).unwrap(),
+    );
+    let hex_of = |bytes: &[u8]| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(bytes))
+    };
+    // One blob through the frontend (forwarded: the holder keeps the quotas), one
+    // straight to the sequencer.
+    let (first, second) = (
+        &br#"{"through":"the frontend"}"#[..],
+        &br#"{"to":"the sequencer"}"#[..],
+    );
+    assert_eq!(
+        put_blob(&rt, &front, &admin, &origin, &hex_of(first), first),
+        201
+    );
+    assert_eq!(
+        put_blob(&rt, &seq, &publisher, &origin, &hex_of(second), second),
+        201
+    );
+    assert_eq!(
+        put_blob(&rt, &front, &admin, &origin, &hex_of(first), first),
+        200,
+        "an identical re-upload is accepted"
+    );
+    assert_eq!(
+        put_blob(
+            &rt,
+            &front,
+            &admin,
+            &origin,
+            &hex_of(first),
+            br#"{"other":"bytes!!!!!!"}"#
+        ),
+        422,
+        "other bytes under the name are refused"
+    );
+    // The frontend serves the blob from the bucket itself (its cache now holds it).
+    let (status, body) = get(&rt, &front, &format!("/v1/blobs/sha256:{}", hex_of(first)));
+    assert_eq!((status, body.as_slice()), (200, first));
+    assert!(
+        dir.path()
+            .join("front0/blobs/sha256")
+            .join(hex_of(first))
+            .is_file(),
+        "the frontend fetched the blob from the bucket rather than forwarding"
+    );
+
+    sequencer.kill9();
+    std::fs::remove_dir_all(dir.path().join("seq/blobs")).unwrap();
+    let deadline = Instant::now() + Duration::from_millis(lease_ms * 4 + 20_000);
+    let envelope = publication_naming(&publisher, &[first, second]);
+    let receipt = loop {
+        let r = rt
+            .block_on(front.post(
+                "/v1/publications",
+                "application/json",
+                envelope.clone().into(),
+            ))
+            .unwrap();
+        match r.status.as_u16() {
+            201 | 200 => break r.body.to_vec(),
+            503 => assert!(Instant::now() < deadline, "no sequencer took over"),
+            other => panic!("{other}: {}", String::from_utf8_lossy(&r.body)),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(Receipt::from_json(&receipt).is_ok());
+    // The new sequencer (the frontend) analysed both blobs: one it had cached, one only
+    // the bucket held.
+    let subject = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"evidence subject"))
+    };
+    let (status, body) = get(
+        &rt,
+        &front,
+        &format!("/v1/catalog/entries?subject=sha256:{subject}"),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = v["entries"][0]["entry"]["evidenceBundleRef"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = get(&rt, &front, &format!("/v1/catalog/evidence-bundles/{id}"));
+    assert_eq!(status, 200);
+    let bundle: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        bundle["evidenceReport"]["items"].as_array().map(Vec::len),
+        Some(2),
+        "every blob was analysed after the failover: {bundle}"
+    );
+    for bytes in [first, second] {
+        let (status, body) = get(&rt, &front, &format!("/v1/blobs/sha256:{}", hex_of(bytes)));
+        assert_eq!((status, body.as_slice()), (200, bytes));
+    }
 }

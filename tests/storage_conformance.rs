@@ -3,19 +3,29 @@
 //! in-memory store, and a real S3 server: Ceph radosgw) tile stores and the memory,
 //! POSIX and PostgreSQL checkpoint locks; then what only a journaling lock promises (the
 //! batch journal, the lease and its fencing epoch); then a whole log written, reopened
-//! and checked on each combination.
+//! and checked on each combination; then the evidence blob stores (POSIX, and the bucket
+//! in memory and on radosgw: shared by every server, tampering never served, nothing
+//! acknowledged while the store fails).
 //!
 //! The real servers come from `.ci/services.sh` (README: Real PostgreSQL and S3). Without
 //! them the tests that need them skip, printing why; with `CI` set they fail.
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::contracts::{conflict, lock_contract, tile_store_contract};
+use common::contracts::{
+    blob_name, blob_store_contract, conflict, lock_contract, tile_store_contract,
+};
 use common::faults::Harness;
 use common::services::{self, unique_prefix};
+use object_store::{ObjectStore, ObjectStoreExt};
+use srcos_catalog::catalog::BlobSource;
+use srcos_catalog::storage::blobs::object::ObjectBlobs;
+use srcos_catalog::storage::blobs::quota::Limits;
+use srcos_catalog::storage::blobs::{BlobBackend, BlobError, BlobStore, HeldBlob};
 use srcos_catalog::storage::memory::MemoryLog;
 use srcos_catalog::storage::object::{ObjectStoreConfig, ObjectTiles, OverwriteProbe, StoreUrl};
 use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
@@ -435,4 +445,230 @@ fn the_log_resumes_when_the_object_store_returns() {
     drop(log);
     let (log, storage) = open(&mut h);
     h.check(&log, &storage, &[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Evidence blobs (ADR 0012): the POSIX directory and the bucket, one contract.
+// ---------------------------------------------------------------------------------------
+
+const BLOB_LIMIT: u64 = 1 << 20;
+
+/// A blob store on `bucket` under `prefix`, cached in `cache`.
+fn blobs_on(bucket: &Arc<dyn ObjectStore>, prefix: &str, cache: &Path) -> BlobStore {
+    let backend =
+        ObjectBlobs::with_store(bucket.clone(), prefix, &cache.join("blobs"), BLOB_LIMIT, 0)
+            .unwrap();
+    let mut limits = Limits::with_max_blob(BLOB_LIMIT);
+    limits.reserve_bytes = 0;
+    BlobStore::with_backend(&cache.join("blobs"), Box::new(backend), limits).unwrap()
+}
+
+/// radosgw's bucket as an `ObjectStore`, and a fresh prefix in it.
+fn radosgw_bucket(test: &str) -> Option<(Arc<dyn ObjectStore>, String)> {
+    let env = services::s3(test)?;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(&env.bucket)
+        .with_endpoint(&env.endpoint)
+        .with_allow_http(true)
+        .with_region(&env.region)
+        .with_access_key_id(&env.access_key_id)
+        .with_secret_access_key(&env.secret_access_key)
+        .build()
+        .unwrap();
+    Some((Arc::new(store), unique_prefix(test)))
+}
+
+/// Every bucket the blob tests run on: object_store's in-memory store, and radosgw when
+/// it is up.
+fn buckets(test: &str) -> Vec<(&'static str, Arc<dyn ObjectStore>, String)> {
+    let mut all: Vec<(&'static str, Arc<dyn ObjectStore>, String)> = vec![(
+        "bucket (in memory)",
+        Arc::new(object_store::memory::InMemory::new()),
+        "a/b".into(),
+    )];
+    if let Some((store, prefix)) = radosgw_bucket(test) {
+        all.push(("bucket (radosgw)", store, prefix));
+    }
+    all
+}
+
+#[test]
+fn every_blob_store_meets_the_contract() {
+    let dir = common::tempdir();
+    let posix = BlobStore::open(dir.path(), BLOB_LIMIT).unwrap();
+    blob_store_contract("posix", &posix, &|| {
+        BlobStore::open(dir.path(), BLOB_LIMIT).unwrap()
+    });
+    for (name, bucket, prefix) in buckets("every_blob_store_meets_the_contract") {
+        let (first, second) = (common::tempdir(), common::tempdir());
+        let store = blobs_on(&bucket, &prefix, first.path());
+        // Reopened on another server's (empty) cache: everything comes from the bucket.
+        blob_store_contract(name, &store, &|| blobs_on(&bucket, &prefix, second.path()));
+    }
+}
+
+/// Another server on the same bucket sees and serves what one server stored, and its
+/// owner; a blob is served even after the cache that took the upload is gone.
+#[test]
+fn blobs_in_the_bucket_are_shared_by_every_server() {
+    for (name, bucket, prefix) in buckets("blobs_in_the_bucket_are_shared_by_every_server") {
+        let (a, b) = (common::tempdir(), common::tempdir());
+        let first = blobs_on(&bucket, &prefix, a.path());
+        let bytes = vec![7u8; 200_000];
+        let hex = blob_name(&bytes);
+        assert!(first.put(&hex, &bytes, "uploader+0001").unwrap());
+        drop(first);
+        drop(a);
+        let second = blobs_on(&bucket, &prefix, b.path());
+        assert!(second.contains(&hex), "{name}");
+        assert_eq!(second.owner(&hex), "uploader+0001", "{name}");
+        assert_eq!(second.usage().held_by("uploader+0001"), 200_000, "{name}");
+        let source: &dyn BlobSource = &second;
+        assert_eq!(source.blob(&hex).as_deref(), Some(&bytes[..]), "{name}");
+        assert!(
+            b.path().join("blobs/sha256").join(&hex).is_file(),
+            "{name}: the fetched blob is cached"
+        );
+        // Expiry never deletes from the bucket (ADR 0012).
+        let far = std::time::SystemTime::now() + Duration::from_secs(365 * 24 * 3600);
+        let swept = second
+            .sweep(&|_| false, Duration::from_secs(1), far)
+            .unwrap();
+        assert_eq!(swept.blobs, 0, "{name}");
+        assert!(second.contains(&hex), "{name}");
+    }
+}
+
+/// An object in the bucket whose bytes do not hash to its name (damaged, or written
+/// behind the server's back) is never served, and never cached; storing the right
+/// bytes under that name is refused as a conflict rather than said to succeed.
+#[test]
+fn a_tampered_blob_in_the_bucket_is_never_served() {
+    for (name, bucket, prefix) in buckets("a_tampered_blob_in_the_bucket_is_never_served") {
+        let (a, b) = (common::tempdir(), common::tempdir());
+        let good = b"the evidence".to_vec();
+        let hex = blob_name(&good);
+        let first = blobs_on(&bucket, &prefix, a.path());
+        assert!(first.put(&hex, &good, "k").unwrap());
+        let location = object_store::path::Path::from(format!("{prefix}/blobs/sha256/{hex}"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(bucket.put(&location, b"tampered bytes".to_vec().into()))
+            .unwrap();
+        // A server that has no cached copy fetches, re-hashes and refuses.
+        let second = blobs_on(&bucket, &prefix, b.path());
+        assert!(
+            matches!(second.get(&hex), Err(StorageError::Corrupt(_))),
+            "{name}: a tampered object was served"
+        );
+        let source: &dyn BlobSource = &second;
+        assert_eq!(source.blob(&hex), None, "{name}: analysis never sees it");
+        assert!(
+            !b.path().join("blobs/sha256").join(&hex).exists(),
+            "{name}: nor is it cached"
+        );
+        assert!(
+            matches!(
+                second.put(&hex, &good, "k"),
+                Err(BlobError::Storage(StorageError::Conflict(_)))
+            ),
+            "{name}: other bytes under the name are not an identical re-upload"
+        );
+        // The server that took the upload serves its verified copy.
+        assert_eq!(
+            first.get(&hex).unwrap().as_deref(),
+            Some(&good[..]),
+            "{name}"
+        );
+    }
+}
+
+/// The store fails (the in-memory fault store of the port): the upload is refused,
+/// nothing becomes visible, the reservation is returned, and the same upload succeeds
+/// once the store answers again.
+#[test]
+fn an_upload_is_not_acknowledged_while_the_store_fails() {
+    let dir = common::tempdir();
+    let bucket: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let inner =
+        ObjectBlobs::with_store(bucket, "log", &dir.path().join("blobs"), BLOB_LIMIT, 0).unwrap();
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let faulty = FaultyBlobs {
+        inner,
+        failing: failing.clone(),
+    };
+    let mut limits = Limits::with_max_blob(BLOB_LIMIT);
+    limits.reserve_bytes = 0;
+    let store =
+        BlobStore::with_backend(&dir.path().join("blobs"), Box::new(faulty), limits).unwrap();
+    let hex = blob_name(b"evidence");
+    assert!(matches!(
+        store.put(&hex, b"evidence", "k"),
+        Err(BlobError::Storage(StorageError::Io { .. }))
+    ));
+    assert!(!store.contains(&hex));
+    assert_eq!(store.usage().total(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("blobs/tmp"))
+            .unwrap()
+            .count(),
+        0,
+        "the staged upload is removed"
+    );
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(store.put(&hex, b"evidence", "k").unwrap());
+    assert_eq!(store.get(&hex).unwrap().as_deref(), Some(&b"evidence"[..]));
+}
+
+/// A blob backend whose installs fail while `failing` is set.
+#[derive(Debug)]
+struct FaultyBlobs {
+    inner: ObjectBlobs,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BlobBackend for FaultyBlobs {
+    fn held(&self) -> Result<Vec<HeldBlob>, StorageError> {
+        self.inner.held()
+    }
+    fn contains(&self, hex: &str) -> Result<bool, StorageError> {
+        self.inner.contains(hex)
+    }
+    fn owner(&self, hex: &str) -> Result<Option<String>, StorageError> {
+        self.inner.owner(hex)
+    }
+    fn open(&self, hex: &str) -> Result<Option<(std::fs::File, u64)>, StorageError> {
+        self.inner.open(hex)
+    }
+    fn install(
+        &self,
+        hex: &str,
+        tmp: &Path,
+        size: u64,
+        uploader: &str,
+    ) -> Result<bool, StorageError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StorageError::io(
+                "the object store",
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+            ));
+        }
+        self.inner.install(hex, tmp, size, uploader)
+    }
+    fn touch(&self, hex: &str) {
+        self.inner.touch(hex)
+    }
+    fn expires(&self) -> bool {
+        self.inner.expires()
+    }
+    fn expire(
+        &self,
+        hex: &str,
+        ttl: Duration,
+        now: std::time::SystemTime,
+    ) -> Result<Option<u64>, StorageError> {
+        self.inner.expire(hex, ttl, now)
+    }
 }

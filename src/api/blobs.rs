@@ -8,7 +8,10 @@
 //! over the blob limit, 422 when the body's digest or size differs from the intent, 429
 //! over the key's quota, 507 over the store's quota or into the disk reserve.
 //!
-//! GET streams the blob from its file in 64 KiB chunks; at most `max_downloads` run at
+//! On a bucket (`serve --store s3://…`, ADR 0012) a PUT is answered only once the bucket
+//! holds the blob, and a blob stored there under its name with other bytes is a 409.
+//!
+//! GET streams the blob from its (local, verified) file in 64 KiB chunks; at most `max_downloads` run at
 //! once (503 with `Retry-After` beyond), so memory stays flat whatever the blob size and
 //! however many clients there are.
 
@@ -32,6 +35,7 @@ use crate::catalog::{IntentError, BLOB_INTENT_HEADER};
 use crate::log::intake::{authorize_upload, UploadRefusal};
 use crate::storage::blobs::quota::QuotaError;
 use crate::storage::blobs::{BlobError, BlobStore, Upload};
+use crate::storage::StorageError;
 
 /// Bytes read from the file per body frame.
 const CHUNK: usize = 64 * 1024;
@@ -104,7 +108,9 @@ async fn put_inner(
         uploader: uploader.short_id(),
         size: intent.size,
     };
-    let mut writer = store.writer(hex, upload).map_err(blob_problem)?;
+    // Off the async workers: on a bucket, whether the blob is held is a round trip.
+    let mut writer =
+        crate::log::intake::blocking(|| store.writer(hex, upload)).map_err(blob_problem)?;
     let mut body = body;
     let mut size = 0u64;
     while let Some(frame) = body.frame().await {
@@ -177,6 +183,12 @@ fn blob_problem(e: BlobError) -> Problem {
             "Insufficient storage",
             q.to_string(),
         ),
+        BlobError::Storage(e @ StorageError::Conflict(_)) => Problem::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "Blob conflict",
+            e.to_string(),
+        ),
         BlobError::Storage(e) => Problem::internal(e.to_string()),
     }
 }
@@ -190,7 +202,12 @@ pub async fn get(State(app): State<AppState>, Path(path): Path<String>) -> Respo
 }
 
 async fn get_inner(app: &AppState, path: &str) -> Result<Response, Problem> {
-    let store = store(app)?;
+    download(store(app)?, path).await
+}
+
+/// Streams blob `path` (`sha256:<hex>`) from `store`: the sequencer's handler, and a
+/// frontend's on a bucket (`api::frontend`), which then serves evidence itself.
+pub(super) async fn download(store: &Arc<BlobStore>, path: &str) -> Result<Response, Problem> {
     let hex = digest(path)?;
     let Ok(permit) = Arc::clone(store.download_slots()).try_acquire_owned() else {
         let mut response = Problem::new(
@@ -206,6 +223,7 @@ async fn get_inner(app: &AppState, path: &str) -> Result<Response, Problem> {
         );
         return Ok(response);
     };
+    // On a bucket this may fetch the blob into the local cache, re-hashing it first.
     let (file, len) = crate::log::intake::blocking(|| store.open_blob(hex))
         .map_err(|e| Problem::internal(e.to_string()))?
         .ok_or_else(|| Problem::not_found(format!("no blob sha256:{hex}")))?;

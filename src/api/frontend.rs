@@ -10,7 +10,9 @@
 //! - forwarded as they are: everything that needs the catalog projection or the lookup
 //!   index (catalog and state reads, the browser, inclusion proofs by leaf hash,
 //!   receipts at an explicit `tree_size`, which need the log key to sign) and evidence
-//!   blobs (kept in the holder's data directory).
+//!   uploads (the holder keeps the quotas);
+//! - evidence downloads: from the bucket through the frontend's own [`BlobStore`] (which
+//!   re-hashes every blob it fetches, ADR 0012) when it has one, forwarded otherwise.
 //!
 //! Also [`Switch`]: the one router a listener serves, replaced in place when this
 //! process takes the lease and becomes the sequencer, so the listener never closes.
@@ -41,6 +43,7 @@ use crate::catalog::{Refusal, Submission, SubmissionKind};
 use crate::http::routes;
 use crate::log::follower::Follower;
 use crate::receipt::RECEIPT_MEDIA_TYPE;
+use crate::storage::blobs::BlobStore;
 use crate::tiles::TileId;
 
 /// What a frontend's handlers reach.
@@ -55,6 +58,8 @@ pub struct Frontend {
     /// Largest body forwarded as it is (evidence blobs); submissions are capped at
     /// [`MAX_BODY_BYTES`].
     pub max_forward_bytes: usize,
+    /// The evidence blobs in the bucket, served here (`None`: downloads are forwarded).
+    pub blobs: Option<Arc<BlobStore>>,
     /// Serializes refreshes, and holds when the last one started: requests that arrive
     /// while one runs share the next, so any number of them cost one coordinator read
     /// per round.
@@ -74,8 +79,15 @@ impl Frontend {
             forwarder,
             receipt_wait,
             max_forward_bytes,
+            blobs: None,
             refreshing: Arc::new(tokio::sync::Mutex::new(None)),
         }
+    }
+
+    /// This frontend, serving evidence downloads from `blobs` itself.
+    pub fn with_blobs(mut self, blobs: Arc<BlobStore>) -> Frontend {
+        self.blobs = Some(blobs);
+        self
     }
 
     /// Refreshes the followed head now (one coordinator read; tile reads if it moved),
@@ -134,6 +146,7 @@ pub fn router(frontend: Frontend, ops: Operations) -> Router {
         .route(routes::REVIEWS, post(submit_decision))
         .route(routes::PROMOTIONS, post(submit_decision))
         .route(routes::STATUS_CHANGES, post(submit_decision))
+        .route(routes::BLOB, get(blob).put(forward_as_is))
         .route(routes::CHECKPOINT, get(checkpoint))
         .route(routes::TILE, get(tile))
         .route(routes::LOG_INFO, get(log_info))
@@ -233,6 +246,18 @@ async fn check(
 
 /// Everything the frontend does not answer itself, passed to the holder as it is (the
 /// body streamed, at most `max_forward_bytes`).
+/// `GET /v1/blobs/sha256:<hex>`: from the bucket when this frontend has it, else
+/// forwarded.
+async fn blob(State(app): State<Frontend>, Path(path): Path<String>, request: Request) -> Response {
+    let Some(store) = app.blobs.clone() else {
+        return forward_as_is(State(app), request).await;
+    };
+    match super::blobs::download(&store, &path).await {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(),
+    }
+}
+
 async fn forward_as_is(State(app): State<Frontend>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts

@@ -270,7 +270,7 @@ fn sequencer_router(
     if let Err(e) = tiles.publish_checkpoint(&head.signed, head.checkpoint.size) {
         tracing::warn!(error = %e, "publishing the checkpoint copy at start");
     }
-    let blob_store = args.blobs.open(&args.data)?;
+    let blob_store = args.blobs.open(&args.data, args.store.as_deref())?;
     if report.created {
         println!("created a new log in {}", args.data.display());
     }
@@ -361,12 +361,16 @@ fn run_frontend(
         concurrency: args.forward_concurrency,
     };
     let forwarder = Arc::new(Forwarder::new(serving.advertise.clone(), &limits));
+    // Evidence downloads are served from the bucket here; uploads still go to the
+    // holder, which keeps the quotas (ADR 0012).
+    let blobs = args.blobs.open(&args.data, args.store.as_deref())?;
     let frontend = Frontend::new(
         follower,
         forwarder,
         Duration::from_millis(args.receipt_wait_ms),
         usize::try_from(args.blobs.max_blob_bytes).unwrap_or(usize::MAX),
-    );
+    )
+    .with_blobs(blobs);
     let observer = parts.observer.clone();
     let holder: Arc<dyn Fn() -> Option<String> + Send + Sync> =
         Arc::new(move || match observer.holder() {
@@ -533,11 +537,14 @@ pub struct BlobArgs {
 }
 
 impl BlobArgs {
-    /// Opens `DATA/blobs` with these limits.
+    /// Opens the blob store with these limits: `DATA/blobs`, or with `store`
+    /// (`--store s3://…`) the bucket, cached in `DATA/blobs` (ADR 0012).
     fn open(
         &self,
         data: &std::path::Path,
+        store: Option<&str>,
     ) -> Result<Arc<crate::storage::blobs::BlobStore>, CliError> {
+        use crate::storage::blobs::{object::ObjectBlobs, BlobStore};
         let limits = crate::storage::blobs::quota::Limits {
             max_blob_bytes: self.max_blob_bytes,
             key_quota_bytes: self.blob_key_quota_bytes,
@@ -545,8 +552,25 @@ impl BlobArgs {
             reserve_bytes: self.blob_reserve_bytes,
             max_downloads: self.max_blob_downloads,
         };
-        let store = crate::storage::blobs::BlobStore::open_with(&data.join("blobs"), limits)
-            .context(|| format!("opening {}/blobs", data.display()))?;
+        let root = data.join("blobs");
+        let opening = || format!("opening the blob store ({}/blobs)", data.display());
+        let store = match store {
+            None => BlobStore::open_with(&root, limits).context(opening)?,
+            Some(url) => {
+                let url =
+                    crate::storage::object::StoreUrl::parse(url).context(|| "--store".into())?;
+                let config = crate::storage::object::ObjectStoreConfig::from_env();
+                let backend = ObjectBlobs::open(
+                    &url,
+                    &config,
+                    &root,
+                    limits.max_blob_bytes,
+                    limits.reserve_bytes,
+                )
+                .context(opening)?;
+                BlobStore::with_backend(&root, Box::new(backend), limits).context(opening)?
+            }
+        };
         Ok(Arc::new(store))
     }
 

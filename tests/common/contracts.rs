@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use srcos_catalog::storage::blobs::{BlobError, BlobStore};
 use srcos_catalog::storage::{
     CheckpointLock, LockedCheckpoint, StorageError, TileStore, TileWrite,
 };
@@ -132,6 +133,65 @@ pub fn lock_contract(name: &str, open: &dyn Fn() -> Arc<dyn CheckpointLock>) {
     assert_eq!(
         open().read().unwrap().as_deref(),
         Some(&b"three"[..]),
+        "{name}"
+    );
+}
+
+/// The SHA-256 of `bytes`, hex: a blob's name.
+pub fn blob_name(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A blob store keeps what it acknowledged under its digest, attributed to its uploader;
+/// the same bytes again are accepted and cost nothing; bytes that do not hash to the
+/// name are refused and leave nothing behind; reopened (`reopen`), it counts what each
+/// uploader holds.
+pub fn blob_store_contract(name: &str, store: &BlobStore, reopen: &dyn Fn() -> BlobStore) {
+    let hello = blob_name(b"hello");
+    assert!(!store.contains(&hello), "{name}");
+    assert_eq!(store.get(&hello).unwrap(), None, "{name}");
+    assert!(store.put(&hello, b"hello", "k1").unwrap(), "{name}: new");
+    assert!(
+        !store.put(&hello, b"hello", "k2").unwrap(),
+        "{name}: the same bytes again are accepted as already held"
+    );
+    assert!(store.contains(&hello), "{name}");
+    assert_eq!(store.get(&hello).unwrap().as_deref(), Some(&b"hello"[..]));
+    assert_eq!(
+        store.owner(&hello),
+        "k1",
+        "{name}: the first uploader owns it"
+    );
+    assert_eq!(
+        (store.usage().held_by("k1"), store.usage().held_by("k2")),
+        (5, 0),
+        "{name}"
+    );
+    let other = blob_name(b"other");
+    assert!(
+        matches!(
+            store.put(&other, b"OTHER", "k1"),
+            Err(BlobError::DigestMismatch { .. })
+        ),
+        "{name}: bytes under another digest's name"
+    );
+    assert!(
+        !store.contains(&other),
+        "{name}: a refused upload is not visible"
+    );
+    assert_eq!(
+        store.usage().total(),
+        5,
+        "{name}: refusals release their reservation"
+    );
+    let held = store.held().unwrap();
+    assert_eq!(held, vec![(hello.clone(), 5)], "{name}");
+    let reopened = reopen();
+    assert_eq!(reopened.usage().held_by("k1"), 5, "{name}: counted at open");
+    assert_eq!(
+        reopened.get(&hello).unwrap().as_deref(),
+        Some(&b"hello"[..]),
         "{name}"
     );
 }

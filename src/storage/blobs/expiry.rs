@@ -3,13 +3,14 @@
 //! bytes returned to its uploader's quota. Referenced blobs never expire; which blobs are
 //! referenced is the caller's answer (the log's publications), passed in.
 //!
+//! Only where the backend allows it ([`super::BlobBackend::expires`]): on the POSIX
+//! store, not on a bucket (ADR 0012).
+//!
 //! May import: the store (`super`) and the storage error.
 
-use std::fs;
-use std::io;
 use std::time::{Duration, SystemTime};
 
-use super::{io_error, BlobStore};
+use super::BlobStore;
 use crate::storage::StorageError;
 
 /// The default time to live of an unreferenced blob: 7 days.
@@ -25,8 +26,9 @@ pub struct Swept {
 }
 
 impl BlobStore {
-    /// Removes every blob that `referenced` does not claim and whose modification time is
-    /// `ttl` or more before `now`.
+    /// Removes every blob that `referenced` does not claim and whose clock is `ttl` or
+    /// more before `now`. Nothing on a backend that does not expire blobs (a bucket:
+    /// ADR 0012 says why and what the operator uses instead).
     pub fn sweep(
         &self,
         referenced: &dyn Fn(&str) -> bool,
@@ -34,33 +36,18 @@ impl BlobStore {
         now: SystemTime,
     ) -> Result<Swept, StorageError> {
         let mut swept = Swept::default();
-        for (hex, _) in self.held()? {
-            if referenced(&hex) {
+        if !self.backend.expires() {
+            return Ok(swept);
+        }
+        for held in self.backend.held()? {
+            if referenced(&held.hex) {
                 continue;
             }
-            // Checked and removed under the install lock, so a concurrent touch (a
-            // submission naming the blob) or re-upload either lands first and keeps it,
-            // or finds it gone.
-            let _guard = self.lock_install();
-            let path = self.path(&hex);
-            let meta = match fs::metadata(&path) {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StorageError::io(format!("reading {}", path.display()), e)),
-            };
-            let modified = meta
-                .modified()
-                .map_err(io_error(format!("reading {}", path.display())))?;
-            let age = now.duration_since(modified).unwrap_or_default();
-            if age < ttl {
-                continue;
+            if let Some(bytes) = self.backend.expire(&held.hex, ttl, now)? {
+                self.usage.release(&held.owner, bytes);
+                swept.blobs += 1;
+                swept.bytes += bytes;
             }
-            let owner = self.owner(&hex);
-            fs::remove_file(&path).map_err(io_error(format!("removing {}", path.display())))?;
-            let _ = fs::remove_file(self.owner_dir().join(&hex));
-            self.usage.release(&owner, meta.len());
-            swept.blobs += 1;
-            swept.bytes += meta.len();
         }
         Ok(swept)
     }

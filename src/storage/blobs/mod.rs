@@ -1,32 +1,41 @@
-//! The content-addressed evidence store: `DATA/blobs/sha256/<hex>`, and who uploaded
-//! each blob in `DATA/blobs/owner/<hex>` (the uploader's key id, one line).
+//! The content-addressed evidence store: [`BlobStore`], what every backend shares (the
+//! size limit, the quotas and the reserve, the download slots, and the upload that hashes
+//! while it streams), over the [`BlobBackend`] port, one file per backend:
+//! - [`posix::PosixBlobs`] (the embedded default): `DATA/blobs/sha256/<hex>`, and who
+//!   uploaded each blob in `DATA/blobs/owner/<hex>`;
+//! - [`object::ObjectBlobs`] (`serve --store s3://…`): the blobs in the bucket, beside
+//!   the log, with `DATA/blobs/` as a verified read cache (ADR 0012).
 //!
-//! A blob is written to `DATA/blobs/tmp/` while its SHA-256 is computed, then fsynced and
-//! renamed to its digest's name, and the directory fsynced: a blob file either is complete
-//! and has the digest it is named after, or does not exist. Writing the same blob twice
-//! is harmless (the second write finds the first and discards itself). Temporary files
-//! left by a crash are removed on open.
+//! An upload is written to `DATA/blobs/tmp/` while its SHA-256 is computed, then fsynced
+//! and its size and digest checked; only then does the backend make it visible under its
+//! digest, and the upload is acknowledged only once the backend holds it durably. A blob
+//! either is complete and has the digest it is named after, or does not exist. Writing
+//! the same blob twice is harmless. Temporary files left by a crash are removed on open.
 //!
 //! Every upload is attributed to a key and charged against that key's quota and the
-//! store's ([`quota`]) before a byte is written, and refused while the volume would keep
-//! less than the reserve. A blob's modification time is when it was stored or last named
-//! by a submission ([`BlobStore::touch`]); [`expiry`] removes unreferenced blobs by it.
+//! store's ([`quota`]) before a byte is written, and refused while the local volume
+//! would keep less than the reserve. A blob's expiry clock starts when it was stored or
+//! last named by a submission ([`BlobStore::touch`]); [`expiry`] removes unreferenced
+//! blobs by it where the backend allows ([`BlobBackend::expires`]).
 //!
-//! May import: `storage::durable`, the storage error, and the catalog's blob source
-//! and digest check.
+//! May import: `storage::durable`, the object store drivers' connection and bridge, the
+//! storage error, and the catalog's blob source and digest check.
 
 pub mod expiry;
+pub mod object;
+pub mod posix;
 pub mod quota;
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use super::durable::{create_dir_all_durable, sync_dir};
+use super::durable::create_dir_all_durable;
 use super::StorageError;
 use crate::catalog::{check_sha256, BlobSource};
 use quota::{check_reserve, Limits, QuotaError, Usage};
@@ -34,8 +43,9 @@ use quota::{check_reserve, Limits, QuotaError, Usage};
 /// The default largest blob: 64 MiB.
 pub const DEFAULT_MAX_BLOB_BYTES: u64 = 64 << 20;
 
-/// The uploader recorded for a blob whose owner file is missing (a crash between the
-/// rename and the owner write, or a store from before uploads were attributed).
+/// The uploader recorded for a blob whose owner record is missing (a crash between
+/// storing the blob and recording its owner, or a store from before uploads were
+/// attributed).
 pub const UNKNOWN_UPLOADER: &str = "-";
 
 /// A blob could not be stored.
@@ -69,7 +79,8 @@ pub enum BlobError {
     /// A quota or the disk reserve refuses the upload.
     #[error(transparent)]
     Quota(#[from] QuotaError),
-    /// The file system failed.
+    /// The file system or the object store failed (or holds other bytes under the name:
+    /// [`StorageError::Conflict`]).
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -83,14 +94,77 @@ pub struct Upload {
     pub size: u64,
 }
 
-/// The store.
+/// One blob a backend holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldBlob {
+    /// Its SHA-256, 64 lowercase hex.
+    pub hex: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Who uploaded it ([`UNKNOWN_UPLOADER`] if not recorded).
+    pub owner: String,
+}
+
+/// The blob storage port: where verified, content-addressed blobs are kept. Every
+/// `hex` a caller passes has been checked to be 64 lowercase hex.
+///
+/// A backend MUST only ever make visible under `hex` bytes whose SHA-256 is `hex` (it
+/// is handed verified files), MUST NOT report a blob installed before it is durable
+/// there, and MUST NOT replace a blob once stored: a second install of the same digest
+/// succeeds only if the stored bytes are identical (they hash to the name), and fails
+/// with [`StorageError::Conflict`] otherwise. Bytes it serves from anywhere it does not
+/// control alone (a bucket) MUST be re-hashed before they are served.
+pub trait BlobBackend: Send + Sync + std::fmt::Debug {
+    /// Every blob held, with its size and owner.
+    fn held(&self) -> Result<Vec<HeldBlob>, StorageError>;
+
+    /// Whether blob `hex` is held.
+    fn contains(&self, hex: &str) -> Result<bool, StorageError>;
+
+    /// Who uploaded blob `hex`, if recorded.
+    fn owner(&self, hex: &str) -> Result<Option<String>, StorageError>;
+
+    /// A local file holding blob `hex`'s verified bytes, and its length; `None` if the
+    /// blob is not held.
+    fn open(&self, hex: &str) -> Result<Option<(File, u64)>, StorageError>;
+
+    /// Makes `tmp` (complete, fsynced, `size` bytes hashing to `hex`, in the store's
+    /// `tmp/` directory) the blob `hex`, attributed to `uploader`. Returns whether it is
+    /// new (false: identical bytes were already held). Consumes or leaves `tmp`; the
+    /// caller removes what is left.
+    fn install(
+        &self,
+        hex: &str,
+        tmp: &Path,
+        size: u64,
+        uploader: &str,
+    ) -> Result<bool, StorageError>;
+
+    /// Restarts blob `hex`'s expiry clock (a submission names it); best effort.
+    fn touch(&self, hex: &str);
+
+    /// Whether [`BlobBackend::expire`] may remove anything here.
+    fn expires(&self) -> bool;
+
+    /// Removes blob `hex` if its clock is `ttl` or more before `now`, checked and
+    /// removed atomically with respect to [`BlobBackend::touch`] and
+    /// [`BlobBackend::install`]; returns the bytes removed, `None` if kept.
+    fn expire(
+        &self,
+        hex: &str,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<Option<u64>, StorageError>;
+}
+
+/// The store (see the module documentation).
 #[derive(Debug)]
 pub struct BlobStore {
+    /// The local directory: `tmp/` for uploads in flight, and the backend's files.
     root: PathBuf,
+    backend: Box<dyn BlobBackend>,
     limits: Limits,
     usage: Usage,
-    /// Held while installing or removing a blob, so expiry never races an install.
-    install: Mutex<()>,
     /// One permit per download being served.
     downloads: Arc<tokio::sync::Semaphore>,
 }
@@ -102,33 +176,45 @@ fn io_error(what: String) -> impl FnOnce(io::Error) -> StorageError {
 }
 
 impl BlobStore {
-    /// Opens (creating) the store at `root` with the default quotas and reserve.
+    /// Opens (creating) the POSIX store at `root` with the default quotas and reserve.
     pub fn open(root: &Path, max_bytes: u64) -> Result<BlobStore, StorageError> {
         BlobStore::open_with(root, Limits::with_max_blob(max_bytes))
     }
 
-    /// Opens (creating) the store at `root`, removing temporaries a crash left behind and
-    /// counting what each uploader holds.
+    /// Opens (creating) the POSIX store at `root` (see [`BlobStore::with_backend`]).
     pub fn open_with(root: &Path, limits: Limits) -> Result<BlobStore, StorageError> {
+        let backend = posix::PosixBlobs::open(root)?;
+        BlobStore::with_backend(root, Box::new(backend), limits)
+    }
+
+    /// The store on `backend`, its uploads staged in `root/tmp/`: removes temporaries a
+    /// crash left behind and counts what each uploader holds.
+    pub fn with_backend(
+        root: &Path,
+        backend: Box<dyn BlobBackend>,
+        limits: Limits,
+    ) -> Result<BlobStore, StorageError> {
         let store = BlobStore {
             root: root.to_path_buf(),
+            backend,
             limits,
             usage: Usage::default(),
-            install: Mutex::new(()),
             downloads: Arc::new(tokio::sync::Semaphore::new(limits.max_downloads.max(1))),
         };
-        for dir in [store.blob_dir(), store.tmp_dir(), store.owner_dir()] {
-            create_dir_all_durable(&dir)
-                .map_err(io_error(format!("creating {}", dir.display())))?;
-        }
         let tmp = store.tmp_dir();
+        create_dir_all_durable(&tmp).map_err(io_error(format!("creating {}", tmp.display())))?;
         for path in list(&tmp)? {
             fs::remove_file(&path).map_err(io_error(format!("removing {}", path.display())))?;
         }
-        for (hex, size) in store.held()? {
-            store.usage.charge(&store.owner(&hex), size);
+        for held in store.backend.held()? {
+            store.usage.charge(&held.owner, held.size);
         }
         Ok(store)
+    }
+
+    /// The backend the blobs are kept in.
+    pub fn backend(&self) -> &dyn BlobBackend {
+        self.backend.as_ref()
     }
 
     /// The largest blob accepted, in bytes.
@@ -155,94 +241,61 @@ impl BlobStore {
         self.root.join("tmp")
     }
 
-    fn blob_dir(&self) -> PathBuf {
-        self.root.join("sha256")
-    }
-
-    fn owner_dir(&self) -> PathBuf {
-        self.root.join("owner")
-    }
-
-    fn path(&self, hex: &str) -> PathBuf {
-        self.blob_dir().join(hex)
-    }
-
-    /// Whether the blob is held. `hex` must be 64 lowercase hex characters.
+    /// Whether the blob is held (false for a malformed digest, or when the backend
+    /// cannot be asked).
     pub fn contains(&self, hex: &str) -> bool {
-        check_sha256(hex).is_ok() && self.path(hex).is_file()
+        check_sha256(hex).is_ok() && self.backend.contains(hex).unwrap_or(false)
     }
 
     /// The key id that uploaded blob `hex` ([`UNKNOWN_UPLOADER`] if not recorded).
     pub fn owner(&self, hex: &str) -> String {
-        fs::read_to_string(self.owner_dir().join(hex))
+        check_sha256(hex)
             .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
+            .and_then(|_| self.backend.owner(hex).ok().flatten())
             .unwrap_or_else(|| UNKNOWN_UPLOADER.to_string())
     }
 
     /// Every blob held: (digest hex, size).
     pub fn held(&self) -> Result<Vec<(String, u64)>, StorageError> {
-        let mut out = Vec::new();
-        for path in list(&self.blob_dir())? {
-            let Some(hex) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            if check_sha256(hex).is_err() {
-                continue;
-            }
-            let meta =
-                fs::metadata(&path).map_err(io_error(format!("reading {}", path.display())))?;
-            out.push((hex.to_string(), meta.len()));
-        }
-        Ok(out)
+        Ok(self
+            .backend
+            .held()?
+            .into_iter()
+            .map(|h| (h.hex, h.size))
+            .collect())
     }
 
     /// The blob's bytes, if held.
     pub fn get(&self, hex: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        if check_sha256(hex).is_err() {
+        let Some((mut file, len)) = self.open_blob(hex)? else {
             return Ok(None);
-        }
-        let path = self.path(hex);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StorageError::io(format!("reading {}", path.display()), e)),
-        }
+        };
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.read_to_end(&mut bytes)
+            .map_err(io_error(format!("reading blob {hex}")))?;
+        Ok(Some(bytes))
     }
 
-    /// The blob's file opened for reading, and its length, if held (for streaming).
+    /// The blob's verified bytes in a local file opened for reading, and its length, if
+    /// held (for streaming).
     pub fn open_blob(&self, hex: &str) -> Result<Option<(File, u64)>, StorageError> {
         if check_sha256(hex).is_err() {
             return Ok(None);
         }
-        let path = self.path(hex);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StorageError::io(format!("opening {}", path.display()), e)),
-        };
-        let len = file
-            .metadata()
-            .map_err(io_error(format!("reading {}", path.display())))?
-            .len();
-        Ok(Some((file, len)))
+        self.backend.open(hex)
     }
 
     /// Restarts blob `hex`'s expiry clock (a submission names it). Missing blobs are
     /// ignored.
     pub fn touch(&self, hex: &str) {
-        if check_sha256(hex).is_err() {
-            return;
-        }
-        let _guard = self.lock_install();
-        if let Ok(file) = File::options().append(true).open(self.path(hex)) {
-            let _ = file.set_modified(std::time::SystemTime::now());
+        if check_sha256(hex).is_ok() {
+            self.backend.touch(hex);
         }
     }
 
     /// Starts writing a blob expected to hash to `expected` (64 hex): checks the size
-    /// limit, the disk reserve and the quotas, and reserves the declared size.
+    /// limit, the disk reserve and the quotas, and reserves the declared size. May ask
+    /// the backend whether the blob is held (a network round trip on a bucket).
     pub fn writer(&self, expected: &str, upload: Upload) -> Result<BlobWriter<'_>, BlobError> {
         check_sha256(expected).map_err(|e| BlobError::BadDigest(e.to_string()))?;
         if upload.size > self.limits.max_blob_bytes {
@@ -252,7 +305,7 @@ impl BlobStore {
         }
         check_reserve(&self.root, upload.size, self.limits.reserve_bytes)?;
         // A blob already held costs nothing more (its bytes are still checked).
-        let charged = !self.path(expected).is_file();
+        let charged = !self.backend.contains(expected)?;
         if charged {
             self.usage
                 .reserve(&upload.uploader, upload.size, &self.limits)?;
@@ -292,13 +345,6 @@ impl BlobStore {
         w.write(bytes)?;
         w.finish()
     }
-
-    fn lock_install(&self) -> std::sync::MutexGuard<'_, ()> {
-        match self.install.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
 }
 
 /// The paths in `dir`.
@@ -313,7 +359,15 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
 
 impl BlobSource for BlobStore {
     fn blob(&self, sha256_hex: &str) -> Option<Vec<u8>> {
-        self.get(sha256_hex).ok().flatten()
+        match self.get(sha256_hex) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // Analysis then records the evidence as not held; the reason is the
+                // operator's to see.
+                tracing::warn!(blob = sha256_hex, error = %e, "reading an evidence blob");
+                None
+            }
+        }
     }
 
     fn touch(&self, sha256_hex: &str) {
@@ -354,8 +408,8 @@ impl BlobWriter<'_> {
         Ok(())
     }
 
-    /// Checks the size and digest, makes the blob durable under its name, and returns
-    /// whether it is new (false: an identical blob was already held).
+    /// Checks the size and digest, has the backend store the blob durably under its
+    /// name, and returns whether it is new (false: an identical blob was already held).
     pub fn finish(mut self) -> Result<bool, BlobError> {
         if self.len != self.upload.size {
             return Err(BlobError::SizeMismatch {
@@ -370,35 +424,28 @@ impl BlobWriter<'_> {
                 actual: format!("sha256:{actual}"),
             });
         }
-        let target = self.store.path(&self.expected);
-        let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
         if let Some(file) = self.file.take() {
             file.sync_all()
                 .map_err(io_error(format!("syncing {}", self.tmp.display())))?;
         }
-        let _guard = self.store.lock_install();
-        if target.is_file() {
-            // A concurrent upload of the same blob may have renamed it in but not yet
-            // synced the directory: sync it before acknowledging, so "already stored"
-            // is as durable as "stored".
-            sync_dir(&dir).map_err(io_error(format!("syncing {}", dir.display())))?;
-            return Ok(false);
+        let created = self.store.backend.install(
+            &self.expected,
+            &self.tmp,
+            self.upload.size,
+            &self.upload.uploader,
+        )?;
+        if created {
+            self.charged = false;
         }
-        let owner = self.store.owner_dir().join(&self.expected);
-        fs::write(&owner, format!("{}\n", self.upload.uploader))
-            .map_err(io_error(format!("writing {}", owner.display())))?;
-        fs::rename(&self.tmp, &target)
-            .map_err(io_error(format!("installing {}", target.display())))?;
-        sync_dir(&dir).map_err(io_error(format!("syncing {}", dir.display())))?;
-        self.charged = false;
-        Ok(true)
+        Ok(created)
     }
 }
 
 impl Drop for BlobWriter<'_> {
     fn drop(&mut self) {
-        // After a successful rename the temporary name no longer exists; otherwise it is
-        // an abandoned or refused upload, whose reservation is returned.
+        // After an install the temporary name usually no longer exists; otherwise it is
+        // an abandoned or refused upload (or one already held), whose reservation is
+        // returned.
         let _ = fs::remove_file(&self.tmp);
         if self.charged {
             self.store

@@ -7,4 +7,5 @@ mod config;
 mod tiles;
 
 pub use config::{ObjectStoreConfig, StoreUrl};
+pub(crate) use tiles::connect;
 pub use tiles::{ObjectTiles, OverwriteProbe};

@@ -203,7 +203,7 @@ impl ObjectTiles {
 }
 
 /// The bucket of `url`, reached as `config` says (no I/O yet).
-fn connect(
+pub(crate) fn connect(
     url: &StoreUrl,
     config: &ObjectStoreConfig,
 ) -> Result<Arc<dyn ObjectStore>, StorageError> {
