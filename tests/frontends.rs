@@ -325,12 +325,11 @@ fn a_bad_signature_sent_to_a_frontend_never_reaches_the_sequencer() {
         });
         sign_envelope(&serde_jcs::to_vec(&payload).unwrap(), &publisher).to_json()
     };
-    let cases: [(&str, Vec<u8>, u16); 5] = [
+    let cases: [(&str, Vec<u8>, u16); 4] = [
         ("/v1/publications", unknown.into_bytes(), 403),
         ("/v1/publications", damaged.to_string().into_bytes(), 403),
         ("/v1/publications", b"{not json".to_vec(), 400),
         ("/v1/publications", admin_like.into_bytes(), 422),
-        ("/v1/publications", vec![b' '; (1 << 20) + 1], 413),
     ];
     for (path, body, want) in cases {
         let r = rt
@@ -343,6 +342,17 @@ fn a_bad_signature_sent_to_a_frontend_never_reaches_the_sequencer() {
             String::from_utf8_lossy(&r.body)
         );
     }
+    // Too large: the frontend answers 413 from the declared length and may close before
+    // the body is sent, so this one goes on a raw socket that ignores write errors.
+    let oversize = (1usize << 20) + 1;
+    let mut request = format!(
+        "POST /v1/publications HTTP/1.1\r\nHost: front\r\nContent-Type: application/json\r\n\
+         Content-Length: {oversize}\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    request.resize(request.len() + oversize, b' ');
+    let (status, text) = common::raw_http(&frontends[0].url, &request);
+    assert_eq!(status, 413, "{text}");
     // The holder saw none of them: no refusal or admission counted, no entry added.
     assert_eq!(refusals(&rt, &holder), counted_before);
     assert_eq!(get(&rt, &holder, "/checkpoint").1, head_before);
