@@ -244,8 +244,6 @@ async fn check(
         .map_err(Problem::from)
 }
 
-/// Everything the frontend does not answer itself, passed to the holder as it is (the
-/// body streamed, at most `max_forward_bytes`).
 /// `GET /v1/blobs/sha256:<hex>`: from the bucket when this frontend has it, else
 /// forwarded.
 async fn blob(State(app): State<Frontend>, Path(path): Path<String>, request: Request) -> Response {
@@ -258,6 +256,8 @@ async fn blob(State(app): State<Frontend>, Path(path): Path<String>, request: Re
     }
 }
 
+/// Everything the frontend does not answer itself, passed to the holder as it is (the
+/// body streamed, at most `max_forward_bytes`).
 async fn forward_as_is(State(app): State<Frontend>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts
