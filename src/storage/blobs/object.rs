@@ -183,19 +183,11 @@ impl ObjectBlobs {
                 .map_err(|e| StorageError::io("caching a blob", std::io::Error::other(e)))?;
             let mut file = File::create(&tmp_path)
                 .map_err(io_error(format!("creating {}", tmp_path.display())))?;
-            let (mut hasher, mut size) = (Sha256::new(), 0u64);
-            let mut stream = result.into_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| remote_error(format!("reading {location}"), e))?;
-                size += chunk.len() as u64;
-                if size > max {
-                    return Err(tampered(&location, format!("more than {max} bytes")));
-                }
-                hasher.update(&chunk);
-                file.write_all(&chunk)
-                    .map_err(io_error(format!("writing {}", tmp_path.display())))?;
-            }
-            let actual = hex::encode(hasher.finalize());
+            let (actual, size) = hash_stream(result, &location, max, |chunk| {
+                file.write_all(chunk)
+                    .map_err(io_error(format!("writing {}", tmp_path.display())))
+            })
+            .await?;
             if actual != expected {
                 return Err(tampered(&location, format!("its SHA-256 is {actual}")));
             }
@@ -224,12 +216,30 @@ async fn stored_digest(
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(remote_error(format!("reading {location}"), e)),
     };
-    let mut hasher = Sha256::new();
+    let (digest, _) = hash_stream(result, location, u64::MAX, |_| Ok(())).await?;
+    Ok(Some(digest))
+}
+
+/// Streams the body of `result` (the object at `location`) through `sink` while hashing
+/// it, stopping with [`tampered`] past `max` bytes: its SHA-256 as hex, and its size.
+async fn hash_stream(
+    result: object_store::GetResult,
+    location: &ObjectPath,
+    max: u64,
+    mut sink: impl FnMut(&[u8]) -> Result<(), StorageError>,
+) -> Result<(String, u64), StorageError> {
+    let (mut hasher, mut size) = (Sha256::new(), 0u64);
     let mut stream = result.into_stream();
     while let Some(chunk) = stream.next().await {
-        hasher.update(&chunk.map_err(|e| remote_error(format!("reading {location}"), e))?);
+        let chunk = chunk.map_err(|e| remote_error(format!("reading {location}"), e))?;
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(tampered(location, format!("more than {max} bytes")));
+        }
+        hasher.update(&chunk);
+        sink(&chunk)?;
     }
-    Ok(Some(hex::encode(hasher.finalize())))
+    Ok((hex::encode(hasher.finalize()), size))
 }
 
 /// Lists every object under `prefix` (all pages).
