@@ -10,7 +10,9 @@
 //! - a frontend paused past the lease and resumed never takes the lease or installs a
 //!   checkpoint;
 //! - evidence blobs live in the bucket: a frontend serves them itself, and they survive
-//!   `kill -9` of the sequencer that stored them (ADR 0012).
+//!   `kill -9` of the sequencer that stored them (ADR 0012);
+//! - the holder's per-client limits count the clients behind a frontend it trusts
+//!   (`Forwarded: for=`), each apart, and believe the header from no one else.
 
 mod common;
 
@@ -22,7 +24,7 @@ use common::backend::Backend;
 use common::load::{self, check_recovered, check_resubmitted, Acked, Load};
 use common::{tempdir, Server};
 use srcos_catalog::catalog::sign_envelope;
-use srcos_catalog::http::HttpClient;
+use srcos_catalog::http::{routes, HttpClient};
 use srcos_catalog::keyfile::{read_signer, read_verifier};
 use srcos_catalog::note::{self, KeyType, Signer, Verifier};
 use srcos_catalog::receipt::Receipt;
@@ -54,33 +56,50 @@ impl Cluster {
         })
     }
 
-    fn command(&self, data: &Path, lease_ms: u64) -> Command {
-        self.backend.serve_command(
-            data,
-            &[
-                "--batch-max",
-                "64",
-                "--lease-ms",
-                &lease_ms.to_string(),
-                "--follow-ms",
-                "50",
-            ],
-        )
+    fn command(&self, data: &Path, lease_ms: u64, extra: &[&str]) -> Command {
+        let lease_ms = lease_ms.to_string();
+        let mut args = vec![
+            "--batch-max",
+            "64",
+            "--lease-ms",
+            &lease_ms,
+            "--follow-ms",
+            "50",
+        ];
+        args.extend_from_slice(extra);
+        self.backend.serve_command(data, &args)
     }
 
     /// The first `serve`: it takes the lease and creates the log.
     fn sequencer(&self, data: &Path, lease_ms: u64) -> Server {
-        Server::spawn_command(self.command(data, lease_ms), data)
+        self.sequencer_with(data, lease_ms, &[])
+    }
+
+    /// [`Cluster::sequencer`] with `extra` flags.
+    fn sequencer_with(&self, data: &Path, lease_ms: u64, extra: &[&str]) -> Server {
+        Server::spawn_command(self.command(data, lease_ms, extra), data)
     }
 
     /// A `serve` in `data` beside the sequencer in `sequencer` (its log key copied, as
     /// a deployment copies it), which finds the lease held and listens as a frontend.
     fn frontend(&self, sequencer: &Path, data: &Path, lease_ms: u64) -> Server {
+        self.frontend_with(sequencer, data, lease_ms, &[])
+    }
+
+    /// [`Cluster::frontend`] with `extra` flags.
+    fn frontend_with(
+        &self,
+        sequencer: &Path,
+        data: &Path,
+        lease_ms: u64,
+        extra: &[&str],
+    ) -> Server {
         std::fs::create_dir_all(data).unwrap();
         for file in ["log.key", "log.vkey"] {
             std::fs::copy(sequencer.join(file), data.join(file)).unwrap();
         }
-        Server::spawn_until(self.command(data, lease_ms), data, "frontend listening on ")
+        let command = self.command(data, lease_ms, extra);
+        Server::spawn_until(command, data, "frontend listening on ")
     }
 
     /// The lease row: (epoch, advertised URL).
@@ -788,4 +807,118 @@ fn evidence_in_the_bucket_is_served_by_frontends_and_survives_kill_9() {
         let (status, body) = get(&rt, &front, &format!("/v1/blobs/sha256:{}", hex_of(bytes)));
         assert_eq!((status, body.as_slice()), (200, bytes));
     }
+}
+
+/// `GET path` from the local address `from` to `server`, with `extra` header lines.
+fn get_from(server: &Server, from: &str, path: &str, extra: &str) -> (u16, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n");
+    common::raw_http_from(&server.url, from.parse().unwrap(), request.as_bytes())
+}
+
+/// Sends up to `n` requests (`send(i)`) until one is refused with 429, which must name
+/// the limit `detail`; fails with `why` if none is.
+fn assert_limited(why: &str, detail: &str, n: usize, mut send: impl FnMut(usize) -> (u16, String)) {
+    for i in 0..n {
+        let (status, text) = send(i);
+        if status == 429 {
+            assert!(text.contains(detail), "{why}: {text}");
+            return;
+        }
+        assert_eq!(status, 200, "{why}: request {i}: {text}");
+    }
+    panic!("{why}: no request of {n} was refused");
+}
+
+/// The holder trusts the frontend (`--trusted-proxy 127.0.0.1`) and limits each client
+/// to a burst of 3 requests; the frontend allows 6. Other loopback addresses stand for
+/// other client machines. Through the frontend, two clients are limited apart by the
+/// holder; a client's own `Forwarded` header is replaced by the frontend and ignored by
+/// the holder when it comes straight from an untrusted peer; a malformed one from the
+/// trusted peer is a 400; and the frontend still limits the real client itself.
+#[test]
+fn per_client_limits_see_the_client_behind_a_frontend() {
+    let Some(cluster) = Cluster::new("per_client_limits_behind_a_frontend") else {
+        return;
+    };
+    let dir = tempdir();
+    let seq_data = dir.path().join("seq");
+    let holder_flags = [
+        "--limit-loopback",
+        "--per-ip-rate",
+        "1",
+        "--per-ip-burst",
+        "3",
+        "--trusted-proxy",
+        "127.0.0.1",
+    ];
+    let sequencer = cluster.sequencer_with(&seq_data, 10_000, &holder_flags);
+    let front_flags = [
+        "--limit-loopback",
+        "--per-ip-rate",
+        "2",
+        "--per-ip-burst",
+        "6",
+    ];
+    let frontend =
+        cluster.frontend_with(&seq_data, &dir.path().join("front"), 10_000, &front_flags);
+    let state = routes::STATE;
+    // Until the frontend knows the holder (a client of its own, so no one else's budget).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get_from(&frontend, "127.0.0.20", state, "").0 != 200 {
+        assert!(Instant::now() < deadline, "the frontend never forwarded");
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let holders = "at most 1 requests per second";
+
+    // Client A exhausts its burst at the holder, through the frontend.
+    assert_limited("the holder limits client A", holders, 6, |_| {
+        get_from(&frontend, "127.0.0.2", state, "")
+    });
+    // Client B, through the same frontend, is another client to the holder.
+    let (status, text) = get_from(&frontend, "127.0.0.3", state, "");
+    assert_eq!(status, 200, "client B was limited with client A: {text}");
+
+    // C names another client in each request: the frontend replaces the header, so the
+    // holder still counts C.
+    let spoofed = |i| format!("Forwarded: for=10.0.0.{i}\r\n");
+    assert_limited(
+        "a spoofed Forwarded through the frontend",
+        holders,
+        6,
+        |i| get_from(&frontend, "127.0.0.4", state, &spoofed(i)),
+    );
+
+    // Straight to the holder from an untrusted peer: the header is ignored, even malformed.
+    let (status, text) = get_from(
+        &sequencer,
+        "127.0.0.5",
+        state,
+        "Forwarded: for=[nonsense\r\n",
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_limited(
+        "a spoofed Forwarded from an untrusted peer",
+        holders,
+        6,
+        |i| get_from(&sequencer, "127.0.0.5", state, &spoofed(i)),
+    );
+
+    // From the trusted peer, a malformed header is refused precisely.
+    let (status, text) = get_from(
+        &sequencer,
+        "127.0.0.1",
+        state,
+        "Forwarded: for=2001:db8::1\r\n",
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("bad-forwarded") && text.contains("must be quoted"),
+        "{text}"
+    );
+
+    // The frontend's own limits count the real client (a read it answers itself).
+    let frontends = "at most 2 requests per second";
+    assert_limited("the frontend limits its clients", frontends, 8, |_| {
+        get_from(&frontend, "127.0.0.6", routes::CHECKPOINT, "")
+    });
 }

@@ -9,9 +9,16 @@
 //! retrying is always safe. The holder's own answers (a fenced holder's 503 included)
 //! are passed on unchanged.
 //!
-//! May import `http` (problem+json) and the blob intent header's name from `catalog`;
+//! The holder learns who the client is from `Forwarded: for=` (RFC 7239), set here from
+//! the client this server found ([`ClientAddr`], itself behind the operator's own trusted
+//! proxies, if any) and replacing whatever the client sent, so a client cannot choose
+//! the address the holder's per-client limits count; the holder believes it only from
+//! the proxies it trusts (`--trusted-proxy`, `http::forwarded`).
+//!
+//! May import `http` (problem+json, the client address) and the blob intent header's name from `catalog`;
 //! nothing of the log.
 
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -23,6 +30,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
+use crate::http::forwarded::forwarded_for;
 use crate::http::Problem;
 
 /// How a frontend forwards.
@@ -43,7 +51,8 @@ impl Default for ForwardLimits {
     }
 }
 
-/// Request headers passed on to the holder (the rest are hop-by-hop, or the frontend's):
+/// Request headers passed on to the holder (the rest are hop-by-hop, or the frontend's;
+/// `Forwarded` is this server's own, never the client's):
 /// `Content-Length` lets the holder refuse an oversized upload before reading it, and
 /// `Blob-Intent` carries an evidence upload's signed intent.
 const PASSED_ON: [&str; 6] = [
@@ -129,14 +138,15 @@ impl Forwarder {
             .clone()
     }
 
-    /// Sends `method path_and_query` with `body` (already capped by the caller) and the
-    /// passed-on `headers` to the holder; its answer, or a 503 (see the module
-    /// documentation).
+    /// Sends `method path_and_query` with `body` (already capped by the caller), the
+    /// passed-on `headers` and `Forwarded: for=client` to the holder; its answer, or a
+    /// 503 (see the module documentation).
     pub async fn forward(
         &self,
         method: Method,
         path_and_query: &str,
         headers: &HeaderMap,
+        client: Option<IpAddr>,
         body: Body,
     ) -> Response {
         let Some(holder) = self.holder() else {
@@ -155,6 +165,9 @@ impl Forwarder {
             if let Some(value) = headers.get(name) {
                 request = request.header(name, value);
             }
+        }
+        if let Some(client) = client {
+            request = request.header(header::FORWARDED, forwarded_for(client));
         }
         let request = match request.body(body) {
             Ok(request) => request,
@@ -203,6 +216,7 @@ mod tests {
                 Method::GET,
                 "/v1/catalog/state",
                 &HeaderMap::new(),
+                None,
                 Body::empty(),
             ));
             assert_eq!(

@@ -40,6 +40,7 @@ use super::read::{
 };
 use super::{Operations, Problem, MAX_BODY_BYTES};
 use crate::catalog::{Refusal, Submission, SubmissionKind};
+use crate::http::forwarded::ClientAddr;
 use crate::http::routes;
 use crate::log::follower::Follower;
 use crate::receipt::RECEIPT_MEDIA_TYPE;
@@ -169,36 +170,50 @@ pub fn router(frontend: Frontend, ops: Operations) -> Router {
 
 async fn submit_publication(
     State(app): State<Frontend>,
+    client: Option<Extension<ClientAddr>>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    submit(app, uri, headers, body, Some(SubmissionKind::Publication)).await
+    let client = client.map(|c| c.0 .0);
+    submit(
+        app,
+        client,
+        uri,
+        headers,
+        body,
+        Some(SubmissionKind::Publication),
+    )
+    .await
 }
 
 async fn submit_grant(
     State(app): State<Frontend>,
+    client: Option<Extension<ClientAddr>>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    submit(app, uri, headers, body, Some(SubmissionKind::Grant)).await
+    let client = client.map(|c| c.0 .0);
+    submit(app, client, uri, headers, body, Some(SubmissionKind::Grant)).await
 }
 
 /// The decision endpoints: the kind is checked by the sequencer, which knows which
 /// endpoint takes which decision; here the envelope and its signature.
 async fn submit_decision(
     State(app): State<Frontend>,
+    client: Option<Extension<ClientAddr>>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    submit(app, uri, headers, body, None).await
+    submit(app, client.map(|c| c.0 .0), uri, headers, body, None).await
 }
 
-/// Caps, parses and verifies the body, then forwards it unchanged.
+/// Caps, parses and verifies the body, then forwards it unchanged, as `client`'s.
 async fn submit(
     app: Frontend,
+    client: Option<std::net::IpAddr>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -213,7 +228,7 @@ async fn submit(
     }
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     app.forwarder
-        .forward(Method::POST, path, &headers, Body::from(bytes))
+        .forward(Method::POST, path, &headers, client, Body::from(bytes))
         .await
 }
 
@@ -266,8 +281,15 @@ async fn forward_as_is(State(app): State<Frontend>, request: Request) -> Respons
         .map_or(parts.uri.path(), |p| p.as_str())
         .to_string();
     let limited = http_body_util::Limited::new(body, app.max_forward_bytes);
+    let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
     app.forwarder
-        .forward(parts.method, &path, &parts.headers, Body::new(limited))
+        .forward(
+            parts.method,
+            &path,
+            &parts.headers,
+            client,
+            Body::new(limited),
+        )
         .await
 }
 
@@ -335,6 +357,7 @@ async fn entry(State(app): State<Frontend>, Path(index): Path<String>) -> Respon
 async fn receipt(
     State(app): State<Frontend>,
     Path(index_text): Path<String>,
+    client: Option<Extension<ClientAddr>>,
     uri: Uri,
     headers: HeaderMap,
     query: Result<Query<ReceiptQuery>, QueryRejection>,
@@ -351,7 +374,13 @@ async fn receipt(
         let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
         return app
             .forwarder
-            .forward(Method::GET, path, &headers, Body::empty())
+            .forward(
+                Method::GET,
+                path,
+                &headers,
+                client.map(|c| c.0 .0),
+                Body::empty(),
+            )
             .await;
     }
     let covered = |app: &Frontend| {

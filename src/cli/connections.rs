@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use ipnet::IpNet;
+
+use crate::http::forwarded::{parse_proxy, TrustedProxies};
 use crate::http::server::ServerLimits;
 
 /// Connection limits of a server.
@@ -39,6 +42,12 @@ pub struct ConnectionArgs {
     /// loopback the client is the operator, or a reverse proxy with its own limits).
     #[arg(long)]
     limit_loopback: bool,
+    /// A proxy (an address or a CIDR block; repeatable) whose RFC 7239 `Forwarded:
+    /// for=` header names the client the per-IP limits count, as a frontend's does.
+    /// From any other peer the header is ignored; from a trusted one a malformed header
+    /// is answered with 400. Default: none.
+    #[arg(long = "trusted-proxy", value_name = "ADDR|CIDR", value_parser = parse_proxy)]
+    trusted_proxy: Vec<IpNet>,
     /// Seconds to let requests in flight finish after SIGTERM/SIGINT before closing the
     /// remaining connections.
     #[arg(long, default_value_t = 10.0, value_parser = seconds)]
@@ -69,6 +78,7 @@ impl ConnectionArgs {
             per_ip_rate: self.per_ip_rate,
             per_ip_burst: self.per_ip_burst,
             limit_loopback: self.limit_loopback,
+            trusted_proxies: TrustedProxies::new(self.trusted_proxy.clone()),
             shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout),
         }
     }

@@ -6,6 +6,7 @@
 //!   size limit;
 //! - `body`: reading request bodies with a hard size limit;
 //! - `problem`: RFC 9457 problem+json error answers;
+//! - [`forwarded`]: the client behind a trusted proxy (RFC 7239 `Forwarded`);
 //! - [`server`]: serving a router with connection limits and a shutdown deadline;
 //! - [`routes`]: every route of the catalog API, shared by the server's router and the
 //!   client so the two cannot drift.
@@ -16,6 +17,7 @@
 
 mod body;
 mod client;
+pub mod forwarded;
 mod problem;
 pub mod routes;
 pub mod server;

@@ -12,12 +12,15 @@
 //! - a cap on open connections (a semaphore around `accept`; beyond it new connections
 //!   wait in the kernel's backlog), kept below the descriptor limit so a flood of sockets
 //!   can never leave the log without descriptors for its own files;
-//! - per client IP: at most N requests in flight and a token-bucket rate (tower_governor),
-//!   both answered with 429 and `Retry-After`;
+//! - per client IP: at most N requests in flight and a token-bucket rate (governor),
+//!   both answered with 429 and `Retry-After`. The client is the peer, or, for a peer
+//!   that is a configured trusted proxy, the address its `Forwarded` header names
+//!   ([`super::forwarded`]; a malformed one from a trusted proxy is answered with 400);
+//!   handlers find it as the request's [`ClientAddr`] extension;
 //! - shutdown within a deadline: stop accepting, let requests in flight finish, then
 //!   close what is left when the deadline expires.
 //!
-//! May import only [`super::problem`].
+//! May import only [`super::problem`] and [`super::forwarded`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,6 +44,7 @@ use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt as _;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use super::forwarded::{client_address, ClientAddr, TrustedProxies};
 use super::problem::Problem;
 
 /// Descriptors kept free for the server's own files (tiles, records, blobs, the state
@@ -70,6 +74,8 @@ pub struct ServerLimits {
     /// Apply the per-IP limits to loopback clients too (off by default: on loopback the
     /// client is the operator, or a reverse proxy that carries its own limits).
     pub limit_loopback: bool,
+    /// The peers whose `Forwarded` header names the client (none by default).
+    pub trusted_proxies: TrustedProxies,
     /// After a shutdown signal, how long requests in flight may take before the
     /// remaining connections are closed.
     pub shutdown_timeout: Duration,
@@ -86,6 +92,7 @@ impl Default for ServerLimits {
             per_ip_rate: 200,
             per_ip_burst: 400,
             limit_loopback: false,
+            trusted_proxies: TrustedProxies::default(),
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -218,11 +225,38 @@ pub fn too_many_requests(retry_after_secs: u64, detail: impl Into<String>) -> Re
     response
 }
 
-async fn limit_per_ip(per_ip: Arc<PerIp>, request: Request, next: Next) -> Response {
-    let ip = request
+/// Finds the request's client ([`client_address`]) and records it as its [`ClientAddr`];
+/// a trusted proxy's malformed `Forwarded` header is answered with 400.
+async fn resolve_client(
+    trusted: Arc<TrustedProxies>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        match client_address(peer, request.headers(), &trusted) {
+            Ok(client) => {
+                request.extensions_mut().insert(ClientAddr(client));
+            }
+            Err(e) => {
+                return Problem::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "bad-forwarded",
+                    "Malformed Forwarded header",
+                    format!("{e} (from a trusted proxy, RFC 7239)"),
+                )
+                .into_response()
+            }
+        }
+    }
+    next.run(request).await
+}
+
+async fn limit_per_ip(per_ip: Arc<PerIp>, request: Request, next: Next) -> Response {
+    let ip = request.extensions().get::<ClientAddr>().map(|c| c.0);
     let _slot = match ip.map(|ip| per_ip.admit(ip)) {
         Some(Err(refusal)) => return too_many_requests(refusal.retry_after, refusal.detail),
         Some(Ok(slot)) => slot,
@@ -232,11 +266,22 @@ async fn limit_per_ip(per_ip: Arc<PerIp>, request: Request, next: Next) -> Respo
 }
 
 /// `router` with the per-request limits of `limits`: the body timeout and the per-IP
-/// concurrency and rate. The router must see each request's `ConnectInfo<SocketAddr>`
+/// concurrency and rate, keyed on each request's client (the [`ClientAddr`] it records
+/// for the handlers too). The router must see each request's `ConnectInfo<SocketAddr>`
 /// ([`serve`] inserts it). Call it inside a Tokio runtime (it starts the task that
 /// forgets quiet clients).
 pub fn with_request_limits(router: Router, limits: &ServerLimits) -> Router {
     let router = router.layer(RequestBodyTimeoutLayer::new(limits.body_timeout));
+    let router = with_per_ip_limits(router, limits);
+    let trusted = Arc::new(limits.trusted_proxies.clone());
+    // The outermost layer: the per-IP limits and the handlers see the client it found.
+    router.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| resolve_client(trusted.clone(), request, next),
+    ))
+}
+
+/// `router` with the per-IP concurrency and rate of `limits`, if any.
+fn with_per_ip_limits(router: Router, limits: &ServerLimits) -> Router {
     if limits.per_ip_rate == 0 && limits.per_ip_concurrency == 0 {
         return router;
     }

@@ -263,9 +263,33 @@ pub fn request_json(subject: &str, n: u64, target: &str, channel: &str) -> Strin
 /// Write errors are ignored: a server may answer (e.g. 413) and close before the client
 /// has sent everything, and the answer is what the test checks.
 pub fn raw_http(url: &str, request: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    exchange(
+        std::net::TcpStream::connect(addr).expect("connect"),
+        request,
+    )
+}
+
+/// [`raw_http`] from the local address `source` (another loopback address, 127.0.0.2 and
+/// up, stands for another client machine).
+pub fn raw_http_from(url: &str, source: std::net::IpAddr, request: &[u8]) -> (u16, String) {
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+        socket.connect(addr).await.expect("connect")
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    exchange(stream, request)
+}
+
+fn exchange(mut stream: std::net::TcpStream, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
