@@ -2,11 +2,15 @@
 //! radosgw from `.ci/services.sh`; those tests skip without it, and fail under `CI`),
 //! verified against its signed checkpoint as it goes:
 //! - POSIX → S3 → POSIX round-trips byte for byte (every tile of the checkpoint's tree,
-//!   and the checkpoint), and a second run writes nothing;
+//!   the checkpoint, and the evidence blobs with their uploaders), and a second run
+//!   writes nothing;
 //! - a mirror killed with `kill -9` midway leaves no checkpoint at the destination and,
 //!   run again, skips what is there and completes;
 //! - a tampered entry bundle or hash tile in the source is refused with an error naming
 //!   it, before it (or, for a hash tile, anything) reaches the destination;
+//! - a tampered evidence blob in the source stops the mirror before it, or any tile,
+//!   reaches the destination, and a destination holding other bytes under a blob's name
+//!   is refused, never overwritten;
 //! - with `--coordinator`, the mirrored log is continued by `serve` on S3 + PostgreSQL.
 
 mod common;
@@ -26,6 +30,27 @@ use common::{tempdir, Server};
 use srcos_catalog::http::HttpClient;
 use srcos_catalog::keyfile::{read_signer, read_verifier};
 use srcos_catalog::note::{KeyType, Signer};
+use srcos_catalog::storage::blobs::BlobStore;
+
+/// The evidence blobs in the source log's store: (bytes, uploader). One is empty, one
+/// spans several read chunks.
+fn evidence() -> Vec<(Vec<u8>, &'static str)> {
+    vec![
+        (b"the first piece of evidence".to_vec(), "uploader+0001"),
+        (
+            (0..300_000u32).map(|i| (i % 251) as u8).collect(),
+            "uploader+0002",
+        ),
+        (Vec::new(), "uploader+0001"),
+        (vec![7u8; 70_000], "-"),
+    ]
+}
+
+/// A blob's name: its SHA-256 as hex.
+fn blob_name(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
 
 /// A stopped log of at least `entries` entries (more than a few entry bundles), made once
 /// per test binary by a real server under a concurrent load.
@@ -53,6 +78,10 @@ fn source_log() -> &'static Path {
         }
         running.finish(&rt);
         assert!(server.terminate(), "clean shutdown");
+        let blobs = BlobStore::open(&data.join("blobs"), 1 << 20).unwrap();
+        for (bytes, uploader) in evidence() {
+            assert!(blobs.put(&blob_name(&bytes), &bytes, uploader).unwrap());
+        }
         dir
     })
     .path()
@@ -140,6 +169,15 @@ fn assert_same_log(source: &Path, copy: &Path) {
     assert!(copy.len() > 20, "only {} files", copy.len());
 }
 
+/// The copy holds exactly the source's evidence blobs and their uploaders.
+fn assert_same_blobs(source: &Path, copy: &Path) {
+    for dir in ["blobs/sha256", "blobs/owner"] {
+        let (source, copy) = (tree(&source.join(dir)), tree(&copy.join(dir)));
+        assert_eq!(source.len(), evidence().len(), "{dir}");
+        assert_eq!(source, copy, "{dir} differs");
+    }
+}
+
 fn s3_env(test: &str) -> Option<(S3Env, String)> {
     let s3 = services::s3(test)?;
     let url = format!("s3://{}/{}", s3.bucket, unique_prefix(test));
@@ -160,6 +198,7 @@ fn a_log_round_trips_posix_to_s3_to_posix_byte_for_byte() {
         Some(&s3),
     );
     assert!(out.contains("checkpoint written"), "{out}");
+    assert!(out.contains(": 4 evidence blobs written"), "{out}");
     let out = mirror_ok(
         &[
             "--from",
@@ -173,6 +212,7 @@ fn a_log_round_trips_posix_to_s3_to_posix_byte_for_byte() {
     );
     assert!(out.contains("checkpoint written"), "{out}");
     assert_same_log(source, &back);
+    assert_same_blobs(source, &back);
     let fsck = srcos_catalog::log::fsck::fsck(&back).unwrap();
     assert!(fsck.problems.is_empty(), "fsck: {:?}", fsck.problems);
     assert_eq!(
@@ -188,6 +228,10 @@ fn a_log_round_trips_posix_to_s3_to_posix_byte_for_byte() {
         out.contains(" 0 objects written") && out.contains("checkpoint unchanged"),
         "{out}"
     );
+    assert!(
+        out.contains(": 0 evidence blobs written (0 bytes), 4 already there"),
+        "{out}"
+    );
     // The copy back needs no key flag: the directory has the log's verifier key.
     let again = dir.path().join("again");
     mirror_ok(
@@ -200,6 +244,7 @@ fn a_log_round_trips_posix_to_s3_to_posix_byte_for_byte() {
         None,
     );
     assert_same_log(&back, &again);
+    assert_same_blobs(source, &again);
 }
 
 #[test]
@@ -286,6 +331,7 @@ fn tamperable_copy(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&copy).unwrap();
     std::fs::copy(source_log().join("log.vkey"), copy.join("log.vkey")).unwrap();
     copy_tree(&source_log().join("log"), &copy.join("log"));
+    copy_tree(&source_log().join("blobs"), &copy.join("blobs"));
     copy
 }
 
@@ -371,6 +417,57 @@ fn a_tampered_source_tile_is_refused_before_it_is_copied() {
         stderr.contains("does not verify with the log key"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_tampered_source_blob_stops_the_mirror_and_no_blob_is_replaced() {
+    let big = blob_name(&evidence()[1].0);
+    // A byte of a blob: refused before it, or any tile, is copied.
+    let dir = tempdir();
+    let source = tamperable_copy(dir.path());
+    flip_byte(&source.join("blobs/sha256").join(&big), 1000);
+    let to = dir.path().join("to");
+    let stderr = mirror_fails(&source, &to);
+    assert!(
+        stderr.contains(&format!(
+            "evidence blob sha256:{big} in the source does not hash to its name"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !to.join("blobs/sha256").join(&big).exists(),
+        "it was copied"
+    );
+    assert!(tree(&to.join("log")).is_empty(), "tiles were copied");
+    assert_eq!(
+        tree(&to.join("blobs/tmp")).len(),
+        0,
+        "the refused copy was left staged"
+    );
+
+    // The honest source: every blob copied; then a copy damaged at the destination is
+    // refused, not replaced, and the mirror fails.
+    mirror_ok(
+        &[
+            "--from",
+            source_log().to_str().unwrap(),
+            "--to",
+            to.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_same_blobs(source_log(), &to);
+    let copy = to.join("blobs/sha256").join(&big);
+    flip_byte(&copy, 5);
+    let damaged = std::fs::read(&copy).unwrap();
+    let stderr = mirror_fails(source_log(), &to);
+    assert!(
+        stderr.contains(&format!(
+            "the destination holds other bytes under evidence blob sha256:{big}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), damaged, "it was replaced");
 }
 
 /// Moving to the cluster: the embedded log mirrored into a bucket with `--coordinator`

@@ -5,8 +5,13 @@
 //! The bucket's endpoint and credentials come from the environment, as for `serve`
 //! (`cli::backends`). With `--coordinator`, a bucket destination's checkpoint is also
 //! installed in PostgreSQL (the commit point `serve` reads), which is what moving a log
-//! from the embedded default to the cluster needs. A destination directory gets the log's `log.vkey` beside its
-//! `log/`; never a private key.
+//! from the embedded default to the cluster needs. A destination directory gets the log's
+//! `log.vkey` beside its `log/`; never a private key.
+//!
+//! The evidence blobs go too (`log::mirror::BlobCopy`): a directory's `blobs/` (if it has
+//! one), a bucket's `PREFIX/blobs/`, as `serve` keeps them. A bucket end passes each blob
+//! through a scratch directory under the system's temporary directory, one at a time,
+//! removed at the end.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,8 +20,12 @@ use clap::Args;
 
 use super::{CliError, Context};
 use crate::keyfile::read_verifier;
-use crate::log::mirror::{mirror, MirrorEnd};
+use crate::log::mirror::{mirror, BlobCopy, MirrorEnd};
 use crate::note::Verifier;
+use crate::storage::blobs::object::ObjectBlobs;
+use crate::storage::blobs::posix::PosixBlobs;
+use crate::storage::blobs::quota::Limits;
+use crate::storage::blobs::{BlobBackend, BlobStore, DEFAULT_MAX_BLOB_BYTES};
 use crate::storage::object::{ObjectStoreConfig, ObjectTiles, StoreUrl};
 use crate::storage::posix::{DataDirLock, PosixLock, PosixTiles};
 use crate::storage::postgres::{PgLock, PgLockOptions};
@@ -44,6 +53,36 @@ pub struct MirrorArgs {
     /// The lease the copy holds in the coordinator, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     lease_ms: u64,
+    /// The largest evidence blob copied (a larger one stops the mirror): at least the
+    /// source's `serve --max-blob-bytes`. Default: 64 MiB, as `serve`'s.
+    #[arg(long, default_value_t = DEFAULT_MAX_BLOB_BYTES)]
+    max_blob_bytes: u64,
+}
+
+/// A scratch directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(end: &str) -> Result<Scratch, CliError> {
+        let path =
+            std::env::temp_dir().join(format!("srcos-catalog-mirror-{}-{end}", std::process::id()));
+        std::fs::create_dir_all(path.join("tmp"))
+            .context(|| format!("creating {}", path.display()))?;
+        Ok(Scratch(path))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One end's evidence blobs: the source's backend, or the destination's store.
+enum Blobs {
+    Absent,
+    Source(Box<dyn BlobBackend>),
+    Destination(BlobStore),
 }
 
 /// One end, opened.
@@ -55,6 +94,49 @@ enum End {
         _held: Option<DataDirLock>,
     },
     Bucket(Box<ObjectTiles>, Option<PgLock>),
+}
+
+/// The limits a mirror's destination store checks copies against: only the size.
+fn copy_limits(max_blob_bytes: u64) -> Limits {
+    Limits {
+        key_quota_bytes: u64::MAX,
+        total_quota_bytes: u64::MAX,
+        reserve_bytes: 0,
+        ..Limits::with_max_blob(max_blob_bytes)
+    }
+}
+
+/// The evidence blobs at `spec` (a directory's `blobs/`, a bucket's `PREFIX/blobs/`),
+/// for reading (`writing` false) or as the destination.
+fn open_blobs(
+    spec: &str,
+    writing: bool,
+    max_blob_bytes: u64,
+    scratch: &mut Option<Scratch>,
+) -> Result<Blobs, CliError> {
+    let (root, backend): (PathBuf, Box<dyn BlobBackend>) = if spec.starts_with("s3://") {
+        let url = StoreUrl::parse(spec)?;
+        let dir = Scratch::new(if writing { "to" } else { "from" })?;
+        let root = dir.0.clone();
+        *scratch = Some(dir);
+        let config = ObjectStoreConfig::from_env();
+        let blobs = ObjectBlobs::open(&url, &config, &root, max_blob_bytes, 0)
+            .context(|| format!("opening the blobs of {url}"))?;
+        (root, Box::new(blobs.uncached()))
+    } else {
+        let root = Path::new(spec).join("blobs");
+        if !writing && !root.join("sha256").is_dir() {
+            return Ok(Blobs::Absent);
+        }
+        let blobs = PosixBlobs::open(&root).context(|| format!("opening {}", root.display()))?;
+        (root, Box::new(blobs))
+    };
+    if !writing {
+        return Ok(Blobs::Source(backend));
+    }
+    let store = BlobStore::with_backend(&root, backend, copy_limits(max_blob_bytes))
+        .context(|| format!("opening the blobs of {spec}"))?;
+    Ok(Blobs::Destination(store))
 }
 
 impl End {
@@ -171,13 +253,30 @@ pub fn run(args: MirrorArgs) -> Result<(), CliError> {
     if let Some(dir) = to.dir() {
         keep_vkey(dir, &log_key)?;
     }
-    let report = mirror(&from.end(), &to.end(), &log_key)
+    let (mut from_scratch, mut to_scratch) = (None, None);
+    let from_blobs = open_blobs(&args.from, false, args.max_blob_bytes, &mut from_scratch)?;
+    let to_blobs = match from_blobs {
+        Blobs::Absent => Blobs::Absent,
+        _ => open_blobs(&args.to, true, args.max_blob_bytes, &mut to_scratch)?,
+    };
+    let blobs = match (&from_blobs, &to_blobs) {
+        (Blobs::Source(from), Blobs::Destination(to)) => Some(BlobCopy {
+            from: from.as_ref(),
+            to,
+        }),
+        _ => None,
+    };
+    let report = mirror(&from.end(), &to.end(), blobs.as_ref(), &log_key)
         .context(|| format!("mirroring {} to {}", args.from, args.to))?;
     println!(
-        "mirrored {} entries from {} to {}: {} objects written ({} bytes), {} already there; checkpoint {}",
+        "mirrored {} entries from {} to {}: {} evidence blobs written ({} bytes), {} already \
+         there; {} objects written ({} bytes), {} already there; checkpoint {}",
         report.size,
         args.from,
         args.to,
+        report.blobs_written,
+        report.blob_bytes,
+        report.blobs_skipped,
         report.written,
         report.bytes,
         report.skipped,

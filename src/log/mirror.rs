@@ -20,14 +20,29 @@
 //! Only the tiles of the checkpoint's tree are copied: stale partial tiles a source keeps
 //! (tlog-tiles allows them) are not. Progress goes to [`crate::progress`] as leaves.
 //!
-//! May import: `merkle`, `note`, `tiles`, `storage` (the ports), `progress`.
+//! With [`BlobCopy`], the evidence blobs are copied too, between the two passes (after
+//! the source's log and the destination's checkpoint are known to agree, before any tile,
+//! so a destination whose checkpoint moved holds the evidence as well). Every blob the
+//! source holds is copied, not only those the log's entries name: a backup must also
+//! keep evidence uploaded for a publication not yet submitted, and the uploaders (the
+//! quotas are counted from them at start). Each blob is streamed from the source into
+//! the destination's staging directory while hashed, and installed only if it hashes to
+//! its name ([`BlobStore::writer`]); a source blob that does not is refused with
+//! [`MirrorError::TamperedBlob`]. A blob the destination already holds is read and
+//! hashed there: the same bytes are skipped (so an interrupted mirror resumes), other
+//! bytes stop the mirror ([`MirrorError::BlobDiffers`]); a blob is never replaced.
+//!
+//! May import: `merkle`, `note`, `tiles`, `storage` (the ports and the blob store),
+//! `progress`.
 
 use std::collections::HashMap;
+use std::io::Read;
 
 use sha2::{Digest, Sha256};
 
 use crate::merkle::{self, CompactRange, Hash};
 use crate::note::{self, Verifier};
+use crate::storage::blobs::{BlobBackend, BlobError, BlobStore, HeldBlob, Upload};
 use crate::storage::{CheckpointLock, LockedCheckpoint, StorageError, TileStore};
 use crate::tiles::{self, TileId, TileKind, HASH_BYTES, TILE_WIDTH};
 
@@ -58,6 +73,36 @@ pub enum MirrorError {
     /// The destination already holds something another log or another tree put there.
     #[error("the destination holds another log: {0}")]
     Diverged(String),
+    /// An evidence blob of the source does not hash to its name.
+    #[error("evidence blob sha256:{hex} in the source does not hash to its name: {why}")]
+    TamperedBlob {
+        /// The blob's name (its SHA-256 as hex).
+        hex: String,
+        /// What did not match.
+        why: String,
+    },
+    /// The destination holds other bytes under an evidence blob's name.
+    #[error(
+        "the destination holds other bytes under evidence blob sha256:{0}; a blob is never \
+         replaced (remove the damaged copy to mirror it again)"
+    )]
+    BlobDiffers(String),
+    /// The destination's blob store refused a copy (its size limit, or the disk).
+    #[error("storing evidence blob sha256:{hex} at the destination: {source}")]
+    Blob {
+        /// The blob.
+        hex: String,
+        /// Why.
+        source: BlobError,
+    },
+}
+
+/// The evidence blobs to copy with the log (see the module documentation).
+pub struct BlobCopy<'a> {
+    /// The source's blobs, only read.
+    pub from: &'a dyn BlobBackend,
+    /// The destination's store, which stages, verifies and installs each copy.
+    pub to: &'a BlobStore,
 }
 
 /// One end of a mirror: the tiles, and where the checkpoint is.
@@ -110,13 +155,20 @@ pub struct MirrorReport {
     pub bytes: u64,
     /// Whether the destination's checkpoint was replaced (false: it was this one).
     pub checkpoint_written: bool,
+    /// Evidence blobs written to the destination.
+    pub blobs_written: u64,
+    /// Evidence blobs the destination already held with the same bytes.
+    pub blobs_skipped: u64,
+    /// Bytes of evidence blobs written.
+    pub blob_bytes: u64,
 }
 
-/// Mirrors the log in `from` to `to` (see the module documentation); `log_key` verifies
-/// the checkpoints.
+/// Mirrors the log in `from` to `to`, and the evidence blobs of `blobs` if given (see the
+/// module documentation); `log_key` verifies the checkpoints.
 pub fn mirror(
     from: &MirrorEnd<'_>,
     to: &MirrorEnd<'_>,
+    blobs: Option<&BlobCopy<'_>>,
     log_key: &Verifier,
 ) -> Result<MirrorReport, MirrorError> {
     let signed = from.checkpoint()?.ok_or(MirrorError::NoCheckpoint)?;
@@ -150,6 +202,9 @@ pub fn mirror(
         size,
         ..MirrorReport::default()
     };
+    if let Some(blobs) = blobs {
+        copy_blobs(blobs, &mut report)?;
+    }
     copy_tiles(from.tiles, to.tiles, size, &verified, &mut report)?;
     match &existing {
         Some((bytes, _, _)) if *bytes == signed => {}
@@ -299,6 +354,108 @@ fn copy_tiles(
         level += 1;
     }
     Ok(())
+}
+
+/// Copies every blob the source holds that the destination lacks, in digest order.
+fn copy_blobs(copy: &BlobCopy<'_>, report: &mut MirrorReport) -> Result<(), MirrorError> {
+    let mut held = copy.from.held()?;
+    held.sort_by(|a, b| a.hex.cmp(&b.hex));
+    let total = held.len() as u64;
+    crate::progress::report("mirror blobs", 0, total);
+    for (done, blob) in (1..).zip(&held) {
+        if already_held(copy.to, &blob.hex)? {
+            report.blobs_skipped += 1;
+        } else {
+            copy_blob(copy, blob)?;
+            report.blobs_written += 1;
+            report.blob_bytes += blob.size;
+        }
+        crate::progress::report("mirror blobs", done, total);
+    }
+    Ok(())
+}
+
+/// Whether the destination holds blob `hex` with the right bytes (read and hashed);
+/// other bytes are [`MirrorError::BlobDiffers`].
+fn already_held(to: &BlobStore, hex: &str) -> Result<bool, MirrorError> {
+    if !to.backend().contains(hex)? {
+        return Ok(false);
+    }
+    let opened = match to.open_blob(hex) {
+        Ok(opened) => opened,
+        // A bucket's copy that does not hash to its name.
+        Err(StorageError::Corrupt(_)) => return Err(MirrorError::BlobDiffers(hex.into())),
+        Err(e) => return Err(e.into()),
+    };
+    let Some((mut file, _)) = opened else {
+        return Ok(false);
+    };
+    let mut hasher = Sha256::new();
+    let what = || format!("reading blob {hex} at the destination");
+    each_chunk(&mut file, what, |chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })?;
+    if hex::encode(hasher.finalize()) != hex {
+        return Err(MirrorError::BlobDiffers(hex.into()));
+    }
+    Ok(true)
+}
+
+/// Streams one blob from the source into the destination, which installs it only if it
+/// hashes to its name; its uploader is kept.
+fn copy_blob(copy: &BlobCopy<'_>, blob: &HeldBlob) -> Result<(), MirrorError> {
+    let hex = &blob.hex;
+    let tampered = |why: String| MirrorError::TamperedBlob {
+        hex: hex.clone(),
+        why,
+    };
+    let stored = |source: BlobError| match source {
+        BlobError::DigestMismatch { actual, .. } => tampered(format!("its SHA-256 is {actual}")),
+        BlobError::SizeMismatch { declared, actual } => tampered(format!(
+            "it changed size while being copied ({declared} bytes, then {actual})"
+        )),
+        BlobError::Storage(StorageError::Conflict(_)) => MirrorError::BlobDiffers(hex.clone()),
+        source => MirrorError::Blob {
+            hex: hex.clone(),
+            source,
+        },
+    };
+    let (mut file, size) = match copy.from.open(hex) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Err(MirrorError::Missing(format!("blobs/sha256/{hex}"))),
+        // A bucket's object that does not hash to its name.
+        Err(StorageError::Corrupt(why)) => return Err(tampered(why)),
+        Err(e) => return Err(e.into()),
+    };
+    let upload = Upload {
+        uploader: blob.owner.clone(),
+        size,
+    };
+    let mut writer = copy.to.writer(hex, upload).map_err(stored)?;
+    let what = || format!("reading blob {hex} in the source");
+    each_chunk(&mut file, what, |chunk| writer.write(chunk).map_err(stored))?;
+    writer.finish().map_err(stored)?;
+    Ok(())
+}
+
+/// Reads `file` to its end in 64 KiB chunks, handing each to `sink`; `what` names the
+/// read in an error.
+fn each_chunk(
+    file: &mut std::fs::File,
+    what: impl Fn() -> String,
+    mut sink: impl FnMut(&[u8]) -> Result<(), MirrorError>,
+) -> Result<(), MirrorError> {
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = file
+            .read(&mut chunk)
+            .map_err(|e| StorageError::io(what(), e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        sink(&chunk[..n])?;
+    }
 }
 
 /// Writes `data` at `path` unless the destination holds exactly it already.

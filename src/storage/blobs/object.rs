@@ -16,6 +16,8 @@
 //! `DATA/blobs/` ([`PosixBlobs`]) is a read cache: a blob fetched from the bucket is
 //! streamed to a temporary file while hashed, and served or cached only if it hashes to
 //! its name and is no larger than the blob limit, so a tampered object is never served.
+//! A one-off copy (`mirror`) uses the store [`ObjectBlobs::uncached`]: every blob then
+//! passes through the local directory one at a time, and nothing stays there.
 //!
 //! Nothing here deletes a blob from the bucket ([`BlobBackend::expires`] is false): a
 //! delete cannot be fenced like a checkpoint, so a sequencer paused past its lease could
@@ -69,6 +71,8 @@ pub struct ObjectBlobs {
     max_blob_bytes: u64,
     reserve_bytes: u64,
     puts: Arc<tokio::sync::Semaphore>,
+    /// Whether fetched and uploaded blobs are kept in `cache`.
+    caching: bool,
 }
 
 impl ObjectBlobs {
@@ -115,7 +119,16 @@ impl ObjectBlobs {
             max_blob_bytes,
             reserve_bytes,
             puts: Arc::new(tokio::sync::Semaphore::new(MAX_PUTS)),
+            caching: true,
         })
+    }
+
+    /// This store keeping nothing locally, for a one-off copy of every blob (`mirror`):
+    /// a blob read is fetched and verified into a temporary file that is unlinked once
+    /// opened, and an installed blob's temporary file is left to the caller.
+    pub fn uncached(mut self) -> ObjectBlobs {
+        self.caching = false;
+        self
     }
 
     fn blob_location(&self, hex: &str) -> ObjectPath {
@@ -155,6 +168,21 @@ impl ObjectBlobs {
         };
         let _ = fs::remove_file(&tmp);
         installed
+    }
+
+    /// Fetches blob `hex` from the bucket into a temporary file, verified, and opens it;
+    /// the name is removed at once, so the bytes live as long as the handle.
+    fn fetch_uncached(&self, hex: &str) -> Result<Option<(File, u64)>, StorageError> {
+        let tmp = self.temporary(hex);
+        let opened = match self.fetch_to(hex, &tmp) {
+            Ok(Some(size)) => File::open(&tmp)
+                .map(|file| Some((file, size)))
+                .map_err(io_error(format!("opening {}", tmp.display()))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let _ = fs::remove_file(&tmp);
+        opened
     }
 
     /// Streams the object to `tmp` while hashing it; its size if it hashes to `hex`.
@@ -339,6 +367,9 @@ impl BlobBackend for ObjectBlobs {
     }
 
     fn open(&self, hex: &str) -> Result<Option<(File, u64)>, StorageError> {
+        if !self.caching {
+            return self.fetch_uncached(hex);
+        }
         if let Some(cached) = self.cache.open(hex)? {
             return Ok(Some(cached));
         }
@@ -398,6 +429,9 @@ impl BlobBackend for ObjectBlobs {
             Ok(true)
         })?;
         // The local copy is only a cache: failing to keep it loses nothing.
+        if !self.caching {
+            return Ok(created);
+        }
         if let Err(e) = self.cache.install(hex, tmp, size, uploader) {
             tracing::warn!(blob = hex, error = %e, "caching an uploaded blob");
         }
