@@ -585,6 +585,50 @@ fn a_tampered_blob_in_the_bucket_is_never_served() {
     }
 }
 
+/// A bucket store's read cache stays within its limit, the least recently served blob
+/// removed first; a removed blob is fetched (and re-hashed) again when asked for, and a
+/// lower limit at start trims what an earlier run cached.
+#[test]
+fn the_read_cache_keeps_the_most_recently_used_within_its_limit() {
+    let bucket: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let (a, b) = (common::tempdir(), common::tempdir());
+    let uploader = blobs_on(&bucket, "log", a.path());
+    let blobs: Vec<Vec<u8>> = (1..=3u8).map(|i| vec![i; 100_000]).collect();
+    for bytes in &blobs {
+        assert!(uploader.put(&blob_name(bytes), bytes, "k").unwrap());
+    }
+    let root = b.path().join("blobs");
+    let reader = |limit: u64| {
+        let backend = ObjectBlobs::with_store(bucket.clone(), "log", &root, BLOB_LIMIT, 0)
+            .unwrap()
+            .with_cache_limit(limit);
+        let mut limits = Limits::with_max_blob(BLOB_LIMIT);
+        limits.reserve_bytes = 0;
+        BlobStore::with_backend(&root, Box::new(backend), limits).unwrap()
+    };
+    let cached = |i: usize| root.join("sha256").join(blob_name(&blobs[i])).is_file();
+    let read = |store: &BlobStore, i: usize| {
+        let got = store.get(&blob_name(&blobs[i])).unwrap();
+        assert_eq!(got.as_deref(), Some(&blobs[i][..]), "blob {i}");
+    };
+    let server = reader(250_000);
+    for i in [0, 1, 0] {
+        read(&server, i);
+    }
+    assert!(cached(0) && cached(1));
+    // A third blob passes the limit: blob 1, served least recently, goes.
+    read(&server, 2);
+    assert_eq!((cached(0), cached(1), cached(2)), (true, false, true));
+    // Asked for again, it comes back from the bucket, and blob 0 goes.
+    read(&server, 1);
+    assert_eq!((cached(0), cached(1), cached(2)), (false, true, true));
+    drop(server);
+    // A restart with a lower limit keeps only what fits.
+    let _server = reader(150_000);
+    let left = (0..3).filter(|&i| cached(i)).count();
+    assert_eq!(left, 1, "the cache was not trimmed to its new limit");
+}
+
 /// The store fails (the in-memory fault store of the port): the upload is refused,
 /// nothing becomes visible, the reservation is returned, and the same upload succeeds
 /// once the store answers again.

@@ -534,6 +534,10 @@ pub struct BlobArgs {
     /// Most blob downloads served at once (503 with Retry-After beyond).
     #[arg(long, default_value_t = crate::storage::blobs::quota::DEFAULT_MAX_DOWNLOADS)]
     max_blob_downloads: usize,
+    /// With --store s3://…: most bytes of blobs kept in the local read cache
+    /// (DATA/blobs); the least recently used are removed beyond it.
+    #[arg(long, default_value_t = crate::storage::blobs::object::DEFAULT_CACHE_BYTES)]
+    blob_cache_bytes: u64,
 }
 
 impl BlobArgs {
@@ -567,7 +571,8 @@ impl BlobArgs {
                     limits.max_blob_bytes,
                     limits.reserve_bytes,
                 )
-                .context(opening)?;
+                .context(opening)?
+                .with_cache_limit(self.blob_cache_bytes);
                 BlobStore::with_backend(&root, Box::new(backend), limits).context(opening)?
             }
         };

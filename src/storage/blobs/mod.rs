@@ -22,6 +22,7 @@
 //! storage error, and the catalog's blob source and digest check.
 
 pub mod expiry;
+mod lru;
 pub mod object;
 pub mod posix;
 pub mod quota;

@@ -19,6 +19,13 @@
 //! A one-off copy (`mirror`) uses the store [`ObjectBlobs::uncached`]: every blob then
 //! passes through the local directory one at a time, and nothing stays there.
 //!
+//! The cache is bounded ([`ObjectBlobs::with_cache_limit`], `serve --blob-cache-bytes`,
+//! [`DEFAULT_CACHE_BYTES`] by default): when a blob cached by a fetch or an upload takes
+//! it past its size, the least recently served blobs are removed ([`super::lru`]), the
+//! one just cached last of all. The cache's order at start is its files' modification
+//! times (a read restarts a cached blob's clock). A removed blob is fetched again, and
+//! re-hashed, when next asked for; a reader that has it open keeps its bytes.
+//!
 //! Nothing here deletes a blob from the bucket ([`BlobBackend::expires`] is false): a
 //! delete cannot be fenced like a checkpoint, so a sequencer paused past its lease could
 //! remove a blob its successor has just seen named. Bucket lifecycle rules are the
@@ -46,6 +53,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use sha2::{Digest, Sha256};
 
+use super::lru::Lru;
 use super::posix::PosixBlobs;
 use super::quota::check_reserve;
 use super::{io_error, BlobBackend, HeldBlob, TEMP_COUNTER, UNKNOWN_UPLOADER};
@@ -53,6 +61,9 @@ use crate::catalog::check_sha256;
 use crate::storage::object::{connect, ObjectStoreConfig, StoreUrl};
 use crate::storage::remote::{remote_error, Remote};
 use crate::storage::StorageError;
+
+/// The default size of the local read cache: 1 GiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
 /// Blobs written to the bucket at once: each is read whole into memory for its one
 /// create-only PUT, so this bounds that memory to a few times the blob limit.
@@ -73,6 +84,8 @@ pub struct ObjectBlobs {
     puts: Arc<tokio::sync::Semaphore>,
     /// Whether fetched and uploaded blobs are kept in `cache`.
     caching: bool,
+    /// What `cache` holds, by last use, against its limit.
+    cached: std::sync::Mutex<Lru>,
 }
 
 impl ObjectBlobs {
@@ -110,11 +123,14 @@ impl ObjectBlobs {
         } else {
             format!("{prefix}/blobs")
         };
+        let cache = PosixBlobs::open(root)?;
+        let cached = std::sync::Mutex::new(cache_order(&cache, DEFAULT_CACHE_BYTES)?);
         Ok(ObjectBlobs {
             store,
             prefix: base,
             remote: Remote::new("blob-store", 2, Duration::from_secs(120))?,
-            cache: PosixBlobs::open(root)?,
+            cache,
+            cached,
             tmp: root.join("tmp"),
             max_blob_bytes,
             reserve_bytes,
@@ -129,6 +145,38 @@ impl ObjectBlobs {
     pub fn uncached(mut self) -> ObjectBlobs {
         self.caching = false;
         self
+    }
+
+    /// This store with its read cache bounded to `bytes` (see the module documentation);
+    /// what is cached already beyond it is removed now.
+    pub fn with_cache_limit(self, bytes: u64) -> ObjectBlobs {
+        let evicted = {
+            let mut lru = self.lru();
+            lru.set_limit(bytes);
+            lru.trim()
+        };
+        self.evict(&evicted);
+        self
+    }
+
+    fn lru(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records blob `hex` (`size` bytes) as cached now, and removes what no longer fits.
+    fn cached_now(&self, hex: &str, size: u64) {
+        let evicted = self.lru().insert(hex, size);
+        self.evict(&evicted);
+    }
+
+    /// Removes cached copies (the bucket keeps the blobs).
+    fn evict(&self, hexes: &[String]) {
+        for hex in hexes {
+            // Unconditionally: a zero TTL has always passed.
+            if let Err(e) = self.cache.expire(hex, Duration::ZERO, SystemTime::now()) {
+                tracing::warn!(blob = %hex, error = %e, "removing a cached blob");
+            }
+        }
     }
 
     fn blob_location(&self, hex: &str) -> ObjectPath {
@@ -162,7 +210,10 @@ impl ObjectBlobs {
             Ok(Some(size)) => self
                 .cache
                 .install(hex, &tmp, size, UNKNOWN_UPLOADER)
-                .map(|_| true),
+                .map(|_| {
+                    self.cached_now(hex, size);
+                    true
+                }),
             Ok(None) => Ok(false),
             Err(e) => Err(e),
         };
@@ -224,6 +275,28 @@ impl ObjectBlobs {
             Ok(Some(size))
         })
     }
+}
+
+/// What `cache` holds, by modification time, against `limit` bytes (applied at the
+/// next insert).
+fn cache_order(cache: &PosixBlobs, limit: u64) -> Result<Lru, StorageError> {
+    let mut held: Vec<(SystemTime, HeldBlob)> = cache
+        .held()?
+        .into_iter()
+        .map(|blob| {
+            let modified = fs::metadata(cache.path(&blob.hex))
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            (modified, blob)
+        })
+        .collect();
+    held.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.hex.cmp(&b.1.hex)));
+    let mut lru = Lru::new(u64::MAX);
+    for (_, blob) in &held {
+        lru.insert(&blob.hex, blob.size);
+    }
+    lru.set_limit(limit);
+    Ok(lru)
 }
 
 /// The bucket holds other bytes under a blob's name than the name says.
@@ -371,6 +444,7 @@ impl BlobBackend for ObjectBlobs {
             return self.fetch_uncached(hex);
         }
         if let Some(cached) = self.cache.open(hex)? {
+            self.lru().touch(hex);
             return Ok(Some(cached));
         }
         if !self.fetch(hex)? {
@@ -432,15 +506,18 @@ impl BlobBackend for ObjectBlobs {
         if !self.caching {
             return Ok(created);
         }
-        if let Err(e) = self.cache.install(hex, tmp, size, uploader) {
-            tracing::warn!(blob = hex, error = %e, "caching an uploaded blob");
+        match self.cache.install(hex, tmp, size, uploader) {
+            Ok(_) => self.cached_now(hex, size),
+            Err(e) => tracing::warn!(blob = hex, error = %e, "caching an uploaded blob"),
         }
         Ok(created)
     }
 
-    /// Restarts the cached copy's clock only: nothing expires from the bucket.
+    /// Restarts the cached copy's clock only (and counts as a use of it): nothing
+    /// expires from the bucket.
     fn touch(&self, hex: &str) {
         self.cache.touch(hex);
+        self.lru().touch(hex);
     }
 
     fn expires(&self) -> bool {
