@@ -394,9 +394,11 @@ impl BlobBackend for ObjectBlobs {
         Ok(created)
     }
 
-    /// Restarts the cached copy's clock only: nothing expires from the bucket.
-    fn touch(&self, hex: &str) {
+    /// Restarts the cached copy's clock only: nothing expires from the bucket. A blob
+    /// not cached may still be in the bucket, so the answer is always "may be held".
+    fn touch(&self, hex: &str) -> bool {
         self.cache.touch(hex);
+        true
     }
 
     fn expires(&self) -> bool {
