@@ -35,7 +35,7 @@ import tempfile
 import time
 import urllib.request
 
-BIN = "target/release/srcos-catalog"
+BIN = os.environ.get("SRCOS_BIN", "target/release/srcos-catalog")
 PORT = 18093
 TICKS = os.sysconf("SC_CLK_TCK")
 GROUPS = ["http", "sequencer", "committer", "sled", "state-map", "other", "loadgen"]

@@ -13,15 +13,32 @@ use srcos_catalog::log::intake::intake;
 use srcos_catalog::log::{Log, LogOptions, SubmitError};
 use srcos_catalog::note::{KeyType, Signer};
 
-/// Holds a large blob under every digest and counts how often one is read.
+/// Holds a large blob under every digest and counts how often one is read; its touches
+/// answer "held" as `holds` says for the n-th touch.
 struct CountingBlobs {
     reads: AtomicUsize,
+    touches: AtomicUsize,
+    holds: fn(usize) -> bool,
+}
+
+impl CountingBlobs {
+    fn holding(holds: fn(usize) -> bool) -> CountingBlobs {
+        CountingBlobs {
+            reads: AtomicUsize::new(0),
+            touches: AtomicUsize::new(0),
+            holds,
+        }
+    }
 }
 
 impl BlobSource for CountingBlobs {
     fn blob(&self, _sha256_hex: &str) -> Option<Vec<u8>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         Some(vec![b' '; 8 << 20])
+    }
+
+    fn touch(&self, _sha256_hex: &str) -> bool {
+        (self.holds)(self.touches.fetch_add(1, Ordering::SeqCst))
     }
 }
 
@@ -103,9 +120,7 @@ fn unauthorized_publications_are_refused_before_their_blobs_are_read() {
     f.send(&f.admin, &revoke, None).unwrap();
 
     for (n, key, what) in [(1, &revoked, "revoked"), (2, &elsewhere, "outside")] {
-        let blobs = CountingBlobs {
-            reads: AtomicUsize::new(0),
-        };
+        let blobs = CountingBlobs::holding(|_| true);
         let refusal = forbidden(f.send(key, &publication(n), Some(&blobs)));
         assert!(refusal.contains(what), "{refusal}");
         assert_eq!(
@@ -115,9 +130,28 @@ fn unauthorized_publications_are_refused_before_their_blobs_are_read() {
         );
     }
     // An authorized publication is analysed (every evidence blob read once).
-    let blobs = CountingBlobs {
-        reads: AtomicUsize::new(0),
-    };
+    let blobs = CountingBlobs::holding(|_| true);
     let _ = f.send(&granted, &publication(3), Some(&blobs));
     assert_eq!(blobs.reads.load(Ordering::SeqCst), 4);
+}
+
+/// A blob whose touch showed it is not held is not looked for again (issue 12: a
+/// publication naming four absent blobs cost eight failed `open`s): the source is
+/// asked for exactly the blobs that may be held, and for none when none is.
+#[test]
+fn blobs_known_absent_are_not_read() {
+    let f = Fixture::new();
+    let granted = Signer::generate("granted", KeyType::Ed25519).unwrap();
+    f.grant(&granted, "sourceos://catalog/images/");
+    for (n, holds, reads) in [
+        (1, (|_| false) as fn(usize) -> bool, 0),
+        (2, |i| i % 2 == 0, 2),
+        (3, |i| i == 3, 1),
+        (4, |_| true, 4),
+    ] {
+        let blobs = CountingBlobs::holding(holds);
+        let _ = f.send(&granted, &publication(n), Some(&blobs));
+        assert_eq!(blobs.touches.load(Ordering::SeqCst), 4, "publication {n}");
+        assert_eq!(blobs.reads.load(Ordering::SeqCst), reads, "publication {n}");
+    }
 }

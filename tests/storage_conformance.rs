@@ -701,7 +701,7 @@ impl BlobBackend for FaultyBlobs {
         }
         self.inner.install(hex, tmp, size, uploader)
     }
-    fn touch(&self, hex: &str) {
+    fn touch(&self, hex: &str) -> bool {
         self.inner.touch(hex)
     }
     fn expires(&self) -> bool {

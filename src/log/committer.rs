@@ -323,6 +323,8 @@ fn commit_batch(
         *durable = true;
     }
     if shared.head().checkpoint.size < batch.checkpoint.size {
+        // Before the head moves, so the first receipts at the new head find their tiles.
+        shared.cache.remember_committed(&batch.writes);
         shared.set_head(Head {
             checkpoint: batch.checkpoint.clone(),
             signed: Arc::new(batch.signed.clone()),

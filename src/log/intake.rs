@@ -11,8 +11,8 @@
 
 use super::{now_ms, Log, SubmitError, Submitted};
 use crate::catalog::{
-    analyze, BlobIntent, BlobSource, Catalog, IntentError, Refusal, Role, Submission,
-    SubmissionKind, Verified,
+    analyze, BlobIntent, BlobSource, Catalog, EvidenceReport, IntentError, Refusal, Role,
+    Submission, SubmissionKind, Verified,
 };
 use crate::note::Verifier;
 
@@ -37,13 +37,39 @@ pub async fn intake(
         .map_err(SubmitError::Refused)?;
     if let (Some(request), Some(blobs)) = (submission.publication(), blobs) {
         preauthorize(log, &verified).map_err(SubmitError::Refused)?;
-        for item in &request.evidence {
-            blobs.touch(&item.digest.sha256);
+        let absent: Vec<&str> = request
+            .evidence
+            .iter()
+            .map(|item| item.digest.sha256.as_str())
+            .filter(|digest| !blobs.touch(digest))
+            .collect();
+        if absent.len() < request.evidence.len() {
+            let held = HeldOnly { blobs, absent };
+            let report = blocking(|| analyze(request, &held));
+            verified = verified.with_evidence(report);
+        } else {
+            // Nothing to read: the report analysis would make of no blob, without
+            // handing the worker's core to a blocking thread.
+            verified = verified.with_evidence(EvidenceReport::default());
         }
-        let report = blocking(|| analyze(request, blobs));
-        verified = verified.with_evidence(report);
     }
     log.submit(verified, dedup_key).await
+}
+
+/// A blob source without the blobs that touching them showed are not held, so analysis
+/// opens each named blob at most once more.
+struct HeldOnly<'a> {
+    blobs: &'a (dyn BlobSource + Sync),
+    absent: Vec<&'a str>,
+}
+
+impl BlobSource for HeldOnly<'_> {
+    fn blob(&self, sha256_hex: &str) -> Option<Vec<u8>> {
+        if self.absent.contains(&sha256_hex) {
+            return None;
+        }
+        self.blobs.blob(sha256_hex)
+    }
 }
 
 /// Refuses a submission the current state forbids (unknown signer, revoked key, no grant

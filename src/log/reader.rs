@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::merkle::{node_hash, Hash, HashSource, NodeId, ProofError};
-use crate::storage::{StorageError, TileStore};
+use crate::storage::{StorageError, TileStore, TileWrite};
 use crate::tiles::{
     decode_bundle, stored_hashes_at_level, TileId, TileKind, HASH_BYTES, TILE_HEIGHT, TILE_WIDTH,
 };
@@ -45,6 +45,25 @@ impl<V> Default for Bounded<V> {
         Bounded {
             map: HashMap::new(),
             bytes: 0,
+        }
+    }
+}
+
+impl TileCache {
+    /// Keeps the tiles a batch just made durable, so the receipts that batch's
+    /// submitters wait for are assembled from memory rather than by re-reading the tiles
+    /// the committer wrote a moment before. Call only after the batch is durable: a tile
+    /// in the cache is served as committed.
+    pub fn remember_committed(&self, writes: &[TileWrite]) {
+        for write in writes {
+            let bytes = write.data.len();
+            cache_put(
+                &self.tiles,
+                CACHE_TILE_BYTES,
+                write.tile,
+                Arc::new(write.data.clone()),
+                bytes,
+            );
         }
     }
 }

@@ -49,9 +49,12 @@ pub trait BlobSource {
     /// The bytes of the blob whose SHA-256 is `sha256_hex` (64 lowercase hex), if held.
     fn blob(&self, sha256_hex: &str) -> Option<Vec<u8>>;
 
-    /// Notes that a submission names the blob now (a store restarts its expiry clock);
-    /// nothing by default.
-    fn touch(&self, _sha256_hex: &str) {}
+    /// Notes that a submission names the blob now (a store restarts its expiry clock).
+    /// Returns `false` only if the blob is certainly not held, so analysis need not look
+    /// for it; by default nothing is noted and the blob may be held.
+    fn touch(&self, _sha256_hex: &str) -> bool {
+        true
+    }
 }
 
 /// A source that holds no blobs (analysis then records nothing).
@@ -61,6 +64,10 @@ pub struct NoBlobs;
 impl BlobSource for NoBlobs {
     fn blob(&self, _sha256_hex: &str) -> Option<Vec<u8>> {
         None
+    }
+
+    fn touch(&self, _sha256_hex: &str) -> bool {
+        false
     }
 }
 

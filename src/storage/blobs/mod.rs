@@ -142,7 +142,9 @@ pub trait BlobBackend: Send + Sync + std::fmt::Debug {
     ) -> Result<bool, StorageError>;
 
     /// Restarts blob `hex`'s expiry clock (a submission names it); best effort.
-    fn touch(&self, hex: &str);
+    /// MUST return `false` only if the blob is certainly not held (analysis then skips
+    /// it); when unsure (an error, a remote store not asked), `true`.
+    fn touch(&self, hex: &str) -> bool;
 
     /// Whether [`BlobBackend::expire`] may remove anything here.
     fn expires(&self) -> bool;
@@ -286,12 +288,10 @@ impl BlobStore {
         self.backend.open(hex)
     }
 
-    /// Restarts blob `hex`'s expiry clock (a submission names it). Missing blobs are
-    /// ignored.
-    pub fn touch(&self, hex: &str) {
-        if check_sha256(hex).is_ok() {
-            self.backend.touch(hex);
-        }
+    /// Restarts blob `hex`'s expiry clock (a submission names it). Returns `false` if the
+    /// blob is certainly not held (a malformed digest never is).
+    pub fn touch(&self, hex: &str) -> bool {
+        check_sha256(hex).is_ok() && self.backend.touch(hex)
     }
 
     /// Starts writing a blob expected to hash to `expected` (64 hex): checks the size
@@ -371,7 +371,7 @@ impl BlobSource for BlobStore {
         }
     }
 
-    fn touch(&self, sha256_hex: &str) {
+    fn touch(&self, sha256_hex: &str) -> bool {
         BlobStore::touch(self, sha256_hex)
     }
 }

@@ -514,10 +514,12 @@ impl BlobBackend for ObjectBlobs {
     }
 
     /// Restarts the cached copy's clock only (and counts as a use of it): nothing
-    /// expires from the bucket.
-    fn touch(&self, hex: &str) {
+    /// expires from the bucket. A blob not cached may still be in the bucket, so the
+    /// answer is always "may be held".
+    fn touch(&self, hex: &str) -> bool {
         self.cache.touch(hex);
         self.lru().touch(hex);
+        true
     }
 
     fn expires(&self) -> bool {

@@ -14,7 +14,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
 use super::{io_error, list, BlobBackend, HeldBlob, UNKNOWN_UPLOADER};
@@ -26,9 +26,10 @@ use crate::storage::StorageError;
 #[derive(Debug)]
 pub struct PosixBlobs {
     root: PathBuf,
-    /// Held while installing, touching or expiring a blob, so expiry never races an
-    /// install or a touch.
-    install: Mutex<()>,
+    /// Written while installing or expiring a blob, read while touching one: expiry never
+    /// races an install or a touch, and the touches of concurrent submissions (four per
+    /// publication) do not wait for each other.
+    install: RwLock<()>,
 }
 
 impl PosixBlobs {
@@ -36,7 +37,7 @@ impl PosixBlobs {
     pub fn open(root: &Path) -> Result<PosixBlobs, StorageError> {
         let blobs = PosixBlobs {
             root: root.to_path_buf(),
-            install: Mutex::new(()),
+            install: RwLock::new(()),
         };
         for dir in [blobs.blob_dir(), blobs.owner_dir()] {
             create_dir_all_durable(&dir)
@@ -65,11 +66,16 @@ impl PosixBlobs {
             .filter(|s| !s.is_empty())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        match self.install.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+    fn lock(&self) -> RwLockWriteGuard<'_, ()> {
+        self.install
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn shared_lock(&self) -> RwLockReadGuard<'_, ()> {
+        self.install
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -144,10 +150,16 @@ impl BlobBackend for PosixBlobs {
         Ok(true)
     }
 
-    fn touch(&self, hex: &str) {
-        let _guard = self.lock();
-        if let Ok(file) = File::options().append(true).open(self.path(hex)) {
-            let _ = file.set_modified(SystemTime::now());
+    /// One `open` per named blob: a missing file is the answer "not held", so analysis
+    /// does not open it a second time.
+    fn touch(&self, hex: &str) -> bool {
+        let _guard = self.shared_lock();
+        match File::options().append(true).open(self.path(hex)) {
+            Ok(file) => {
+                let _ = file.set_modified(SystemTime::now());
+                true
+            }
+            Err(e) => e.kind() != io::ErrorKind::NotFound,
         }
     }
 
