@@ -24,17 +24,7 @@ use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
 use srcos_catalog::storage::{Backends, RecordsIn};
 
 fn entries() -> u64 {
-    if let Some(n) = std::env::var("SRCOS_RESTART_ENTRIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return n;
-    }
-    if common::bench_mode() {
-        1_000_000
-    } else {
-        2_000
-    }
+    common::size_from_env("SRCOS_RESTART_ENTRIES", 1_000_000, 2_000)
 }
 
 /// Writes a log of genesis, one grant and `count` admitted publications into `data`

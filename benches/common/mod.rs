@@ -17,6 +17,16 @@ pub fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// The size a bench runs at: the number in the environment variable `var`, else `bench`
+/// under `cargo bench` and `test` under `cargo test`.
+pub fn size_from_env(var: &str, bench: u64, test: u64) -> u64 {
+    match std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+        Some(n) => n,
+        None if bench_mode() => bench,
+        None => test,
+    }
+}
+
 /// A fresh directory under `target/` (not `/tmp`, which may be a small tmpfs).
 pub fn data_dir() -> tempfile::TempDir {
     let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
@@ -64,22 +74,56 @@ impl Leaves {
     /// Publication `n` (a distinct subject digest, four evidence items), admitted and
     /// applied as the next leaf.
     pub fn publication(&mut self, n: u64) -> Vec<u8> {
-        let digest = hex::encode(sha2::Sha256::digest(n.to_be_bytes()));
-        let request = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
-            "subject":{"name":"quay.io/bench/image","digest":{"sha256": digest}},
-            "targetCatalogRef":"sourceos://catalog/images/bench","channel":"dev",
-            "requesterRef":"socios://pipeline/bench",
-            "evidence":[
-                {"type":"build-receipt","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///build.json","size":1024},
-                {"type":"sbom","mediaType":"application/spdx+json","digest":{"sha256": digest},"uri":"file:///sbom.json","size":1024},
-                {"type":"vulnerability-scan","mediaType":"application/vnd.anchore.grype+json","digest":{"sha256": digest},"uri":"file:///scan.json","size":1024},
-                {"type":"provenance","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///prov.json","size":1024}],
-            "agentplaneRefs":{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}});
-        let leaf = admit(&self.catalog, &request, &self.publisher);
+        let leaf = admit(&self.catalog, &publication_request(n), &self.publisher);
         let index = self.catalog.applied_size();
         self.catalog.apply(index, &leaf).unwrap();
         leaf
     }
+
+    /// An admitter of publications for another thread, on its own copy of the state
+    /// after `first` (genesis and the grant, as [`Leaves::begin`] returned them).
+    pub fn admitter(&self, first: &[Vec<u8>; 2]) -> Admitter {
+        let mut catalog = Catalog::new();
+        for (index, leaf) in first.iter().enumerate() {
+            catalog.apply(index as u64, leaf).unwrap();
+        }
+        Admitter {
+            catalog,
+            publisher: self.publisher.clone(),
+        }
+    }
+}
+
+/// Admits publications against the state after genesis and the grant, without applying
+/// them: a publication's leaf depends only on the request, the signer's grant and the
+/// admission time, so threads can admit distinct publications in parallel and the log
+/// gets the same bytes as from [`Leaves::publication`]. Replaying the log applies (and
+/// checks) every one of them in order.
+pub struct Admitter {
+    catalog: Catalog,
+    publisher: Signer,
+}
+
+impl Admitter {
+    /// Publication `n`, admitted (signed, parsed, verified, admitted), not applied.
+    pub fn publication(&self, n: u64) -> Vec<u8> {
+        admit(&self.catalog, &publication_request(n), &self.publisher)
+    }
+}
+
+/// The request of publication `n`: a distinct subject digest, four evidence items.
+fn publication_request(n: u64) -> serde_json::Value {
+    let digest = hex::encode(sha2::Sha256::digest(n.to_be_bytes()));
+    serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
+        "subject":{"name":"quay.io/bench/image","digest":{"sha256": digest}},
+        "targetCatalogRef":"sourceos://catalog/images/bench","channel":"dev",
+        "requesterRef":"socios://pipeline/bench",
+        "evidence":[
+            {"type":"build-receipt","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///build.json","size":1024},
+            {"type":"sbom","mediaType":"application/spdx+json","digest":{"sha256": digest},"uri":"file:///sbom.json","size":1024},
+            {"type":"vulnerability-scan","mediaType":"application/vnd.anchore.grype+json","digest":{"sha256": digest},"uri":"file:///scan.json","size":1024},
+            {"type":"provenance","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///prov.json","size":1024}],
+        "agentplaneRefs":{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}})
 }
 
 /// Commits batches of tiles to a store under newly signed checkpoints, each replacing
