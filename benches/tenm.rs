@@ -23,12 +23,9 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Instant;
 
 use common::{Admitter, Committer, Leaves};
-use srcos_catalog::keyfile::generate_key_pair;
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
-use srcos_catalog::log::snapshot::{self, SnapshotCheck};
+use srcos_catalog::log::snapshot::SnapshotCheck;
 use srcos_catalog::log::{Log, LogOptions};
-use srcos_catalog::note::KeyType;
-use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
 use srcos_catalog::storage::{Backends, RecordsIn};
 
 /// Leaves per commit, and per chunk a thread admits.
@@ -69,16 +66,10 @@ fn admit_in_parallel(admitters: Vec<Admitter>, count: u64) -> Vec<Receiver<Vec<V
 /// Writes genesis, one grant and `count` admitted publications into `data` (tiles,
 /// checkpoint, log and admin keys), committing every [`CHUNK`] leaves.
 fn build(data: &Path, count: u64) {
-    std::fs::create_dir_all(data).unwrap();
-    let (log_key, _) =
-        generate_key_pair(&data.join("log"), "tenm.srcos.local/log", KeyType::Ed25519).unwrap();
-    let (admin, _) = generate_key_pair(&data.join("admin"), "admin", KeyType::Ed25519).unwrap();
-    let tiles = PosixTiles::open(&data.join("log")).unwrap();
-    let lock = PosixLock::open(&data.join("log")).unwrap();
-    let mut integrator = Integrator::new();
-    let mut batch = BatchTiles::default();
+    let dir = common::new_log_dir(data, "tenm.srcos.local/log");
+    let (leaves, first) = Leaves::begin(&dir.log_key, &dir.admin);
+    let (mut integrator, mut batch) = (Integrator::new(), BatchTiles::default());
     let mut committer = Committer::default();
-    let (leaves, first) = Leaves::begin(&log_key, &admin);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let channels = admit_in_parallel(
         (0..threads).map(|_| leaves.admitter(&first)).collect(),
@@ -97,11 +88,11 @@ fn build(data: &Path, count: u64) {
             integrator.append(leaf, &mut batch).unwrap();
             if integrator.size() % CHUNK == 0 {
                 committer.commit(
-                    &tiles,
-                    &lock,
+                    &dir.tiles,
+                    &dir.lock,
                     &mut integrator,
                     std::mem::take(&mut batch),
-                    &log_key,
+                    &dir.log_key,
                 );
             }
         }
@@ -116,7 +107,7 @@ fn build(data: &Path, count: u64) {
         }
     }
     if integrator.size() % CHUNK != 0 {
-        committer.commit(&tiles, &lock, &mut integrator, batch, &log_key);
+        committer.commit(&dir.tiles, &dir.lock, &mut integrator, batch, &dir.log_key);
     }
     assert_eq!(integrator.size(), count + 2);
 }
@@ -159,11 +150,7 @@ fn main() {
         "tenm/full_replay/{size}: {replay:.1} s ({:.0} entries/s, records on disk)",
         size as f64 / replay
     );
-    let started = Instant::now();
-    assert_eq!(log.write_snapshot().unwrap(), Some(size));
-    let write = started.elapsed().as_secs_f64();
-    let (_, path) = snapshot::list(&snapshot::dir(&data))[0].clone();
-    let bytes = std::fs::metadata(&path).unwrap().len();
+    let (write, _, bytes) = common::timed_snapshot(&log, &data, size);
     println!(
         "tenm/snapshot_write/{size}: {write:.1} s, {:.1} MB ({:.0} B per entry)",
         bytes as f64 / 1e6,

@@ -27,6 +27,49 @@ pub fn size_from_env(var: &str, bench: u64, test: u64) -> u64 {
     }
 }
 
+/// Writes the catalog snapshot of `log` (data directory `data`) at `size` now; returns
+/// the seconds it took, the newest snapshot file and its length in bytes.
+pub fn timed_snapshot(
+    log: &srcos_catalog::log::Log,
+    data: &std::path::Path,
+    size: u64,
+) -> (f64, std::path::PathBuf, u64) {
+    use srcos_catalog::log::snapshot;
+    let started = std::time::Instant::now();
+    assert_eq!(log.write_snapshot().unwrap(), Some(size));
+    let took = started.elapsed().as_secs_f64();
+    let (_, path) = snapshot::list(&snapshot::dir(data))[0].clone();
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    (took, path, bytes)
+}
+
+/// A new POSIX data directory for a log: its key files (log key named `origin`, an
+/// admin key), tile store and checkpoint lock, as `serve` finds them.
+pub struct NewLog {
+    /// The log's signing key (`DATA/log.key`).
+    pub log_key: Signer,
+    /// The admin key (`DATA/admin.key`).
+    pub admin: Signer,
+    /// `DATA/log/`'s tiles.
+    pub tiles: srcos_catalog::storage::posix::PosixTiles,
+    /// `DATA/log/`'s checkpoint.
+    pub lock: srcos_catalog::storage::posix::PosixLock,
+}
+
+/// Creates `data` and the keys and stores of [`NewLog`] in it.
+pub fn new_log_dir(data: &std::path::Path, origin: &str) -> NewLog {
+    use srcos_catalog::keyfile::generate_key_pair;
+    std::fs::create_dir_all(data).unwrap();
+    let (log_key, _) = generate_key_pair(&data.join("log"), origin, KeyType::Ed25519).unwrap();
+    let (admin, _) = generate_key_pair(&data.join("admin"), "admin", KeyType::Ed25519).unwrap();
+    NewLog {
+        log_key,
+        admin,
+        tiles: srcos_catalog::storage::posix::PosixTiles::open(&data.join("log")).unwrap(),
+        lock: srcos_catalog::storage::posix::PosixLock::open(&data.join("log")).unwrap(),
+    }
+}
+
 /// A fresh directory under `target/` (not `/tmp`, which may be a small tmpfs).
 pub fn data_dir() -> tempfile::TempDir {
     let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
