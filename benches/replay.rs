@@ -29,17 +29,7 @@ use srcos_catalog::note::{KeyType, Signer, Verifier};
 use srcos_catalog::tiles;
 
 fn entries() -> u64 {
-    if let Some(n) = std::env::var("SRCOS_REPLAY_ENTRIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return n;
-    }
-    if common::bench_mode() {
-        210_000
-    } else {
-        2_000
-    }
+    common::size_from_env("SRCOS_REPLAY_ENTRIES", 210_000, 2_000)
 }
 
 fn runs() -> usize {

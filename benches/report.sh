@@ -84,6 +84,15 @@ benches/state_http.sh
 # Publish latency with and without expensive catalog reads beside it.
 benches/read_load.sh
 
+# Issue 12 at size (benches/tenm.sh): a real server on 1 M- and 10 M-entry logs of
+# admitted catalog leaves (restart, RSS, reads, writes, fsck). Opt-in: about an hour and
+# ~35 GB of disk at 10 M (SRCOS_TENM_ENTRIES sets the size, SRCOS_TENM_DIR the place).
+if [[ ${SRCOS_TENM:-0} == 1 ]]; then
+  benches/tenm.sh
+else
+  echo "skipping benches/tenm.sh: set SRCOS_TENM=1 (about an hour, ~35 GB of disk)"
+fi
+
 # S3 + PostgreSQL beside POSIX, round trips per batch and failover time, when the servers
 # of .ci/services.sh are up (their env file sourced).
 if [[ -n ${SRCOS_TEST_S3_ENDPOINT:-} && -n ${SRCOS_TEST_POSTGRES_URL:-} ]]; then

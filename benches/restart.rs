@@ -14,42 +14,25 @@ mod common;
 use std::path::Path;
 use std::time::Instant;
 
-use common::{Committer, Leaves};
-use srcos_catalog::keyfile::generate_key_pair;
+use common::{Committer, Leaves, NewLog};
 use srcos_catalog::log::integrator::{BatchTiles, Integrator};
 use srcos_catalog::log::snapshot::{self, SnapshotCheck};
 use srcos_catalog::log::{Log, LogOptions};
-use srcos_catalog::note::KeyType;
-use srcos_catalog::storage::posix::{PosixLock, PosixTiles};
 use srcos_catalog::storage::{Backends, RecordsIn};
 
 fn entries() -> u64 {
-    if let Some(n) = std::env::var("SRCOS_RESTART_ENTRIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return n;
-    }
-    if common::bench_mode() {
-        1_000_000
-    } else {
-        2_000
-    }
+    common::size_from_env("SRCOS_RESTART_ENTRIES", 1_000_000, 2_000)
 }
 
 /// Writes a log of genesis, one grant and `count` admitted publications into `data`
 /// (tiles, checkpoint, log and admin keys), committing every 4,096 leaves.
 fn build(data: &Path, count: u64) {
-    std::fs::create_dir_all(data).unwrap();
-    let (log_key, _) = generate_key_pair(
-        &data.join("log"),
-        "restart.srcos.local/log",
-        KeyType::Ed25519,
-    )
-    .unwrap();
-    let (admin, _) = generate_key_pair(&data.join("admin"), "admin", KeyType::Ed25519).unwrap();
-    let tiles = PosixTiles::open(&data.join("log")).unwrap();
-    let lock = PosixLock::open(&data.join("log")).unwrap();
+    let NewLog {
+        log_key,
+        admin,
+        tiles,
+        lock,
+    } = common::new_log_dir(data, "restart.srcos.local/log");
     let mut integrator = Integrator::new();
     let mut batch = BatchTiles::default();
     let mut committer = Committer::default();
@@ -115,11 +98,7 @@ fn main() {
         "restart/full_replay/{size}: {full:.2} s ({:.0} entries/s; {how})",
         size as f64 / full
     );
-    let started = Instant::now();
-    assert_eq!(log.write_snapshot().unwrap(), Some(size));
-    let write = started.elapsed().as_secs_f64();
-    let (_, path) = snapshot::list(&snapshot::dir(&data))[0].clone();
-    let bytes = std::fs::metadata(&path).unwrap().len();
+    let (write, path, bytes) = common::timed_snapshot(&log, &data, size);
     let (header, _) = snapshot::read_header(&path).unwrap();
     let index = header.index.as_ref().map_or(0, |i| i.length);
     println!(

@@ -17,6 +17,59 @@ pub fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// The size a bench runs at: the number in the environment variable `var`, else `bench`
+/// under `cargo bench` and `test` under `cargo test`.
+pub fn size_from_env(var: &str, bench: u64, test: u64) -> u64 {
+    match std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+        Some(n) => n,
+        None if bench_mode() => bench,
+        None => test,
+    }
+}
+
+/// Writes the catalog snapshot of `log` (data directory `data`) at `size` now; returns
+/// the seconds it took, the newest snapshot file and its length in bytes.
+pub fn timed_snapshot(
+    log: &srcos_catalog::log::Log,
+    data: &std::path::Path,
+    size: u64,
+) -> (f64, std::path::PathBuf, u64) {
+    use srcos_catalog::log::snapshot;
+    let started = std::time::Instant::now();
+    assert_eq!(log.write_snapshot().unwrap(), Some(size));
+    let took = started.elapsed().as_secs_f64();
+    let (_, path) = snapshot::list(&snapshot::dir(data))[0].clone();
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    (took, path, bytes)
+}
+
+/// A new POSIX data directory for a log: its key files (log key named `origin`, an
+/// admin key), tile store and checkpoint lock, as `serve` finds them.
+pub struct NewLog {
+    /// The log's signing key (`DATA/log.key`).
+    pub log_key: Signer,
+    /// The admin key (`DATA/admin.key`).
+    pub admin: Signer,
+    /// `DATA/log/`'s tiles.
+    pub tiles: srcos_catalog::storage::posix::PosixTiles,
+    /// `DATA/log/`'s checkpoint.
+    pub lock: srcos_catalog::storage::posix::PosixLock,
+}
+
+/// Creates `data` and the keys and stores of [`NewLog`] in it.
+pub fn new_log_dir(data: &std::path::Path, origin: &str) -> NewLog {
+    use srcos_catalog::keyfile::generate_key_pair;
+    std::fs::create_dir_all(data).unwrap();
+    let (log_key, _) = generate_key_pair(&data.join("log"), origin, KeyType::Ed25519).unwrap();
+    let (admin, _) = generate_key_pair(&data.join("admin"), "admin", KeyType::Ed25519).unwrap();
+    NewLog {
+        log_key,
+        admin,
+        tiles: srcos_catalog::storage::posix::PosixTiles::open(&data.join("log")).unwrap(),
+        lock: srcos_catalog::storage::posix::PosixLock::open(&data.join("log")).unwrap(),
+    }
+}
+
 /// A fresh directory under `target/` (not `/tmp`, which may be a small tmpfs).
 pub fn data_dir() -> tempfile::TempDir {
     let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
@@ -64,22 +117,56 @@ impl Leaves {
     /// Publication `n` (a distinct subject digest, four evidence items), admitted and
     /// applied as the next leaf.
     pub fn publication(&mut self, n: u64) -> Vec<u8> {
-        let digest = hex::encode(sha2::Sha256::digest(n.to_be_bytes()));
-        let request = serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
-            "subject":{"name":"quay.io/bench/image","digest":{"sha256": digest}},
-            "targetCatalogRef":"sourceos://catalog/images/bench","channel":"dev",
-            "requesterRef":"socios://pipeline/bench",
-            "evidence":[
-                {"type":"build-receipt","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///build.json","size":1024},
-                {"type":"sbom","mediaType":"application/spdx+json","digest":{"sha256": digest},"uri":"file:///sbom.json","size":1024},
-                {"type":"vulnerability-scan","mediaType":"application/vnd.anchore.grype+json","digest":{"sha256": digest},"uri":"file:///scan.json","size":1024},
-                {"type":"provenance","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///prov.json","size":1024}],
-            "agentplaneRefs":{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}});
-        let leaf = admit(&self.catalog, &request, &self.publisher);
+        let leaf = admit(&self.catalog, &publication_request(n), &self.publisher);
         let index = self.catalog.applied_size();
         self.catalog.apply(index, &leaf).unwrap();
         leaf
     }
+
+    /// An admitter of publications for another thread, on its own copy of the state
+    /// after `first` (genesis and the grant, as [`Leaves::begin`] returned them).
+    pub fn admitter(&self, first: &[Vec<u8>; 2]) -> Admitter {
+        let mut catalog = Catalog::new();
+        for (index, leaf) in first.iter().enumerate() {
+            catalog.apply(index as u64, leaf).unwrap();
+        }
+        Admitter {
+            catalog,
+            publisher: self.publisher.clone(),
+        }
+    }
+}
+
+/// Admits publications against the state after genesis and the grant, without applying
+/// them: a publication's leaf depends only on the request, the signer's grant and the
+/// admission time, so threads can admit distinct publications in parallel and the log
+/// gets the same bytes as from [`Leaves::publication`]. Replaying the log applies (and
+/// checks) every one of them in order.
+pub struct Admitter {
+    catalog: Catalog,
+    publisher: Signer,
+}
+
+impl Admitter {
+    /// Publication `n`, admitted (signed, parsed, verified, admitted), not applied.
+    pub fn publication(&self, n: u64) -> Vec<u8> {
+        admit(&self.catalog, &publication_request(n), &self.publisher)
+    }
+}
+
+/// The request of publication `n`: a distinct subject digest, four evidence items.
+fn publication_request(n: u64) -> serde_json::Value {
+    let digest = hex::encode(sha2::Sha256::digest(n.to_be_bytes()));
+    serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
+        "subject":{"name":"quay.io/bench/image","digest":{"sha256": digest}},
+        "targetCatalogRef":"sourceos://catalog/images/bench","channel":"dev",
+        "requesterRef":"socios://pipeline/bench",
+        "evidence":[
+            {"type":"build-receipt","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///build.json","size":1024},
+            {"type":"sbom","mediaType":"application/spdx+json","digest":{"sha256": digest},"uri":"file:///sbom.json","size":1024},
+            {"type":"vulnerability-scan","mediaType":"application/vnd.anchore.grype+json","digest":{"sha256": digest},"uri":"file:///scan.json","size":1024},
+            {"type":"provenance","mediaType":"application/json","digest":{"sha256": digest},"uri":"file:///prov.json","size":1024}],
+        "agentplaneRefs":{"validationArtifactRef":null,"runArtifactRef":null,"replayArtifactRef":null}})
 }
 
 /// Commits batches of tiles to a store under newly signed checkpoints, each replacing
