@@ -74,6 +74,11 @@ python3 benches/cpu_split.py --label "disk projection" | tee "$out/cpu-split.txt
 python3 benches/cpu_split.py --label "memory projection" -- --projection memory \
   | tee -a "$out/cpu-split.txt"
 
+# Server memory after scattered receipt reads, with the allocator's default and with
+# MIMALLOC_PURGE_DELAY=0 (ADR 0017).
+bash benches/allocator_rss.sh mimalloc=target/release/srcos-catalog \
+  mimalloc+purge0=target/release/srcos-catalog | tee "$out/allocator-rss.txt"
+
 # State commitments (issue 13): publication throughput with commitments off and after
 # every batch, alternating in the same run: at the sequencer (memory backends, CPU per
 # thread) and over HTTP against fresh servers.

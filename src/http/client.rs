@@ -8,7 +8,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::time::Duration;
 
 /// Largest response body a client reads (tiles and receipts are far smaller).
 pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
@@ -45,6 +46,9 @@ pub struct HttpResponse {
     pub body: Bytes,
 }
 
+/// How long an idle pooled connection is kept: less than the servers' idle limit.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+
 /// A keep-alive HTTP client bound to one server base URL (`http://host:port`).
 #[derive(Clone)]
 pub struct HttpClient {
@@ -78,6 +82,12 @@ impl HttpClient {
         connector.set_local_address(source);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(64)
+            // Below our servers' idle limit (`ServerLimits::header_timeout`, 10 s): a
+            // connection reused just as the server closes it fails the request with
+            // "connection closed before message completed", seen in a test whose client
+            // paused ~10 s between requests under load.
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_timer(TokioTimer::new())
             .build(connector);
         Ok(HttpClient { base, client })
     }
