@@ -17,6 +17,11 @@
 
 mod common;
 
+/// The allocator of the `srcos-catalog` binary (ADR 0017), so the bench measures the
+/// replay `serve` runs at start.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
