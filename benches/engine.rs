@@ -171,7 +171,7 @@ fn replay(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function(format!("tree_and_catalog/{}", leaves.len()), |b| {
         b.iter(|| {
-            let replayed = replay::replay(&signed, &key, |tile| {
+            let replayed = replay::replay(Catalog::new(), &signed, &key, |tile| {
                 bundles
                     .get(&tile.path())
                     .cloned()

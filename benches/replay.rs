@@ -225,7 +225,7 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..runs() {
         let started = Instant::now();
-        let replayed = replay::replay(&log.signed, &key, |tile| {
+        let replayed = replay::replay(Catalog::new(), &log.signed, &key, |tile| {
             log.bundles
                 .get(&tile.path())
                 .ok_or_else(|| replay::ReplayError::Fetch(tile.path().into()))

@@ -79,6 +79,12 @@ python3 benches/cpu_split.py --label "memory projection" -- --projection memory 
 bash benches/allocator_rss.sh mimalloc=target/release/srcos-catalog \
   mimalloc+purge0=target/release/srcos-catalog | tee "$out/allocator-rss.txt"
 
+# Peak memory of the one-off full replays (fsck --full, replay, monitor --audit), whose
+# records go to a scratch store on disk, at two log sizes.
+for n in 100000 200000; do
+  N=$n bash benches/replay_rss.sh current=target/release/srcos-catalog
+done | tee "$out/replay-rss.txt"
+
 # State commitments (issue 13): publication throughput with commitments off and after
 # every batch, alternating in the same run: at the sequencer (memory backends, CPU per
 # thread) and over HTTP against fresh servers.

@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use common::authority::*;
 use common::{cli_ok, Rng, Server};
 use serde_json::{json, Value};
-use srcos_catalog::catalog::sign_envelope;
+use srcos_catalog::catalog::{sign_envelope, Catalog};
 use srcos_catalog::client::upload_intent;
 use srcos_catalog::http::HttpClient;
 use srcos_catalog::keyfile::read_signer;
 use srcos_catalog::log::replay::replay_dir;
 use srcos_catalog::note::{KeyType, Signer};
+use srcos_catalog::storage::records::DiskRecordStore;
 
 /// Everything the workers share.
 struct Pool {
@@ -177,9 +178,11 @@ async fn operation(client: &HttpClient, pool: &Pool, rng: &mut Rng, n: u64) -> O
     Some(())
 }
 
-/// The live state digest at the committed size equals the replay of the stored tiles.
+/// The live state digest at the committed size equals the replay of the stored tiles,
+/// and a replay into a scratch store on disk (what `fsck --full` and `replay` run)
+/// reaches the same state as one in memory.
 fn check_replay(url: &str, data: &std::path::Path, rt: &tokio::runtime::Runtime) -> (u64, String) {
-    let replayed = replay_dir(data, None).unwrap();
+    let replayed = replay_dir(data, None, Catalog::new()).unwrap();
     let size = replayed.checkpoint.size;
     let client = HttpClient::new(url).unwrap();
     let r = rt
@@ -191,10 +194,19 @@ fn check_replay(url: &str, data: &std::path::Path, rt: &tokio::runtime::Runtime)
         live["stateDigest"], digest,
         "live and replayed states differ at size {size}"
     );
-    let again = replay_dir(data, None).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let on_disk = DiskRecordStore::scratch(scratch.path()).unwrap();
+    let again = replay_dir(data, None, Catalog::with_store(Box::new(on_disk))).unwrap();
+    assert_eq!(again.state_digest, replayed.state_digest);
     assert_eq!(
         again.catalog.state_json().unwrap(),
         replayed.catalog.state_json().unwrap()
+    );
+    drop(again);
+    assert_eq!(
+        std::fs::read_dir(scratch.path()).unwrap().count(),
+        0,
+        "the scratch store was not removed"
     );
     (size, digest)
 }

@@ -17,8 +17,11 @@ use clap::Args;
 
 use super::serve::shutdown_signal;
 use super::{runtime, CliError};
-use crate::client::monitor::{Monitor, MonitorError, MonitorOptions, PollOutcome, PollReport};
+use crate::client::monitor::{
+    AuditRecords, Monitor, MonitorError, MonitorOptions, PollOutcome, PollReport,
+};
 use crate::keyfile::read_verifier;
+use crate::storage::records::scratch_records;
 
 /// Exit status of an alert.
 const ALERT_EXIT: u8 = 2;
@@ -50,6 +53,11 @@ pub struct MonitorArgs {
     /// Read every entry from the tiles and re-check every admission.
     #[arg(long)]
     audit: bool,
+    /// Where `--audit` keeps the records of the catalog it rebuilds, on disk so that its
+    /// memory does not grow with the log (about 1.7 KB per entry, removed on exit;
+    /// default: the system's temporary directory).
+    #[arg(long, value_name = "DIR", requires = "audit")]
+    scratch: Option<PathBuf>,
     /// Report catalog events for a subject: subject=NAME (repeatable).
     #[arg(long = "watch", value_parser = parse_watch)]
     watch: Vec<String>,
@@ -110,6 +118,9 @@ fn monitor(args: MonitorArgs) -> Result<ExitCode, CliError> {
         log_key: read_verifier(&args.log_vkey)?,
         state: args.state.clone(),
         audit: args.audit,
+        audit_records: AuditRecords(Some(scratch_records(
+            args.scratch.clone().unwrap_or_else(std::env::temp_dir),
+        ))),
         watch_subjects: args.watch.clone(),
         unreachable_after: args.unreachable_after,
         request_timeout: args.timeout,

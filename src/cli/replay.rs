@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{runtime, CliError, Context};
+use crate::catalog::Catalog;
 use crate::http::{routes, HttpClient};
 use crate::keyfile::read_verifier;
 use crate::log::replay::{replay, replay_dir, ReplayError, Replayed};
 use crate::note::Verifier;
+use crate::storage::records::DiskRecordStore;
 
 /// Arguments of `replay`.
 #[derive(Debug, Args)]
@@ -28,6 +30,25 @@ pub struct ReplayArgs {
     /// Also compare with this server's live state (with --data).
     #[arg(long)]
     compare: Option<String>,
+    /// Where the replay keeps the records it rebuilds, on disk so that its memory does
+    /// not grow with the log (about 1.7 KB per entry, removed when done; default
+    /// DATA/scratch with --data, the system's temporary directory with --server).
+    #[arg(long, value_name = "DIR")]
+    scratch: Option<PathBuf>,
+}
+
+impl ReplayArgs {
+    /// An empty catalog whose records go to a scratch store (see `--scratch`).
+    fn scratch_catalog(&self) -> Result<Catalog, CliError> {
+        let dir = match (&self.scratch, &self.data) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(data)) => data.join("scratch"),
+            (None, None) => std::env::temp_dir(),
+        };
+        Ok(Catalog::with_store(Box::new(DiskRecordStore::scratch(
+            &dir,
+        )?)))
+    }
 }
 
 /// Replays, checks the root, compares, and prints the state digest.
@@ -40,13 +61,16 @@ pub fn run(args: ReplayArgs) -> Result<(), CliError> {
         .transpose()?;
     let (replayed, live) = match (&args.data, &args.server) {
         (Some(dir), _) => {
-            let r = replay_dir(dir, key.as_ref())
+            let r = replay_dir(dir, key.as_ref(), args.scratch_catalog()?)
                 .map_err(|e| CliError(format!("replay of {}: {e}", dir.display())))?;
             (r, args.compare.clone())
         }
         (None, Some(url)) => {
             let key = key.ok_or_else(|| CliError("--server needs --log-vkey".into()))?;
-            (replay_server(url, &key)?, Some(url.clone()))
+            (
+                replay_server(url, &key, args.scratch_catalog()?)?,
+                Some(url.clone()),
+            )
         }
         (None, None) => return Err(CliError("give --data DIR or --server URL".into())),
     };
@@ -77,14 +101,14 @@ struct NotServed {
     status: hyper::StatusCode,
 }
 
-fn replay_server(url: &str, key: &Verifier) -> Result<Replayed, CliError> {
+fn replay_server(url: &str, key: &Verifier, catalog: Catalog) -> Result<Replayed, CliError> {
     let rt = runtime()?;
     let client = HttpClient::new(url)?;
     let checkpoint = rt.block_on(client.get(routes::CHECKPOINT))?;
     if !checkpoint.status.is_success() {
         return Err(CliError(format!("GET /checkpoint: {}", checkpoint.status)));
     }
-    replay(&checkpoint.body, key, |tile| {
+    replay(catalog, &checkpoint.body, key, |tile| {
         let path = format!("/{}", tile.path());
         let r = rt
             .block_on(client.get(&path))

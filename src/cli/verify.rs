@@ -114,7 +114,7 @@ fn still_in_log(
     timeout: std::time::Duration,
 ) -> Result<crate::note::Checkpoint, CliError> {
     use crate::client::monitor::state::MonitorState;
-    use crate::client::monitor::{Monitor, MonitorOptions, PollOutcome};
+    use crate::client::monitor::{AuditRecords, Monitor, MonitorOptions, PollOutcome};
     let (checkpoint, _) = crate::note::open_checkpoint(signed.as_bytes(), log_key)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -134,6 +134,7 @@ fn still_in_log(
         log_key: log_key.clone(),
         state: state.clone(),
         audit: false,
+        audit_records: AuditRecords::default(),
         watch_subjects: Vec::new(),
         unreachable_after: std::time::Duration::ZERO,
         request_timeout: timeout,

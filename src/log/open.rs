@@ -27,7 +27,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use super::committer::{self, commit};
 use super::integrator::{BatchTiles, Integrator};
 use super::reader::{TileCache, TreeView};
-use super::replay::steps_from;
+use super::replay::{steps_from, Step};
 use super::sequencer::Sequencer;
 use super::snapshot::{self, SnapshotCheck, SnapshotError, Snapshotter};
 use super::{now_ms, Head, Log, LogError, LogOptions, Shared, WriteState, DEFAULT_ORIGIN};
@@ -612,14 +612,60 @@ fn replay(
     let view = TreeView::new(tiles, cache, size);
     let mut pending = Vec::new();
     let start = from.min(indexed);
-    for step in steps_from(start, size, |tile| view.tile(tile).map_err(LogError::from)) {
-        let step = step?;
-        crate::progress::report(
-            "start-up replay",
-            step.first + step.entries.len() as u64,
-            size,
-        );
+    let mut steps = steps_from(start, size, |tile| view.tile(tile).map_err(LogError::from));
+    let at = TailReplay {
+        start,
+        from,
+        indexed,
+        size,
+        index,
+    };
+    // Step k is applied on this thread while step k + 1 is read, hashed and parsed on
+    // the others, as in a full replay (`replay::replay`).
+    let mut current: Option<Step> = None;
+    loop {
+        let (next, applied) = steps.next_while(|| match current.take() {
+            Some(step) => at.apply(step, catalog, &mut pending),
+            None => Ok(()),
+        });
+        applied?;
+        match next {
+            Some(step) => current = Some(step?),
+            None => break,
+        }
+    }
+    let reindexed = size - indexed;
+    if reindexed > 0 {
+        index.record(&pending, size)?;
+    }
+    Ok(reindexed)
+}
+
+/// Where the start-up replay begins and what it brings up to date.
+struct TailReplay<'a> {
+    /// The first leaf looked at: `from.min(indexed)`.
+    start: u64,
+    /// The first leaf the catalog does not reflect.
+    from: u64,
+    /// The first leaf the lookup index does not hold.
+    indexed: u64,
+    /// The checkpoint's size.
+    size: u64,
+    index: &'a dyn LookupIndex,
+}
+
+impl TailReplay<'_> {
+    /// Applies one step: its leaves from `from` on to `catalog`, and those from `indexed`
+    /// on to the lookup index (recorded 4,096 or more at a time).
+    fn apply(
+        &self,
+        step: Step,
+        catalog: &mut Catalog,
+        pending: &mut Vec<IndexedLeaf>,
+    ) -> Result<(), LogError> {
+        let (start, from, indexed, index) = (self.start, self.from, self.indexed, self.index);
         let end = step.first + step.entries.len() as u64;
+        crate::progress::report("start-up replay", end, self.size);
         for (offset, prepared) in step.entries.into_iter().enumerate() {
             let leaf_index = step.first + offset as u64;
             if leaf_index < start {
@@ -642,14 +688,10 @@ fn replay(
             }
         }
         if pending.len() >= 4096 {
-            index.record(&pending, end)?;
+            index.record(pending, end)?;
             index.persist_if_full()?;
             pending.clear();
         }
+        Ok(())
     }
-    let reindexed = size - indexed;
-    if reindexed > 0 {
-        index.record(&pending, size)?;
-    }
-    Ok(reindexed)
 }

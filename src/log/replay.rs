@@ -115,8 +115,11 @@ pub enum BundleError {
 const BUNDLES_PER_STEP: usize = 16;
 
 /// Replays the tree of `signed_checkpoint` (verified with `log_key`), reading entry
-/// bundles with `bundle`.
+/// bundles with `bundle`, into `catalog`, which must be empty. Its record store decides
+/// the replay's memory: `Catalog::new()` keeps every record in memory (fine for tests
+/// and small logs); a catalog over a scratch store on disk keeps it flat at any size.
 pub fn replay<T>(
+    catalog: Catalog,
     signed_checkpoint: &[u8],
     log_key: &Verifier,
     bundle: impl FnMut(TileId) -> Result<T, ReplayError>,
@@ -129,7 +132,7 @@ where
         note::open_checkpoint(signed_checkpoint, log_key).map_err(ReplayError::Checkpoint)?;
     let size = checkpoint.size;
     let mut tree = CompactRange::new();
-    let mut catalog = Catalog::new();
+    let mut catalog = catalog;
     let mut state = None;
     let mut read = bundle;
     let mut bundles = tiles::entry_bundles(size);
@@ -276,17 +279,56 @@ impl<B, R> Steps<B, R> {
         E: From<BundleError>,
         R: FnMut(TileId) -> Result<T, E>,
     {
+        let (step, ()) = self.step_while(bundles, || ());
+        step
+    }
+
+    /// Reads the step of `bundles` and prepares it on the other cores while `work` runs
+    /// on this one (see [`prepare_while`]). `work` runs whatever happens, first if the
+    /// step cannot be read, so that a caller applying the previous step reports errors in
+    /// log order.
+    fn step_while<T, E, W, Rw>(&mut self, bundles: &[TileId], work: W) -> (Result<Step, E>, Rw)
+    where
+        T: Deref,
+        T::Target: AsRef<[u8]>,
+        E: From<BundleError>,
+        R: FnMut(TileId) -> Result<T, E>,
+        W: FnOnce() -> Rw,
+    {
         let mut data = Vec::with_capacity(bundles.len());
         for tile in bundles {
-            data.push((self.read)(*tile)?);
+            match (self.read)(*tile) {
+                Ok(d) => data.push(d),
+                Err(e) => return (Err(e), work()),
+            }
         }
-        let entries = step_entries(bundles, data.iter().map(|d| d.deref().as_ref()))?;
+        let entries = match step_entries(bundles, data.iter().map(|d| d.deref().as_ref())) {
+            Ok(entries) => entries,
+            Err(e) => return (Err(e.into()), work()),
+        };
         let first = self.next;
         self.next += entries.len() as u64;
-        Ok(Step {
-            first,
-            entries: prepare_in_parallel(first, &entries),
-        })
+        let (entries, done) = prepare_while(first, &entries, work);
+        (Ok(Step { first, entries }), done)
+    }
+
+    /// The next step (`None` after the last), read and prepared on the other cores while
+    /// `work` (typically: applying the step before) runs on this one.
+    pub(crate) fn next_while<T, E, W, Rw>(&mut self, work: W) -> (Option<Result<Step, E>>, Rw)
+    where
+        B: Iterator<Item = TileId>,
+        T: Deref,
+        T::Target: AsRef<[u8]>,
+        E: From<BundleError>,
+        R: FnMut(TileId) -> Result<T, E>,
+        W: FnOnce() -> Rw,
+    {
+        let bundles: Vec<TileId> = self.bundles.by_ref().take(BUNDLES_PER_STEP).collect();
+        if bundles.is_empty() {
+            return (None, work());
+        }
+        let (step, done) = self.step_while(&bundles, work);
+        (Some(step), done)
     }
 }
 
@@ -395,9 +437,13 @@ fn prepare_while<W: FnOnce() -> R, R>(
     })
 }
 
-/// Replays the log in `log` (its checkpoint and entry bundles), verified with `log_key`.
-/// Read-only: it may run beside a live server.
-pub fn replay_log(log: &LogBackends, log_key: &Verifier) -> Result<Option<Replayed>, ReplayError> {
+/// Replays the log in `log` (its checkpoint and entry bundles), verified with `log_key`,
+/// into `catalog` (empty; see [`replay`]). Read-only: it may run beside a live server.
+pub fn replay_log(
+    log: &LogBackends,
+    log_key: &Verifier,
+    catalog: Catalog,
+) -> Result<Option<Replayed>, ReplayError> {
     let Some(signed) = log.lock.read()? else {
         return Ok(None);
     };
@@ -405,7 +451,7 @@ pub fn replay_log(log: &LogBackends, log_key: &Verifier) -> Result<Option<Replay
     let (checkpoint, _) =
         note::open_checkpoint(&signed, log_key).map_err(ReplayError::Checkpoint)?;
     let view = TreeView::new(log.tiles.as_ref(), &cache, checkpoint.size);
-    replay(&signed, log_key, |tile| {
+    replay(catalog, &signed, log_key, |tile| {
         view.tile(tile).map_err(|source| ReplayError::Tile {
             tile: tile.path(),
             source,
@@ -415,8 +461,13 @@ pub fn replay_log(log: &LogBackends, log_key: &Verifier) -> Result<Option<Replay
 }
 
 /// Replays the log stored in the POSIX data directory `data_dir` (its `log/` tiles and,
-/// without `log_key`, its `log.vkey`). Read-only: it may run beside a live server.
-pub fn replay_dir(data_dir: &Path, log_key: Option<&Verifier>) -> Result<Replayed, ReplayError> {
+/// without `log_key`, its `log.vkey`) into `catalog` (empty; see [`replay`]).
+/// Read-only: it may run beside a live server.
+pub fn replay_dir(
+    data_dir: &Path,
+    log_key: Option<&Verifier>,
+    catalog: Catalog,
+) -> Result<Replayed, ReplayError> {
     let own;
     let log_key = match log_key {
         Some(k) => k,
@@ -426,7 +477,8 @@ pub fn replay_dir(data_dir: &Path, log_key: Option<&Verifier>) -> Result<Replaye
         }
     };
     let log = LogBackends::posix(data_dir)?;
-    replay_log(&log, log_key)?.ok_or_else(|| ReplayError::NoCheckpoint(data_dir.to_path_buf()))
+    replay_log(&log, log_key, catalog)?
+        .ok_or_else(|| ReplayError::NoCheckpoint(data_dir.to_path_buf()))
 }
 
 #[cfg(test)]
@@ -459,7 +511,7 @@ mod tests {
                 _ => Err(ReplayError::Fetch(tile.path().into())),
             }
         };
-        match replay(&signed, &key, readable) {
+        match replay(Catalog::new(), &signed, &key, readable) {
             Err(ReplayError::Apply { index: 1, .. }) => {}
             other => panic!(
                 "expected leaf 1's error, got {:?}",
@@ -473,12 +525,12 @@ mod tests {
                 .ok_or_else(|| ReplayError::Fetch(tile.path().into()))
         };
         assert!(matches!(
-            replay(&signed, &key, all),
+            replay(Catalog::new(), &signed, &key, all),
             Err(ReplayError::Apply { index: 1, .. })
         ));
         // The genesis alone replays.
         let (one, signed) = signed_log([genesis], &log_key);
-        let replayed = replay(&signed, &key, |tile| {
+        let replayed = replay(Catalog::new(), &signed, &key, |tile| {
             one.get(&tile.path())
                 .ok_or_else(|| ReplayError::Fetch(tile.path().into()))
         })
@@ -487,6 +539,51 @@ mod tests {
     }
 
     /// The tiles of a log holding `leaves`, by path, and its checkpoint signed by `key`.
+    /// The start-up replay applies step k while step k + 1 is read and prepared: the
+    /// work runs even when the next step cannot be read (so the caller sees step k's
+    /// error first, in log order), and steps come in order, each entry once.
+    #[test]
+    fn next_while_runs_the_work_whatever_the_next_step_holds() {
+        let size = BUNDLES_PER_STEP as u64 * TILE_WIDTH + 300;
+        let leaves = (0..size).map(|n| format!("{{\"n\":{n}}}").into_bytes());
+        let key = Signer::generate("replay.test/log", KeyType::Ed25519).unwrap();
+        let (bundles, _) = signed_log(leaves, &key);
+        let bundles = &bundles;
+        let read = |missing: Option<u64>| {
+            move |tile: TileId| match bundles.get(&tile.path()) {
+                Some(b) if Some(tile.index) != missing => Ok(b.clone()),
+                _ => Err(BundleError::Undecodable(tile.path())),
+            }
+        };
+        // Every bundle there: steps of 16 bundles, then the rest, then none.
+        let mut steps = steps_from(0, size, read(None));
+        let mut seen = Vec::new();
+        let mut ran = 0;
+        loop {
+            let (next, ()) = steps.next_while(|| ran += 1);
+            match next {
+                Some(step) => {
+                    let step = step.unwrap();
+                    assert_eq!(step.first, seen.len() as u64);
+                    seen.extend(step.entries.iter().map(|e| e.leaf_hash));
+                }
+                None => break,
+            }
+        }
+        assert_eq!(ran, 3, "the work runs once per call, the last one included");
+        let hashes: Vec<Hash> = (0..size)
+            .map(|n| merkle::leaf_hash(format!("{{\"n\":{n}}}").as_bytes()))
+            .collect();
+        assert_eq!(seen, hashes);
+        // The second step's last bundle missing: the work still runs.
+        let mut steps = steps_from(0, size, read(Some(BUNDLES_PER_STEP as u64)));
+        assert!(matches!(steps.next_while(|| ()), (Some(Ok(_)), ())));
+        let mut applied = false;
+        let (next, ()) = steps.next_while(|| applied = true);
+        assert!(matches!(next, Some(Err(BundleError::Undecodable(_)))));
+        assert!(applied, "the step before an unreadable one was not applied");
+    }
+
     fn signed_log(
         leaves: impl IntoIterator<Item = Vec<u8>>,
         key: &Signer,

@@ -58,6 +58,7 @@ use crate::storage::durable::{
     create_dir_all_durable, create_options, sync_dir, PRIVATE_FILE_MODE,
 };
 use crate::storage::records::blocks::{encode_frame, BlockTable, BlockWriter, MAX_FRAME};
+use crate::storage::records::FreshRecords;
 use crate::storage::TileStore;
 
 /// The snapshot directory's name inside the data directory.
@@ -694,12 +695,13 @@ pub struct SnapshotFinding {
 
 /// Checks every snapshot in the data directory `data_dir` against a full replay of its
 /// log (`replayed`, read from `tiles`): the file's hash, its size and root, and both the
-/// state digest it recorded and the digest of the state its records hold (loaded into
-/// memory) against the replay's at the same size.
+/// state digest it recorded and the digest of the state its records hold (loaded into a
+/// store `fresh` makes for each snapshot) against the replay's at the same size.
 pub fn check_against(
     data_dir: &Path,
     tiles: &dyn TileStore,
     replayed: &super::replay::Replayed,
+    fresh: &FreshRecords,
 ) -> Vec<SnapshotFinding> {
     let tree = replayed.checkpoint.size;
     list(&dir(data_dir))
@@ -742,9 +744,9 @@ pub fn check_against(
                         table.verify_all()?;
                     }
                     // The records themselves, not only the digest recorded beside them.
-                    let mut store = MemoryStore::default();
-                    let (admin, _) = load(&path, body_end, &mut store)?;
-                    let restored = Catalog::restore(admin, Box::new(store))
+                    let mut store = fresh().map_err(ReadError::from)?;
+                    let (admin, _) = load(&path, body_end, store.as_mut())?;
+                    let restored = Catalog::restore(admin, store)
                         .map_err(|(e, _)| SnapshotError::Records(e))?;
                     let held = hex::encode(restored.try_state_digest_at(size)?);
                     if held != digest {

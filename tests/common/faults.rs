@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use srcos_catalog::catalog::{sign_envelope, Submission};
+use srcos_catalog::catalog::{sign_envelope, Catalog, Submission};
 use srcos_catalog::keyfile::read_signer;
 use srcos_catalog::log::{fsck, replay, Log, LogOptions, OpenReport, SubmitError, Submitted};
 use srcos_catalog::merkle;
@@ -130,7 +130,7 @@ impl Harness {
         let report = fsck::check(storage, log.verifier()).unwrap().unwrap();
         assert!(report.problems.is_empty(), "fsck: {:?}", report.problems);
         assert_eq!(report.tree_size, current.size);
-        let replayed = replay::replay_log(storage, log.verifier())
+        let replayed = replay::replay_log(storage, log.verifier(), Catalog::new())
             .unwrap()
             .unwrap();
         let live = log.read_catalog(|catalog, size| catalog.state_digest_at(size));

@@ -9,10 +9,13 @@
 //! same projection the server runs. The catalog is not persisted: after a restart the
 //! first scan starts from entry 0 and must reproduce the persisted cursor on the way.
 
+use std::sync::Arc;
+
 use crate::catalog::{audit_leaf, Catalog};
 use crate::merkle::{leaf_hash, range_nodes, tree_root, CompactRange};
 use crate::note::{Checkpoint, Verifier};
 use crate::state::{FollowError, StateFollower};
+use crate::storage::records::FreshRecords;
 use crate::tiles::{bundle_for_leaf, decode_bundle, tile_for_hash, HASH_BYTES, TILE_WIDTH};
 
 use super::state::EntriesCursor;
@@ -53,9 +56,41 @@ pub struct ScanReport {
     pub events: Vec<WatchEvent>,
 }
 
+/// Where an auditor keeps the catalog it rebuilds: `None` in memory, or stores the
+/// function makes (on disk, [`crate::storage::records::scratch_records`], its memory
+/// stays flat at any log size).
+#[derive(Clone, Default)]
+pub struct AuditRecords(pub Option<Arc<FreshRecords>>);
+
+impl std::fmt::Debug for AuditRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Some(_) => "AuditRecords(made)",
+            None => "AuditRecords(memory)",
+        })
+    }
+}
+
+impl AuditRecords {
+    /// An empty catalog over a fresh store.
+    fn fresh_catalog(&self) -> Result<Catalog, ScanError> {
+        match &self.0 {
+            None => Ok(Catalog::new()),
+            Some(fresh) => fresh()
+                .map(Catalog::with_store)
+                .map_err(|e| ScanError::Unreachable(format!("no record store for the audit: {e}"))),
+        }
+    }
+}
+
 /// The entry reader and auditor.
 pub struct Scanner {
     cursor: EntriesCursor,
+    /// Whether every entry is re-checked.
+    audit: bool,
+    /// Where the audited catalog's records go.
+    records: AuditRecords,
+    /// The audited catalog, from entry 0 to [`Scanner::read`] (`None`: not started).
     catalog: Option<Catalog>,
     /// The state map, once the log has committed to one (with `--audit`).
     state: Option<StateFollower>,
@@ -67,10 +102,12 @@ pub struct Scanner {
 }
 
 impl Scanner {
-    /// Continues from `cursor` (or the start); audits if `audit`; reports `subjects`.
+    /// Continues from `cursor` (or the start); audits if `audit`, with the catalog's
+    /// records in `records`; reports `subjects`.
     pub fn new(
         cursor: Option<EntriesCursor>,
         audit: bool,
+        records: AuditRecords,
         log_key: Verifier,
         subjects: Vec<String>,
     ) -> Scanner {
@@ -79,7 +116,9 @@ impl Scanner {
                 size: 0,
                 range: CompactRange::new(),
             }),
-            catalog: audit.then(Catalog::new),
+            audit,
+            records,
+            catalog: None,
             state: None,
             watcher: Watcher::new(subjects),
             log_key,
@@ -101,9 +140,7 @@ impl Scanner {
     ) -> Result<ScanReport, ScanError> {
         let result = self.try_scan(fetch, checkpoint).await;
         if result.is_err() {
-            if let Some(catalog) = &mut self.catalog {
-                *catalog = Catalog::new();
-            }
+            self.catalog = None;
             self.state = None;
             self.watcher.reset();
             self.read = None;
@@ -119,11 +156,14 @@ impl Scanner {
         let to = checkpoint.size;
         let known = self.cursor.size;
         // An auditor or a watcher rebuilds its memory from entry 0 once per process.
-        let from = if self.catalog.is_some() || self.watcher.is_active() {
+        let from = if self.audit || self.watcher.is_active() {
             self.read.unwrap_or(0)
         } else {
             known
         };
+        if self.audit && self.catalog.is_none() {
+            self.catalog = Some(self.records.fresh_catalog()?);
+        }
         let mut range = if from == known {
             self.cursor.range.clone()
         } else {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use crate::http::{routes, HttpClient, HttpError};
 use crate::note::{open_checkpoint, Checkpoint, Verifier, MAX_NOTE_SIZE};
 pub use alert::{Alert, AlertKind, Evidence};
-pub use audit::ScanReport;
+pub use audit::{AuditRecords, ScanReport};
 use audit::{ScanError, Scanner};
 use consistency::ProofFailure;
 use state::{MonitorState, StateFileError};
@@ -45,6 +45,8 @@ pub struct MonitorOptions {
     pub state: PathBuf,
     /// Read every entry and re-check every admission.
     pub audit: bool,
+    /// Where the audit keeps the catalog it rebuilds.
+    pub audit_records: AuditRecords,
     /// Subject names whose catalog events to report.
     pub watch_subjects: Vec<String>,
     /// How long the server may fail to answer with a verifiable checkpoint before that
@@ -123,6 +125,7 @@ impl Monitor {
             Scanner::new(
                 state.as_ref().and_then(|s| s.entries.clone()),
                 options.audit,
+                options.audit_records.clone(),
                 options.log_key.clone(),
                 options.watch_subjects.clone(),
             )

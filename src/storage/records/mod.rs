@@ -42,6 +42,17 @@ pub const JOURNAL_BYTES: u64 = 64 << 20;
 /// sorted table. With the cache, this bounds the store's memory whatever the log's size.
 pub const MEMTABLE_BYTES: u64 = 8 << 20;
 
+/// Makes an empty record store each time it is called: where a one-off check puts the
+/// records it rebuilds (in memory, or [`DiskRecordStore::scratch`] on disk).
+pub type FreshRecords = dyn Fn() -> Result<Box<dyn RecordStore>, StorageError> + Send + Sync;
+
+/// Empty stores in scratch directories under `parent` ([`DiskRecordStore::scratch`]).
+pub fn scratch_records(parent: std::path::PathBuf) -> std::sync::Arc<FreshRecords> {
+    std::sync::Arc::new(move || {
+        Ok(Box::new(DiskRecordStore::scratch(&parent)?) as Box<dyn RecordStore>)
+    })
+}
+
 /// The on-disk record store: publication records (the bulk, written once, keyed by
 /// leaf index) in a [`SlotFile`], everything else in an LSM tree.
 pub struct DiskRecordStore {
@@ -50,6 +61,9 @@ pub struct DiskRecordStore {
     publications: SlotFile,
     /// The records below every write (a snapshot's, read in place), if any.
     base: Option<Box<dyn RecordStore>>,
+    /// The directory of a [`DiskRecordStore::scratch`] store, removed when the store is
+    /// dropped. Last, so that it goes after the tree and the slot file are closed.
+    scratch: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for DiskRecordStore {
@@ -111,7 +125,27 @@ impl DiskRecordStore {
             tree,
             publications,
             base: None,
+            scratch: None,
         })
+    }
+
+    /// An empty store in a new private directory under `parent` (created if missing),
+    /// removed when the store is dropped. For the one-off replays (`fsck --full`,
+    /// `replay`, `monitor --audit`) whose records would not fit in memory at tens of
+    /// millions of entries: their memory stays that of the memtable and cache. A process
+    /// killed before the drop leaves its directory (named `replay-*`) behind.
+    pub fn scratch(parent: &Path) -> Result<DiskRecordStore, StorageError> {
+        create_private_dir_all(parent)
+            .map_err(|e| StorageError::io(format!("creating {}", parent.display()), e))?;
+        let dir = tempfile::Builder::new()
+            .prefix("replay-")
+            .tempdir_in(parent)
+            .map_err(|e| {
+                StorageError::io(format!("creating a directory in {}", parent.display()), e)
+            })?;
+        let mut store = DiskRecordStore::open_fresh(&dir.path().join("projection"))?;
+        store.scratch = Some(dir);
+        Ok(store)
     }
 }
 
