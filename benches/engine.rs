@@ -198,5 +198,21 @@ fn replay(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, limits, proofs_from_tiles, replay);
+/// A new submission's payload parse (`parse_outside_payload`): a valid publication request
+/// takes the strict typed parse alone; `value_tree` is the duplicate-checking `Value`
+/// parse it used to run first (and still runs for anything else), the part it saves.
+fn payload_parse(c: &mut Criterion) {
+    let payload = serde_json::to_vec(&common::publication_request(7)).unwrap();
+    let mut group = c.benchmark_group("payload");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("outside_publication", |b| {
+        b.iter(|| srcos_catalog::catalog::parse_outside_payload(&payload).unwrap())
+    });
+    group.bench_function("value_tree", |b| {
+        b.iter(|| srcos_catalog::catalog::parse_value(&payload).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, limits, payload_parse, proofs_from_tiles, replay);
 criterion_main!(benches);

@@ -155,7 +155,7 @@ impl Admitter {
 }
 
 /// The request of publication `n`: a distinct subject digest, four evidence items.
-fn publication_request(n: u64) -> serde_json::Value {
+pub fn publication_request(n: u64) -> serde_json::Value {
     let digest = hex::encode(sha2::Sha256::digest(n.to_be_bytes()));
     serde_json::json!({"apiVersion":"catalog.srcos.ai/v1","kind":"CatalogPublicationRequest",
         "subject":{"name":"quay.io/bench/image","digest":{"sha256": digest}},
