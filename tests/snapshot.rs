@@ -335,7 +335,11 @@ fn snapshot_writer_child() {
     println!("ready");
     for round in 0.. {
         publish(&log, &data, first + 1500 + round * 8, 8);
-        log.write_snapshot().unwrap();
+        // Deltas (ADR 0019) mostly, and a whole snapshot every third round.
+        match round % 3 {
+            0 => log.write_snapshot().unwrap(),
+            _ => log.write_delta_snapshot().unwrap(),
+        };
     }
 }
 
@@ -346,6 +350,8 @@ fn kill_9_while_writing_snapshots_leaves_a_valid_one() {
     let dir = common::tempdir();
     let data = dir.path().join("data");
     let mut torn = 0;
+    let mut with_deltas = 0;
+    let sdir = snapshot::dir(&data);
     for round in 0..6u64 {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
@@ -373,7 +379,6 @@ fn kill_9_while_writing_snapshots_leaves_a_valid_one() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
-        let sdir = snapshot::dir(&data);
         if std::fs::read_dir(&sdir)
             .unwrap()
             .flatten()
@@ -381,21 +386,28 @@ fn kill_9_while_writing_snapshots_leaves_a_valid_one() {
         {
             torn += 1;
         }
-        // Every installed snapshot is whole, whatever the moment of the kill.
+        // Every installed snapshot, whole or delta, is intact, whatever the moment of
+        // the kill.
         let installed = snapshots(&data);
         assert!(
             !installed.is_empty() || round == 0,
             "round {round}: no snapshot left"
         );
-        for (size, path) in &installed {
+        let deltas = snapshot::delta::list(&sdir);
+        for (size, path) in installed.iter().chain(&deltas) {
             let (header, _) = snapshot::read_header(path).unwrap();
             assert_eq!(header.size, *size);
             snapshot::verify_hash(path).unwrap();
         }
-        // The restarted log restores the newest one and reaches a full replay's state.
+        // The restarted log restores the newest whole one and the deltas on it, and
+        // reaches a full replay's state.
+        let newest = installed.first().map(|s| s.0);
+        let on_it = deltas.iter().filter(|d| Some(d.0) > newest);
+        let expected = on_it.map(|d| d.0).max().or(newest);
         let (log, report) = open(&data, |o| o.snapshot_every = None);
         assert!(report.snapshots_refused.is_empty(), "{report:?}");
-        assert_eq!(report.snapshot, installed.first().map(|s| s.0));
+        assert_eq!(report.snapshot, expected, "{report:?}");
+        with_deltas += usize::from(report.deltas > 0);
         assert_eq!(
             report.replayed,
             log.head().checkpoint.size - report.snapshot.unwrap_or(0)
@@ -409,6 +421,10 @@ fn kill_9_while_writing_snapshots_leaves_a_valid_one() {
     }
     // The kills did land inside snapshot writes (the child spends most of its time there).
     assert!(torn > 0, "no kill landed during a snapshot write");
+    assert!(
+        with_deltas > 0,
+        "no restart laid a delta on its whole snapshot"
+    );
     println!("{torn} of 6 kills landed during a snapshot write");
 }
 
@@ -471,4 +487,106 @@ fn fsck_full_compares_every_snapshot_with_a_full_replay() {
     // The records it rebuilt went to scratch stores on disk, removed when done.
     let scratch = std::fs::read_dir(data.join("scratch")).unwrap().count();
     assert_eq!(scratch, 0, "fsck --full left scratch stores behind");
+}
+
+/// Submits, signed by the log's admin key, a grant of the reviewer role to `reviewer`.
+fn grant_reviewer(log: &Arc<Log>, data: &Path, reviewer: &Signer) {
+    let admin = read_signer(&data.join("admin.key")).unwrap();
+    let grant = serde_json::json!({
+        "apiVersion": "catalog.srcos.ai/v1", "kind": "PublisherGrant",
+        "publisherKey": reviewer.verifier().to_vkey(), "role": "reviewer",
+        "targetPrefixes": ["sourceos://catalog/"], "channels": ["*"],
+    });
+    submit_signed(log, &serde_jcs::to_vec(&grant).unwrap(), &admin);
+}
+
+fn submit_signed(log: &Arc<Log>, payload: &[u8], signer: &Signer) {
+    let rt = common::multi_thread_runtime();
+    let envelope = sign_envelope(payload, signer).to_json();
+    let submission = Submission::parse(envelope.as_bytes()).unwrap();
+    let key = submission.dedup_key();
+    let verified = submission.verify(&log.keys()).unwrap();
+    rt.block_on(log.submit(verified, key)).unwrap();
+}
+
+/// Reviews (approves, in `dev`) the entries `publish` made for the request numbers `ns`:
+/// decisions that rewrite entries older than the snapshot the next delta lies on.
+fn review(log: &Arc<Log>, reviewer: &Signer, ns: impl Iterator<Item = u64>, round: u64) {
+    for n in ns {
+        let hex = hex::encode(Sha256::digest(format!("quay.io/snapshot/s:{n}")));
+        let review = serde_json::json!({
+            "apiVersion": "catalog.srcos.ai/v1", "kind": "Review",
+            "entry": {"targetCatalogRef": "sourceos://catalog/snap", "subjectDigest": {"sha256": hex}},
+            "reviewer": reviewer.verifier().short_id(), "channel": "dev",
+            "verdict": if (n + round) % 3 == 0 { "deny" } else { "approve" },
+        });
+        let review = common::authority::fresh(&review);
+        submit_signed(log, &serde_jcs::to_vec(&review).unwrap(), reviewer);
+    }
+}
+
+/// Delta snapshots (ADR 0019): each holds what the leaves since the one below wrote,
+/// and older entries decisions rewrote; start-up lays the chain on the whole snapshot
+/// and replays only what came after the newest delta, reaching a full replay's state;
+/// a delta whose base is missing ends the chain; `--snapshot-check digest` uses whole
+/// snapshots only; `fsck --full` finds every delta sound.
+#[test]
+fn deltas_carry_rewritten_older_entries_and_restore_like_a_full_replay() {
+    let dir = common::tempdir();
+    let data = dir.path().join("data");
+    let (log, _) = open(&data, |o| o.snapshot_every = Some(u64::MAX));
+    let log = Arc::new(log);
+    publish(&log, &data, 0, 300);
+    let whole = log.write_snapshot().unwrap().unwrap();
+    let reviewer = Signer::generate("snapshot.example/reviewer", KeyType::Ed25519).unwrap();
+    grant_reviewer(&log, &data, &reviewer);
+    review(&log, &reviewer, (0..40).step_by(3), 0);
+    publish(&log, &data, 300, 100);
+    let first = log.write_delta_snapshot().unwrap().unwrap();
+    // Decisions on entries below the whole snapshot and on entries of the first delta.
+    review(&log, &reviewer, (0..20).step_by(2).chain(310..320), 1);
+    publish(&log, &data, 400, 60);
+    let second = log.write_delta_snapshot().unwrap().unwrap();
+    assert!(whole < first && first < second);
+    let sdir = snapshot::dir(&data);
+    let deltas: Vec<u64> = snapshot::delta::list(&sdir).iter().map(|d| d.0).collect();
+    assert_eq!(deltas, [first, second]);
+    // A tail shorter than the shutdown's threshold: no snapshot at shutdown.
+    review(&log, &reviewer, 5..15, 2);
+    let size = log.head().checkpoint.size;
+    drop(Arc::into_inner(log).unwrap());
+
+    let (log, report) = open(&data, |o| o.snapshot_every = None);
+    assert!(report.snapshots_refused.is_empty(), "{report:?}");
+    assert_eq!((report.snapshot, report.deltas), (Some(second), 2));
+    assert_eq!(report.replayed, size - second);
+    assert_same_as_full_replay(&log, &data);
+    drop(log);
+    let (log, report) = open(&data, |o| {
+        o.snapshot_every = None;
+        o.snapshot_check = SnapshotCheck::Hash;
+    });
+    assert_eq!((report.snapshot, report.deltas), (Some(second), 2));
+    assert_same_as_full_replay(&log, &data);
+    drop(log);
+    let (log, report) = open(&data, |o| {
+        o.snapshot_every = None;
+        o.snapshot_check = SnapshotCheck::Digest;
+    });
+    assert_eq!((report.snapshot, report.deltas), (Some(whole), 0));
+    assert_same_as_full_replay(&log, &data);
+    drop(log);
+
+    let fsck = common::cli_ok(&["fsck", "--full", "--data", data.to_str().unwrap()]);
+    for size in [whole, first, second] {
+        let line = format!("snapshot at size {size}: state digest equal to the replay's");
+        assert!(fsck.contains(&line), "{fsck}");
+    }
+
+    // The first delta gone: the second does not lie on anything restored.
+    std::fs::remove_file(sdir.join(snapshot::delta::file_name(first))).unwrap();
+    let (log, report) = open(&data, |o| o.snapshot_every = None);
+    assert_eq!((report.snapshot, report.deltas), (Some(whole), 0));
+    assert_eq!(report.snapshots_refused.len(), 1, "{report:?}");
+    assert_same_as_full_replay(&log, &data);
 }

@@ -485,6 +485,16 @@ impl Log {
         }
     }
 
+    /// Writes a delta snapshot on the newest one now (ADR 0019; a whole one if there is
+    /// none, or if the updates since it are no longer known) and returns its size; `None`
+    /// if snapshots are off or nothing came since the newest.
+    pub fn write_delta_snapshot(&self) -> Result<Option<u64>, snapshot::SnapshotError> {
+        match &self.snapshots {
+            Some(s) => s.write_delta_now(&self.shared),
+            None => Ok(None),
+        }
+    }
+
     /// Stops the sequencer after the batch in flight and waits for it.
     pub fn shutdown(&self) {
         if let Ok(mut jobs) = self.jobs.lock() {

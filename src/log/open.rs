@@ -29,7 +29,9 @@ use super::integrator::{BatchTiles, Integrator};
 use super::reader::{TileCache, TreeView};
 use super::replay::{steps_from, Step};
 use super::sequencer::Sequencer;
-use super::snapshot::{self, SnapshotCheck, SnapshotError, Snapshotter};
+use super::snapshot::{
+    self, delta, Chain, SnapshotCheck, SnapshotError, SnapshotHeader, Snapshotter,
+};
 use super::{now_ms, Head, Log, LogError, LogOptions, Shared, WriteState, DEFAULT_ORIGIN};
 use crate::catalog::{Catalog, CatalogError, RecordStore};
 use crate::keyfile::{self, key_pair_paths};
@@ -54,8 +56,11 @@ pub struct OpenReport {
     pub pending_checkpoint: Option<bool>,
     /// Entries the index had to catch up on.
     pub reindexed: u64,
-    /// The tree size of the catalog snapshot start-up restored, if it used one.
+    /// The tree size of the catalog snapshot start-up restored, if it used one (the
+    /// newest delta's, when deltas were laid on the whole snapshot).
     pub snapshot: Option<u64>,
+    /// Delta snapshots laid on the whole one start-up restored.
+    pub deltas: usize,
     /// Snapshots refused, each with its path and the reason.
     pub snapshots_refused: Vec<String>,
     /// Leaves applied to the catalog at start-up: the whole log without a snapshot,
@@ -118,7 +123,7 @@ impl Log {
         };
 
         let replay_started = std::time::Instant::now();
-        let (mut catalog, from) = restore(
+        let (mut catalog, chain) = restore(
             dir,
             options.snapshot_check,
             tiles.as_ref(),
@@ -128,6 +133,7 @@ impl Log {
             records,
             &mut report,
         )?;
+        let from = chain.newest.map_or(0, |w| w.size);
         report.replayed = head.checkpoint.size - from;
         report.reindexed = replay(
             tiles.as_ref(),
@@ -138,13 +144,9 @@ impl Log {
             from,
         )?;
         crate::telemetry::replayed(replay_started.elapsed(), report.replayed);
-        let snapshots = options.snapshot_every.map(|every| {
-            Arc::new(Snapshotter::new(
-                snapshot::dir(dir),
-                every,
-                report.snapshot.unwrap_or(0),
-            ))
-        });
+        let snapshots = options
+            .snapshot_every
+            .map(|every| Arc::new(Snapshotter::new(snapshot::dir(dir), every, chain)));
 
         let leaves = TreeView::new(tiles.as_ref(), &cache, head.checkpoint.size);
         let state_commits = super::state_commit::StateCommits::start(
@@ -423,9 +425,10 @@ fn write_genesis(
     ))
 }
 
-/// Restores the catalog from the newest snapshot that passes every check (`check`),
-/// into `store`; returns it and the size it reflects. Without a usable snapshot, an
-/// empty catalog over `store` and 0: the whole log is replayed.
+/// Restores the catalog from the newest whole snapshot that passes every check
+/// (`check`), and the deltas on it that do, into `store`; returns it and the snapshots
+/// it reflects. Without a usable snapshot, an empty catalog over `store` and no chain:
+/// the whole log is replayed.
 #[allow(clippy::too_many_arguments)]
 fn restore(
     data_dir: &Path,
@@ -436,17 +439,25 @@ fn restore(
     origin: &str,
     mut store: Box<dyn RecordStore>,
     report: &mut OpenReport,
-) -> Result<(Catalog, u64), LogError> {
+) -> Result<(Catalog, Chain), LogError> {
     if check == SnapshotCheck::Off {
-        return Ok((Catalog::with_store(store), 0));
+        return Ok((Catalog::with_store(store), Chain::default()));
     }
     let dir = snapshot::dir(data_dir);
     snapshot::remove_temporaries(&dir);
+    let at = Checked {
+        check,
+        tiles,
+        cache,
+        checkpoint,
+        origin,
+    };
     for (_, path) in snapshot::list(&dir) {
-        match restore_from(&path, check, tiles, cache, checkpoint, origin, store) {
-            Ok((catalog, size)) => {
-                report.snapshot = Some(size);
-                return Ok((catalog, size));
+        match restore_from(&dir, &path, &at, store, &mut report.snapshots_refused) {
+            Ok((catalog, chain)) => {
+                report.snapshot = chain.newest.map(|w| w.size);
+                report.deltas = chain.deltas;
+                return Ok((catalog, chain));
             }
             Err((e, loaded, returned)) => {
                 tracing::warn!(path = %path.display(), reason = %e, "refusing a catalog snapshot");
@@ -464,102 +475,205 @@ fn restore(
             }
         }
     }
-    Ok((Catalog::with_store(store), 0))
+    Ok((Catalog::with_store(store), Chain::default()))
+}
+
+/// What start-up checks snapshots against.
+struct Checked<'a> {
+    check: SnapshotCheck,
+    tiles: &'a dyn TileStore,
+    cache: &'a TileCache,
+    checkpoint: &'a Checkpoint,
+    origin: &'a str,
 }
 
 /// What a refused snapshot leaves: why, whether records were loaded into the store, and
 /// the store.
 type Refusal = (SnapshotError, bool, Box<dyn RecordStore>);
 
-/// Checks the snapshot at `path` and restores the catalog from it into `store`: the
-/// cheap checks first (header, size, origin, the root at its size from the tiles), then
-/// either the index's hash and the records opened in place as the store's base (a v2
-/// snapshot and a store that takes a base, ADR 0009: nothing is copied), or the file's
-/// hash and the records copied into the store; with [`SnapshotCheck::Hash`] the whole
-/// file is hashed either way, and with [`SnapshotCheck::Digest`] the state digest of what
-/// was restored is compared with the recorded one.
-fn restore_from(
+/// The cheap checks of the snapshot at `path`: header, size, origin, the root at its
+/// size from the tiles, and with [`SnapshotCheck::Hash`] (or a v1 file) the whole
+/// file's hash. Returns its header and where its frames end.
+fn check_header(path: &Path, at: &Checked<'_>) -> Result<(SnapshotHeader, u64), SnapshotError> {
+    let refused = |reason: String| SnapshotError::Refused(reason);
+    let (header, frames_end) = snapshot::read_header(path)?;
+    let size = header.size;
+    if size > at.checkpoint.size {
+        return Err(refused(format!(
+            "its size {size} is beyond the checkpoint's {}",
+            at.checkpoint.size
+        )));
+    }
+    if header.origin != at.origin {
+        return Err(refused(format!(
+            "it is of another log ({:?})",
+            header.origin
+        )));
+    }
+    let view = TreeView::new(at.tiles, at.cache, at.checkpoint.size);
+    let root = merkle::tree_root(size, &view)
+        .map_err(|e| refused(format!("the tree root at {size}: {e}")))?;
+    if hex::encode(root) != header.root {
+        return Err(refused(format!(
+            "its root at size {size} is not the tree's"
+        )));
+    }
+    if at.check >= SnapshotCheck::Hash || header.index.is_none() {
+        snapshot::verify_hash(path)?;
+    }
+    Ok((header, frames_end))
+}
+
+/// A delta snapshot start-up accepted: its size and hash, table and admin state.
+struct Accepted {
+    written: snapshot::Written,
+    table: crate::storage::records::blocks::BlockTable,
+    admin: crate::catalog::AdminState,
+}
+
+/// The deltas on the whole snapshot `whole` (at `path`) that pass every check, in order:
+/// each must name the one before as its base. The first refused ends the chain (the
+/// reason logged into `refusals`); with [`SnapshotCheck::Digest`] none is used (a delta
+/// records no state digest).
+fn deltas_on(
+    dir: &Path,
     path: &Path,
-    check: SnapshotCheck,
-    tiles: &dyn TileStore,
-    cache: &TileCache,
-    checkpoint: &Checkpoint,
-    origin: &str,
+    whole: &SnapshotHeader,
+    at: &Checked<'_>,
+    refusals: &mut Vec<String>,
+) -> Vec<Accepted> {
+    let mut accepted = Vec::new();
+    if at.check == SnapshotCheck::Digest || whole.index.is_none() {
+        return accepted;
+    }
+    let Ok(mut base) = delta::file_hash(path).map(|h| (whole.size, hex::encode(h))) else {
+        return accepted;
+    };
+    for (size, path) in delta::list(dir) {
+        if size <= base.0 || accepted.len() >= delta::MAX_DELTAS {
+            continue;
+        }
+        let one = (|| {
+            let (header, _) = check_header(&path, at)?;
+            let named = header.base.as_ref().map(|b| (b.size, b.sha256.clone()));
+            if named.as_ref() != Some(&base) {
+                return Err(SnapshotError::Refused(format!(
+                    "it does not lie on the snapshot at size {} restored below it",
+                    base.0
+                )));
+            }
+            let (table, admin) = snapshot::open_table(&path, &header)?;
+            if at.check >= SnapshotCheck::Hash {
+                table.verify_all()?;
+            }
+            if admin.applied_size() != size || admin.origin() != Some(at.origin) {
+                return Err(SnapshotError::Refused(
+                    "its admin state is of another size or log".into(),
+                ));
+            }
+            let hash = delta::file_hash(&path)?;
+            Ok((table, admin, hash))
+        })();
+        match one {
+            Ok((table, admin, hash)) => {
+                base = (size, hex::encode(hash));
+                accepted.push(Accepted {
+                    written: snapshot::Written { size, hash },
+                    table,
+                    admin,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), reason = %e, "refusing a delta snapshot");
+                refusals.push(format!("{}: {e}", path.display()));
+                break;
+            }
+        }
+    }
+    accepted
+}
+
+/// Checks the whole snapshot at `path` and restores the catalog from it and the deltas
+/// on it into `store`: the cheap checks first ([`check_header`]), then either the
+/// index's hash and the records opened in place as the store's base, deltas stacked on
+/// top (a v2 snapshot and a store that takes a base, ADR 0009: nothing is copied), or
+/// the files' hashes and the records copied into the store; with
+/// [`SnapshotCheck::Hash`] every file is hashed whole either way, and with
+/// [`SnapshotCheck::Digest`] (no deltas) the state digest of what was restored is
+/// compared with the recorded one.
+fn restore_from(
+    dir: &Path,
+    path: &Path,
+    at: &Checked<'_>,
     mut store: Box<dyn RecordStore>,
-) -> Result<(Catalog, u64), Refusal> {
+    refusals: &mut Vec<String>,
+) -> Result<(Catalog, Chain), Refusal> {
     let refused = |reason: String| SnapshotError::Refused(reason);
     let checked = (|| {
-        let (header, frames_end) = snapshot::read_header(path)?;
-        let size = header.size;
-        if size > checkpoint.size {
-            return Err(refused(format!(
-                "its size {size} is beyond the checkpoint's {}",
-                checkpoint.size
-            )));
-        }
-        if header.origin != origin {
-            return Err(refused(format!(
-                "it is of another log ({:?})",
-                header.origin
-            )));
-        }
-        let view = TreeView::new(tiles, cache, checkpoint.size);
-        let root = merkle::tree_root(size, &view)
-            .map_err(|e| refused(format!("the tree root at {size}: {e}")))?;
-        if hex::encode(root) != header.root {
-            return Err(refused(format!(
-                "its root at size {size} is not the tree's"
-            )));
-        }
-        if check >= SnapshotCheck::Hash || header.index.is_none() {
-            snapshot::verify_hash(path)?;
+        let (header, frames_end) = check_header(path, at)?;
+        if header.base.is_some() || header.state_digest.is_none() {
+            return Err(refused(
+                "a whole snapshot must have a digest and no base".into(),
+            ));
         }
         let table = match header.index {
             Some(_) => {
                 let (table, admin) = snapshot::open_table(path, &header)?;
-                if check >= SnapshotCheck::Hash {
+                if at.check >= SnapshotCheck::Hash {
                     table.verify_all()?;
                 }
                 Some((table, admin))
             }
             None => None,
         };
-        Ok((header, frames_end, table))
+        let hash = delta::file_hash(path)?;
+        Ok((header, frames_end, table, hash))
     })();
-    let (header, frames_end, table) = match checked {
+    let (header, frames_end, table, hash) = match checked {
         Ok(h) => h,
         Err(e) => return Err((e, false, store)),
     };
-    let size = header.size;
+    let deltas = deltas_on(dir, path, &header, at, refusals);
+    let mut chain = Chain {
+        newest: Some(snapshot::Written {
+            size: header.size,
+            hash,
+        }),
+        whole: header.size,
+        deltas: 0,
+    };
     let in_place = match table {
-        Some((table, admin)) => match store.layer_over(Box::new(table)) {
-            Ok(()) => Some(admin),
-            Err(_) => None,
-        },
+        Some((table, admin)) => {
+            let mut stack: Box<dyn RecordStore> = Box::new(table);
+            let mut admin = admin;
+            let mut newest = chain.newest;
+            let count = deltas.len();
+            for d in deltas {
+                newest = Some(d.written);
+                admin = d.admin;
+                stack = Box::new(crate::storage::records::Stacked::new(
+                    Box::new(d.table),
+                    stack,
+                ));
+            }
+            match store.layer_over(stack) {
+                Ok(()) => {
+                    chain.newest = newest;
+                    chain.deltas = count;
+                    Some(admin)
+                }
+                Err(_) => None,
+            }
+        }
         None => None,
     };
     let loaded = match in_place {
         Some(admin) => Ok(admin),
-        None => {
-            if check < SnapshotCheck::Hash && header.index.is_some() {
-                // Copied, so checked whole first: a block is never read again from it.
-                if let Err(e) = snapshot::verify_hash(path) {
-                    return Err((e, false, store));
-                }
-            }
-            snapshot::load(path, frames_end, store.as_mut()).and_then(|(admin, records)| {
-                if records != header.records {
-                    return Err(refused(format!(
-                        "it holds {records} records, its header says {}",
-                        header.records
-                    )));
-                }
-                Ok(admin)
-            })
-        }
+        None => copy_chain(path, &header, frames_end, at.check, store.as_mut()),
     }
     .and_then(|admin| {
-        if admin.applied_size() != size || admin.origin() != Some(origin) {
+        let size = chain.newest.map_or(0, |w| w.size);
+        if admin.applied_size() != size || admin.origin() != Some(at.origin) {
             return Err(refused(
                 "its admin state is of another size or log".to_string(),
             ));
@@ -574,10 +688,10 @@ fn restore_from(
         Ok(c) => c,
         Err((e, store)) => return Err((e.into(), true, store)),
     };
-    if check == SnapshotCheck::Digest {
-        let digest = catalog.try_state_digest_at(size).map(hex::encode);
+    if at.check == SnapshotCheck::Digest {
+        let digest = catalog.try_state_digest_at(header.size).map(hex::encode);
         match digest {
-            Ok(d) if d == header.state_digest => {}
+            Ok(d) if Some(&d) == header.state_digest.as_ref() => {}
             Ok(_) => {
                 return Err((
                     refused("the state loaded from it does not have its digest".into()),
@@ -588,7 +702,30 @@ fn restore_from(
             Err(e) => return Err((e.into(), true, catalog.into_store())),
         }
     }
-    Ok((catalog, size))
+    Ok((catalog, chain))
+}
+
+/// Copies the records of the whole snapshot at `path` into `store` (one that cannot
+/// take them in place, or a v1 file), its hash checked first: a block is never read
+/// again from it. Deltas are not copied: the tail after the whole one is replayed.
+fn copy_chain(
+    path: &Path,
+    header: &SnapshotHeader,
+    frames_end: u64,
+    check: SnapshotCheck,
+    store: &mut dyn RecordStore,
+) -> Result<crate::catalog::AdminState, SnapshotError> {
+    if check < SnapshotCheck::Hash && header.index.is_some() {
+        snapshot::verify_hash(path)?;
+    }
+    let (admin, records) = snapshot::load(path, frames_end, store)?;
+    if records != header.records {
+        return Err(SnapshotError::Refused(format!(
+            "it holds {records} records, its header says {}",
+            header.records
+        )));
+    }
+    Ok(admin)
 }
 
 /// Applies the entries from `from` on to `catalog` (which reflects the first `from`) and

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use super::entry::{entry_local_id, fold, EntryRecord, EntryView};
 use super::records::{GrantRecord, PolicyRecord, PublicationRecord, RevocationRecord};
 use super::snapshot::{AdminState, AuthorityState, PrincipalState};
-use super::store::{RecordStore, Records, SnapshotChunk, Space};
+use super::store::{KeyValue, RecordStore, Records, SnapshotChunk, Space};
 use crate::catalog::error::RecordError;
 use crate::catalog::wire::policy::Policy;
 use crate::catalog::wire::submission::KeyDirectory;
@@ -125,7 +125,7 @@ impl Catalog {
     ) -> Result<Catalog, (RecordError, Box<dyn RecordStore>)> {
         match Catalog::restore_admin(admin) {
             Ok(mut catalog) => {
-                catalog.records = Records::new(store);
+                catalog.records = Records::restored(store, catalog.applied);
                 Ok(catalog)
             }
             Err(e) => Err((e, store)),
@@ -202,6 +202,43 @@ impl Catalog {
         limit: usize,
     ) -> Result<SnapshotChunk, RecordError> {
         self.records.snapshot_chunk(space, after, at, limit)
+    }
+
+    /// The records of `space` the leaves in `range` (`[from, at)`) wrote or updated, as
+    /// of `at`, for a delta snapshot. See [`Records::delta_chunk`].
+    pub fn delta_chunk(
+        &self,
+        space: Space,
+        range: (u64, u64),
+        updated: &[u64],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<SnapshotChunk, RecordError> {
+        self.records
+            .delta_chunk(space, range, updated, after, limit)
+    }
+
+    /// The lookup records of `space` the publications in `[from, below)` wrote,
+    /// appended to `out` unsorted. See [`Records::delta_lookups`].
+    pub fn delta_lookups(
+        &self,
+        space: Space,
+        from: u64,
+        below: u64,
+        out: &mut Vec<KeyValue>,
+    ) -> Result<(), RecordError> {
+        self.records.delta_lookups(space, from, below, out)
+    }
+
+    /// The older entries decisions in `[from, below)` updated, or `None` if no longer
+    /// known. See [`Records::updated_entries`].
+    pub fn updated_entries(&self, from: u64, below: u64) -> Option<Vec<u64>> {
+        self.records.updated_entries(from, below)
+    }
+
+    /// Forgets the entry updates a snapshot at `size` holds.
+    pub fn forget_updates_below(&self, size: u64) {
+        self.records.forget_updates_below(size);
     }
 
     // -----------------------------------------------------------------------------------

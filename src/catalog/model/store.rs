@@ -213,6 +213,18 @@ fn record_index(space: Space, key: &[u8], value: &[u8]) -> Result<u64, RecordErr
     }
 }
 
+/// An entry record as stored, with its decisions at or after `at` removed.
+fn entry_as_of(value: Vec<u8>, at: u64) -> Result<Vec<u8>, RecordError> {
+    let mut entry: EntryRecord = decode(&value)?;
+    let before = entry.decisions.len();
+    entry.decisions.retain(|d| d.leaf_index < at);
+    if entry.decisions.len() == before {
+        Ok(value)
+    } else {
+        encode(&entry)
+    }
+}
+
 /// The records, typed, over a [`RecordStore`].
 #[derive(Debug)]
 pub struct Records {
@@ -222,6 +234,60 @@ pub struct Records {
     /// costs less than decoding the stored JSON again. Only `Records` writes the store
     /// (it owns it), and both its writes clear this, so it never holds a stale entry.
     last_entry: Mutex<Option<(u64, EntryRecord)>>,
+    /// The entries updated since a size, for snapshots of the leaves after an older
+    /// snapshot (deltas). Behind a lock because the snapshot thread, which reads the
+    /// catalog under its read lock, forgets what a delta it wrote covers.
+    updates: Mutex<EntryUpdates>,
+}
+
+/// The most entry updates [`Records`] remembers (16 bytes each). Past it they are
+/// forgotten, and the next snapshot is a whole one: memory stays bounded whatever the
+/// log and however long no snapshot is written.
+pub const MAX_ENTRY_UPDATES: usize = 1 << 20;
+
+/// Which entries decisions updated since a size, so that a delta snapshot finds them
+/// without reading every entry: a decision is the only thing that rewrites a record
+/// (`Records::put_entry`); every other record is written once, by the publication leaf
+/// whose index it carries.
+#[derive(Clone, Debug, Default)]
+struct EntryUpdates {
+    /// Every update by a leaf at or after this is in `list`.
+    since: u64,
+    /// (the decision's leaf index, the updated entry's publication index), in leaf order.
+    list: Vec<(u64, u64)>,
+}
+
+impl EntryUpdates {
+    fn note(&mut self, leaf: u64, index: u64) {
+        if self.list.len() >= MAX_ENTRY_UPDATES {
+            self.list.clear();
+            self.since = leaf.saturating_add(1);
+            return;
+        }
+        self.list.push((leaf, index));
+    }
+
+    fn forget_below(&mut self, size: u64) {
+        self.list.retain(|(leaf, _)| *leaf >= size);
+        self.since = self.since.max(size);
+    }
+
+    /// The publication indices below `from` of the entries leaves in `[from, below)`
+    /// updated, sorted, once each; `None` if updates from `from` on were forgotten.
+    fn below_from(&self, from: u64, below: u64) -> Option<Vec<u64>> {
+        if self.since > from {
+            return None;
+        }
+        let mut found: Vec<u64> = self
+            .list
+            .iter()
+            .filter(|(leaf, index)| (from..below).contains(leaf) && *index < from)
+            .map(|(_, index)| *index)
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        Some(found)
+    }
 }
 
 /// What a clone holds when copying the records failed: every access reports the failure,
@@ -247,8 +313,11 @@ impl RecordStore for FailedCopy {
 /// must never write to one store.
 impl Clone for Records {
     fn clone(&self) -> Records {
-        self.to_memory()
-            .unwrap_or_else(|e| Records::new(Box::new(FailedCopy(e))))
+        let copy = self
+            .to_memory()
+            .unwrap_or_else(|e| Records::new(Box::new(FailedCopy(e))));
+        *copy.updates() = self.updates().clone();
+        copy
     }
 }
 
@@ -264,7 +333,35 @@ impl Records {
         Records {
             store,
             last_entry: Mutex::new(None),
+            updates: Mutex::new(EntryUpdates::default()),
         }
+    }
+
+    /// Records over `store`, which holds the records of the first `size` leaves (a
+    /// restored snapshot): updates are remembered from `size` on.
+    pub fn restored(store: Box<dyn RecordStore>, size: u64) -> Records {
+        let records = Records::new(store);
+        if let Ok(mut updates) = records.updates.lock() {
+            updates.since = size;
+        }
+        records
+    }
+
+    fn updates(&self) -> std::sync::MutexGuard<'_, EntryUpdates> {
+        self.updates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets the entry updates of leaves below `size` (a snapshot at `size` holds
+    /// them).
+    pub fn forget_updates_below(&self, size: u64) {
+        self.updates().forget_below(size);
+    }
+
+    /// The publication indices below `from` of the entries that leaves in
+    /// `[from, below)` updated, sorted; `None` if they are no longer known (a whole
+    /// snapshot is then needed).
+    pub fn updated_entries(&self, from: u64, below: u64) -> Option<Vec<u64>> {
+        self.updates().below_from(from, below)
     }
 
     /// The store the records are kept in.
@@ -490,17 +587,9 @@ impl Records {
             let (key, value) = kv?;
             scanned += 1;
             if record_index(space, &key, &value)? < at {
-                let value = if space == Space::Entries {
-                    let mut entry: EntryRecord = decode(&value)?;
-                    let before = entry.decisions.len();
-                    entry.decisions.retain(|d| d.leaf_index < at);
-                    if entry.decisions.len() == before {
-                        value
-                    } else {
-                        encode(&entry)?
-                    }
-                } else {
-                    value
+                let value = match space {
+                    Space::Entries => entry_as_of(value, at)?,
+                    _ => value,
                 };
                 chunk.records.push((key.clone(), value));
             }
@@ -512,9 +601,115 @@ impl Records {
         Ok(chunk)
     }
 
+    /// Up to `limit` records of `space` (publications or entries) that the leaves in
+    /// `[from, at)` wrote or updated, as of `at`, after the key `after`, in key order:
+    /// the body of a delta snapshot on top of one at `from`. `updated` is
+    /// [`Records::updated_entries`] for the same range: the older entries decisions in
+    /// it updated, which come first in key order. The lookups are
+    /// [`Records::delta_lookups`].
+    pub fn delta_chunk(
+        &self,
+        space: Space,
+        range: (u64, u64),
+        updated: &[u64],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<SnapshotChunk, RecordError> {
+        let (from, at) = range;
+        if !matches!(space, Space::Publications | Space::Entries) {
+            return Err(RecordError::Corrupt(format!(
+                "{space:?} records are not read by index"
+            )));
+        }
+        let next = after
+            .map(decode_index)
+            .transpose()?
+            .map(|a| a.saturating_add(1));
+        let limit = limit.max(1);
+        let mut chunk = SnapshotChunk::default();
+        let older = match space {
+            Space::Entries => updated,
+            _ => &[],
+        };
+        let first_older = older.partition_point(|i| next.is_some_and(|n| *i < n));
+        for &index in &older[first_older..] {
+            if chunk.records.len() >= limit {
+                chunk.next = chunk.records.last().map(|(k, _)| k.clone());
+                return Ok(chunk);
+            }
+            let key = index_key(index).to_vec();
+            let value = self.store.get(space, &key)?.ok_or_else(|| {
+                RecordError::Corrupt(format!("the updated entry {index} is missing"))
+            })?;
+            chunk.records.push((key, entry_as_of(value, at)?));
+        }
+        let start = next.unwrap_or(from).max(from);
+        if start >= at {
+            return Ok(chunk);
+        }
+        for kv in self
+            .store
+            .scan(space, &index_key(start), Some(&index_key(at)))
+        {
+            if chunk.records.len() >= limit {
+                chunk.next = chunk.records.last().map(|(k, _)| k.clone());
+                return Ok(chunk);
+            }
+            let (key, value) = kv?;
+            let value = match space {
+                Space::Entries => entry_as_of(value, at)?,
+                _ => value,
+            };
+            chunk.records.push((key, value));
+        }
+        Ok(chunk)
+    }
+
+    /// Appends to `out`, unsorted, the lookup records of `space` (entry ids, subjects or
+    /// names) that the publication leaves in `[from, below)` wrote: each is derived from
+    /// its publication or entry, which is how `add_publication` wrote it.
+    pub fn delta_lookups(
+        &self,
+        space: Space,
+        from: u64,
+        below: u64,
+        out: &mut Vec<KeyValue>,
+    ) -> Result<(), RecordError> {
+        match space {
+            Space::EntryIds | Space::Subjects => {
+                for e in self.entries(from, below) {
+                    let (index, entry) = e?;
+                    out.push(match space {
+                        Space::EntryIds => (entry.id.into_bytes(), index_key(index).to_vec()),
+                        _ => (text_key(&entry.subject_digest, Some(index)), Vec::new()),
+                    });
+                }
+            }
+            Space::Names => {
+                for p in self.range::<PublicationRecord>(Space::Publications, from, below) {
+                    let (index, publication) = p?;
+                    out.push((text_key(&publication.subject_name, Some(index)), Vec::new()));
+                }
+            }
+            Space::Publications | Space::Entries => {
+                return Err(RecordError::Corrupt(format!(
+                    "{space:?} records are not lookups"
+                )))
+            }
+        }
+        Ok(())
+    }
+
     /// Replaces an entry (a decision was appended to it).
     pub fn put_entry(&mut self, entry: &EntryRecord) -> Result<(), RecordError> {
         self.forget_last_entry();
+        if let Some(decision) = entry.decisions.last() {
+            let updates = match self.updates.get_mut() {
+                Ok(u) => u,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            updates.note(decision.leaf_index, entry.publication_index);
+        }
         self.store.write(vec![Put {
             space: Space::Entries,
             key: index_key(entry.publication_index).to_vec(),
@@ -547,6 +742,56 @@ mod tests {
         assert_eq!(r.entry(7).unwrap().as_ref(), Some(&e));
         assert_eq!(r.entry(8).unwrap(), None);
         assert_eq!(r.clone().entry(7).unwrap().as_ref(), Some(&e));
+    }
+
+    /// Which entries a delta must carry: only updates by leaves in its range, of
+    /// entries older than its base, once each; none known once they were forgotten.
+    #[test]
+    fn entry_updates_answer_for_a_range_or_not_at_all() {
+        let mut u = EntryUpdates::default();
+        for (leaf, index) in [(10, 3), (11, 9), (12, 3), (15, 14), (20, 1), (21, 16)] {
+            u.note(leaf, index);
+        }
+        // (from, below) -> the entries below `from` that leaves in [from, below) updated.
+        type Row<'a> = ((u64, u64), Option<&'a [u64]>);
+        let table: [Row<'_>; 6] = [
+            ((0, 100), Some(&[])),
+            ((10, 13), Some(&[3, 9])),
+            ((12, 21), Some(&[1, 3])),
+            ((15, 22), Some(&[1, 14])),
+            ((16, 22), Some(&[1])),
+            ((22, 30), Some(&[])),
+        ];
+        for ((from, below), want) in table {
+            assert_eq!(
+                u.below_from(from, below).as_deref(),
+                want,
+                "{from}..{below}"
+            );
+        }
+        u.forget_below(15);
+        assert_eq!(u.below_from(12, 30), None, "forgotten below 15");
+        assert_eq!(u.below_from(15, 30).as_deref(), Some(&[1, 14][..]));
+        // Past the bound the list is dropped and answers only from after the leaf.
+        let mut full = EntryUpdates {
+            since: 0,
+            list: vec![(1, 0); MAX_ENTRY_UPDATES],
+        };
+        full.note(50, 7);
+        assert!(full.list.is_empty());
+        assert_eq!(full.below_from(50, 60), None);
+        assert_eq!(full.below_from(51, 60).as_deref(), Some(&[][..]));
+    }
+
+    /// A restored catalog knows no update before its size (the snapshot holds them);
+    /// `put_entry` notes those after it (tested with decisions in `tests/snapshot.rs`).
+    #[test]
+    fn a_restore_knows_updates_from_its_size_on() {
+        let r = Records::restored(Box::new(MemoryStore::default()), 40);
+        assert_eq!(r.updated_entries(39, 50), None);
+        assert_eq!(r.updated_entries(40, 50).as_deref(), Some(&[][..]));
+        r.forget_updates_below(45);
+        assert_eq!(r.updated_entries(40, 50), None);
     }
 
     #[test]

@@ -244,6 +244,50 @@ impl Iterator for Merged<'_> {
     }
 }
 
+/// Read-only records in layers: a delta snapshot's table (`over`) on top of the
+/// snapshots below it (`under`). A key `over` holds is answered from it (an entry a
+/// decision updated after `under` was written), any other from `under`: the records as
+/// they were at `over`'s size.
+pub struct Stacked {
+    over: Box<dyn RecordStore>,
+    under: Box<dyn RecordStore>,
+}
+
+impl Stacked {
+    /// `over` laid on top of `under`.
+    pub fn new(over: Box<dyn RecordStore>, under: Box<dyn RecordStore>) -> Stacked {
+        Stacked { over, under }
+    }
+}
+
+impl std::fmt::Debug for Stacked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stacked").finish_non_exhaustive()
+    }
+}
+
+impl RecordStore for Stacked {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
+        match self.over.get(space, key)? {
+            Some(v) => Ok(Some(v)),
+            None => self.under.get(space, key),
+        }
+    }
+
+    fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>) -> Scan<'_> {
+        Box::new(Merged {
+            over: self.over.scan(space, start, end).peekable(),
+            under: self.under.scan(space, start, end).peekable(),
+        })
+    }
+
+    fn write(&mut self, _batch: Vec<Put>) -> Result<(), RecordError> {
+        Err(RecordError::Backend(
+            "a snapshot's records are read-only".into(),
+        ))
+    }
+}
+
 impl RecordStore for DiskRecordStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
         let written = self.get_written(space, key)?;
@@ -322,6 +366,49 @@ mod tests {
         drop(s);
         let s = DiskRecordStore::open_fresh(&path).unwrap();
         assert_eq!(s.get(Space::Entries, b"a").unwrap(), None);
+    }
+
+    /// A delta stacked on its base answers every get and scan as one store written
+    /// with the base's records and then the delta's.
+    #[test]
+    fn stacked_tables_answer_as_if_the_lower_was_written_first() {
+        use crate::catalog::MemoryStore;
+        let put = |space: Space, i: u64, v: &str| Put {
+            space,
+            key: i.to_be_bytes().to_vec(),
+            value: v.as_bytes().to_vec(),
+        };
+        let (mut under, mut over, mut both) = (
+            MemoryStore::default(),
+            MemoryStore::default(),
+            MemoryStore::default(),
+        );
+        let lower: Vec<Put> = [Space::Publications, Space::Entries]
+            .into_iter()
+            .flat_map(|s| (0..10).map(move |i| put(s, i, "base")))
+            .collect();
+        let upper: Vec<Put> = [Space::Entries, Space::Names]
+            .into_iter()
+            .flat_map(|s| [2, 7, 10, 11].map(|i| put(s, i, "delta")))
+            .collect();
+        under.write(lower.clone()).unwrap();
+        over.write(upper.clone()).unwrap();
+        both.write(lower).unwrap();
+        both.write(upper).unwrap();
+        let stacked = Stacked::new(Box::new(over), Box::new(under));
+        let k = |i: u64| i.to_be_bytes().to_vec();
+        for space in Space::ALL {
+            for i in 0..13 {
+                assert_eq!(stacked.get(space, &k(i)), both.get(space, &k(i)));
+            }
+            for (start, end) in [(vec![], None), (k(2), Some(k(8))), (k(9), None)] {
+                let got: Vec<_> = stacked.scan(space, &start, end.as_deref()).collect();
+                let want: Vec<_> = both.scan(space, &start, end.as_deref()).collect();
+                assert_eq!(got, want, "{space:?}");
+            }
+        }
+        let mut stacked = stacked;
+        assert!(stacked.write(vec![put(Space::Entries, 1, "x")]).is_err());
     }
 
     #[test]

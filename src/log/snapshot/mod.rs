@@ -38,6 +38,8 @@
 //! May import: the `storage` ports and `durable`, `merkle`, the `catalog` root
 //! re-exports, and the engine's reader.
 
+pub mod delta;
+
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -91,8 +93,10 @@ pub struct SnapshotHeader {
     /// The tree root at that size (hex).
     pub root: String,
     /// SHA-256 of the canonical catalog state at that size (hex), as
-    /// `/v1/catalog/state?tree_size=size` and `replay` give it.
-    pub state_digest: String,
+    /// `/v1/catalog/state?tree_size=size` and `replay` give it. A whole snapshot's
+    /// only: a delta holds too few records to hash the state from them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_digest: Option<String>,
     /// The log origin.
     pub origin: String,
     /// Record-store records it holds.
@@ -100,6 +104,20 @@ pub struct SnapshotHeader {
     /// Where its block index lies and its hash (v2; absent in v1 files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<IndexRef>,
+    /// A delta's: the snapshot it lies on (`delta.rs`); absent in a whole snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseRef>,
+}
+
+/// The snapshot a delta lies on: its size and the SHA-256 at its end, so that a delta
+/// is only ever laid on the very file it was written over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BaseRef {
+    /// The base's tree size.
+    pub size: u64,
+    /// The SHA-256 the base file ends with (hex).
+    pub sha256: String,
 }
 
 /// Where a snapshot's block index lies, and its SHA-256.
@@ -157,8 +175,13 @@ fn file_name(size: u64) -> String {
     format!("{size:020}.snap")
 }
 
-/// The installed snapshots in `dir`, newest first.
+/// The installed whole snapshots in `dir`, newest first (deltas: [`delta::list`]).
 pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
+    list_with(dir, ".snap")
+}
+
+/// The files in `dir` named `<size, 20 digits><suffix>`, newest first.
+fn list_with(dir: &Path, suffix: &str) -> Vec<(u64, PathBuf)> {
     let Ok(read) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -167,7 +190,7 @@ pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
             let e = e.ok()?;
             let name = e.file_name();
             let name = name.to_str()?;
-            let size = name.strip_suffix(".snap")?;
+            let size = name.strip_suffix(suffix)?;
             (size.len() == 20 && size.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| Some((size.parse().ok()?, e.path())))?
         })
@@ -190,13 +213,18 @@ impl<W: Write> Hashing<W> {
 }
 
 /// Writes frames into the file and accounts for them in the block index.
-struct Frames<W> {
+pub(crate) struct Frames<W> {
     out: Hashing<W>,
     blocks: BlockWriter,
     buf: Vec<u8>,
 }
 
 impl<W: Write> Frames<W> {
+    /// How a failed write of a frame is reported.
+    fn writing(&self) -> impl FnOnce(std::io::Error) -> SnapshotError {
+        io("writing a snapshot")
+    }
+
     fn frame(&mut self, tag: u8, key: &[u8], value: &[u8]) -> std::io::Result<()> {
         encode_frame(&mut self.buf, tag, key, value);
         self.blocks.push(tag, key, &self.buf);
@@ -224,7 +252,7 @@ pub(crate) fn write(
     tiles: &dyn TileStore,
     committed: &dyn Committed,
     after: u64,
-) -> Result<Option<u64>, SnapshotError> {
+) -> Result<Option<Written>, SnapshotError> {
     let admin = {
         let catalog = catalog.read().unwrap_or_else(|p| p.into_inner());
         catalog.admin_state()
@@ -234,11 +262,67 @@ pub(crate) fn write(
         return Ok(None);
     }
     let origin = admin.origin().unwrap_or_default().to_string();
+    let target = Target {
+        dir,
+        name: file_name(size),
+        tiles,
+        committed,
+        origin: &origin,
+        base: None,
+    };
+    let written = install(&target, admin, |out, admin| whole_body(out, catalog, admin))?;
+    for (_, old) in list(dir).into_iter().skip(KEEP) {
+        let _ = std::fs::remove_file(old);
+    }
+    delta::remove_below(dir, written.size);
+    Ok(Some(written))
+}
+
+/// Where a snapshot being written goes, and what its header needs.
+pub(crate) struct Target<'a> {
+    dir: &'a Path,
+    /// Its installed file name.
+    name: String,
+    tiles: &'a dyn TileStore,
+    committed: &'a dyn Committed,
+    origin: &'a str,
+    /// The snapshot a delta lies on.
+    base: Option<BaseRef>,
+}
+
+/// What a snapshot's body wrote: its records, and the state digest (a whole snapshot's).
+pub(crate) struct Body {
+    records: u64,
+    state_digest: Option<[u8; 32]>,
+}
+
+/// A snapshot written and installed: its size and the SHA-256 it ends with (the base
+/// reference of the next delta).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// Its tree size.
+    pub size: u64,
+    /// The SHA-256 its file ends with.
+    pub hash: [u8; 32],
+}
+
+/// The frames of a snapshot being written (into its temporary file).
+pub(crate) type Out = Frames<BufWriter<File>>;
+
+/// Writes a snapshot at `admin`'s size to a temporary name, `body` writing its records,
+/// fsyncs it, renames it to `target.name` and fsyncs the directory, so a crash leaves
+/// the old snapshots or the new one too, never a torn one.
+pub(crate) fn install(
+    target: &Target<'_>,
+    admin: AdminState,
+    body: impl FnOnce(&mut Out, &AdminState) -> Result<Body, SnapshotError>,
+) -> Result<Written, SnapshotError> {
+    let dir = target.dir;
+    let size = admin.applied_size();
     create_dir_all_durable(dir).map_err(io(format!("creating {}", dir.display())))?;
     remove_temporaries(dir);
     let tmp = dir.join(format!(".{size:020}.tmp"));
-    let result = write_file(&tmp, catalog, tiles, committed, admin, &origin);
-    let (header, file) = match result {
+    let (header, hash, file) = match write_file(&tmp, target, admin, body) {
         Ok(done) => done,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -248,13 +332,13 @@ pub(crate) fn write(
     file.sync_all()
         .map_err(io(format!("syncing {}", tmp.display())))?;
     drop(file);
-    let path = dir.join(file_name(header.size));
+    let path = dir.join(&target.name);
     std::fs::rename(&tmp, &path).map_err(io(format!("installing {}", path.display())))?;
     sync_dir(dir).map_err(io(format!("syncing {}", dir.display())))?;
-    for (_, old) in list(dir).into_iter().skip(KEEP) {
-        let _ = std::fs::remove_file(old);
-    }
-    Ok(Some(header.size))
+    Ok(Written {
+        size: header.size,
+        hash,
+    })
 }
 
 /// Removes temporary files a crash during a snapshot write left behind.
@@ -275,12 +359,10 @@ pub(crate) fn remove_temporaries(dir: &Path) {
 
 fn write_file(
     tmp: &Path,
-    catalog: &RwLock<Catalog>,
-    tiles: &dyn TileStore,
-    committed: &dyn Committed,
+    target: &Target<'_>,
     admin: AdminState,
-    origin: &str,
-) -> Result<(SnapshotHeader, File), SnapshotError> {
+    body: impl FnOnce(&mut Out, &AdminState) -> Result<Body, SnapshotError>,
+) -> Result<(SnapshotHeader, [u8; 32], File), SnapshotError> {
     let size = admin.applied_size();
     let file = create_options(PRIVATE_FILE_MODE)
         .open(tmp)
@@ -299,8 +381,78 @@ fn write_file(
     let admin_json = serde_json::to_vec(&admin)
         .map_err(|e| refused(format!("encoding the admin state: {e}")))?;
     out.frame(ADMIN_TAG, &[], &admin_json).map_err(writing())?;
+    let Body {
+        records,
+        state_digest,
+    } = body(&mut out, &admin)?;
+    let Frames {
+        mut out, blocks, ..
+    } = out;
+    let index_offset = blocks.end();
+    let index = blocks.finish();
+    out.put(&index).map_err(writing())?;
+    let index = IndexRef {
+        offset: index_offset,
+        length: index.len() as u64,
+        sha256: hex::encode(Sha256::digest(&index)),
+    };
+    let root = committed_root(target, size)?;
+    let header = SnapshotHeader {
+        size,
+        root: hex::encode(root),
+        state_digest: state_digest.map(hex::encode),
+        origin: target.origin.to_string(),
+        records,
+        index: Some(index),
+        base: target.base.clone(),
+    };
+    let header_json =
+        serde_json::to_vec(&header).map_err(|e| refused(format!("encoding the header: {e}")))?;
+    out.put(&header_json).map_err(writing())?;
+    let len = u32::try_from(header_json.len()).unwrap_or(u32::MAX);
+    out.put(&len.to_be_bytes()).map_err(writing())?;
+    let Hashing { mut inner, hash } = out;
+    let hash: [u8; 32] = hash.finalize().into();
+    inner.write_all(&hash).map_err(writing())?;
+    let file = inner.into_inner().map_err(|e| SnapshotError::Io {
+        context: format!("writing {}", tmp.display()),
+        source: e.into_error(),
+    })?;
+    Ok((header, hash, file))
+}
+
+/// The root at `size` once `size` is committed: a snapshot is only installed for a
+/// committed size, with the root the tiles give it.
+fn committed_root(target: &Target<'_>, size: u64) -> Result<Hash, SnapshotError> {
+    let (committed_size, committed_root) = loop {
+        let (n, root) = target.committed.committed();
+        if n >= size {
+            break (n, root);
+        }
+        if !target.committed.wait() {
+            return Err(refused(format!(
+                "size {size} was never committed; the snapshot is abandoned"
+            )));
+        }
+    };
+    if committed_size == size {
+        return Ok(committed_root);
+    }
+    let cache = TileCache::default();
+    let view = TreeView::new(target.tiles, &cache, committed_size);
+    merkle::tree_root(size, &view).map_err(|e| refused(format!("the tree root at {size}: {e}")))
+}
+
+/// The body of a whole snapshot: every record as of the admin state's size, each space
+/// in key order, read a chunk at a time, and the state digest hashed as they are copied.
+fn whole_body(
+    out: &mut Out,
+    catalog: &RwLock<Catalog>,
+    admin: &AdminState,
+) -> Result<Body, SnapshotError> {
+    let size = admin.applied_size();
     // The admin-side state at `size`, with no records: what the digest's admin parts read.
-    let admin_catalog = Catalog::restore(admin, Box::new(MemoryStore::default()))
+    let admin_catalog = Catalog::restore(admin.clone(), Box::new(MemoryStore::default()))
         .map_err(|(e, _)| SnapshotError::Records(e))?;
     let mut digester = StateDigester::begin(&admin_catalog, size)?;
     let mut records = 0u64;
@@ -324,7 +476,7 @@ fn write_file(
                 if space == Space::Entries {
                     digester.entry(value)?;
                 }
-                out.frame(space.tag(), key, value).map_err(writing())?;
+                out.frame(space.tag(), key, value).map_err(out.writing())?;
             }
             records += chunk.records.len() as u64;
             match chunk.next {
@@ -333,58 +485,10 @@ fn write_file(
             }
         }
     }
-    let state_digest = digester.finish();
-    let Frames {
-        mut out, blocks, ..
-    } = out;
-    let index_offset = blocks.end();
-    let index = blocks.finish();
-    out.put(&index).map_err(writing())?;
-    let index = IndexRef {
-        offset: index_offset,
-        length: index.len() as u64,
-        sha256: hex::encode(Sha256::digest(&index)),
-    };
-    // Install only a snapshot of a committed size, with the root the tiles give it.
-    let (committed_size, committed_root) = loop {
-        let (n, root) = committed.committed();
-        if n >= size {
-            break (n, root);
-        }
-        if !committed.wait() {
-            return Err(refused(format!(
-                "size {size} was never committed; the snapshot is abandoned"
-            )));
-        }
-    };
-    let root = if committed_size == size {
-        committed_root
-    } else {
-        let cache = TileCache::default();
-        let view = TreeView::new(tiles, &cache, committed_size);
-        merkle::tree_root(size, &view)
-            .map_err(|e| refused(format!("the tree root at {size}: {e}")))?
-    };
-    let header = SnapshotHeader {
-        size,
-        root: hex::encode(root),
-        state_digest: hex::encode(state_digest),
-        origin: origin.to_string(),
+    Ok(Body {
         records,
-        index: Some(index),
-    };
-    let header_json =
-        serde_json::to_vec(&header).map_err(|e| refused(format!("encoding the header: {e}")))?;
-    out.put(&header_json).map_err(writing())?;
-    let len = u32::try_from(header_json.len()).unwrap_or(u32::MAX);
-    out.put(&len.to_be_bytes()).map_err(writing())?;
-    let Hashing { mut inner, hash } = out;
-    inner.write_all(&hash.finalize()).map_err(writing())?;
-    let file = inner.into_inner().map_err(|e| SnapshotError::Io {
-        context: format!("writing {}", tmp.display()),
-        source: e.into_error(),
-    })?;
-    Ok((header, file))
+        state_digest: Some(digester.finish()),
+    })
 }
 
 /// Reads the header of the snapshot at `path` (and checks its frame: magic, lengths),
@@ -591,14 +695,31 @@ pub enum SnapshotCheck {
     Digest,
 }
 
-/// Writes snapshots for a running log: every so many leaves (from its own thread) and at
-/// a clean shutdown.
+/// The snapshots a running log has installed: the newest (a delta's base) and the
+/// chain it ends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Chain {
+    /// The newest snapshot, whole or delta.
+    pub newest: Option<Written>,
+    /// The size of the whole snapshot the chain starts from.
+    pub whole: u64,
+    /// The deltas on it.
+    pub deltas: usize,
+}
+
+impl Chain {
+    fn size(&self) -> u64 {
+        self.newest.map_or(0, |w| w.size)
+    }
+}
+
+/// Writes snapshots for a running log: a delta every so many leaves (from its own
+/// thread) and at a clean shutdown, and a whole one when the chain is long enough.
 pub(crate) struct Snapshotter {
     dir: PathBuf,
     every: u64,
-    /// The size of the newest snapshot written or loaded; held while one is written, so
-    /// two writes never overlap.
-    last: Mutex<u64>,
+    /// The snapshots installed; held while one is written, so two writes never overlap.
+    chain: Mutex<Chain>,
 }
 
 impl Committed for Shared {
@@ -613,61 +734,127 @@ impl Committed for Shared {
 }
 
 impl Snapshotter {
-    /// A snapshotter writing to `dir` every `every` leaves (and at least every quarter
-    /// of the log, so that the cost of writing them stays proportional to the appends),
-    /// whose newest snapshot is at `last`.
-    pub(crate) fn new(dir: PathBuf, every: u64, last: u64) -> Snapshotter {
+    /// A snapshotter writing to `dir` every `every` leaves, after the snapshots `chain`
+    /// (those start-up restored from).
+    pub(crate) fn new(dir: PathBuf, every: u64, chain: Chain) -> Snapshotter {
         Snapshotter {
             dir,
             every: every.max(1),
-            last: Mutex::new(last),
+            chain: Mutex::new(chain),
         }
     }
 
-    fn due(&self, last: u64, size: u64) -> bool {
-        size.saturating_sub(last) >= self.every.max(last / 4)
+    /// Whether the next snapshot must be whole: there is no base, the chain is at its
+    /// longest, or a quarter of the log came since the whole one (at least `every`), so
+    /// that rewriting every record stays proportional to the appends.
+    fn whole_due(&self, chain: &Chain, size: u64) -> bool {
+        chain.newest.is_none()
+            || chain.deltas >= delta::MAX_DELTAS
+            || size.saturating_sub(chain.whole) >= self.every.max(chain.whole / 4)
     }
 
-    /// Writes a snapshot of the catalog at the size it has applied now, even at the
-    /// size of the newest one (replacing it), and returns that size.
+    fn target<'a>(&'a self, shared: &'a Shared, origin: &'a str) -> Target<'a> {
+        Target {
+            dir: &self.dir,
+            name: String::new(),
+            tiles: shared.tiles.as_ref(),
+            committed: shared,
+            origin,
+            base: None,
+        }
+    }
+
+    /// Writes a whole snapshot of the catalog at the size it has applied now, even at
+    /// the size of the newest one (replacing it), and returns that size.
     pub(crate) fn write_now(&self, shared: &Shared) -> Result<Option<u64>, SnapshotError> {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
         let written = write(&self.dir, &shared.catalog, shared.tiles.as_ref(), shared, 0)?;
-        if let Some(n) = written {
-            *last = n;
+        if let Some(w) = written {
+            self.installed(shared, &mut chain, w, true);
         }
-        Ok(written)
+        Ok(written.map(|w| w.size))
     }
 
-    /// Writes a snapshot if one is due, or at `shutdown` if at least
-    /// [`SHUTDOWN_TAIL`] leaves came since the last; errors are logged (a snapshot is an
-    /// optimisation: the log is complete without it).
+    fn installed(&self, shared: &Shared, chain: &mut Chain, written: Written, whole: bool) {
+        *chain = match whole {
+            true => Chain {
+                newest: Some(written),
+                whole: written.size,
+                deltas: 0,
+            },
+            false => Chain {
+                newest: Some(written),
+                deltas: chain.deltas + 1,
+                ..*chain
+            },
+        };
+        let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
+        catalog.forget_updates_below(written.size);
+    }
+
+    /// Writes a snapshot if one is due (`every` leaves since the newest), or at
+    /// `shutdown` if at least [`SHUTDOWN_TAIL`] leaves came since; errors are logged (a
+    /// snapshot is an optimisation: the log is complete without it).
     pub(crate) fn maybe_write(&self, shared: &Shared, shutdown: bool) {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
         let size = shared.head().checkpoint.size;
-        let tail = size.saturating_sub(*last);
-        if !(self.due(*last, size) || shutdown && tail >= SHUTDOWN_TAIL) {
+        let tail = size.saturating_sub(chain.size());
+        if !(tail >= self.every || shutdown && tail >= SHUTDOWN_TAIL) {
             return;
         }
         let started = std::time::Instant::now();
-        match write(
+        let whole = self.whole_due(&chain, size);
+        match self.write_next(shared, &mut chain, whole) {
+            Ok(Some((w, whole))) => tracing::info!(
+                size = w.size,
+                whole,
+                took_ms = started.elapsed().as_millis() as u64,
+                "catalog snapshot written"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "writing a catalog snapshot"),
+        }
+    }
+
+    /// Writes a delta on the newest snapshot now (a whole snapshot if there is none or
+    /// the updates since it are no longer known), and returns its size.
+    pub(crate) fn write_delta_now(&self, shared: &Shared) -> Result<Option<u64>, SnapshotError> {
+        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        let written = self.write_next(shared, &mut chain, false)?;
+        Ok(written.map(|(w, _)| w.size))
+    }
+
+    /// Writes the next snapshot of `chain`: whole if `whole`, else a delta when the
+    /// chain has a base and the updates since it are known, else whole. Returns what was
+    /// installed and whether it is whole.
+    fn write_next(
+        &self,
+        shared: &Shared,
+        chain: &mut Chain,
+        whole: bool,
+    ) -> Result<Option<(Written, bool)>, SnapshotError> {
+        if let (false, Some(base)) = (whole, chain.newest) {
+            let origin = shared.origin.clone();
+            match delta::write(self.target(shared, &origin), &shared.catalog, base)? {
+                delta::Outcome::Written(w) => {
+                    self.installed(shared, chain, w, false);
+                    return Ok(Some((w, false)));
+                }
+                delta::Outcome::Nothing => return Ok(None),
+                delta::Outcome::NeedsWhole => {}
+            }
+        }
+        let written = write(
             &self.dir,
             &shared.catalog,
             shared.tiles.as_ref(),
             shared,
-            *last,
-        ) {
-            Ok(Some(n)) => {
-                tracing::info!(
-                    size = n,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "catalog snapshot written"
-                );
-                *last = n;
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "writing a catalog snapshot"),
-        }
+            chain.size(),
+        )?;
+        Ok(written.map(|w| {
+            self.installed(shared, chain, w, true);
+            (w, true)
+        }))
     }
 
     /// The snapshot thread: checks once a second whether a snapshot is due, until the
@@ -693,9 +880,10 @@ pub struct SnapshotFinding {
     pub problem: Option<String>,
 }
 
-/// Checks every snapshot in the data directory `data_dir` against a full replay of its
-/// log (`replayed`, read from `tiles`): the file's hash, its size and root, and both the
-/// state digest it recorded and the digest of the state its records hold (loaded into a
+/// Checks every snapshot in the data directory `data_dir`, whole or delta, against a
+/// full replay of its log (`replayed`, read from `tiles`): the file's hash, its size
+/// and root, a delta's base reference, the state digest a whole one recorded, and the
+/// digest of the state its records hold (a delta's laid on its chain; loaded into a
 /// store `fresh` makes for each snapshot) against the replay's at the same size.
 pub fn check_against(
     data_dir: &Path,
@@ -703,61 +891,16 @@ pub fn check_against(
     replayed: &super::replay::Replayed,
     fresh: &FreshRecords,
 ) -> Vec<SnapshotFinding> {
-    let tree = replayed.checkpoint.size;
-    list(&dir(data_dir))
+    let dir = dir(data_dir);
+    let mut files = list(&dir);
+    files.extend(delta::list(&dir));
+    files
         .into_iter()
         .map(|(_, path)| {
-            let checked = (|| {
-                let (header, body_end) = read_header(&path)?;
-                let size = header.size;
-                let problem = (|| {
-                    verify_hash(&path)?;
-                    if size > tree {
-                        return Err(refused(format!(
-                            "its size {size} is beyond the checkpoint's {tree}"
-                        )));
-                    }
-                    if header.origin != replayed.checkpoint.origin {
-                        return Err(refused(format!(
-                            "it is of another log ({:?})",
-                            header.origin
-                        )));
-                    }
-                    let cache = TileCache::default();
-                    let view = TreeView::new(tiles, &cache, tree);
-                    let root = merkle::tree_root(size, &view)
-                        .map_err(|e| refused(format!("the tree root at {size}: {e}")))?;
-                    if hex::encode(root) != header.root {
-                        return Err(refused(format!(
-                            "its root at size {size} is not the tree's"
-                        )));
-                    }
-                    let digest = hex::encode(replayed.catalog.try_state_digest_at(size)?);
-                    if digest != header.state_digest {
-                        return Err(refused(format!(
-                            "its recorded state digest {} is not the replay's {digest} at size {size}",
-                            header.state_digest
-                        )));
-                    }
-                    if header.index.is_some() {
-                        let (table, _) = open_table(&path, &header)?;
-                        table.verify_all()?;
-                    }
-                    // The records themselves, not only the digest recorded beside them.
-                    let mut store = fresh().map_err(ReadError::from)?;
-                    let (admin, _) = load(&path, body_end, store.as_mut())?;
-                    let restored = Catalog::restore(admin, store)
-                        .map_err(|(e, _)| SnapshotError::Records(e))?;
-                    let held = hex::encode(restored.try_state_digest_at(size)?);
-                    if held != digest {
-                        return Err(refused(format!(
-                            "the state its records hold has digest {held}, not the replay's {digest} at size {size}"
-                        )));
-                    }
-                    Ok(())
-                })();
-                Ok::<_, SnapshotError>((size, problem.err().map(|e| e.to_string())))
-            })();
+            let checked = read_header(&path).map(|(header, _)| {
+                let problem = check_one(&dir, &path, &header, tiles, replayed, fresh);
+                (header.size, problem.err().map(|e| e.to_string()))
+            });
             match checked {
                 Ok((size, problem)) => SnapshotFinding {
                     path,
@@ -772,6 +915,71 @@ pub fn check_against(
             }
         })
         .collect()
+}
+
+/// What `check_against` checks of one snapshot.
+fn check_one(
+    dir: &Path,
+    path: &Path,
+    header: &SnapshotHeader,
+    tiles: &dyn TileStore,
+    replayed: &super::replay::Replayed,
+    fresh: &FreshRecords,
+) -> Result<(), SnapshotError> {
+    let tree = replayed.checkpoint.size;
+    let size = header.size;
+    verify_hash(path)?;
+    if size > tree {
+        return Err(refused(format!(
+            "its size {size} is beyond the checkpoint's {tree}"
+        )));
+    }
+    if header.origin != replayed.checkpoint.origin {
+        return Err(refused(format!(
+            "it is of another log ({:?})",
+            header.origin
+        )));
+    }
+    let cache = TileCache::default();
+    let view = TreeView::new(tiles, &cache, tree);
+    let root = merkle::tree_root(size, &view)
+        .map_err(|e| refused(format!("the tree root at {size}: {e}")))?;
+    if hex::encode(root) != header.root {
+        return Err(refused(format!(
+            "its root at size {size} is not the tree's"
+        )));
+    }
+    let digest = hex::encode(replayed.catalog.try_state_digest_at(size)?);
+    match (&header.state_digest, &header.base) {
+        (Some(recorded), None) if *recorded != digest => {
+            return Err(refused(format!(
+                "its recorded state digest {recorded} is not the replay's {digest} at size {size}"
+            )))
+        }
+        (Some(_), None) | (None, Some(_)) => {}
+        _ => return Err(refused("it is neither a whole snapshot nor a delta")),
+    }
+    if header.index.is_some() {
+        let (table, _) = open_table(path, header)?;
+        table.verify_all()?;
+    }
+    // The records themselves, not only the digest recorded beside them.
+    let mut store = fresh().map_err(ReadError::from)?;
+    let mut admin = None;
+    for link in delta::chain(dir, path, header)? {
+        verify_hash(&link)?;
+        let (_, body_end) = read_header(&link)?;
+        admin = Some(load(&link, body_end, store.as_mut())?.0);
+    }
+    let admin = admin.ok_or_else(|| refused("its chain is empty"))?;
+    let restored = Catalog::restore(admin, store).map_err(|(e, _)| SnapshotError::Records(e))?;
+    let held = hex::encode(restored.try_state_digest_at(size)?);
+    if held != digest {
+        return Err(refused(format!(
+            "the state its records hold has digest {held}, not the replay's {digest} at size {size}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
