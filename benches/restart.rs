@@ -6,7 +6,12 @@
 //! under `cargo test`), admitted by the catalog and written to a POSIX data directory
 //! with the log's real key files. Printed: the full-replay restart, the snapshot write,
 //! the restart from the snapshot (hash check, and with the digest check), and, as the
-//! limit measured in the same run, reading and hashing the snapshot file alone.
+//! limit measured in the same run, reading and hashing the snapshot file alone. Then
+//! the delta snapshots of ADR 0019: `SRCOS_RESTART_TAIL` more publications (default
+//! 65,536, the default snapshot interval; 300 under `cargo test`) through the log, a
+//! delta written on the whole snapshot beside the whole one's write time, and the
+//! restart with the chain beside the restart that replays that tail (what a `kill -9`
+//! left before deltas).
 //! Plain `main` (no criterion): each figure is one run of a seconds-long operation.
 
 mod common;
@@ -25,8 +30,9 @@ fn entries() -> u64 {
 }
 
 /// Writes a log of genesis, one grant and `count` admitted publications into `data`
-/// (tiles, checkpoint, log and admin keys), committing every 4,096 leaves.
-fn build(data: &Path, count: u64) {
+/// (tiles, checkpoint, log and admin keys), committing every 4,096 leaves. Returns the
+/// granted publisher.
+fn build(data: &Path, count: u64) -> srcos_catalog::note::Signer {
     let NewLog {
         log_key,
         admin,
@@ -53,6 +59,77 @@ fn build(data: &Path, count: u64) {
     if integrator.size() % 4096 != 0 {
         committer.commit(&tiles, &lock, &mut integrator, batch, &log_key);
     }
+    leaves.publisher().clone()
+}
+
+/// Publishes `count` more publications (from request number `first`) through `log`,
+/// many in flight at once so that batches fill.
+fn publish(
+    log: &std::sync::Arc<Log>,
+    publisher: &srcos_catalog::note::Signer,
+    first: u64,
+    count: u64,
+) {
+    use srcos_catalog::catalog::{sign_envelope, Submission};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys = log.keys();
+    rt.block_on(async {
+        let handles: Vec<_> = (first..first + count)
+            .map(|n| {
+                let payload = serde_jcs::to_vec(&common::publication_request(n)).unwrap();
+                let envelope = sign_envelope(&payload, publisher).to_json();
+                let submission = Submission::parse(envelope.as_bytes()).unwrap();
+                let key = submission.dedup_key();
+                let verified = submission.verify(&keys).unwrap();
+                let log = log.clone();
+                tokio::spawn(async move { log.submit(verified, key).await })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap().unwrap();
+        }
+    });
+}
+
+/// The delta phase (ADR 0019): `tail` more publications, a delta on the whole snapshot
+/// at `size` (written in `whole_write` s), and the restarts with and without it.
+fn deltas(data: &Path, publisher: &srcos_catalog::note::Signer, size: u64, whole_write: f64) {
+    let tail = common::size_from_env("SRCOS_RESTART_TAIL", 65_536, 300);
+    let (log, _, _, _) = open(data, SnapshotCheck::Index, RecordsIn::Disk);
+    let log = std::sync::Arc::new(log);
+    let started = Instant::now();
+    publish(&log, publisher, size, tail);
+    println!(
+        "restart/tail_published/{tail}: {:.1} s through the log",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let written = log.write_delta_snapshot().unwrap().unwrap();
+    let delta_write = started.elapsed().as_secs_f64();
+    let path = snapshot::dir(data).join(snapshot::delta::file_name(written));
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    println!(
+        "restart/delta_write/{tail}_on_{size}: {delta_write:.2} s, {:.1} MB = {:.4} of the whole snapshot's write ({whole_write:.2} s)",
+        bytes as f64 / 1e6,
+        delta_write / whole_write
+    );
+    drop(std::sync::Arc::into_inner(log).unwrap());
+    let (log, with_delta, replayed, restored) = open(data, SnapshotCheck::Index, RecordsIn::Disk);
+    assert_eq!((replayed, restored), (0, Some(written)));
+    drop(log);
+    let aside = path.with_extension("aside");
+    std::fs::rename(&path, &aside).unwrap();
+    let (log, with_tail, replayed, _) = open(data, SnapshotCheck::Index, RecordsIn::Disk);
+    assert!(replayed >= tail);
+    drop(log);
+    std::fs::rename(&aside, &path).unwrap();
+    println!(
+        "restart/with_delta/{written}: {with_delta:.2} s = {:.4} of the restart replaying the {replayed}-leaf tail ({with_tail:.2} s)",
+        with_delta / with_tail
+    );
 }
 
 fn open(data: &Path, check: SnapshotCheck, records: RecordsIn) -> (Log, f64, u64, Option<u64>) {
@@ -84,7 +161,7 @@ fn main() {
     let dir = common::data_dir();
     let data = dir.path().join("data");
     let started = Instant::now();
-    build(&data, count);
+    let publisher = build(&data, count);
     let size = count + 2;
     println!(
         "restart/build: {size} entries admitted and written in {:.1} s",
@@ -159,4 +236,5 @@ fn main() {
         );
         drop(log);
     }
+    deltas(&data, &publisher, size, write);
 }

@@ -123,6 +123,11 @@ impl Leaves {
         leaf
     }
 
+    /// The publisher the grant names.
+    pub fn publisher(&self) -> &Signer {
+        &self.publisher
+    }
+
     /// An admitter of publications for another thread, on its own copy of the state
     /// after `first` (genesis and the grant, as [`Leaves::begin`] returned them).
     pub fn admitter(&self, first: &[Vec<u8>; 2]) -> Admitter {
