@@ -54,9 +54,9 @@ pub struct ServeArgs {
     /// whatever the log size) or `memory` (faster, grows ~4 KB per publication).
     #[arg(long, value_enum, default_value_t = Projection::Disk)]
     projection: Projection,
-    /// Write a snapshot of the catalog (DATA/snapshot/) every this many entries (and at
-    /// least every quarter of the log) and at shutdown, so start-up replays only the
-    /// entries after it; 0: never (ADR 0008).
+    /// Write a snapshot of the catalog (DATA/snapshot/) every this many entries and at
+    /// shutdown, so start-up replays only the entries after it: a delta of what changed,
+    /// or a whole one every quarter of the log or 32 deltas; 0: never (ADR 0008, 0019).
     #[arg(long, default_value_t = crate::log::DEFAULT_SNAPSHOT_EVERY)]
     snapshot_every: u64,
     /// How a snapshot is checked at start-up before the catalog is restored from it:
@@ -291,8 +291,8 @@ fn sequencer_router(
     }
     match report.snapshot {
         Some(size) => println!(
-            "start-up: catalog restored from the snapshot at size {size}, replayed {} entries",
-            report.replayed
+            "start-up: catalog restored from the snapshot at size {size} ({} deltas), replayed {} entries",
+            report.deltas, report.replayed
         ),
         None => println!("start-up: replayed {} entries", report.replayed),
     }

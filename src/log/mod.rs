@@ -80,8 +80,9 @@ pub struct LogOptions {
     /// replay and monitors catch them. Never set in production.
     #[doc(hidden)]
     pub state_commit_wrong_root: bool,
-    /// Write a catalog snapshot (`DATA/snapshot/`, ADR 0008) every this many leaves (and
-    /// at least every quarter of the log) and at a clean shutdown; `None`: never.
+    /// Write a catalog snapshot (`DATA/snapshot/`, ADR 0008) every this many leaves and
+    /// at a clean shutdown (a delta, or a whole one every quarter of the log or 32
+    /// deltas, ADR 0019); `None`: never.
     pub snapshot_every: Option<u64>,
     /// How a snapshot is checked at open before the catalog is restored from it.
     pub snapshot_check: snapshot::SnapshotCheck,
