@@ -8,10 +8,10 @@
 //! the restart from the snapshot (hash check, and with the digest check), and, as the
 //! limit measured in the same run, reading and hashing the snapshot file alone. Then
 //! the delta snapshots of ADR 0019: `SRCOS_RESTART_TAIL` more publications (default
-//! 65,536, the default snapshot interval; 300 under `cargo test`) through the log, a
-//! delta written on the whole snapshot beside the whole one's write time, and the
-//! restart with the chain beside the restart that replays that tail (what a `kill -9`
-//! left before deltas).
+//! 65,536, the default snapshot interval; 300 under `cargo test`) through the log in
+//! parts, a delta after each, beside the whole one's write time; the restart with the
+//! chain beside the restart that replays that tail (what a `kill -9` left before
+//! deltas); reads of old entries through the chain beside one whole snapshot.
 //! Plain `main` (no criterion): each figure is one run of a seconds-long operation.
 
 mod common;
@@ -94,42 +94,101 @@ fn publish(
     });
 }
 
-/// The delta phase (ADR 0019): `tail` more publications, a delta on the whole snapshot
-/// at `size` (written in `whole_write` s), and the restarts with and without it.
+/// The delta phase (ADR 0019): `SRCOS_RESTART_TAIL` more publications in
+/// `SRCOS_RESTART_DELTAS` parts (default 8; 3 under `cargo test`), a delta after each
+/// on the whole snapshot at `size` (written in `whole_write` s); the restart with the
+/// chain beside the one replaying the tail, and reads of old entries through the chain
+/// beside the same reads over one whole snapshot.
 fn deltas(data: &Path, publisher: &srcos_catalog::note::Signer, size: u64, whole_write: f64) {
     let tail = common::size_from_env("SRCOS_RESTART_TAIL", 65_536, 300);
+    let parts = common::size_from_env("SRCOS_RESTART_DELTAS", 8, 3).max(1);
     let (log, _, _, _) = open(data, SnapshotCheck::Index, RecordsIn::Disk);
     let log = std::sync::Arc::new(log);
-    let started = Instant::now();
-    publish(&log, publisher, size, tail);
+    let (mut delta_write, mut bytes, mut first) = (0.0, 0, size);
+    for part in 0..parts {
+        let count = tail / parts + u64::from(part < tail % parts);
+        publish(&log, publisher, first, count);
+        first += count;
+        let started = Instant::now();
+        let written = log.write_delta_snapshot().unwrap().unwrap();
+        delta_write += started.elapsed().as_secs_f64();
+        let path = snapshot::dir(data).join(snapshot::delta::file_name(written));
+        bytes += std::fs::metadata(&path).unwrap().len();
+    }
+    let end = log.head().checkpoint.size;
     println!(
-        "restart/tail_published/{tail}: {:.1} s through the log",
-        started.elapsed().as_secs_f64()
-    );
-    let started = Instant::now();
-    let written = log.write_delta_snapshot().unwrap().unwrap();
-    let delta_write = started.elapsed().as_secs_f64();
-    let path = snapshot::dir(data).join(snapshot::delta::file_name(written));
-    let bytes = std::fs::metadata(&path).unwrap().len();
-    println!(
-        "restart/delta_write/{tail}_on_{size}: {delta_write:.2} s, {:.1} MB = {:.4} of the whole snapshot's write ({whole_write:.2} s)",
-        bytes as f64 / 1e6,
-        delta_write / whole_write
+        "restart/delta_write/{parts}x{}_on_{size}: {:.3} s each, {:.1} MB each = {:.4} of the whole snapshot's write ({whole_write:.2} s)",
+        tail / parts,
+        delta_write / parts as f64,
+        bytes as f64 / 1e6 / parts as f64,
+        delta_write / parts as f64 / whole_write
     );
     drop(std::sync::Arc::into_inner(log).unwrap());
-    let (log, with_delta, replayed, restored) = open(data, SnapshotCheck::Index, RecordsIn::Disk);
-    assert_eq!((replayed, restored), (0, Some(written)));
-    drop(log);
-    let aside = path.with_extension("aside");
-    std::fs::rename(&path, &aside).unwrap();
+
+    let sdir = snapshot::dir(data);
+    let aside = data.join("deltas-aside");
+    std::fs::create_dir_all(&aside).unwrap();
+    let moved: Vec<_> = snapshot::delta::list(&sdir)
+        .into_iter()
+        .map(|(_, p)| {
+            let to = aside.join(p.file_name().unwrap());
+            std::fs::rename(&p, &to).unwrap();
+            (to, p)
+        })
+        .collect();
     let (log, with_tail, replayed, _) = open(data, SnapshotCheck::Index, RecordsIn::Disk);
-    assert!(replayed >= tail);
+    assert_eq!(replayed, end - size);
     drop(log);
-    std::fs::rename(&aside, &path).unwrap();
+    for (from, to) in moved {
+        std::fs::rename(from, to).unwrap();
+    }
+    let (log, with_chain, replayed, restored) = open(data, SnapshotCheck::Index, RecordsIn::Disk);
+    assert_eq!((replayed, restored), (0, Some(end)));
     println!(
-        "restart/with_delta/{written}: {with_delta:.2} s = {:.4} of the restart replaying the {replayed}-leaf tail ({with_tail:.2} s)",
-        with_delta / with_tail
+        "restart/with_{parts}_deltas/{end}: {with_chain:.2} s = {:.4} of the restart replaying the {}-leaf tail ({with_tail:.2} s)",
+        with_chain / with_tail,
+        end - size
     );
+    let through_chain = old_entry_reads(&log, size);
+    log.write_snapshot().unwrap();
+    drop(log);
+    let (log, _, _, _) = open(data, SnapshotCheck::Index, RecordsIn::Disk);
+    let over_whole = old_entry_reads(&log, size);
+    println!(
+        "restart/old_entry_read_by_id/{end}: {:.1} us through {parts} deltas = {:.2} x over one whole snapshot ({:.1} us)",
+        through_chain * 1e6,
+        through_chain / over_whole,
+        over_whole * 1e6
+    );
+}
+
+/// Seconds per read of a random entry older than `below` by its id (the id lookup and
+/// the entry and publication, as `GET /v1/entries/{id}` reads them).
+fn old_entry_reads(log: &Log, below: u64) -> f64 {
+    use srcos_catalog::catalog::entry_local_id;
+    let reads = 2_000u64;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let ids: Vec<String> = (0..reads)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = x % (below - 2);
+            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(n.to_be_bytes()));
+            entry_local_id(
+                "sourceos://catalog/images/bench",
+                &format!("sha256:{digest}"),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    log.read_catalog(|catalog, at| {
+        for id in &ids {
+            let index = catalog.entry_index(id).unwrap().unwrap();
+            assert!(catalog.entry_view(index, at).unwrap().is_some());
+        }
+    });
+    started.elapsed().as_secs_f64() / reads as f64
 }
 
 fn open(data: &Path, check: SnapshotCheck, records: RecordsIn) -> (Log, f64, u64, Option<u64>) {
