@@ -12,9 +12,13 @@
 //! - evidence blobs live in the bucket: a frontend serves them itself, and they survive
 //!   `kill -9` of the sequencer that stored them (ADR 0012);
 //! - the holder's per-client limits count the clients behind a frontend it trusts
-//!   (`Forwarded: for=`), each apart, and believe the header from no one else.
+//!   (`Forwarded: for=`), each apart, and believe the header from no one else;
+//! - with a real witness, a frontend serves the holder's cosigned checkpoint of its
+//!   head (`/checkpoint` and receipts), only if it knows the witness key, and the
+//!   log-signed one once the witness is gone.
 
 mod common;
+mod watchers;
 
 use std::path::Path;
 use std::process::Command;
@@ -514,7 +518,8 @@ impl srcos_catalog::storage::CheckpointLock for Fixed {
 
 /// The follower's rules, in process on the memory drivers (no servers needed): it takes
 /// a head only if it verifies with the log key, grows, and the tiles rebuild its root;
-/// it keeps the old head otherwise, and folds the keys the leaves made known.
+/// it keeps the old head otherwise, folds the keys the leaves made known, and adds to
+/// its head only witness cosignatures of that head that verify.
 #[test]
 fn a_follower_takes_only_verified_growing_heads_and_folds_the_keys() {
     use srcos_catalog::log::follower::Follower;
@@ -614,6 +619,42 @@ fn a_follower_takes_only_verified_growing_heads_and_folds_the_keys() {
     assert!(
         follower.entry(2).is_err(),
         "an entry beyond the head is not served"
+    );
+
+    // Witness cosignatures for the head held: taken only for its own note and only if
+    // they verify with a known witness key, then kept by a refresh of the same tree and
+    // carried by receipts.
+    set(&two);
+    follower.refresh().unwrap();
+    let witness = Signer::generate("witness.example/w", KeyType::CosignatureV1).unwrap();
+    let witnesses = [witness.verifier()];
+    let cosigned = |bytes: &[u8]| {
+        let mut n = note::Note::parse(bytes).unwrap();
+        n.add_signature(note::cosign(n.text(), &witness, 1).unwrap())
+            .unwrap();
+        n.to_bytes()
+    };
+    assert!(
+        !follower.add_cosignatures(&cosigned(&genesis), &witnesses),
+        "another tree"
+    );
+    assert!(
+        !follower.add_cosignatures(&cosigned(&two), &[]),
+        "no known witness"
+    );
+    assert_eq!(follower.head().unwrap().signed.as_slice(), two.as_slice());
+    assert!(follower.add_cosignatures(&cosigned(&two), &witnesses));
+    assert_eq!(follower.cosigners(&witnesses), 1);
+    let served = follower.head().unwrap().signed.to_vec();
+    assert_eq!(served, cosigned(&two));
+    follower.refresh().unwrap();
+    assert_eq!(
+        follower.head().unwrap().signed.as_slice(),
+        served.as_slice()
+    );
+    assert_eq!(
+        follower.receipt(1).unwrap().checkpoint.as_bytes(),
+        served.as_slice()
     );
     log.shutdown();
 }
@@ -921,4 +962,130 @@ fn per_client_limits_see_the_client_behind_a_frontend() {
     assert_limited("the frontend limits its clients", frontends, 8, |_| {
         get_from(&frontend, "127.0.0.6", routes::CHECKPOINT, "")
     });
+}
+
+/// The tree size of the checkpoint `client` serves, and its bytes (the log's signature
+/// verified).
+fn served(rt: &tokio::runtime::Runtime, client: &HttpClient, log_key: &Verifier) -> (u64, Vec<u8>) {
+    let (status, body) = get(rt, client, "/checkpoint");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (checkpoint, _) = note::open_checkpoint(&body, log_key).unwrap();
+    (checkpoint.size, body)
+}
+
+/// Polls `client`'s checkpoint until `done` says yes (20 s at most); returns the one it
+/// took, and records every size seen in `sizes`.
+fn until_served(
+    rt: &tokio::runtime::Runtime,
+    client: &HttpClient,
+    log_key: &Verifier,
+    sizes: &mut Vec<u64>,
+    what: &str,
+    done: impl Fn(u64, &[u8]) -> bool,
+) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (size, body) = served(rt, client, log_key);
+        sizes.push(size);
+        if done(size, &body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The log cosigned by a real witness (the holder collects, ADR 0004 "Frontends"): a
+/// frontend given the witness key serves the holder's cosignature on its own head, in
+/// `/checkpoint` and in receipts; a frontend without the key serves the log's signature
+/// alone; once the witness is gone, the new head is served log-signed, and the size
+/// served never goes back.
+#[test]
+fn frontends_serve_the_holders_witness_cosignatures_for_their_head() {
+    use watchers::{cosigners, publish_ok, start_witness, witness_arg, witness_key, SUBJECT};
+    let Some(cluster) = Cluster::new("frontends_serve_the_holders_witness_cosignatures") else {
+        return;
+    };
+    // The log is made first: the witness is started with its key.
+    let fx = watchers::stopped_log_on(&cluster.backend, 1);
+    let w1 = witness_key(fx.dir.path(), "w1");
+    let mut witness = start_witness(
+        &w1,
+        &[(&fx.origin, &fx.log_vkey)],
+        &fx.dir.path().join("w1-state"),
+    );
+    let witnesses = [read_verifier(&w1.with_extension("vkey")).unwrap()];
+    let arg = witness_arg(&witness.url, &w1);
+    let flags = ["--witness", arg.as_str(), "--witness-timeout-ms", "1000"];
+    let sequencer = cluster.sequencer_with(&fx.data, 10_000, &flags);
+    let front = cluster.frontend_with(&fx.data, &fx.dir.path().join("front"), 10_000, &flags);
+    let keyless = cluster.frontend(&fx.data, &fx.dir.path().join("keyless"), 10_000);
+    let rt = common::multi_thread_runtime();
+    let log_key = &fx.log_key;
+    let holder = HttpClient::new(&sequencer.url).unwrap();
+    let [front_client, keyless_client] =
+        [&front, &keyless].map(|f| HttpClient::new(&f.url).unwrap());
+    let cosigned_by = |note: &[u8]| cosigners(note, log_key, &witnesses);
+
+    for n in 1..4 {
+        publish_ok(&front.url, &fx.publisher, SUBJECT, n);
+    }
+    let size = 2 + 4;
+    let wanted = until_served(
+        &rt,
+        &holder,
+        log_key,
+        &mut Vec::new(),
+        "the holder's cosigned checkpoint",
+        |s, note| s == size && cosigned_by(note) == 1,
+    );
+    // The frontend's head: the same tree, the same cosignature, byte for byte.
+    let mut sizes = Vec::new();
+    until_served(
+        &rt,
+        &front_client,
+        log_key,
+        &mut sizes,
+        "the frontend's cosigned checkpoint",
+        |_, note| note == wanted.as_slice(),
+    );
+    let (status, receipt) = get(&rt, &front_client, &format!("/v1/receipts/{}", size - 1));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&receipt));
+    let receipt = Receipt::from_json(&receipt).unwrap();
+    receipt.verify(log_key).unwrap();
+    assert_eq!(receipt.tree_size, size);
+    assert_eq!(
+        cosigned_by(receipt.checkpoint.as_bytes()),
+        1,
+        "the frontend's receipt carries the cosignature"
+    );
+    // Without the witness key the cosignature cannot be checked: the log's signature
+    // alone.
+    let keyless_note = until_served(
+        &rt,
+        &keyless_client,
+        log_key,
+        &mut Vec::new(),
+        "the keyless frontend's head",
+        |s, _| s == size,
+    );
+    assert_eq!(cosigned_by(&keyless_note), 0);
+
+    // The witness is gone: the holder settles the new head without it, and the frontend
+    // serves that head with the log's signature alone.
+    witness.kill9();
+    publish_ok(&front.url, &fx.publisher, SUBJECT, 10);
+    let latest = until_served(
+        &rt,
+        &front_client,
+        log_key,
+        &mut sizes,
+        "the frontend's head after the witness died",
+        |s, _| s == size + 1,
+    );
+    assert_eq!(cosigned_by(&latest), 0);
+    assert!(
+        sizes.windows(2).all(|w| w[0] <= w[1]),
+        "the frontend's checkpoint went back: {sizes:?}"
+    );
 }

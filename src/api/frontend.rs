@@ -3,7 +3,9 @@
 //! and to pass the rest to the holder through a [`Forwarder`]:
 //! - local: `/checkpoint`, tiles and entry bundles, `/v1/log`, `/v1/entries/N`,
 //!   consistency proofs, receipts against the followed head (waiting, bounded, until the
-//!   head covers the entry), health, metrics, the OpenAPI document;
+//!   head covers the entry), health, metrics, the OpenAPI document; when the log has
+//!   witnesses, the head carries the cosignatures the holder collected for it, once
+//!   verified here with the witness keys (the log-signed head until then);
 //! - submissions: the body capped, parsed and its signature verified here against the
 //!   keys the follower folded (stateless, so garbage never reaches the sequencer), then
 //!   forwarded, and the sequencer's answer (its receipt) passed back;
@@ -43,6 +45,7 @@ use crate::catalog::{Refusal, Submission, SubmissionKind};
 use crate::http::forwarded::ClientAddr;
 use crate::http::routes;
 use crate::log::follower::Follower;
+use crate::note::{Verifier, MAX_NOTE_SIZE};
 use crate::receipt::RECEIPT_MEDIA_TYPE;
 use crate::storage::blobs::BlobStore;
 use crate::tiles::TileId;
@@ -61,6 +64,9 @@ pub struct Frontend {
     pub max_forward_bytes: usize,
     /// The evidence blobs in the bucket, served here (`None`: downloads are forwarded).
     pub blobs: Option<Arc<BlobStore>>,
+    /// The witnesses' cosignature keys (empty: the log has none, and the head is served
+    /// with the log's signature alone).
+    pub witnesses: Arc<[Verifier]>,
     /// Serializes refreshes, and holds when the last one started: requests that arrive
     /// while one runs share the next, so any number of them cost one coordinator read
     /// per round.
@@ -81,6 +87,7 @@ impl Frontend {
             receipt_wait,
             max_forward_bytes,
             blobs: None,
+            witnesses: Arc::from(Vec::new()),
             refreshing: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
@@ -89,6 +96,57 @@ impl Frontend {
     pub fn with_blobs(mut self, blobs: Arc<BlobStore>) -> Frontend {
         self.blobs = Some(blobs);
         self
+    }
+
+    /// This frontend, adding to its head the cosignatures of `witnesses` that the holder
+    /// collected.
+    pub fn with_witnesses(mut self, witnesses: Vec<Verifier>) -> Frontend {
+        self.witnesses = Arc::from(witnesses);
+        self
+    }
+
+    /// The holder's `/checkpoint`, when the head held may still lack a witness's
+    /// cosignature and the holder answers 200 with a note (at most a note's size, within
+    /// `wait`); `None` otherwise. Asked before the head is refreshed: the holder serves
+    /// no checkpoint newer than the coordinator's, so the refreshed head is then at
+    /// least as new as the answer.
+    async fn holder_checkpoint(&self, wait: Duration) -> Option<axum::body::Bytes> {
+        if self.witnesses.is_empty()
+            || self.follower.cosigners(&self.witnesses) == self.witnesses.len()
+        {
+            return None;
+        }
+        let ask = async {
+            let response = self
+                .forwarder
+                .forward(
+                    Method::GET,
+                    routes::CHECKPOINT,
+                    &HeaderMap::new(),
+                    None,
+                    Body::empty(),
+                )
+                .await;
+            if response.status() != StatusCode::OK {
+                return None;
+            }
+            axum::body::to_bytes(response.into_body(), MAX_NOTE_SIZE)
+                .await
+                .ok()
+        };
+        tokio::time::timeout(wait, ask).await.ok().flatten()
+    }
+
+    /// Adds to the head the verified cosignatures of the holder's `note` (see
+    /// [`Follower::add_cosignatures`]), off the async workers (it waits for a refresh
+    /// in progress).
+    async fn add_cosignatures(&self, note: axum::body::Bytes) {
+        let (follower, witnesses) = (self.follower.clone(), self.witnesses.clone());
+        let added =
+            tokio::task::spawn_blocking(move || follower.add_cosignatures(&note, &witnesses)).await;
+        if let Err(e) = added {
+            tracing::warn!(error = %e, "adding the witness cosignatures");
+        }
     }
 
     /// Refreshes the followed head now (one coordinator read; tile reads if it moved),
@@ -111,8 +169,9 @@ impl Frontend {
 }
 
 /// Follows the log and the lease until `stop` resolves: every `every`, refreshes the
-/// head and asks `holder` for the live holder's advertised URL (`None`: no live holder),
-/// which the forwarder then uses.
+/// head (with the holder's witness cosignatures for it, when the log has witnesses) and
+/// asks `holder` for the live holder's advertised URL (`None`: no live holder), which
+/// the forwarder then uses.
 pub async fn follow(
     frontend: Frontend,
     every: Duration,
@@ -124,7 +183,11 @@ pub async fn follow(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let cosigned = frontend.holder_checkpoint(every).await;
             frontend.refresh().await;
+            if let Some(note) = cosigned {
+                frontend.add_cosignatures(note).await;
+            }
             let holder = holder.clone();
             if let Ok(url) = tokio::task::spawn_blocking(move || holder()).await {
                 frontend.forwarder.set_holder(url.as_deref());

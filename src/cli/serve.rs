@@ -18,6 +18,7 @@ use crate::keyfile::read_verifier;
 use crate::log::follower::Follower;
 use crate::log::snapshot::SnapshotCheck;
 use crate::log::{Log, LogOptions, OpenReport};
+use crate::note::Verifier;
 use crate::storage::{CheckpointLock, RecordsIn, TileStore};
 
 /// Arguments of `serve`.
@@ -333,6 +334,15 @@ fn sequencer_router(
     Ok(crate::api::operated_router(state, ops))
 }
 
+/// The witnesses' cosignature keys (none without `--witness`): a frontend serves the
+/// holder's cosignatures only when they verify with these.
+fn witness_keys(args: &ServeArgs) -> Result<Vec<Verifier>, CliError> {
+    let options = args.witnessing.options()?;
+    Ok(options.map_or_else(Vec::new, |o| {
+        o.witnesses.into_iter().map(|w| w.key).collect()
+    }))
+}
+
 /// A frontend (ADR 0004): listens at once, answers reads from a follower of the bucket
 /// and the coordinator's checkpoint, forwards writes to the lease holder, and waits on a
 /// thread of its own for the lease. Once it has it, the log is opened as at any start
@@ -370,7 +380,8 @@ fn run_frontend(
         Duration::from_millis(args.receipt_wait_ms),
         usize::try_from(args.blobs.max_blob_bytes).unwrap_or(usize::MAX),
     )
-    .with_blobs(blobs);
+    .with_blobs(blobs)
+    .with_witnesses(witness_keys(args)?);
     let observer = parts.observer.clone();
     let holder: Arc<dyn Fn() -> Option<String> + Send + Sync> =
         Arc::new(move || match observer.holder() {

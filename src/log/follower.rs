@@ -10,6 +10,12 @@
 //! admins, granted publishers), so a frontend can verify submission signatures without
 //! the catalog.
 //!
+//! When the log has witnesses, [`Follower::add_cosignatures`] takes the witness
+//! cosignatures the holder collected for the head held (from the holder's own
+//! `/checkpoint`): only lines over exactly the head's note text that verify with a
+//! configured witness key are added, to the head's own log-signed note, so the head
+//! served never changes tree and never loses a cosignature while its tree is held.
+//!
 //! It owns no signer and no writable port: it cannot sign a checkpoint, write a tile or
 //! install anything. May import: `merkle`, `note`, `tiles`, `receipt`, the `catalog`
 //! root re-exports, the storage ports and the log's read side.
@@ -22,7 +28,7 @@ use super::reader::{ReadError, TileCache, TreeView};
 use super::Head;
 use crate::catalog::{KeyDirectory, PreparedLeaf};
 use crate::merkle::{self, Hash};
-use crate::note::{open_checkpoint, Verifier};
+use crate::note::{open_checkpoint, verify_cosignature, Note, Verifier};
 use crate::receipt::Receipt;
 use crate::storage::{CheckpointLock, StorageError, TileStore};
 use crate::tiles::TileId;
@@ -207,6 +213,49 @@ impl Follower {
         Ok(Some(head))
     }
 
+    /// Adds to the head held the cosignatures of `offered` that verify with one of
+    /// `witnesses` over the head's own note text (see the module documentation);
+    /// returns whether the head now carries more of them. A note of another tree, or
+    /// one that adds no verified cosignature, changes nothing.
+    pub fn add_cosignatures(&self, offered: &[u8], witnesses: &[Verifier]) -> bool {
+        // Serialized with refreshes, so a newer head is never replaced by an older one.
+        let _refreshing = self.folded.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(current) = self.head() else {
+            return false;
+        };
+        let (Ok(held), Ok(offered)) = (Note::parse(&current.signed), Note::parse(offered)) else {
+            return false;
+        };
+        let Some(merged) = with_cosignatures(&held, &offered, witnesses) else {
+            return false;
+        };
+        let signed = merged.to_bytes();
+        // The text is the held one, so the log's signature still verifies: checked
+        // anyway, as nothing is served that this process has not verified.
+        match open_checkpoint(&signed, &self.verifier) {
+            Ok((checkpoint, _)) if checkpoint == current.checkpoint => {}
+            _ => return false,
+        }
+        let head = Arc::new(Head {
+            checkpoint: current.checkpoint.clone(),
+            signed: Arc::new(signed),
+        });
+        self.head.send_replace(Some(head));
+        true
+    }
+
+    /// How many of `witnesses` cosigned the head held (lines added by
+    /// [`Follower::add_cosignatures`] only, which verified them).
+    pub fn cosigners(&self, witnesses: &[Verifier]) -> usize {
+        let Some(note) = self.head().and_then(|h| Note::parse(&h.signed).ok()) else {
+            return 0;
+        };
+        witnesses
+            .iter()
+            .filter(|w| note.signatures().iter().any(|s| is_by(s, w)))
+            .count()
+    }
+
     fn view(&self, size: u64) -> Result<(TreeView<'_>, Arc<Head>), ReadError> {
         let head = self
             .head()
@@ -267,5 +316,142 @@ impl Follower {
             &proof,
             &head.signed,
         ))
+    }
+}
+
+/// Whether signature line `signature` names `key` (its name and key ID).
+fn is_by(signature: &crate::note::NoteSignature, key: &Verifier) -> bool {
+    signature.name == key.name() && signature.key_id == key.key_id()
+}
+
+/// `held` with the cosignatures of `offered` it lacks that verify, over `held`'s text,
+/// with one of `witnesses`; `None` if `offered` is a note of another text (another
+/// checkpoint) or adds no such cosignature. A witness already in `held` is kept as it
+/// is (a newer timestamp adds nothing to what the note proves).
+fn with_cosignatures(held: &Note, offered: &Note, witnesses: &[Verifier]) -> Option<Note> {
+    if offered.text() != held.text() {
+        return None;
+    }
+    let mut merged = held.clone();
+    let mut added = false;
+    for signature in offered.signatures() {
+        let Some(witness) = witnesses.iter().find(|w| is_by(signature, w)) else {
+            continue;
+        };
+        if merged.signatures().iter().any(|s| is_by(s, witness))
+            || verify_cosignature(held.text(), signature, witness).is_err()
+        {
+            continue;
+        }
+        // Only past the note's limits can this fail: the cosignature is then left out.
+        added |= merged.add_signature(signature.clone()).is_ok();
+    }
+    added.then_some(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::note::{cosign, Checkpoint, KeyType, Signer};
+
+    fn signer(name: &str, key_type: KeyType, seed: u8) -> Signer {
+        Signer::from_seed(name, key_type, &[seed; 32]).expect("test key")
+    }
+
+    fn checkpoint_note(log: &Signer, size: u64) -> Note {
+        Checkpoint {
+            origin: log.name().to_string(),
+            size,
+            root: [size as u8; 32],
+            extensions: Vec::new(),
+        }
+        .sign(log)
+        .expect("signed")
+    }
+
+    fn cosigned(note: &Note, witnesses: &[&Signer]) -> Note {
+        let mut note = note.clone();
+        for w in witnesses {
+            let line = cosign(note.text(), w, 1_700_000_000).expect("cosigned");
+            note.add_signature(line).expect("added");
+        }
+        note
+    }
+
+    /// The witness names a note's signature lines carry, in order (the log's first).
+    fn names(note: &Note) -> Vec<&str> {
+        note.signatures().iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn only_verified_cosignatures_of_the_same_checkpoint_are_added() {
+        let log = signer("log.example", KeyType::Ed25519, 1);
+        let (w1, w2) = (
+            signer("w1", KeyType::CosignatureV1, 2),
+            signer("w2", KeyType::CosignatureV1, 3),
+        );
+        let unknown = signer("w3", KeyType::CosignatureV1, 4);
+        // w2's name and key ID, another key: its line does not verify.
+        let forged_w2 = {
+            let real = w2.verifier();
+            let impostor = signer("w2", KeyType::CosignatureV1, 5);
+            let mut line = cosign(checkpoint_note(&log, 7).text(), &impostor, 1).unwrap();
+            line.key_id = real.key_id();
+            line
+        };
+        let witnesses = [w1.verifier(), w2.verifier()];
+        let held = checkpoint_note(&log, 7);
+        let held_w1 = cosigned(&held, &[&w1]);
+        let mut with_forged = held.clone();
+        with_forged.add_signature(forged_w2).unwrap();
+        let cases: Vec<(&str, &Note, Note, Option<Vec<&str>>)> = vec![
+            (
+                "one witness",
+                &held,
+                cosigned(&held, &[&w1]),
+                Some(vec!["log.example", "w1"]),
+            ),
+            (
+                "both witnesses",
+                &held,
+                cosigned(&held, &[&w1, &w2]),
+                Some(vec!["log.example", "w1", "w2"]),
+            ),
+            (
+                "the one the head lacks",
+                &held_w1,
+                cosigned(&held, &[&w2]),
+                Some(vec!["log.example", "w1", "w2"]),
+            ),
+            ("nothing new", &held_w1, cosigned(&held, &[&w1]), None),
+            ("the log's signature alone", &held, held.clone(), None),
+            (
+                "another checkpoint",
+                &held,
+                cosigned(&checkpoint_note(&log, 8), &[&w1]),
+                None,
+            ),
+            (
+                "an unknown witness",
+                &held,
+                cosigned(&held, &[&unknown]),
+                None,
+            ),
+            ("a forged cosignature", &held, with_forged, None),
+        ];
+        for (case, held, offered, want) in cases {
+            let got = with_cosignatures(held, &offered, &witnesses);
+            assert_eq!(got.as_ref().map(names), want, "{case}");
+            if let Some(merged) = got {
+                assert_eq!(merged.text(), held.text(), "{case}");
+                assert_eq!(
+                    merged
+                        .verify(&[log.verifier(), w1.verifier(), w2.verifier()])
+                        .map(|v| v.len()),
+                    Ok(merged.signatures().len()),
+                    "{case}: every line verifies"
+                );
+            }
+        }
     }
 }
