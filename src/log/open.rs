@@ -38,6 +38,7 @@ use crate::keyfile::{self, key_pair_paths};
 use crate::merkle::{self, CompactRange, HashSource};
 use crate::note::{self, Checkpoint, KeyType, Signer, Verifier};
 use crate::storage::durable::create_dir_all_durable;
+use crate::storage::records::filter::{self, Filtered};
 use crate::storage::{
     Backends, CheckpointLock, IndexedLeaf, LockedCheckpoint, LogBackends, LookupIndex, RecordsIn,
     StorageError, TileStore,
@@ -527,7 +528,8 @@ fn check_header(path: &Path, at: &Checked<'_>) -> Result<(SnapshotHeader, u64), 
 /// A delta snapshot start-up accepted: its size and hash, table and admin state.
 struct Accepted {
     written: snapshot::Written,
-    table: crate::storage::records::blocks::BlockTable,
+    /// Its table, with its key filters (`storage::records::filter`).
+    table: Box<dyn RecordStore>,
     admin: crate::catalog::AdminState,
 }
 
@@ -572,7 +574,8 @@ fn deltas_on(
                 ));
             }
             let hash = delta::file_hash(&path)?;
-            Ok((table, admin, hash))
+            let table = Filtered::build(Box::new(table), filter::BUDGET_BYTES)?;
+            Ok((Box::new(table) as Box<dyn RecordStore>, admin, hash))
         })();
         match one {
             Ok((table, admin, hash)) => {
@@ -651,10 +654,7 @@ fn restore_from(
             for d in deltas {
                 newest = Some(d.written);
                 admin = d.admin;
-                stack = Box::new(crate::storage::records::Stacked::new(
-                    Box::new(d.table),
-                    stack,
-                ));
+                stack = Box::new(crate::storage::records::Stacked::new(d.table, stack));
             }
             match store.layer_over(stack) {
                 Ok(()) => {

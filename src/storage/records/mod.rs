@@ -21,6 +21,7 @@
 //! re-exports.
 
 pub mod blocks;
+pub mod filter;
 pub mod slots;
 
 use std::path::Path;
