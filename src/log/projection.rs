@@ -231,3 +231,111 @@ pub fn is_fatal(error: &ReplayError) -> bool {
             | ReplayError::Bundle(_)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::integrator::Integrator;
+    use crate::note::{KeyType, Signer};
+    use crate::storage::memory::{Faults, MemoryTiles};
+    use crate::storage::{CheckpointLock, LockedCheckpoint, StorageError, TileStore};
+
+    /// A lock whose `read` answers what the test put in it (a follower only reads).
+    #[derive(Default)]
+    struct Fixed(Mutex<Option<Vec<u8>>>);
+
+    impl CheckpointLock for Fixed {
+        fn read(&self) -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+
+        fn swap(
+            &self,
+            _old: Option<LockedCheckpoint<'_>>,
+            _new: LockedCheckpoint<'_>,
+        ) -> Result<(), StorageError> {
+            unreachable!("a follower never swaps")
+        }
+    }
+
+    /// Stores the tiles of a log holding `leaves` and puts its checkpoint in `lock`.
+    fn publish(leaves: &[Vec<u8>], key: &Signer, tiles: &MemoryTiles, lock: &Fixed) {
+        let (integrator, writes) = Integrator::from_entries(leaves.iter().cloned()).unwrap();
+        for write in writes {
+            tiles.put(&write.tile.path(), &write.data).unwrap();
+        }
+        let signed = integrator.checkpoint(key.name()).sign(key).unwrap();
+        *lock.0.lock().unwrap() = Some(signed.to_bytes());
+    }
+
+    /// The projection serves a head once it applied exactly it; a leaf that does not
+    /// apply stops it for good, where the verified size was.
+    #[test]
+    fn a_projection_serves_the_head_it_applied_and_stops_at_a_bad_leaf() {
+        let key = Signer::generate("projection.test/log", KeyType::Ed25519).unwrap();
+        let admin = Signer::generate("admin", KeyType::Ed25519).unwrap();
+        let genesis =
+            Catalog::genesis_leaf(key.name(), &key.verifier(), &[admin.verifier()], 0).unwrap();
+        let tiles = Arc::new(MemoryTiles::new(Arc::new(Faults::default())));
+        let lock = Arc::new(Fixed::default());
+        let follower = Arc::new(Follower::new(key.verifier(), tiles.clone(), lock.clone()));
+        let projection = Projection::new(follower.clone(), Catalog::new());
+        assert_eq!(projection.catch_up().unwrap(), 0, "no head yet");
+        assert_eq!(projection.serving_size(), None);
+
+        publish(std::slice::from_ref(&genesis), &key, &tiles, &lock);
+        follower.refresh().unwrap();
+        assert_eq!(
+            projection.serving_size(),
+            None,
+            "the head is not applied yet"
+        );
+        assert_eq!(projection.catch_up().unwrap(), 1);
+        assert_eq!(projection.serving_size(), Some(1));
+        assert_eq!(
+            projection.read_catalog(|c, at| (c.applied_size(), at)),
+            (1, 1)
+        );
+
+        publish(&[genesis, b"{\"n\":1}".to_vec()], &key, &tiles, &lock);
+        follower.refresh().unwrap();
+        assert_eq!(projection.serving_size(), None, "behind the new head");
+        let failed = projection.catch_up().unwrap_err();
+        assert!(
+            matches!(failed, ReplayError::Apply { index: 1, .. }),
+            "{failed}"
+        );
+        assert!(is_fatal(&failed));
+        let status = projection.status();
+        assert_eq!(status.verified, 1);
+        assert!(status.failed.is_some());
+        assert_eq!(projection.serving_size(), None, "never again");
+        assert_eq!(
+            projection.catch_up().unwrap(),
+            1,
+            "a failed projection stays"
+        );
+    }
+
+    #[test]
+    fn only_what_the_log_holds_is_fatal_not_a_read_that_may_work_later() {
+        let cases: Vec<(ReplayError, bool)> = vec![
+            (ReplayError::Root(3), true),
+            (
+                ReplayError::Bundle(super::super::replay::BundleError::Undecodable("x".into())),
+                true,
+            ),
+            (
+                ReplayError::Tile {
+                    tile: "tile/entries/000".into(),
+                    source: crate::log::reader::ReadError::NotFound("gone".into()),
+                },
+                false,
+            ),
+            (ReplayError::Fetch("unreachable".into()), false),
+        ];
+        for (error, fatal) in cases {
+            assert_eq!(is_fatal(&error), fatal, "{error}");
+        }
+    }
+}
