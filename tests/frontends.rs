@@ -13,6 +13,8 @@
 //!   `kill -9` of the sequencer that stored them (ADR 0012);
 //! - the holder's per-client limits count the clients behind a frontend it trusts
 //!   (`Forwarded: for=`), each apart, and believe the header from no one else;
+//! - a frontend answers catalog reads from its own projection of the log, as the holder
+//!   does, and goes on answering them with the holder paused, then killed;
 //! - with a real witness, a frontend serves the holder's cosigned checkpoint of its
 //!   head (`/checkpoint` and receipts), only if it knows the witness key, and the
 //!   log-signed one once the witness is gone.
@@ -499,6 +501,97 @@ fn a_paused_frontend_never_writes_a_checkpoint() {
     check_recovered(&rt, &front, &log_key, &[], &seen);
 }
 
+/// Waits until `client`'s `/readyz` says it answers the catalog reads itself, from a
+/// projection at `size`.
+fn until_local_catalog(rt: &tokio::runtime::Runtime, client: &HttpClient, size: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = get(rt, client, "/readyz");
+        let ready: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let catalog = &ready["catalog"];
+        assert!(
+            catalog["failed"].is_null(),
+            "the projection failed: {ready}"
+        );
+        if catalog["local"] == true && catalog["treeSize"] == size {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the frontend's catalog did not catch up with size {size}: {ready}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_frontend_answers_catalog_reads_from_its_own_projection() {
+    let Some(cluster) = Cluster::new("a_frontend_answers_catalog_reads") else {
+        return;
+    };
+    let dir = tempdir();
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let seq_data = dir.path().join("seq");
+    let mut sequencer = cluster.sequencer(&seq_data, 10_000);
+    let admin = read_signer(&seq_data.join("admin.key")).unwrap();
+    let log_key = read_verifier(&seq_data.join("log.vkey")).unwrap();
+    // A forwarded read to a paused holder fails within a second, not 30.
+    let frontend = cluster.frontend_with(
+        &seq_data,
+        &dir.path().join("front"),
+        10_000,
+        &["--forward-timeout-ms", "1000"],
+    );
+    let holder = HttpClient::new(&sequencer.url).unwrap();
+    let front = HttpClient::new(&frontend.url).unwrap();
+    load::grant(&rt, &holder, &admin, &publisher.verifier(), SCOPE);
+    for n in 0..6 {
+        assert_eq!(load::publish_one(&rt, &holder, &publisher, SCOPE, n).0, 201);
+    }
+    let (_, head) = get(&rt, &holder, "/checkpoint");
+    let (current, _) = note::open_checkpoint(&head, &log_key).unwrap();
+    until_checkpoint(&rt, &front, &head);
+    until_local_catalog(&rt, &front, current.size);
+
+    let (status, page) = get(&rt, &holder, "/v1/catalog/entries?limit=3");
+    assert_eq!(status, 200);
+    let page: serde_json::Value = serde_json::from_slice(&page).unwrap();
+    let entry = &page["entries"][1]["entry"];
+    let (id, bundle) = (
+        entry["id"].as_str().unwrap(),
+        entry["evidenceBundleRef"].as_str().unwrap(),
+    );
+    let paths = [
+        format!("/v1/catalog/entries/{id}"),
+        "/v1/catalog/entries?limit=3".to_string(),
+        "/v1/catalog/entries?status=published&limit=2&page_token=3".to_string(),
+        format!("/v1/catalog/evidence-bundles/{bundle}"),
+        "/v1/policy".to_string(),
+        "/v1/catalog/state".to_string(),
+        "/v1/catalog/entries/urn:srcos:catalog-entry:nothing".to_string(),
+    ];
+    let wants: Vec<(u16, Vec<u8>)> = paths.iter().map(|p| get(&rt, &holder, p)).collect();
+    let agree = |why: &str| {
+        for (path, want) in paths.iter().zip(&wants) {
+            let got = get(&rt, &front, path);
+            assert_eq!(got.0, want.0, "{why}: {path}: status");
+            assert_eq!(got.1, want.1, "{why}: {path}: body");
+        }
+    };
+    agree("holder running");
+
+    // The holder paused, then gone: the frontend still answers, so from its own
+    // projection (a forwarded read would time out, then find no holder).
+    let pid = sequencer.pid() as i32;
+    unsafe {
+        libc::kill(pid, libc::SIGSTOP);
+    }
+    agree("holder paused");
+    sequencer.kill9();
+    agree("holder killed");
+}
+
 /// A lock whose `read` answers whatever the test put in it (the follower only reads).
 struct Fixed(std::sync::Mutex<Option<Vec<u8>>>);
 
@@ -902,10 +995,11 @@ fn per_client_limits_see_the_client_behind_a_frontend() {
     ];
     let frontend =
         cluster.frontend_with(&seq_data, &dir.path().join("front"), 10_000, &front_flags);
-    let state = routes::STATE;
+    // A read the frontend forwards (the catalog reads it answers itself).
+    let forwarded = routes::BROWSE_LOG;
     // Until the frontend knows the holder (a client of its own, so no one else's budget).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while get_from(&frontend, "127.0.0.20", state, "").0 != 200 {
+    while get_from(&frontend, "127.0.0.20", forwarded, "").0 != 200 {
         assert!(Instant::now() < deadline, "the frontend never forwarded");
         std::thread::sleep(Duration::from_millis(1500));
     }
@@ -913,10 +1007,10 @@ fn per_client_limits_see_the_client_behind_a_frontend() {
 
     // Client A exhausts its burst at the holder, through the frontend.
     assert_limited("the holder limits client A", holders, 6, |_| {
-        get_from(&frontend, "127.0.0.2", state, "")
+        get_from(&frontend, "127.0.0.2", forwarded, "")
     });
     // Client B, through the same frontend, is another client to the holder.
-    let (status, text) = get_from(&frontend, "127.0.0.3", state, "");
+    let (status, text) = get_from(&frontend, "127.0.0.3", forwarded, "");
     assert_eq!(status, 200, "client B was limited with client A: {text}");
 
     // C names another client in each request: the frontend replaces the header, so the
@@ -926,14 +1020,14 @@ fn per_client_limits_see_the_client_behind_a_frontend() {
         "a spoofed Forwarded through the frontend",
         holders,
         6,
-        |i| get_from(&frontend, "127.0.0.4", state, &spoofed(i)),
+        |i| get_from(&frontend, "127.0.0.4", forwarded, &spoofed(i)),
     );
 
     // Straight to the holder from an untrusted peer: the header is ignored, even malformed.
     let (status, text) = get_from(
         &sequencer,
         "127.0.0.5",
-        state,
+        forwarded,
         "Forwarded: for=[nonsense\r\n",
     );
     assert_eq!(status, 200, "{text}");
@@ -941,14 +1035,14 @@ fn per_client_limits_see_the_client_behind_a_frontend() {
         "a spoofed Forwarded from an untrusted peer",
         holders,
         6,
-        |i| get_from(&sequencer, "127.0.0.5", state, &spoofed(i)),
+        |i| get_from(&sequencer, "127.0.0.5", forwarded, &spoofed(i)),
     );
 
     // From the trusted peer, a malformed header is refused precisely.
     let (status, text) = get_from(
         &sequencer,
         "127.0.0.1",
-        state,
+        forwarded,
         "Forwarded: for=2001:db8::1\r\n",
     );
     assert_eq!(status, 400, "{text}");

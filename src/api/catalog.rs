@@ -15,9 +15,54 @@ use serde_json::{json, Value};
 
 use super::{AppState, Problem};
 use crate::catalog::{
-    catalog_entry, evidence_bundle, Catalog, EntryQuery, EntryStatus, RecordError, BUNDLE_URN,
-    ENTRY_URN, MAX_PAGE,
+    catalog_entry, evidence_bundle, Catalog, CatalogError, EntryQuery, EntryStatus, RecordError,
+    BUNDLE_URN, ENTRY_URN, MAX_PAGE,
 };
+use crate::log::projection::Projection;
+
+/// What the catalog read handlers read: the holder's log, or a frontend's own
+/// [`Projection`] of the log it follows. Every answer is as of [`CatalogReads::size`].
+pub trait CatalogReads: Clone + Send + Sync + 'static {
+    /// The log's origin.
+    fn origin(&self) -> String;
+    /// The tree size answers are as of.
+    fn size(&self) -> u64;
+    /// Runs `read` on the catalog with the size answers are as of.
+    fn read_catalog<R>(&self, read: impl FnOnce(&Catalog, u64) -> R) -> R;
+    /// SHA-256 of the canonical state after `at` leaves (at most [`CatalogReads::size`]).
+    /// Blocking.
+    fn state_digest_at(&self, at: u64) -> Result<[u8; 32], CatalogError>;
+}
+
+impl CatalogReads for AppState {
+    fn origin(&self) -> String {
+        self.log.origin().to_string()
+    }
+    fn size(&self) -> u64 {
+        self.log.head().checkpoint.size
+    }
+    fn read_catalog<R>(&self, read: impl FnOnce(&Catalog, u64) -> R) -> R {
+        self.log.read_catalog(read)
+    }
+    fn state_digest_at(&self, at: u64) -> Result<[u8; 32], CatalogError> {
+        self.log.state_digest_at(at)
+    }
+}
+
+impl CatalogReads for Arc<Projection> {
+    fn origin(&self) -> String {
+        Projection::origin(self).to_string()
+    }
+    fn size(&self) -> u64 {
+        self.status().verified
+    }
+    fn read_catalog<R>(&self, read: impl FnOnce(&Catalog, u64) -> R) -> R {
+        Projection::read_catalog(self, read)
+    }
+    fn state_digest_at(&self, at: u64) -> Result<[u8; 32], CatalogError> {
+        Projection::state_digest_at(self, at)
+    }
+}
 
 /// How many catalog reads run at once on blocking threads (the rest wait up to
 /// [`READ_WAIT`]): half the cores, at least one. A state digest at a fresh size keeps a
@@ -75,11 +120,11 @@ impl ReadWork {
     /// [`READ_WAIT`]); the catalog browser shares these slots.
     pub(super) async fn run<R: Send + 'static>(
         &self,
-        app: &AppState,
+        app: &impl CatalogReads,
         read: impl FnOnce(&Catalog, u64) -> Result<R, Problem> + Send + 'static,
     ) -> Result<R, Problem> {
-        let log = app.log.clone();
-        self.run_blocking(move || log.read_catalog(read)).await
+        let app = app.clone();
+        self.run_blocking(move || app.read_catalog(read)).await
     }
 
     /// Runs `work` on a low-priority read thread once a slot is free (503 after
@@ -170,8 +215,8 @@ fn entry_json(
 }
 
 /// `GET /v1/catalog/entries?subject=&channel=&status=&page_token=&limit=`.
-pub async fn entries(
-    State(app): State<AppState>,
+pub async fn entries<S: CatalogReads>(
+    State(app): State<S>,
     Extension(work): Extension<Arc<ReadWork>>,
     query: Result<Query<EntriesQuery>, QueryRejection>,
 ) -> Response {
@@ -220,7 +265,7 @@ pub async fn entries(
         Ok(query) => query,
         Err(problem) => return problem.into_response(),
     };
-    let origin = app.log.origin().to_string();
+    let origin = app.origin();
     let result = work
         .run(&app, move |catalog, at| {
             let page = catalog.query_entries(&query, at).map_err(store_problem)?;
@@ -249,13 +294,13 @@ fn local_id<'a>(id: &'a str, prefix: &str) -> &'a str {
 }
 
 /// `GET /v1/catalog/entries/<id>` (the URN or its local part).
-pub async fn entry(
-    State(app): State<AppState>,
+pub async fn entry<S: CatalogReads>(
+    State(app): State<S>,
     Extension(work): Extension<Arc<ReadWork>>,
     Path(id): Path<String>,
 ) -> Response {
     let local = local_id(&id, ENTRY_URN).to_string();
-    let origin = app.log.origin().to_string();
+    let origin = app.origin();
     respond(
         work.run(&app, move |catalog, at| {
             let index = catalog
@@ -273,13 +318,13 @@ pub async fn entry(
 
 /// `GET /v1/catalog/evidence-bundles/<id>`: the bundle, plus the evidence items with their
 /// digests and what analysis of their blobs found.
-pub async fn bundle(
-    State(app): State<AppState>,
+pub async fn bundle<S: CatalogReads>(
+    State(app): State<S>,
     Extension(work): Extension<Arc<ReadWork>>,
     Path(id): Path<String>,
 ) -> Response {
     let local = local_id(&id, BUNDLE_URN).to_string();
-    let origin = app.log.origin().to_string();
+    let origin = app.origin();
     respond(
         work.run(&app, move |catalog, at| {
             let missing = || Problem::not_found(format!("no evidence bundle {id}"));
@@ -305,8 +350,8 @@ pub async fn bundle(
 }
 
 /// `GET /v1/policy`: the policy in force and the leaf that set it (0: the defaults).
-pub async fn policy(State(app): State<AppState>) -> Response {
-    respond(Ok(app.log.read_catalog(|catalog, at| {
+pub async fn policy<S: CatalogReads>(State(app): State<S>) -> Response {
+    respond(Ok(app.read_catalog(|catalog, at| {
         let (policy, index) = catalog.policy_before(at);
         json!({"policy": policy, "leafIndex": index, "treeSize": at})
     })))
@@ -328,8 +373,8 @@ struct StateDigest {
 
 /// `GET /v1/catalog/state[?tree_size=N]`: SHA-256 of the canonical catalog state after the
 /// first N leaves (default: the committed size), for replay comparison.
-pub async fn state(
-    State(app): State<AppState>,
+pub async fn state<S: CatalogReads>(
+    State(app): State<S>,
     Extension(work): Extension<Arc<ReadWork>>,
     query: Result<Query<StateQuery>, QueryRejection>,
 ) -> Response {
@@ -337,7 +382,7 @@ pub async fn state(
 }
 
 async fn state_digest(
-    app: &AppState,
+    app: &impl CatalogReads,
     work: Arc<ReadWork>,
     query: Result<Query<StateQuery>, QueryRejection>,
 ) -> Result<Value, Problem> {
@@ -348,7 +393,7 @@ async fn state_digest(
         .as_deref()
         .map(|t| number(t, "tree_size"))
         .transpose()?;
-    let committed = app.log.head().checkpoint.size;
+    let committed = app.size();
     let size = wanted.unwrap_or(committed);
     if size > committed {
         return Err(Problem::not_found(format!(
@@ -358,7 +403,7 @@ async fn state_digest(
     let digest = match work.cached(size) {
         Some(digest) => digest,
         None => {
-            let (again, log) = (work.clone(), app.log.clone());
+            let (again, app) = (work.clone(), app.clone());
             let digest = work
                 .run_blocking(move || {
                     // Another request may have computed it while this one waited.
@@ -366,7 +411,7 @@ async fn state_digest(
                         return Ok(digest);
                     }
                     // A chunk at a time: never the catalog's lock across the whole state.
-                    log.state_digest_at(size)
+                    app.state_digest_at(size)
                         .map_err(|e| Problem::internal(e.to_string()))
                 })
                 .await?;

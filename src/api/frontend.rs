@@ -9,10 +9,14 @@
 //! - submissions: the body capped, parsed and its signature verified here against the
 //!   keys the follower folded (stateless, so garbage never reaches the sequencer), then
 //!   forwarded, and the sequencer's answer (its receipt) passed back;
-//! - forwarded as they are: everything that needs the catalog projection or the lookup
-//!   index (catalog and state reads, the browser, inclusion proofs by leaf hash,
-//!   receipts at an explicit `tree_size`, which need the log key to sign) and evidence
-//!   uploads (the holder keeps the quotas);
+//! - local once caught up: the catalog reads (entries, evidence bundles, the policy,
+//!   the state digest), answered by the holder's own handlers from the frontend's
+//!   [`Projection`] of the log, as of the head's size, whenever the projection has
+//!   applied exactly the head; forwarded until then, and for good if it failed;
+//! - forwarded as they are: everything else that needs the holder's state or the
+//!   lookup index (state proofs and history, the browser, inclusion proofs by leaf
+//!   hash, receipts at an explicit `tree_size`, which need the log key to sign) and
+//!   evidence uploads (the holder keeps the quotas);
 //! - evidence downloads: from the bucket through the frontend's own [`BlobStore`] (which
 //!   re-hashes every blob it fetches, ADR 0012) when it has one, forwarded otherwise.
 //!
@@ -29,12 +33,14 @@ use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::Serialize;
 use tower::ServiceExt as _;
 
+use super::catalog;
 use super::forward::{unavailable, Forwarder};
 use super::read::{
     log_info_response, parse_index, query_problem, tile_response, with_headers, ConsistencyQuery,
@@ -45,6 +51,7 @@ use crate::catalog::{Refusal, Submission, SubmissionKind};
 use crate::http::forwarded::ClientAddr;
 use crate::http::routes;
 use crate::log::follower::Follower;
+use crate::log::projection::Projection;
 use crate::note::{Verifier, MAX_NOTE_SIZE};
 use crate::receipt::RECEIPT_MEDIA_TYPE;
 use crate::storage::blobs::BlobStore;
@@ -67,6 +74,9 @@ pub struct Frontend {
     /// The witnesses' cosignature keys (empty: the log has none, and the head is served
     /// with the log's signature alone).
     pub witnesses: Arc<[Verifier]>,
+    /// This frontend's own catalog, from which it answers the catalog reads once it
+    /// has caught up with the head (`None`: they are all forwarded).
+    pub projection: Option<Arc<Projection>>,
     /// Serializes refreshes, and holds when the last one started: requests that arrive
     /// while one runs share the next, so any number of them cost one coordinator read
     /// per round.
@@ -88,6 +98,7 @@ impl Frontend {
             max_forward_bytes,
             blobs: None,
             witnesses: Arc::from(Vec::new()),
+            projection: None,
             refreshing: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
@@ -102,6 +113,13 @@ impl Frontend {
     /// collected.
     pub fn with_witnesses(mut self, witnesses: Vec<Verifier>) -> Frontend {
         self.witnesses = Arc::from(witnesses);
+        self
+    }
+
+    /// This frontend, keeping `projection` of the log it follows and answering the
+    /// catalog reads from it whenever it has applied exactly the head.
+    pub fn with_projection(mut self, projection: Arc<Projection>) -> Frontend {
+        self.projection = Some(projection);
         self
     }
 
@@ -171,7 +189,7 @@ impl Frontend {
 /// Follows the log and the lease until `stop` resolves: every `every`, refreshes the
 /// head (with the holder's witness cosignatures for it, when the log has witnesses) and
 /// asks `holder` for the live holder's advertised URL (`None`: no live holder), which
-/// the forwarder then uses.
+/// the forwarder then uses. The projection, if any, catches up with each new head.
 pub async fn follow(
     frontend: Frontend,
     every: Duration,
@@ -194,15 +212,28 @@ pub async fn follow(
             }
         }
     };
+    let projection = frontend.projection.clone();
+    let project = async move {
+        if let Some(projection) = projection {
+            projection.follow().await;
+        }
+        // A projection that stopped leaves the rest following.
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         _ = run => {}
+        _ = project => {}
         _ = stop => {}
     }
 }
 
 /// The frontend's router (see the module documentation); `ops` gives `/metrics`.
 pub fn router(frontend: Frontend, ops: Operations) -> Router {
-    Router::new()
+    let local = frontend
+        .projection
+        .clone()
+        .map(|p| local_catalog(&frontend, p));
+    let router = Router::new()
         .route(routes::PUBLICATIONS, post(submit_publication))
         .route(routes::GRANTS, post(submit_grant))
         .route(routes::POLICY_SET, post(submit_decision))
@@ -224,7 +255,46 @@ pub fn router(frontend: Frontend, ops: Operations) -> Router {
         .route(routes::SCHEMAS, get(crate::openapi::schema_file))
         .fallback(forward_as_is)
         .layer(Extension(ops))
-        .with_state(frontend)
+        .with_state(frontend);
+    match local {
+        Some(local) => router.merge(local),
+        None => router,
+    }
+}
+
+/// The catalog reads answered from `projection` with the holder's own handlers, each
+/// forwarded instead while the projection has not applied exactly the head.
+fn local_catalog(frontend: &Frontend, projection: Arc<Projection>) -> Router {
+    Router::new()
+        .route(routes::ENTRIES, get(catalog::entries::<Arc<Projection>>))
+        .route(routes::ENTRY, get(catalog::entry::<Arc<Projection>>))
+        .route(
+            routes::EVIDENCE_BUNDLE,
+            get(catalog::bundle::<Arc<Projection>>),
+        )
+        .route(routes::STATE, get(catalog::state::<Arc<Projection>>))
+        .route(routes::POLICY, get(catalog::policy::<Arc<Projection>>))
+        .layer(Extension(Arc::new(catalog::ReadWork::default())))
+        .route_layer(middleware::from_fn_with_state(
+            frontend.clone(),
+            local_or_forwarded,
+        ))
+        .with_state(projection)
+}
+
+/// Passes `request` to the local handler when the projection serves the head's size,
+/// forwards it to the holder otherwise.
+async fn local_or_forwarded(State(app): State<Frontend>, request: Request, next: Next) -> Response {
+    if app
+        .projection
+        .as_ref()
+        .and_then(|p| p.serving_size())
+        .is_some()
+    {
+        next.run(request).await
+    } else {
+        forward_as_is(State(app), request).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -520,15 +590,25 @@ async fn consistency(
     }
 }
 
-/// `GET /readyz`: ready once a head is followed; the body says this is a frontend and
-/// where it forwards.
+/// `GET /readyz`: ready once a head is followed; the body says this is a frontend,
+/// where it forwards, and where its catalog projection stands (`catalog.local`: catalog
+/// reads answered here; `catalog.failed`: why it stopped for good).
 async fn readyz(State(app): State<Frontend>) -> Response {
     let head = app.follower.head().map(|h| h.checkpoint.size);
+    let catalog = app.projection.as_ref().map(|p| {
+        let status = p.status();
+        serde_json::json!({
+            "local": p.serving_size().is_some(),
+            "treeSize": status.verified,
+            "failed": status.failed,
+        })
+    });
     let body = serde_json::json!({
         "ready": head.is_some(),
         "role": "frontend",
         "treeSize": head,
         "forwardsTo": app.forwarder.holder(),
+        "catalog": catalog,
     });
     let status = if head.is_some() {
         StatusCode::OK

@@ -14,12 +14,19 @@ use super::backends::{FrontendParts, Opened};
 use super::{default_data_dir, runtime, CliError, Context};
 use crate::api::forward::{ForwardLimits, Forwarder};
 use crate::api::frontend::{Frontend, Switch};
+use crate::catalog::Catalog;
 use crate::keyfile::read_verifier;
 use crate::log::follower::Follower;
+use crate::log::projection::Projection as FollowedCatalog;
 use crate::log::snapshot::SnapshotCheck;
 use crate::log::{Log, LogOptions, OpenReport};
 use crate::note::Verifier;
+use crate::storage::records::DiskRecordStore;
 use crate::storage::{CheckpointLock, RecordsIn, TileStore};
+
+/// Where in the data directory a frontend keeps its catalog projection's records (not
+/// `projection/`, which the log opens on a takeover while this one may still be open).
+const FRONTEND_PROJECTION: &str = "frontend-projection";
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -343,6 +350,25 @@ fn witness_keys(args: &ServeArgs) -> Result<Vec<Verifier>, CliError> {
     }))
 }
 
+/// The frontend's own catalog of the log `follower` follows: with `--projection disk`,
+/// its records in `DATA/frontend-projection/` (wiped here: like the holder's, it is
+/// rebuilt from the log at every start), so that its memory stays flat at any log size.
+fn frontend_projection(
+    args: &ServeArgs,
+    follower: Arc<Follower>,
+) -> Result<Arc<FollowedCatalog>, CliError> {
+    let catalog = match args.projection {
+        Projection::Memory => Catalog::new(),
+        Projection::Disk => {
+            let dir = args.data.join(FRONTEND_PROJECTION);
+            let store = DiskRecordStore::open_fresh(&dir)
+                .context(|| format!("opening the frontend's record store in {}", dir.display()))?;
+            Catalog::with_store(Box::new(store))
+        }
+    };
+    Ok(Arc::new(FollowedCatalog::new(follower, catalog)))
+}
+
 /// A frontend (ADR 0004): listens at once, answers reads from a follower of the bucket
 /// and the coordinator's checkpoint, forwards writes to the lease holder, and waits on a
 /// thread of its own for the lease. Once it has it, the log is opened as at any start
@@ -374,6 +400,7 @@ fn run_frontend(
     // Evidence downloads are served from the bucket here; uploads still go to the
     // holder, which keeps the quotas (ADR 0012).
     let blobs = args.blobs.open(&args.data, args.store.as_deref())?;
+    let projection = frontend_projection(args, follower.clone())?;
     let frontend = Frontend::new(
         follower,
         forwarder,
@@ -381,7 +408,8 @@ fn run_frontend(
         usize::try_from(args.blobs.max_blob_bytes).unwrap_or(usize::MAX),
     )
     .with_blobs(blobs)
-    .with_witnesses(witness_keys(args)?);
+    .with_witnesses(witness_keys(args)?)
+    .with_projection(projection);
     let observer = parts.observer.clone();
     let holder: Arc<dyn Fn() -> Option<String> + Send + Sync> =
         Arc::new(move || match observer.holder() {

@@ -256,7 +256,8 @@ impl Follower {
             .count()
     }
 
-    fn view(&self, size: u64) -> Result<(TreeView<'_>, Arc<Head>), ReadError> {
+    /// A view of the tree of `size` leaves (at most the head's), and the head.
+    pub(crate) fn view(&self, size: u64) -> Result<(TreeView<'_>, Arc<Head>), ReadError> {
         let head = self
             .head()
             .ok_or_else(|| ReadError::NotFound("no checkpoint is known yet".into()))?;

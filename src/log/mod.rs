@@ -23,6 +23,7 @@ pub mod intake;
 pub mod integrator;
 pub mod mirror;
 mod open;
+pub mod projection;
 pub mod reader;
 pub mod replay;
 mod sequencer;

@@ -194,8 +194,9 @@ where
     })
 }
 
-/// Applies `entries` (the next leaves of the log, in order) to the tree and the catalog.
-fn apply_step(
+/// Applies `entries` (the next leaves of the log, in order) to the tree and the catalog
+/// (and the state map, once the log commits to one).
+pub(crate) fn apply_step(
     tree: &mut CompactRange,
     catalog: &mut Catalog,
     state: &mut Option<StateFollower>,

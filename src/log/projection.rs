@@ -1,0 +1,341 @@
+//! [`Projection`]: a frontend's own catalog, built from the log it follows (ADR 0004
+//! "Frontends"), so that it answers catalog reads without the holder.
+//!
+//! The entries of the [`Follower`]'s verified head are applied in log order, as the
+//! start-up replay applies them ([`steps_from`], [`apply_step`]: read a step of entry
+//! bundles, hashed and parsed on the other cores while the step before is applied), on
+//! a blocking thread each time the head grows. Never beyond the head: the entries come
+//! from the follower's view of the tree at its head's size, and the leaves applied must
+//! rebuild that head's root before the projection serves at its size.
+//!
+//! A leaf that does not apply (or a root the entries do not rebuild) is fatal: the
+//! projection stops for good and serves nothing more, as the holder cannot have logged
+//! such a leaf. A tile that cannot be read is not: the next round resumes where the
+//! leaves applied end.
+//!
+//! May import: the follower, the replay's steps, the state digest, `catalog` root
+//! re-exports, `merkle` and `state`.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use super::follower::Follower;
+use super::replay::{apply_step, steps_from, ReplayError, Step};
+use super::state_digest;
+use crate::catalog::{Catalog, CatalogError};
+use crate::merkle::CompactRange;
+use crate::note::Checkpoint;
+use crate::state::StateFollower;
+
+/// Wait before a round that could not read a tile is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Where the projection stands, for readiness and reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// The size of the newest head whose root the applied entries rebuilt: reads are
+    /// answered as of this size (0: none yet).
+    pub verified: u64,
+    /// Why the projection stopped for good, if it did.
+    pub failed: Option<String>,
+}
+
+/// What only the applying thread touches: the tree of the leaves applied and the state
+/// map once the log commits to one.
+struct Progress {
+    tree: CompactRange,
+    state: Option<StateFollower>,
+}
+
+/// A catalog projection of a followed log (see the module documentation).
+pub struct Projection {
+    follower: Arc<Follower>,
+    catalog: RwLock<Catalog>,
+    progress: Mutex<Progress>,
+    status: RwLock<Status>,
+}
+
+impl Projection {
+    /// An empty projection of `follower`'s log into `catalog` (which must be empty: its
+    /// record store decides where the records live).
+    pub fn new(follower: Arc<Follower>, catalog: Catalog) -> Projection {
+        Projection {
+            follower,
+            catalog: RwLock::new(catalog),
+            progress: Mutex::new(Progress {
+                tree: CompactRange::new(),
+                state: None,
+            }),
+            status: RwLock::new(Status::default()),
+        }
+    }
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        self.follower.origin()
+    }
+
+    /// Where the projection stands.
+    pub fn status(&self) -> Status {
+        self.status
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The size reads are answered as of, when it is exactly the followed head's (a
+    /// frontend serves the catalog only then, so that its answers are as of the
+    /// checkpoint it serves); `None` while behind, and for good after a failure.
+    pub fn serving_size(&self) -> Option<u64> {
+        let status = self.status();
+        let head = self.follower.head()?.checkpoint.size;
+        (status.failed.is_none() && status.verified == head && head > 0).then_some(head)
+    }
+
+    /// Runs `read` on the catalog as of the verified size.
+    pub fn read_catalog<R>(&self, read: impl FnOnce(&Catalog, u64) -> R) -> R {
+        // The size first: the catalog has always applied at least that much.
+        let at = self.status().verified;
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        read(&catalog, at)
+    }
+
+    /// SHA-256 of the canonical state after `at` leaves (clamped to the verified size),
+    /// the read lock held a chunk at a time. Blocking.
+    pub fn state_digest_at(&self, at: u64) -> Result<[u8; 32], CatalogError> {
+        let at = at.min(self.status().verified);
+        state_digest::state_digest_at(&self.catalog, at, state_digest::CHUNK)
+    }
+
+    /// Applies the entries of the followed head not applied yet; returns the size
+    /// verified afterwards. Blocking (tile reads, and the applying): call it off the
+    /// async workers. An `Err` that [`is_fatal`] has stopped the projection for good.
+    pub fn catch_up(&self) -> Result<u64, ReplayError> {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        // A projection that failed stays where it stopped.
+        if self.status().failed.is_some() {
+            return Ok(self.status().verified);
+        }
+        let Some(head) = self.follower.head() else {
+            return Ok(0);
+        };
+        let result = self.apply_to(&mut progress, &head.checkpoint);
+        match &result {
+            Ok(()) => self.set_status(|s| s.verified = head.checkpoint.size),
+            Err(e) if is_fatal(e) => {
+                tracing::error!(error = %e, "the frontend's catalog projection stopped: catalog reads are forwarded to the holder from now on");
+                self.set_status(|s| s.failed = Some(e.to_string()));
+            }
+            Err(_) => {}
+        }
+        result.map(|()| self.status().verified)
+    }
+
+    /// Applies the entries from the last one applied up to `head` (its size and root
+    /// verified by the follower), then checks the root they rebuild.
+    fn apply_to(&self, progress: &mut Progress, head: &Checkpoint) -> Result<(), ReplayError> {
+        let start = progress.tree.size();
+        if start >= head.size {
+            return Ok(());
+        }
+        let (view, _) = self
+            .follower
+            .view(head.size)
+            .map_err(|source| ReplayError::Tile {
+                tile: format!("the tree of size {}", head.size),
+                source,
+            })?;
+        let mut steps = steps_from(start, head.size, |tile| {
+            view.tile(tile).map_err(|source| ReplayError::Tile {
+                tile: tile.path(),
+                source,
+            })
+        });
+        // Step k is applied here while step k + 1 is read and prepared on the other
+        // cores, as in the start-up replay.
+        let mut current: Option<Step> = None;
+        loop {
+            let (next, applied) = steps.next_while(|| match current.take() {
+                Some(step) => self.apply(progress, step),
+                None => Ok(()),
+            });
+            applied?;
+            match next {
+                Some(step) => current = Some(step?),
+                None => break,
+            }
+        }
+        if progress.tree.root() != head.root {
+            return Err(ReplayError::Root(head.size));
+        }
+        Ok(())
+    }
+
+    /// Applies the leaves of `step` not applied yet, under the catalog's write lock
+    /// (readers read as of the verified size meanwhile, which the leaves do not change).
+    fn apply(&self, progress: &mut Progress, step: Step) -> Result<(), ReplayError> {
+        let skip = progress.tree.size().saturating_sub(step.first);
+        let entries = step
+            .entries
+            .into_iter()
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+            .collect();
+        let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+        apply_step(
+            &mut progress.tree,
+            &mut catalog,
+            &mut progress.state,
+            entries,
+        )
+    }
+
+    fn set_status(&self, change: impl FnOnce(&mut Status)) {
+        change(&mut self.status.write().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Catches up each time the followed head grows, until a fatal error (a tile that
+    /// cannot be read is retried). Runs until dropped or failed.
+    pub async fn follow(self: Arc<Self>) {
+        let mut heads = self.follower.subscribe();
+        loop {
+            let projection = self.clone();
+            match tokio::task::spawn_blocking(move || projection.catch_up()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if is_fatal(&e) => return,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the frontend's catalog projection: retrying");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the frontend's catalog projection stopped");
+                    self.set_status(|s| s.failed = Some(e.to_string()));
+                    return;
+                }
+            }
+            if heads.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Whether `error` means the log holds what the projection cannot apply (stop for good)
+/// rather than a read that may work next time.
+pub fn is_fatal(error: &ReplayError) -> bool {
+    matches!(
+        error,
+        ReplayError::Apply { .. }
+            | ReplayError::State { .. }
+            | ReplayError::Root(_)
+            | ReplayError::Bundle(_)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::integrator::Integrator;
+    use crate::note::{KeyType, Signer};
+    use crate::storage::memory::{Faults, MemoryTiles};
+    use crate::storage::{CheckpointLock, LockedCheckpoint, StorageError, TileStore};
+
+    /// A lock whose `read` answers what the test put in it (a follower only reads).
+    #[derive(Default)]
+    struct Fixed(Mutex<Option<Vec<u8>>>);
+
+    impl CheckpointLock for Fixed {
+        fn read(&self) -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+
+        fn swap(
+            &self,
+            _old: Option<LockedCheckpoint<'_>>,
+            _new: LockedCheckpoint<'_>,
+        ) -> Result<(), StorageError> {
+            unreachable!("a follower never swaps")
+        }
+    }
+
+    /// Stores the tiles of a log holding `leaves` and puts its checkpoint in `lock`.
+    fn publish(leaves: &[Vec<u8>], key: &Signer, tiles: &MemoryTiles, lock: &Fixed) {
+        let (integrator, writes) = Integrator::from_entries(leaves.iter().cloned()).unwrap();
+        for write in writes {
+            tiles.put(&write.tile.path(), &write.data).unwrap();
+        }
+        let signed = integrator.checkpoint(key.name()).sign(key).unwrap();
+        *lock.0.lock().unwrap() = Some(signed.to_bytes());
+    }
+
+    /// The projection serves a head once it applied exactly it; a leaf that does not
+    /// apply stops it for good, where the verified size was.
+    #[test]
+    fn a_projection_serves_the_head_it_applied_and_stops_at_a_bad_leaf() {
+        let key = Signer::generate("projection.test/log", KeyType::Ed25519).unwrap();
+        let admin = Signer::generate("admin", KeyType::Ed25519).unwrap();
+        let genesis =
+            Catalog::genesis_leaf(key.name(), &key.verifier(), &[admin.verifier()], 0).unwrap();
+        let tiles = Arc::new(MemoryTiles::new(Arc::new(Faults::default())));
+        let lock = Arc::new(Fixed::default());
+        let follower = Arc::new(Follower::new(key.verifier(), tiles.clone(), lock.clone()));
+        let projection = Projection::new(follower.clone(), Catalog::new());
+        assert_eq!(projection.catch_up().unwrap(), 0, "no head yet");
+        assert_eq!(projection.serving_size(), None);
+
+        publish(std::slice::from_ref(&genesis), &key, &tiles, &lock);
+        follower.refresh().unwrap();
+        assert_eq!(
+            projection.serving_size(),
+            None,
+            "the head is not applied yet"
+        );
+        assert_eq!(projection.catch_up().unwrap(), 1);
+        assert_eq!(projection.serving_size(), Some(1));
+        assert_eq!(
+            projection.read_catalog(|c, at| (c.applied_size(), at)),
+            (1, 1)
+        );
+
+        publish(&[genesis, b"{\"n\":1}".to_vec()], &key, &tiles, &lock);
+        follower.refresh().unwrap();
+        assert_eq!(projection.serving_size(), None, "behind the new head");
+        let failed = projection.catch_up().unwrap_err();
+        assert!(
+            matches!(failed, ReplayError::Apply { index: 1, .. }),
+            "{failed}"
+        );
+        assert!(is_fatal(&failed));
+        let status = projection.status();
+        assert_eq!(status.verified, 1);
+        assert!(status.failed.is_some());
+        assert_eq!(projection.serving_size(), None, "never again");
+        assert_eq!(
+            projection.catch_up().unwrap(),
+            1,
+            "a failed projection stays"
+        );
+    }
+
+    #[test]
+    fn only_what_the_log_holds_is_fatal_not_a_read_that_may_work_later() {
+        let cases: Vec<(ReplayError, bool)> = vec![
+            (ReplayError::Root(3), true),
+            (
+                ReplayError::Bundle(super::super::replay::BundleError::Undecodable("x".into())),
+                true,
+            ),
+            (
+                ReplayError::Tile {
+                    tile: "tile/entries/000".into(),
+                    source: crate::log::reader::ReadError::NotFound("gone".into()),
+                },
+                false,
+            ),
+            (ReplayError::Fetch("unreachable".into()), false),
+        ];
+        for (error, fatal) in cases {
+            assert_eq!(is_fatal(&error), fatal, "{error}");
+        }
+    }
+}
