@@ -574,7 +574,7 @@ fn deltas_on(
                 ));
             }
             let hash = delta::file_hash(&path)?;
-            let table = Filtered::build(Box::new(table), filter::BUDGET_BYTES)?;
+            let table = Filtered::build(Box::new(table), filter::DELTA_BUDGETS)?;
             Ok((Box::new(table) as Box<dyn RecordStore>, admin, hash))
         })();
         match one {
@@ -647,7 +647,11 @@ fn restore_from(
     };
     let in_place = match table {
         Some((table, admin)) => {
-            let mut stack: Box<dyn RecordStore> = Box::new(table);
+            let mut stack: Box<dyn RecordStore> =
+                match Filtered::build(Box::new(table), filter::WHOLE_BUDGETS) {
+                    Ok(filtered) => Box::new(filtered),
+                    Err(e) => return Err((e.into(), false, store)),
+                };
             let mut admin = admin;
             let mut newest = chain.newest;
             let count = deltas.len();

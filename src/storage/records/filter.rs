@@ -8,10 +8,15 @@
 //! as much through 8 deltas as over one whole snapshot (docs/performance.md). A Bloom
 //! filter per space answers most misses from memory.
 //!
+//! The same holds for the whole snapshot at the bottom: every new publication looks its
+//! entry id up (is it a duplicate?), and that miss read a block of the snapshot, which
+//! is most of what a publication costs on top of a large snapshot. So the whole
+//! snapshot gets a filter of its entry ids ([`WHOLE_BUDGETS`]).
+//!
 //! The filter is built when the layer is opened, from the layer's own keys, reading each
-//! space in key order up to a byte budget: the small spaces (ids, subjects, names; the
-//! entries rewritten below the delta's range, which come first in key order) are
-//! covered whole, and a large space only up to the last key read. A key beyond that is
+//! space in key order up to a byte budget: a delta's small spaces (ids, subjects, names;
+//! the entries rewritten below its range, which come first in key order) are covered
+//! whole, and a large space only up to the last key read. A key beyond that is
 //! looked up in the table as before, so the filter never hides a record: a Bloom filter
 //! has false positives (a block read, as without it), never false negatives.
 //!
@@ -21,8 +26,19 @@ use std::hash::{Hash, Hasher};
 
 use crate::catalog::{RecordError, RecordStore, Scan, Space};
 
-/// Bytes of each space read to build its filter (keys and values, as stored).
+/// Bytes of each space of a delta read to build its filter (keys and values, as
+/// stored).
 pub const BUDGET_BYTES: usize = 8 << 20;
+
+/// The budgets of a delta: every space up to [`BUDGET_BYTES`].
+pub const DELTA_BUDGETS: [usize; 5] = [BUDGET_BYTES; 5];
+
+/// The budgets of a whole snapshot, the lowest layer: its entry ids whole, nothing
+/// else. Every new publication looks its entry id up (is it a duplicate?), and without
+/// a filter that miss reads a block of the snapshot; its other spaces are large and read
+/// by key or scanned. ~40 bytes read per entry at open (about 40 MB at 1 M entries), a
+/// filter of 10 bits per entry in memory (1.2 MB at 1 M).
+pub const WHOLE_BUDGETS: [usize; 5] = [0, 0, usize::MAX, 0, 0];
 
 /// Bits per key: about a 1 % false-positive rate with [`PROBES`] probes.
 const BITS_PER_KEY: usize = 10;
@@ -90,7 +106,8 @@ impl SpaceFilter {
 /// memory. Scans go to the layer as they are.
 pub struct Filtered {
     layer: Box<dyn RecordStore>,
-    spaces: Vec<SpaceFilter>,
+    /// Per space, in `Space::ALL` order; `None`: no filter (every get reaches the layer).
+    spaces: Vec<Option<SpaceFilter>>,
 }
 
 impl std::fmt::Debug for Filtered {
@@ -100,11 +117,19 @@ impl std::fmt::Debug for Filtered {
 }
 
 impl Filtered {
-    /// `layer` with a filter per space built from its keys, reading at most `budget`
-    /// bytes of each space.
-    pub fn build(layer: Box<dyn RecordStore>, budget: usize) -> Result<Filtered, RecordError> {
+    /// `layer` with a filter per space built from its keys, reading at most
+    /// `budgets[space]` bytes of each space (0: no filter for it).
+    pub fn build(
+        layer: Box<dyn RecordStore>,
+        budgets: [usize; 5],
+    ) -> Result<Filtered, RecordError> {
         let mut spaces = Vec::with_capacity(Space::ALL.len());
         for space in Space::ALL {
+            let budget = budgets[space as usize];
+            if budget == 0 {
+                spaces.push(None);
+                continue;
+            }
             let (mut keys, mut read, mut upto) = (Vec::new(), 0usize, None);
             for kv in layer.scan(space, &[], None) {
                 let (key, value) = kv?;
@@ -116,7 +141,7 @@ impl Filtered {
                 }
             }
             let bloom = Bloom::with_keys(keys.iter().map(Vec::as_slice));
-            spaces.push(SpaceFilter { bloom, upto });
+            spaces.push(Some(SpaceFilter { bloom, upto }));
         }
         Ok(Filtered { layer, spaces })
     }
@@ -125,7 +150,7 @@ impl Filtered {
 impl RecordStore for Filtered {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
         match self.spaces.get(space as usize) {
-            Some(f) if !f.may_hold(key) => Ok(None),
+            Some(Some(f)) if !f.may_hold(key) => Ok(None),
             _ => self.layer.get(space, key),
         }
     }
@@ -170,7 +195,7 @@ mod tests {
             .flat_map(|s| (0..2_000u64).map(move |i| (s, (i * 3).to_be_bytes().to_vec())))
             .collect();
         for budget in [usize::MAX, 50_000, 1] {
-            let filtered = Filtered::build(Box::new(store(&held)), budget).unwrap();
+            let filtered = Filtered::build(Box::new(store(&held)), [budget; 5]).unwrap();
             for (space, key) in &held {
                 assert_eq!(
                     filtered.get(*space, key).unwrap(),
@@ -179,7 +204,9 @@ mod tests {
                 );
             }
             let absent = (0..2_000u64).map(|i| (i * 3 + 1).to_be_bytes());
-            let passed = absent.filter(|k| filtered.spaces[0].may_hold(k)).count();
+            let passed = absent
+                .filter(|k| filtered.spaces[0].as_ref().unwrap().may_hold(k))
+                .count();
             match budget {
                 usize::MAX => assert!(passed < 60, "{passed} of 2000 false positives"),
                 // Keys beyond the last one read always go to the layer.
@@ -190,11 +217,19 @@ mod tests {
 
     #[test]
     fn an_empty_layer_holds_nothing_and_scans_pass_through() {
-        let filtered = Filtered::build(Box::new(MemoryStore::default()), BUDGET_BYTES).unwrap();
-        assert!(!filtered.spaces[1].may_hold(b"x"));
+        let filtered = Filtered::build(Box::new(MemoryStore::default()), DELTA_BUDGETS).unwrap();
+        assert!(!filtered.spaces[1].as_ref().unwrap().may_hold(b"x"));
         assert_eq!(filtered.get(Space::Entries, b"x").unwrap(), None);
         let layer = store(&[(Space::Names, b"a".to_vec()), (Space::Names, b"b".to_vec())]);
-        let filtered = Filtered::build(Box::new(layer), BUDGET_BYTES).unwrap();
+        let filtered = Filtered::build(Box::new(layer), DELTA_BUDGETS).unwrap();
         assert_eq!(filtered.scan(Space::Names, b"", None).count(), 2);
+        // A space without a budget has no filter: every get reaches the layer.
+        let layer = store(&[(Space::Entries, b"e".to_vec())]);
+        let filtered = Filtered::build(Box::new(layer), WHOLE_BUDGETS).unwrap();
+        assert!(filtered.spaces[1].is_none());
+        assert_eq!(
+            filtered.get(Space::Entries, b"e").unwrap(),
+            Some(vec![7; 100])
+        );
     }
 }
