@@ -533,14 +533,15 @@ struct Accepted {
     admin: crate::catalog::AdminState,
 }
 
-/// The deltas on the whole snapshot `whole` (at `path`) that pass every check, in order:
+/// The deltas on the whole snapshot `whole` (whose file ends with `whole_hash`) that pass
+/// every check, in order:
 /// each must name the one before as its base. The first refused ends the chain (the
 /// reason logged into `refusals`); with [`SnapshotCheck::Digest`] none is used (a delta
 /// records no state digest).
 fn deltas_on(
     dir: &Path,
-    path: &Path,
     whole: &SnapshotHeader,
+    whole_hash: [u8; 32],
     at: &Checked<'_>,
     refusals: &mut Vec<String>,
 ) -> Vec<Accepted> {
@@ -548,9 +549,7 @@ fn deltas_on(
     if at.check == SnapshotCheck::Digest || whole.index.is_none() {
         return accepted;
     }
-    let Ok(mut base) = delta::file_hash(path).map(|h| (whole.size, hex::encode(h))) else {
-        return accepted;
-    };
+    let mut base = (whole.size, hex::encode(whole_hash));
     for (size, path) in delta::list(dir) {
         if size <= base.0 || accepted.len() >= delta::MAX_DELTAS {
             continue;
@@ -636,7 +635,7 @@ fn restore_from(
         Ok(h) => h,
         Err(e) => return Err((e, false, store)),
     };
-    let deltas = deltas_on(dir, path, &header, at, refusals);
+    let deltas = deltas_on(dir, &header, hash, at, refusals);
     let mut chain = Chain {
         newest: Some(snapshot::Written {
             size: header.size,

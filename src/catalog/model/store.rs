@@ -340,11 +340,13 @@ impl Records {
     /// Records over `store`, which holds the records of the first `size` leaves (a
     /// restored snapshot): updates are remembered from `size` on.
     pub fn restored(store: Box<dyn RecordStore>, size: u64) -> Records {
-        let records = Records::new(store);
-        if let Ok(mut updates) = records.updates.lock() {
-            updates.since = size;
+        Records {
+            updates: Mutex::new(EntryUpdates {
+                since: size,
+                list: Vec::new(),
+            }),
+            ..Records::new(store)
         }
-        records
     }
 
     fn updates(&self) -> std::sync::MutexGuard<'_, EntryUpdates> {
