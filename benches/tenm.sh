@@ -10,22 +10,21 @@
 #                 READ_SECONDS each (loadgen --read-load; publishers at 20/s beside);
 #   writes        loadgen --rate max for WRITE_SECONDS, VmRSS sampled every second;
 #   restart again after that load (the load's tail replayed), VmRSS and VmHWM;
-#   fsck          timed, with its peak RSS; `fsck --full` only at 1 M unless
-#                 SRCOS_TENM_FSCK_FULL=1 (it replays into memory, see performance.md).
+#   fsck          timed, with its peak RSS; `fsck --full` (a whole replay into a scratch
+#                 store on disk) only up to 1 M unless SRCOS_TENM_FSCK_FULL=1, for time.
 # The servers run with --snapshot-every 0: a clean shutdown would otherwise write a new
 # snapshot of the whole catalog (~1.7 KB per entry), which at 10 M is ~17 GB and minutes.
 #
 # Each log is built by `cargo bench --bench tenm` (admission on every core, then a full
 # replay into the on-disk projection and the snapshot; benches/tenm.rs) in
 # SRCOS_TENM_DIR/<entries> (default target/tenm), and deleted after its measurement unless
-# SRCOS_TENM_KEEP=1. A 10 M-entry log and its snapshot take ~35 GB. SRCOS_TENM_SIZES
+# SRCOS_TENM_KEEP=1. Every size is built first and the server is built after, so the
+# sizes are measured back to back by the same binary, minutes apart rather than an hour. A 10 M-entry log and its snapshot take ~35 GB. SRCOS_TENM_SIZES
 # overrides the list of sizes ("1000000 10000000"). Output: target/perf/tenm.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/perf
 mkdir -p "$out"
-# The server and the populate bench in one build (the same features as report.sh's).
-cargo build --release -q --bin srcos-catalog --bench tenm
 bin=target/release/srcos-catalog
 root=${SRCOS_TENM_DIR:-target/tenm}
 sizes=${SRCOS_TENM_SIZES:-"1000000 ${SRCOS_TENM_ENTRIES:-10000000}"}
@@ -79,6 +78,11 @@ for entries in $sizes; do
     SRCOS_TENM_DATA="$data" SRCOS_TENM_ENTRIES="$entries" cargo bench -q --bench tenm \
       2>&1 | tee -a "$report"
   fi
+done
+# The server measured (the same features as report.sh's).
+cargo build --release -q --bin srcos-catalog
+for entries in $sizes; do
+  data="$root/$entries"
   say "== $entries publications ($(du -sh "$data" | cut -f1) on disk); load average $(cut -d' ' -f1-3 /proc/loadavg)"
   start_server "$out/tenm-serve-$entries.log"
   say "  restart from the snapshot: $ms ms to GET /v1/log (limit 5000 ms); $(grep -m1 'start-up:' "$out/tenm-serve-$entries.log"); $(mem)"
