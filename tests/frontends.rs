@@ -1183,3 +1183,118 @@ fn frontends_serve_the_holders_witness_cosignatures_for_their_head() {
         "the frontend's checkpoint went back: {sizes:?}"
     );
 }
+
+/// The size of the newest catalog snapshot (whole or delta) in the data directory `data`.
+fn newest_snapshot(data: &Path) -> u64 {
+    let dir = srcos_catalog::log::snapshot::dir(data);
+    let whole = srcos_catalog::log::snapshot::list(&dir);
+    let deltas = srcos_catalog::log::snapshot::delta::list(&dir);
+    whole
+        .iter()
+        .chain(&deltas)
+        .map(|(n, _)| *n)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Waits until `data` holds a catalog snapshot of `size` or more; returns the newest.
+fn until_snapshot(data: &Path, size: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let newest = newest_snapshot(data);
+        if newest >= size {
+            return newest;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot of size {size} in {} (newest {newest})",
+            data.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The state digest a server serves at `size`.
+fn state_at(rt: &tokio::runtime::Runtime, client: &HttpClient, size: u64) -> Vec<u8> {
+    let (status, body) = get(rt, client, &format!("/v1/catalog/state?tree_size={size}"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    body
+}
+
+/// A frontend writes catalog snapshots of its own projection: after a `kill -9` it
+/// restarts from them (applying only the leaves after the newest), and when it takes
+/// the lease the log opens on them, so the new sequencer replays only the tail.
+#[test]
+fn a_frontend_restarts_and_takes_over_from_its_own_snapshots() {
+    let Some(cluster) = Cluster::new("a_frontend_restarts_and_takes_over_from_snapshots") else {
+        return;
+    };
+    let dir = tempdir();
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let lease_ms = 1_500;
+    let seq_data = dir.path().join("seq");
+    let front_data = dir.path().join("front");
+    let mut sequencer = cluster.sequencer(&seq_data, lease_ms);
+    let admin = read_signer(&seq_data.join("admin.key")).unwrap();
+    let log_key = read_verifier(&seq_data.join("log.vkey")).unwrap();
+    let every = ["--snapshot-every", "16"];
+    let mut frontend = cluster.frontend_with(&seq_data, &front_data, lease_ms, &every);
+    let holder = HttpClient::new(&sequencer.url).unwrap();
+    load::grant(&rt, &holder, &admin, &publisher.verifier(), SCOPE);
+    let publish = |via: &HttpClient, ns: std::ops::Range<u64>| {
+        for n in ns {
+            assert_eq!(load::publish_one(&rt, via, &publisher, SCOPE, n).0, 201);
+        }
+        let (_, head) = get(&rt, via, "/checkpoint");
+        note::open_checkpoint(&head, &log_key).unwrap().0.size
+    };
+    let size = publish(&holder, 0..80);
+    let front = HttpClient::new(&frontend.url).unwrap();
+    until_local_catalog(&rt, &front, size);
+    until_snapshot(&front_data, size);
+
+    // kill -9, and a restart from the snapshots it wrote.
+    frontend.kill9();
+    let newest = newest_snapshot(&front_data);
+    let frontend = cluster.frontend_with(&seq_data, &front_data, lease_ms, &every);
+    let front = HttpClient::new(&frontend.url).unwrap();
+    until_local_catalog(&rt, &front, size);
+    let (_, ready) = get(&rt, &front, "/readyz");
+    let ready: serde_json::Value = serde_json::from_slice(&ready).unwrap();
+    assert_eq!(
+        ready["catalog"]["restoredFrom"]["treeSize"], newest,
+        "restored from the newest snapshot: {ready}"
+    );
+    assert_eq!(state_at(&rt, &front, size), state_at(&rt, &holder, size));
+
+    // More leaves (a delta on the snapshots), then a tail shorter than a snapshot's
+    // interval, and the sequencer killed: the frontend takes over from its snapshots.
+    let size = publish(&front, 80..100);
+    until_local_catalog(&rt, &front, size);
+    let snapshotted = until_snapshot(&front_data, size);
+    let size = publish(&front, 100..105);
+    until_local_catalog(&rt, &front, size);
+    let want = state_at(&rt, &holder, size);
+    sequencer.kill9();
+    let started = frontend.until_printed(
+        "start-up: catalog restored from the snapshot at size ",
+        Duration::from_millis(lease_ms * 4 + 30_000),
+    );
+    // "N (K deltas), replayed M entries"
+    let numbers: Vec<u64> = started
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (restored, replayed) = (numbers[0], numbers[2]);
+    assert!(
+        restored >= snapshotted && restored + replayed == size && replayed < size - 80,
+        "the takeover replayed more than the tail after the frontend's snapshots: {started}"
+    );
+    frontend.until_printed("listening on ", Duration::from_secs(10));
+    assert_eq!(state_at(&rt, &front, size), want);
+    assert_eq!(
+        load::publish_one(&rt, &front, &publisher, SCOPE, 200).0,
+        201
+    );
+}

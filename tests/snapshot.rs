@@ -590,3 +590,110 @@ fn deltas_carry_rewritten_older_entries_and_restore_like_a_full_replay() {
     assert_eq!(report.snapshots_refused.len(), 1, "{report:?}");
     assert_same_as_full_replay(&log, &data);
 }
+
+/// Polls `dir` until a file named by `name` holds a size at least `size`; returns it.
+fn until_written(dir: &Path, list: fn(&Path) -> Vec<(u64, PathBuf)>, size: u64) -> u64 {
+    for _ in 0..600 {
+        if let Some((n, _)) = list(dir).into_iter().find(|(n, _)| *n >= size) {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no snapshot of size {size} or more in {}", dir.display());
+}
+
+/// A frontend's projection (`log::projection`) writes snapshots in the log's own format
+/// into its data directory: a projection started later restores from them and applies
+/// only the leaves after, with the log's state; and the log opens on them, as it does
+/// when that frontend takes the lease, with the state of a full replay.
+#[test]
+fn a_frontends_projection_writes_snapshots_it_restarts_and_takes_over_from() {
+    use srcos_catalog::log::follower::Follower;
+    use srcos_catalog::log::projection::{Projection, Restored, Snapshots};
+    use srcos_catalog::storage::records::DiskRecordStore;
+    use srcos_catalog::storage::LogBackends;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (data, frontend) = (dir.path().join("log"), dir.path().join("frontend"));
+    let (log, _) = open(&data, |o| o.snapshot_every = None);
+    let log = Arc::new(log);
+    publish(&log, &data, 0, 300);
+    let backends = LogBackends::posix(&data).unwrap();
+    let follower = Arc::new(Follower::new(
+        log.verifier().clone(),
+        backends.tiles,
+        backends.lock,
+    ));
+    let refresh = || follower.refresh().unwrap().unwrap().checkpoint.size;
+    let on_disk = |name: &str| {
+        let store = DiskRecordStore::open_fresh(&dir.path().join(name)).unwrap();
+        Catalog::with_store(Box::new(store))
+    };
+    let writing = Snapshots {
+        data_dir: frontend.clone(),
+        check: SnapshotCheck::Index,
+        every: Some(32),
+    };
+    let sdir = snapshot::dir(&frontend);
+
+    // A whole snapshot once the head is applied, then a delta on it.
+    let first = Arc::new(
+        Projection::new(follower.clone(), on_disk("first")).with_snapshots(writing.clone()),
+    );
+    first.start_snapshots().unwrap();
+    let size = refresh();
+    assert_eq!(first.catch_up().unwrap(), size);
+    let whole = until_written(&sdir, snapshot::list, size);
+    publish(&log, &data, 300, 40);
+    let size = refresh();
+    assert_eq!(first.catch_up().unwrap(), size);
+    let delta = until_written(&sdir, snapshot::delta::list, size);
+    first.stop_snapshots();
+    assert_eq!(
+        snapshot::list(&sdir)[0].0,
+        whole,
+        "one whole snapshot, then deltas"
+    );
+    let digest = |at| log.read_catalog(|c, _| c.try_state_digest_at(at).unwrap());
+    assert_eq!(first.state_digest_at(size).unwrap(), digest(size));
+
+    // A restart: restored from the whole snapshot and its delta, the rest applied.
+    publish(&log, &data, 340, 20);
+    let size = refresh();
+    let restarted =
+        Projection::new(follower.clone(), on_disk("second")).with_snapshots(Snapshots {
+            every: None,
+            ..writing.clone()
+        });
+    assert_eq!(restarted.catch_up().unwrap(), size);
+    let status = restarted.status();
+    assert_eq!(
+        status.restored,
+        Some(Restored {
+            size: delta,
+            deltas: 1
+        }),
+        "{status:?}"
+    );
+    assert_eq!(restarted.serving_size(), Some(size));
+    assert_eq!(restarted.state_digest_at(size).unwrap(), digest(size));
+    // With snapshots off, the same start applies every leaf.
+    let off = Projection::new(follower.clone(), on_disk("third")).with_snapshots(Snapshots {
+        check: SnapshotCheck::Off,
+        ..writing.clone()
+    });
+    assert_eq!(off.catch_up().unwrap(), size);
+    assert_eq!(off.status().restored, None);
+
+    // A takeover: the log opens in a directory holding only the frontend's snapshots.
+    drop(Arc::into_inner(log).unwrap());
+    std::fs::rename(&sdir, snapshot::dir(&data)).unwrap();
+    let (log, report) = open(&data, |o| o.snapshot_every = None);
+    assert_eq!(
+        (report.snapshot, report.deltas),
+        (Some(delta), 1),
+        "{report:?}"
+    );
+    assert_eq!(report.replayed, size - delta);
+    assert_same_as_full_replay(&log, &data);
+}

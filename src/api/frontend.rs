@@ -600,6 +600,10 @@ async fn readyz(State(app): State<Frontend>) -> Response {
         serde_json::json!({
             "local": p.serving_size().is_some(),
             "treeSize": status.verified,
+            "restoredFrom": status.restored.map(|r| serde_json::json!({
+                "treeSize": r.size,
+                "deltas": r.deltas,
+            })),
             "failed": status.failed,
         })
     });

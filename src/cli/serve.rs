@@ -17,7 +17,7 @@ use crate::api::frontend::{Frontend, Switch};
 use crate::catalog::Catalog;
 use crate::keyfile::read_verifier;
 use crate::log::follower::Follower;
-use crate::log::projection::Projection as FollowedCatalog;
+use crate::log::projection::{Projection as FollowedCatalog, Snapshots};
 use crate::log::snapshot::SnapshotCheck;
 use crate::log::{Log, LogOptions, OpenReport};
 use crate::note::Verifier;
@@ -352,10 +352,14 @@ fn witness_keys(args: &ServeArgs) -> Result<Vec<Verifier>, CliError> {
 
 /// The frontend's own catalog of the log `follower` follows: with `--projection disk`,
 /// its records in `DATA/frontend-projection/` (wiped here: like the holder's, it is
-/// rebuilt from the log at every start), so that its memory stays flat at any log size.
+/// restored from the newest snapshot in `DATA/snapshot/` and the leaves after it at
+/// every start), so that its memory stays flat at any log size. It writes snapshots
+/// there as the log would (`--snapshot-every`), for its next start and for the log this
+/// process opens if it takes the lease.
 fn frontend_projection(
     args: &ServeArgs,
     follower: Arc<Follower>,
+    options: &LogOptions,
 ) -> Result<Arc<FollowedCatalog>, CliError> {
     let catalog = match args.projection {
         Projection::Memory => Catalog::new(),
@@ -366,7 +370,16 @@ fn frontend_projection(
             Catalog::with_store(Box::new(store))
         }
     };
-    Ok(Arc::new(FollowedCatalog::new(follower, catalog)))
+    let snapshots = Snapshots {
+        data_dir: args.data.clone(),
+        check: options.snapshot_check,
+        every: options.snapshot_every,
+    };
+    let projection = Arc::new(FollowedCatalog::new(follower, catalog).with_snapshots(snapshots));
+    projection
+        .start_snapshots()
+        .context(|| "starting the frontend's snapshot thread".into())?;
+    Ok(projection)
 }
 
 /// A frontend (ADR 0004): listens at once, answers reads from a follower of the bucket
@@ -400,7 +413,8 @@ fn run_frontend(
     // Evidence downloads are served from the bucket here; uploads still go to the
     // holder, which keeps the quotas (ADR 0012).
     let blobs = args.blobs.open(&args.data, args.store.as_deref())?;
-    let projection = frontend_projection(args, follower.clone())?;
+    let projection = frontend_projection(args, follower.clone(), &options)?;
+    let handing_over = projection.clone();
     let frontend = Frontend::new(
         follower,
         forwarder,
@@ -466,6 +480,9 @@ fn run_frontend(
         std::thread::spawn(move || {
             let opened = take_over().and_then(|backends| {
                 tracing::info!("took the sequencer lease: opening the log");
+                // The log opens the snapshots the projection wrote: none is half
+                // written by it from here on.
+                handing_over.stop_snapshots();
                 let tiles = backends.log.tiles.clone();
                 Log::open_with(backends, options)
                     .map(|(log, report)| (log, report, tiles))

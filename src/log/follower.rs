@@ -271,6 +271,16 @@ impl Follower {
         Ok((view, head))
     }
 
+    /// The tiles followed.
+    pub(crate) fn tiles(&self) -> &dyn TileStore {
+        self.tiles.as_ref()
+    }
+
+    /// The cache of the tiles followed.
+    pub(crate) fn cache(&self) -> &TileCache {
+        &self.cache
+    }
+
     fn head_size(&self) -> u64 {
         self.head().map(|h| h.checkpoint.size).unwrap_or(0)
     }

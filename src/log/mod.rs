@@ -482,7 +482,7 @@ impl Log {
     /// once that size is committed; `None` if snapshots are off or nothing is applied.
     pub fn write_snapshot(&self) -> Result<Option<u64>, snapshot::SnapshotError> {
         match &self.snapshots {
-            Some(s) => s.write_now(&self.shared),
+            Some(s) => s.write_now(self.shared.as_ref()),
             None => Ok(None),
         }
     }
@@ -492,7 +492,7 @@ impl Log {
     /// if snapshots are off or nothing came since the newest.
     pub fn write_delta_snapshot(&self) -> Result<Option<u64>, snapshot::SnapshotError> {
         match &self.snapshots {
-            Some(s) => s.write_delta_now(&self.shared),
+            Some(s) => s.write_delta_now(self.shared.as_ref()),
             None => Ok(None),
         }
     }
@@ -521,7 +521,7 @@ impl Log {
         // needs to replay nothing.
         if let Some(snapshots) = self.snapshots.as_ref().filter(|_| stopped) {
             if self.shared.state() != WriteState::Failed {
-                snapshots.maybe_write(&self.shared, true);
+                snapshots.maybe_write(self.shared.as_ref(), true);
             }
         }
     }

@@ -431,7 +431,7 @@ fn write_genesis(
 /// it reflects. Without a usable snapshot, an empty catalog over `store` and no chain:
 /// the whole log is replayed.
 #[allow(clippy::too_many_arguments)]
-fn restore(
+pub(super) fn restore(
     data_dir: &Path,
     check: SnapshotCheck,
     tiles: &dyn TileStore,

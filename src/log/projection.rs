@@ -13,19 +13,34 @@
 //! such a leaf. A tile that cannot be read is not: the next round resumes where the
 //! leaves applied end.
 //!
-//! May import: the follower, the replay's steps, the state digest, `catalog` root
-//! re-exports, `merkle` and `state`.
+//! With [`Snapshots`], the projection is also a [`Source`] of catalog snapshots, in the
+//! data directory's `snapshot/` and in the log's own format (ADR 0008, 0019), so that:
+//! - a frontend restarts from the newest snapshot chain there that checks out against
+//!   the followed head (the log's own start-up checks, `open::restore`), and applies only
+//!   the leaves after it, instead of rebuilding from entry 0;
+//! - a frontend that takes the lease opens the log on those same snapshots: the new
+//!   sequencer replays only the leaves since the newest, so a failover costs the tail,
+//!   not the log. [`Projection::stop_snapshots`] gives up a snapshot being written
+//!   first, so that the log never opens a directory the projection is writing into.
+//!
+//! May import: the follower, the replay's steps, the state digest, the snapshots and
+//! the start-up restore, `catalog` root re-exports, `merkle` and `state`.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::follower::Follower;
 use super::replay::{apply_step, steps_from, ReplayError, Step};
+use super::snapshot::{self, Chain, Committed, SnapshotCheck, Snapshotter, Source};
 use super::state_digest;
+use super::OpenReport;
 use crate::catalog::{Catalog, CatalogError};
-use crate::merkle::CompactRange;
+use crate::merkle::{self, CompactRange, Hash, HashSource};
 use crate::note::Checkpoint;
 use crate::state::StateFollower;
+use crate::storage::TileStore;
 
 /// Wait before a round that could not read a tile is tried again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -33,11 +48,38 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Where the projection stands, for readiness and reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
-    /// The size of the newest head whose root the applied entries rebuilt: reads are
-    /// answered as of this size (0: none yet).
+    /// The size of the newest head whose root the applied entries rebuilt (or of the
+    /// snapshot restored, whose root the tiles gave): reads are answered as of this
+    /// size (0: none yet).
     pub verified: u64,
+    /// The tree root at `verified`.
+    pub root: Hash,
+    /// The snapshot the projection was restored from at start, if any.
+    pub restored: Option<Restored>,
     /// Why the projection stopped for good, if it did.
     pub failed: Option<String>,
+}
+
+/// The snapshot chain a projection was restored from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    /// Its tree size: the leaves before it were not applied here.
+    pub size: u64,
+    /// The deltas stacked on the whole snapshot.
+    pub deltas: usize,
+}
+
+/// Where a projection's snapshots live, and how it uses them (see the module
+/// documentation).
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    /// The data directory (snapshots in its `snapshot/`).
+    pub data_dir: PathBuf,
+    /// How a snapshot is checked before the projection restores from it
+    /// ([`SnapshotCheck::Off`]: never restore).
+    pub check: SnapshotCheck,
+    /// Write a snapshot every this many leaves (`None`: write none).
+    pub every: Option<u64>,
 }
 
 /// What only the applying thread touches: the tree of the leaves applied and the state
@@ -45,6 +87,10 @@ pub struct Status {
 struct Progress {
     tree: CompactRange,
     state: Option<StateFollower>,
+    /// The first leaf applied here (the size of the snapshot restored from, or 0).
+    first: u64,
+    /// Where to restore from before the first leaf is applied, until tried.
+    restore: Option<Snapshots>,
 }
 
 /// A catalog projection of a followed log (see the module documentation).
@@ -53,6 +99,12 @@ pub struct Projection {
     catalog: RwLock<Catalog>,
     progress: Mutex<Progress>,
     status: RwLock<Status>,
+    /// Writes the snapshots, with [`Snapshots::every`].
+    snapshotter: Option<Arc<Snapshotter>>,
+    /// The snapshot thread, once started.
+    snapshot_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set (and notified) when snapshots are to stop.
+    stopping: (Mutex<bool>, Condvar),
 }
 
 impl Projection {
@@ -65,9 +117,67 @@ impl Projection {
             progress: Mutex::new(Progress {
                 tree: CompactRange::new(),
                 state: None,
+                first: 0,
+                restore: None,
             }),
             status: RwLock::new(Status::default()),
+            snapshotter: None,
+            snapshot_thread: Mutex::new(None),
+            stopping: (Mutex::new(false), Condvar::new()),
         }
+    }
+
+    /// This projection restoring from `snapshots` before it applies its first leaf,
+    /// and writing them if [`Snapshots::every`] says so (once
+    /// [`Projection::start_snapshots`] runs).
+    pub fn with_snapshots(mut self, snapshots: Snapshots) -> Projection {
+        self.snapshotter = snapshots.every.map(|every| {
+            Arc::new(Snapshotter::new(
+                snapshot::dir(&snapshots.data_dir),
+                every,
+                Chain::default(),
+            ))
+        });
+        let progress = self.progress.get_mut().unwrap_or_else(|p| p.into_inner());
+        progress.restore = (snapshots.check != SnapshotCheck::Off).then_some(snapshots);
+        self
+    }
+
+    /// Starts the thread that writes this projection's snapshots, if it writes any.
+    pub fn start_snapshots(self: &Arc<Self>) -> std::io::Result<()> {
+        let Some(snapshotter) = self.snapshotter.clone() else {
+            return Ok(());
+        };
+        let source = self.clone();
+        let thread = std::thread::Builder::new()
+            .name("projection-snapshot".into())
+            .spawn(move || snapshotter.run(source))?;
+        *self
+            .snapshot_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        Ok(())
+    }
+
+    /// Stops writing snapshots: a snapshot being written is given up (at its next chunk,
+    /// its temporary file removed), and this returns once the thread has ended, so that
+    /// the snapshot directory is the log's to open. Blocking.
+    pub fn stop_snapshots(&self) {
+        let (stopping, changed) = &self.stopping;
+        *stopping.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        changed.notify_all();
+        let thread = self
+            .snapshot_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        *self.stopping.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The log's origin.
@@ -119,9 +229,15 @@ impl Projection {
         let Some(head) = self.follower.head() else {
             return Ok(0);
         };
+        if let Some(from) = progress.restore.take() {
+            self.restore(&mut progress, &head.checkpoint, &from);
+        }
         let result = self.apply_to(&mut progress, &head.checkpoint);
         match &result {
-            Ok(()) => self.set_status(|s| s.verified = head.checkpoint.size),
+            Ok(()) => self.set_status(|s| {
+                s.verified = head.checkpoint.size;
+                s.root = head.checkpoint.root;
+            }),
             Err(e) if is_fatal(e) => {
                 tracing::error!(error = %e, "the frontend's catalog projection stopped: catalog reads are forwarded to the holder from now on");
                 self.set_status(|s| s.failed = Some(e.to_string()));
@@ -129,6 +245,95 @@ impl Projection {
             Err(_) => {}
         }
         result.map(|()| self.status().verified)
+    }
+
+    /// Restores the catalog from the newest snapshot chain in `from` that checks out
+    /// against `head` (the log's own start-up checks), before any leaf is applied here;
+    /// without one, or if the tree at its size cannot be read, the projection starts
+    /// from entry 0 as before. Errors are logged: a snapshot only saves time.
+    fn restore(&self, progress: &mut Progress, head: &Checkpoint, from: &Snapshots) {
+        if progress.tree.size() > 0 {
+            return;
+        }
+        let store = {
+            let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *catalog, Catalog::new()).into_store()
+        };
+        let mut report = OpenReport::default();
+        let restored = super::open::restore(
+            &from.data_dir,
+            from.check,
+            self.follower.tiles(),
+            self.follower.cache(),
+            head,
+            self.follower.origin(),
+            store,
+            &mut report,
+        );
+        let (catalog, chain) = match restored {
+            Ok(restored) => restored,
+            Err(e) => {
+                // The store could not even be cleared after a refused snapshot.
+                tracing::error!(error = %e, "the frontend's catalog projection could not restore");
+                self.set_status(|s| s.failed = Some(e.to_string()));
+                return;
+            }
+        };
+        let size = chain.newest.map_or(0, |w| w.size);
+        let edge = match size {
+            0 => Ok(CompactRange::new()),
+            _ => self.edge_at(size, head),
+        };
+        let mut catalog = catalog;
+        match edge {
+            Ok(tree) => {
+                progress.tree = tree;
+                progress.first = size;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, size, "the tree at the snapshot's size: replaying from entry 0");
+                let mut store = catalog.into_store();
+                if let Err(e) = store.clear() {
+                    self.set_status(|s| s.failed = Some(e.to_string()));
+                }
+                catalog = Catalog::with_store(store);
+            }
+        }
+        let size = progress.tree.size();
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+        if size > 0 {
+            tracing::info!(
+                size,
+                deltas = chain.deltas,
+                "the frontend's catalog projection restored from a snapshot"
+            );
+            if let Some(snapshotter) = &self.snapshotter {
+                snapshotter.restored(chain);
+            }
+            let root = progress.tree.root();
+            self.set_status(|s| {
+                s.verified = size;
+                s.root = root;
+                s.restored = Some(Restored {
+                    size,
+                    deltas: chain.deltas,
+                });
+            });
+        }
+    }
+
+    /// The tree of the first `size` leaves of `head`'s tree, as a compact range.
+    fn edge_at(&self, size: u64, head: &Checkpoint) -> Result<CompactRange, ReplayError> {
+        let reading = |source| ReplayError::Tile {
+            tile: format!("the tree edge at size {size}"),
+            source,
+        };
+        let (view, _) = self.follower.view(head.size).map_err(reading)?;
+        let hashes = view
+            .hashes(&merkle::range_nodes(0, size))
+            .map_err(reading)?;
+        CompactRange::from_hashes(size, hashes)
+            .map_err(|e| ReplayError::Fetch(e.to_string().into()))
     }
 
     /// Applies the entries from the last one applied up to `head` (its size and root
@@ -186,6 +391,7 @@ impl Projection {
             &mut catalog,
             &mut progress.state,
             entries,
+            progress.first,
         )
     }
 
@@ -217,6 +423,53 @@ impl Projection {
                 return;
             }
         }
+    }
+}
+
+impl Committed for Projection {
+    /// The verified size and root: a snapshot is installed only once the leaves it
+    /// holds rebuilt a followed head's root.
+    fn committed(&self) -> (u64, Hash) {
+        let status = self.status();
+        (status.verified, status.root)
+    }
+
+    fn wait(&self) -> bool {
+        !self.stopped_after(Duration::from_millis(20)) && self.status().failed.is_none()
+    }
+
+    fn abandoned(&self) -> bool {
+        self.is_stopping()
+    }
+}
+
+impl Source for Projection {
+    fn catalog(&self) -> &RwLock<Catalog> {
+        &self.catalog
+    }
+
+    fn tiles(&self) -> &dyn TileStore {
+        self.follower.tiles()
+    }
+
+    fn origin(&self) -> &str {
+        self.follower.origin()
+    }
+
+    fn stopped_after(&self, timeout: Duration) -> bool {
+        let (stopping, changed) = &self.stopping;
+        let stopped = stopping.lock().unwrap_or_else(|p| p.into_inner());
+        if *stopped {
+            return true;
+        }
+        let (stopped, _) = changed
+            .wait_timeout(stopped, timeout)
+            .unwrap_or_else(|p| p.into_inner());
+        *stopped
+    }
+
+    fn healthy(&self) -> bool {
+        self.status().failed.is_none()
     }
 }
 

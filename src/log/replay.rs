@@ -165,13 +165,13 @@ where
             Err(e) => {
                 // The leaves before the unreadable step are applied first, so a replay
                 // reports the same first error whether or not it runs ahead.
-                apply_step(&mut tree, &mut catalog, &mut state, current)?;
+                apply_step(&mut tree, &mut catalog, &mut state, current, 0)?;
                 return Err(e);
             }
         };
         let next_first = first + current.len() as u64;
         let (next, applied) = prepare_while(next_first, &entries, || {
-            apply_step(&mut tree, &mut catalog, &mut state, current)
+            apply_step(&mut tree, &mut catalog, &mut state, current, 0)
         });
         applied?;
         if next_first > 0 {
@@ -195,12 +195,15 @@ where
 }
 
 /// Applies `entries` (the next leaves of the log, in order) to the tree and the catalog
-/// (and the state map, once the log commits to one).
+/// (and the state map, once the log commits to one). `first` is the first leaf the
+/// catalog was applied from (0, or the size of the snapshot it was restored from: see
+/// [`StateFollower::follow_lazily_from`]).
 pub(crate) fn apply_step(
     tree: &mut CompactRange,
     catalog: &mut Catalog,
     state: &mut Option<StateFollower>,
     entries: Vec<PreparedEntry>,
+    first: u64,
 ) -> Result<(), ReplayError> {
     for prepared in entries {
         let index = tree.size();
@@ -208,7 +211,7 @@ pub(crate) fn apply_step(
         let applying = |source| ReplayError::Apply { index, source };
         let leaf = prepared.leaf.map_err(applying)?;
         let effect = catalog.apply_prepared(leaf).map_err(applying)?;
-        StateFollower::follow_lazily(state, catalog, index, &effect)
+        StateFollower::follow_lazily_from(state, catalog, index, &effect, first)
             .map_err(|source| ReplayError::State { index, source })?;
     }
     Ok(())

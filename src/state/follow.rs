@@ -86,6 +86,10 @@ pub struct StateFollower {
     first: u64,
     /// The last commitment's leaf index.
     last_commitment: Option<u64>,
+    /// Built at a leaf of a catalog restored from a snapshot, not followed from leaf 0:
+    /// the first commitment it sees may name a size before its first root, which it
+    /// cannot check (see [`StateFollower::follow_lazily_from`]).
+    blind: bool,
 }
 
 impl StateFollower {
@@ -102,6 +106,7 @@ impl StateFollower {
             roots,
             first: size,
             last_commitment,
+            blind: false,
         }
     }
 
@@ -116,8 +121,26 @@ impl StateFollower {
         index: u64,
         effect: &Effect,
     ) -> Result<(), FollowError> {
+        StateFollower::follow_lazily_from(slot, catalog, index, effect, 0)
+    }
+
+    /// [`StateFollower::follow_lazily`] for a reader whose catalog was restored from a
+    /// snapshot of the first `first` leaves and applied from there (a frontend's
+    /// projection). Its map is built at the first commitment after the restore, so that
+    /// commitment may name a size whose root it never had: it is taken unchecked (the
+    /// sequencer checked it, and a full replay or `monitor --audit` checks every one).
+    /// Every later commitment is checked as in a replay from leaf 0.
+    pub fn follow_lazily_from(
+        slot: &mut Option<StateFollower>,
+        catalog: &Catalog,
+        index: u64,
+        effect: &Effect,
+        first: u64,
+    ) -> Result<(), FollowError> {
         if slot.is_none() && matches!(effect, Effect::StateCommitted { .. }) {
-            *slot = Some(StateFollower::at(StateMap::build(catalog)?, index, None));
+            let mut follower = StateFollower::at(StateMap::build(catalog)?, index, None);
+            follower.blind = first > 0;
+            *slot = Some(follower);
         }
         match slot {
             Some(follower) => follower.after_apply(catalog, index, effect),
@@ -136,14 +159,16 @@ impl StateFollower {
     ) -> Result<(), FollowError> {
         if let Effect::StateCommitted { tree_size, root } = effect {
             let n = *tree_size;
-            let computed = self.root_at(index, n)?;
-            if *root != computed {
-                return Err(FollowError::BadCommitment {
-                    index,
-                    tree_size: n,
-                    committed: *root,
-                    computed,
-                });
+            if !self.before_its_roots(index, n) {
+                let computed = self.root_at(index, n)?;
+                if *root != computed {
+                    return Err(FollowError::BadCommitment {
+                        index,
+                        tree_size: n,
+                        committed: *root,
+                        computed,
+                    });
+                }
             }
             // A next commitment names a size after this leaf.
             self.roots.clear();
@@ -159,6 +184,12 @@ impl StateFollower {
             self.first += 1;
         }
         Ok(())
+    }
+
+    /// Whether the commitment at leaf `index` naming size `n` cannot be checked here: a
+    /// blind follower's first, naming a size (not after `index`) before its first root.
+    fn before_its_roots(&self, index: u64, n: u64) -> bool {
+        self.blind && self.last_commitment.is_none() && n < self.first && n <= index
     }
 
     /// The root of size `n` for a commitment at leaf `index`, if it may name it.
@@ -265,5 +296,72 @@ mod tests {
             matches!(got, Err(FollowError::BadCommitment { tree_size: 12, .. })),
             "{got:?}"
         );
+    }
+
+    /// A follower built lazily on a catalog restored from a snapshot (`first` > 0): the
+    /// first commitment it sees may name a size before its first root, taken unchecked
+    /// (but never a size after its own leaf); from then on every commitment is checked
+    /// as in a replay from leaf 0. Built on a catalog replayed from 0, the same
+    /// commitments are refused.
+    #[test]
+    fn a_follower_restored_mid_log_takes_its_first_commitment_unchecked_only() {
+        let catalog = Catalog::new();
+        let empty = StateMap::new().root();
+        let mut wrong = empty;
+        wrong[0] ^= 1;
+        // (restored from, first commitment's leaf, size it names, root, accepted)
+        let cases = [
+            (40, 50, 45, wrong, true),  // before its first root: unchecked
+            (40, 50, 30, wrong, true),  // even before the restore
+            (40, 50, 50, empty, true),  // its own index: checked, and right
+            (40, 50, 50, wrong, false), // its own index: checked, and wrong
+            (40, 50, 51, empty, false), // after itself: never
+            (0, 50, 45, empty, false),  // replayed from 0: the first names its index
+            (0, 50, 50, empty, true),
+        ];
+        for (first, index, size, root, ok) in cases {
+            let mut slot = None;
+            for i in first..index {
+                StateFollower::follow_lazily_from(&mut slot, &catalog, i, &policy(), first)
+                    .unwrap();
+            }
+            assert!(slot.is_none(), "no map before a commitment");
+            let got = StateFollower::follow_lazily_from(
+                &mut slot,
+                &catalog,
+                index,
+                &commitment(size, root),
+                first,
+            );
+            assert_eq!(
+                got.is_ok(),
+                ok,
+                "from {first}, {index} naming {size}: {got:?}"
+            );
+            if !ok {
+                continue;
+            }
+            // The next commitment is checked, whatever the first was.
+            let mut f = slot.take().unwrap();
+            for i in index + 1..index + 5 {
+                f.after_apply(&catalog, i, &policy()).unwrap();
+            }
+            let before = f
+                .clone()
+                .after_apply(&catalog, index + 5, &commitment(size, empty));
+            assert!(
+                matches!(before, Err(FollowError::BadSize { .. })),
+                "from {first}: a second commitment naming {size}: {before:?}"
+            );
+            let bad = f
+                .clone()
+                .after_apply(&catalog, index + 5, &commitment(index + 3, wrong));
+            assert!(
+                matches!(bad, Err(FollowError::BadCommitment { .. })),
+                "{bad:?}"
+            );
+            f.after_apply(&catalog, index + 5, &commitment(index + 3, empty))
+                .unwrap();
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod services;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -49,6 +50,8 @@ pub struct Server {
     pub data: PathBuf,
     /// Everything it printed on stdout before it started listening.
     pub banner: Vec<String>,
+    /// What it printed on stdout after that (a frontend's takeover banner, say).
+    later: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -108,11 +111,15 @@ impl Server {
             banner.push(line);
             assert!(Instant::now() < deadline, "server did not start");
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
+        // Keep draining stdout so the server never blocks on a full pipe; the lines
+        // are kept for `until_printed`.
+        let later = Arc::new(Mutex::new(Vec::new()));
+        let kept = later.clone();
         std::thread::spawn(move || {
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                sink.clear();
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                kept.lock().unwrap().push(line.trim_end().to_string());
+                line.clear();
             }
         });
         Server {
@@ -120,6 +127,30 @@ impl Server {
             url,
             data: data.to_path_buf(),
             banner,
+            later,
+        }
+    }
+
+    /// Waits up to `timeout` for a line starting with `prefix` printed after the server
+    /// started listening; returns it without the prefix.
+    pub fn until_printed(&self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .later
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix).map(str::to_string));
+            if let Some(rest) = found {
+                return rest;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not print {prefix:?}; printed {:?}",
+                self.later.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

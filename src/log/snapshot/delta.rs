@@ -98,8 +98,9 @@ pub(crate) fn write(
         }),
         ..target
     };
+    let committed = target.committed;
     let written = install(&target, admin, |out, _| {
-        body(out, catalog, (base.size, size), &updated)
+        body(out, catalog, (base.size, size), &updated, committed)
     })?;
     Ok(Outcome::Written(written))
 }
@@ -111,6 +112,7 @@ fn body(
     catalog: &RwLock<Catalog>,
     range: (u64, u64),
     updated: &[u64],
+    committed: &dyn super::Committed,
 ) -> Result<Body, SnapshotError> {
     let read = || catalog.read().unwrap_or_else(|p| p.into_inner());
     let mut records = 0u64;
@@ -124,6 +126,7 @@ fn body(
             Space::Publications | Space::Entries => {
                 let mut cursor: Option<Vec<u8>> = None;
                 loop {
+                    super::given_up(committed)?;
                     let chunk =
                         read().delta_chunk(space, range, updated, cursor.as_deref(), CHUNK)?;
                     for (key, value) in &chunk.records {
@@ -136,6 +139,7 @@ fn body(
                 }
             }
             Space::EntryIds | Space::Subjects | Space::Names => {
+                super::given_up(committed)?;
                 for (key, value) in lookups(&read, space, range)? {
                     frame(&key, &value)?;
                 }

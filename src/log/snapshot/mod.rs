@@ -235,6 +235,31 @@ pub(crate) trait Committed {
     /// Waits a little for more to be committed; false if the log is stopping or failed
     /// (the size it waits for may then never be committed).
     fn wait(&self) -> bool;
+    /// Whether a snapshot being written must be given up now (checked between chunks):
+    /// a frontend's projection stops its snapshots before the log opens them on a
+    /// takeover. A log's own snapshots are never given up (the one at shutdown is
+    /// written while it stops).
+    fn abandoned(&self) -> bool {
+        false
+    }
+}
+
+/// What a [`Snapshotter`] writes snapshots of: a catalog applied from a log's tiles,
+/// and how far that log is committed. The sequencing log's shared state, and a
+/// frontend's projection of the log it follows (`log::projection`), so that a frontend
+/// restarts, and takes over as the sequencer, from a snapshot instead of entry 0.
+pub(crate) trait Source: Committed {
+    /// The catalog, read a chunk at a time under its read lock.
+    fn catalog(&self) -> &RwLock<Catalog>;
+    /// The log's tiles (a snapshot's root at its size is read from them).
+    fn tiles(&self) -> &dyn TileStore;
+    /// The log's origin.
+    fn origin(&self) -> &str;
+    /// Waits up to `timeout`, or less if the source stops; true once it has stopped
+    /// (the snapshot thread then ends).
+    fn stopped_after(&self, timeout: Duration) -> bool;
+    /// Whether snapshots may be written now (a failed log or projection writes none).
+    fn healthy(&self) -> bool;
 }
 
 /// Writes a snapshot of `catalog` at the size it has applied now into `dir`, unless that
@@ -265,7 +290,9 @@ pub(crate) fn write(
         origin: &origin,
         base: None,
     };
-    let written = install(&target, admin, |out, admin| whole_body(out, catalog, admin))?;
+    let written = install(&target, admin, |out, admin| {
+        whole_body(out, catalog, admin, committed)
+    })?;
     for (_, old) in list(dir).into_iter().skip(KEEP) {
         let _ = std::fs::remove_file(old);
     }
@@ -444,6 +471,7 @@ fn whole_body(
     out: &mut Out,
     catalog: &RwLock<Catalog>,
     admin: &AdminState,
+    committed: &dyn Committed,
 ) -> Result<Body, SnapshotError> {
     let size = admin.applied_size();
     // The admin-side state at `size`, with no records: what the digest's admin parts read.
@@ -457,6 +485,7 @@ fn whole_body(
         }
         let mut cursor: Option<Vec<u8>> = None;
         loop {
+            given_up(committed)?;
             let chunk = {
                 let catalog = catalog.read().unwrap_or_else(|p| p.into_inner());
                 let chunk = catalog.snapshot_chunk(space, cursor.as_deref(), size, CHUNK)?;
@@ -485,6 +514,14 @@ fn whole_body(
         records,
         state_digest: Some(digester.finish()),
     })
+}
+
+/// Refuses to go on with a snapshot whose source gave it up ([`Committed::abandoned`]).
+pub(crate) fn given_up(committed: &dyn Committed) -> Result<(), SnapshotError> {
+    match committed.abandoned() {
+        true => Err(refused("the snapshot was given up: its source stopped")),
+        false => Ok(()),
+    }
 }
 
 /// Reads the header of the snapshot at `path` (and checks its frame: magic, lengths),
@@ -729,6 +766,28 @@ impl Committed for Shared {
     }
 }
 
+impl Source for Shared {
+    fn catalog(&self) -> &RwLock<Catalog> {
+        &self.catalog
+    }
+
+    fn tiles(&self) -> &dyn TileStore {
+        self.tiles.as_ref()
+    }
+
+    fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    fn stopped_after(&self, timeout: Duration) -> bool {
+        self.wait_unless_stopping(timeout)
+    }
+
+    fn healthy(&self) -> bool {
+        self.state() == WriteState::Healthy
+    }
+}
+
 impl Snapshotter {
     /// A snapshotter writing to `dir` every `every` leaves, after the snapshots `chain`
     /// (those start-up restored from).
@@ -740,6 +799,12 @@ impl Snapshotter {
         }
     }
 
+    /// Takes `chain` as the snapshots installed (a frontend's projection restored from
+    /// it after this snapshotter was made).
+    pub(crate) fn restored(&self, chain: Chain) {
+        *self.chain.lock().unwrap_or_else(|p| p.into_inner()) = chain;
+    }
+
     /// Whether the next snapshot must be whole: there is no base, the chain is at its
     /// longest, or a quarter of the log came since the whole one (at least `every`), so
     /// that rewriting every record stays proportional to the appends.
@@ -749,29 +814,29 @@ impl Snapshotter {
             || size.saturating_sub(chain.whole) >= self.every.max(chain.whole / 4)
     }
 
-    fn target<'a>(&'a self, shared: &'a Shared, origin: &'a str) -> Target<'a> {
+    fn target<'a>(&'a self, source: &'a dyn Source) -> Target<'a> {
         Target {
             dir: &self.dir,
             name: String::new(),
-            tiles: shared.tiles.as_ref(),
-            committed: shared,
-            origin,
+            tiles: source.tiles(),
+            committed: source,
+            origin: source.origin(),
             base: None,
         }
     }
 
     /// Writes a whole snapshot of the catalog at the size it has applied now, even at
     /// the size of the newest one (replacing it), and returns that size.
-    pub(crate) fn write_now(&self, shared: &Shared) -> Result<Option<u64>, SnapshotError> {
+    pub(crate) fn write_now(&self, source: &dyn Source) -> Result<Option<u64>, SnapshotError> {
         let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
-        let written = write(&self.dir, &shared.catalog, shared.tiles.as_ref(), shared, 0)?;
+        let written = write(&self.dir, source.catalog(), source.tiles(), source, 0)?;
         if let Some(w) = written {
-            self.installed(shared, &mut chain, w, true);
+            self.installed(source, &mut chain, w, true);
         }
         Ok(written.map(|w| w.size))
     }
 
-    fn installed(&self, shared: &Shared, chain: &mut Chain, written: Written, whole: bool) {
+    fn installed(&self, source: &dyn Source, chain: &mut Chain, written: Written, whole: bool) {
         *chain = match whole {
             true => Chain {
                 newest: Some(written),
@@ -784,23 +849,23 @@ impl Snapshotter {
                 ..*chain
             },
         };
-        let catalog = shared.catalog.read().unwrap_or_else(|p| p.into_inner());
+        let catalog = source.catalog().read().unwrap_or_else(|p| p.into_inner());
         catalog.forget_updates_below(written.size);
     }
 
     /// Writes a snapshot if one is due (`every` leaves since the newest), or at
     /// `shutdown` if at least [`SHUTDOWN_TAIL`] leaves came since; errors are logged (a
     /// snapshot is an optimisation: the log is complete without it).
-    pub(crate) fn maybe_write(&self, shared: &Shared, shutdown: bool) {
+    pub(crate) fn maybe_write(&self, source: &dyn Source, shutdown: bool) {
         let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
-        let size = shared.head().checkpoint.size;
+        let size = source.committed().0;
         let tail = size.saturating_sub(chain.size());
         if !(tail >= self.every || shutdown && tail >= SHUTDOWN_TAIL) {
             return;
         }
         let started = std::time::Instant::now();
         let whole = self.whole_due(&chain, size);
-        match self.write_next(shared, &mut chain, whole) {
+        match self.write_next(source, &mut chain, whole) {
             Ok(Some((w, whole))) => tracing::info!(
                 size = w.size,
                 whole,
@@ -814,9 +879,12 @@ impl Snapshotter {
 
     /// Writes a delta on the newest snapshot now (a whole snapshot if there is none or
     /// the updates since it are no longer known), and returns its size.
-    pub(crate) fn write_delta_now(&self, shared: &Shared) -> Result<Option<u64>, SnapshotError> {
+    pub(crate) fn write_delta_now(
+        &self,
+        source: &dyn Source,
+    ) -> Result<Option<u64>, SnapshotError> {
         let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
-        let written = self.write_next(shared, &mut chain, false)?;
+        let written = self.write_next(source, &mut chain, false)?;
         Ok(written.map(|(w, _)| w.size))
     }
 
@@ -825,15 +893,14 @@ impl Snapshotter {
     /// installed and whether it is whole.
     fn write_next(
         &self,
-        shared: &Shared,
+        source: &dyn Source,
         chain: &mut Chain,
         whole: bool,
     ) -> Result<Option<(Written, bool)>, SnapshotError> {
         if let (false, Some(base)) = (whole, chain.newest) {
-            let origin = shared.origin.clone();
-            match delta::write(self.target(shared, &origin), &shared.catalog, base)? {
+            match delta::write(self.target(source), source.catalog(), base)? {
                 delta::Outcome::Written(w) => {
-                    self.installed(shared, chain, w, false);
+                    self.installed(source, chain, w, false);
                     return Ok(Some((w, false)));
                 }
                 delta::Outcome::Nothing => return Ok(None),
@@ -842,23 +909,23 @@ impl Snapshotter {
         }
         let written = write(
             &self.dir,
-            &shared.catalog,
-            shared.tiles.as_ref(),
-            shared,
+            source.catalog(),
+            source.tiles(),
+            source,
             chain.size(),
         )?;
         Ok(written.map(|w| {
-            self.installed(shared, chain, w, true);
+            self.installed(source, chain, w, true);
             (w, true)
         }))
     }
 
     /// The snapshot thread: checks once a second whether a snapshot is due, until the
-    /// log stops.
-    pub(crate) fn run(self: Arc<Self>, shared: Arc<Shared>) {
-        while !shared.wait_unless_stopping(Duration::from_secs(1)) {
-            if shared.state() == WriteState::Healthy {
-                self.maybe_write(&shared, false);
+    /// source stops.
+    pub(crate) fn run<S: Source>(self: Arc<Self>, source: Arc<S>) {
+        while !source.stopped_after(Duration::from_secs(1)) {
+            if source.healthy() {
+                self.maybe_write(source.as_ref(), false);
             }
         }
     }
