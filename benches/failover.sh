@@ -10,8 +10,10 @@
 # 3. failover: two `serve` processes on one bucket and database under load; the
 #    sequencer is killed (kill -9) ROUNDS times, and each time the standby's time from
 #    the kill to listening and to answering /readyz with 200 is printed, with the
-#    lease (the limit it cannot beat) beside it. The killed server comes back as the
-#    standby.
+#    lease (the limit it cannot beat) beside it, and the standby's start-up line: how
+#    many entries it replayed on top of the catalog snapshots its projection wrote as a
+#    frontend (ADR 0018; every SNAPSHOT_EVERY leaves, default 1024, so that these
+#    short runs write some). The killed server comes back as the standby.
 #
 # Needs the servers of .ci/services.sh and their environment:
 #   .ci/services.sh start && . /tmp/srcos-ci/env && benches/failover.sh
@@ -61,6 +63,7 @@ wait_listening() { # LOG [seconds]
   return 1
 }
 cluster_flags() { echo --store "$store" --coordinator "$SRCOS_TEST_POSTGRES_URL" --lease-ms "$LEASE_MS"; }
+standby_flags() { echo $(cluster_flags) --snapshot-every "${SNAPSHOT_EVERY:-1024}"; }
 peak() { # PORT DATA LABEL
   "$bin" loadgen --server "http://127.0.0.1:$1" --admin-key "$2/admin.key" --rate max \
     --duration "$DURATION" --connections 64 --max-requests 100000 | tee "$out/peak-$3.txt"
@@ -102,7 +105,7 @@ s3_rate=$(sed -E 's/.* = ([0-9]+)\/s.*/\1/' "$out/peak-s3-postgres.txt")
 mkdir -p "$work/b"
 cp "$work/a/log.key" "$work/a/log.vkey" "$work/b/"
 # shellcheck disable=SC2046
-serve "$work/b" "$PORT_B" "$out/serve-b-0.log" $(cluster_flags)
+serve "$work/b" "$PORT_B" "$out/serve-b-0.log" $(standby_flags)
 standby_pid=$last_pid standby_port=$PORT_B standby_data=$work/b standby_log=$out/serve-b-0.log
 seq_pid=$a_pid seq_port=$PORT_A seq_data=$work/a
 for round in $(seq "$ROUNDS"); do
@@ -118,11 +121,11 @@ for round in $(seq "$ROUNDS"); do
   kill "$load_pid" 2>/dev/null || true; wait "$load_pid" 2>/dev/null || true
   until curl -fs -o /dev/null "http://127.0.0.1:$standby_port/readyz"; do sleep 0.02; done
   ready=$(now_ms)
-  echo "round $round: lease $LEASE_MS ms; listening after $((listening - killed)) ms ($(awk "BEGIN {printf \"%.2f\", ($listening - $killed) / $LEASE_MS}")x the lease), ready (/readyz 200) after $((ready - killed)) ms" \
+  echo "round $round: lease $LEASE_MS ms; listening after $((listening - killed)) ms ($(awk "BEGIN {printf \"%.2f\", ($listening - $killed) / $LEASE_MS}")x the lease), ready (/readyz 200) after $((ready - killed)) ms; $(grep -m1 'start-up:' "$standby_log")" \
     | tee -a "$out/summary.txt"
   # The killed server comes back as the standby.
   # shellcheck disable=SC2046
-  serve "$seq_data" "$seq_port" "$out/serve-$round.log" $(cluster_flags)
+  serve "$seq_data" "$seq_port" "$out/serve-$round.log" $(standby_flags)
   new_standby=$last_pid
   read -r seq_pid seq_port seq_data standby_pid standby_port standby_data standby_log <<<"$standby_pid $standby_port $standby_data $new_standby $seq_port $seq_data $out/serve-$round.log"
 done
