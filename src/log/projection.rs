@@ -231,6 +231,9 @@ impl Projection {
         };
         if let Some(from) = progress.restore.take() {
             self.restore(&mut progress, &head.checkpoint, &from);
+            if self.status().failed.is_some() {
+                return Ok(0);
+            }
         }
         let result = self.apply_to(&mut progress, &head.checkpoint);
         match &result {
@@ -284,21 +287,17 @@ impl Projection {
             0 => Ok(CompactRange::new()),
             _ => self.edge_at(size, head),
         };
-        let mut catalog = catalog;
-        match edge {
+        let catalog = match edge {
             Ok(tree) => {
                 progress.tree = tree;
                 progress.first = size;
+                catalog
             }
             Err(e) => {
                 tracing::warn!(error = %e, size, "the tree at the snapshot's size: replaying from entry 0");
-                let mut store = catalog.into_store();
-                if let Err(e) = store.clear() {
-                    self.set_status(|s| s.failed = Some(e.to_string()));
-                }
-                catalog = Catalog::with_store(store);
+                self.emptied(catalog)
             }
-        }
+        };
         let size = progress.tree.size();
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
         if size > 0 {
@@ -320,6 +319,16 @@ impl Projection {
                 });
             });
         }
+    }
+
+    /// `catalog`'s record store emptied, in an empty catalog (the projection fails if the
+    /// store cannot be cleared).
+    fn emptied(&self, catalog: Catalog) -> Catalog {
+        let mut store = catalog.into_store();
+        if let Err(e) = store.clear() {
+            self.set_status(|s| s.failed = Some(e.to_string()));
+        }
+        Catalog::with_store(store)
     }
 
     /// The tree of the first `size` leaves of `head`'s tree, as a compact range.
@@ -567,6 +576,47 @@ mod tests {
             projection.catch_up().unwrap(),
             1,
             "a failed projection stays"
+        );
+    }
+
+    /// A projection writes snapshots of what it verified, and once its snapshots are
+    /// stopped (a takeover) a snapshot being written is given up and leaves nothing.
+    #[test]
+    fn a_stopped_projection_gives_up_its_snapshot_and_leaves_nothing() {
+        let key = Signer::generate("projection.test/log", KeyType::Ed25519).unwrap();
+        let admin = Signer::generate("admin", KeyType::Ed25519).unwrap();
+        let genesis =
+            Catalog::genesis_leaf(key.name(), &key.verifier(), &[admin.verifier()], 0).unwrap();
+        let tiles = Arc::new(MemoryTiles::new(Arc::new(Faults::default())));
+        let lock = Arc::new(Fixed::default());
+        let follower = Arc::new(Follower::new(key.verifier(), tiles.clone(), lock.clone()));
+        publish(&[genesis], &key, &tiles, &lock);
+        follower.refresh().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let projection = Projection::new(follower, Catalog::new()).with_snapshots(Snapshots {
+            data_dir: dir.path().to_path_buf(),
+            check: SnapshotCheck::Index,
+            every: Some(1),
+        });
+        let snapshotter = projection.snapshotter.clone().unwrap();
+        assert_eq!(
+            snapshotter.write_now(&projection).unwrap(),
+            None,
+            "nothing verified yet"
+        );
+        assert_eq!(projection.catch_up().unwrap(), 1);
+        assert_eq!(snapshotter.write_now(&projection).unwrap(), Some(1));
+        projection.stop_snapshots();
+        let given_up = snapshotter.write_now(&projection).unwrap_err();
+        assert!(given_up.to_string().contains("given up"), "{given_up}");
+        let files: Vec<_> = std::fs::read_dir(snapshot::dir(dir.path()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            files.len(),
+            1,
+            "the first snapshot only, no temporary: {files:?}"
         );
     }
 
