@@ -54,9 +54,10 @@ serve() {
   last_pid=$!
   pids+=("$last_pid")
 }
-wait_listening() { # LOG [seconds]
+wait_listening() { # LOG [seconds]: the sequencer's "listening on" (a frontend's line
+  # is "frontend listening on", printed before it takes over)
   for _ in $(seq $(( ${2:-120} * 20 ))); do
-    grep -q "listening on" "$1" && return 0
+    grep -q "^listening on" "$1" && return 0
     sleep 0.05
   done
   echo "no 'listening on' in $1" >&2
@@ -119,7 +120,8 @@ for round in $(seq "$ROUNDS"); do
   wait_listening "$standby_log" 60
   listening=$(now_ms)
   kill "$load_pid" 2>/dev/null || true; wait "$load_pid" 2>/dev/null || true
-  until curl -fs -o /dev/null "http://127.0.0.1:$standby_port/readyz"; do sleep 0.02; done
+  # Ready as the sequencer: a frontend's /readyz is 200 too, with "role":"frontend".
+  until curl -fs "http://127.0.0.1:$standby_port/readyz" 2>/dev/null | grep -vq '"role":"frontend"'; do sleep 0.02; done
   ready=$(now_ms)
   echo "round $round: lease $LEASE_MS ms; listening after $((listening - killed)) ms ($(awk "BEGIN {printf \"%.2f\", ($listening - $killed) / $LEASE_MS}")x the lease), ready (/readyz 200) after $((ready - killed)) ms; $(grep -m1 'start-up:' "$standby_log")" \
     | tee -a "$out/summary.txt"
