@@ -26,7 +26,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use super::committer::{self, commit};
 use super::integrator::{BatchTiles, Integrator};
-use super::reader::{TileCache, TreeView};
+use super::reader::{ReadError, TileCache, TreeView};
 use super::replay::{steps_from, Step};
 use super::sequencer::Sequencer;
 use super::snapshot::{
@@ -35,7 +35,7 @@ use super::snapshot::{
 use super::{now_ms, Head, Log, LogError, LogOptions, Shared, WriteState, DEFAULT_ORIGIN};
 use crate::catalog::{Catalog, CatalogError, RecordStore};
 use crate::keyfile::{self, key_pair_paths};
-use crate::merkle::{self, CompactRange, HashSource};
+use crate::merkle;
 use crate::note::{self, Checkpoint, KeyType, Signer, Verifier};
 use crate::storage::durable::create_dir_all_durable;
 use crate::storage::records::filter::{self, Filtered};
@@ -351,10 +351,7 @@ fn resume_edge(
 ) -> Result<Integrator, LogError> {
     let size = checkpoint.size;
     let view = TreeView::new(tiles, cache, size);
-    let nodes = merkle::range_nodes(0, size);
-    let hashes = view.hashes(&nodes)?;
-    let compact = CompactRange::from_hashes(size, hashes)
-        .map_err(|e| LogError::Inconsistent(format!("rebuilding the tree edge: {e}")))?;
+    let compact = merkle::tree_edge(size, &view).map_err(ReadError::from)?;
     if compact.root() != checkpoint.root {
         return Err(LogError::Inconsistent(format!(
             "the tiles do not rebuild the checkpoint root at size {size}; run fsck"

@@ -32,12 +32,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::follower::Follower;
+use super::reader::ReadError;
 use super::replay::{apply_step, steps_from, ReplayError, Step};
 use super::snapshot::{self, Chain, Committed, SnapshotCheck, Snapshotter, Source};
 use super::state_digest;
 use super::OpenReport;
 use crate::catalog::{Catalog, CatalogError};
-use crate::merkle::{self, CompactRange, Hash, HashSource};
+use crate::merkle::{self, CompactRange, Hash};
 use crate::note::Checkpoint;
 use crate::state::StateFollower;
 use crate::storage::TileStore;
@@ -255,9 +256,6 @@ impl Projection {
     /// without one, or if the tree at its size cannot be read, the projection starts
     /// from entry 0 as before. Errors are logged: a snapshot only saves time.
     fn restore(&self, progress: &mut Progress, head: &Checkpoint, from: &Snapshots) {
-        if progress.tree.size() > 0 {
-            return;
-        }
         let store = {
             let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut *catalog, Catalog::new()).into_store()
@@ -338,11 +336,7 @@ impl Projection {
             source,
         };
         let (view, _) = self.follower.view(head.size).map_err(reading)?;
-        let hashes = view
-            .hashes(&merkle::range_nodes(0, size))
-            .map_err(reading)?;
-        CompactRange::from_hashes(size, hashes)
-            .map_err(|e| ReplayError::Fetch(e.to_string().into()))
+        merkle::tree_edge(size, &view).map_err(|e| reading(ReadError::from(e)))
     }
 
     /// Applies the entries from the last one applied up to `head` (its size and root
@@ -530,17 +524,45 @@ mod tests {
         *lock.0.lock().unwrap() = Some(signed.to_bytes());
     }
 
+    /// An empty log in memory (its genesis leaf made, not published) and a follower of it.
+    struct Followed {
+        key: Signer,
+        genesis: Vec<u8>,
+        tiles: Arc<MemoryTiles>,
+        lock: Arc<Fixed>,
+        follower: Arc<Follower>,
+    }
+
+    impl Followed {
+        fn new() -> Followed {
+            let key = Signer::generate("projection.test/log", KeyType::Ed25519).unwrap();
+            let admin = Signer::generate("admin", KeyType::Ed25519).unwrap();
+            let genesis =
+                Catalog::genesis_leaf(key.name(), &key.verifier(), &[admin.verifier()], 0).unwrap();
+            let tiles = Arc::new(MemoryTiles::new(Arc::new(Faults::default())));
+            let lock = Arc::new(Fixed::default());
+            let follower = Arc::new(Follower::new(key.verifier(), tiles.clone(), lock.clone()));
+            Followed {
+                key,
+                genesis,
+                tiles,
+                lock,
+                follower,
+            }
+        }
+    }
+
     /// The projection serves a head once it applied exactly it; a leaf that does not
     /// apply stops it for good, where the verified size was.
     #[test]
     fn a_projection_serves_the_head_it_applied_and_stops_at_a_bad_leaf() {
-        let key = Signer::generate("projection.test/log", KeyType::Ed25519).unwrap();
-        let admin = Signer::generate("admin", KeyType::Ed25519).unwrap();
-        let genesis =
-            Catalog::genesis_leaf(key.name(), &key.verifier(), &[admin.verifier()], 0).unwrap();
-        let tiles = Arc::new(MemoryTiles::new(Arc::new(Faults::default())));
-        let lock = Arc::new(Fixed::default());
-        let follower = Arc::new(Follower::new(key.verifier(), tiles.clone(), lock.clone()));
+        let Followed {
+            key,
+            genesis,
+            tiles,
+            lock,
+            follower,
+        } = Followed::new();
         let projection = Projection::new(follower.clone(), Catalog::new());
         assert_eq!(projection.catch_up().unwrap(), 0, "no head yet");
         assert_eq!(projection.serving_size(), None);
@@ -583,13 +605,13 @@ mod tests {
     /// stopped (a takeover) a snapshot being written is given up and leaves nothing.
     #[test]
     fn a_stopped_projection_gives_up_its_snapshot_and_leaves_nothing() {
-        let key = Signer::generate("projection.test/log", KeyType::Ed25519).unwrap();
-        let admin = Signer::generate("admin", KeyType::Ed25519).unwrap();
-        let genesis =
-            Catalog::genesis_leaf(key.name(), &key.verifier(), &[admin.verifier()], 0).unwrap();
-        let tiles = Arc::new(MemoryTiles::new(Arc::new(Faults::default())));
-        let lock = Arc::new(Fixed::default());
-        let follower = Arc::new(Follower::new(key.verifier(), tiles.clone(), lock.clone()));
+        let Followed {
+            key,
+            genesis,
+            tiles,
+            lock,
+            follower,
+        } = Followed::new();
         publish(&[genesis], &key, &tiles, &lock);
         follower.refresh().unwrap();
         let dir = tempfile::tempdir().unwrap();

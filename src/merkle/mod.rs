@@ -34,8 +34,8 @@ pub use compact::{root_of_leaf_hashes, CompactRange, CompactRangeError};
 pub use hash::{empty_root, hash_from_slice, leaf_hash, node_hash, Hash, HASH_SIZE};
 pub use node::NodeId;
 pub use proof::{
-    consistency_proof, consistency_proof_nodes, inclusion_proof, inclusion_proof_nodes, tree_root,
-    ProofError,
+    consistency_proof, consistency_proof_nodes, inclusion_proof, inclusion_proof_nodes, tree_edge,
+    tree_root, ProofError,
 };
 pub use range::{fold_range, range_nodes};
 pub use rs_merkle_compat::{verify_inclusion_rs_merkle, Rfc6962Hasher};

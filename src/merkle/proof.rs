@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 
+use super::compact::CompactRange;
 use super::hash::Hash;
 use super::node::NodeId;
 use super::range::{fold_range, range_nodes, split_point};
@@ -170,6 +171,24 @@ pub fn tree_root<S: HashSource>(size: u64, source: &S) -> Result<Hash, ProofErro
     Ok(fold_range(&hashes))
 }
 
+/// The compact range (right edge) of the tree of the given size from stored hashes:
+/// what appending to it, or checking its root, starts from.
+pub fn tree_edge<S: HashSource>(
+    size: u64,
+    source: &S,
+) -> Result<CompactRange, ProofError<S::Error>> {
+    let nodes = range_nodes(0, size);
+    let hashes = match nodes.is_empty() {
+        true => Vec::new(),
+        false => fetch(&nodes, source)?,
+    };
+    // `fetch` returned one hash per node, which is what `from_hashes` counts.
+    CompactRange::from_hashes(size, hashes).map_err(|_| ProofError::SourceCount {
+        expected: nodes.len(),
+        got: nodes.len(),
+    })
+}
+
 /// Fetches all groups' hashes in one call and folds each group into one element.
 fn fetch_and_fold<S: HashSource>(
     groups: &[Vec<NodeId>],
@@ -202,4 +221,53 @@ fn fetch<S: HashSource>(ids: &[NodeId], source: &S) -> Result<Vec<Hash>, ProofEr
         });
     }
     Ok(hashes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merkle::{leaf_hash, MemoryHashSource, MissingNode};
+
+    /// The edge rebuilt from stored hashes is the one appending the same leaves builds,
+    /// at every size across the power-of-two boundaries; a source that lacks a node or
+    /// answers with the wrong count is an error, not a wrong edge.
+    #[test]
+    fn the_tree_edge_from_stored_hashes_is_the_appended_one() {
+        let leaves: Vec<Hash> = (0u32..70).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let source = MemoryHashSource::from_leaf_hashes(&leaves);
+        let mut appended = CompactRange::new();
+        for size in 0..=leaves.len() as u64 {
+            let edge = tree_edge(size, &source).unwrap();
+            assert_eq!(edge.size(), size);
+            assert_eq!(edge.hashes(), appended.hashes(), "size {size}");
+            assert_eq!(
+                edge.root(),
+                tree_root(size, &source).unwrap(),
+                "size {size}"
+            );
+            if let Some(leaf) = leaves.get(size as usize) {
+                appended.append(*leaf, |_, _| {});
+            }
+        }
+        let short = MemoryHashSource::from_leaf_hashes(&leaves[..3]);
+        assert!(matches!(
+            tree_edge(5, &short),
+            Err(ProofError::Source(MissingNode(_)))
+        ));
+        /// A source that always answers one hash.
+        struct One;
+        impl HashSource for One {
+            type Error = Infallible;
+            fn hashes(&self, _ids: &[NodeId]) -> Result<Vec<Hash>, Infallible> {
+                Ok(vec![[0; 32]])
+            }
+        }
+        assert!(matches!(
+            tree_edge(3, &One),
+            Err(ProofError::SourceCount {
+                expected: 2,
+                got: 1
+            })
+        ));
+    }
 }
