@@ -72,8 +72,9 @@ reads() { # label, path template
 say "tenm: $(date -u +%FT%TZ), $(nproc) cores, load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for entries in $sizes; do
   data="$root/$entries"
-  if [ ! -f "$data/log/checkpoint" ]; then
-    rm -rf "$data"
+  if ! ls "$data"/snapshot/*.snap > /dev/null 2>&1; then
+    # A log without its snapshot (a run stopped after the build) is kept and replayed.
+    [ -f "$data/log/checkpoint" ] || rm -rf "$data"
     mkdir -p "$root"
     SRCOS_TENM_DATA="$data" SRCOS_TENM_ENTRIES="$entries" cargo bench -q --bench tenm \
       2>&1 | tee -a "$report"

@@ -296,16 +296,27 @@ fn memory_and_sled_stores_give_the_same_state_and_answers() {
 /// digest, hashed as the chunks are read, and the catalog restored from it.
 fn snapshot_of(full: &Catalog, exact: &Catalog, at: u64) -> ([u8; 32], Catalog) {
     use srcos_catalog::catalog::{MemoryStore, Put, RecordStore, Space, StateDigester};
+    use srcos_catalog::log::subject_sort::SubjectSort;
     let admin = exact.admin_state();
     assert_eq!(admin.applied_size(), at);
     let admin_only = Catalog::restore(admin.clone(), Box::new(MemoryStore::default()))
         .map_err(|(e, _)| e)
         .unwrap();
     let mut digester = StateDigester::begin(&admin_only, at).unwrap();
+    // The same digest as the whole snapshot hashes it: publications in leaf order,
+    // sorted on disk in runs small enough to spill many and merge in cascades.
+    let mut by_sort = StateDigester::begin(&admin_only, at).unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let mut sort = Some(SubjectSort::with_limits(spill.path(), 2_000, 3));
+    let mut sorted = None;
     let mut store = MemoryStore::default();
     for space in Space::ALL {
         if space == Space::EntryIds {
             digester.admin(&admin_only).unwrap();
+            by_sort.admin(&admin_only).unwrap();
+        }
+        if space == Space::Subjects {
+            sorted = sort.take().map(|s| s.finish().unwrap());
         }
         let mut cursor: Option<Vec<u8>> = None;
         loop {
@@ -315,8 +326,19 @@ fn snapshot_of(full: &Catalog, exact: &Catalog, at: u64) -> ([u8; 32], Catalog) 
                 .unwrap();
             for (key, value) in chunk.records {
                 match space {
-                    Space::Entries => digester.entry(&value).unwrap(),
-                    Space::Subjects => digester.subject(full, &key).unwrap(),
+                    Space::Publications => sort.as_mut().unwrap().push(&value).unwrap(),
+                    Space::Entries => {
+                        digester.entry(&value).unwrap();
+                        by_sort.entry(&value).unwrap();
+                    }
+                    Space::Subjects => {
+                        digester.subject(full, &key).unwrap();
+                        let (sorted_key, publication) =
+                            sorted.as_mut().unwrap().next_item().unwrap().unwrap();
+                        assert_eq!(sorted_key, key, "the sort follows the subject index");
+                        let publication = serde_json::from_slice(&publication).unwrap();
+                        by_sort.subject_publication(&key, &publication).unwrap();
+                    }
                     _ => {}
                 }
                 store.write(vec![Put { space, key, value }]).unwrap();
@@ -330,7 +352,14 @@ fn snapshot_of(full: &Catalog, exact: &Catalog, at: u64) -> ([u8; 32], Catalog) 
     let restored = Catalog::restore(admin, Box::new(store))
         .map_err(|(e, _)| e)
         .unwrap();
-    (digester.finish(), restored)
+    assert!(sorted.unwrap().next_item().unwrap().is_none());
+    let digest = digester.finish();
+    assert_eq!(
+        by_sort.finish(),
+        digest,
+        "sorted publications give the same digest"
+    );
+    (digest, restored)
 }
 
 #[test]
@@ -393,5 +422,44 @@ fn the_chunked_state_digest_equals_one_read_at_every_size() {
                 "at {at}, chunks of {chunk}"
             );
         }
+    }
+}
+
+#[test]
+fn a_publication_hashed_under_another_subject_key_is_refused() {
+    use srcos_catalog::catalog::{PublicationRecord, Space, StateDigester};
+    let mut rng = Rng::from_clock("subject mismatch test");
+    let (catalog, leaves) = random_leaves(&mut rng);
+    let size = leaves.len() as u64;
+    let keys = catalog
+        .snapshot_chunk(Space::Subjects, None, size, usize::MAX)
+        .unwrap()
+        .records;
+    let publications = catalog
+        .snapshot_chunk(Space::Publications, None, size, usize::MAX)
+        .unwrap()
+        .records;
+    let publication_of = |key: &[u8]| -> PublicationRecord {
+        let index = &key[key.len() - 8..];
+        let (_, value) = publications.iter().find(|(k, _)| k == index).unwrap();
+        serde_json::from_slice(value).unwrap()
+    };
+    let (first, last) = (&keys[0].0, &keys[keys.len() - 1].0);
+    assert_ne!(first, last, "the random log has two publications");
+    let digester = || {
+        let mut d = StateDigester::begin(&catalog, size).unwrap();
+        d.admin(&catalog).unwrap();
+        d
+    };
+    // Its own publication is hashed; another leaf's, of another subject or of the same
+    // subject, is refused as corrupt.
+    assert!(digester()
+        .subject_publication(first, &publication_of(first))
+        .is_ok());
+    let mut other_leaf = publication_of(first);
+    other_leaf.leaf_index += 1;
+    for wrong in [publication_of(last), other_leaf] {
+        let refused = digester().subject_publication(first, &wrong).unwrap_err();
+        assert!(refused.to_string().contains("corrupt"), "{refused}");
     }
 }

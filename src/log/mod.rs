@@ -30,6 +30,7 @@ mod sequencer;
 pub mod snapshot;
 mod state_commit;
 pub mod state_digest;
+pub mod subject_sort;
 pub mod witnessing;
 
 use std::collections::HashMap;

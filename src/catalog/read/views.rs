@@ -183,20 +183,41 @@ impl StateDigester {
     }
 
     /// One stored `Subjects` key below the size, in key order; its publication is read
-    /// from `records`.
+    /// from `records` (one read by leaf index per key: at a size larger than the page
+    /// cache, [`StateDigester::subject_publication`] with the publications sorted is far
+    /// faster).
     pub fn subject(&mut self, records: &Catalog, key: &[u8]) -> Result<(), CatalogError> {
-        let malformed = || RecordError::Corrupt("a subject key is malformed".into());
-        let n = key
-            .len()
-            .checked_sub(9)
-            .filter(|&n| key[n] == 0)
-            .ok_or_else(malformed)?;
-        let digest = std::str::from_utf8(&key[..n]).map_err(|_| malformed())?;
-        let index_bytes: [u8; 8] = key[n + 1..].try_into().map_err(|_| malformed())?;
-        let index = u64::from_be_bytes(index_bytes);
+        let (digest, index) = split_subject_key(key)?;
         let publication = records.records().publication(index)?.ok_or_else(|| {
             RecordError::Corrupt(format!("subject {digest} lists missing leaf {index}"))
         })?;
+        self.hash_publication(digest, &publication)
+    }
+
+    /// One stored `Subjects` key below the size, in key order, with its publication
+    /// (read in leaf order and sorted by the caller). Refuses a publication that is not
+    /// the one the key names (another subject or leaf).
+    pub fn subject_publication(
+        &mut self,
+        key: &[u8],
+        publication: &PublicationRecord,
+    ) -> Result<(), CatalogError> {
+        let (digest, index) = split_subject_key(key)?;
+        if publication.subject_digest != digest || publication.leaf_index != index {
+            return Err(RecordError::Corrupt(format!(
+                "subject {digest} lists leaf {index}, but the publication there is leaf {} of {}",
+                publication.leaf_index, publication.subject_digest
+            ))
+            .into());
+        }
+        self.hash_publication(digest, publication)
+    }
+
+    fn hash_publication(
+        &mut self,
+        digest: &str,
+        publication: &PublicationRecord,
+    ) -> Result<(), CatalogError> {
         if self.open.as_deref() == Some(digest) {
             self.hash.update(b",");
         } else {
@@ -207,7 +228,7 @@ impl StateDigester {
             self.hash.update(b":[");
             self.open = Some(digest.to_string());
         }
-        self.hash.update(to_canonical_vec(&publication)?);
+        self.hash.update(to_canonical_vec(publication)?);
         Ok(())
     }
 
@@ -219,6 +240,19 @@ impl StateDigester {
         self.hash.update(b"}}");
         self.hash.finalize().into()
     }
+}
+
+/// A `Subjects` key's subject digest and leaf index.
+fn split_subject_key(key: &[u8]) -> Result<(&str, u64), RecordError> {
+    let malformed = || RecordError::Corrupt("a subject key is malformed".into());
+    let n = key
+        .len()
+        .checked_sub(9)
+        .filter(|&n| key[n] == 0)
+        .ok_or_else(malformed)?;
+    let digest = std::str::from_utf8(&key[..n]).map_err(|_| malformed())?;
+    let index_bytes: [u8; 8] = key[n + 1..].try_into().map_err(|_| malformed())?;
+    Ok((digest, u64::from_be_bytes(index_bytes)))
 }
 
 fn authority_view(state: &Catalog, at: u64) -> Option<AuthorityView<'_>> {

@@ -50,10 +50,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::reader::{ReadError, TileCache, TreeView};
+use super::subject_sort::{Merged, SubjectSort};
 use super::{Shared, WriteState};
 use crate::catalog::{
-    AdminState, Catalog, CatalogError, MemoryStore, Put, RecordError, RecordStore, Space,
-    StateDigester,
+    AdminState, Catalog, CatalogError, MemoryStore, PublicationRecord, Put, RecordError,
+    RecordStore, Space, StateDigester,
 };
 use crate::merkle::{self, Hash};
 use crate::storage::durable::{
@@ -291,7 +292,7 @@ pub(crate) fn write(
         base: None,
     };
     let written = install(&target, admin, |out, admin| {
-        whole_body(out, catalog, admin, committed)
+        whole_body(out, catalog, admin, committed, dir)
     })?;
     for (_, old) in list(dir).into_iter().skip(KEEP) {
         let _ = std::fs::remove_file(old);
@@ -467,38 +468,46 @@ fn committed_root(target: &Target<'_>, size: u64) -> Result<Hash, SnapshotError>
 
 /// The body of a whole snapshot: every record as of the admin state's size, each space
 /// in key order, read a chunk at a time, and the state digest hashed as they are copied.
+/// The digest's subject section takes the publications in subject order: they are
+/// sorted on disk in `spill` as they are copied in leaf order (ADR 0020), and each is
+/// checked against the `Subjects` key it is hashed under.
 fn whole_body(
     out: &mut Out,
     catalog: &RwLock<Catalog>,
     admin: &AdminState,
     committed: &dyn Committed,
+    spill: &Path,
 ) -> Result<Body, SnapshotError> {
     let size = admin.applied_size();
     // The admin-side state at `size`, with no records: what the digest's admin parts read.
     let admin_catalog = Catalog::restore(admin.clone(), Box::new(MemoryStore::default()))
         .map_err(|(e, _)| SnapshotError::Records(e))?;
     let mut digester = StateDigester::begin(&admin_catalog, size)?;
+    let mut sort = Some(SubjectSort::new(spill));
+    let mut sorted: Option<Merged> = None;
     let mut records = 0u64;
     for space in Space::ALL {
         if space == Space::EntryIds {
             digester.admin(&admin_catalog)?;
+        }
+        if space == Space::Subjects {
+            sorted = sort.take().map(SubjectSort::finish).transpose()?;
         }
         let mut cursor: Option<Vec<u8>> = None;
         loop {
             given_up(committed)?;
             let chunk = {
                 let catalog = catalog.read().unwrap_or_else(|p| p.into_inner());
-                let chunk = catalog.snapshot_chunk(space, cursor.as_deref(), size, CHUNK)?;
-                if space == Space::Subjects {
-                    for (key, _) in &chunk.records {
-                        digester.subject(&catalog, key)?;
-                    }
-                }
-                chunk
+                catalog.snapshot_chunk(space, cursor.as_deref(), size, CHUNK)?
             };
             for (key, value) in &chunk.records {
-                if space == Space::Entries {
-                    digester.entry(value)?;
+                match (space, sort.as_mut(), sorted.as_mut()) {
+                    (Space::Publications, Some(sort), _) => sort.push(value)?,
+                    (Space::Entries, ..) => digester.entry(value)?,
+                    (Space::Subjects, _, Some(sorted)) => {
+                        digest_subject(&mut digester, sorted, key)?
+                    }
+                    _ => {}
                 }
                 out.frame(space.tag(), key, value)
                     .map_err(io("writing a snapshot"))?;
@@ -510,10 +519,60 @@ fn whole_body(
             }
         }
     }
+    if let Some(Some((key, _))) = sorted.as_mut().map(Merged::next_item).transpose()? {
+        return Err(unindexed(&key).into());
+    }
     Ok(Body {
         records,
         state_digest: Some(digester.finish()),
     })
+}
+
+/// Hashes the next publication in subject order under the `Subjects` key `key`, which
+/// must be that publication's.
+fn digest_subject(
+    digester: &mut StateDigester,
+    sorted: &mut Merged,
+    key: &[u8],
+) -> Result<(), SnapshotError> {
+    let corrupt = |what: String| SnapshotError::Records(RecordError::Corrupt(what));
+    let (next_key, value) = sorted.next_item()?.ok_or_else(|| {
+        corrupt("the subject index lists more publications than the log holds".into())
+    })?;
+    match next_key.as_slice().cmp(key) {
+        std::cmp::Ordering::Less => return Err(unindexed(&next_key).into()),
+        std::cmp::Ordering::Greater => {
+            return Err(corrupt(format!(
+                "the subject index lists {} with no publication",
+                describe_key(key)
+            )))
+        }
+        std::cmp::Ordering::Equal => {}
+    }
+    let publication: PublicationRecord = serde_json::from_slice(&value)
+        .map_err(|e| corrupt(format!("decoding a publication: {e}")))?;
+    digester.subject_publication(key, &publication)?;
+    Ok(())
+}
+
+/// A publication that no `Subjects` key lists.
+fn unindexed(key: &[u8]) -> RecordError {
+    RecordError::Corrupt(format!(
+        "the subject index does not list the publication of {}",
+        describe_key(key)
+    ))
+}
+
+/// A `Subjects` key for a message: its subject digest and leaf index.
+fn describe_key(key: &[u8]) -> String {
+    match key.len().checked_sub(9) {
+        Some(n) => {
+            let index = key[n + 1..].try_into().map(u64::from_be_bytes);
+            let digest = String::from_utf8_lossy(&key[..n]);
+            format!("{digest} at leaf {}", index.unwrap_or(u64::MAX))
+        }
+        None => format!("a malformed key {}", hex::encode(key)),
+    }
 }
 
 /// Refuses to go on with a snapshot whose source gave it up ([`Committed::abandoned`]).
