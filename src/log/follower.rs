@@ -317,7 +317,7 @@ impl Follower {
                 "entry {index} is not in the tree of size {size}"
             )));
         }
-        let entry = view.entry(index)?;
+        let entry = view.entry_once(index)?;
         let proof = merkle::inclusion_proof(index, size, &view)?;
         Ok(Receipt::new(
             self.origin(),

@@ -299,7 +299,7 @@ impl Shared {
         let size = self.head().checkpoint.size;
         let view = TreeView::new(self.tiles.as_ref(), &self.cache, size);
         for index in self.index.leaf_candidates(leaf_hash)? {
-            if index < size && merkle::leaf_hash(&view.entry(index)?) == *leaf_hash {
+            if index < size && merkle::leaf_hash(&view.entry_once(index)?) == *leaf_hash {
                 return Ok(Some(index));
             }
         }
@@ -615,7 +615,7 @@ impl Log {
         checkpoint: &[u8],
     ) -> Result<Receipt, ReadError> {
         let view = self.view(size)?;
-        let entry = view.entry(index)?;
+        let entry = view.entry_once(index)?;
         let proof = merkle::inclusion_proof(index, size, &view)?;
         Ok(Receipt::new(
             &self.shared.origin,

@@ -300,6 +300,37 @@ impl<'a> TreeView<'a> {
             .map(|e| e.to_vec())
             .ok_or_else(|| StorageError::Corrupt(format!("{} is short", tile.path())).into())
     }
+
+    /// The entry at `index`, read without keeping its bundle: from the cache if its
+    /// bundle is there, else from the store, which reads only as far as that entry
+    /// ([`TileStore::get_bundle_entry`]). For scattered reads (receipts, one entry);
+    /// a reader that walks entries in order uses [`TreeView::entry`], which keeps each
+    /// bundle for the entries after it.
+    pub fn entry_once(&self, index: u64) -> Result<Vec<u8>, ReadError> {
+        let tile = crate::tiles::bundle_for_leaf(index, self.size).ok_or_else(|| {
+            ReadError::NotFound(format!("entry {index} is beyond tree size {}", self.size))
+        })?;
+        let position = (index % TILE_WIDTH) as usize;
+        // The entry is the same in every version of its bundle that holds it: the one
+        // the committed size holds, or the full one if that partial was removed.
+        let source = self.committed_version(tile);
+        for cached in [tile, source] {
+            if let Some(data) = self.cache.get(cached) {
+                let entries = decode_bundle(&data).ok_or_else(|| {
+                    StorageError::Corrupt(format!("{} is not a bundle", cached.path()))
+                })?;
+                if let Some(entry) = entries.get(position) {
+                    return Ok(entry.to_vec());
+                }
+            }
+        }
+        for stored in [source, source.full()] {
+            if let Some(entry) = self.store.get_bundle_entry(&stored.path(), position)? {
+                return Ok(entry);
+            }
+        }
+        Err(StorageError::Corrupt(format!("{} is missing", source.path())).into())
+    }
 }
 
 fn level_of(tile: TileId) -> u8 {
@@ -488,6 +519,75 @@ mod tests {
             view.entry(index).unwrap();
         }
         assert_eq!(store.reads(), 3);
+    }
+
+    /// Entry `index`'s bytes: its index, repeated, so every entry differs.
+    fn numbered(index: u64) -> Vec<u8> {
+        index.to_be_bytes().repeat(1 + (index % 5) as usize)
+    }
+
+    /// Stores bundle `bundle` of numbered entries at `width`.
+    fn put_bundle(store: &Counting, bundle: u64, width: u64) {
+        let entries: Vec<Vec<u8>> = (0..width)
+            .map(|i| numbered(bundle * TILE_WIDTH + i))
+            .collect();
+        let data = crate::tiles::encode_bundle(entries.iter().map(Vec::as_slice)).unwrap();
+        let tile = TileId {
+            kind: TileKind::Entries,
+            index: bundle,
+            width: width as u16,
+        };
+        store.put(&tile.path(), &data).unwrap();
+    }
+
+    /// A scattered read gives what `entry` gives at every index, from a full bundle, from
+    /// the committed partial, and from the full bundle once that partial is gone; it
+    /// keeps no bundle, so reading again goes to the store again.
+    #[test]
+    fn an_entry_read_once_is_the_entry_and_keeps_no_bundle() {
+        let store = Counting::default();
+        put_bundle(&store, 0, TILE_WIDTH);
+        put_bundle(&store, 1, 10);
+        let size = TILE_WIDTH + 10;
+        let cache = TileCache::default();
+        let view = TreeView::new(&store, &cache, size);
+        for index in 0..size {
+            assert_eq!(view.entry_once(index).unwrap(), numbered(index), "{index}");
+        }
+        assert_eq!(store.reads(), size as usize, "one store read per entry");
+        view.entry_once(3).unwrap();
+        assert_eq!(store.reads(), 1, "no bundle was kept");
+        // A view inside the committed size reads the committed partial.
+        let inside = TreeView::within(&store, &cache, TILE_WIDTH + 4, size);
+        assert_eq!(
+            inside.entry_once(TILE_WIDTH + 3).unwrap(),
+            numbered(TILE_WIDTH + 3)
+        );
+        assert!(
+            inside.entry_once(TILE_WIDTH + 4).is_err(),
+            "beyond the view"
+        );
+        // The tile filled up and its partial was removed: read from the full bundle.
+        put_bundle(&store, 1, TILE_WIDTH);
+        store
+            .delete(
+                &TileId {
+                    kind: TileKind::Entries,
+                    index: 1,
+                    width: 10,
+                }
+                .path(),
+            )
+            .unwrap();
+        assert_eq!(
+            view.entry_once(TILE_WIDTH + 9).unwrap(),
+            numbered(TILE_WIDTH + 9)
+        );
+        // A bundle `entry` cached is used without a store read.
+        view.entry(5).unwrap();
+        store.reads();
+        assert_eq!(view.entry_once(7).unwrap(), numbered(7));
+        assert_eq!(store.reads(), 0);
     }
 
     /// Which kind of read error a proof failure becomes: only a bad index or size is

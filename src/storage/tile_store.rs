@@ -59,6 +59,25 @@ pub trait TileStore: Send + Sync {
     ///   handler (behind a cache keyed by tile name).
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StorageError>;
 
+    /// The entry at `position` of the entry bundle at `path`, or `None` if there is no
+    /// object there; [`StorageError::Corrupt`] if the bundle has no such entry.
+    ///
+    /// - MUST return exactly the bytes [`crate::tiles::decode_bundle`] gives at
+    ///   `position` of what [`TileStore::get`] returns.
+    /// - SHOULD read no more of the object than it needs, and keep none of it: receipts
+    ///   at scattered indexes call it, and a whole bundle per receipt is what kept the
+    ///   server's memory over its budget. The default reads the whole object.
+    fn get_bundle_entry(
+        &self,
+        path: &str,
+        position: usize,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        match self.get(path)? {
+            Some(data) => bundle_entry(path, &mut data.as_slice(), position).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Deletes the object at `path` and every object under `path/`. Nothing there is not
     /// an error.
     ///
@@ -92,5 +111,24 @@ pub trait TileStore: Send + Sync {
     /// the store keeps none: the default).
     fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(None)
+    }
+}
+
+/// The entry at `position` of the bundle at `path`, read from `bundle` (for
+/// [`TileStore::get_bundle_entry`]).
+pub(crate) fn bundle_entry(
+    path: &str,
+    bundle: &mut impl std::io::Read,
+    position: usize,
+) -> Result<Vec<u8>, StorageError> {
+    match crate::tiles::read_bundle_entry(bundle, position) {
+        Ok(Some(entry)) => Ok(entry),
+        Ok(None) => Err(StorageError::Corrupt(format!(
+            "{path} has no entry at position {position}"
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(StorageError::Corrupt(
+            format!("{path} is not a bundle: it ends inside an entry"),
+        )),
+        Err(e) => Err(StorageError::io(format!("reading {path}"), e)),
     }
 }

@@ -103,6 +103,39 @@ pub fn tile_store_contract(name: &str, store: &dyn TileStore) {
     if !store.create_only() {
         assert_eq!(store.get(&tile(7).path()).unwrap(), None, "{name}");
     }
+    bundle_entry_contract(name, store);
+}
+
+/// One entry read from a bundle is the entry `get` + `decode_bundle` gives; a bundle
+/// with no entry there, or not a bundle, is corrupt; no object is `None`.
+fn bundle_entry_contract(name: &str, store: &dyn TileStore) {
+    use srcos_catalog::tiles::{decode_bundle, encode_bundle};
+    let entries: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 100 * usize::from(i)]).collect();
+    let bundle = encode_bundle(entries.iter().map(Vec::as_slice)).unwrap();
+    let path = "tile/entries/x001/002.p/40";
+    store.put(path, &bundle).unwrap();
+    let decoded = store.get(path).unwrap().unwrap();
+    let decoded = decode_bundle(&decoded).unwrap();
+    for (position, entry) in entries.iter().enumerate() {
+        let read = store.get_bundle_entry(path, position).unwrap();
+        assert_eq!(read.as_ref(), Some(entry), "{name}: position {position}");
+        assert_eq!(decoded[position], entry.as_slice());
+    }
+    let past = store.get_bundle_entry(path, 40);
+    assert!(
+        matches!(past, Err(StorageError::Corrupt(_))),
+        "{name}: {past:?}"
+    );
+    store
+        .put("tile/entries/x001/003.p/2", &bundle[..bundle.len() / 2])
+        .unwrap();
+    let torn = store.get_bundle_entry("tile/entries/x001/003.p/2", 39);
+    assert!(
+        matches!(torn, Err(StorageError::Corrupt(_))),
+        "{name}: {torn:?}"
+    );
+    let none = store.get_bundle_entry("tile/entries/x001/004", 0).unwrap();
+    assert_eq!(none, None, "{name}");
 }
 
 /// A lock swaps only from the checkpoint it holds (compare-and-swap), and keeps what it

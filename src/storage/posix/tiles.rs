@@ -10,7 +10,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::storage::durable::{create_dir_all_durable, sync_dir, write_and_sync};
+use crate::storage::tile_store::bundle_entry;
 use crate::storage::{StorageError, TileStore, TileWrite};
+
+/// The read buffer of one entry read from a bundle.
+const BUNDLE_READ_BUFFER: usize = 16 << 10;
 
 /// A tlog-tiles directory (the tiles; the checkpoint beside them is [`super::PosixLock`]'s).
 #[derive(Debug)]
@@ -98,6 +102,22 @@ impl TileStore for PosixTiles {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StorageError::io(format!("reading {}", file.display()), e)),
         }
+    }
+
+    fn get_bundle_entry(
+        &self,
+        path: &str,
+        position: usize,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let file = self.file(path)?;
+        let opened = match fs::File::open(&file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::io(format!("reading {}", file.display()), e)),
+        };
+        // A small buffer: the entries before `position` stream through it.
+        let mut reader = io::BufReader::with_capacity(BUNDLE_READ_BUFFER, opened);
+        bundle_entry(path, &mut reader, position).map(Some)
     }
 
     fn delete(&self, path: &str) -> Result<(), StorageError> {
