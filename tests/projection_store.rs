@@ -400,7 +400,7 @@ fn a_snapshot_at_any_size_restores_the_same_state_and_digest() {
 /// equal the digest of one read.
 #[test]
 fn the_chunked_state_digest_equals_one_read_at_every_size() {
-    use srcos_catalog::log::state_digest::state_digest_at;
+    use srcos_catalog::log::state_digest::{sorted_state_digest_at, state_digest_at};
     let mut rng = Rng::from_clock("chunked digest test");
     let (_, leaves) = random_leaves(&mut rng);
     let mut catalog = Catalog::new();
@@ -422,6 +422,16 @@ fn the_chunked_state_digest_equals_one_read_at_every_size() {
                 "at {at}, chunks of {chunk}"
             );
         }
+    }
+    // With the publications sorted on disk (ADR 0020; in memory below 32 MiB).
+    let spill = tempfile::tempdir().unwrap();
+    let catalog = locked.read().unwrap();
+    for at in 0..=size {
+        assert_eq!(
+            sorted_state_digest_at(&catalog, at, spill.path()).unwrap(),
+            expected[at as usize],
+            "sorted, at {at}"
+        );
     }
 }
 

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::reader::{ReadError, TileCache, TreeView};
+use super::state_digest::sorted_state_digest_at;
 use crate::catalog::{Catalog, CatalogError, PreparedLeaf};
 use crate::keyfile::KeyFileError;
 use crate::merkle::{self, CompactRange, Hash};
@@ -90,6 +91,9 @@ pub enum ReplayError {
     /// The data directory holds no log.
     #[error("{} holds no checkpoint", .0.display())]
     NoCheckpoint(PathBuf),
+    /// The replayed state could not be read back to hash it.
+    #[error("hashing the replayed state: {0}")]
+    Digest(#[source] CatalogError),
 }
 
 /// An entry bundle that does not hold what its name says.
@@ -123,6 +127,25 @@ pub fn replay<T>(
     signed_checkpoint: &[u8],
     log_key: &Verifier,
     bundle: impl FnMut(TileId) -> Result<T, ReplayError>,
+) -> Result<Replayed, ReplayError>
+where
+    T: Deref,
+    T::Target: AsRef<[u8]>,
+{
+    replay_with(catalog, signed_checkpoint, log_key, bundle, |c| {
+        Ok(c.state_digest())
+    })
+}
+
+/// [`replay`], with the final state digest taken by `digest` (of the catalog and its
+/// size): [`super::state_digest::sorted_state_digest_at`] for a replay into records on
+/// disk far larger than the page cache.
+fn replay_with<T>(
+    catalog: Catalog,
+    signed_checkpoint: &[u8],
+    log_key: &Verifier,
+    bundle: impl FnMut(TileId) -> Result<T, ReplayError>,
+    digest: impl FnOnce(&Catalog) -> Result<[u8; 32], CatalogError>,
 ) -> Result<Replayed, ReplayError>
 where
     T: Deref,
@@ -186,7 +209,7 @@ where
     if tree.size() != size || tree.root() != checkpoint.root {
         return Err(ReplayError::Root(size));
     }
-    let state_digest = catalog.state_digest();
+    let state_digest = digest(&catalog).map_err(ReplayError::Digest)?;
     Ok(Replayed {
         checkpoint,
         catalog,
@@ -448,6 +471,15 @@ pub fn replay_log(
     log_key: &Verifier,
     catalog: Catalog,
 ) -> Result<Option<Replayed>, ReplayError> {
+    replay_log_with(log, log_key, catalog, |c| Ok(c.state_digest()))
+}
+
+fn replay_log_with(
+    log: &LogBackends,
+    log_key: &Verifier,
+    catalog: Catalog,
+    digest: impl FnOnce(&Catalog) -> Result<[u8; 32], CatalogError>,
+) -> Result<Option<Replayed>, ReplayError> {
     let Some(signed) = log.lock.read()? else {
         return Ok(None);
     };
@@ -455,13 +487,13 @@ pub fn replay_log(
     let (checkpoint, _) =
         note::open_checkpoint(&signed, log_key).map_err(ReplayError::Checkpoint)?;
     let view = TreeView::new(log.tiles.as_ref(), &cache, checkpoint.size);
-    replay(catalog, &signed, log_key, |tile| {
+    let tile = |tile: TileId| {
         view.tile(tile).map_err(|source| ReplayError::Tile {
             tile: tile.path(),
             source,
         })
-    })
-    .map(Some)
+    };
+    replay_with(catalog, &signed, log_key, tile, digest).map(Some)
 }
 
 /// Replays the log stored in the POSIX data directory `data_dir` (its `log/` tiles and,
@@ -481,7 +513,9 @@ pub fn replay_dir(
         }
     };
     let log = LogBackends::posix(data_dir)?;
-    replay_log(&log, log_key, catalog)?
+    // The digest's publications are sorted in unnamed files beside the log (ADR 0020).
+    let digest = |c: &Catalog| sorted_state_digest_at(c, c.applied_size(), data_dir);
+    replay_log_with(&log, log_key, catalog, digest)?
         .ok_or_else(|| ReplayError::NoCheckpoint(data_dir.to_path_buf()))
 }
 

@@ -13,15 +13,15 @@
 //! while merging. Descriptors: at most [`FAN_IN`] runs are open at once; beyond that the
 //! oldest runs are merged into one first.
 //!
-//! May import `catalog` (the publication record and the record error).
+//! May import `catalog` (the publication record, the record error, the state digester).
 
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::catalog::{PublicationRecord, RecordError};
+use crate::catalog::{CatalogError, PublicationRecord, RecordError, StateDigester};
 
 /// Bytes of buffered publications before a run is sorted and spilled.
 pub const RUN_BYTES: usize = 32 << 20;
@@ -196,6 +196,61 @@ impl Merged {
                 Ok(Some(item))
             }
         }
+    }
+}
+
+impl Merged {
+    /// Hashes the next publication into `digester`'s subject section under the
+    /// `Subjects` key `key`, which must be that publication's: the sorted publications
+    /// and the index are read in step, and a key in one but not the other is corrupt.
+    pub fn digest_next(
+        &mut self,
+        digester: &mut StateDigester,
+        key: &[u8],
+    ) -> Result<(), CatalogError> {
+        let listed_only = || {
+            RecordError::Corrupt(format!(
+                "the subject index lists {} with no publication",
+                describe_key(key)
+            ))
+        };
+        let (next_key, value) = self.next_item()?.ok_or_else(listed_only)?;
+        match next_key.as_slice().cmp(key) {
+            Ordering::Less => return Err(unindexed(&next_key).into()),
+            Ordering::Greater => return Err(listed_only().into()),
+            Ordering::Equal => {}
+        }
+        let publication: PublicationRecord = serde_json::from_slice(&value)
+            .map_err(|e| RecordError::Corrupt(format!("decoding a publication: {e}")))?;
+        digester.subject_publication(key, &publication)
+    }
+
+    /// Checks, after the last `Subjects` key, that no publication is left unlisted.
+    pub fn all_listed(&mut self) -> Result<(), RecordError> {
+        match self.next_item()? {
+            Some((key, _)) => Err(unindexed(&key)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A publication that no `Subjects` key lists.
+fn unindexed(key: &[u8]) -> RecordError {
+    RecordError::Corrupt(format!(
+        "the subject index does not list the publication of {}",
+        describe_key(key)
+    ))
+}
+
+/// A `Subjects` key for a message: its subject digest and leaf index.
+fn describe_key(key: &[u8]) -> String {
+    match key.len().checked_sub(9) {
+        Some(n) => {
+            let index = key[n + 1..].try_into().map(u64::from_be_bytes);
+            let digest = String::from_utf8_lossy(&key[..n]);
+            format!("{digest} at leaf {}", index.unwrap_or(u64::MAX))
+        }
+        None => format!("a malformed key {}", hex::encode(key)),
     }
 }
 
