@@ -182,7 +182,7 @@ async fn operation(client: &HttpClient, pool: &Pool, rng: &mut Rng, n: u64) -> O
 /// and a replay into a scratch store on disk (what `fsck --full` and `replay` run)
 /// reaches the same state as one in memory.
 fn check_replay(url: &str, data: &std::path::Path, rt: &tokio::runtime::Runtime) -> (u64, String) {
-    let replayed = replay_dir(data, None, Catalog::new()).unwrap();
+    let replayed = replay_dir(data, None, Catalog::new(), data).unwrap();
     let size = replayed.checkpoint.size;
     let client = HttpClient::new(url).unwrap();
     let r = rt
@@ -196,7 +196,7 @@ fn check_replay(url: &str, data: &std::path::Path, rt: &tokio::runtime::Runtime)
     );
     let scratch = tempfile::tempdir().unwrap();
     let on_disk = DiskRecordStore::scratch(scratch.path()).unwrap();
-    let again = replay_dir(data, None, Catalog::with_store(Box::new(on_disk))).unwrap();
+    let again = replay_dir(data, None, Catalog::with_store(Box::new(on_disk)), data).unwrap();
     assert_eq!(again.state_digest, replayed.state_digest);
     assert_eq!(
         again.catalog.state_json().unwrap(),

@@ -70,7 +70,7 @@ fn publish(log: &Arc<Log>, data: &Path, first: u64, count: u64) {
 /// The state digest the log serves equals a fresh full replay's at the replay's size
 /// (an idle log may append a state commitment of its own meanwhile, ADR 0005).
 fn assert_same_as_full_replay(log: &Log, data: &Path) {
-    let replayed = replay::replay_dir(data, None, Catalog::new()).unwrap();
+    let replayed = replay::replay_dir(data, None, Catalog::new(), data).unwrap();
     let at = replayed.checkpoint.size;
     assert!(log.head().checkpoint.size >= at);
     let live = log.read_catalog(|catalog, _| catalog.try_state_digest_at(at).unwrap());

@@ -22,7 +22,7 @@ pub struct FsckArgs {
     full: bool,
     /// Where `--full` keeps the records it rebuilds, on disk so that its memory does not
     /// grow with the log (about 1.7 KB per entry, removed when done; default
-    /// DATA/scratch).
+    /// DATA/scratch), and the publications its state digests sort (ADR 0020).
     #[arg(long, value_name = "DIR")]
     scratch: Option<PathBuf>,
 }
@@ -37,16 +37,26 @@ pub fn run(args: FsckArgs) -> Result<(), CliError> {
             .scratch
             .clone()
             .unwrap_or_else(|| args.data.join("scratch"));
-        let fresh = scratch_records(scratch);
-        let replayed =
-            crate::log::replay::replay_dir(&args.data, None, Catalog::with_store(fresh()?))?;
+        let fresh = scratch_records(scratch.clone());
+        let replayed = crate::log::replay::replay_dir(
+            &args.data,
+            None,
+            Catalog::with_store(fresh()?),
+            &scratch,
+        )?;
         println!(
             "replayed {} entries: state digest {}",
             replayed.checkpoint.size,
             hex::encode(replayed.state_digest)
         );
         let log = crate::storage::LogBackends::posix(&args.data)?;
-        for found in check_against(&args.data, log.tiles.as_ref(), &replayed, fresh.as_ref()) {
+        for found in check_against(
+            &args.data,
+            log.tiles.as_ref(),
+            &replayed,
+            fresh.as_ref(),
+            &scratch,
+        ) {
             match (&found.problem, found.size) {
                 (None, Some(size)) => {
                     println!("snapshot at size {size}: state digest equal to the replay's")

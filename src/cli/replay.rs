@@ -32,21 +32,26 @@ pub struct ReplayArgs {
     compare: Option<String>,
     /// Where the replay keeps the records it rebuilds, on disk so that its memory does
     /// not grow with the log (about 1.7 KB per entry, removed when done; default
-    /// DATA/scratch with --data, the system's temporary directory with --server).
+    /// DATA/scratch with --data, the system's temporary directory with --server), and
+    /// with --data the publications its state digest sorts (ADR 0020).
     #[arg(long, value_name = "DIR")]
     scratch: Option<PathBuf>,
 }
 
 impl ReplayArgs {
-    /// An empty catalog whose records go to a scratch store (see `--scratch`).
-    fn scratch_catalog(&self) -> Result<Catalog, CliError> {
-        let dir = match (&self.scratch, &self.data) {
+    /// Where the records the replay rebuilds go (see `--scratch`).
+    fn scratch_dir(&self) -> PathBuf {
+        match (&self.scratch, &self.data) {
             (Some(dir), _) => dir.clone(),
             (None, Some(data)) => data.join("scratch"),
             (None, None) => std::env::temp_dir(),
-        };
+        }
+    }
+
+    /// An empty catalog whose records go to a scratch store (see `--scratch`).
+    fn scratch_catalog(&self) -> Result<Catalog, CliError> {
         Ok(Catalog::with_store(Box::new(DiskRecordStore::scratch(
-            &dir,
+            &self.scratch_dir(),
         )?)))
     }
 }
@@ -61,8 +66,14 @@ pub fn run(args: ReplayArgs) -> Result<(), CliError> {
         .transpose()?;
     let (replayed, live) = match (&args.data, &args.server) {
         (Some(dir), _) => {
-            let r = replay_dir(dir, key.as_ref(), args.scratch_catalog()?)
-                .map_err(|e| CliError(format!("replay of {}: {e}", dir.display())))?;
+            // The state digest sorts publications beside the rebuilt records (ADR 0020).
+            let r = replay_dir(
+                dir,
+                key.as_ref(),
+                args.scratch_catalog()?,
+                &args.scratch_dir(),
+            )
+            .map_err(|e| CliError(format!("replay of {}: {e}", dir.display())))?;
             (r, args.compare.clone())
         }
         (None, Some(url)) => {

@@ -497,12 +497,15 @@ fn replay_log_with(
 }
 
 /// Replays the log stored in the POSIX data directory `data_dir` (its `log/` tiles and,
-/// without `log_key`, its `log.vkey`) into `catalog` (empty; see [`replay`]).
-/// Read-only: it may run beside a live server.
+/// without `log_key`, its `log.vkey`) into `catalog` (empty; see [`replay`]). The final
+/// state digest sorts the publications in unnamed files in `spill` (an existing
+/// directory, such as the scratch directory of `catalog`'s records; ADR 0020).
+/// Read-only: it may run beside a live server, and on a data directory it cannot write.
 pub fn replay_dir(
     data_dir: &Path,
     log_key: Option<&Verifier>,
     catalog: Catalog,
+    spill: &Path,
 ) -> Result<Replayed, ReplayError> {
     let own;
     let log_key = match log_key {
@@ -513,8 +516,7 @@ pub fn replay_dir(
         }
     };
     let log = LogBackends::posix(data_dir)?;
-    // The digest's publications are sorted in unnamed files beside the log (ADR 0020).
-    let digest = |c: &Catalog| sorted_state_digest_at(c, c.applied_size(), data_dir);
+    let digest = |c: &Catalog| sorted_state_digest_at(c, c.applied_size(), spill);
     replay_log_with(&log, log_key, catalog, digest)?
         .ok_or_else(|| ReplayError::NoCheckpoint(data_dir.to_path_buf()))
 }

@@ -958,12 +958,14 @@ pub struct SnapshotFinding {
 /// full replay of its log (`replayed`, read from `tiles`): the file's hash, its size
 /// and root, a delta's base reference, the state digest a whole one recorded, and the
 /// digest of the state its records hold (a delta's laid on its chain; loaded into a
-/// store `fresh` makes for each snapshot) against the replay's at the same size.
+/// store `fresh` makes for each snapshot) against the replay's at the same size. The
+/// digests sort publications in unnamed files in `spill` (ADR 0020).
 pub fn check_against(
     data_dir: &Path,
     tiles: &dyn TileStore,
     replayed: &super::replay::Replayed,
     fresh: &FreshRecords,
+    spill: &Path,
 ) -> Vec<SnapshotFinding> {
     let dir = dir(data_dir);
     let mut files = list(&dir);
@@ -972,7 +974,7 @@ pub fn check_against(
         .into_iter()
         .map(|(_, path)| {
             let checked = read_header(&path).map(|(header, _)| {
-                let problem = check_one(&dir, &path, &header, tiles, replayed, fresh);
+                let problem = check_one(&dir, &path, &header, tiles, replayed, fresh, spill);
                 (header.size, problem.err().map(|e| e.to_string()))
             });
             match checked {
@@ -999,6 +1001,7 @@ fn check_one(
     tiles: &dyn TileStore,
     replayed: &super::replay::Replayed,
     fresh: &FreshRecords,
+    spill: &Path,
 ) -> Result<(), SnapshotError> {
     let tree = replayed.checkpoint.size;
     let size = header.size;
@@ -1024,7 +1027,7 @@ fn check_one(
         )));
     }
     // Sorted, not read by leaf index per subject: at millions of entries (ADR 0020).
-    let digest = hex::encode(sorted_state_digest_at(&replayed.catalog, size, dir)?);
+    let digest = hex::encode(sorted_state_digest_at(&replayed.catalog, size, spill)?);
     match (&header.state_digest, &header.base) {
         (Some(recorded), None) if *recorded != digest => {
             return Err(refused(format!(
@@ -1051,7 +1054,7 @@ fn check_one(
     }
     let admin = admin.ok_or_else(|| refused("its chain is empty"))?;
     let restored = Catalog::restore(admin, store).map_err(|(e, _)| SnapshotError::Records(e))?;
-    let held = hex::encode(sorted_state_digest_at(&restored, size, dir)?);
+    let held = hex::encode(sorted_state_digest_at(&restored, size, spill)?);
     if held != digest {
         return Err(refused(format!(
             "the state its records hold has digest {held}, not the replay's {digest} at size {size}"
