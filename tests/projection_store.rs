@@ -414,17 +414,22 @@ fn the_chunked_state_digest_equals_one_read_at_every_size() {
         .map(|at| catalog.try_state_digest_at(at).unwrap())
         .collect();
     drop(catalog);
+    let spill = tempfile::tempdir().unwrap();
     for chunk in [1, 7, 4096] {
         for at in 0..=size {
             assert_eq!(
-                state_digest_at(&locked, at, chunk).unwrap(),
+                state_digest_at(&locked, at, chunk, None).unwrap(),
                 expected[at as usize],
                 "at {at}, chunks of {chunk}"
+            );
+            assert_eq!(
+                state_digest_at(&locked, at, chunk, Some(spill.path())).unwrap(),
+                expected[at as usize],
+                "sorted, at {at}, chunks of {chunk}"
             );
         }
     }
     // With the publications sorted on disk (ADR 0020; in memory below 32 MiB).
-    let spill = tempfile::tempdir().unwrap();
     let catalog = locked.read().unwrap();
     for at in 0..=size {
         assert_eq!(

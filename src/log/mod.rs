@@ -233,6 +233,8 @@ pub(crate) struct Shared {
     uncommitted: Mutex<HashMap<[u8; 32], u64>>,
     /// The state map and its commitments (`state_commit`).
     state_commits: state_commit::StateCommits,
+    /// Where state digests sort the publications (the snapshot directory, ADR 0020).
+    spill: PathBuf,
 }
 
 impl Shared {
@@ -397,10 +399,16 @@ impl Log {
 
     /// SHA-256 of the canonical catalog state after the first `at` leaves (clamped to
     /// the committed size), read a chunk at a time so that the sequencer is held up for
-    /// one chunk at most ([`state_digest`]). Blocking: call it off the async workers.
+    /// one chunk at most, the publications sorted by subject in the snapshot directory
+    /// ([`state_digest`]). Blocking: call it off the async workers.
     pub fn state_digest_at(&self, at: u64) -> Result<[u8; 32], catalog::CatalogError> {
         let at = at.min(self.head().checkpoint.size);
-        state_digest::state_digest_at(&self.shared.catalog, at, state_digest::CHUNK)
+        state_digest::state_digest_at(
+            &self.shared.catalog,
+            at,
+            state_digest::CHUNK,
+            Some(&self.shared.spill),
+        )
     }
 
     /// The state commitment lookups are proved against: the one of exactly

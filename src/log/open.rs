@@ -32,6 +32,7 @@ use super::sequencer::Sequencer;
 use super::snapshot::{
     self, delta, Chain, SnapshotCheck, SnapshotError, SnapshotHeader, Snapshotter,
 };
+use super::state_digest::sorted_state_digest_at;
 use super::{now_ms, Head, Log, LogError, LogOptions, Shared, WriteState, DEFAULT_ORIGIN};
 use crate::catalog::{Catalog, CatalogError, RecordStore};
 use crate::keyfile::{self, key_pair_paths};
@@ -174,6 +175,7 @@ impl Log {
             _dir_lock: dir_lock,
             uncommitted: Mutex::new(HashMap::new()),
             state_commits,
+            spill: snapshot::dir(dir),
         });
         shared
             .state_commits
@@ -689,7 +691,8 @@ fn restore_from(
         Err((e, store)) => return Err((e.into(), true, store)),
     };
     if at.check == SnapshotCheck::Digest {
-        let digest = catalog.try_state_digest_at(header.size).map(hex::encode);
+        // Sorted in the snapshot directory, not read by leaf index (ADR 0020).
+        let digest = sorted_state_digest_at(&catalog, header.size, dir).map(hex::encode);
         match digest {
             Ok(d) if Some(&d) == header.state_digest.as_ref() => {}
             Ok(_) => {

@@ -106,6 +106,9 @@ pub struct Projection {
     snapshot_thread: Mutex<Option<JoinHandle<()>>>,
     /// Set (and notified) when snapshots are to stop.
     stopping: (Mutex<bool>, Condvar),
+    /// Where state digests sort the publications (the snapshot directory, ADR 0020),
+    /// if the projection has a data directory.
+    spill: Option<PathBuf>,
 }
 
 impl Projection {
@@ -125,6 +128,7 @@ impl Projection {
             snapshotter: None,
             snapshot_thread: Mutex::new(None),
             stopping: (Mutex::new(false), Condvar::new()),
+            spill: None,
         }
     }
 
@@ -139,6 +143,7 @@ impl Projection {
                 Chain::default(),
             ))
         });
+        self.spill = Some(snapshot::dir(&snapshots.data_dir));
         let progress = self.progress.get_mut().unwrap_or_else(|p| p.into_inner());
         progress.restore = (snapshots.check != SnapshotCheck::Off).then_some(snapshots);
         self
@@ -212,10 +217,12 @@ impl Projection {
     }
 
     /// SHA-256 of the canonical state after `at` leaves (clamped to the verified size),
-    /// the read lock held a chunk at a time. Blocking.
+    /// the read lock held a chunk at a time, the publications sorted in the snapshot
+    /// directory when there is one. Blocking.
     pub fn state_digest_at(&self, at: u64) -> Result<[u8; 32], CatalogError> {
         let at = at.min(self.status().verified);
-        state_digest::state_digest_at(&self.catalog, at, state_digest::CHUNK)
+        let spill = self.spill.as_deref();
+        state_digest::state_digest_at(&self.catalog, at, state_digest::CHUNK, spill)
     }
 
     /// Applies the entries of the followed head not applied yet; returns the size

@@ -1,5 +1,6 @@
 //! The catalog state digest at a committed size, for `GET /v1/catalog/state`, read a
-//! chunk of records at a time.
+//! chunk of records at a time, with the publications sorted by subject on disk (ADR
+//! 0020) where a spill directory is given.
 //!
 //! Why chunks: the digest hashes the whole state, which at millions of entries takes
 //! seconds, and the sequencer needs the catalog's write lock for every batch it
@@ -21,14 +22,19 @@ pub const CHUNK: usize = 1024;
 
 /// SHA-256 of the canonical catalog state after the first `at` leaves (at most the
 /// applied size; equal to `Catalog::try_state_digest_at`), holding the read lock for
-/// `chunk` records at a time.
+/// `chunk` records at a time. With `spill`, the publications are read in leaf order and
+/// sorted by subject in unnamed files there, as [`sorted_state_digest_at`] does: a
+/// server's records can be far larger than the page cache, and reading them one by one
+/// in subject order is a random read per publication (ADR 0020). Without it, they are
+/// read by leaf index in subject order, which only suits records that fit in memory.
 pub fn state_digest_at(
     catalog: &RwLock<Catalog>,
     at: u64,
     chunk: usize,
+    spill: Option<&Path>,
 ) -> Result<[u8; 32], CatalogError> {
     let read = || catalog.read().unwrap_or_else(|p| p.into_inner());
-    digest(read, at, chunk, None)
+    digest(read, at, chunk, spill)
 }
 
 /// The same digest as [`state_digest_at`], with the publications read in leaf order and

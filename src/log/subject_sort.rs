@@ -13,7 +13,8 @@
 //! while merging. Descriptors: at most [`FAN_IN`] runs are open at once; beyond that the
 //! oldest runs are merged into one first.
 //!
-//! May import `catalog` (the publication record, the record error, the state digester).
+//! May import `catalog` (the publication record, the record error, the state digester)
+//! and `storage::durable` (a private directory).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -22,6 +23,7 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::catalog::{CatalogError, PublicationRecord, RecordError, StateDigester};
+use crate::storage::durable::create_private_dir_all;
 
 /// Bytes of buffered publications before a run is sorted and spilled.
 pub const RUN_BYTES: usize = 32 << 20;
@@ -138,6 +140,8 @@ impl SubjectSort {
     }
 
     fn run_file(&self) -> Result<BufWriter<File>, RecordError> {
+        // Created on the first spill: a small sort never needs the directory.
+        create_private_dir_all(&self.dir).map_err(spill_error)?;
         let file = tempfile::tempfile_in(&self.dir).map_err(spill_error)?;
         Ok(BufWriter::with_capacity(1 << 20, file))
     }
@@ -326,8 +330,10 @@ mod tests {
     /// Pushes `n` publications of `subjects` subjects in leaf order with the given limits,
     /// and returns the keys handed back and the runs spilled.
     fn sorted(n: u64, subjects: u64, run_bytes: usize, fan_in: usize) -> (Vec<Vec<u8>>, usize) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut sort = SubjectSort::with_limits(dir.path(), run_bytes, fan_in);
+        let parent = tempfile::tempdir().unwrap();
+        // Not there yet: made by the first spill, and only then.
+        let dir = parent.path().join("spill");
+        let mut sort = SubjectSort::with_limits(&dir, run_bytes, fan_in);
         for i in 0..n {
             // A scattered subject per leaf, so leaf order is far from key order.
             sort.push(&publication((i * 7919) % subjects, i)).unwrap();
@@ -340,11 +346,14 @@ mod tests {
             assert_eq!(subject_key(&record), key, "the value travels with its key");
             keys.push(key);
         }
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "runs are unnamed files"
-        );
+        match runs {
+            0 => assert!(!dir.exists(), "an in-memory sort makes no directory"),
+            _ => assert_eq!(
+                std::fs::read_dir(&dir).unwrap().count(),
+                0,
+                "runs are unnamed files"
+            ),
+        }
         (keys, runs)
     }
 
