@@ -40,7 +40,7 @@ use axum::{Extension, Router};
 use serde::Serialize;
 use tower::ServiceExt as _;
 
-use super::catalog;
+use super::catalog::{self, CatalogReads};
 use super::forward::{unavailable, Forwarder};
 use super::read::{
     log_info_response, parse_index, query_problem, tile_response, with_headers, ConsistencyQuery,
@@ -232,7 +232,7 @@ pub fn router(frontend: Frontend, ops: Operations) -> Router {
     let local = frontend
         .projection
         .clone()
-        .map(|p| local_catalog(&frontend, p));
+        .map(|p| local_catalog(&frontend, p.clone()).merge(local_state(&frontend, p)));
     let router = Router::new()
         .route(routes::PUBLICATIONS, post(submit_publication))
         .route(routes::GRANTS, post(submit_grant))
@@ -253,6 +253,7 @@ pub fn router(frontend: Frontend, ops: Operations) -> Router {
         .route(routes::METRICS, get(metrics))
         .route(routes::OPENAPI, get(crate::openapi::serve_document))
         .route(routes::SCHEMAS, get(crate::openapi::schema_file))
+        .route(routes::BROWSE_STYLE, get(super::browse::style))
         .fallback(forward_as_is)
         .layer(Extension(ops))
         .with_state(frontend);
@@ -262,10 +263,30 @@ pub fn router(frontend: Frontend, ops: Operations) -> Router {
     }
 }
 
+/// Whether `app`'s projection serves exactly the followed head (its answers are then as
+/// of the checkpoint this frontend serves).
+fn serves_head(app: &Frontend) -> bool {
+    app.projection
+        .as_ref()
+        .and_then(|p| p.serving_size())
+        .is_some()
+}
+
 /// The catalog reads answered from `projection` with the holder's own handlers, each
 /// forwarded instead while the projection has not applied exactly the head.
 fn local_catalog(frontend: &Frontend, projection: Arc<Projection>) -> Router {
-    Router::new()
+    let work = Arc::new(catalog::ReadWork::default());
+    let browse = frontend.blobs.clone().map(|blobs| {
+        local_entry_page(
+            frontend,
+            Local {
+                projection: projection.clone(),
+                blobs,
+            },
+            work.clone(),
+        )
+    });
+    let router = Router::new()
         .route(routes::ENTRIES, get(catalog::entries::<Arc<Projection>>))
         .route(routes::ENTRY, get(catalog::entry::<Arc<Projection>>))
         .route(
@@ -274,10 +295,87 @@ fn local_catalog(frontend: &Frontend, projection: Arc<Projection>) -> Router {
         )
         .route(routes::STATE, get(catalog::state::<Arc<Projection>>))
         .route(routes::POLICY, get(catalog::policy::<Arc<Projection>>))
-        .layer(Extension(Arc::new(catalog::ReadWork::default())))
+        .route(
+            routes::BROWSE_SEARCH,
+            get(super::browse::search::<Arc<Projection>>),
+        )
+        .layer(Extension(work))
         .route_layer(middleware::from_fn_with_state(
             frontend.clone(),
             local_or_forwarded,
+        ))
+        .with_state(projection);
+    match browse {
+        Some(browse) => router.merge(browse),
+        None => router,
+    }
+}
+
+/// What a frontend's entry page reads: its projection, the entries of the tiles it
+/// follows (the decisions' comments) and the bucket (which evidence is held), as the
+/// holder's page reads its log and the same bucket.
+#[derive(Clone)]
+struct Local {
+    projection: Arc<Projection>,
+    blobs: Arc<BlobStore>,
+}
+
+/// The projection's answers, as `Arc<Projection>` gives them.
+impl CatalogReads for Local {
+    fn origin(&self) -> String {
+        CatalogReads::origin(&self.projection)
+    }
+    fn size(&self) -> u64 {
+        CatalogReads::size(&self.projection)
+    }
+    fn read_catalog<R>(&self, read: impl FnOnce(&crate::catalog::Catalog, u64) -> R) -> R {
+        CatalogReads::read_catalog(&self.projection, read)
+    }
+    fn state_digest_at(&self, at: u64) -> Result<[u8; 32], crate::catalog::CatalogError> {
+        CatalogReads::state_digest_at(&self.projection, at)
+    }
+}
+
+impl super::browse::EntryPageReads for Local {
+    fn leaf(&self, index: u64) -> Option<Vec<u8>> {
+        self.projection.follower().entry(index).ok()
+    }
+    fn blobs(&self) -> Option<Arc<BlobStore>> {
+        Some(self.blobs.clone())
+    }
+}
+
+/// The browser's entry page from `local`, forwarded while the projection does not serve
+/// the head. Only with the bucket: without it the page could not say which evidence the
+/// holder holds, so it is forwarded.
+fn local_entry_page(frontend: &Frontend, local: Local, work: Arc<catalog::ReadWork>) -> Router {
+    Router::new()
+        .route(routes::BROWSE_ENTRY, get(super::browse::entry::<Local>))
+        .layer(Extension(work))
+        .route_layer(middleware::from_fn_with_state(
+            frontend.clone(),
+            local_or_forwarded,
+        ))
+        .with_state(local)
+}
+
+/// The state proofs and histories answered from the commitments `projection` checked
+/// and kept, with the holder's own handlers; forwarded while it does not serve the head,
+/// and whenever the answer would be a 404 (a commitment not kept here: one before the
+/// snapshot this frontend restored from, or older than it keeps, may be the holder's).
+fn local_state(frontend: &Frontend, projection: Arc<Projection>) -> Router {
+    Router::new()
+        .route(
+            routes::STATE_PROOFS,
+            get(super::state::proofs::<Arc<Projection>>),
+        )
+        .route(
+            routes::STATE_HISTORY,
+            get(super::state::history::<Arc<Projection>>),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            frontend.clone(),
+            local_else_forwarded,
         ))
         .with_state(projection)
 }
@@ -285,15 +383,30 @@ fn local_catalog(frontend: &Frontend, projection: Arc<Projection>) -> Router {
 /// Passes `request` to the local handler when the projection serves the head's size,
 /// forwards it to the holder otherwise.
 async fn local_or_forwarded(State(app): State<Frontend>, request: Request, next: Next) -> Response {
-    if app
-        .projection
-        .as_ref()
-        .and_then(|p| p.serving_size())
-        .is_some()
-    {
+    if serves_head(&app) {
         next.run(request).await
     } else {
         forward_as_is(State(app), request).await
+    }
+}
+
+/// [`local_or_forwarded`], and a local 404 forwarded as well: for the reads (bodiless
+/// GETs) whose answer the projection may lack although the holder has it.
+async fn local_else_forwarded(
+    State(app): State<Frontend>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !serves_head(&app) {
+        return forward_as_is(State(app), request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let again = Request::from_parts(parts.clone(), Body::empty());
+    let answer = next.run(Request::from_parts(parts, body)).await;
+    if answer.status() == StatusCode::NOT_FOUND {
+        forward_as_is(State(app), again).await
+    } else {
+        answer
     }
 }
 
@@ -485,8 +598,10 @@ async fn entry(State(app): State<Frontend>, Path(index): Path<String>) -> Respon
 }
 
 /// `GET /v1/receipts/N`: against the followed head, once it covers entry N (at most
-/// `receipt_wait`; a refresh is asked for at once). With `tree_size`, forwarded: a
-/// checkpoint of an earlier size is signed by the holder, never here.
+/// `receipt_wait`; a refresh is asked for at once). With `tree_size`: against the head
+/// when that is its size, else forwarded: a checkpoint of an earlier size is signed by
+/// the holder with the log key (`Log::checkpoint_at`), never here, as a frontend signs
+/// nothing (ADR 0004).
 async fn receipt(
     State(app): State<Frontend>,
     Path(index_text): Path<String>,
@@ -503,7 +618,29 @@ async fn receipt(
         Ok(index) => index,
         Err(problem) => return problem.into_response(),
     };
-    if query.tree_size.is_some() {
+    if let Some(size) = query.tree_size.as_deref() {
+        let size = match parse_index(size, "tree_size") {
+            Ok(size) => size,
+            Err(problem) => return problem.into_response(),
+        };
+        // The head's own size needs no signature but the one the head carries.
+        if app
+            .follower
+            .head()
+            .is_some_and(|h| h.checkpoint.size == size)
+        {
+            let follower = app.follower.clone();
+            let local =
+                tokio::task::spawn_blocking(move || follower.receipt_at_head(index, size)).await;
+            if let Ok(Ok(receipt)) = local {
+                return with_headers(
+                    StatusCode::OK,
+                    RECEIPT_MEDIA_TYPE,
+                    "no-cache",
+                    receipt.to_json(),
+                );
+            }
+        }
         let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
         return app
             .forwarder

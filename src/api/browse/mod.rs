@@ -22,7 +22,7 @@ mod layout;
 mod log;
 mod search;
 
-pub use entry::entry;
+pub use entry::{entry, EntryPageReads};
 pub use layout::CSP;
 pub use log::log;
 pub use search::search;
