@@ -3,28 +3,38 @@
 //! and to pass the rest to the holder through a [`Forwarder`]:
 //! - local: `/checkpoint`, tiles and entry bundles, `/v1/log`, `/v1/entries/N`,
 //!   consistency proofs, receipts against the followed head (waiting, bounded, until the
-//!   head covers the entry), health, metrics, the OpenAPI document; when the log has
+//!   head covers the entry; also with `tree_size` equal to the head's size), the
+//!   browser's stylesheet, health, metrics, the OpenAPI document; when the log has
 //!   witnesses, the head carries the cosignatures the holder collected for it, once
 //!   verified here with the witness keys (the log-signed head until then);
 //! - submissions: the body capped, parsed and its signature verified here against the
 //!   keys the follower folded (stateless, so garbage never reaches the sequencer), then
 //!   forwarded, and the sequencer's answer (its receipt) passed back;
 //! - local once caught up: the catalog reads (entries, evidence bundles, the policy,
-//!   the state digest), answered by the holder's own handlers from the frontend's
+//!   the state digest), the browser's search page and, when the frontend has the bucket,
+//!   its entry pages, answered by the holder's own handlers from the frontend's
 //!   [`Projection`] of the log, as of the head's size, whenever the projection has
 //!   applied exactly the head; forwarded until then, and for good if it failed;
-//! - forwarded as they are: everything else that needs the holder's state or the
-//!   lookup index (state proofs and history, the browser, inclusion proofs by leaf
-//!   hash, receipts at an explicit `tree_size`, which need the log key to sign) and
-//!   evidence uploads (the holder keeps the quotas);
+//! - local once caught up, else forwarded: the state proofs and histories, from the
+//!   commitments the projection checked and kept (with the maps of their sizes),
+//!   receipts against the followed head; a lookup the projection cannot answer (a 404:
+//!   a commitment before the snapshot it restored from, or older than it keeps) is
+//!   forwarded, as the holder may hold it;
+//! - forwarded as they are: inclusion proofs by leaf hash (the leaf-hash lookup index
+//!   is the holder's, in its data directory), receipts at an explicit `tree_size` other
+//!   than the head's (an earlier size's checkpoint is signed with the log key, and a
+//!   frontend signs nothing), the browser's log page (it shows the holder's witnessing
+//!   state), the entry pages without the bucket, and evidence uploads (the holder keeps
+//!   the quotas);
 //! - evidence downloads: from the bucket through the frontend's own [`BlobStore`] (which
 //!   re-hashes every blob it fetches, ADR 0012) when it has one, forwarded otherwise.
 //!
 //! Also [`Switch`]: the one router a listener serves, replaced in place when this
 //! process takes the lease and becomes the sequencer, so the listener never closes.
 //!
-//! May import `http`, `log` (the follower and read errors), `catalog` (parsing and
-//! verifying a submission) and the sibling handlers' helpers.
+//! May import `http`, `log` (the follower, the projection and read errors), `catalog`
+//! (parsing and verifying a submission), `storage::blobs` and the sibling handlers
+//! (their helpers, and the generic handlers of `catalog`, `state` and `browse`).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
