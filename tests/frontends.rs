@@ -16,7 +16,8 @@
 //! - a frontend answers catalog reads from its own projection of the log, as the holder
 //!   does, and goes on answering them with the holder paused, then killed;
 //! - so too state proofs and histories (verifying against the log key), the browser's
-//!   search and entry pages, and receipts at the head's size;
+//!   search and entry pages, and receipts at the head's size; restored from a snapshot,
+//!   it proves the commitments it followed since and forwards the older ones;
 //! - with a real witness, a frontend serves the holder's cosigned checkpoint of its
 //!   head (`/checkpoint` and receipts), only if it knows the witness key, and the
 //!   log-signed one once the witness is gone.
@@ -1495,4 +1496,97 @@ fn a_frontend_restarts_and_takes_over_from_its_own_snapshots() {
         load::publish_one(&rt, &front, &publisher, SCOPE, 200).0,
         201
     );
+}
+
+/// A frontend restored from its own snapshot never saw the commitments before it: it
+/// answers the ones it followed since (with the holder paused too), and passes every
+/// older one on to the holder rather than answering from what it lacks.
+#[test]
+fn a_restored_frontend_proves_the_commitments_it_followed_and_forwards_older_ones() {
+    let Some(cluster) = Cluster::new("a_restored_frontend_proves_commitments") else {
+        return;
+    };
+    let dir = tempdir();
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let seq_data = dir.path().join("seq");
+    let front_data = dir.path().join("front");
+    let mut sequencer = cluster.sequencer_with(&seq_data, 10_000, &["--state-commit-every", "1"]);
+    let admin = read_signer(&seq_data.join("admin.key")).unwrap();
+    let log_key = read_verifier(&seq_data.join("log.vkey")).unwrap();
+    let flags = ["--snapshot-every", "8", "--forward-timeout-ms", "1000"];
+    let mut frontend = cluster.frontend_with(&seq_data, &front_data, 10_000, &flags);
+    let holder = HttpClient::new(&sequencer.url).unwrap();
+    load::grant(&rt, &holder, &admin, &publisher.verifier(), SCOPE);
+    let key = format!("key={}", query_value(&publisher.verifier().to_vkey()));
+    let publish = |ns: std::ops::Range<u64>| {
+        for n in ns {
+            assert_eq!(load::publish_one(&rt, &holder, &publisher, SCOPE, n).0, 201);
+        }
+        until_state_settled(&rt, &holder, &key)
+    };
+    let settled = publish(0..20);
+    let front = HttpClient::new(&frontend.url).unwrap();
+    until_local_catalog(&rt, &front, settled + 1);
+    until_snapshot(&front_data, settled - 16);
+
+    frontend.kill9();
+    let frontend = cluster.frontend_with(&seq_data, &front_data, 10_000, &flags);
+    let front = HttpClient::new(&frontend.url).unwrap();
+    let before = publish(20..24);
+    let settled = publish(24..28);
+    until_local_catalog(&rt, &front, settled + 1);
+    let (_, ready) = get(&rt, &front, "/readyz");
+    let ready: serde_json::Value = serde_json::from_slice(&ready).unwrap();
+    let restored = ready["catalog"]["restoredFrom"]["treeSize"].as_u64();
+    assert!(
+        restored.is_some_and(|r| r > 2 && r <= before),
+        "restored from a snapshot after the first commitment: {ready}"
+    );
+
+    // Followed since the restore: the holder's answers, from the frontend itself.
+    let followed = [
+        format!("/v1/state/proofs?{key}"),
+        format!("/v1/state/proofs?{key}&tree_size={before}"),
+        format!("/v1/state/proofs/history?{key}&from={before}"),
+    ];
+    // The log's first commitment, before the snapshot: the holder's to answer.
+    let older = [
+        format!("/v1/state/proofs?{key}&tree_size=2"),
+        format!("/v1/state/proofs/history?{key}&from=2"),
+    ];
+    let wants: Vec<(u16, Vec<u8>)> = followed
+        .iter()
+        .chain(&older)
+        .map(|p| get(&rt, &holder, p))
+        .collect();
+    for (path, want) in followed.iter().chain(&older).zip(&wants) {
+        assert_eq!(want.0, 200, "{path}: {}", String::from_utf8_lossy(&want.1));
+        let got = get(&rt, &front, path);
+        assert_eq!(got, *want, "holder running: {path}");
+    }
+    let history: srcos_catalog::state::StateHistory = serde_json::from_slice(&wants[2].1).unwrap();
+    let steps = history.verify(&log_key, &[], 0).unwrap();
+    assert_eq!(
+        (steps[0].tree_size, steps.last().unwrap().tree_size),
+        (before, settled)
+    );
+
+    let pid = sequencer.pid() as i32;
+    unsafe {
+        libc::kill(pid, libc::SIGSTOP);
+    }
+    for (path, want) in followed.iter().zip(&wants) {
+        assert_eq!(get(&rt, &front, path), *want, "holder paused: {path}");
+    }
+    for path in &older {
+        let (status, body) = get(&rt, &front, path);
+        assert_ne!(
+            status,
+            200,
+            "{path}: answered without the holder: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    sequencer.kill9();
 }
