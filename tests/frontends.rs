@@ -15,6 +15,9 @@
 //!   (`Forwarded: for=`), each apart, and believe the header from no one else;
 //! - a frontend answers catalog reads from its own projection of the log, as the holder
 //!   does, and goes on answering them with the holder paused, then killed;
+//! - so too state proofs and histories (verifying against the log key), the browser's
+//!   search and entry pages, and receipts at the head's size; restored from a snapshot,
+//!   it proves the commitments it followed since and forwards the older ones;
 //! - with a real witness, a frontend serves the holder's cosigned checkpoint of its
 //!   head (`/checkpoint` and receipts), only if it knows the witness key, and the
 //!   log-signed one once the witness is gone.
@@ -590,6 +593,199 @@ fn a_frontend_answers_catalog_reads_from_its_own_projection() {
     agree("holder paused");
     sequencer.kill9();
     agree("holder killed");
+}
+
+/// `s` with every byte but unreserved ones percent-encoded (for a query value).
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Waits until the holder's newest state commitment is the last leaf and names the size
+/// before it (an idle commitment: the log is still); returns that size.
+fn until_state_settled(rt: &tokio::runtime::Runtime, holder: &HttpClient, key_query: &str) -> u64 {
+    use base64::Engine as _;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get(rt, holder, &format!("/v1/state/proofs?{key_query}"));
+        if status == 200 {
+            let proof: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let c = &proof["commitment"];
+            let entry = base64::engine::general_purpose::STANDARD
+                .decode(c["entry"].as_str().unwrap())
+                .unwrap();
+            let leaf: serde_json::Value = serde_json::from_slice(&entry).unwrap();
+            let index = c["logIndex"].as_u64().unwrap();
+            if leaf["treeSize"].as_u64() == Some(index) && c["treeSize"].as_u64() == Some(index + 1)
+            {
+                return index;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the holder's state did not settle: {}",
+            String::from_utf8_lossy(&body)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_frontend_answers_state_proofs_and_browser_pages_from_its_projection() {
+    use sha2::Digest as _;
+    use srcos_catalog::state::{StateHistory, StateProofBundle};
+    let Some(cluster) = Cluster::new("a_frontend_answers_state_proofs") else {
+        return;
+    };
+    let dir = tempdir();
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let seq_data = dir.path().join("seq");
+    let mut sequencer = cluster.sequencer_with(&seq_data, 10_000, &["--state-commit-every", "1"]);
+    let admin = read_signer(&seq_data.join("admin.key")).unwrap();
+    let log_key = read_verifier(&seq_data.join("log.vkey")).unwrap();
+    // A forwarded read to a paused holder fails within a second, not 30.
+    let frontend = cluster.frontend_with(
+        &seq_data,
+        &dir.path().join("front"),
+        10_000,
+        &["--forward-timeout-ms", "1000"],
+    );
+    let holder = HttpClient::new(&sequencer.url).unwrap();
+    let front = HttpClient::new(&frontend.url).unwrap();
+    load::grant(&rt, &holder, &admin, &publisher.verifier(), SCOPE);
+    for n in 0..4 {
+        assert_eq!(load::publish_one(&rt, &holder, &publisher, SCOPE, n).0, 201);
+    }
+    let key = format!("key={}", query_value(&publisher.verifier().to_vkey()));
+    let settled = until_state_settled(&rt, &holder, &key);
+    let (_, head) = get(&rt, &holder, "/checkpoint");
+    let (current, _) = note::open_checkpoint(&head, &log_key).unwrap();
+    assert_eq!(current.size, settled + 1);
+    until_checkpoint(&rt, &front, &head);
+    until_local_catalog(&rt, &front, current.size);
+
+    let subject = |n: u64| {
+        let digest = sha2::Sha256::digest(format!("quay.io/{SCOPE}/subject:{n}"));
+        format!(
+            "subject={}",
+            query_value(&format!("sha256:{}", hex::encode(digest)))
+        )
+    };
+    let target = format!(
+        "target={}",
+        query_value(&format!("sourceos://catalog/{SCOPE}/x"))
+    );
+    // The log's first commitment, after the genesis and the grant, names its own index.
+    let first = 2;
+    let (status, _) = get(
+        &rt,
+        &holder,
+        &format!("/v1/state/proofs?{key}&tree_size={first}"),
+    );
+    assert_eq!(status, 200, "the first commitment is at size {first}");
+    let (status, page) = get(&rt, &holder, "/v1/catalog/entries?limit=1");
+    assert_eq!(status, 200);
+    let page: serde_json::Value = serde_json::from_slice(&page).unwrap();
+    let id = page["entries"][0]["entry"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let proofs = [
+        format!("/v1/state/proofs?{key}"),
+        format!("/v1/state/proofs?{}", subject(1)),
+        format!("/v1/state/proofs?{target}&{}", subject(2)),
+        format!("/v1/state/proofs?{target}&channel=dev"),
+        format!("/v1/state/proofs?{target}&{}&tree_size={first}", subject(3)),
+        format!("/v1/state/proofs?{}", subject(99)),
+    ];
+    let histories = [
+        format!("/v1/state/proofs/history?{key}&from={first}"),
+        format!(
+            "/v1/state/proofs/history?{target}&{}&from={first}",
+            subject(3)
+        ),
+    ];
+    let pages = [
+        "/".to_string(),
+        format!("/?channel=dev&q=quay.io%2F{SCOPE}"),
+        format!("/browse/entries/{}", query_value(&id)),
+        "/browse/entries/00000000000000000000000000000000".to_string(),
+        "/browse/style.css".to_string(),
+    ];
+    let receipts = [format!("/v1/receipts/1?tree_size={}", current.size)];
+    let paths: Vec<&String> = proofs
+        .iter()
+        .chain(&histories)
+        .chain(&pages)
+        .chain(&receipts)
+        .collect();
+    let wants: Vec<(u16, Vec<u8>)> = paths.iter().map(|p| get(&rt, &holder, p)).collect();
+    // The holder's answers verify: the frontend's, equal to them, then do too.
+    for (path, (status, body)) in paths.iter().zip(&wants) {
+        let expected = if path.contains("00000000000000000000000000000000") {
+            404
+        } else {
+            200
+        };
+        assert_eq!(
+            *status,
+            expected,
+            "{path}: {}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    for (path, (_, body)) in proofs.iter().zip(&wants) {
+        let bundle: StateProofBundle = serde_json::from_slice(body).unwrap();
+        let lookup = bundle.verify(&log_key, &[], 0).unwrap();
+        let size = if path.contains("tree_size") {
+            first
+        } else {
+            settled
+        };
+        assert_eq!(lookup.tree_size, size, "{path}");
+    }
+    for (_, (_, body)) in histories.iter().zip(&wants[proofs.len()..]) {
+        let history: StateHistory = serde_json::from_slice(body).unwrap();
+        let steps = history.verify(&log_key, &[], 0).unwrap();
+        assert_eq!(steps.first().unwrap().tree_size, first);
+        assert_eq!(steps.last().unwrap().tree_size, settled);
+    }
+    let agree = |why: &str| {
+        for (path, want) in paths.iter().zip(&wants) {
+            let got = get(&rt, &front, path);
+            assert_eq!(got.0, want.0, "{why}: {path}: status");
+            assert_eq!(
+                String::from_utf8_lossy(&got.1),
+                String::from_utf8_lossy(&want.1),
+                "{why}: {path}: body"
+            );
+        }
+    };
+    agree("holder running");
+    // A commitment this log never made: a 404 the frontend passes on from the holder.
+    let never = format!("/v1/state/proofs?{key}&tree_size=1");
+    let (status, body) = get(&rt, &front, &never);
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+
+    // The holder paused, then gone: the frontend still answers, so from its own
+    // projection (a forwarded read would time out, then find no holder).
+    let pid = sequencer.pid() as i32;
+    unsafe {
+        libc::kill(pid, libc::SIGSTOP);
+    }
+    agree("holder paused");
+    sequencer.kill9();
+    agree("holder killed");
+    let (status, _) = get(&rt, &front, &never);
+    assert_ne!(
+        status, 200,
+        "a commitment not kept here is the holder's to answer"
+    );
 }
 
 /// A lock whose `read` answers whatever the test put in it (the follower only reads).
@@ -1300,4 +1496,97 @@ fn a_frontend_restarts_and_takes_over_from_its_own_snapshots() {
         load::publish_one(&rt, &front, &publisher, SCOPE, 200).0,
         201
     );
+}
+
+/// A frontend restored from its own snapshot never saw the commitments before it: it
+/// answers the ones it followed since (with the holder paused too), and passes every
+/// older one on to the holder rather than answering from what it lacks.
+#[test]
+fn a_restored_frontend_proves_the_commitments_it_followed_and_forwards_older_ones() {
+    let Some(cluster) = Cluster::new("a_restored_frontend_proves_commitments") else {
+        return;
+    };
+    let dir = tempdir();
+    let rt = common::multi_thread_runtime();
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let seq_data = dir.path().join("seq");
+    let front_data = dir.path().join("front");
+    let mut sequencer = cluster.sequencer_with(&seq_data, 10_000, &["--state-commit-every", "1"]);
+    let admin = read_signer(&seq_data.join("admin.key")).unwrap();
+    let log_key = read_verifier(&seq_data.join("log.vkey")).unwrap();
+    let flags = ["--snapshot-every", "8", "--forward-timeout-ms", "1000"];
+    let mut frontend = cluster.frontend_with(&seq_data, &front_data, 10_000, &flags);
+    let holder = HttpClient::new(&sequencer.url).unwrap();
+    load::grant(&rt, &holder, &admin, &publisher.verifier(), SCOPE);
+    let key = format!("key={}", query_value(&publisher.verifier().to_vkey()));
+    let publish = |ns: std::ops::Range<u64>| {
+        for n in ns {
+            assert_eq!(load::publish_one(&rt, &holder, &publisher, SCOPE, n).0, 201);
+        }
+        until_state_settled(&rt, &holder, &key)
+    };
+    let settled = publish(0..20);
+    let front = HttpClient::new(&frontend.url).unwrap();
+    until_local_catalog(&rt, &front, settled + 1);
+    until_snapshot(&front_data, settled - 16);
+
+    frontend.kill9();
+    let frontend = cluster.frontend_with(&seq_data, &front_data, 10_000, &flags);
+    let front = HttpClient::new(&frontend.url).unwrap();
+    let before = publish(20..24);
+    let settled = publish(24..28);
+    until_local_catalog(&rt, &front, settled + 1);
+    let (_, ready) = get(&rt, &front, "/readyz");
+    let ready: serde_json::Value = serde_json::from_slice(&ready).unwrap();
+    let restored = ready["catalog"]["restoredFrom"]["treeSize"].as_u64();
+    assert!(
+        restored.is_some_and(|r| r > 2 && r <= before),
+        "restored from a snapshot after the first commitment: {ready}"
+    );
+
+    // Followed since the restore: the holder's answers, from the frontend itself.
+    let followed = [
+        format!("/v1/state/proofs?{key}"),
+        format!("/v1/state/proofs?{key}&tree_size={before}"),
+        format!("/v1/state/proofs/history?{key}&from={before}"),
+    ];
+    // The log's first commitment, before the snapshot: the holder's to answer.
+    let older = [
+        format!("/v1/state/proofs?{key}&tree_size=2"),
+        format!("/v1/state/proofs/history?{key}&from=2"),
+    ];
+    let wants: Vec<(u16, Vec<u8>)> = followed
+        .iter()
+        .chain(&older)
+        .map(|p| get(&rt, &holder, p))
+        .collect();
+    for (path, want) in followed.iter().chain(&older).zip(&wants) {
+        assert_eq!(want.0, 200, "{path}: {}", String::from_utf8_lossy(&want.1));
+        let got = get(&rt, &front, path);
+        assert_eq!(got, *want, "holder running: {path}");
+    }
+    let history: srcos_catalog::state::StateHistory = serde_json::from_slice(&wants[2].1).unwrap();
+    let steps = history.verify(&log_key, &[], 0).unwrap();
+    assert_eq!(
+        (steps[0].tree_size, steps.last().unwrap().tree_size),
+        (before, settled)
+    );
+
+    let pid = sequencer.pid() as i32;
+    unsafe {
+        libc::kill(pid, libc::SIGSTOP);
+    }
+    for (path, want) in followed.iter().zip(&wants) {
+        assert_eq!(get(&rt, &front, path), *want, "holder paused: {path}");
+    }
+    for path in &older {
+        let (status, body) = get(&rt, &front, path);
+        assert_ne!(
+            status,
+            200,
+            "{path}: answered without the holder: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    sequencer.kill9();
 }

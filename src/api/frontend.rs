@@ -3,28 +3,38 @@
 //! and to pass the rest to the holder through a [`Forwarder`]:
 //! - local: `/checkpoint`, tiles and entry bundles, `/v1/log`, `/v1/entries/N`,
 //!   consistency proofs, receipts against the followed head (waiting, bounded, until the
-//!   head covers the entry), health, metrics, the OpenAPI document; when the log has
+//!   head covers the entry; also with `tree_size` equal to the head's size), the
+//!   browser's stylesheet, health, metrics, the OpenAPI document; when the log has
 //!   witnesses, the head carries the cosignatures the holder collected for it, once
 //!   verified here with the witness keys (the log-signed head until then);
 //! - submissions: the body capped, parsed and its signature verified here against the
 //!   keys the follower folded (stateless, so garbage never reaches the sequencer), then
 //!   forwarded, and the sequencer's answer (its receipt) passed back;
 //! - local once caught up: the catalog reads (entries, evidence bundles, the policy,
-//!   the state digest), answered by the holder's own handlers from the frontend's
+//!   the state digest), the browser's search page and, when the frontend has the bucket,
+//!   its entry pages, answered by the holder's own handlers from the frontend's
 //!   [`Projection`] of the log, as of the head's size, whenever the projection has
 //!   applied exactly the head; forwarded until then, and for good if it failed;
-//! - forwarded as they are: everything else that needs the holder's state or the
-//!   lookup index (state proofs and history, the browser, inclusion proofs by leaf
-//!   hash, receipts at an explicit `tree_size`, which need the log key to sign) and
-//!   evidence uploads (the holder keeps the quotas);
+//! - local once caught up, else forwarded: the state proofs and histories, from the
+//!   commitments the projection checked and kept (with the maps of their sizes),
+//!   receipts against the followed head; a lookup the projection cannot answer (a 404:
+//!   a commitment before the snapshot it restored from, or older than it keeps) is
+//!   forwarded, as the holder may hold it;
+//! - forwarded as they are: inclusion proofs by leaf hash (the leaf-hash lookup index
+//!   is the holder's, in its data directory), receipts at an explicit `tree_size` other
+//!   than the head's (an earlier size's checkpoint is signed with the log key, and a
+//!   frontend signs nothing), the browser's log page (it shows the holder's witnessing
+//!   state), the entry pages without the bucket, and evidence uploads (the holder keeps
+//!   the quotas);
 //! - evidence downloads: from the bucket through the frontend's own [`BlobStore`] (which
 //!   re-hashes every blob it fetches, ADR 0012) when it has one, forwarded otherwise.
 //!
 //! Also [`Switch`]: the one router a listener serves, replaced in place when this
 //! process takes the lease and becomes the sequencer, so the listener never closes.
 //!
-//! May import `http`, `log` (the follower and read errors), `catalog` (parsing and
-//! verifying a submission) and the sibling handlers' helpers.
+//! May import `http`, `log` (the follower, the projection and read errors), `catalog`
+//! (parsing and verifying a submission), `storage::blobs` and the sibling handlers
+//! (their helpers, and the generic handlers of `catalog`, `state` and `browse`).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -40,7 +50,7 @@ use axum::{Extension, Router};
 use serde::Serialize;
 use tower::ServiceExt as _;
 
-use super::catalog;
+use super::catalog::{self, CatalogReads};
 use super::forward::{unavailable, Forwarder};
 use super::read::{
     log_info_response, parse_index, query_problem, tile_response, with_headers, ConsistencyQuery,
@@ -232,7 +242,7 @@ pub fn router(frontend: Frontend, ops: Operations) -> Router {
     let local = frontend
         .projection
         .clone()
-        .map(|p| local_catalog(&frontend, p));
+        .map(|p| local_catalog(&frontend, p.clone()).merge(local_state(&frontend, p)));
     let router = Router::new()
         .route(routes::PUBLICATIONS, post(submit_publication))
         .route(routes::GRANTS, post(submit_grant))
@@ -253,6 +263,7 @@ pub fn router(frontend: Frontend, ops: Operations) -> Router {
         .route(routes::METRICS, get(metrics))
         .route(routes::OPENAPI, get(crate::openapi::serve_document))
         .route(routes::SCHEMAS, get(crate::openapi::schema_file))
+        .route(routes::BROWSE_STYLE, get(super::browse::style))
         .fallback(forward_as_is)
         .layer(Extension(ops))
         .with_state(frontend);
@@ -262,10 +273,30 @@ pub fn router(frontend: Frontend, ops: Operations) -> Router {
     }
 }
 
+/// Whether `app`'s projection serves exactly the followed head (its answers are then as
+/// of the checkpoint this frontend serves).
+fn serves_head(app: &Frontend) -> bool {
+    app.projection
+        .as_ref()
+        .and_then(|p| p.serving_size())
+        .is_some()
+}
+
 /// The catalog reads answered from `projection` with the holder's own handlers, each
 /// forwarded instead while the projection has not applied exactly the head.
 fn local_catalog(frontend: &Frontend, projection: Arc<Projection>) -> Router {
-    Router::new()
+    let work = Arc::new(catalog::ReadWork::default());
+    let browse = frontend.blobs.clone().map(|blobs| {
+        local_entry_page(
+            frontend,
+            Local {
+                projection: projection.clone(),
+                blobs,
+            },
+            work.clone(),
+        )
+    });
+    let router = Router::new()
         .route(routes::ENTRIES, get(catalog::entries::<Arc<Projection>>))
         .route(routes::ENTRY, get(catalog::entry::<Arc<Projection>>))
         .route(
@@ -274,10 +305,87 @@ fn local_catalog(frontend: &Frontend, projection: Arc<Projection>) -> Router {
         )
         .route(routes::STATE, get(catalog::state::<Arc<Projection>>))
         .route(routes::POLICY, get(catalog::policy::<Arc<Projection>>))
-        .layer(Extension(Arc::new(catalog::ReadWork::default())))
+        .route(
+            routes::BROWSE_SEARCH,
+            get(super::browse::search::<Arc<Projection>>),
+        )
+        .layer(Extension(work))
         .route_layer(middleware::from_fn_with_state(
             frontend.clone(),
             local_or_forwarded,
+        ))
+        .with_state(projection);
+    match browse {
+        Some(browse) => router.merge(browse),
+        None => router,
+    }
+}
+
+/// What a frontend's entry page reads: its projection, the entries of the tiles it
+/// follows (the decisions' comments) and the bucket (which evidence is held), as the
+/// holder's page reads its log and the same bucket.
+#[derive(Clone)]
+struct Local {
+    projection: Arc<Projection>,
+    blobs: Arc<BlobStore>,
+}
+
+/// The projection's answers, as `Arc<Projection>` gives them.
+impl CatalogReads for Local {
+    fn origin(&self) -> String {
+        CatalogReads::origin(&self.projection)
+    }
+    fn size(&self) -> u64 {
+        CatalogReads::size(&self.projection)
+    }
+    fn read_catalog<R>(&self, read: impl FnOnce(&crate::catalog::Catalog, u64) -> R) -> R {
+        CatalogReads::read_catalog(&self.projection, read)
+    }
+    fn state_digest_at(&self, at: u64) -> Result<[u8; 32], crate::catalog::CatalogError> {
+        CatalogReads::state_digest_at(&self.projection, at)
+    }
+}
+
+impl super::browse::EntryPageReads for Local {
+    fn leaf(&self, index: u64) -> Option<Vec<u8>> {
+        self.projection.follower().entry(index).ok()
+    }
+    fn blobs(&self) -> Option<Arc<BlobStore>> {
+        Some(self.blobs.clone())
+    }
+}
+
+/// The browser's entry page from `local`, forwarded while the projection does not serve
+/// the head. Only with the bucket: without it the page could not say which evidence the
+/// holder holds, so it is forwarded.
+fn local_entry_page(frontend: &Frontend, local: Local, work: Arc<catalog::ReadWork>) -> Router {
+    Router::new()
+        .route(routes::BROWSE_ENTRY, get(super::browse::entry::<Local>))
+        .layer(Extension(work))
+        .route_layer(middleware::from_fn_with_state(
+            frontend.clone(),
+            local_or_forwarded,
+        ))
+        .with_state(local)
+}
+
+/// The state proofs and histories answered from the commitments `projection` checked
+/// and kept, with the holder's own handlers; forwarded while it does not serve the head,
+/// and whenever the answer would be a 404 (a commitment not kept here: one before the
+/// snapshot this frontend restored from, or older than it keeps, may be the holder's).
+fn local_state(frontend: &Frontend, projection: Arc<Projection>) -> Router {
+    Router::new()
+        .route(
+            routes::STATE_PROOFS,
+            get(super::state::proofs::<Arc<Projection>>),
+        )
+        .route(
+            routes::STATE_HISTORY,
+            get(super::state::history::<Arc<Projection>>),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            frontend.clone(),
+            local_else_forwarded,
         ))
         .with_state(projection)
 }
@@ -285,15 +393,30 @@ fn local_catalog(frontend: &Frontend, projection: Arc<Projection>) -> Router {
 /// Passes `request` to the local handler when the projection serves the head's size,
 /// forwards it to the holder otherwise.
 async fn local_or_forwarded(State(app): State<Frontend>, request: Request, next: Next) -> Response {
-    if app
-        .projection
-        .as_ref()
-        .and_then(|p| p.serving_size())
-        .is_some()
-    {
+    if serves_head(&app) {
         next.run(request).await
     } else {
         forward_as_is(State(app), request).await
+    }
+}
+
+/// [`local_or_forwarded`], and a local 404 forwarded as well: for the reads (bodiless
+/// GETs) whose answer the projection may lack although the holder has it.
+async fn local_else_forwarded(
+    State(app): State<Frontend>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !serves_head(&app) {
+        return forward_as_is(State(app), request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let again = Request::from_parts(parts.clone(), Body::empty());
+    let answer = next.run(Request::from_parts(parts, body)).await;
+    if answer.status() == StatusCode::NOT_FOUND {
+        forward_as_is(State(app), again).await
+    } else {
+        answer
     }
 }
 
@@ -485,8 +608,10 @@ async fn entry(State(app): State<Frontend>, Path(index): Path<String>) -> Respon
 }
 
 /// `GET /v1/receipts/N`: against the followed head, once it covers entry N (at most
-/// `receipt_wait`; a refresh is asked for at once). With `tree_size`, forwarded: a
-/// checkpoint of an earlier size is signed by the holder, never here.
+/// `receipt_wait`; a refresh is asked for at once). With `tree_size`: against the head
+/// when that is its size, else forwarded: a checkpoint of an earlier size is signed by
+/// the holder with the log key (`Log::checkpoint_at`), never here, as a frontend signs
+/// nothing (ADR 0004).
 async fn receipt(
     State(app): State<Frontend>,
     Path(index_text): Path<String>,
@@ -503,7 +628,29 @@ async fn receipt(
         Ok(index) => index,
         Err(problem) => return problem.into_response(),
     };
-    if query.tree_size.is_some() {
+    if let Some(size) = query.tree_size.as_deref() {
+        let size = match parse_index(size, "tree_size") {
+            Ok(size) => size,
+            Err(problem) => return problem.into_response(),
+        };
+        // The head's own size needs no signature but the one the head carries.
+        if app
+            .follower
+            .head()
+            .is_some_and(|h| h.checkpoint.size == size)
+        {
+            let follower = app.follower.clone();
+            let local =
+                tokio::task::spawn_blocking(move || follower.receipt_at_head(index, size)).await;
+            if let Ok(Ok(receipt)) = local {
+                return with_headers(
+                    StatusCode::OK,
+                    RECEIPT_MEDIA_TYPE,
+                    "no-cache",
+                    receipt.to_json(),
+                );
+            }
+        }
         let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
         return app
             .forwarder

@@ -311,6 +311,29 @@ impl Follower {
     /// signed checkpoint: the follower signs nothing).
     pub fn receipt(&self, index: u64) -> Result<Receipt, ReadError> {
         let (view, head) = self.view(self.head_size())?;
+        self.receipt_in(index, &view, &head)
+    }
+
+    /// [`Follower::receipt`] against the head only while it is of `size` (several
+    /// receipts that must share one checkpoint, as a state history's do); `NotFound`
+    /// once the head has moved on.
+    pub fn receipt_at_head(&self, index: u64, size: u64) -> Result<Receipt, ReadError> {
+        let (view, head) = self.view(size)?;
+        if head.checkpoint.size != size {
+            return Err(ReadError::NotFound(format!(
+                "the head has moved on from size {size} to {}",
+                head.checkpoint.size
+            )));
+        }
+        self.receipt_in(index, &view, &head)
+    }
+
+    fn receipt_in(
+        &self,
+        index: u64,
+        view: &TreeView<'_>,
+        head: &Head,
+    ) -> Result<Receipt, ReadError> {
         let size = head.checkpoint.size;
         if index >= size {
             return Err(ReadError::NotFound(format!(
@@ -318,7 +341,7 @@ impl Follower {
             )));
         }
         let entry = view.entry_once(index)?;
-        let proof = merkle::inclusion_proof(index, size, &view)?;
+        let proof = merkle::inclusion_proof(index, size, view)?;
         Ok(Receipt::new(
             self.origin(),
             index,

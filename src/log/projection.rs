@@ -40,7 +40,7 @@ use super::OpenReport;
 use crate::catalog::{Catalog, CatalogError};
 use crate::merkle::{self, CompactRange, Hash};
 use crate::note::Checkpoint;
-use crate::state::StateFollower;
+use crate::state::{KeptCommitments, StateFollower, DEFAULT_KEPT_COMMITMENTS};
 use crate::storage::TileStore;
 
 /// Wait before a round that could not read a tile is tried again.
@@ -100,6 +100,9 @@ pub struct Projection {
     catalog: RwLock<Catalog>,
     progress: Mutex<Progress>,
     status: RwLock<Status>,
+    /// The state commitments kept, with their maps, and the verified size they are as
+    /// of (set before [`Status::verified`] moves to it).
+    commitments: RwLock<(u64, Arc<KeptCommitments>)>,
     /// Writes the snapshots, with [`Snapshots::every`].
     snapshotter: Option<Arc<Snapshotter>>,
     /// The snapshot thread, once started.
@@ -125,6 +128,7 @@ impl Projection {
                 restore: None,
             }),
             status: RwLock::new(Status::default()),
+            commitments: RwLock::new((0, Arc::default())),
             snapshotter: None,
             snapshot_thread: Mutex::new(None),
             stopping: (Mutex::new(false), Condvar::new()),
@@ -191,6 +195,20 @@ impl Projection {
         self.follower.origin()
     }
 
+    /// The log followed (a frontend signs nothing: its receipts are against its head).
+    pub fn follower(&self) -> &Arc<Follower> {
+        &self.follower
+    }
+
+    /// The state commitments kept (the newest [`DEFAULT_KEPT_COMMITMENTS`] whose maps
+    /// the projection had, so that lookup proofs are served from them as the sequencer
+    /// serves them), and the verified size they are as of: a reader takes them only when
+    /// that is the size it answers as of.
+    pub fn state_commitments(&self) -> (u64, Arc<KeptCommitments>) {
+        let kept = self.commitments.read().unwrap_or_else(|p| p.into_inner());
+        (kept.0, kept.1.clone())
+    }
+
     /// Where the projection stands.
     pub fn status(&self) -> Status {
         self.status
@@ -245,10 +263,19 @@ impl Projection {
         }
         let result = self.apply_to(&mut progress, &head.checkpoint);
         match &result {
-            Ok(()) => self.set_status(|s| {
-                s.verified = head.checkpoint.size;
-                s.root = head.checkpoint.root;
-            }),
+            Ok(()) => {
+                let kept = progress
+                    .state
+                    .as_ref()
+                    .map(|state| Arc::new(state.kept_commitments()))
+                    .unwrap_or_default();
+                *self.commitments.write().unwrap_or_else(|p| p.into_inner()) =
+                    (head.checkpoint.size, kept);
+                self.set_status(|s| {
+                    s.verified = head.checkpoint.size;
+                    s.root = head.checkpoint.root;
+                })
+            }
             Err(e) if is_fatal(e) => {
                 tracing::error!(error = %e, "the frontend's catalog projection stopped: catalog reads are forwarded to the holder from now on");
                 self.set_status(|s| s.failed = Some(e.to_string()));
@@ -402,6 +429,7 @@ impl Projection {
             &mut progress.state,
             entries,
             progress.first,
+            DEFAULT_KEPT_COMMITMENTS,
         )
     }
 

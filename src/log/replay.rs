@@ -188,13 +188,13 @@ where
             Err(e) => {
                 // The leaves before the unreadable step are applied first, so a replay
                 // reports the same first error whether or not it runs ahead.
-                apply_step(&mut tree, &mut catalog, &mut state, current, 0)?;
+                apply_step(&mut tree, &mut catalog, &mut state, current, 0, 0)?;
                 return Err(e);
             }
         };
         let next_first = first + current.len() as u64;
         let (next, applied) = prepare_while(next_first, &entries, || {
-            apply_step(&mut tree, &mut catalog, &mut state, current, 0)
+            apply_step(&mut tree, &mut catalog, &mut state, current, 0, 0)
         });
         applied?;
         if next_first > 0 {
@@ -220,13 +220,15 @@ where
 /// Applies `entries` (the next leaves of the log, in order) to the tree and the catalog
 /// (and the state map, once the log commits to one). `first` is the first leaf the
 /// catalog was applied from (0, or the size of the snapshot it was restored from: see
-/// [`StateFollower::follow_lazily_from`]).
+/// [`StateFollower::follow_lazily_from`]); `keep` is how many commitments the state map
+/// keeps the snapshots of (0 in a replay: see [`StateFollower::follow_lazily_keeping`]).
 pub(crate) fn apply_step(
     tree: &mut CompactRange,
     catalog: &mut Catalog,
     state: &mut Option<StateFollower>,
     entries: Vec<PreparedEntry>,
     first: u64,
+    keep: usize,
 ) -> Result<(), ReplayError> {
     for prepared in entries {
         let index = tree.size();
@@ -234,7 +236,7 @@ pub(crate) fn apply_step(
         let applying = |source| ReplayError::Apply { index, source };
         let leaf = prepared.leaf.map_err(applying)?;
         let effect = catalog.apply_prepared(leaf).map_err(applying)?;
-        StateFollower::follow_lazily_from(state, catalog, index, &effect, first)
+        StateFollower::follow_lazily_keeping(state, catalog, index, &effect, first, keep)
             .map_err(|source| ReplayError::State { index, source })?;
     }
     Ok(())

@@ -8,7 +8,7 @@
 //! first commitment of a log has `N = c`. So a follower keeps the roots of the sizes
 //! since the last commitment, at most [`MAX_COMMIT_LAG`] of them (32 bytes each).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use thiserror::Error;
 
@@ -23,6 +23,13 @@ pub const DEFAULT_KEPT_COMMITMENTS: usize = 4096;
 
 /// How far behind its own leaf a commitment may name its size: `c − N` is below this.
 pub const MAX_COMMIT_LAG: u64 = 1 << 16;
+
+/// How many of the newest sizes a follower that keeps its commitments
+/// ([`StateFollower::follow_lazily_keeping`]) keeps the map of: a commitment naming an
+/// older size is not kept (nor are those before it). Commitments name the end of the
+/// batch before, so this is far more than they need, and it bounds what the snapshots of
+/// the sizes between two commitments hold on to.
+pub const KEPT_SIZES: usize = 4096;
 
 /// Why following failed.
 #[derive(Debug, Error)]
@@ -90,6 +97,21 @@ pub struct StateFollower {
     /// the first commitment it sees may name a size before its first root, which it
     /// cannot check (see [`StateFollower::follow_lazily_from`]).
     blind: bool,
+    /// The committed snapshots kept to serve proofs from (a frontend's projection).
+    kept: Kept,
+}
+
+/// What a follower keeps to serve lookup proofs as the sequencer does: the maps of the
+/// newest sizes since the last commitment, and the commitments made from them.
+#[derive(Clone, Debug, Default)]
+struct Kept {
+    /// How many commitments to keep (0: none, and no maps of sizes either).
+    commitments: usize,
+    /// The maps of the newest sizes (at most [`KEPT_SIZES`]), the last the current one.
+    trees: VecDeque<Tree>,
+    /// Commitment leaf index → the commitment, contiguous in log order: the newest
+    /// `commitments` of them, none skipped.
+    committed: BTreeMap<u64, Committed>,
 }
 
 impl StateFollower {
@@ -107,6 +129,7 @@ impl StateFollower {
             first: size,
             last_commitment,
             blind: false,
+            kept: Kept::default(),
         }
     }
 
@@ -137,9 +160,29 @@ impl StateFollower {
         effect: &Effect,
         first: u64,
     ) -> Result<(), FollowError> {
+        StateFollower::follow_lazily_keeping(slot, catalog, index, effect, first, 0)
+    }
+
+    /// [`StateFollower::follow_lazily_from`], keeping the snapshots of the newest `keep`
+    /// commitments it checked (or took, for the first after a restore) whose maps it
+    /// has, so that lookup proofs can be served from them as the sequencer serves them
+    /// ([`StateFollower::committed_at`]). A frontend's projection keeps them; replay
+    /// and audits pass 0 and keep nothing more than before.
+    pub fn follow_lazily_keeping(
+        slot: &mut Option<StateFollower>,
+        catalog: &Catalog,
+        index: u64,
+        effect: &Effect,
+        first: u64,
+        keep: usize,
+    ) -> Result<(), FollowError> {
         if slot.is_none() && matches!(effect, Effect::StateCommitted { .. }) {
             let mut follower = StateFollower::at(StateMap::build(catalog)?, index, None);
             follower.blind = first > 0;
+            if keep > 0 {
+                follower.kept.commitments = keep;
+                follower.kept.trees.push_back(follower.map.tree());
+            }
             *slot = Some(follower);
         }
         match slot {
@@ -170,6 +213,7 @@ impl StateFollower {
                     });
                 }
             }
+            self.keep_commitment(index, n);
             // A next commitment names a size after this leaf.
             self.roots.clear();
             self.first = index + 1;
@@ -183,7 +227,61 @@ impl StateFollower {
             self.roots.pop_front();
             self.first += 1;
         }
+        if self.kept.commitments > 0 {
+            self.kept.trees.push_back(self.map.tree());
+            while self.kept.trees.len() > KEPT_SIZES {
+                self.kept.trees.pop_front();
+            }
+        }
         Ok(())
+    }
+
+    /// Keeps the commitment at leaf `index` to size `n` (already checked), when this
+    /// follower keeps commitments: with the map of size `n` if it still has it, else
+    /// none before it either, so that the kept ones never skip one (a lookup or a
+    /// history served from them is the sequencer's, or not served here at all).
+    fn keep_commitment(&mut self, index: u64, n: u64) {
+        let kept = &mut self.kept;
+        if kept.commitments == 0 {
+            return;
+        }
+        // The sizes run to `current`, whose map is the last kept.
+        let current = self.first + self.roots.len() as u64 - 1;
+        let tree = current
+            .checked_sub(n)
+            .and_then(|back| usize::try_from(back).ok())
+            .and_then(|back| kept.trees.len().checked_sub(back + 1))
+            .and_then(|at| kept.trees.get(at).cloned());
+        match tree {
+            Some(tree) => {
+                kept.committed.insert(
+                    index,
+                    Committed {
+                        tree_size: n,
+                        leaf_index: index,
+                        tree,
+                    },
+                );
+                while kept.committed.len() > kept.commitments {
+                    kept.committed.pop_first();
+                }
+            }
+            None => kept.committed.clear(),
+        }
+        // The commitment leaf changes nothing: the current map is the next size's.
+        let now = self.map.tree();
+        kept.trees.clear();
+        kept.trees.push_back(now);
+    }
+
+    /// The commitments kept ([`StateFollower::follow_lazily_keeping`]), as of the
+    /// leaves applied so far: a copy, for readers that must not hold up the follower.
+    pub fn kept_commitments(&self) -> KeptCommitments {
+        let newest = self.kept.committed.last_key_value().map(|(&leaf, _)| leaf);
+        KeptCommitments {
+            committed: self.kept.committed.clone(),
+            newest_is_last: newest.is_some() && newest == self.last_commitment,
+        }
     }
 
     /// Whether the commitment at leaf `index` naming size `n` cannot be checked here: a
@@ -224,6 +322,48 @@ impl StateFollower {
     }
 }
 
+/// The commitments a follower kept, with their maps, to serve lookup proofs from
+/// ([`StateFollower::kept_commitments`]): answers as the sequencer's `state_commits`
+/// gives them, or none.
+#[derive(Clone, Debug, Default)]
+pub struct KeptCommitments {
+    committed: BTreeMap<u64, Committed>,
+    /// Whether the newest kept is the newest the follower followed.
+    newest_is_last: bool,
+}
+
+impl KeptCommitments {
+    /// The newest commitment, if it was kept (`None` when none was, or when the
+    /// newest one followed could not be).
+    pub fn newest(&self) -> Option<Committed> {
+        if !self.newest_is_last {
+            return None;
+        }
+        self.committed.last_key_value().map(|(_, c)| c.clone())
+    }
+
+    /// The kept commitment to exactly `tree_size` (the newest, if several name it).
+    pub fn at(&self, tree_size: u64) -> Option<Committed> {
+        self.committed
+            .values()
+            .rev()
+            .find(|c| c.tree_size == tree_size)
+            .cloned()
+    }
+
+    /// The kept commitments to sizes from `from` to `to`, oldest first, at most `limit`
+    /// (as the sequencer lists them for a history).
+    pub fn between(&self, from: u64, to: u64, limit: usize) -> Vec<Committed> {
+        self.committed
+            .range(from..)
+            .map(|(_, c)| c)
+            .filter(|c| c.tree_size >= from && c.tree_size <= to)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
 impl Default for StateFollower {
     fn default() -> Self {
         StateFollower::new()
@@ -245,6 +385,81 @@ mod tests {
 
     fn commitment(tree_size: u64, root: Hash) -> Effect {
         Effect::StateCommitted { tree_size, root }
+    }
+
+    /// What a keeping follower keeps: each checked commitment with the map of the size it
+    /// names, the newest `keep` of them; a commitment naming a size whose map is no
+    /// longer kept drops every earlier one too (so none is ever skipped), and the newest
+    /// is answered only while it is the newest followed. A follower that keeps nothing
+    /// (replay, audits) keeps nothing.
+    #[test]
+    fn a_keeping_follower_keeps_the_newest_commitments_and_never_skips_one() {
+        let catalog = Catalog::new();
+        let empty = StateMap::new().root();
+        let follow = |slot: &mut Option<StateFollower>, from: u64, to: u64, keep: usize| {
+            for i in from..to {
+                StateFollower::follow_lazily_keeping(slot, &catalog, i, &policy(), 0, keep)
+                    .unwrap();
+            }
+        };
+        let commit = |slot: &mut Option<StateFollower>, index: u64, size: u64, keep: usize| {
+            StateFollower::follow_lazily_keeping(
+                slot,
+                &catalog,
+                index,
+                &commitment(size, empty),
+                0,
+                keep,
+            )
+            .unwrap();
+        };
+        let sizes = |kept: &KeptCommitments| -> Vec<(u64, u64)> {
+            kept.between(0, u64::MAX, usize::MAX)
+                .iter()
+                .map(|c| (c.leaf_index, c.tree_size))
+                .collect()
+        };
+        // (keep, commitments as (leaf, size named), kept as (leaf, size), newest kept)
+        let lag = KEPT_SIZES as u64;
+        type Leaves = Vec<(u64, u64)>;
+        let cases: Vec<(usize, Leaves, Leaves, Option<u64>)> = vec![
+            (0, vec![(3, 3), (6, 5)], vec![], None),
+            (2, vec![(3, 3), (6, 5)], vec![(3, 3), (6, 5)], Some(6)),
+            (
+                2,
+                vec![(3, 3), (6, 5), (9, 9)],
+                vec![(6, 5), (9, 9)],
+                Some(9),
+            ),
+            // The map of size 5 is more than KEPT_SIZES sizes back at the second one.
+            (4, vec![(3, 3), (lag + 6, 5)], vec![], None),
+            (
+                4,
+                vec![(3, 3), (lag + 6, 5), (lag + 9, lag + 8)],
+                vec![(lag + 9, lag + 8)],
+                Some(lag + 9),
+            ),
+        ];
+        for (keep, commitments, want, newest) in cases {
+            let mut slot = None;
+            let mut next = 0;
+            for &(leaf, size) in &commitments {
+                follow(&mut slot, next, leaf, keep);
+                commit(&mut slot, leaf, size, keep);
+                next = leaf + 1;
+            }
+            let kept = slot.as_ref().unwrap().kept_commitments();
+            assert_eq!(sizes(&kept), want, "keep {keep}: {commitments:?}");
+            assert_eq!(
+                kept.newest().map(|c| c.leaf_index),
+                newest,
+                "{commitments:?}"
+            );
+            for c in kept.between(0, u64::MAX, usize::MAX) {
+                assert_eq!(c.tree.root(), empty);
+                assert_eq!(kept.at(c.tree_size).unwrap().leaf_index, c.leaf_index);
+            }
+        }
     }
 
     /// Which sizes a commitment may name: its own index for the first of the log,

@@ -36,7 +36,10 @@ pub use check::{
     check_entry, check_history, history_events, parse_duration_ms, Expectation, HistoryEvent,
     NotMet,
 };
-pub use follow::{Committed, FollowError, StateFollower, DEFAULT_KEPT_COMMITMENTS, MAX_COMMIT_LAG};
+pub use follow::{
+    Committed, FollowError, KeptCommitments, StateFollower, DEFAULT_KEPT_COMMITMENTS, KEPT_SIZES,
+    MAX_COMMIT_LAG,
+};
 pub use hash::{bit, empty_hash, key_hash, leaf_hash, node_hash, value_hash};
 pub use history::{
     HistoryError, StateHistory, MAX_HISTORY_BYTES, MAX_HISTORY_STEPS, STATE_HISTORY_MEDIA_TYPE,

@@ -18,14 +18,34 @@ use axum::response::Response;
 use maud::{html, Markup};
 
 use super::layout::{error_page, html_response, page};
-use crate::api::catalog::ReadWork;
+use crate::api::catalog::{CatalogReads, ReadWork};
 use crate::api::AppState;
 use crate::catalog::{
     fold, parse_decision, Catalog, ChannelPolicy, DecisionPayload, EntryAction, EntryRecord,
     EntryStatus, EntryView, Leaf, PublicationRecord, Verdict, ENTRY_URN,
 };
 use crate::http::{routes, Problem};
-use crate::log::Log;
+use crate::storage::blobs::BlobStore;
+
+/// What the entry page reads beyond the catalog: the decision leaves (for their
+/// comments) and the evidence store. The holder reads its log; a frontend its followed
+/// tiles and the same bucket, so that its page is the holder's.
+pub trait EntryPageReads: CatalogReads {
+    /// The exact bytes of leaf `index` (`None` if it cannot be read: the comment is then
+    /// not shown). Blocking.
+    fn leaf(&self, index: u64) -> Option<Vec<u8>>;
+    /// The evidence store, if there is one.
+    fn blobs(&self) -> Option<Arc<BlobStore>>;
+}
+
+impl EntryPageReads for AppState {
+    fn leaf(&self, index: u64) -> Option<Vec<u8>> {
+        self.log.entry(index).ok()
+    }
+    fn blobs(&self) -> Option<Arc<BlobStore>> {
+        self.blobs.clone()
+    }
+}
 
 /// Most decisions shown on one entry page (the rest are counted, and listed in
 /// `/v1/catalog/entries/<id>`'s `leafIndices`).
@@ -187,16 +207,13 @@ fn decision_note(bytes: &[u8]) -> Option<String> {
 
 /// The I/O half: comments from the decision leaves, blobs from the store.
 fn read_leaves_and_blobs(
-    log: &Log,
-    blobs: Option<&crate::storage::blobs::BlobStore>,
+    reads: &impl EntryPageReads,
+    blobs: Option<&BlobStore>,
     data: &mut EntryData,
 ) {
     for step in data.steps.iter_mut().skip(1) {
         if matches!(step.kind, "Review" | "StatusChange") {
-            step.note = log
-                .entry(step.leaf_index)
-                .ok()
-                .and_then(|b| decision_note(&b));
+            step.note = reads.leaf(step.leaf_index).and_then(|b| decision_note(&b));
         }
     }
     data.held = data
@@ -208,12 +225,12 @@ fn read_leaves_and_blobs(
 }
 
 /// `GET /browse/entries/<id>` (the entry's local id or its URN).
-pub async fn entry(
-    State(app): State<AppState>,
+pub async fn entry<S: EntryPageReads>(
+    State(app): State<S>,
     Extension(work): Extension<Arc<ReadWork>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let origin = app.log.origin().to_string();
+    let origin = app.origin();
     let id = match id {
         Ok(Path(id)) => id,
         Err(r) => {
@@ -239,9 +256,9 @@ pub async fn entry(
         Ok(d) => d,
         Err(problem) => return error_page(&origin, &problem),
     };
-    let (log, blobs) = (app.log.clone(), app.blobs.clone());
+    let blobs = app.blobs();
     let data = tokio::task::spawn_blocking(move || {
-        read_leaves_and_blobs(&log, blobs.as_deref(), &mut data);
+        read_leaves_and_blobs(&app, blobs.as_deref(), &mut data);
         data
     })
     .await;

@@ -15,6 +15,11 @@
 //! and shows [`search::PAGE`] of them, an entry page shows at most
 //! [`entry::MAX_TIMELINE`] decisions. Hostile query parameters get a 400 page.
 //!
+//! The search and entry pages are generic over what they read (`catalog::CatalogReads`,
+//! [`EntryPageReads`]): a frontend serves them from its projection of the log, as the
+//! holder serves them from its log (ADR 0004, last addendum). The log page reads the
+//! holder's witnessing state and is the holder's alone.
+//!
 //! May import what `api` may; its files import only `layout` (and `super`).
 
 mod entry;
@@ -22,7 +27,7 @@ mod layout;
 mod log;
 mod search;
 
-pub use entry::entry;
+pub use entry::{entry, EntryPageReads};
 pub use layout::CSP;
 pub use log::log;
 pub use search::search;

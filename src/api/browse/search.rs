@@ -12,8 +12,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::layout::{error_page, html_response, page, short_digest};
-use crate::api::catalog::ReadWork;
-use crate::api::AppState;
+use crate::api::catalog::{CatalogReads, ReadWork};
 use crate::catalog::{EntryPage, EntryQuery, EntryStatus, MAX_SCAN};
 use crate::http::{routes, Problem};
 
@@ -146,12 +145,12 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// `GET /?q=&target=&channel=&status=&after=`.
-pub async fn search(
-    State(app): State<AppState>,
+pub async fn search<S: CatalogReads>(
+    State(app): State<S>,
     Extension(work): Extension<Arc<ReadWork>>,
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Response {
-    let origin = app.log.origin().to_string();
+    let origin = app.origin();
     let search = query
         .map_err(|r| Problem::bad_request(format!("query string: {}", r.body_text())))
         .and_then(|Query(raw)| Search::parse(raw));
