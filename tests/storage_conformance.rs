@@ -455,11 +455,17 @@ const BLOB_LIMIT: u64 = 1 << 20;
 
 /// A blob store on `bucket` under `prefix`, cached in `cache`.
 fn blobs_on(bucket: &Arc<dyn ObjectStore>, prefix: &str, cache: &Path) -> BlobStore {
+    blobs_up_to(bucket, prefix, cache, BLOB_LIMIT)
+}
+
+/// [`blobs_on`] accepting blobs of up to `limit` bytes.
+fn blobs_up_to(bucket: &Arc<dyn ObjectStore>, prefix: &str, cache: &Path, limit: u64) -> BlobStore {
     let backend =
-        ObjectBlobs::with_store(bucket.clone(), prefix, &cache.join("blobs"), BLOB_LIMIT, 0)
-            .unwrap();
-    let mut limits = Limits::with_max_blob(BLOB_LIMIT);
+        ObjectBlobs::with_store(bucket.clone(), prefix, &cache.join("blobs"), limit, 0).unwrap();
+    let mut limits = Limits::with_max_blob(limit);
     limits.reserve_bytes = 0;
+    limits.key_quota_bytes = u64::MAX;
+    limits.total_quota_bytes = u64::MAX;
     BlobStore::with_backend(&cache.join("blobs"), Box::new(backend), limits).unwrap()
 }
 
@@ -581,6 +587,77 @@ fn a_tampered_blob_in_the_bucket_is_never_served() {
             first.get(&hex).unwrap().as_deref(),
             Some(&good[..]),
             "{name}"
+        );
+    }
+}
+
+/// A blob of several MiB goes to the bucket in its one create-only PUT (its verified
+/// temporary file mapped, not read into memory) and comes back byte for byte, in the
+/// bucket and through another server; an identical re-upload is "already held" (HTTP
+/// 200), and other bytes already stored under its name are a conflict (HTTP 409), as for
+/// a small blob.
+#[test]
+fn a_large_blob_round_trips_through_the_bucket() {
+    const LIMIT: u64 = 16 << 20;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (name, bucket, prefix) in buckets("a_large_blob_round_trips_through_the_bucket") {
+        let (a, b, c) = (common::tempdir(), common::tempdir(), common::tempdir());
+        // Not one repeated byte: a shifted or truncated body would still differ.
+        let bytes: Vec<u8> = (0..(6u32 << 20) + 12_345)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let hex = blob_name(&bytes);
+        let first = blobs_up_to(&bucket, &prefix, a.path(), LIMIT);
+        assert!(first.put(&hex, &bytes, "k").unwrap(), "{name}");
+        let tmp = a.path().join("blobs/tmp");
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "{name}: the mapped temporary file is gone (installed in the cache)"
+        );
+        let location = object_store::path::Path::from(format!("{prefix}/blobs/sha256/{hex}"));
+        let stored = rt
+            .block_on(async { bucket.get(&location).await?.bytes().await })
+            .unwrap();
+        assert!(
+            stored[..] == bytes[..],
+            "{name}: the bucket holds the bytes"
+        );
+        // Another server, with nothing cached, fetches and re-hashes it.
+        let second = blobs_up_to(&bucket, &prefix, b.path(), LIMIT);
+        assert!(
+            second.get(&hex).unwrap().as_deref() == Some(&bytes[..]),
+            "{name}: read back byte for byte"
+        );
+        // The same bytes again, from a server that has not cached them: held, not new.
+        let third = blobs_up_to(&bucket, &prefix, c.path(), LIMIT);
+        assert!(!third.put(&hex, &bytes, "k").unwrap(), "{name}");
+        // Other bytes stored under a name: uploading the named bytes is a conflict, and
+        // what is stored stays.
+        let other: Vec<u8> = bytes.iter().rev().copied().collect();
+        let other_hex = blob_name(&other);
+        let other_location =
+            object_store::path::Path::from(format!("{prefix}/blobs/sha256/{other_hex}"));
+        rt.block_on(bucket.put(&other_location, bytes.clone().into()))
+            .unwrap();
+        let fresh = common::tempdir();
+        let fourth = blobs_up_to(&bucket, &prefix, fresh.path(), LIMIT);
+        assert!(
+            matches!(
+                fourth.put(&other_hex, &other, "k"),
+                Err(BlobError::Storage(StorageError::Conflict(_)))
+            ),
+            "{name}: other bytes under the name are never replaced"
+        );
+        let kept = rt
+            .block_on(async { bucket.get(&other_location).await?.bytes().await })
+            .unwrap();
+        assert!(
+            kept[..] == bytes[..],
+            "{name}: the stored object is unchanged"
         );
     }
 }
