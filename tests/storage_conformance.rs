@@ -662,6 +662,91 @@ fn a_large_blob_round_trips_through_the_bucket() {
     }
 }
 
+/// Memory while four 64 MiB blobs go to the bucket at once (radosgw when it is up,
+/// otherwise the in-memory bucket, which keeps the bodies itself): the peak of the
+/// process's anonymous resident memory (`RssAnon`, sampled every 2 ms) above what it
+/// was before. The blobs are generated and streamed to the writers in 64 KiB chunks, so
+/// the test itself holds none of them. A measurement, not a check (docs/deployment.md):
+/// `cargo test --release --test storage_conformance four_large_uploads -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "a measurement; run by hand"]
+fn four_large_uploads_at_once_memory() {
+    use sha2::{Digest, Sha256};
+    use srcos_catalog::storage::blobs::Upload;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const SIZE: u64 = 64 << 20;
+    const CHUNK: usize = 64 << 10;
+    // kB of `field` in /proc/self/status.
+    let status = |field: &str| -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let rss_anon = || status("RssAnon:");
+    let chunk = |seed: u8, i: u64| -> Vec<u8> {
+        (0..CHUNK as u64)
+            .map(|j| ((i * CHUNK as u64 + j).wrapping_mul(2_654_435_761) >> 11) as u8 ^ seed)
+            .collect()
+    };
+    let (name, bucket, prefix) = buckets("four_large_uploads_at_once_memory").pop().unwrap();
+    let dir = common::tempdir();
+    let store = blobs_up_to(&bucket, &prefix, dir.path(), SIZE);
+    let stop = AtomicBool::new(false);
+    let (peak, peak_file) = (AtomicU64::new(0), AtomicU64::new(0));
+    let before = rss_anon();
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_anon(), Ordering::Relaxed);
+                // File pages mapped and touched (clean page cache the kernel can drop).
+                peak_file.fetch_max(status("RssFile:"), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        let uploads: Vec<_> = (1..=4u8)
+            .map(|seed| {
+                let (store, chunk) = (&store, &chunk);
+                s.spawn(move || {
+                    let n = SIZE / CHUNK as u64;
+                    let mut hasher = Sha256::new();
+                    for i in 0..n {
+                        hasher.update(chunk(seed, i));
+                    }
+                    let hex = hex::encode(hasher.finalize());
+                    let upload = Upload {
+                        uploader: format!("k{seed}"),
+                        size: SIZE,
+                    };
+                    let mut writer = store.writer(&hex, upload).unwrap();
+                    for i in 0..n {
+                        writer.write(&chunk(seed, i)).unwrap();
+                    }
+                    assert!(writer.finish().unwrap());
+                })
+            })
+            .collect();
+        for upload in uploads {
+            upload.join().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let peak = peak.load(Ordering::Relaxed);
+    println!(
+        "{name}: 4 x 64 MiB uploads in {:.1} s; RssAnon before {} MiB, peak {} MiB (+{} MiB); \
+         RssFile peak {} MiB",
+        started.elapsed().as_secs_f64(),
+        before / 1024,
+        peak / 1024,
+        peak.saturating_sub(before) / 1024,
+        peak_file.load(Ordering::Relaxed) / 1024
+    );
+}
+
 /// A bucket store's read cache stays within its limit, the least recently served blob
 /// removed first; a removed blob is fetched (and re-hashed) again when asked for, and a
 /// lower limit at start trims what an earlier run cached.

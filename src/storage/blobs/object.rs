@@ -325,14 +325,16 @@ fn mapped_body(path: &Path, size: u64) -> Result<PutPayload, StorageError> {
     }
     // SAFETY: a mapped file that shrinks or changes under the mapping makes reading it
     // fault (SIGBUS) or see other bytes. This file cannot: it is a temporary file in
-    // `DATA/blobs/tmp/` that this process created (`BlobWriter`, under a name of its
-    // PID and a counter), wrote, hashed against its name and synced, and has closed for
-    // writing. Nothing writes or truncates it afterwards: the data directory has one
-    // writer (`DataDirLock`), what empties `tmp/` at open and the writer's drop only
-    // unlink (the mapping keeps the inode's bytes), and installing it in the cache is a
-    // rename. The mapping is read-only and private to this process, and lives only as
-    // long as the PUT's payload. (A disk that fails to read the pages back faults too,
-    // as it would fail the read that this replaces: docs/deployment.md.)
+    // `DATA/blobs/tmp/` (or in a `mirror`'s own scratch directory) that this process
+    // created (`BlobWriter`, under a name of its PID and a counter), wrote, hashed
+    // against its name and synced, and has closed for writing. Nothing writes or
+    // truncates it afterwards (`touch` opens a cached blob to append, but only sets its
+    // modification time): the data directory has one writer (`DataDirLock`), what
+    // empties `tmp/` at open, the writer's drop and the cache's eviction only unlink
+    // (the mapping keeps the inode's bytes), and installing it in the cache is a rename.
+    // The mapping is read-only, and unmapped when the PUT's payload is dropped. (A disk
+    // that fails to read the pages back faults too, where `fs::read` returned an error:
+    // docs/deployment.md.)
     let map = unsafe { memmap2::Mmap::map(&file) }
         .map_err(io_error(format!("mapping {}", path.display())))?;
     // Read front to back, once (twice with a retry): let the kernel read ahead.
