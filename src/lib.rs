@@ -30,7 +30,11 @@
 //! - [`witness`]: a C2SP tlog-witness that cosigns other logs' checkpoints.
 //! - [`cli`]: the command line.
 
-#![forbid(unsafe_code)]
+// Denied rather than forbidden for one exception: the read-only mapping of a verified
+// blob file as the body of its upload (`storage::blobs::object::mapped_body`, ADR 0012
+// "Upload memory"), allowed on that one function alone, with its safety argument.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 pub mod api;

@@ -13,6 +13,9 @@
 //!
 //! An upload is verified (size and SHA-256, while it streams to `DATA/blobs/tmp/`) before
 //! anything is written to the bucket, and acknowledged only once the bucket holds it.
+//! Its one create-only PUT sends the verified temporary file mapped read-only
+//! ([`mapped_body`]), not a copy of it on the heap: a multipart upload, which would
+//! stream it, cannot be made create-only.
 //! `DATA/blobs/` ([`PosixBlobs`]) is a read cache: a blob fetched from the bucket is
 //! streamed to a temporary file while hashed, and served or cached only if it hashes to
 //! its name and is no larger than the blob limit, so a tampered object is never served.
@@ -65,8 +68,8 @@ use crate::storage::StorageError;
 /// The default size of the local read cache: 1 GiB.
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
-/// Blobs written to the bucket at once: each is read whole into memory for its one
-/// create-only PUT, so this bounds that memory to a few times the blob limit.
+/// Blobs written to the bucket at once (connections to the bucket and mapped temporary
+/// files; the bodies are not on the heap, see [`mapped_body`]).
 const MAX_PUTS: usize = 4;
 
 /// The blobs in a bucket, with a local verified read cache (see the module
@@ -299,6 +302,46 @@ fn cache_order(cache: &PosixBlobs, limit: u64) -> Result<Lru, StorageError> {
     Ok(lru)
 }
 
+/// The verified temporary file `path` (`size` bytes) as the body of the blob's one
+/// create-only PUT, mapped read-only rather than read into memory.
+///
+/// A PUT's body must be whole in memory (object_store signs it, and resends it on a
+/// retry), and a multipart upload cannot be made create-only (ADR 0012). Mapped, the
+/// body is the file's clean page cache, which the kernel can drop and read again under
+/// pressure, so an upload costs no heap in proportion to the blob's size, however many
+/// run at once.
+#[allow(unsafe_code)] // The crate's one exception (see `lib.rs` and the SAFETY below).
+fn mapped_body(path: &Path, size: u64) -> Result<PutPayload, StorageError> {
+    let file = File::open(path).map_err(io_error(format!("opening {}", path.display())))?;
+    let len = file
+        .metadata()
+        .map_err(io_error(format!("reading {}", path.display())))?
+        .len();
+    if len != size {
+        return Err(StorageError::Corrupt(format!(
+            "{} changed size before it was stored",
+            path.display()
+        )));
+    }
+    // SAFETY: a mapped file that shrinks or changes under the mapping makes reading it
+    // fault (SIGBUS) or see other bytes. This file cannot: it is a temporary file in
+    // `DATA/blobs/tmp/` (or in a `mirror`'s own scratch directory) that this process
+    // created (`BlobWriter`, under a name of its PID and a counter), wrote, hashed
+    // against its name and synced, and has closed for writing. Nothing writes or
+    // truncates it afterwards (`touch` opens a cached blob to append, but only sets its
+    // modification time): the data directory has one writer (`DataDirLock`), what
+    // empties `tmp/` at open, the writer's drop and the cache's eviction only unlink
+    // (the mapping keeps the inode's bytes), and installing it in the cache is a rename.
+    // The mapping is read-only, and unmapped when the PUT's payload is dropped. (A disk
+    // that fails to read the pages back faults too, where `fs::read` returned an error:
+    // docs/deployment.md.)
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(io_error(format!("mapping {}", path.display())))?;
+    // Read front to back, once (twice with a retry): let the kernel read ahead.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(PutPayload::from(bytes::Bytes::from_owner(map)))
+}
+
 /// The bucket holds other bytes under a blob's name than the name says.
 fn tampered(location: &ObjectPath, why: String) -> StorageError {
     tracing::error!(object = %location, why = %why, "a blob in the bucket does not match its name; not served");
@@ -468,19 +511,9 @@ impl BlobBackend for ObjectBlobs {
                 .acquire_owned()
                 .await
                 .map_err(|e| remote_error("storing a blob", e))?;
-            let bytes =
-                fs::read(&tmp_path).map_err(io_error(format!("reading {}", tmp_path.display())))?;
-            if bytes.len() as u64 != size {
-                return Err(StorageError::Corrupt(format!(
-                    "{} changed size before it was stored",
-                    tmp_path.display()
-                )));
-            }
+            let body = mapped_body(&tmp_path, size)?;
             let create = || PutOptions::from(PutMode::Create);
-            match store
-                .put_opts(&location, PutPayload::from(bytes), create())
-                .await
-            {
+            match store.put_opts(&location, body, create()).await {
                 Ok(_) => {}
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     // Content-addressed: the stored object is the same bytes exactly
