@@ -527,6 +527,55 @@ fn until_local_catalog(rt: &tokio::runtime::Runtime, client: &HttpClient, size: 
     }
 }
 
+/// A holder and a frontend of it on one new log, for the tests of what a frontend
+/// answers itself.
+struct LocalReads {
+    sequencer: Server,
+    frontend: Server,
+    holder: HttpClient,
+    front: HttpClient,
+    publisher: Signer,
+    log_key: Verifier,
+}
+
+/// Starts a sequencer in `dir/seq` (with `extra` flags) and a frontend in `dir/front`
+/// whose forwarded reads give up after a second (so that a read forwarded to a paused
+/// holder fails fast, not after 30 s), grants a publisher and publishes `publications`
+/// through the holder.
+fn holder_and_frontend(
+    cluster: &Cluster,
+    dir: &Path,
+    rt: &tokio::runtime::Runtime,
+    extra: &[&str],
+    publications: u64,
+) -> LocalReads {
+    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
+    let seq_data = dir.join("seq");
+    let sequencer = cluster.sequencer_with(&seq_data, 10_000, extra);
+    let admin = read_signer(&seq_data.join("admin.key")).unwrap();
+    let log_key = read_verifier(&seq_data.join("log.vkey")).unwrap();
+    let frontend = cluster.frontend_with(
+        &seq_data,
+        &dir.join("front"),
+        10_000,
+        &["--forward-timeout-ms", "1000"],
+    );
+    let holder = HttpClient::new(&sequencer.url).unwrap();
+    let front = HttpClient::new(&frontend.url).unwrap();
+    load::grant(rt, &holder, &admin, &publisher.verifier(), SCOPE);
+    for n in 0..publications {
+        assert_eq!(load::publish_one(rt, &holder, &publisher, SCOPE, n).0, 201);
+    }
+    LocalReads {
+        sequencer,
+        frontend,
+        holder,
+        front,
+        publisher,
+        log_key,
+    }
+}
+
 #[test]
 fn a_frontend_answers_catalog_reads_from_its_own_projection() {
     let Some(cluster) = Cluster::new("a_frontend_answers_catalog_reads") else {
@@ -534,24 +583,14 @@ fn a_frontend_answers_catalog_reads_from_its_own_projection() {
     };
     let dir = tempdir();
     let rt = common::multi_thread_runtime();
-    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
-    let seq_data = dir.path().join("seq");
-    let mut sequencer = cluster.sequencer(&seq_data, 10_000);
-    let admin = read_signer(&seq_data.join("admin.key")).unwrap();
-    let log_key = read_verifier(&seq_data.join("log.vkey")).unwrap();
-    // A forwarded read to a paused holder fails within a second, not 30.
-    let frontend = cluster.frontend_with(
-        &seq_data,
-        &dir.path().join("front"),
-        10_000,
-        &["--forward-timeout-ms", "1000"],
-    );
-    let holder = HttpClient::new(&sequencer.url).unwrap();
-    let front = HttpClient::new(&frontend.url).unwrap();
-    load::grant(&rt, &holder, &admin, &publisher.verifier(), SCOPE);
-    for n in 0..6 {
-        assert_eq!(load::publish_one(&rt, &holder, &publisher, SCOPE, n).0, 201);
-    }
+    let LocalReads {
+        mut sequencer,
+        frontend: _frontend,
+        holder,
+        front,
+        log_key,
+        ..
+    } = holder_and_frontend(&cluster, dir.path(), &rt, &[], 6);
     let (_, head) = get(&rt, &holder, "/checkpoint");
     let (current, _) = note::open_checkpoint(&head, &log_key).unwrap();
     until_checkpoint(&rt, &front, &head);
@@ -643,24 +682,14 @@ fn a_frontend_answers_state_proofs_and_browser_pages_from_its_projection() {
     };
     let dir = tempdir();
     let rt = common::multi_thread_runtime();
-    let publisher = Signer::generate("front.example/publisher", KeyType::Ed25519).unwrap();
-    let seq_data = dir.path().join("seq");
-    let mut sequencer = cluster.sequencer_with(&seq_data, 10_000, &["--state-commit-every", "1"]);
-    let admin = read_signer(&seq_data.join("admin.key")).unwrap();
-    let log_key = read_verifier(&seq_data.join("log.vkey")).unwrap();
-    // A forwarded read to a paused holder fails within a second, not 30.
-    let frontend = cluster.frontend_with(
-        &seq_data,
-        &dir.path().join("front"),
-        10_000,
-        &["--forward-timeout-ms", "1000"],
-    );
-    let holder = HttpClient::new(&sequencer.url).unwrap();
-    let front = HttpClient::new(&frontend.url).unwrap();
-    load::grant(&rt, &holder, &admin, &publisher.verifier(), SCOPE);
-    for n in 0..4 {
-        assert_eq!(load::publish_one(&rt, &holder, &publisher, SCOPE, n).0, 201);
-    }
+    let LocalReads {
+        mut sequencer,
+        frontend: _frontend,
+        holder,
+        front,
+        publisher,
+        log_key,
+    } = holder_and_frontend(&cluster, dir.path(), &rt, &["--state-commit-every", "1"], 4);
     let key = format!("key={}", query_value(&publisher.verifier().to_vkey()));
     let settled = until_state_settled(&rt, &holder, &key);
     let (_, head) = get(&rt, &holder, "/checkpoint");
